@@ -1,0 +1,26 @@
+//! `sluice-core`: everything the Sluice services share, spelled once.
+//!
+//! - [`settings`]: typed, layered configuration (defaults → `--config` file → legacy variables →
+//!   `SLUICE__SECTION__KEY`), validated at start-up.
+//! - [`keys`]: every Redis key and channel name, under a configurable prefix.
+//! - [`message`]: the validated message types and the envelope that travels through Redis.
+//! - [`stats`]: the stats snapshot, its JSON contract and the one-round-trip Redis read.
+//! - [`connect`]: Redis and PostgreSQL connections built with bounded timeouts.
+//! - [`events`]: the batch event workers publish on `batch_events`.
+//! - [`telemetry`]: the tracing subscriber.
+//! - [`shutdown`]: the process-wide cancellation token fired by SIGINT/SIGTERM.
+//! - [`error`]: the JSON error body every HTTP endpoint answers with.
+
+pub mod connect;
+pub mod error;
+pub mod events;
+pub mod keys;
+pub mod message;
+pub mod settings;
+pub mod shutdown;
+pub mod stats;
+pub mod telemetry;
+
+pub use keys::Keys;
+pub use settings::Settings;
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,632 @@
+//! Typed, layered settings shared by every Sluice process.
+//!
+//! Layers, lowest precedence first:
+//! 1. built-in defaults (the `Default` impls below);
+//! 2. an optional TOML file given with `--config PATH`;
+//! 3. the variables of the Python stack Sluice replaces (`REDIS_URL`, `REDIS_HOST`/`REDIS_PORT`,
+//!    `DATABASE_URL`, `BATCH_SIZE`, `BATCH_TIMEOUT` in seconds), kept as aliases;
+//! 4. `SLUICE__SECTION__KEY` environment variables.
+//!
+//! Loading never reads the process environment behind the caller's back: [`Settings::load`]
+//! takes the variables as an argument so tests can layer settings without touching global state.
+//! Every value is checked once here; a bad one becomes a [`SettingsError`] whose `Display` is the
+//! single line a process prints before it exits non-zero.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Prefix of Sluice's own environment variables (`SLUICE__REDIS__URL`, ...).
+pub const ENV_PREFIX: &str = "SLUICE";
+/// Separator between the prefix, the section and the key in environment variable names.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// A setting that could not be loaded or is out of range.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A value has the right type but is not acceptable.
+    #[error("invalid setting {key} ({env}): {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `worker.batch_max_size`.
+        key: String,
+        /// The environment variable that sets it.
+        env: String,
+        /// Why the value was refused, including the value itself.
+        reason: String,
+    },
+    /// A legacy alias variable holds something that cannot be used.
+    #[error("invalid environment variable {name}: {reason}")]
+    Alias {
+        /// Variable name, e.g. `BATCH_TIMEOUT`.
+        name: &'static str,
+        /// Why the value was refused.
+        reason: String,
+    },
+    /// The configuration file or the layers could not be read or deserialized.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] config::ConfigError),
+    /// The command line could not be understood.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// All settings of a Sluice process. Each service reads the sections it needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where Redis is and how Sluice names its keys there.
+    pub redis: RedisSettings,
+    /// Where PostgreSQL is.
+    pub postgres: PostgresSettings,
+    /// The ingest API.
+    pub ingest: IngestSettings,
+    /// The batching workers.
+    pub worker: WorkerSettings,
+    /// The stats gateway.
+    pub gateway: GatewaySettings,
+    /// Logging.
+    pub telemetry: TelemetrySettings,
+}
+
+/// `[redis]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Connection URL, `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// Prepended to every key and channel name, so tenants and tests can share one Redis.
+    pub key_prefix: String,
+    /// How long one command may take before the caller treats Redis as unavailable.
+    pub response_timeout_ms: u64,
+    /// How long establishing a connection may take.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: String::new(),
+            response_timeout_ms: 1_000,
+            connect_timeout_ms: 1_000,
+        }
+    }
+}
+
+impl RedisSettings {
+    /// [`Self::response_timeout_ms`] as a duration.
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+
+    /// [`Self::connect_timeout_ms`] as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// `[postgres]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// Connection URL, `postgres://user[:password]@host:port/database`.
+    pub url: String,
+    /// Connections in each process's pool.
+    pub pool_size: usize,
+    /// How long establishing a connection may take.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/sluice".into(),
+            pool_size: 8,
+            connect_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// `[ingest]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub http_workers: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            max_body_bytes: 64 * 1024,
+            http_workers: 0,
+        }
+    }
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Stable identity of this worker; its processing list is named after it. Empty means
+    /// `<hostname>-<pid>-<random>`, unique per process.
+    pub id: String,
+    /// A batch is flushed as soon as it holds this many messages.
+    pub batch_max_size: usize,
+    /// A batch is flushed at the latest this long after its first message arrived.
+    pub batch_max_wait_ms: u64,
+    /// How long one blocking wait for the first message of a batch lasts before the worker
+    /// checks for shutdown and refreshes `current_rps`.
+    pub idle_poll_ms: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            batch_max_size: 1_000,
+            batch_max_wait_ms: 5,
+            idle_poll_ms: 1_000,
+        }
+    }
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Address the HTTP/WebSocket server binds.
+    pub listen: SocketAddr,
+    /// Default period of the stats stream, in milliseconds.
+    pub interval_ms: u64,
+    /// Period of the server's WebSocket pings.
+    pub heartbeat_interval_ms: u64,
+    /// A client that has sent nothing (not even a pong) for this long is closed.
+    pub client_timeout_ms: u64,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8001)),
+            interval_ms: 500,
+            heartbeat_interval_ms: 15_000,
+            client_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, one event per line.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `pretty` (default) or `json`. Filtering is by `RUST_LOG`.
+    pub format: LogFormat,
+}
+
+/// Range limits, spelled once so the error messages and the checks agree.
+pub mod limits {
+    /// Smallest and largest `worker.batch_max_size`.
+    pub const BATCH_MAX_SIZE: (usize, usize) = (1, 100_000);
+    /// Smallest and largest `worker.batch_max_wait_ms`.
+    pub const BATCH_MAX_WAIT_MS: (u64, u64) = (0, 60_000);
+    /// Smallest and largest stats interval, for `gateway.interval_ms` and `?interval_ms=`.
+    pub const INTERVAL_MS: (u64, u64) = (100, 60_000);
+}
+
+impl Settings {
+    /// Loads the layers described in the module docs. `env` is the process environment (or a
+    /// test's stand-in for it); `file` is the optional `--config` path.
+    pub fn load<I>(file: Option<&Path>, env: I) -> Result<Self, SettingsError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let env: HashMap<String, String> = env.into_iter().collect();
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(legacy_aliases(&env)?);
+        let own: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator(ENV_SEPARATOR)
+                .separator(ENV_SEPARATOR)
+                .try_parsing(true)
+                .source(Some(own)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads settings for a binary: `--config PATH` from `args` (without the program name) and
+    /// the real process environment.
+    pub fn from_args<A>(args: A) -> Result<Self, SettingsError>
+    where
+        A: IntoIterator<Item = String>,
+    {
+        let file = parse_config_arg(args)?;
+        Self::load(file.as_deref(), std::env::vars())
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        check_url(
+            "redis.url",
+            &self.redis.url,
+            &["redis", "rediss", "redis+unix", "unix"],
+        )?;
+        check_url(
+            "postgres.url",
+            &self.postgres.url,
+            &["postgres", "postgresql"],
+        )?;
+        self.postgres
+            .url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| invalid("postgres.url", format!("{e}: {:?}", self.postgres.url)))?;
+        check_range("redis.response_timeout_ms", self.redis.response_timeout_ms, (1, 60_000))?;
+        check_range("redis.connect_timeout_ms", self.redis.connect_timeout_ms, (1, 60_000))?;
+        check_range("postgres.pool_size", self.postgres.pool_size, (1, 1_000))?;
+        check_range("postgres.connect_timeout_ms", self.postgres.connect_timeout_ms, (1, 60_000))?;
+        check_range("ingest.max_body_bytes", self.ingest.max_body_bytes, (256, 64 << 20))?;
+        check_range("ingest.http_workers", self.ingest.http_workers, (0, 1_024))?;
+        check_range("worker.batch_max_size", self.worker.batch_max_size, limits::BATCH_MAX_SIZE)?;
+        check_range(
+            "worker.batch_max_wait_ms",
+            self.worker.batch_max_wait_ms,
+            limits::BATCH_MAX_WAIT_MS,
+        )?;
+        check_range("worker.idle_poll_ms", self.worker.idle_poll_ms, (10, 60_000))?;
+        if self.worker.id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                "worker.id",
+                format!("must not contain spaces or control characters, got {:?}", self.worker.id),
+            ));
+        }
+        check_range("gateway.interval_ms", self.gateway.interval_ms, limits::INTERVAL_MS)?;
+        check_range(
+            "gateway.heartbeat_interval_ms",
+            self.gateway.heartbeat_interval_ms,
+            (100, 600_000),
+        )?;
+        if self.gateway.client_timeout_ms < self.gateway.heartbeat_interval_ms * 2 {
+            return Err(invalid(
+                "gateway.client_timeout_ms",
+                format!(
+                    "must be at least twice gateway.heartbeat_interval_ms ({}), got {}",
+                    self.gateway.heartbeat_interval_ms, self.gateway.client_timeout_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The environment variable that sets a dotted key: `worker.batch_max_size` →
+/// `SLUICE__WORKER__BATCH_MAX_SIZE`.
+pub fn env_name(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{ENV_SEPARATOR}{}",
+        key.replace('.', ENV_SEPARATOR).to_uppercase()
+    )
+}
+
+fn invalid(key: &str, reason: String) -> SettingsError {
+    SettingsError::Invalid {
+        key: key.into(),
+        env: env_name(key),
+        reason,
+    }
+}
+
+fn check_range<T>(key: &str, value: T, (min, max): (T, T)) -> Result<(), SettingsError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    if value < min || value > max {
+        return Err(invalid(
+            key,
+            format!("must be between {min} and {max}, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), SettingsError> {
+    let scheme = value.split_once("://").map(|(s, _)| s);
+    match scheme {
+        Some(s) if schemes.contains(&s) => Ok(()),
+        _ => Err(invalid(
+            key,
+            format!(
+                "must be a URL starting with {}, got {value:?}",
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        )),
+    }
+}
+
+/// Turns the Python stack's variables into a configuration layer that sits below `SLUICE__…`.
+fn legacy_aliases(env: &HashMap<String, String>) -> Result<config::Config, SettingsError> {
+    let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let mut layer = config::Config::builder();
+    if let Some(url) = get("REDIS_URL") {
+        layer = layer.set_override("redis.url", url)?;
+    } else if get("REDIS_HOST").is_some() || get("REDIS_PORT").is_some() {
+        let host = get("REDIS_HOST").unwrap_or("127.0.0.1");
+        let port = get("REDIS_PORT").unwrap_or("6379");
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(SettingsError::Alias {
+                name: "REDIS_PORT",
+                reason: format!("must be a TCP port between 1 and 65535, got {port:?}"),
+            });
+        }
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        layer = layer.set_override("redis.url", format!("redis://{host}:{port}"))?;
+    }
+    if let Some(url) = get("DATABASE_URL") {
+        layer = layer.set_override("postgres.url", url)?;
+    }
+    if let Some(size) = get("BATCH_SIZE") {
+        let size: u64 = size.parse().map_err(|_| SettingsError::Alias {
+            name: "BATCH_SIZE",
+            reason: format!("must be a whole number of messages, got {size:?}"),
+        })?;
+        layer = layer.set_override("worker.batch_max_size", size)?;
+    }
+    if let Some(secs) = get("BATCH_TIMEOUT") {
+        let ms = secs
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 3_600.0)
+            .map(|s| (s * 1_000.0).round() as u64)
+            .ok_or_else(|| SettingsError::Alias {
+                name: "BATCH_TIMEOUT",
+                reason: format!("must be a number of seconds between 0 and 3600, got {secs:?}"),
+            })?;
+        layer = layer.set_override("worker.batch_max_wait_ms", ms)?;
+    }
+    Ok(layer.build()?)
+}
+
+/// Reads `--config PATH` (or `--config=PATH`) from the arguments after the program name.
+/// `--help` and unknown arguments are usage errors whose text says what is accepted.
+pub fn parse_config_arg<A>(args: A) -> Result<Option<PathBuf>, SettingsError>
+where
+    A: IntoIterator<Item = String>,
+{
+    const USAGE: &str = "usage: [--config PATH]; every setting can also be given as \
+                         SLUICE__SECTION__KEY (see README, Configuration)";
+    let mut args = args.into_iter();
+    let mut file = None;
+    while let Some(arg) = args.next() {
+        if arg == "--config" {
+            let path = args
+                .next()
+                .ok_or_else(|| SettingsError::Usage(format!("--config needs a path; {USAGE}")))?;
+            file = Some(PathBuf::from(path));
+        } else if let Some(path) = arg.strip_prefix("--config=") {
+            file = Some(PathBuf::from(path));
+        } else {
+            return Err(SettingsError::Usage(format!(
+                "unexpected argument {arg:?}; {USAGE}"
+            )));
+        }
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load(None, env(pairs))
+    }
+
+    #[test]
+    fn defaults_match_the_documented_contract() {
+        let s = load(&[]).expect("defaults are valid");
+        assert_eq!(s.redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(s.redis.key_prefix, "");
+        assert_eq!(s.postgres.url, "postgres://postgres@127.0.0.1:5432/sluice");
+        assert_eq!(s.ingest.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.gateway.listen.to_string(), "127.0.0.1:8001");
+        assert_eq!(s.gateway.interval_ms, 500);
+        assert_eq!(s.ingest.max_body_bytes, 65_536);
+    }
+
+    #[test]
+    fn sluice_variables_set_nested_keys() {
+        let s = load(&[
+            ("SLUICE__REDIS__KEY_PREFIX", "tenant-a:"),
+            ("SLUICE__WORKER__BATCH_MAX_SIZE", "250"),
+            ("SLUICE__WORKER__BATCH_MAX_WAIT_MS", "40"),
+            ("SLUICE__GATEWAY__LISTEN", "0.0.0.0:9001"),
+            ("SLUICE__TELEMETRY__FORMAT", "json"),
+        ])
+        .expect("valid");
+        assert_eq!(s.redis.key_prefix, "tenant-a:");
+        assert_eq!(s.worker.batch_max_size, 250);
+        assert_eq!(s.worker.batch_max_wait_ms, 40);
+        assert_eq!(s.gateway.listen.to_string(), "0.0.0.0:9001");
+        assert_eq!(s.telemetry.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn numeric_looking_prefix_stays_a_string() {
+        let s = load(&[("SLUICE__REDIS__KEY_PREFIX", "42")]).expect("valid");
+        assert_eq!(s.redis.key_prefix, "42");
+    }
+
+    #[test]
+    fn legacy_aliases_apply() {
+        let s = load(&[
+            ("REDIS_URL", "redis://10.0.0.5:6380/2"),
+            ("DATABASE_URL", "postgres://app@db:5432/chat"),
+            ("BATCH_SIZE", "300"),
+            ("BATCH_TIMEOUT", "0.25"),
+        ])
+        .expect("valid");
+        assert_eq!(s.redis.url, "redis://10.0.0.5:6380/2");
+        assert_eq!(s.postgres.url, "postgres://app@db:5432/chat");
+        assert_eq!(s.worker.batch_max_size, 300);
+        assert_eq!(s.worker.batch_max_wait_ms, 250);
+    }
+
+    #[test]
+    fn redis_host_and_port_build_a_url() {
+        let s = load(&[("REDIS_HOST", "cache"), ("REDIS_PORT", "6390")]).expect("valid");
+        assert_eq!(s.redis.url, "redis://cache:6390");
+        let s = load(&[("REDIS_PORT", "6390")]).expect("valid");
+        assert_eq!(s.redis.url, "redis://127.0.0.1:6390");
+        let s = load(&[("REDIS_HOST", "::1")]).expect("valid");
+        assert_eq!(s.redis.url, "redis://[::1]:6379");
+    }
+
+    #[test]
+    fn redis_url_beats_host_and_port() {
+        let s = load(&[("REDIS_URL", "redis://a:1"), ("REDIS_HOST", "b")]).expect("valid");
+        assert_eq!(s.redis.url, "redis://a:1");
+    }
+
+    #[test]
+    fn sluice_variables_beat_aliases() {
+        let s = load(&[
+            ("REDIS_URL", "redis://old:6379"),
+            ("SLUICE__REDIS__URL", "redis://new:6379"),
+            ("BATCH_SIZE", "10"),
+            ("SLUICE__WORKER__BATCH_MAX_SIZE", "20"),
+        ])
+        .expect("valid");
+        assert_eq!(s.redis.url, "redis://new:6379");
+        assert_eq!(s.worker.batch_max_size, 20);
+    }
+
+    #[test]
+    fn file_layer_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("sluice-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("sluice.toml");
+        std::fs::write(
+            &path,
+            "[worker]\nbatch_max_size = 77\nbatch_max_wait_ms = 9\n[redis]\nkey_prefix = \"f:\"\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&path), env(&[("SLUICE__WORKER__BATCH_MAX_SIZE", "88")]))
+            .expect("valid");
+        assert_eq!(s.worker.batch_max_size, 88, "environment wins over the file");
+        assert_eq!(s.worker.batch_max_wait_ms, 9, "file wins over defaults");
+        assert_eq!(s.redis.key_prefix, "f:");
+        // Aliases are environment too: they beat the file.
+        let s = Settings::load(Some(&path), env(&[("BATCH_SIZE", "5")])).expect("valid");
+        assert_eq!(s.worker.batch_max_size, 5);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Settings::load(Some(Path::new("/nonexistent/sluice.toml")), env(&[]))
+            .expect_err("must fail");
+        assert!(err.to_string().contains("sluice.toml"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_setting_and_variable() {
+        let err = load(&[("SLUICE__WORKER__BATCH_MAX_SIZE", "0")]).expect_err("must fail");
+        let line = err.to_string();
+        assert!(line.contains("worker.batch_max_size"), "{line}");
+        assert!(line.contains("SLUICE__WORKER__BATCH_MAX_SIZE"), "{line}");
+        assert!(line.contains("got 0"), "{line}");
+        assert!(!line.contains('\n'));
+
+        let err = load(&[("SLUICE__GATEWAY__INTERVAL_MS", "5")]).expect_err("must fail");
+        assert!(err.to_string().contains("gateway.interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_keys_are_errors() {
+        let err = load(&[("SLUICE__WORKER__BATCH_MAX_SIZE", "lots")]).expect_err("must fail");
+        assert!(err.to_string().contains("batch_max_size"), "{err}");
+        let err = load(&[("SLUICE__WORKER__BATCH_MAXSIZE", "5")]).expect_err("must fail");
+        assert!(err.to_string().contains("batch_maxsize"), "{err}");
+        let err = load(&[("SLUICE__INGEST__LISTEN", "localhost")]).expect_err("must fail");
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn bad_urls_are_errors() {
+        let err = load(&[("SLUICE__REDIS__URL", "127.0.0.1:6379")]).expect_err("must fail");
+        assert!(err.to_string().contains("redis.url"), "{err}");
+        let err = load(&[("DATABASE_URL", "mysql://x")]).expect_err("must fail");
+        assert!(err.to_string().contains("postgres.url"), "{err}");
+    }
+
+    #[test]
+    fn bad_aliases_name_the_variable() {
+        let err = load(&[("BATCH_TIMEOUT", "soon")]).expect_err("must fail");
+        assert!(err.to_string().contains("BATCH_TIMEOUT"), "{err}");
+        let err = load(&[("BATCH_SIZE", "-3")]).expect_err("must fail");
+        assert!(err.to_string().contains("BATCH_SIZE"), "{err}");
+        let err = load(&[("REDIS_PORT", "99999")]).expect_err("must fail");
+        assert!(err.to_string().contains("REDIS_PORT"), "{err}");
+    }
+
+    #[test]
+    fn config_argument_parsing() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(parse_config_arg(args(&[])).expect("ok"), None);
+        assert_eq!(
+            parse_config_arg(args(&["--config", "a.toml"])).expect("ok"),
+            Some(PathBuf::from("a.toml"))
+        );
+        assert_eq!(
+            parse_config_arg(args(&["--config=b.toml"])).expect("ok"),
+            Some(PathBuf::from("b.toml"))
+        );
+        assert!(parse_config_arg(args(&["--config"])).is_err());
+        assert!(parse_config_arg(args(&["--verbose"])).is_err());
+    }
+}
