@@ -108,6 +108,9 @@ mod tests {
 
     #[test]
     fn pattern_escapes_glob_characters_in_the_prefix() {
-        assert_eq!(Keys::new("a*[b]:").processing_pattern(), r"a\*\[b\]:processing:*");
+        assert_eq!(
+            Keys::new("a*[b]:").processing_pattern(),
+            r"a\*\[b\]:processing:*"
+        );
     }
 }

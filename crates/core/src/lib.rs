@@ -6,6 +6,7 @@
 //! - [`message`]: the validated message types and the envelope that travels through Redis.
 //! - [`stats`]: the stats snapshot, its JSON contract and the one-round-trip Redis read.
 //! - [`connect`]: Redis and PostgreSQL connections built with bounded timeouts.
+//! - [`schema`]: the PostgreSQL schema and its concurrency-safe versioned migrations.
 //! - [`events`]: the batch event workers publish on `batch_events`.
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`shutdown`]: the process-wide cancellation token fired by SIGINT/SIGTERM.
@@ -16,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod keys;
 pub mod message;
+pub mod schema;
 pub mod settings;
 pub mod shutdown;
 pub mod stats;

@@ -376,12 +376,22 @@ mod tests {
 
     #[test]
     fn ids_must_be_positive_i64_integers() {
-        for bad in [json!(-1), json!(1.5), json!(1e3), json!("7"), json!(true), json!([1])] {
+        for bad in [
+            json!(-1),
+            json!(1.5),
+            json!(1e3),
+            json!("7"),
+            json!(true),
+            json!([1]),
+        ] {
             let f = invalid_fields(json!({"user_id": bad, "channel_id": 1, "content": "x"}));
             assert!(f.contains_key("user_id"), "{bad}: {f:?}");
         }
         let body = br#"{"user_id": 9223372036854775808, "channel_id": 1, "content": "x"}"#;
-        assert!(matches!(NewMessage::from_json(body), Err(MessageError::Invalid(_))));
+        assert!(matches!(
+            NewMessage::from_json(body),
+            Err(MessageError::Invalid(_))
+        ));
         let body = br#"{"user_id": 9223372036854775807, "channel_id": 1, "content": "x"}"#;
         assert!(NewMessage::from_json(body).is_ok());
         let f = invalid_fields(json!({"user_id": null, "channel_id": 1, "content": "x"}));
@@ -398,8 +408,14 @@ mod tests {
             NewMessage::from_json(b"\xff\xfe"),
             Err(MessageError::Malformed(_))
         ));
-        assert!(matches!(NewMessage::from_json(b"[1,2]"), Err(MessageError::Invalid(_))));
-        assert!(matches!(NewMessage::from_json(b"\"hi\""), Err(MessageError::Invalid(_))));
+        assert!(matches!(
+            NewMessage::from_json(b"[1,2]"),
+            Err(MessageError::Invalid(_))
+        ));
+        assert!(matches!(
+            NewMessage::from_json(b"\"hi\""),
+            Err(MessageError::Invalid(_))
+        ));
         let dup = br#"{"user_id": 1, "user_id": 2, "channel_id": 1, "content": "x"}"#;
         match NewMessage::from_json(dup) {
             Err(MessageError::Invalid(f)) => assert!(f["body"].contains("duplicate"), "{f:?}"),

@@ -291,26 +291,62 @@ impl Settings {
             .url
             .parse::<tokio_postgres::Config>()
             .map_err(|e| invalid("postgres.url", format!("{e}: {:?}", self.postgres.url)))?;
-        check_range("redis.response_timeout_ms", self.redis.response_timeout_ms, (1, 60_000))?;
-        check_range("redis.connect_timeout_ms", self.redis.connect_timeout_ms, (1, 60_000))?;
+        check_range(
+            "redis.response_timeout_ms",
+            self.redis.response_timeout_ms,
+            (1, 60_000),
+        )?;
+        check_range(
+            "redis.connect_timeout_ms",
+            self.redis.connect_timeout_ms,
+            (1, 60_000),
+        )?;
         check_range("postgres.pool_size", self.postgres.pool_size, (1, 1_000))?;
-        check_range("postgres.connect_timeout_ms", self.postgres.connect_timeout_ms, (1, 60_000))?;
-        check_range("ingest.max_body_bytes", self.ingest.max_body_bytes, (256, 64 << 20))?;
+        check_range(
+            "postgres.connect_timeout_ms",
+            self.postgres.connect_timeout_ms,
+            (1, 60_000),
+        )?;
+        check_range(
+            "ingest.max_body_bytes",
+            self.ingest.max_body_bytes,
+            (256, 64 << 20),
+        )?;
         check_range("ingest.http_workers", self.ingest.http_workers, (0, 1_024))?;
-        check_range("worker.batch_max_size", self.worker.batch_max_size, limits::BATCH_MAX_SIZE)?;
+        check_range(
+            "worker.batch_max_size",
+            self.worker.batch_max_size,
+            limits::BATCH_MAX_SIZE,
+        )?;
         check_range(
             "worker.batch_max_wait_ms",
             self.worker.batch_max_wait_ms,
             limits::BATCH_MAX_WAIT_MS,
         )?;
-        check_range("worker.idle_poll_ms", self.worker.idle_poll_ms, (10, 60_000))?;
-        if self.worker.id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        check_range(
+            "worker.idle_poll_ms",
+            self.worker.idle_poll_ms,
+            (10, 60_000),
+        )?;
+        if self
+            .worker
+            .id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid(
                 "worker.id",
-                format!("must not contain spaces or control characters, got {:?}", self.worker.id),
+                format!(
+                    "must not contain spaces or control characters, got {:?}",
+                    self.worker.id
+                ),
             ));
         }
-        check_range("gateway.interval_ms", self.gateway.interval_ms, limits::INTERVAL_MS)?;
+        check_range(
+            "gateway.interval_ms",
+            self.gateway.interval_ms,
+            limits::INTERVAL_MS,
+        )?;
         check_range(
             "gateway.heartbeat_interval_ms",
             self.gateway.heartbeat_interval_ms,
@@ -555,9 +591,15 @@ mod tests {
             "[worker]\nbatch_max_size = 77\nbatch_max_wait_ms = 9\n[redis]\nkey_prefix = \"f:\"\n",
         )
         .expect("write");
-        let s = Settings::load(Some(&path), env(&[("SLUICE__WORKER__BATCH_MAX_SIZE", "88")]))
-            .expect("valid");
-        assert_eq!(s.worker.batch_max_size, 88, "environment wins over the file");
+        let s = Settings::load(
+            Some(&path),
+            env(&[("SLUICE__WORKER__BATCH_MAX_SIZE", "88")]),
+        )
+        .expect("valid");
+        assert_eq!(
+            s.worker.batch_max_size, 88,
+            "environment wins over the file"
+        );
         assert_eq!(s.worker.batch_max_wait_ms, 9, "file wins over defaults");
         assert_eq!(s.redis.key_prefix, "f:");
         // Aliases are environment too: they beat the file.

@@ -64,13 +64,23 @@ impl StatsReader {
             .invoke_async(conn)
             .await?;
         let current_rps = rps.parse().unwrap_or(0.0);
-        Ok(Stats::new(total_messages, total_batches, queue_length, current_rps))
+        Ok(Stats::new(
+            total_messages,
+            total_batches,
+            queue_length,
+            current_rps,
+        ))
     }
 }
 
 impl Stats {
     /// A snapshot stamped with the current time; derived fields are computed here.
-    pub fn new(total_messages: u64, total_batches: u64, queue_length: u64, current_rps: f64) -> Self {
+    pub fn new(
+        total_messages: u64,
+        total_batches: u64,
+        queue_length: u64,
+        current_rps: f64,
+    ) -> Self {
         let avg_batch_size = if total_batches == 0 {
             0.0
         } else {

@@ -6,7 +6,8 @@ use tracing_subscriber::EnvFilter;
 use crate::settings::{LogFormat, TelemetrySettings};
 
 /// Filter used when `RUST_LOG` is unset: our own crates at `info`, everything else at `warn`.
-pub const DEFAULT_FILTER: &str = "warn,sluice_core=info,sluice_ingest=info,sluice_worker=info,sluice_gateway=info";
+pub const DEFAULT_FILTER: &str =
+    "warn,sluice_core=info,sluice_ingest=info,sluice_worker=info,sluice_gateway=info";
 
 /// Installs the global subscriber. Call once, first thing in `main`; a second call is a no-op.
 pub fn init(settings: &TelemetrySettings) {

@@ -1,1 +1,118 @@
-//! x
+//! `sluice-ingest`: the HTTP API that validates chat messages and queues them on Redis.
+//!
+//! - [`Application`]: builds the server from [`Settings`], binds its listener (port 0 in tests),
+//!   and runs until the shutdown token fires, draining in-flight requests.
+//! - [`routes`]: the handlers (`POST /messages`, `GET /messages`, `/health`, `/ready`).
+//! - [`body`]: content-type and size checks before any parsing.
+//! - [`queue`]: the Redis side (`LPUSH pending_messages`).
+//! - [`error`]: every failure with its status code and stable `code`.
+
+pub mod body;
+pub mod error;
+pub mod queue;
+pub mod routes;
+pub mod state;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use sluice_core::{CancellationToken, Keys, Settings, connect};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long a graceful shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A bound, not yet running, ingest server.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Binds `settings.ingest.listen` and prepares the server. Redis and PostgreSQL are
+    /// connected lazily, so this succeeds while they are down (requests then get 503).
+    pub fn build(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.ingest.listen)
+            .with_context(|| format!("cannot listen on {}", settings.ingest.listen))?;
+        let port = listener.local_addr()?.port();
+        let pool = connect::postgres_pool(&settings.postgres)?;
+        let keys = Keys::new(&settings.redis.key_prefix);
+        let redis_settings = settings.redis.clone();
+        // Fail now, not in each worker thread, if the URL is unusable.
+        connect::redis_manager(&redis_settings).context("invalid redis.url")?;
+        let max_body_bytes = settings.ingest.max_body_bytes;
+        let server = HttpServer::new(move || {
+            let redis = connect::redis_manager(&redis_settings)
+                .expect("redis.url was validated when the server was built");
+            let state = AppState {
+                redis,
+                keys: keys.clone(),
+                pool: pool.clone(),
+                max_body_bytes,
+                redis_timeout: redis_settings.response_timeout(),
+            };
+            App::new()
+                .app_data(web::Data::new(state))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    ApiError::InvalidQuery([("query".to_owned(), err.to_string())].into()).into()
+                }))
+                .configure(routes_config)
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+        let server = match settings.ingest.http_workers {
+            0 => server,
+            n => server.workers(n),
+        }
+        .run();
+        Ok(Self {
+            port,
+            server,
+            shutdown,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the shutdown token fires, then stops accepting connections and lets
+    /// in-flight requests finish (at most [`SHUTDOWN_GRACE`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+/// Registers every route; shared by the server and by tests that build an `App` directly.
+pub fn routes_config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/messages")
+            .route(web::post().to(routes::messages::post_message))
+            .route(web::get().to(routes::messages::list_messages))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        web::resource("/health")
+            .route(web::get().to(routes::health::health))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        web::resource("/ready")
+            .route(web::get().to(routes::health::ready))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .default_service(web::to(routes::not_found));
+}

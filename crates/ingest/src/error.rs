@@ -1,0 +1,113 @@
+//! Every way an ingest request can fail, each with its HTTP status and stable `code`.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use sluice_core::error::ErrorBody;
+use sluice_core::message::MessageError;
+
+/// An error answered to the client as `{"error": {"code", "message", "fields"}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// The body could not be read (broken chunked encoding, client went away).
+    #[error("request body could not be read: {0}")]
+    UnreadableBody(String),
+    /// The body is larger than `ingest.max_body_bytes`.
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The `Content-Type` is missing or not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// JSON, but not an acceptable message.
+    #[error("{message}")]
+    Validation {
+        /// Summary.
+        message: String,
+        /// Reason per field.
+        fields: BTreeMap<String, String>,
+    },
+    /// A query parameter is not acceptable.
+    #[error("invalid query parameters")]
+    InvalidQuery(BTreeMap<String, String>),
+    /// Redis did not confirm in time; nothing was queued.
+    #[error("the message queue (Redis) is unavailable; nothing was queued, retry later")]
+    RedisUnavailable,
+    /// PostgreSQL could not answer.
+    #[error("the message store (PostgreSQL) is unavailable; retry later")]
+    PostgresUnavailable,
+    /// No such route.
+    #[error("no such endpoint")]
+    NotFound,
+    /// The route exists, the method does not.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+}
+
+impl ApiError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedJson(_) => "malformed_json",
+            Self::UnreadableBody(_) => "unreadable_body",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Validation { .. } => "validation_failed",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::RedisUnavailable => "redis_unavailable",
+            Self::PostgresUnavailable => "postgres_unavailable",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+}
+
+impl From<MessageError> for ApiError {
+    fn from(e: MessageError) -> Self {
+        match e {
+            MessageError::Malformed(reason) => Self::MalformedJson(reason),
+            MessageError::Invalid(fields) => Self::Validation {
+                message: MessageError::Invalid(fields.clone()).to_string(),
+                fields,
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) | Self::UnreadableBody(_) | Self::InvalidQuery(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RedisUnavailable | Self::PostgresUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let fields = match self {
+            Self::Validation { fields, .. } | Self::InvalidQuery(fields) => fields.clone(),
+            _ => BTreeMap::new(),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(ErrorBody::with_fields(
+            self.code(),
+            self.to_string(),
+            fields,
+        ))
+    }
+}

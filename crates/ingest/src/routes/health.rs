@@ -1,0 +1,97 @@
+//! `GET /health` (liveness) and `GET /ready` (readiness).
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::queue;
+use crate::state::AppState;
+
+/// State of one dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dependency {
+    /// Answered in time.
+    Up,
+    /// Failed or did not answer in time.
+    Down,
+}
+
+/// `GET /health` body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `"ok"`: the process is alive and serving.
+    pub status: String,
+    /// Whether Redis answered.
+    pub redis: Dependency,
+    /// `LLEN pending_messages`, `null` when Redis did not answer.
+    pub queue_length: Option<u64>,
+}
+
+/// `GET /ready` body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Readiness {
+    /// `"ready"` or `"not_ready"`.
+    pub status: String,
+    /// Whether Redis answered `PING`.
+    pub redis: Dependency,
+    /// Whether PostgreSQL answered `SELECT 1`.
+    pub postgres: Dependency,
+}
+
+/// Liveness: always 200 while the process serves, with the queue length when Redis answers.
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let mut redis = state.redis.clone();
+    let queue_length = queue::length(
+        &mut redis,
+        &state.keys.pending_messages,
+        state.redis_timeout,
+    )
+    .await;
+    HttpResponse::Ok().json(Health {
+        status: "ok".into(),
+        redis: if queue_length.is_some() {
+            Dependency::Up
+        } else {
+            Dependency::Down
+        },
+        queue_length,
+    })
+}
+
+/// Readiness: 200 only when both Redis and PostgreSQL answer; 503 naming the one that is down.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let (redis, postgres) = tokio::join!(redis_up(&state), postgres_up(&state));
+    let ready = redis == Dependency::Up && postgres == Dependency::Up;
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" }.into(),
+        redis,
+        postgres,
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn redis_up(state: &AppState) -> Dependency {
+    let mut redis = state.redis.clone();
+    let ping = redis::cmd("PING");
+    match tokio::time::timeout(state.redis_timeout, ping.query_async::<String>(&mut redis)).await {
+        Ok(Ok(_)) => Dependency::Up,
+        _ => Dependency::Down,
+    }
+}
+
+async fn postgres_up(state: &AppState) -> Dependency {
+    let check = async {
+        let client = state.pool.get().await.ok()?;
+        client.simple_query("SELECT 1").await.ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Some(_)) => Dependency::Up,
+        _ => Dependency::Down,
+    }
+}

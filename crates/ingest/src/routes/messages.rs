@@ -1,0 +1,269 @@
+//! `POST /messages` and `GET /messages`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sluice_core::message::{ChannelId, Envelope, NewMessage, UserId};
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::body;
+use crate::error::ApiError;
+use crate::queue;
+use crate::state::AppState;
+
+/// Answer to an accepted message.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Queued {
+    /// The id the message will have in PostgreSQL.
+    pub message_id: Uuid,
+    /// Always `"queued"`.
+    pub status: String,
+    /// When the message was accepted; also its `created_at`.
+    pub queued_at: String,
+}
+
+/// `POST /messages`: validate, stamp, LPUSH, and answer 202 once Redis confirmed the push.
+#[tracing::instrument(name = "post_message", skip_all, fields(message_id))]
+pub async fn post_message(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    body::require_json(req.headers())?;
+    let bytes = body::read_limited(req.headers(), payload, state.max_body_bytes).await?;
+    let envelope = Envelope::new(NewMessage::from_json(&bytes)?);
+    tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
+    let mut redis = state.redis.clone();
+    queue::push(
+        &mut redis,
+        &state.keys.pending_messages,
+        std::slice::from_ref(&envelope),
+        state.redis_timeout,
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().json(Queued {
+        message_id: envelope.id,
+        status: "queued".into(),
+        queued_at: envelope
+            .created_at
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
+    }))
+}
+
+/// Largest `limit` of `GET /messages`.
+pub const LIST_MAX_LIMIT: i64 = 500;
+/// `limit` of `GET /messages` when none is given.
+pub const LIST_DEFAULT_LIMIT: i64 = 50;
+
+/// Raw query string of `GET /messages`; every value is parsed by [`ListQuery::parse`] so a bad
+/// one gets a precise error instead of actix's generic one.
+#[derive(Debug, Deserialize)]
+pub struct RawListQuery {
+    limit: Option<String>,
+    channel_id: Option<String>,
+    user_id: Option<String>,
+    before: Option<String>,
+}
+
+/// Validated `GET /messages` parameters.
+#[derive(Debug, PartialEq)]
+pub struct ListQuery {
+    limit: i64,
+    channel_id: Option<ChannelId>,
+    user_id: Option<UserId>,
+    before: Option<Uuid>,
+}
+
+impl ListQuery {
+    fn parse(raw: RawListQuery) -> Result<Self, ApiError> {
+        let mut errors = BTreeMap::new();
+        let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let limit = match given(raw.limit) {
+            None => LIST_DEFAULT_LIMIT,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if (1..=LIST_MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    errors.insert(
+                        "limit".into(),
+                        format!("must be an integer between 1 and {LIST_MAX_LIMIT}, got {v:?}"),
+                    );
+                    0
+                }
+            },
+        };
+        let mut id = |name: &str, v: Option<String>| {
+            let v = given(v)?;
+            match v.trim().parse::<i64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    errors.insert(
+                        name.into(),
+                        format!("must be an integer between 1 and {}, got {v:?}", i64::MAX),
+                    );
+                    None
+                }
+            }
+        };
+        let channel_id = id("channel_id", raw.channel_id).and_then(|n| ChannelId::try_from(n).ok());
+        let user_id = id("user_id", raw.user_id).and_then(|n| UserId::try_from(n).ok());
+        let before = match given(raw.before) {
+            None => None,
+            Some(v) => match Uuid::parse_str(v.trim()) {
+                Ok(u) => Some(u),
+                Err(_) => {
+                    errors.insert(
+                        "before".into(),
+                        format!("must be a message id (UUID), got {v:?}"),
+                    );
+                    None
+                }
+            },
+        };
+        if errors.is_empty() {
+            Ok(Self {
+                limit,
+                channel_id,
+                user_id,
+                before,
+            })
+        } else {
+            Err(ApiError::InvalidQuery(errors))
+        }
+    }
+}
+
+/// One persisted message.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Message id.
+    pub id: Uuid,
+    /// Author.
+    pub user_id: i64,
+    /// Channel.
+    pub channel_id: i64,
+    /// Text.
+    pub content: String,
+    /// When the ingest API accepted it.
+    pub created_at: DateTime<Utc>,
+    /// When a worker committed it.
+    pub inserted_at: DateTime<Utc>,
+}
+
+/// A page of `GET /messages`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MessagePage {
+    /// Newest first.
+    pub messages: Vec<StoredMessage>,
+    /// Pass as `before` to get the next (older) page; `null` on the last page.
+    pub next_before: Option<Uuid>,
+}
+
+/// `GET /messages`: persisted messages, newest first, keyset-paginated by id (UUIDv7 ids are
+/// ordered by creation time).
+#[tracing::instrument(name = "list_messages", skip_all)]
+pub async fn list_messages(
+    query: web::Query<RawListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = ListQuery::parse(query.into_inner())?;
+    let page = fetch_page(&state, &query).await.map_err(|e| {
+        tracing::warn!(error = %e, "listing messages failed");
+        ApiError::PostgresUnavailable
+    })?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[tracing::instrument(name = "postgres.list_messages", skip_all, err(level = "warn"))]
+async fn fetch_page(state: &AppState, query: &ListQuery) -> anyhow::Result<MessagePage> {
+    let channel = query.channel_id.map(i64::from);
+    let user = query.user_id.map(i64::from);
+    let mut conditions = Vec::new();
+    let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    if let Some(channel) = &channel {
+        params.push(channel);
+        conditions.push(format!("channel_id = ${}", params.len()));
+    }
+    if let Some(user) = &user {
+        params.push(user);
+        conditions.push(format!("user_id = ${}", params.len()));
+    }
+    if let Some(before) = &query.before {
+        params.push(before);
+        conditions.push(format!("id < ${}", params.len()));
+    }
+    params.push(&query.limit);
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT id, user_id, channel_id, content, created_at, inserted_at FROM messages \
+         {filter} ORDER BY id DESC LIMIT ${}",
+        params.len()
+    );
+    let client = state.pool.get().await?;
+    let statement = client.prepare_cached(&sql).await?;
+    let rows = client.query(&statement, &params).await?;
+    let messages: Vec<StoredMessage> = rows
+        .iter()
+        .map(|row| {
+            Ok(StoredMessage {
+                id: row.try_get(0)?,
+                user_id: row.try_get(1)?,
+                channel_id: row.try_get(2)?,
+                content: row.try_get(3)?,
+                created_at: row.try_get(4)?,
+                inserted_at: row.try_get(5)?,
+            })
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    let next_before = if messages.len() as i64 == query.limit {
+        messages.last().map(|m| m.id)
+    } else {
+        None
+    };
+    Ok(MessagePage {
+        messages,
+        next_before,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(limit: &str, channel: &str, user: &str, before: &str) -> RawListQuery {
+        let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        RawListQuery {
+            limit: opt(limit),
+            channel_id: opt(channel),
+            user_id: opt(user),
+            before: opt(before),
+        }
+    }
+
+    #[test]
+    fn empty_parameters_mean_absent() {
+        let q = ListQuery::parse(raw("", "", "", "")).expect("valid");
+        assert_eq!(q.limit, LIST_DEFAULT_LIMIT);
+        assert_eq!(q.channel_id, None);
+        assert_eq!(q.before, None);
+    }
+
+    #[test]
+    fn every_bad_parameter_is_reported() {
+        match ListQuery::parse(raw("501", "0", "x", "nope")) {
+            Err(ApiError::InvalidQuery(f)) => {
+                assert_eq!(
+                    f.keys().collect::<Vec<_>>(),
+                    ["before", "channel_id", "limit", "user_id"]
+                );
+            }
+            other => panic!("expected InvalidQuery, got {other:?}"),
+        }
+    }
+}

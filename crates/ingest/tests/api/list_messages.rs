@@ -1,0 +1,114 @@
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, assert_error, spawn_app};
+
+/// Inserts `n` rows spread over channels 1..=3 and users 1..=2; returns their ids oldest first.
+async fn seed(app: &TestApp, n: usize) -> Vec<Uuid> {
+    let client = app.db.client().await.expect("client");
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = Uuid::now_v7();
+        let channel = (i % 3 + 1) as i64;
+        let user = (i % 2 + 1) as i64;
+        client
+            .execute(
+                "INSERT INTO messages (id, user_id, channel_id, content, created_at) \
+                 VALUES ($1, $2, $3, $4, now())",
+                &[&id, &user, &channel, &format!("m{i}")],
+            )
+            .await
+            .expect("insert");
+        ids.push(id);
+    }
+    ids
+}
+
+async fn get(app: &TestApp, query: &str) -> Value {
+    let r = app
+        .http
+        .get(app.url(&format!("/messages?{query}")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().await.expect("json")
+}
+
+fn ids(page: &Value) -> Vec<Uuid> {
+    page["messages"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").parse().expect("uuid"))
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_walk_every_row_newest_first() {
+    let app = spawn_app().await;
+    let seeded = seed(&app, 23).await;
+    let mut walked = Vec::new();
+    let mut query = "limit=10".to_owned();
+    loop {
+        let page = get(&app, &query).await;
+        walked.extend(ids(&page));
+        match page["next_before"].as_str() {
+            Some(cursor) => query = format!("limit=10&before={cursor}"),
+            None => break,
+        }
+    }
+    let mut newest_first = seeded.clone();
+    newest_first.reverse();
+    assert_eq!(walked, newest_first);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn filters_by_channel_and_user() {
+    let app = spawn_app().await;
+    seed(&app, 12).await;
+    let page = get(&app, "channel_id=2&user_id=").await;
+    let messages = page["messages"].as_array().expect("array");
+    assert_eq!(messages.len(), 4);
+    assert!(messages.iter().all(|m| m["channel_id"] == 2));
+    let page = get(&app, "channel_id=1&user_id=1").await;
+    let messages = page["messages"].as_array().expect("array");
+    assert_eq!(messages.len(), 2, "i ≡ 0 mod 6");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["channel_id"] == 1 && m["user_id"] == 1)
+    );
+    let first = &messages[0];
+    for field in [
+        "id",
+        "user_id",
+        "channel_id",
+        "content",
+        "created_at",
+        "inserted_at",
+    ] {
+        assert!(!first[field].is_null(), "{field} in {first}");
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_query_parameters_get_400_naming_each() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .get(app.url("/messages?limit=501&channel_id=-1&before=yesterday"))
+        .send()
+        .await
+        .expect("sent");
+    let body = assert_error(r, 400, "invalid_query").await;
+    let fields = body["error"]["fields"].as_object().expect("fields");
+    assert!(
+        fields.contains_key("limit")
+            && fields.contains_key("channel_id")
+            && fields.contains_key("before")
+    );
+    app.cleanup().await;
+}
