@@ -1,4 +1,5 @@
-//! The event a worker publishes on `batch_events` after each committed batch.
+//! What workers write about batches: the event published on `batch_events` after each commit,
+//! and the `dead_messages` entry for a message that can never be inserted.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,4 +20,18 @@ pub struct BatchEvent {
     pub committed_at: DateTime<Utc>,
     /// Ids of the messages in the batch, in consumption order.
     pub message_ids: Vec<Uuid>,
+}
+
+/// An entry of the `dead_messages` list: a message that can never be inserted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The entry exactly as it was found in `pending_messages` (bytes that are not UTF-8 are
+    /// replaced by U+FFFD).
+    pub payload: String,
+    /// Why it cannot be inserted.
+    pub reason: String,
+    /// When it was set aside.
+    pub failed_at: DateTime<Utc>,
+    /// The worker that set it aside.
+    pub worker_id: String,
 }

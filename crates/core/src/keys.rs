@@ -17,6 +17,10 @@ pub const RATE_WINDOW: &str = "rate_window";
 pub const PROCESSING_PREFIX: &str = "processing:";
 /// Pub/sub channel on which workers announce every committed batch.
 pub const BATCH_EVENTS: &str = "batch_events";
+/// List of messages that can never be inserted, each with its original payload and the reason.
+pub const DEAD_MESSAGES: &str = "dead_messages";
+/// Messages ever moved to `dead_messages` (string holding an integer).
+pub const DEAD_LETTERS: &str = "dead_letters";
 
 /// Width of the window `current_rps` averages over.
 pub const RATE_WINDOW_SECS: u64 = 10;
@@ -37,6 +41,10 @@ pub struct Keys {
     pub rate_window: String,
     /// `<prefix>batch_events`
     pub batch_events: String,
+    /// `<prefix>dead_messages`
+    pub dead_messages: String,
+    /// `<prefix>dead_letters`
+    pub dead_letters: String,
 }
 
 impl Keys {
@@ -51,6 +59,8 @@ impl Keys {
             current_rps: key(CURRENT_RPS),
             rate_window: key(RATE_WINDOW),
             batch_events: key(BATCH_EVENTS),
+            dead_messages: key(DEAD_MESSAGES),
+            dead_letters: key(DEAD_LETTERS),
         }
     }
 

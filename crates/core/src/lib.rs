@@ -5,13 +5,15 @@
 //! - [`keys`]: every Redis key and channel name, under a configurable prefix.
 //! - [`message`]: the validated message types and the envelope that travels through Redis.
 //! - [`stats`]: the stats snapshot, its JSON contract and the one-round-trip Redis read.
+//! - [`backoff`]: capped exponential backoff with jitter for retry loops.
 //! - [`connect`]: Redis and PostgreSQL connections built with bounded timeouts.
 //! - [`schema`]: the PostgreSQL schema and its concurrency-safe versioned migrations.
-//! - [`events`]: the batch event workers publish on `batch_events`.
+//! - [`events`]: the batch event on `batch_events` and the `dead_messages` entry.
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`shutdown`]: the process-wide cancellation token fired by SIGINT/SIGTERM.
 //! - [`error`]: the JSON error body every HTTP endpoint answers with.
 
+pub mod backoff;
 pub mod connect;
 pub mod error;
 pub mod events;

@@ -1,1 +1,16 @@
-//! x
+//! `sluice-worker`: moves messages from Redis into PostgreSQL in batches, losing nothing.
+//!
+//! - [`worker`]: the batching loop ([`Worker::try_execute_task`] is one step; [`Worker::run`]
+//!   loops with backoff until shutdown).
+//! - [`queue`]: Redis: taking messages into the worker's processing list, recording batches.
+//! - [`store`]: PostgreSQL: the one-statement idempotent batch insert.
+//! - [`batch`]: parsing a batch's raw entries into envelopes and dead letters.
+//! - [`rate`]: keeps `current_rps` decaying while idle.
+
+pub mod batch;
+pub mod queue;
+pub mod rate;
+pub mod store;
+pub mod worker;
+
+pub use worker::{Outcome, Worker};

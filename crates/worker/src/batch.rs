@@ -1,0 +1,109 @@
+//! A batch in hand: the raw entries of the processing list, parsed at this edge into envelopes
+//! and dead letters.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use sluice_core::events::{BatchEvent, DeadLetter};
+use sluice_core::message::Envelope;
+use uuid::Uuid;
+
+/// The messages a worker holds in its processing list, and how far their commit has got.
+#[derive(Debug)]
+pub struct Batch {
+    /// Unique id of this batch (UUIDv7).
+    pub id: Uuid,
+    /// Entries taken from the queue, including duplicates and poison.
+    pub size: usize,
+    /// Envelopes to insert: each id once, in consumption order.
+    pub envelopes: Vec<Envelope>,
+    /// JSON `dead_messages` entries for entries that are not valid envelopes.
+    pub dead_letters: Vec<String>,
+    /// Set once PostgreSQL has committed the batch: rows inserted and when.
+    pub committed: Option<(u64, DateTime<Utc>)>,
+}
+
+impl Batch {
+    /// Parses raw entries (oldest first). Entries that are not valid envelopes become dead
+    /// letters; an id seen twice is kept once.
+    pub fn parse(entries: Vec<Vec<u8>>, worker_id: &str) -> Self {
+        let size = entries.len();
+        let mut seen = HashSet::with_capacity(size);
+        let mut envelopes = Vec::with_capacity(size);
+        let mut dead_letters = Vec::new();
+        for raw in entries {
+            match Envelope::from_json(&raw) {
+                Ok(envelope) => {
+                    if seen.insert(envelope.id) {
+                        envelopes.push(envelope);
+                    }
+                }
+                Err(e) => {
+                    let letter = DeadLetter {
+                        payload: String::from_utf8_lossy(&raw).into_owned(),
+                        reason: format!("not a valid message envelope: {e}"),
+                        failed_at: Utc::now(),
+                        worker_id: worker_id.to_owned(),
+                    };
+                    tracing::warn!(reason = %letter.reason, "dead-lettering a poison message");
+                    dead_letters.push(serde_json::to_string(&letter).unwrap_or_default());
+                }
+            }
+        }
+        Self {
+            id: Uuid::now_v7(),
+            size,
+            envelopes,
+            dead_letters,
+            committed: None,
+        }
+    }
+
+    /// The event announcing this batch once committed.
+    pub fn event(&self, worker_id: &str, inserted: u64, committed_at: DateTime<Utc>) -> BatchEvent {
+        BatchEvent {
+            batch_id: self.id,
+            worker_id: worker_id.to_owned(),
+            size: self.size as u64,
+            inserted,
+            committed_at,
+            message_ids: self.envelopes.iter().map(|e| e.id).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::message::NewMessage;
+
+    fn envelope(content: &str) -> Envelope {
+        let body = serde_json::json!({"user_id": 1, "channel_id": 2, "content": content});
+        Envelope::new(NewMessage::from_json(body.to_string().as_bytes()).expect("valid"))
+    }
+
+    #[test]
+    fn poison_becomes_dead_letters_and_duplicates_collapse() {
+        let a = envelope("a");
+        let b = envelope("b");
+        let entries = vec![a.to_json(), b"not json".to_vec(), b.to_json(), a.to_json()];
+        let batch = Batch::parse(entries, "w1");
+        assert_eq!(batch.size, 4);
+        assert_eq!(batch.envelopes, vec![a, b]);
+        assert_eq!(batch.dead_letters.len(), 1);
+        let letter: DeadLetter = serde_json::from_str(&batch.dead_letters[0]).expect("json");
+        assert_eq!(letter.payload, "not json");
+        assert_eq!(letter.worker_id, "w1");
+        assert!(letter.reason.contains("not a valid message envelope"));
+    }
+
+    #[test]
+    fn event_lists_the_ids_in_consumption_order() {
+        let (a, b) = (envelope("a"), envelope("b"));
+        let batch = Batch::parse(vec![a.to_json(), b.to_json()], "w");
+        let event = batch.event("w", 2, Utc::now());
+        assert_eq!(event.message_ids, vec![a.id, b.id]);
+        assert_eq!(event.size, 2);
+        assert_eq!(event.batch_id, batch.id);
+    }
+}

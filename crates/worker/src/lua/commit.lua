@@ -1,0 +1,28 @@
+-- Records a batch PostgreSQL has committed, in one atomic step: clears the processing list,
+-- bumps the counters and the rate window, dead-letters the poison messages, and announces the
+-- batch on batch_events.
+-- KEYS: processing, total_messages, total_batches, rate_window, batch_events, dead_messages,
+--       dead_letters
+-- ARGV: rows inserted, batch event JSON, rate window TTL in seconds, then one JSON entry per
+--       dead letter
+-- Returns 1 when applied, 0 when the processing list was already cleared (a retry of a call
+-- whose reply was lost), so a batch is never counted twice.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+local inserted = tonumber(ARGV[1])
+redis.call('DEL', KEYS[1])
+redis.call('INCRBY', KEYS[2], inserted)
+redis.call('INCR', KEYS[3])
+local now = redis.call('TIME')[1]
+redis.call('HINCRBY', KEYS[4], now, inserted)
+redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]))
+local dead = #ARGV - 3
+if dead > 0 then
+  for i = 4, #ARGV do
+    redis.call('LPUSH', KEYS[6], ARGV[i])
+  end
+  redis.call('INCRBY', KEYS[7], dead)
+end
+redis.call('PUBLISH', KEYS[5], ARGV[2])
+return 1

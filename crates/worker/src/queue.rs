@@ -1,0 +1,169 @@
+//! The worker's side of Redis: taking messages into its processing list, recording committed
+//! batches, and giving messages back.
+//!
+//! A message is never held in process memory alone: it moves atomically from
+//! `pending_messages` into `processing:<worker_id>` (BLMOVE, or LMOVE in a script) and leaves
+//! that list only in the same atomic step that counts it as persisted.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::{RedisResult, Script};
+use sluice_core::settings::RedisSettings;
+use sluice_core::{Keys, connect};
+
+/// How long the rate window hash lives without a new batch.
+const RATE_WINDOW_TTL_SECS: u64 = 120;
+
+/// One worker's handle on the queue.
+pub struct Queue {
+    keys: Keys,
+    processing: String,
+    /// Shared multiplexed connection for every non-blocking command.
+    redis: ConnectionManager,
+    /// Connection of its own for BLMOVE, which would stall a shared one while it blocks.
+    /// Dropped after an error and reopened on next use.
+    blocking: Option<MultiplexedConnection>,
+    settings: RedisSettings,
+    /// Longest single BLMOVE; the blocking connection's response timeout exceeds it.
+    max_block: Duration,
+    take: Script,
+    commit: Script,
+    requeue: Script,
+}
+
+/// What [`Queue::record`] writes for one committed batch.
+pub struct Record<'a> {
+    /// Rows the INSERT added.
+    pub inserted: u64,
+    /// JSON published on `batch_events`.
+    pub event: &'a str,
+    /// JSON entries for `dead_messages`.
+    pub dead_letters: &'a [String],
+}
+
+impl Queue {
+    /// A queue handle for worker `worker_id`; `max_block` bounds every blocking wait.
+    pub fn new(
+        settings: &RedisSettings,
+        worker_id: &str,
+        max_block: Duration,
+    ) -> RedisResult<Self> {
+        let keys = Keys::new(&settings.key_prefix);
+        Ok(Self {
+            processing: keys.processing(worker_id),
+            keys,
+            redis: connect::redis_manager(settings)?,
+            blocking: None,
+            settings: settings.clone(),
+            max_block,
+            take: Script::new(include_str!("lua/take.lua")),
+            commit: Script::new(include_str!("lua/commit.lua")),
+            requeue: Script::new(include_str!("lua/requeue.lua")),
+        })
+    }
+
+    /// The key names in use.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// This worker's processing list.
+    pub fn processing(&self) -> &str {
+        &self.processing
+    }
+
+    /// A clone of the shared connection, for other tasks of this worker.
+    pub fn shared_connection(&self) -> ConnectionManager {
+        self.redis.clone()
+    }
+
+    /// Waits up to `timeout` (at most `max_block`) for one message and moves it into the
+    /// processing list. `None` when nothing arrived in time.
+    #[tracing::instrument(name = "redis.blmove", skip(self), err(level = "debug"))]
+    pub async fn wait_one(&mut self, timeout: Duration) -> RedisResult<Option<Vec<u8>>> {
+        // BLMOVE's timeout 0 means "forever"; a millisecond is its useful resolution.
+        let timeout = timeout.clamp(Duration::from_millis(1), self.max_block);
+        let conn = match self.blocking.as_mut() {
+            Some(conn) => conn,
+            None => {
+                let conn = connect::redis_dedicated(
+                    &self.settings,
+                    self.max_block + self.settings.response_timeout(),
+                )
+                .await?;
+                self.blocking.insert(conn)
+            }
+        };
+        let result = redis::cmd("BLMOVE")
+            .arg(&self.keys.pending_messages)
+            .arg(&self.processing)
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(timeout.as_secs_f64())
+            .query_async(conn)
+            .await;
+        if result.is_err() {
+            self.blocking = None;
+        }
+        result
+    }
+
+    /// Moves up to `limit` messages that are already waiting into the processing list, in one
+    /// round trip; returns them oldest first.
+    #[tracing::instrument(name = "redis.take", skip(self), err(level = "debug"))]
+    pub async fn take(&mut self, limit: usize) -> RedisResult<Vec<Vec<u8>>> {
+        self.take
+            .key(&self.keys.pending_messages)
+            .key(&self.processing)
+            .arg(limit)
+            .invoke_async(&mut self.redis)
+            .await
+    }
+
+    /// Everything in the processing list, oldest first: the batch in hand after a restart or
+    /// after an error left the worker unsure what it holds.
+    #[tracing::instrument(name = "redis.lrange_processing", skip(self), err(level = "debug"))]
+    pub async fn in_hand(&mut self) -> RedisResult<Vec<Vec<u8>>> {
+        let mut items: Vec<Vec<u8>> = redis::cmd("LRANGE")
+            .arg(&self.processing)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.redis)
+            .await?;
+        items.reverse();
+        Ok(items)
+    }
+
+    /// Records a committed batch in one atomic step (see `lua/commit.lua`). Returns `false` if
+    /// it had already been recorded (a retry after a lost reply).
+    #[tracing::instrument(name = "redis.record_batch", skip_all, fields(inserted = record.inserted), err(level = "debug"))]
+    pub async fn record(&mut self, record: &Record<'_>) -> RedisResult<bool> {
+        let mut invocation = self.commit.key(&self.processing);
+        invocation
+            .key(&self.keys.total_messages)
+            .key(&self.keys.total_batches)
+            .key(&self.keys.rate_window)
+            .key(&self.keys.batch_events)
+            .key(&self.keys.dead_messages)
+            .key(&self.keys.dead_letters)
+            .arg(record.inserted)
+            .arg(record.event)
+            .arg(RATE_WINDOW_TTL_SECS);
+        for entry in record.dead_letters {
+            invocation.arg(entry);
+        }
+        let applied: u8 = invocation.invoke_async(&mut self.redis).await?;
+        Ok(applied == 1)
+    }
+
+    /// Gives the whole processing list back to the consuming end of `pending_messages`.
+    #[tracing::instrument(name = "redis.requeue", skip(self), err(level = "debug"))]
+    pub async fn requeue(&mut self) -> RedisResult<u64> {
+        self.requeue
+            .key(&self.processing)
+            .key(&self.keys.pending_messages)
+            .invoke_async(&mut self.redis)
+            .await
+    }
+}

@@ -1,0 +1,189 @@
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use sluice_core::events::{BatchEvent, DeadLetter};
+use sluice_worker::Outcome;
+
+use crate::helpers::{envelope, spawn_worker};
+
+#[tokio::test]
+async fn a_step_persists_the_batch_and_updates_every_counter() {
+    let mut t = spawn_worker(&[("WORKER__BATCH_MAX_SIZE", "100")]).await;
+    let client = redis::Client::open(sluice_tests::redis_url()).expect("client");
+    let mut pubsub = client.get_async_pubsub().await.expect("pubsub");
+    pubsub
+        .subscribe(&t.keys.batch_events)
+        .await
+        .expect("subscribe");
+
+    let envelopes: Vec<_> = (0..30).map(envelope).collect();
+    t.push(&envelopes).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 30,
+            inserted: 30
+        }
+    );
+
+    assert_eq!(t.row_count().await, 30);
+    let (total, batches) = (t.keys.total_messages.clone(), t.keys.total_batches.clone());
+    assert_eq!(t.counter(&total).await, 30);
+    assert_eq!(t.counter(&batches).await, 1);
+    let pending = t.keys.pending_messages.clone();
+    assert_eq!(t.llen(&pending).await, 0);
+    assert_eq!(t.processing_len().await, 0);
+
+    let message = tokio::time::timeout(Duration::from_secs(5), pubsub.on_message().next())
+        .await
+        .expect("event within 5 s")
+        .expect("message");
+    let event: BatchEvent =
+        serde_json::from_slice(message.get_payload_bytes()).expect("event JSON");
+    assert_eq!(event.size, 30);
+    assert_eq!(event.inserted, 30);
+    assert_eq!(event.worker_id, t.worker.id());
+    assert_eq!(
+        event.message_ids,
+        envelopes.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+
+    let stats = sluice_core::stats::StatsReader::new(t.keys.clone())
+        .read(&mut t.redis)
+        .await
+        .expect("stats");
+    assert_eq!(stats.total_messages, 30);
+    assert!(stats.current_rps > 0.0, "the batch is in the rate window");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn batches_flush_at_the_size_limit() {
+    let mut t = spawn_worker(&[("WORKER__BATCH_MAX_SIZE", "10")]).await;
+    let envelopes: Vec<_> = (0..25).map(envelope).collect();
+    t.push(&envelopes).await;
+    let mut sizes = Vec::new();
+    for _ in 0..3 {
+        match t.step().await {
+            Outcome::Committed { size, .. } => sizes.push(size),
+            Outcome::Idle => panic!("messages are waiting"),
+        }
+    }
+    assert_eq!(sizes, [10, 10, 5]);
+    assert_eq!(t.row_count().await, 25);
+
+    // Rows keep the order they were consumed in: ids are time-ordered.
+    let client = t.db.client().await.expect("client");
+    let stored: Vec<uuid::Uuid> = client
+        .query("SELECT id FROM messages ORDER BY inserted_at, id", &[])
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored, envelopes.iter().map(|e| e.id).collect::<Vec<_>>());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_batch_waits_for_late_messages_until_the_deadline() {
+    let mut t = spawn_worker(&[
+        ("WORKER__BATCH_MAX_SIZE", "100"),
+        ("WORKER__BATCH_MAX_WAIT_MS", "3000"),
+    ])
+    .await;
+    t.push(&[envelope(0)]).await;
+    let late = envelope(1);
+    let mut producer = sluice_tests::redis().await.expect("redis");
+    let pending = t.keys.pending_messages.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _: () = redis::cmd("LPUSH")
+            .arg(&pending)
+            .arg(late.to_json())
+            .query_async(&mut producer)
+            .await
+            .expect("LPUSH");
+    });
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 2,
+            inserted: 2
+        },
+        "the message pushed 100 ms after the first joins its batch"
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn idle_step_takes_nothing() {
+    let mut t = spawn_worker(&[("WORKER__IDLE_POLL_MS", "50")]).await;
+    assert_eq!(t.step().await, Outcome::Idle);
+    assert_eq!(t.processing_len().await, 0);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_message_never_becomes_a_second_row() {
+    let mut t = spawn_worker(&[]).await;
+    let e = envelope(0);
+    t.push(&[e.clone(), e.clone()]).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 2,
+            inserted: 1
+        }
+    );
+    t.push(&[e]).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 1,
+            inserted: 0
+        }
+    );
+    assert_eq!(t.row_count().await, 1);
+    let total = t.keys.total_messages.clone();
+    assert_eq!(
+        t.counter(&total).await,
+        1,
+        "total_messages counts rows, not deliveries"
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn poison_goes_to_dead_messages_and_its_batch_mates_commit() {
+    let mut t = spawn_worker(&[]).await;
+    let good = envelope(0);
+    t.push_raw(&[
+        good.to_json(),
+        b"{\"garbage\": true}".to_vec(),
+        envelope(1).to_json(),
+    ])
+    .await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 3,
+            inserted: 2
+        }
+    );
+    assert_eq!(t.row_count().await, 2);
+    let (dead, letters) = (t.keys.dead_messages.clone(), t.keys.dead_letters.clone());
+    assert_eq!(t.counter(&letters).await, 1);
+    let entries: Vec<String> = redis::cmd("LRANGE")
+        .arg(&dead)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut t.redis)
+        .await
+        .expect("LRANGE");
+    assert_eq!(entries.len(), 1);
+    let letter: DeadLetter = serde_json::from_str(&entries[0]).expect("dead letter JSON");
+    assert_eq!(letter.payload, "{\"garbage\": true}");
+    assert!(!letter.reason.is_empty());
+    t.cleanup().await;
+}

@@ -1,0 +1,100 @@
+//! A worker with its own key prefix and database.
+
+use redis::aio::MultiplexedConnection;
+use sluice_core::message::{Envelope, NewMessage};
+use sluice_core::{CancellationToken, Keys, Settings};
+use sluice_tests::TestDb;
+use sluice_worker::{Outcome, Worker};
+
+pub struct TestWorker {
+    pub worker: Worker,
+    pub keys: Keys,
+    pub db: TestDb,
+    pub redis: MultiplexedConnection,
+    pub settings: Settings,
+    pub shutdown: CancellationToken,
+}
+
+pub async fn spawn_worker(extra: &[(&str, &str)]) -> TestWorker {
+    let db = TestDb::create("worker").await.expect("database");
+    let prefix = sluice_tests::unique_prefix("worker");
+    let settings = sluice_tests::settings(&prefix, &db, extra);
+    let worker = Worker::new(&settings).expect("worker");
+    worker.migrate().await.expect("migrations");
+    TestWorker {
+        worker,
+        keys: Keys::new(&prefix),
+        db,
+        redis: sluice_tests::redis().await.expect("redis"),
+        settings,
+        shutdown: CancellationToken::new(),
+    }
+}
+
+pub fn envelope(i: usize) -> Envelope {
+    let body =
+        serde_json::json!({"user_id": i + 1, "channel_id": 1, "content": format!("message {i}")});
+    Envelope::new(NewMessage::from_json(body.to_string().as_bytes()).expect("valid"))
+}
+
+impl TestWorker {
+    /// LPUSHes raw entries the way the ingest API does.
+    pub async fn push_raw(&mut self, entries: &[Vec<u8>]) {
+        let _: () = redis::cmd("LPUSH")
+            .arg(&self.keys.pending_messages)
+            .arg(entries)
+            .query_async(&mut self.redis)
+            .await
+            .expect("LPUSH");
+    }
+
+    pub async fn push(&mut self, envelopes: &[Envelope]) {
+        let raw: Vec<Vec<u8>> = envelopes.iter().map(Envelope::to_json).collect();
+        self.push_raw(&raw).await;
+    }
+
+    pub async fn step(&mut self) -> Outcome {
+        self.worker
+            .try_execute_task(&self.shutdown)
+            .await
+            .expect("step succeeds")
+    }
+
+    pub async fn row_count(&self) -> i64 {
+        let client = self.db.client().await.expect("client");
+        client
+            .query_one("SELECT count(*) FROM messages", &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    pub async fn counter(&mut self, key: &str) -> i64 {
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.redis)
+            .await
+            .expect("GET");
+        v.unwrap_or(0)
+    }
+
+    pub async fn llen(&mut self, key: &str) -> i64 {
+        redis::cmd("LLEN")
+            .arg(key)
+            .query_async(&mut self.redis)
+            .await
+            .expect("LLEN")
+    }
+
+    pub async fn processing_len(&mut self) -> i64 {
+        let key = self.keys.processing(self.worker.id());
+        self.llen(&key).await
+    }
+
+    pub async fn cleanup(self) {
+        sluice_tests::delete_prefix(self.keys.prefix())
+            .await
+            .expect("keys deleted");
+        self.db.drop_db().await.expect("database dropped");
+    }
+}

@@ -1,0 +1,203 @@
+use std::time::Duration;
+
+use sluice_core::Keys;
+use sluice_core::stats::StatsReader;
+use sluice_worker::{Outcome, Worker};
+
+use crate::helpers::{envelope, spawn_worker};
+
+#[tokio::test]
+async fn shutdown_commits_the_batch_in_hand() {
+    let mut t = spawn_worker(&[
+        ("WORKER__BATCH_MAX_SIZE", "1000"),
+        ("WORKER__BATCH_MAX_WAIT_MS", "60000"),
+        ("WORKER__IDLE_POLL_MS", "200"),
+    ])
+    .await;
+    let envelopes: Vec<_> = (0..10).map(envelope).collect();
+    t.push(&envelopes).await;
+    let worker = Worker::new(&t.settings).expect("worker");
+    let processing = t.keys.processing(worker.id());
+    let shutdown = t.shutdown.clone();
+    let run = tokio::spawn(worker.run(shutdown.clone()));
+    // The worker takes all ten, then waits a minute for more: interrupt it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while t.llen(&processing).await < 10 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "worker never took the batch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(t.row_count().await, 0, "still waiting for more messages");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("worker exits promptly")
+        .expect("task")
+        .expect("clean exit");
+    assert_eq!(t.row_count().await, 10);
+    assert_eq!(t.llen(&processing).await, 0);
+    let total = t.keys.total_messages.clone();
+    assert_eq!(t.counter(&total).await, 10);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_restarted_worker_resumes_the_batch_left_in_its_processing_list() {
+    let mut t = spawn_worker(&[("WORKER__ID", "steady-1")]).await;
+    let envelopes: Vec<_> = (0..4).map(envelope).collect();
+    // What a crash leaves behind: entries in processing:steady-1 (newest at the head).
+    let processing = t.keys.processing("steady-1");
+    for e in &envelopes {
+        let _: () = redis::cmd("LPUSH")
+            .arg(&processing)
+            .arg(e.to_json())
+            .query_async(&mut t.redis)
+            .await
+            .expect("LPUSH");
+    }
+    t.push(&[envelope(9)]).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 4,
+            inserted: 4
+        },
+        "old batch first"
+    );
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 1,
+            inserted: 1
+        }
+    );
+    assert_eq!(t.llen(&processing).await, 0);
+    assert_eq!(t.row_count().await, 5);
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn postgres_down_keeps_the_batch_and_shutdown_gives_it_back() {
+    let mut t = spawn_worker(&[]).await;
+    let envelopes: Vec<_> = (0..5).map(envelope).collect();
+    t.push(&envelopes).await;
+    let mut settings = t.settings.clone();
+    settings.postgres.url = "postgres://postgres@127.0.0.1:1/nowhere".into();
+    settings.postgres.connect_timeout_ms = 200;
+    let mut broken = Worker::new(&settings).expect("worker");
+    let processing = t.keys.processing(broken.id());
+    let err = broken
+        .try_execute_task(&t.shutdown)
+        .await
+        .expect_err("PostgreSQL is unreachable");
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    assert_eq!(
+        t.llen(&processing).await,
+        5,
+        "the batch stays in the processing list"
+    );
+    let err = broken
+        .try_execute_task(&t.shutdown)
+        .await
+        .expect_err("still unreachable");
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    assert_eq!(t.llen(&processing).await, 5, "retrying does not take more");
+
+    // Shutting down (run() skips its loop once cancelled) hands the batch back, oldest first.
+    t.shutdown.cancel();
+    broken.run(t.shutdown.clone()).await.expect("clean exit");
+    assert_eq!(t.llen(&processing).await, 0);
+    let pending = t.keys.pending_messages.clone();
+    assert_eq!(t.llen(&pending).await, 5);
+    let healthy = Worker::new(&t.settings).expect("worker");
+    let mut healthy = healthy;
+    let fresh = sluice_core::CancellationToken::new();
+    let outcome = healthy.try_execute_task(&fresh).await.expect("step");
+    assert_eq!(
+        outcome,
+        Outcome::Committed {
+            size: 5,
+            inserted: 5
+        }
+    );
+    let client = t.db.client().await.expect("client");
+    let order: Vec<uuid::Uuid> = client
+        .query("SELECT id FROM messages ORDER BY id", &[])
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order, envelopes.iter().map(|e| e.id).collect::<Vec<_>>());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn current_rps_averages_the_window_and_decays_to_zero() {
+    let mut conn = sluice_tests::redis().await.expect("redis");
+    let prefix = sluice_tests::unique_prefix("rate");
+    let keys = Keys::new(&prefix);
+    let (now, _): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut conn)
+        .await
+        .expect("TIME");
+    // 90 messages three seconds ago, 1000 thirty seconds ago (outside the window).
+    let _: () = redis::cmd("HSET")
+        .arg(&keys.rate_window)
+        .arg(now - 3)
+        .arg(90)
+        .arg(now - 30)
+        .arg(1000)
+        .query_async(&mut conn)
+        .await
+        .expect("HSET");
+    let reader = StatsReader::new(keys.clone());
+    let stats = reader.read(&mut conn).await.expect("stats");
+    assert!(
+        (9.0..=10.0).contains(&stats.current_rps),
+        "90 messages over ~9-10 s, got {}",
+        stats.current_rps
+    );
+    let stored: String = redis::cmd("GET")
+        .arg(&keys.current_rps)
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
+    assert_eq!(
+        stored.parse::<f64>().expect("number"),
+        stats.current_rps,
+        "the key is refreshed"
+    );
+    let stale: bool = redis::cmd("HEXISTS")
+        .arg(&keys.rate_window)
+        .arg(now - 30)
+        .query_async(&mut conn)
+        .await
+        .expect("HEXISTS");
+    assert!(!stale, "buckets outside the window are pruned");
+
+    // Move the only bucket out of the window, as 10 idle seconds would.
+    let _: () = redis::cmd("DEL")
+        .arg(&keys.rate_window)
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+    let _: () = redis::cmd("HSET")
+        .arg(&keys.rate_window)
+        .arg(now - 11)
+        .arg(90)
+        .query_async(&mut conn)
+        .await
+        .expect("HSET");
+    let stats = reader.read(&mut conn).await.expect("stats");
+    assert_eq!(stats.current_rps, 0.0);
+    let stored: String = redis::cmd("GET")
+        .arg(&keys.current_rps)
+        .query_async(&mut conn)
+        .await
+        .expect("GET");
+    assert_eq!(stored, "0.00");
+    sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+}
