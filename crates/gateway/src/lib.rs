@@ -1,1 +1,129 @@
-//! x
+//! `sluice-gateway`: streams pipeline stats to dashboards over WebSocket.
+//!
+//! One [`poller`] per process reads Redis once per tick in one round trip and publishes the
+//! snapshot through the [`hub`]; each [`session`] forwards it at its client's interval. Redis
+//! load therefore does not depend on the number of dashboards.
+//!
+//! - [`Application`]: binds the listener (port 0 in tests), runs until the shutdown token
+//!   fires, and closes every session with 1001.
+//! - [`routes`]: `GET /ws/stats`, `GET /stats`, `GET /health`.
+//! - [`error`]: HTTP errors with stable codes.
+
+pub mod error;
+pub mod hub;
+pub mod poller;
+pub mod routes;
+pub mod session;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use redis::aio::ConnectionManager;
+use sluice_core::stats::StatsReader;
+use sluice_core::{CancellationToken, Keys, Settings, connect};
+use tokio::sync::watch;
+
+use crate::error::GatewayError;
+use crate::hub::{Hub, Snapshot};
+
+/// Largest WebSocket frame accepted from a client; larger ones close the session with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// What the handlers share.
+pub struct State {
+    /// Snapshots, intervals and counters.
+    pub hub: Arc<Hub>,
+    /// For `GET /stats` reads when no fresh snapshot exists.
+    pub redis: ConnectionManager,
+    /// The one-round-trip stats read.
+    pub reader: StatsReader,
+    /// Longest wait for Redis.
+    pub redis_timeout: Duration,
+    /// Server ping period.
+    pub heartbeat: Duration,
+    /// Silence after which a client is closed.
+    pub client_timeout: Duration,
+    /// Fired on SIGINT/SIGTERM; every session closes with 1001.
+    pub shutdown: CancellationToken,
+}
+
+/// A bound, not yet running, gateway.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    state: web::Data<State>,
+    sender: watch::Sender<Option<Arc<Snapshot>>>,
+}
+
+impl Application {
+    /// Binds `settings.gateway.listen`; Redis is connected lazily.
+    pub fn build(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.gateway.listen)
+            .with_context(|| format!("cannot listen on {}", settings.gateway.listen))?;
+        let port = listener.local_addr()?.port();
+        let (hub, sender) = Hub::new(Duration::from_millis(settings.gateway.interval_ms));
+        let state = web::Data::new(State {
+            hub,
+            redis: connect::redis_manager(&settings.redis).context("invalid redis.url")?,
+            reader: StatsReader::new(Keys::new(&settings.redis.key_prefix)),
+            redis_timeout: settings.redis.response_timeout(),
+            heartbeat: Duration::from_millis(settings.gateway.heartbeat_interval_ms),
+            client_timeout: Duration::from_millis(settings.gateway.client_timeout_ms),
+            shutdown,
+        });
+        let shared = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|err, _| GatewayError::InvalidQuery(err.to_string()).into()),
+                )
+                .route("/ws/stats", web::get().to(routes::ws_stats))
+                .route("/stats", web::get().to(routes::stats))
+                .route("/health", web::get().to(routes::health))
+                .default_service(web::to(routes::not_found))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(5)
+        .run();
+        Ok(Self {
+            port,
+            server,
+            state,
+            sender,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Starts the poller and serves until shutdown; sessions then close with 1001 and the
+    /// server waits for them (at most 5 s).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let poller = tokio::spawn(poller::run(
+            Arc::clone(&state.hub),
+            self.sender,
+            state.reader.clone(),
+            state.redis.clone(),
+            state.redis_timeout,
+            state.shutdown.clone(),
+        ));
+        let handle = self.server.handle();
+        let shutdown = state.shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        let _ = poller.await;
+        result
+    }
+}

@@ -1,0 +1,75 @@
+//! The one Redis reader of a gateway process.
+//!
+//! Every tick it takes one stats reading (one round trip; see `sluice_core::stats`) and
+//! publishes it to all sessions, whatever their number. A failed read keeps the last snapshot
+//! and marks Redis down; the connection reconnects by itself.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use redis::aio::ConnectionManager;
+use sluice_core::CancellationToken;
+use sluice_core::stats::{Stats, StatsReader};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::hub::{Hub, Snapshot};
+
+/// Reads stats every [`Hub::tick`] until shutdown.
+pub async fn run(
+    hub: Arc<Hub>,
+    sender: watch::Sender<Option<Arc<Snapshot>>>,
+    reader: StatsReader,
+    mut redis: ConnectionManager,
+    timeout: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    hub.poller_running.store(true, Ordering::Relaxed);
+    let mut seq = 0u64;
+    let mut next = Instant::now();
+    loop {
+        match tokio::time::timeout(timeout, reader.read(&mut redis)).await {
+            Ok(Ok(stats)) => {
+                if !hub.redis_up.swap(true, Ordering::Relaxed) {
+                    tracing::info!("reading stats from Redis");
+                }
+                seq += 1;
+                sender.send_replace(Some(Arc::new(snapshot(seq, stats))));
+            }
+            Ok(Err(e)) => mark_down(&hub, &e.to_string()),
+            Err(_) => mark_down(&hub, "timed out"),
+        }
+        next += hub.tick();
+        let now = Instant::now();
+        if next < now {
+            // A slow read or a paused process: skip the missed ticks instead of bursting.
+            next = now;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = hub.interval_changed.notified() => {
+                // A faster session joined: read at once and tick at its pace from now on.
+                next = Instant::now();
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    hub.poller_running.store(false, Ordering::Relaxed);
+}
+
+fn mark_down(hub: &Hub, error: &str) {
+    if hub.redis_up.swap(false, Ordering::Relaxed) {
+        tracing::warn!(error, "cannot read stats from Redis; retrying every tick");
+    }
+}
+
+/// Serializes a reading once for every session.
+pub fn snapshot(seq: u64, stats: Stats) -> Snapshot {
+    let json = serde_json::to_string(&stats).unwrap_or_default();
+    Snapshot {
+        seq,
+        taken_at: Instant::now(),
+        stats,
+        json: json.into(),
+    }
+}
