@@ -1,1 +1,7 @@
-//! Black-box end-to-end tests: the real binaries against the real Redis and PostgreSQL.
+//! Black-box end-to-end tests: the real binaries against the real Redis and PostgreSQL, each
+//! test with its own key prefix and database. One test binary.
+
+mod config;
+mod pipeline;
+mod stack;
+mod worker_signals;

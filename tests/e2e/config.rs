@@ -1,0 +1,83 @@
+//! Configuration errors and legacy variables, as a user meets them: on the real binaries.
+
+use std::time::Duration;
+
+use sluice_tests::process::{Service, free_port, wait_http_ok};
+
+async fn exit_with(name: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    let mut service = Service::start(name, &env, args).expect("starts");
+    let status = service.wait(Duration::from_secs(10)).await.expect("exits");
+    (status.code().unwrap_or(-1), service.logs())
+}
+
+#[tokio::test]
+async fn invalid_settings_exit_non_zero_with_one_clear_line() {
+    for binary in ["sluice-ingest", "sluice-worker", "sluice-gateway"] {
+        let (code, log) = exit_with(binary, &[("SLUICE__WORKER__BATCH_MAX_SIZE", "0")], &[]).await;
+        assert_ne!(code, 0, "{binary}");
+        assert_eq!(
+            log.trim().lines().count(),
+            1,
+            "{binary}: one line, got {log:?}"
+        );
+        assert!(
+            log.contains("SLUICE__WORKER__BATCH_MAX_SIZE") && log.contains("got 0"),
+            "{log}"
+        );
+    }
+    let (code, log) = exit_with("sluice-worker", &[("BATCH_TIMEOUT", "later")], &[]).await;
+    assert_ne!(code, 0);
+    assert!(log.contains("BATCH_TIMEOUT"), "{log}");
+    let (code, log) = exit_with("sluice-ingest", &[], &["--config", "/nonexistent.toml"]).await;
+    assert_ne!(code, 0);
+    assert!(log.contains("nonexistent.toml"), "{log}");
+    let (code, log) = exit_with("sluice-gateway", &[], &["--bogus"]).await;
+    assert_ne!(code, 0);
+    assert!(log.contains("--bogus") && log.contains("usage"), "{log}");
+}
+
+#[tokio::test]
+async fn legacy_variables_configure_a_real_service() {
+    // The old stack's REDIS_HOST/REDIS_PORT: point at a port where nothing listens, and the
+    // gateway must report Redis down; SLUICE__REDIS__URL then wins over the alias.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env = vec![
+        ("REDIS_HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("REDIS_PORT".to_owned(), "1".to_owned()),
+        ("SLUICE__GATEWAY__LISTEN".to_owned(), listen.clone()),
+    ];
+    let mut gateway = Service::start("sluice-gateway", &env, &[]).expect("starts");
+    wait_http_ok(
+        &mut gateway,
+        &format!("http://{listen}/health"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("up");
+    let status = reqwest::get(format!("http://{listen}/stats"))
+        .await
+        .expect("sent")
+        .status();
+    assert_eq!(status.as_u16(), 503, "REDIS_PORT=1 was used");
+    gateway.stop(Duration::from_secs(10)).await.expect("stops");
+
+    let prefix = sluice_tests::unique_prefix("alias");
+    let mut env = env;
+    env.push(("SLUICE__REDIS__URL".into(), sluice_tests::redis_url()));
+    env.push(("SLUICE__REDIS__KEY_PREFIX".into(), prefix.clone()));
+    let mut gateway = Service::start("sluice-gateway", &env, &[]).expect("starts");
+    wait_http_ok(
+        &mut gateway,
+        &format!("http://{listen}/stats"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("SLUICE__REDIS__URL beats the alias");
+    gateway.stop(Duration::from_secs(10)).await.expect("stops");
+    sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+}
