@@ -151,10 +151,8 @@ pub async fn wait_http_ok(
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Ok(status) = http_get_status(url).await {
-            if status == 200 {
-                return Ok(());
-            }
+        if http_get_status(url).await.is_ok_and(|status| status == 200) {
+            return Ok(());
         }
         if !service.is_running() {
             bail!(

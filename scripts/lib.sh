@@ -1,0 +1,98 @@
+# Shared by scripts/up and scripts/test: find or start Redis and PostgreSQL on this machine.
+# Sourced, not run. Works on any Debian-like machine; installs from the OS packages where a
+# server is missing (as root, or through sudo).
+
+SLUICE_REDIS_HOST=${SLUICE_REDIS_HOST:-127.0.0.1}
+SLUICE_REDIS_PORT=${SLUICE_REDIS_PORT:-6379}
+SLUICE_PG_HOST=${SLUICE_PG_HOST:-127.0.0.1}
+SLUICE_PG_PORT=${SLUICE_PG_PORT:-5432}
+SLUICE_STATE_DIR=${SLUICE_STATE_DIR:-$PWD/.sluice}
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run: $*"
+  fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || die "cannot install $* (no apt-get); install it and retry"
+  say "installing $* from the OS packages"
+  if [ -z "${SLUICE_APT_UPDATED:-}" ]; then
+    as_root apt-get update -qq >/dev/null
+    SLUICE_APT_UPDATED=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+redis_answers() {
+  # PING over bash's /dev/tcp, so redis-cli is not required.
+  (exec 3<>"/dev/tcp/$SLUICE_REDIS_HOST/$SLUICE_REDIS_PORT" &&
+    printf 'PING\r\n' >&3 && timeout 2 head -c 5 <&3 | grep -q PONG) 2>/dev/null
+}
+
+ensure_redis() {
+  redis_answers && return 0
+  command -v redis-server >/dev/null || apt_install redis-server
+  say "starting redis-server on $SLUICE_REDIS_HOST:$SLUICE_REDIS_PORT"
+  mkdir -p "$SLUICE_STATE_DIR/redis"
+  redis-server --daemonize yes --bind "$SLUICE_REDIS_HOST" --port "$SLUICE_REDIS_PORT" \
+    --save "" --appendonly no --dir "$SLUICE_STATE_DIR/redis" \
+    --logfile "$SLUICE_STATE_DIR/redis/redis.log" >/dev/null
+  for _ in $(seq 50); do redis_answers && return 0; sleep 0.1; done
+  die "redis-server did not start; see $SLUICE_STATE_DIR/redis/redis.log"
+}
+
+pg_answers() {
+  (exec 3<>"/dev/tcp/$SLUICE_PG_HOST/$SLUICE_PG_PORT") 2>/dev/null
+}
+
+psql_admin() {
+  psql -X -q -v ON_ERROR_STOP=1 -h "$SLUICE_PG_HOST" -p "$SLUICE_PG_PORT" -U postgres -d postgres "$@"
+}
+
+ensure_postgres() {
+  if ! pg_answers; then
+    local installed_now=""
+    if ! command -v pg_ctlcluster >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+      apt_install postgresql
+      installed_now=1
+    fi
+    if command -v pg_lsclusters >/dev/null; then
+      local version
+      version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+      if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -q "^$version main$"; then
+        say "creating PostgreSQL cluster $version/main (trust authentication on localhost)"
+        as_root pg_createcluster "$version" main -p "$SLUICE_PG_PORT" -- --auth-local=trust --auth-host=trust >/dev/null
+      elif [ -n "$installed_now" ]; then
+        # A cluster the package just created: let the local postgres user in without a password.
+        local hba="/etc/postgresql/$version/main/pg_hba.conf"
+        as_root sed -i -E 's/^(host|local)(\s+all\s+all\s+.*)(scram-sha-256|md5|peer)$/\1\2trust/' "$hba"
+      fi
+      say "starting PostgreSQL $version/main"
+      as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    else
+      die "PostgreSQL is not reachable on $SLUICE_PG_HOST:$SLUICE_PG_PORT and cannot be started here"
+    fi
+    for _ in $(seq 100); do pg_answers && break; sleep 0.1; done
+    pg_answers || die "PostgreSQL did not start on $SLUICE_PG_HOST:$SLUICE_PG_PORT"
+  fi
+  command -v psql >/dev/null || apt_install postgresql-client
+  for _ in $(seq 50); do psql_admin -c 'SELECT 1' >/dev/null 2>&1 && return 0; sleep 0.1; done
+  psql_admin -c 'SELECT 1' >/dev/null || die "cannot log in to PostgreSQL as postgres on $SLUICE_PG_HOST:$SLUICE_PG_PORT"
+}
+
+ensure_database() {
+  local db=$1
+  if ! psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+    say "creating database $db"
+    psql_admin -c "CREATE DATABASE \"$db\""
+  fi
+}
+
+ensure_cargo() {
+  command -v cargo >/dev/null || die "cargo is not installed; install a Rust toolchain (rustup) first"
+}
