@@ -2,6 +2,7 @@
 //! test with its own key prefix and database. One test binary.
 
 mod config;
+mod deploy;
 mod pipeline;
 mod stack;
 mod worker_signals;
