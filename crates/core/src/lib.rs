@@ -1,5 +1,6 @@
 //! `sluice-core`: everything the Sluice services share, spelled once.
 //!
+//! - [`cli`]: start-up and exit status shared by the binaries.
 //! - [`settings`]: typed, layered configuration (defaults → `--config` file → legacy variables →
 //!   `SLUICE__SECTION__KEY`), validated at start-up.
 //! - [`keys`]: every Redis key and channel name, under a configurable prefix.
@@ -14,6 +15,7 @@
 //! - [`error`]: the JSON error body every HTTP endpoint answers with.
 
 pub mod backoff;
+pub mod cli;
 pub mod connect;
 pub mod error;
 pub mod events;

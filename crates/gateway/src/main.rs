@@ -2,34 +2,22 @@
 
 use std::process::ExitCode;
 
-use sluice_core::{Settings, shutdown, telemetry};
+use sluice_core::{cli, shutdown};
+
+const NAME: &str = "sluice-gateway";
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let settings = match Settings::from_args(std::env::args().skip(1)) {
+    let settings = match cli::start(NAME) {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("sluice-gateway: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    telemetry::init(&settings.telemetry);
-    let app = match sluice_gateway::Application::build(&settings, shutdown::on_signal()) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("sluice-gateway: {e:#}");
-            return ExitCode::FAILURE;
-        }
+    let result = async {
+        let app = sluice_gateway::Application::build(&settings, shutdown::on_signal())?;
+        tracing::info!(port = app.port(), "stats gateway listening");
+        app.run_until_stopped().await?;
+        tracing::info!("stats gateway stopped");
+        anyhow::Ok(())
     };
-    tracing::info!(port = app.port(), "stats gateway listening");
-    match app.run_until_stopped().await {
-        Ok(()) => {
-            tracing::info!("stats gateway stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("sluice-gateway: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::finish(NAME, result.await.map_err(|e| format!("{e:#}")))
 }

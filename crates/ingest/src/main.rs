@@ -1,33 +1,23 @@
 //! `sluice-ingest` binary: load settings, start telemetry, serve until SIGINT/SIGTERM.
 
-use sluice_core::{Settings, shutdown, telemetry};
+use std::process::ExitCode;
+
+use sluice_core::{cli, shutdown};
+
+const NAME: &str = "sluice-ingest";
 
 #[actix_web::main]
-async fn main() -> std::process::ExitCode {
-    let settings = match Settings::from_args(std::env::args().skip(1)) {
+async fn main() -> ExitCode {
+    let settings = match cli::start(NAME) {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("sluice-ingest: {e}");
-            return std::process::ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    telemetry::init(&settings.telemetry);
-    let app = match sluice_ingest::Application::build(&settings, shutdown::on_signal()) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("sluice-ingest: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
+    let result = async {
+        let app = sluice_ingest::Application::build(&settings, shutdown::on_signal())?;
+        tracing::info!(port = app.port(), "ingest API listening");
+        app.run_until_stopped().await?;
+        tracing::info!("ingest API stopped");
+        anyhow::Ok(())
     };
-    tracing::info!(port = app.port(), "ingest API listening");
-    match app.run_until_stopped().await {
-        Ok(()) => {
-            tracing::info!("ingest API stopped");
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("sluice-ingest: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    cli::finish(NAME, result.await.map_err(|e| format!("{e:#}")))
 }

@@ -3,30 +3,19 @@
 
 use std::process::ExitCode;
 
-use sluice_core::{Settings, shutdown, telemetry};
+use sluice_core::{cli, shutdown};
+
+const NAME: &str = "sluice-worker";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match Settings::from_args(std::env::args().skip(1)) {
+    let settings = match cli::start(NAME) {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("sluice-worker: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    telemetry::init(&settings.telemetry);
-    let worker = match sluice_worker::Worker::new(&settings) {
-        Ok(worker) => worker,
-        Err(e) => {
-            eprintln!("sluice-worker: {e:#}");
-            return ExitCode::FAILURE;
-        }
+    let result = async {
+        let worker = sluice_worker::Worker::new(&settings)?;
+        worker.run(shutdown::on_signal()).await
     };
-    match worker.run(shutdown::on_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sluice-worker: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::finish(NAME, result.await.map_err(|e| format!("{e:#}")))
 }
