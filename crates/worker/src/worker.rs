@@ -22,6 +22,8 @@ use crate::store::{self, StoreError};
 const RETRY_BASE: Duration = Duration::from_millis(100);
 /// Longest retry delay.
 const RETRY_CAP: Duration = Duration::from_secs(5);
+/// Pause between polls for more messages while a batch waits to fill.
+const FILL_POLL: Duration = Duration::from_millis(1);
 
 /// A step failed; the batch in hand (if any) stays in the processing list and is retried.
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +210,10 @@ impl Worker {
 
     /// Takes up to `batch_max_size` messages: blocks up to `idle_poll_ms` for the first, then
     /// keeps taking until the batch is full or `batch_max_wait_ms` after the first arrived.
+    ///
+    /// The wait for stragglers polls with [`FILL_POLL`] sleeps instead of a short BLMOVE:
+    /// Redis only checks blocked-client timeouts about every 100 ms (its `hz`), so a 5 ms
+    /// BLMOVE could hold a lone message for 100 ms.
     async fn collect(&mut self, shutdown: &CancellationToken) -> redis::RedisResult<Vec<Vec<u8>>> {
         let max = self.settings.batch_max_size;
         let Some(first) = self
@@ -221,20 +227,18 @@ impl Worker {
         let mut entries = Vec::with_capacity(max.min(4096));
         entries.push(first);
         while entries.len() < max {
-            let more = self.queue.take(max - entries.len()).await?;
-            let drained = more.len() < max - entries.len();
+            let want = max - entries.len();
+            let more = self.queue.take(want).await?;
+            let drained = more.len() < want;
             entries.extend(more);
             if !drained {
                 continue;
             }
             let now = Instant::now();
-            if now + Duration::from_millis(1) > deadline || shutdown.is_cancelled() {
+            if now >= deadline || shutdown.is_cancelled() {
                 break;
             }
-            match self.queue.wait_one(deadline - now).await? {
-                Some(entry) => entries.push(entry),
-                None => break,
-            }
+            tokio::time::sleep((deadline - now).min(FILL_POLL)).await;
         }
         Ok(entries)
     }
