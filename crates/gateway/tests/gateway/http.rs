@@ -1,3 +1,5 @@
+//! `GET /stats`, `GET /health` and HTTP errors of the gateway.
+
 use std::time::Duration;
 
 use crate::helpers::{next_json, spawn_gateway};

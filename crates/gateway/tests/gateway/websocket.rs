@@ -1,3 +1,5 @@
+//! `GET /ws/stats`: cadence, per-client intervals, pings, heartbeat timeout, limits, shutdown.
+
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;

@@ -1,3 +1,5 @@
+//! `GET /health` and `GET /ready` with dependencies up and down.
+
 use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]

@@ -1,3 +1,5 @@
+//! `GET /messages`: keyset pagination, filters, query errors.
+
 use serde_json::Value;
 use uuid::Uuid;
 

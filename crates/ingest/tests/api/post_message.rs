@@ -1,3 +1,5 @@
+//! `POST /messages`: queueing and every error status, with real requests.
+
 use serde_json::json;
 use sluice_core::message::Envelope;
 

@@ -1,3 +1,5 @@
+//! Batches: size and time limits, idempotent inserts, counters, events, dead letters.
+
 use std::time::Duration;
 
 use futures_util::StreamExt;

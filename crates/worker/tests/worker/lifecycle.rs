@@ -1,3 +1,5 @@
+//! Shutdown, restart, outages, and the decay of `current_rps`.
+
 use std::time::Duration;
 
 use sluice_core::Keys;

@@ -1,3 +1,5 @@
+//! Concurrent schema migrations.
+
 use sluice_core::schema::{self, MIGRATIONS};
 use sluice_tests::TestDb;
 
