@@ -13,6 +13,8 @@ pub const TOTAL_BATCHES: &str = "total_batches";
 pub const CURRENT_RPS: &str = "current_rps";
 /// Hash of per-second buckets (`unix second` → messages persisted in it) behind `current_rps`.
 pub const RATE_WINDOW: &str = "rate_window";
+/// Sorted set of live workers: member = worker id, score = last heartbeat (ms, Redis clock).
+pub const WORKERS: &str = "workers";
 /// Prefix of each worker's processing list: `processing:<worker_id>`.
 pub const PROCESSING_PREFIX: &str = "processing:";
 /// Pub/sub channel on which workers announce every committed batch.
@@ -45,6 +47,8 @@ pub struct Keys {
     pub dead_messages: String,
     /// `<prefix>dead_letters`
     pub dead_letters: String,
+    /// `<prefix>workers`
+    pub workers: String,
 }
 
 impl Keys {
@@ -61,6 +65,7 @@ impl Keys {
             batch_events: key(BATCH_EVENTS),
             dead_messages: key(DEAD_MESSAGES),
             dead_letters: key(DEAD_LETTERS),
+            workers: key(WORKERS),
         }
     }
 

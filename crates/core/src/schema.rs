@@ -17,11 +17,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "create_messages",
-    sql: include_str!("../migrations/0001_create_messages.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "create_messages",
+        sql: include_str!("../migrations/0001_create_messages.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "worker_leases",
+        sql: include_str!("../migrations/0002_worker_leases.sql"),
+    },
+];
 
 /// Arbitrary constant naming Sluice's migration lock among the database's advisory locks.
 const MIGRATION_LOCK_KEY: i64 = 0x5e_1c_e0_01;

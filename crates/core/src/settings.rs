@@ -166,6 +166,9 @@ pub struct WorkerSettings {
     /// How long one blocking wait for the first message of a batch lasts before the worker
     /// checks for shutdown and refreshes `current_rps`.
     pub idle_poll_ms: u64,
+    /// A worker whose heartbeat is older than this is presumed dead, and a live worker
+    /// reclaims its batch. Workers beat four times per period.
+    pub dead_after_ms: u64,
 }
 
 impl Default for WorkerSettings {
@@ -175,6 +178,7 @@ impl Default for WorkerSettings {
             batch_max_size: 1_000,
             batch_max_wait_ms: 5,
             idle_poll_ms: 1_000,
+            dead_after_ms: 10_000,
         }
     }
 }

@@ -19,14 +19,18 @@ pub struct Batch {
     pub envelopes: Vec<Envelope>,
     /// JSON `dead_messages` entries for entries that are not valid envelopes.
     pub dead_letters: Vec<String>,
-    /// Set once PostgreSQL has committed the batch: rows inserted and when.
+    /// Whether the batch was read back from a processing list (after a restart, an error, or
+    /// a reclaim) rather than freshly taken: an earlier insert of it may have committed
+    /// without being counted, so its rows already in PostgreSQL count too.
+    pub resumed: bool,
+    /// Set once PostgreSQL has committed the batch: rows to count and when.
     pub committed: Option<(u64, DateTime<Utc>)>,
 }
 
 impl Batch {
     /// Parses raw entries (oldest first). Entries that are not valid envelopes become dead
     /// letters; an id seen twice is kept once.
-    pub fn parse(entries: Vec<Vec<u8>>, worker_id: &str) -> Self {
+    pub fn parse(entries: Vec<Vec<u8>>, worker_id: &str, resumed: bool) -> Self {
         let size = entries.len();
         let mut seen = HashSet::with_capacity(size);
         let mut envelopes = Vec::with_capacity(size);
@@ -39,14 +43,9 @@ impl Batch {
                     }
                 }
                 Err(e) => {
-                    let letter = DeadLetter {
-                        payload: String::from_utf8_lossy(&raw).into_owned(),
-                        reason: format!("not a valid message envelope: {e}"),
-                        failed_at: Utc::now(),
-                        worker_id: worker_id.to_owned(),
-                    };
-                    tracing::warn!(reason = %letter.reason, "dead-lettering a poison message");
-                    dead_letters.push(serde_json::to_string(&letter).unwrap_or_default());
+                    let reason = format!("not a valid message envelope: {e}");
+                    tracing::warn!(%reason, "dead-lettering a poison message");
+                    dead_letters.push(dead_letter(&raw, reason, worker_id));
                 }
             }
         }
@@ -55,7 +54,22 @@ impl Batch {
             size,
             envelopes,
             dead_letters,
+            resumed,
             committed: None,
+        }
+    }
+
+    /// Sets aside envelopes PostgreSQL rejected, with its reason.
+    pub fn reject(&mut self, rejected: Vec<(Uuid, String)>, worker_id: &str) {
+        for (id, reason) in rejected {
+            if let Some(at) = self.envelopes.iter().position(|e| e.id == id) {
+                let envelope = self.envelopes.remove(at);
+                self.dead_letters.push(dead_letter(
+                    &envelope.to_json(),
+                    format!("rejected by PostgreSQL: {reason}"),
+                    worker_id,
+                ));
+            }
         }
     }
 
@@ -70,6 +84,16 @@ impl Batch {
             message_ids: self.envelopes.iter().map(|e| e.id).collect(),
         }
     }
+}
+
+fn dead_letter(raw: &[u8], reason: String, worker_id: &str) -> String {
+    let letter = DeadLetter {
+        payload: String::from_utf8_lossy(raw).into_owned(),
+        reason,
+        failed_at: Utc::now(),
+        worker_id: worker_id.to_owned(),
+    };
+    serde_json::to_string(&letter).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -87,7 +111,7 @@ mod tests {
         let a = envelope("a");
         let b = envelope("b");
         let entries = vec![a.to_json(), b"not json".to_vec(), b.to_json(), a.to_json()];
-        let batch = Batch::parse(entries, "w1");
+        let batch = Batch::parse(entries, "w1", false);
         assert_eq!(batch.size, 4);
         assert_eq!(batch.envelopes, vec![a, b]);
         assert_eq!(batch.dead_letters.len(), 1);
@@ -100,7 +124,7 @@ mod tests {
     #[test]
     fn event_lists_the_ids_in_consumption_order() {
         let (a, b) = (envelope("a"), envelope("b"));
-        let batch = Batch::parse(vec![a.to_json(), b.to_json()], "w");
+        let batch = Batch::parse(vec![a.to_json(), b.to_json()], "w", false);
         let event = batch.event("w", 2, Utc::now());
         assert_eq!(event.message_ids, vec![a.id, b.id]);
         assert_eq!(event.size, 2);

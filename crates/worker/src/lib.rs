@@ -5,11 +5,13 @@
 //! - [`queue`]: Redis: taking messages into the worker's processing list, recording batches.
 //! - [`store`]: PostgreSQL: the one-statement idempotent batch insert.
 //! - [`batch`]: parsing a batch's raw entries into envelopes and dead letters.
+//! - [`registry`]: heartbeats and the detection of dead peers.
 //! - [`rate`]: keeps `current_rps` decaying while idle.
 
 pub mod batch;
 pub mod queue;
 pub mod rate;
+pub mod registry;
 pub mod store;
 pub mod worker;
 

@@ -29,7 +29,8 @@ pub struct Queue {
     max_block: Duration,
     take: Script,
     commit: Script,
-    requeue: Script,
+    claim: Script,
+    worker_id: String,
 }
 
 /// What [`Queue::record`] writes for one committed batch.
@@ -59,7 +60,8 @@ impl Queue {
             max_block,
             take: Script::new(include_str!("lua/take.lua")),
             commit: Script::new(include_str!("lua/commit.lua")),
-            requeue: Script::new(include_str!("lua/requeue.lua")),
+            claim: Script::new(include_str!("lua/claim.lua")),
+            worker_id: worker_id.to_owned(),
         })
     }
 
@@ -157,13 +159,28 @@ impl Queue {
         Ok(applied == 1)
     }
 
-    /// Gives the whole processing list back to the consuming end of `pending_messages`.
-    #[tracing::instrument(name = "redis.requeue", skip(self), err(level = "debug"))]
-    pub async fn requeue(&mut self) -> RedisResult<u64> {
-        self.requeue
+    /// Moves dead worker `dead_id`'s processing list into this worker's, if it is still
+    /// silent. Returns how many messages moved, or `None` if the worker came back.
+    #[tracing::instrument(name = "redis.claim", skip(self), err(level = "debug"))]
+    pub async fn claim(&mut self, dead_id: &str, dead_after: Duration) -> RedisResult<Option<u64>> {
+        let moved: i64 = self
+            .claim
+            .key(&self.keys.workers)
+            .key(self.keys.processing(dead_id))
             .key(&self.processing)
-            .key(&self.keys.pending_messages)
+            .arg(dead_id)
+            .arg(dead_after.as_millis() as u64)
             .invoke_async(&mut self.redis)
+            .await?;
+        Ok(u64::try_from(moved).ok())
+    }
+
+    /// Leaves the registry (graceful shutdown).
+    pub async fn unregister(&mut self) -> RedisResult<()> {
+        redis::cmd("ZREM")
+            .arg(&self.keys.workers)
+            .arg(&self.worker_id)
+            .query_async(&mut self.redis)
             .await
     }
 }

@@ -1,7 +1,14 @@
-//! The PostgreSQL side: one statement, one round trip, one transaction per batch.
+//! The PostgreSQL side: one statement, one round trip, one transaction per batch, fenced by
+//! the worker's lease.
+//!
+//! Every insert holds the worker's row of `sluice_worker_leases` `FOR SHARE` and inserts
+//! nothing unless the token still matches. A worker reclaiming a dead peer's batch deletes the
+//! peer's lease first, which waits for any insert of the peer in flight; after that the peer
+//! can commit nothing, so the reclaimer sees every row the peer will ever have inserted.
 
 use deadpool_postgres::Pool;
 use sluice_core::message::Envelope;
+use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 /// Why a batch could not be inserted.
@@ -11,21 +18,81 @@ pub enum StoreError {
     #[error("no PostgreSQL connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
     /// The statement failed.
-    #[error("PostgreSQL refused the batch: {0}")]
+    #[error("PostgreSQL refused the statement: {0}")]
     Query(#[from] tokio_postgres::Error),
 }
 
-const INSERT: &str = "INSERT INTO messages (id, user_id, channel_id, content, created_at) \
-     SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[]) \
-     ON CONFLICT (id) DO NOTHING";
-
-/// Inserts `envelopes` in one statement and returns how many rows were new. Ids already in the
-/// table (a redelivered message) are skipped, so a message never becomes two rows.
-#[tracing::instrument(name = "postgres.insert_batch", skip_all, fields(size = envelopes.len()), err(level = "debug"))]
-pub async fn insert(pool: &Pool, envelopes: &[&Envelope]) -> Result<u64, StoreError> {
-    if envelopes.is_empty() {
-        return Ok(0);
+impl StoreError {
+    /// Whether the rows themselves are at fault (a data exception or a constraint violation),
+    /// so retrying the same rows can never succeed; anything else (connection lost, server
+    /// restarting, out of disk) is worth retrying.
+    pub fn rows_rejected(&self) -> bool {
+        let Self::Query(e) = self else { return false };
+        e.code().is_some_and(|code| {
+            let class = &code.code()[..2];
+            (class == "22" || class == "23") && *code != SqlState::UNIQUE_VIOLATION
+        })
     }
+}
+
+/// The lease that lets a worker insert.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// Worker id.
+    pub worker_id: String,
+    /// Random token; replaced at each registration.
+    pub token: Uuid,
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    /// False when the lease was revoked: nothing was inserted.
+    pub leased: bool,
+    /// Rows this statement added.
+    pub inserted: u64,
+    /// Rows of the batch that were already in the table before this statement (only computed
+    /// for resumed batches).
+    pub existing: u64,
+}
+
+const INSERT: &str = "
+WITH lease AS (
+    SELECT 1 FROM sluice_worker_leases WHERE worker_id = $6 AND token = $7 FOR SHARE
+), ins AS (
+    INSERT INTO messages (id, user_id, channel_id, content, created_at)
+    SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
+    WHERE EXISTS (SELECT 1 FROM lease)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8";
+
+/// The same, also counting the batch's rows that were already there: for a batch resumed from
+/// a processing list, whose earlier insert may have committed without being counted.
+const INSERT_RESUMED: &str = "
+WITH lease AS (
+    SELECT 1 FROM sluice_worker_leases WHERE worker_id = $6 AND token = $7 FOR SHARE
+), existing AS (
+    SELECT count(*) AS n FROM messages WHERE id = ANY($1::uuid[])
+), ins AS (
+    INSERT INTO messages (id, user_id, channel_id, content, created_at)
+    SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
+    WHERE EXISTS (SELECT 1 FROM lease)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), (SELECT n FROM existing)";
+
+/// Inserts `envelopes` in one statement under `lease`. Ids already in the table are skipped, so
+/// a message never becomes two rows.
+#[tracing::instrument(name = "postgres.insert_batch", skip_all, fields(size = envelopes.len(), resumed), err(level = "debug"))]
+pub async fn insert(
+    pool: &Pool,
+    lease: &Lease,
+    envelopes: &[&Envelope],
+    resumed: bool,
+) -> Result<Inserted, StoreError> {
     let n = envelopes.len();
     let mut ids: Vec<Uuid> = Vec::with_capacity(n);
     let mut users = Vec::with_capacity(n);
@@ -40,9 +107,121 @@ pub async fn insert(pool: &Pool, envelopes: &[&Envelope]) -> Result<u64, StoreEr
         created.push(e.created_at);
     }
     let client = pool.get().await?;
-    let statement = client.prepare_cached(INSERT).await?;
-    let inserted = client
-        .execute(&statement, &[&ids, &users, &channels, &contents, &created])
+    let statement = client
+        .prepare_cached(if resumed { INSERT_RESUMED } else { INSERT })
         .await?;
-    Ok(inserted)
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &ids,
+                &users,
+                &channels,
+                &contents,
+                &created,
+                &lease.worker_id,
+                &lease.token,
+            ],
+        )
+        .await?;
+    let count =
+        |i: usize| -> Result<u64, StoreError> { Ok(row.try_get::<_, i64>(i)?.max(0) as u64) };
+    Ok(Inserted {
+        leased: row.try_get(0)?,
+        inserted: count(1)?,
+        existing: count(2)?,
+    })
+}
+
+/// Inserts like [`insert`], but when PostgreSQL rejects the rows themselves, bisects the batch
+/// to commit every acceptable row and returns the rejected ones with PostgreSQL's reason.
+pub async fn insert_isolating(
+    pool: &Pool,
+    lease: &Lease,
+    envelopes: &[&Envelope],
+    resumed: bool,
+) -> Result<(Inserted, Vec<(Uuid, String)>), StoreError> {
+    let mut total = Inserted {
+        leased: true,
+        inserted: 0,
+        existing: 0,
+    };
+    let mut rejected = Vec::new();
+    // Work list of slices still to insert; a rejected slice is split in two.
+    let mut pending = vec![envelopes];
+    while let Some(slice) = pending.pop() {
+        if slice.is_empty() {
+            continue;
+        }
+        match insert(pool, lease, slice, resumed).await {
+            Ok(done) => {
+                if !done.leased {
+                    return Ok((
+                        Inserted {
+                            leased: false,
+                            ..total
+                        },
+                        rejected,
+                    ));
+                }
+                total.inserted += done.inserted;
+                total.existing += done.existing;
+            }
+            Err(e) if e.rows_rejected() => {
+                if let [single] = slice {
+                    tracing::warn!(id = %single.id, error = %e, "PostgreSQL rejects a message; dead-lettering it");
+                    rejected.push((single.id, db_reason(&e)));
+                } else {
+                    let (left, right) = slice.split_at(slice.len() / 2);
+                    pending.push(right);
+                    pending.push(left);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((total, rejected))
+}
+
+/// PostgreSQL's own message for a rejected row.
+fn db_reason(e: &StoreError) -> String {
+    match e {
+        StoreError::Query(q) => q.as_db_error().map_or_else(
+            || q.to_string(),
+            |db| format!("{} ({})", db.message(), db.code().code()),
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Registers (or re-registers) a worker: a fresh token replaces any previous one, fencing off
+/// an older process that used the same id.
+#[tracing::instrument(name = "postgres.register_lease", skip(pool), err(level = "debug"))]
+pub async fn register(pool: &Pool, worker_id: &str) -> Result<Lease, StoreError> {
+    let lease = Lease {
+        worker_id: worker_id.to_owned(),
+        token: Uuid::now_v7(),
+    };
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO sluice_worker_leases (worker_id, token) VALUES ($1, $2)
+             ON CONFLICT (worker_id) DO UPDATE SET token = EXCLUDED.token, acquired_at = now()",
+            &[&lease.worker_id, &lease.token],
+        )
+        .await?;
+    Ok(lease)
+}
+
+/// Revokes a worker's lease; waits for any insert of that worker in flight to finish.
+#[tracing::instrument(name = "postgres.revoke_lease", skip(pool), err(level = "debug"))]
+pub async fn revoke(pool: &Pool, worker_id: &str) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "DELETE FROM sluice_worker_leases WHERE worker_id = $1",
+            &[&worker_id],
+        )
+        .await?;
+    Ok(())
 }

@@ -14,9 +14,12 @@ use sluice_core::settings::{Settings, WorkerSettings};
 use sluice_core::{CancellationToken, connect, schema};
 use tokio::time::Instant;
 
+use tokio::sync::watch;
+
 use crate::batch::Batch;
 use crate::queue::{Queue, Record};
-use crate::store::{self, StoreError};
+use crate::registry;
+use crate::store::{self, Lease, StoreError};
 
 /// First retry delay after a failure.
 const RETRY_BASE: Duration = Duration::from_millis(100);
@@ -45,9 +48,14 @@ pub enum Outcome {
     Committed {
         /// Entries taken from the queue.
         size: usize,
-        /// Rows added to PostgreSQL.
+        /// Rows counted in `total_messages`: rows added, plus (for a resumed batch) rows an
+        /// earlier, uncounted insert had added.
         inserted: u64,
     },
+    /// A peer presumed this worker dead and revoked its lease: nothing was inserted, the
+    /// batch was dropped from memory (it stays in a processing list), and the worker
+    /// registered again.
+    Fenced,
 }
 
 /// Whether each dependency worked last time, so outages are logged once per change.
@@ -91,8 +99,14 @@ pub struct Worker {
     /// The batch taken but not yet recorded. While it is set, no new message is taken.
     in_hand: Option<Batch>,
     /// Whether the processing list may hold entries `in_hand` does not know about (at start,
-    /// or after a Redis error while taking): the next step re-reads it before taking more.
+    /// after a Redis error while taking, after a reclaim or after being fenced): the next step
+    /// re-reads it, as a resumed batch, before taking more.
     resync: bool,
+    /// The lease inserts are fenced by; `None` until registered, and again after being fenced.
+    lease: Option<Lease>,
+    /// Peers the heartbeat found dead, published by the heartbeat task.
+    dead_peers: watch::Receiver<Vec<String>>,
+    dead_peers_tx: watch::Sender<Vec<String>>,
     log: DependencyLog,
 }
 
@@ -105,6 +119,7 @@ impl Worker {
             settings.worker.id.clone()
         };
         let max_block = Duration::from_millis(settings.worker.idle_poll_ms);
+        let (dead_peers_tx, dead_peers) = watch::channel(Vec::new());
         Ok(Self {
             queue: Queue::new(&settings.redis, &id, max_block)?,
             pool: connect::postgres_pool(&settings.postgres)?,
@@ -112,8 +127,55 @@ impl Worker {
             id,
             in_hand: None,
             resync: true,
+            lease: None,
+            dead_peers,
+            dead_peers_tx,
             log: DependencyLog::default(),
         })
+    }
+
+    fn dead_after(&self) -> Duration {
+        Duration::from_millis(self.settings.dead_after_ms)
+    }
+
+    /// Writes one heartbeat now and notes the dead peers it reports (the heartbeat task does
+    /// this periodically in [`Worker::run`]).
+    pub async fn heartbeat(&mut self) -> redis::RedisResult<Vec<String>> {
+        let mut conn = self.queue.shared_connection();
+        let dead =
+            registry::beat(&mut conn, self.queue.keys(), &self.id, self.dead_after()).await?;
+        self.dead_peers_tx.send_replace(dead.clone());
+        Ok(dead)
+    }
+
+    /// The lease, registering one first if needed.
+    async fn lease(&mut self) -> Result<Lease, StoreError> {
+        if let Some(lease) = &self.lease {
+            return Ok(lease.clone());
+        }
+        let lease = store::register(&self.pool, &self.id).await?;
+        self.lease = Some(lease.clone());
+        Ok(lease)
+    }
+
+    /// Takes over the batches of the peers the heartbeat found dead: revokes each one's lease
+    /// (after which it can commit nothing), then moves its processing list into this worker's.
+    /// The moved messages become this worker's next, resumed, batch.
+    pub async fn reclaim_dead_peers(&mut self) -> Result<u64, StepError> {
+        let dead = self.dead_peers.borrow_and_update().clone();
+        let mut total = 0;
+        for peer in dead {
+            store::revoke(&self.pool, &peer).await?;
+            match self.queue.claim(&peer, self.dead_after()).await? {
+                Some(moved) => {
+                    tracing::warn!(peer = %peer, moved, "reclaimed the batch of a worker presumed dead");
+                    total += moved;
+                    self.resync = true;
+                }
+                None => tracing::info!(peer = %peer, "worker presumed dead is back; leaving it"),
+            }
+        }
+        Ok(total)
     }
 
     /// This worker's id; its processing list is `processing:<id>`.
@@ -139,54 +201,72 @@ impl Worker {
         shutdown: &CancellationToken,
     ) -> Result<Outcome, StepError> {
         if self.in_hand.is_none() {
-            let entries = if self.resync {
-                let entries = self.queue.in_hand().await?;
+            if self.dead_peers.has_changed().unwrap_or(false) {
+                self.reclaim_dead_peers().await?;
+            }
+            let mut resumed = Vec::new();
+            if self.resync {
+                resumed = self.queue.in_hand().await?;
                 self.resync = false;
-                if !entries.is_empty() {
+                if !resumed.is_empty() {
                     tracing::info!(
-                        count = entries.len(),
+                        count = resumed.len(),
                         "resuming the batch left in the processing list"
                     );
                 }
-                entries
-            } else {
-                Vec::new()
-            };
-            let entries = if entries.is_empty() {
-                match self.collect(shutdown).await {
+            }
+            let batch = if resumed.is_empty() {
+                let entries = match self.collect(shutdown).await {
                     Ok(entries) => entries,
                     Err(e) => {
+                        // Some messages may have moved before the error: re-read the list.
                         self.resync = true;
                         return Err(e.into());
                     }
+                };
+                if entries.is_empty() {
+                    self.log.redis_ok();
+                    return Ok(Outcome::Idle);
                 }
+                Batch::parse(entries, &self.id, false)
             } else {
-                entries
+                Batch::parse(resumed, &self.id, true)
             };
             self.log.redis_ok();
-            if entries.is_empty() {
-                return Ok(Outcome::Idle);
-            }
-            self.in_hand = Some(Batch::parse(entries, &self.id));
+            self.in_hand = Some(batch);
         }
         self.commit_in_hand().await
     }
 
     /// Inserts and records the batch in hand, resuming wherever a previous attempt stopped.
     async fn commit_in_hand(&mut self) -> Result<Outcome, StepError> {
+        if self.in_hand.as_ref().is_some_and(|b| b.committed.is_none()) {
+            let lease = self.lease().await?;
+            let Some(batch) = self.in_hand.as_mut() else {
+                return Ok(Outcome::Idle);
+            };
+            let envelopes: Vec<_> = batch.envelopes.iter().collect();
+            let (done, rejected) =
+                store::insert_isolating(&self.pool, &lease, &envelopes, batch.resumed).await?;
+            self.log.postgres_ok();
+            if !done.leased {
+                tracing::warn!(
+                    worker_id = %self.id,
+                    "a peer presumed this worker dead and took over its batch; registering again"
+                );
+                self.lease = None;
+                self.in_hand = None;
+                self.resync = true;
+                return Ok(Outcome::Fenced);
+            }
+            batch.reject(rejected, &self.id);
+            batch.committed = Some((done.inserted + done.existing, Utc::now()));
+        }
         let Some(batch) = self.in_hand.as_mut() else {
             return Ok(Outcome::Idle);
         };
-        let (inserted, committed_at) = match batch.committed {
-            Some(done) => done,
-            None => {
-                let envelopes: Vec<_> = batch.envelopes.iter().collect();
-                let inserted = store::insert(&self.pool, &envelopes).await?;
-                self.log.postgres_ok();
-                let done = (inserted, Utc::now());
-                batch.committed = Some(done);
-                done
-            }
+        let Some((inserted, committed_at)) = batch.committed else {
+            return Ok(Outcome::Idle);
         };
         let event = serde_json::to_string(&batch.event(&self.id, inserted, committed_at))
             .unwrap_or_default();
@@ -200,7 +280,10 @@ impl Worker {
             .await?;
         self.log.redis_ok();
         if !applied {
-            tracing::debug!(batch_id = %batch.id, "batch was already recorded");
+            tracing::info!(
+                batch_id = %batch.id,
+                "batch already recorded, or taken over by a peer while this worker was away"
+            );
         }
         let size = batch.size;
         tracing::debug!(batch_id = %batch.id, size, inserted, "batch committed");
@@ -216,6 +299,9 @@ impl Worker {
     /// BLMOVE could hold a lone message for 100 ms.
     async fn collect(&mut self, shutdown: &CancellationToken) -> redis::RedisResult<Vec<Vec<u8>>> {
         let max = self.settings.batch_max_size;
+        if shutdown.is_cancelled() {
+            return Ok(Vec::new());
+        }
         let Some(first) = self
             .queue
             .wait_one(Duration::from_millis(self.settings.idle_poll_ms))
@@ -243,18 +329,19 @@ impl Worker {
         Ok(entries)
     }
 
-    /// Runs steps until `shutdown` fires, then commits the batch in hand; if that cannot be
-    /// done, gives it back to `pending_messages` (or, when even that fails, leaves it in the
-    /// processing list). Nothing taken is ever dropped.
+    /// Runs steps until `shutdown` fires, then commits the batch in hand. If that cannot be
+    /// done (PostgreSQL or Redis down), the batch stays in the processing list and the worker
+    /// stays in the registry, so a peer reclaims it once the heartbeat is stale (or this worker
+    /// resumes it when restarted with the same id). Nothing taken is ever dropped.
     pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(worker_id = %self.id, processing = %self.queue.processing(), "worker starting");
         let mut backoff = Backoff::new(RETRY_BASE, RETRY_CAP);
         while !shutdown.is_cancelled() {
-            match self.migrate().await {
+            match self.prepare().await {
                 Ok(()) => break,
                 Err(e) => {
                     if backoff.attempts() == 0 {
-                        tracing::warn!(error = %format!("{e:#}"), "cannot migrate the schema yet; retrying");
+                        tracing::warn!(error = %format!("{e:#}"), "cannot prepare the schema and lease yet; retrying");
                     }
                     sleep_or_shutdown(backoff.next_delay(), &shutdown).await;
                 }
@@ -264,6 +351,14 @@ impl Worker {
         let rate = tokio::spawn(crate::rate::refresh_periodically(
             self.queue.shared_connection(),
             self.queue.keys().clone(),
+            shutdown.clone(),
+        ));
+        let heartbeat = tokio::spawn(registry::beat_periodically(
+            self.queue.shared_connection(),
+            self.queue.keys().clone(),
+            self.id.clone(),
+            self.dead_after(),
+            self.dead_peers_tx.clone(),
             shutdown.clone(),
         ));
         while !shutdown.is_cancelled() {
@@ -277,44 +372,50 @@ impl Worker {
                 }
             }
         }
-        self.finish().await;
+        let _ = heartbeat.await;
+        if self.finish(&shutdown).await {
+            self.leave().await;
+        } else {
+            tracing::warn!(
+                processing = %self.queue.processing(),
+                "leaving the batch in hand in the processing list; a peer will reclaim it"
+            );
+        }
         let _ = rate.await;
         tracing::info!(worker_id = %self.id, "worker stopped");
         Ok(())
     }
 
-    /// Shutdown: one more attempt at the batch in hand, else hand it back.
-    async fn finish(&mut self) {
-        if self.in_hand.is_none() && !self.resync {
-            return;
-        }
-        if self.in_hand.is_some() {
-            match self.commit_in_hand().await {
-                Ok(outcome) => {
-                    tracing::info!(?outcome, "committed the batch in hand before exiting");
-                    return;
+    /// Start-up: schema, lease, and a first heartbeat before anything is taken.
+    async fn prepare(&mut self) -> anyhow::Result<()> {
+        self.migrate().await?;
+        self.lease().await?;
+        self.heartbeat().await?;
+        Ok(())
+    }
+
+    /// Shutdown: one more attempt at the batch in hand (or at whatever the processing list
+    /// holds), taking nothing new. Returns whether the processing list is known to be empty.
+    async fn finish(&mut self, shutdown: &CancellationToken) -> bool {
+        if self.in_hand.is_some() || self.resync {
+            match self.try_execute_task(shutdown).await {
+                Ok(Outcome::Committed { size, inserted }) => {
+                    tracing::info!(size, inserted, "committed the batch in hand before exiting");
                 }
+                Ok(_) => {}
                 Err(e) => tracing::warn!(%e, "cannot commit the batch in hand"),
             }
         }
-        let committed = self.in_hand.as_ref().is_some_and(|b| b.committed.is_some());
-        if committed {
-            // PostgreSQL has the rows; requeueing would only make them count as duplicates.
-            tracing::warn!(
-                processing = %self.queue.processing(),
-                "batch is in PostgreSQL but not yet counted; leaving it in the processing list"
-            );
-            return;
+        self.in_hand.is_none() && !self.resync
+    }
+
+    /// Leaves the registry and gives up the lease, after a clean shutdown.
+    async fn leave(&mut self) {
+        if let Err(e) = self.queue.unregister().await {
+            tracing::warn!(%e, "cannot leave the worker registry; peers will drop this worker after dead_after_ms");
         }
-        match self.queue.requeue().await {
-            Ok(moved) => {
-                tracing::info!(moved, "gave the uncommitted batch back to pending_messages")
-            }
-            Err(e) => tracing::error!(
-                %e,
-                processing = %self.queue.processing(),
-                "cannot give the batch back; it stays in the processing list"
-            ),
+        if let Err(e) = store::revoke(&self.pool, &self.id).await {
+            tracing::debug!(%e, "cannot give up the lease");
         }
     }
 }

@@ -68,7 +68,7 @@ async fn batches_flush_at_the_size_limit() {
     for _ in 0..3 {
         match t.step().await {
             Outcome::Committed { size, .. } => sizes.push(size),
-            Outcome::Idle => panic!("messages are waiting"),
+            other => panic!("messages are waiting, got {other:?}"),
         }
     }
     assert_eq!(sizes, [10, 10, 5]);
@@ -187,5 +187,47 @@ async fn poison_goes_to_dead_messages_and_its_batch_mates_commit() {
     let letter: DeadLetter = serde_json::from_str(&entries[0]).expect("dead letter JSON");
     assert_eq!(letter.payload, "{\"garbage\": true}");
     assert!(!letter.reason.is_empty());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn rows_postgres_rejects_are_isolated_and_dead_lettered() {
+    let mut t = spawn_worker(&[]).await;
+    let client = t.db.client().await.expect("client");
+    client
+        .batch_execute(
+            "ALTER TABLE messages ADD CONSTRAINT test_reject CHECK (content <> 'message 3')",
+        )
+        .await
+        .expect("constraint");
+    let envelopes: Vec<_> = (0..10).map(envelope).collect();
+    t.push(&envelopes).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 10,
+            inserted: 9
+        }
+    );
+    assert_eq!(t.row_count().await, 9);
+    let (dead, letters, total) = (
+        t.keys.dead_messages.clone(),
+        t.keys.dead_letters.clone(),
+        t.keys.total_messages.clone(),
+    );
+    assert_eq!(t.counter(&letters).await, 1);
+    assert_eq!(t.counter(&total).await, 9);
+    let entries: Vec<String> = redis::cmd("LRANGE")
+        .arg(&dead)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut t.redis)
+        .await
+        .expect("LRANGE");
+    let letter: DeadLetter = serde_json::from_str(&entries[0]).expect("dead letter JSON");
+    assert!(letter.reason.contains("test_reject"), "{}", letter.reason);
+    let original: sluice_core::message::Envelope =
+        serde_json::from_str(&letter.payload).expect("the payload is the envelope");
+    assert_eq!(original, envelopes[3]);
     t.cleanup().await;
 }

@@ -81,14 +81,15 @@ async fn a_restarted_worker_resumes_the_batch_left_in_its_processing_list() {
 }
 
 #[tokio::test]
-async fn postgres_down_keeps_the_batch_and_shutdown_gives_it_back() {
-    let mut t = spawn_worker(&[]).await;
+async fn postgres_down_keeps_the_batch_until_a_peer_reclaims_it() {
+    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "500")]).await;
     let envelopes: Vec<_> = (0..5).map(envelope).collect();
     t.push(&envelopes).await;
     let mut settings = t.settings.clone();
     settings.postgres.url = "postgres://postgres@127.0.0.1:1/nowhere".into();
     settings.postgres.connect_timeout_ms = 200;
     let mut broken = Worker::new(&settings).expect("worker");
+    broken.heartbeat().await.expect("registered");
     let processing = t.keys.processing(broken.id());
     let err = broken
         .try_execute_task(&t.shutdown)
@@ -107,16 +108,20 @@ async fn postgres_down_keeps_the_batch_and_shutdown_gives_it_back() {
     assert!(err.to_string().contains("PostgreSQL"), "{err}");
     assert_eq!(t.llen(&processing).await, 5, "retrying does not take more");
 
-    // Shutting down (run() skips its loop once cancelled) hands the batch back, oldest first.
+    // Shutting down (run() skips its loop once cancelled) keeps the batch where it is.
     t.shutdown.cancel();
     broken.run(t.shutdown.clone()).await.expect("clean exit");
-    assert_eq!(t.llen(&processing).await, 0);
-    let pending = t.keys.pending_messages.clone();
-    assert_eq!(t.llen(&pending).await, 5);
-    let healthy = Worker::new(&t.settings).expect("worker");
-    let mut healthy = healthy;
+    assert_eq!(t.llen(&processing).await, 5);
+
+    // A healthy peer finds the silent worker and takes its batch over, oldest first.
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let fresh = sluice_core::CancellationToken::new();
-    let outcome = healthy.try_execute_task(&fresh).await.expect("step");
+    let dead = t.worker.heartbeat().await.expect("heartbeat");
+    assert!(
+        dead.iter().any(|id| processing.ends_with(id.as_str())),
+        "{dead:?}"
+    );
+    let outcome = t.worker.try_execute_task(&fresh).await.expect("step");
     assert_eq!(
         outcome,
         Outcome::Committed {
@@ -124,6 +129,7 @@ async fn postgres_down_keeps_the_batch_and_shutdown_gives_it_back() {
             inserted: 5
         }
     );
+    assert_eq!(t.llen(&processing).await, 0);
     let client = t.db.client().await.expect("client");
     let order: Vec<uuid::Uuid> = client
         .query("SELECT id FROM messages ORDER BY id", &[])
@@ -133,6 +139,126 @@ async fn postgres_down_keeps_the_batch_and_shutdown_gives_it_back() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(order, envelopes.iter().map(|e| e.id).collect::<Vec<_>>());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_reclaimed_batch_committed_before_its_worker_died_is_counted_once() {
+    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "500")]).await;
+    let envelopes: Vec<_> = (0..5).map(envelope).collect();
+    // What a worker that died between its PostgreSQL commit and its Redis bookkeeping leaves:
+    // its batch in processing:ghost, three of the five rows already inserted, uncounted.
+    let ghost = t.keys.processing("ghost");
+    for e in &envelopes {
+        let _: () = redis::cmd("LPUSH")
+            .arg(&ghost)
+            .arg(e.to_json())
+            .query_async(&mut t.redis)
+            .await
+            .expect("LPUSH");
+    }
+    let _: () = redis::cmd("ZADD")
+        .arg(&t.keys.workers)
+        .arg(1)
+        .arg("ghost")
+        .query_async(&mut t.redis)
+        .await
+        .expect("ZADD");
+    let client = t.db.client().await.expect("client");
+    for e in &envelopes[..3] {
+        client
+            .execute(
+                "INSERT INTO messages (id, user_id, channel_id, content, created_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&e.id, &e.user_id.get(), &e.channel_id.get(), &e.content.as_str(), &e.created_at],
+            )
+            .await
+            .expect("insert");
+    }
+    assert_eq!(
+        t.worker.heartbeat().await.expect("heartbeat"),
+        vec!["ghost".to_owned()]
+    );
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 5,
+            inserted: 5
+        }
+    );
+    assert_eq!(t.row_count().await, 5);
+    let total = t.keys.total_messages.clone();
+    assert_eq!(
+        t.counter(&total).await,
+        5,
+        "committed-but-uncounted rows are counted once"
+    );
+    assert_eq!(t.llen(&ghost).await, 0);
+    let registered: Option<f64> = redis::cmd("ZSCORE")
+        .arg(&t.keys.workers)
+        .arg("ghost")
+        .query_async(&mut t.redis)
+        .await
+        .expect("ZSCORE");
+    assert_eq!(registered, None, "the dead worker left the registry");
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_worker_presumed_dead_is_fenced_and_resumes_without_duplicates() {
+    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "500")]).await;
+    let mut paused = Worker::new(&t.settings).expect("worker");
+    paused.heartbeat().await.expect("registered");
+    t.push(&[envelope(0)]).await;
+    let shutdown = sluice_core::CancellationToken::new();
+    let outcome = paused.try_execute_task(&shutdown).await.expect("step");
+    assert_eq!(
+        outcome,
+        Outcome::Committed {
+            size: 1,
+            inserted: 1
+        }
+    );
+
+    // It goes silent; the peer presumes it dead and revokes its lease.
+    let _: () = redis::cmd("ZADD")
+        .arg(&t.keys.workers)
+        .arg(1)
+        .arg(paused.id())
+        .query_async(&mut t.redis)
+        .await
+        .expect("ZADD");
+    let dead = t.worker.heartbeat().await.expect("heartbeat");
+    assert_eq!(dead, vec![paused.id().to_owned()]);
+    assert_eq!(
+        t.worker.reclaim_dead_peers().await.expect("reclaim"),
+        0,
+        "nothing in hand to take"
+    );
+
+    // Back again, it takes three messages but may not insert them under the revoked lease.
+    let batch: Vec<_> = (1..4).map(envelope).collect();
+    t.push(&batch).await;
+    let outcome = paused.try_execute_task(&shutdown).await.expect("step");
+    assert_eq!(outcome, Outcome::Fenced);
+    assert_eq!(t.row_count().await, 1, "nothing inserted while fenced");
+    let processing = t.keys.processing(paused.id());
+    assert_eq!(
+        t.llen(&processing).await,
+        3,
+        "the batch stays in the processing list"
+    );
+    // It registers again and resumes the batch.
+    let outcome = paused.try_execute_task(&shutdown).await.expect("step");
+    assert_eq!(
+        outcome,
+        Outcome::Committed {
+            size: 3,
+            inserted: 3
+        }
+    );
+    assert_eq!(t.row_count().await, 4);
+    let total = t.keys.total_messages.clone();
+    assert_eq!(t.counter(&total).await, 4);
     t.cleanup().await;
 }
 

@@ -1,0 +1,19 @@
+-- Takes over a dead worker's batch: if the worker is still silent, removes it from the
+-- registry and moves its whole processing list, oldest message first, into the claimer's
+-- processing list, where it becomes the claimer's batch in hand. Atomic: a message is always
+-- in exactly one list, and only one claimer gets it.
+-- KEYS: workers, dead worker's processing list, claimer's processing list
+-- ARGV: dead worker id, dead-after in milliseconds
+-- Returns the number of messages moved, or -1 when the worker has come back.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seen = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if seen and tonumber(seen) > now - tonumber(ARGV[2]) then
+  return -1
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+local moved = 0
+while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do
+  moved = moved + 1
+end
+return moved

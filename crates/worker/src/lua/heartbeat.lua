@@ -1,0 +1,8 @@
+-- Records a worker's heartbeat at the Redis clock, and lists peers silent for too long.
+-- KEYS: workers
+-- ARGV: worker id, dead-after in milliseconds
+-- Returns the ids of the workers presumed dead.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - tonumber(ARGV[2])))
