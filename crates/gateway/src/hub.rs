@@ -28,16 +28,29 @@ pub struct Snapshot {
     pub json: ByteString,
 }
 
+/// Whether the poller can read Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisState {
+    /// Not read yet.
+    Unknown,
+    /// The last read succeeded.
+    Up,
+    /// The last read failed.
+    Down,
+}
+
 /// Shared gateway state.
 #[derive(Debug)]
 pub struct Hub {
     snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    /// Redis as the poller last saw it; sessions tell their clients about every change.
+    pub(crate) redis_state: watch::Sender<RedisState>,
     /// Interval (ms) → sessions that asked for it. The poller ticks at the smallest one.
     intervals: Mutex<BTreeMap<u64, usize>>,
     /// Wakes the poller when a faster interval appears.
     pub(crate) interval_changed: Notify,
     connections: AtomicUsize,
-    pub(crate) redis_up: AtomicBool,
     pub(crate) poller_running: AtomicBool,
     default_interval: Duration,
 }
@@ -51,7 +64,7 @@ impl Hub {
             intervals: Mutex::new(BTreeMap::new()),
             interval_changed: Notify::new(),
             connections: AtomicUsize::new(0),
-            redis_up: AtomicBool::new(false),
+            redis_state: watch::Sender::new(RedisState::Unknown),
             poller_running: AtomicBool::new(false),
             default_interval,
         });
@@ -113,7 +126,12 @@ impl Hub {
 
     /// Whether the last Redis read succeeded.
     pub fn redis_up(&self) -> bool {
-        self.redis_up.load(Ordering::Relaxed)
+        *self.redis_state.borrow() == RedisState::Up
+    }
+
+    /// A receiver of Redis state changes for one session.
+    pub fn redis_state(&self) -> watch::Receiver<RedisState> {
+        self.redis_state.subscribe()
     }
 
     /// Whether the poller task is running.

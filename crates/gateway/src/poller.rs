@@ -13,7 +13,7 @@ use sluice_core::stats::{Stats, StatsReader};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::hub::{Hub, Snapshot};
+use crate::hub::{Hub, RedisState, Snapshot};
 
 /// Reads stats every [`Hub::tick`] until shutdown.
 pub async fn run(
@@ -30,7 +30,7 @@ pub async fn run(
     loop {
         match tokio::time::timeout(timeout, reader.read(&mut redis)).await {
             Ok(Ok(stats)) => {
-                if !hub.redis_up.swap(true, Ordering::Relaxed) {
+                if hub.redis_state.send_replace(RedisState::Up) != RedisState::Up {
                     tracing::info!("reading stats from Redis");
                 }
                 seq += 1;
@@ -58,7 +58,7 @@ pub async fn run(
 }
 
 fn mark_down(hub: &Hub, error: &str) {
-    if hub.redis_up.swap(false, Ordering::Relaxed) {
+    if hub.redis_state.send_replace(RedisState::Down) != RedisState::Down {
         tracing::warn!(error, "cannot read stats from Redis; retrying every tick");
     }
 }

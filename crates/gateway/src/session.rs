@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use sluice_core::CancellationToken;
 use tokio::time::Instant;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, RedisState};
 
 /// Longest wait for one frame to be accepted for sending.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,11 +40,16 @@ pub async fn run(
     let _guard = hub.join(config.interval);
     let mut stream = stream.max_frame_size(crate::MAX_FRAME_BYTES);
     let mut snapshots = hub.subscribe();
+    let mut redis_state = hub.redis_state();
     let mut last_seq = 0;
     let mut last_sent: Option<Instant> = None;
 
     // The first stats message goes out right away if a reading exists.
     let first = snapshots.borrow_and_update().clone();
+    let state = *redis_state.borrow_and_update();
+    if state == RedisState::Down && send(&mut session, status_message(state)).await.is_err() {
+        return;
+    }
     if let Some(snapshot) = first {
         if send(&mut session, snapshot.json.clone()).await.is_err() {
             return;
@@ -74,6 +79,15 @@ pub async fn run(
                     }
                     last_seq = snapshot.seq;
                     last_sent = Some(Instant::now());
+                }
+            }
+            changed = redis_state.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let state = *redis_state.borrow_and_update();
+                if state != RedisState::Unknown && send(&mut session, status_message(state)).await.is_err() {
+                    break None;
                 }
             }
             frame = stream.next() => {
@@ -110,6 +124,11 @@ pub async fn run(
         }
     };
     let _ = session.close(reason).await;
+}
+
+/// `{"type": "status", "redis": "up" | "down"}`.
+fn status_message(state: RedisState) -> bytestring::ByteString {
+    serde_json::json!({"type": "status", "redis": state}).to_string().into()
 }
 
 async fn send(session: &mut Session, text: bytestring::ByteString) -> Result<(), ()> {
