@@ -140,6 +140,10 @@ pub struct IngestSettings {
     pub max_body_bytes: usize,
     /// HTTP worker threads; 0 means one per CPU core.
     pub http_workers: usize,
+    /// `POST /messages` answers 429 while `pending_messages` holds this many messages.
+    pub max_queue_depth: u64,
+    /// Bearer token for the `/admin` endpoints; empty (the default) disables them.
+    pub admin_token: String,
 }
 
 impl Default for IngestSettings {
@@ -148,6 +152,8 @@ impl Default for IngestSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             max_body_bytes: 64 * 1024,
             http_workers: 0,
+            max_queue_depth: 1_000_000,
+            admin_token: String::new(),
         }
     }
 }
@@ -317,6 +323,20 @@ impl Settings {
             (256, 64 << 20),
         )?;
         check_range("ingest.http_workers", self.ingest.http_workers, (0, 1_024))?;
+        check_range(
+            "ingest.max_queue_depth",
+            self.ingest.max_queue_depth,
+            (1, 1_000_000_000),
+        )?;
+        if !self.ingest.admin_token.is_empty() && self.ingest.admin_token.len() < 16 {
+            return Err(invalid(
+                "ingest.admin_token",
+                format!(
+                    "must be at least 16 characters (or empty to disable /admin), got {}",
+                    self.ingest.admin_token.len()
+                ),
+            ));
+        }
         check_range(
             "worker.batch_max_size",
             self.worker.batch_max_size,

@@ -128,7 +128,9 @@ pub async fn run(
 
 /// `{"type": "status", "redis": "up" | "down"}`.
 fn status_message(state: RedisState) -> bytestring::ByteString {
-    serde_json::json!({"type": "status", "redis": state}).to_string().into()
+    serde_json::json!({"type": "status", "redis": state})
+        .to_string()
+        .into()
 }
 
 async fn send(session: &mut Session, text: bytestring::ByteString) -> Result<(), ()> {

@@ -36,12 +36,21 @@ pub enum ApiError {
     /// A query parameter is not acceptable.
     #[error("invalid query parameters")]
     InvalidQuery(BTreeMap<String, String>),
+    /// The queue holds `ingest.max_queue_depth` messages; nothing was queued.
+    #[error("the queue is full ({depth} messages waiting); nothing was queued, retry later")]
+    QueueFull {
+        /// Messages waiting.
+        depth: u64,
+    },
     /// Redis did not confirm in time; nothing was queued.
     #[error("the message queue (Redis) is unavailable; nothing was queued, retry later")]
     RedisUnavailable,
     /// PostgreSQL could not answer.
     #[error("the message store (PostgreSQL) is unavailable; retry later")]
     PostgresUnavailable,
+    /// Missing or wrong admin token.
+    #[error("a valid admin token is required (Authorization: Bearer <token>)")]
+    Unauthorized,
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
@@ -60,8 +69,10 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation { .. } => "validation_failed",
             Self::InvalidQuery(_) => "invalid_query",
+            Self::QueueFull { .. } => "queue_full",
             Self::RedisUnavailable => "redis_unavailable",
             Self::PostgresUnavailable => "postgres_unavailable",
+            Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
         }
@@ -87,9 +98,11 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RedisUnavailable | Self::PostgresUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -101,8 +114,14 @@ impl ResponseError for ApiError {
             _ => BTreeMap::new(),
         };
         let mut response = HttpResponse::build(self.status_code());
-        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status_code(),
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             response.insert_header(("Retry-After", "1"));
+        }
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         response.json(ErrorBody::with_fields(
             self.code(),

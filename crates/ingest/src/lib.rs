@@ -2,7 +2,8 @@
 //!
 //! - [`Application`]: builds the server from [`Settings`], binds its listener (port 0 in tests),
 //!   and runs until the shutdown token fires, draining in-flight requests.
-//! - [`routes`]: the handlers (`POST /messages`, `GET /messages`, `/health`, `/ready`).
+//! - [`routes`]: the handlers (`POST /messages`, `GET /messages`, `/health`, `/ready`, and the
+//!   token-guarded `/admin/dead-letters`).
 //! - [`body`]: content-type and size checks before any parsing.
 //! - [`queue`]: the Redis side (`LPUSH pending_messages`).
 //! - [`error`]: every failure with its status code and stable `code`.
@@ -14,6 +15,7 @@ pub mod routes;
 pub mod state;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
@@ -21,6 +23,7 @@ use anyhow::Context;
 use sluice_core::{CancellationToken, Keys, Settings, connect};
 
 use crate::error::ApiError;
+use crate::queue::Depth;
 use crate::state::AppState;
 
 /// How long a graceful shutdown waits for in-flight requests.
@@ -31,6 +34,10 @@ pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     shutdown: CancellationToken,
+    depth: Arc<Depth>,
+    depth_conn: redis::aio::ConnectionManager,
+    pending: String,
+    redis_timeout: Duration,
 }
 
 impl Application {
@@ -42,10 +49,16 @@ impl Application {
         let port = listener.local_addr()?.port();
         let pool = connect::postgres_pool(&settings.postgres)?;
         let keys = Keys::new(&settings.redis.key_prefix);
+        let keys_pending = keys.pending_messages.clone();
         let redis_settings = settings.redis.clone();
         // Fail now, not in each worker thread, if the URL is unusable.
         connect::redis_manager(&redis_settings).context("invalid redis.url")?;
         let max_body_bytes = settings.ingest.max_body_bytes;
+        let depth = Arc::new(Depth::new(settings.ingest.max_queue_depth));
+        let admin_token: Option<Arc<str>> = Some(settings.ingest.admin_token.as_str())
+            .filter(|t| !t.is_empty())
+            .map(Arc::from);
+        let gauge = Arc::clone(&depth);
         let server = HttpServer::new(move || {
             let redis = connect::redis_manager(&redis_settings)
                 .expect("redis.url was validated when the server was built");
@@ -55,6 +68,8 @@ impl Application {
                 pool: pool.clone(),
                 max_body_bytes,
                 redis_timeout: redis_settings.response_timeout(),
+                depth: Arc::clone(&depth),
+                admin_token: admin_token.clone(),
             };
             App::new()
                 .app_data(web::Data::new(state))
@@ -75,6 +90,10 @@ impl Application {
             port,
             server,
             shutdown,
+            depth: gauge,
+            depth_conn: connect::redis_manager(&settings.redis)?,
+            pending: keys_pending,
+            redis_timeout: settings.redis.response_timeout(),
         })
     }
 
@@ -92,7 +111,17 @@ impl Application {
             shutdown.cancelled().await;
             handle.stop(true).await;
         });
-        self.server.await
+        let depth = Arc::clone(&self.depth);
+        let shutdown = self.shutdown.clone();
+        let gauge = tokio::spawn(async move {
+            depth
+                .refresh_periodically(self.depth_conn, self.pending, self.redis_timeout, shutdown)
+                .await;
+        });
+        let result = self.server.await;
+        self.shutdown.cancel();
+        let _ = gauge.await;
+        result
     }
 }
 
@@ -112,6 +141,17 @@ pub fn routes_config(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/ready")
             .route(web::get().to(routes::health::ready))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        web::resource("/admin/dead-letters")
+            .route(web::get().to(routes::admin::list))
+            .route(web::delete().to(routes::admin::purge))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        web::resource("/admin/dead-letters/requeue")
+            .route(web::post().to(routes::admin::requeue))
             .default_service(web::to(routes::method_not_allowed)),
     )
     .default_service(web::to(routes::not_found));

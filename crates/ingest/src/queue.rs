@@ -1,31 +1,121 @@
-//! Pushing envelopes onto `pending_messages`.
+//! Pushing envelopes onto `pending_messages`, within the queue bound.
+//!
+//! The bound (`ingest.max_queue_depth`) is checked without a Redis round trip of its own: every
+//! process keeps the queue depth in a [`Depth`] gauge, updated from each LPUSH reply and by a
+//! background LLEN every [`DEPTH_REFRESH`]. Far from the bound a push is a plain LPUSH; close
+//! to it, the push is a script that checks and pushes atomically, so the queue never passes
+//! the bound however many processes push at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use redis::Script;
 use redis::aio::ConnectionManager;
+use sluice_core::CancellationToken;
 use sluice_core::message::Envelope;
 
 use crate::error::ApiError;
 
-/// LPUSHes `envelopes` in one command and returns once Redis confirmed it. The list is consumed
-/// from the tail, so envelopes pushed together are consumed in the order given.
+/// How often the gauge re-reads the queue length, to see workers draining it.
+pub const DEPTH_REFRESH: Duration = Duration::from_millis(100);
+
+/// The last known length of `pending_messages`, and the bound.
+#[derive(Debug)]
+pub struct Depth {
+    value: AtomicU64,
+    max: u64,
+    /// Above `max - margin`, pushes go through the checking script.
+    margin: u64,
+}
+
+impl Depth {
+    /// A gauge for a queue bounded at `max`.
+    pub fn new(max: u64) -> Self {
+        Self {
+            value: AtomicU64::new(0),
+            max,
+            margin: (max / 10).clamp(1_000.min(max), max),
+        }
+    }
+
+    /// The last known length.
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, len: u64) {
+        self.value.store(len, Ordering::Relaxed);
+    }
+
+    /// Keeps the gauge current until shutdown.
+    pub async fn refresh_periodically(
+        &self,
+        mut conn: ConnectionManager,
+        list: String,
+        timeout: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(DEPTH_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Some(len) = length(&mut conn, &list, timeout).await {
+                        self.set(len);
+                    }
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// LPUSHes `envelopes` in one round trip and returns once Redis confirmed it. The list is
+/// consumed from the tail, so envelopes pushed together are consumed in the order given.
 ///
-/// Fails with [`ApiError::RedisUnavailable`] when Redis errors or does not answer within
-/// `timeout`; the caller must then not report the messages as queued.
-#[tracing::instrument(name = "redis.lpush", skip_all, fields(count = envelopes.len()), err(level = "warn"))]
+/// Fails with [`ApiError::QueueFull`] when the push would take the queue past its bound, and
+/// with [`ApiError::RedisUnavailable`] when Redis errors or does not answer within `timeout`;
+/// either way nothing was queued.
+#[tracing::instrument(name = "redis.lpush", skip_all, fields(count = envelopes.len()), err(level = "debug"))]
 pub async fn push(
     conn: &mut ConnectionManager,
     list: &str,
     envelopes: &[Envelope],
+    depth: &Depth,
     timeout: Duration,
 ) -> Result<u64, ApiError> {
-    let mut cmd = redis::cmd("LPUSH");
-    cmd.arg(list);
-    for envelope in envelopes {
-        cmd.arg(envelope.to_json());
+    static BOUNDED: std::sync::LazyLock<Script> =
+        std::sync::LazyLock::new(|| Script::new(include_str!("lua/push_bounded.lua")));
+    let n = envelopes.len() as u64;
+    let known = depth.get();
+    if known + n > depth.max {
+        return Err(ApiError::QueueFull { depth: known });
     }
-    match tokio::time::timeout(timeout, cmd.query_async::<u64>(conn)).await {
-        Ok(Ok(len)) => Ok(len),
+    let reply = if known + n > depth.max - depth.margin {
+        let mut invocation = BOUNDED.key(list);
+        invocation.arg(depth.max);
+        for envelope in envelopes {
+            invocation.arg(envelope.to_json());
+        }
+        tokio::time::timeout(timeout, invocation.invoke_async::<i64>(conn)).await
+    } else {
+        let mut cmd = redis::cmd("LPUSH");
+        cmd.arg(list);
+        for envelope in envelopes {
+            cmd.arg(envelope.to_json());
+        }
+        tokio::time::timeout(timeout, cmd.query_async::<i64>(conn)).await
+    };
+    match reply {
+        Ok(Ok(len)) if len >= 0 => {
+            depth.set(len as u64);
+            Ok(len as u64)
+        }
+        Ok(Ok(refused)) => {
+            let len = (-refused - 1) as u64;
+            depth.set(len);
+            Err(ApiError::QueueFull { depth: len })
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "LPUSH failed");
             Err(ApiError::RedisUnavailable)

@@ -1,10 +1,13 @@
 //! What every handler of one HTTP worker thread shares.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use redis::aio::ConnectionManager;
 use sluice_core::Keys;
+
+use crate::queue::Depth;
 
 /// Per-worker-thread application state.
 pub struct AppState {
@@ -19,4 +22,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Longest wait for a Redis answer before a request is answered 503.
     pub redis_timeout: Duration,
+    /// Queue length gauge and bound, shared by every worker thread.
+    pub depth: Arc<Depth>,
+    /// `ingest.admin_token`; `None` disables `/admin`.
+    pub admin_token: Option<Arc<str>>,
 }

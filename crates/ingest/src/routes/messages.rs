@@ -41,6 +41,7 @@ pub async fn post_message(
         &mut redis,
         &state.keys.pending_messages,
         std::slice::from_ref(&envelope),
+        &state.depth,
         state.redis_timeout,
     )
     .await?;

@@ -1,5 +1,6 @@
 //! HTTP handlers.
 
+pub mod admin;
 pub mod health;
 pub mod messages;
 

@@ -1,7 +1,10 @@
 //! In-process tests of the ingest API against the real Redis and PostgreSQL.
 //! One test binary: every module below is linked once.
 
+mod admin;
 mod health;
 mod helpers;
+mod hostile;
 mod list_messages;
+mod overload;
 mod post_message;

@@ -1,0 +1,157 @@
+//! `/admin/dead-letters`: list, requeue and purge the messages workers could not insert.
+//!
+//! Off unless `ingest.admin_token` is set; then every call needs
+//! `Authorization: Bearer <token>`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use redis::Script;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest page of `GET /admin/dead-letters`.
+pub const MAX_LIST: usize = 1_000;
+
+/// Query of the list and requeue calls.
+#[derive(Debug, Deserialize)]
+pub struct LimitQuery {
+    limit: Option<String>,
+}
+
+/// `GET /admin/dead-letters` body.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeadLetterPage {
+    /// Dead letters waiting in `dead_messages`.
+    pub total: u64,
+    /// Newest first; each `{"payload", "reason", "failed_at", "worker_id"}`.
+    pub dead_letters: Vec<serde_json::Value>,
+}
+
+fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = state.admin_token.as_deref() else {
+        return Err(ApiError::NotFound);
+    };
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare every byte, whatever the first difference, so timing says nothing about the token.
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidQuery(
+                    [(
+                        "limit".to_owned(),
+                        format!("must be an integer between 1 and {max}, got {v:?}"),
+                    )]
+                    .into(),
+                )
+            }),
+    }
+}
+
+fn redis_down(e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "dead-letter admin call failed");
+    ApiError::RedisUnavailable
+}
+
+/// `GET /admin/dead-letters?limit=100`: the newest dead letters and how many there are.
+pub async fn list(
+    req: HttpRequest,
+    query: web::Query<LimitQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let limit = parse_limit(query.limit.as_deref(), 100, MAX_LIST)?;
+    let mut redis = state.redis.clone();
+    let (total, entries): (u64, Vec<String>) = tokio::time::timeout(
+        state.redis_timeout,
+        redis::pipe()
+            .cmd("LLEN")
+            .arg(&state.keys.dead_messages)
+            .cmd("LRANGE")
+            .arg(&state.keys.dead_messages)
+            .arg(0)
+            .arg(limit - 1)
+            .query_async(&mut redis),
+    )
+    .await
+    .map_err(redis_down)?
+    .map_err(redis_down)?;
+    let dead_letters = entries
+        .into_iter()
+        .map(|raw| serde_json::from_str(&raw).unwrap_or(serde_json::Value::String(raw)))
+        .collect();
+    Ok(HttpResponse::Ok().json(DeadLetterPage {
+        total,
+        dead_letters,
+    }))
+}
+
+/// `POST /admin/dead-letters/requeue?limit=N`: moves the oldest N (default: all) dead letters
+/// back to the consuming end of `pending_messages`.
+pub async fn requeue(
+    req: HttpRequest,
+    query: web::Query<LimitQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    static SCRIPT: std::sync::LazyLock<Script> =
+        std::sync::LazyLock::new(|| Script::new(include_str!("../lua/requeue_dead.lua")));
+    authorize(&req, &state)?;
+    let limit = parse_limit(query.limit.as_deref(), usize::MAX, usize::MAX)?;
+    let mut redis = state.redis.clone();
+    let moved: u64 = tokio::time::timeout(
+        state.redis_timeout,
+        SCRIPT
+            .key(&state.keys.dead_messages)
+            .key(&state.keys.pending_messages)
+            .arg(limit.min(i64::MAX as usize))
+            .invoke_async(&mut redis),
+    )
+    .await
+    .map_err(redis_down)?
+    .map_err(redis_down)?;
+    tracing::info!(moved, "requeued dead letters");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"requeued": moved})))
+}
+
+/// `DELETE /admin/dead-letters`: deletes every dead letter (`dead_letters`, the count ever
+/// dead-lettered, is kept).
+pub async fn purge(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    static SCRIPT: std::sync::LazyLock<Script> =
+        std::sync::LazyLock::new(|| Script::new(include_str!("../lua/purge_dead.lua")));
+    authorize(&req, &state)?;
+    let mut redis = state.redis.clone();
+    let purged: u64 = tokio::time::timeout(
+        state.redis_timeout,
+        SCRIPT
+            .key(&state.keys.dead_messages)
+            .invoke_async(&mut redis),
+    )
+    .await
+    .map_err(redis_down)?
+    .map_err(redis_down)?;
+    tracing::info!(purged, "purged dead letters");
+    Ok(HttpResponse::Ok().json(serde_json::json!({"purged": purged})))
+}

@@ -1,0 +1,123 @@
+//! `/admin/dead-letters`: off by default, token-guarded, list / requeue / purge.
+
+use sluice_core::events::DeadLetter;
+
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+async fn add_dead_letters(app: &mut TestApp, payloads: &[&str]) {
+    for payload in payloads {
+        let letter = DeadLetter {
+            payload: (*payload).to_owned(),
+            reason: "test".into(),
+            failed_at: chrono::Utc::now(),
+            worker_id: "w".into(),
+        };
+        let _: () = redis::cmd("LPUSH")
+            .arg(&app.keys.dead_messages)
+            .arg(serde_json::to_string(&letter).expect("json"))
+            .query_async(&mut app.redis)
+            .await
+            .expect("LPUSH");
+    }
+}
+
+#[tokio::test]
+async fn admin_is_off_unless_a_token_is_configured() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .get(app.url("/admin/dead-letters"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 404, "not_found").await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_token_is_refused() {
+    let app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    let r = app
+        .http
+        .get(app.url("/admin/dead-letters"))
+        .send()
+        .await
+        .expect("sent");
+    assert!(r.headers().contains_key("www-authenticate"));
+    assert_error(r, 401, "unauthorized").await;
+    let r = app
+        .http
+        .delete(app.url("/admin/dead-letters"))
+        .bearer_auth("wrong-token-wrong-token")
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 401, "unauthorized").await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_requeued_and_purged() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    add_dead_letters(&mut app, &["first", "second", "third"]).await;
+
+    let page: serde_json::Value = app
+        .http
+        .get(app.url("/admin/dead-letters?limit=2"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["total"], 3);
+    let payloads: Vec<&str> = page["dead_letters"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|d| d["payload"].as_str().expect("payload"))
+        .collect();
+    assert_eq!(payloads, ["third", "second"], "newest first");
+
+    let r: serde_json::Value = app
+        .http
+        .post(app.url("/admin/dead-letters/requeue?limit=2"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["requeued"], 2);
+    assert_eq!(
+        app.pending().await,
+        ["first", "second"],
+        "oldest first, at the consuming end"
+    );
+
+    let r: serde_json::Value = app
+        .http
+        .delete(app.url("/admin/dead-letters"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["purged"], 1);
+    let r = app
+        .http
+        .get(app.url("/admin/dead-letters?limit=0"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 400, "invalid_query").await;
+    app.cleanup().await;
+}
