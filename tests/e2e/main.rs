@@ -3,6 +3,7 @@
 
 mod config;
 mod deploy;
+mod faults;
 mod pipeline;
 mod stack;
 mod worker_signals;

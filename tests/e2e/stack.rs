@@ -1,10 +1,23 @@
-//! Starting a whole Sluice stack from the real binaries.
+//! Starting a whole Sluice stack from the real binaries, loading it, and checking that
+//! everything accepted was persisted exactly once.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sluice_core::Keys;
 use sluice_tests::TestDb;
 use sluice_tests::process::{Service, free_port, wait_http_ok};
+use uuid::Uuid;
+
+/// Where the stack's Redis and PostgreSQL are, and extra `SECTION__KEY` settings.
+#[derive(Default)]
+pub struct Options<'a> {
+    pub redis_url: Option<String>,
+    pub postgres_admin_url: Option<String>,
+    pub extra: &'a [(&'a str, &'a str)],
+}
 
 pub struct Stack {
     pub keys: Keys,
@@ -14,25 +27,34 @@ pub struct Stack {
     pub workers: Vec<Service>,
     pub ingest_url: String,
     pub gateway_port: u16,
+    pub redis_url: String,
+    pub env: Vec<(String, String)>,
 }
 
 impl Stack {
-    /// Ingest, gateway and `workers` workers, all up and answering.
+    /// Ingest, gateway and `workers` workers on the shared servers, all up and answering.
     pub async fn start(tag: &str, workers: usize) -> Stack {
-        let db = TestDb::create(tag).await.expect("database");
+        Self::start_with(tag, workers, Options::default()).await
+    }
+
+    /// The same, on the servers and with the settings `options` names.
+    pub async fn start_with(tag: &str, workers: usize, options: Options<'_>) -> Stack {
+        let admin = options
+            .postgres_admin_url
+            .unwrap_or_else(sluice_tests::postgres_admin_url);
+        let redis_url = options.redis_url.unwrap_or_else(sluice_tests::redis_url);
+        let db = TestDb::create_on(&admin, tag).await.expect("database");
         let prefix = sluice_tests::unique_prefix(tag);
-        let ingest_port = free_port();
+        let ingest_listen = format!("127.0.0.1:{}", free_port());
         let gateway_port = free_port();
-        let ingest_listen = format!("127.0.0.1:{ingest_port}");
         let gateway_listen = format!("127.0.0.1:{gateway_port}");
-        let env = sluice_tests::env_for(
-            &prefix,
-            &db,
-            &[
-                ("INGEST__LISTEN", &ingest_listen),
-                ("GATEWAY__LISTEN", &gateway_listen),
-            ],
-        );
+        let mut extra = vec![
+            ("INGEST__LISTEN", ingest_listen.as_str()),
+            ("GATEWAY__LISTEN", gateway_listen.as_str()),
+            ("REDIS__URL", redis_url.as_str()),
+        ];
+        extra.extend_from_slice(options.extra);
+        let env = sluice_tests::env_for(&prefix, &db, &extra);
         let workers: Vec<Service> = (0..workers)
             .map(|_| Service::start("sluice-worker", &env, &[]).expect("worker starts"))
             .collect();
@@ -69,7 +91,22 @@ impl Stack {
             workers,
             ingest_url,
             gateway_port,
+            redis_url,
+            env,
         }
+    }
+
+    /// Starts one more process of `binary` with the stack's settings.
+    pub fn spawn(&self, binary: &str) -> Service {
+        Service::start(binary, &self.env, &[]).expect("starts")
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.redis_url.as_str())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis")
     }
 
     pub async fn row_count(&self) -> i64 {
@@ -93,13 +130,83 @@ impl Stack {
         }
     }
 
-    /// SIGTERM to every process; each must exit 0.
+    /// Asserts the guarantee: every accepted id is in PostgreSQL exactly once, no other rows,
+    /// `total_messages` equals the row count, and no message is left in any list.
+    pub async fn assert_exactly_once(&self, accepted: &[Uuid], timeout: Duration) {
+        let expected: HashSet<Uuid> = accepted.iter().copied().collect();
+        assert_eq!(
+            expected.len(),
+            accepted.len(),
+            "the API never hands out an id twice"
+        );
+        let rows = self.wait_rows(accepted.len() as i64, timeout).await;
+        // Let the workers finish recording their last batches.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut redis = self.redis().await;
+        let total = loop {
+            let total: Option<i64> = redis::cmd("GET")
+                .arg(&self.keys.total_messages)
+                .query_async(&mut redis)
+                .await
+                .expect("GET");
+            let total = total.unwrap_or(0);
+            if total >= rows || tokio::time::Instant::now() > deadline {
+                break total;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let client = self.db.client().await.expect("client");
+        let stored: Vec<Uuid> = client
+            .query("SELECT id FROM messages", &[])
+            .await
+            .expect("ids")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let stored_set: HashSet<Uuid> = stored.iter().copied().collect();
+        let missing = expected.difference(&stored_set).count();
+        let unexpected = stored_set.difference(&expected).count();
+        assert_eq!(
+            (missing, unexpected),
+            (0, 0),
+            "accepted ids missing / rows never accepted"
+        );
+        assert_eq!(stored.len(), accepted.len(), "each id once");
+        assert_eq!(
+            total,
+            stored.len() as i64,
+            "total_messages equals the row count"
+        );
+        let pending: i64 = redis::cmd("LLEN")
+            .arg(&self.keys.pending_messages)
+            .query_async(&mut redis)
+            .await
+            .expect("LLEN");
+        assert_eq!(pending, 0, "pending_messages is empty");
+        let lists =
+            sluice_tests::keys_under(&mut redis, &format!("{}processing:", self.keys.prefix()))
+                .await
+                .expect("SCAN");
+        for key in &lists {
+            let len: i64 = redis::cmd("LLEN")
+                .arg(key)
+                .query_async(&mut redis)
+                .await
+                .expect("LLEN");
+            assert_eq!(len, 0, "{key} is empty");
+        }
+    }
+
+    /// SIGTERM to every process; each must exit 0. Then drops the keys and the database.
     pub async fn stop(mut self) {
         for service in self
             .workers
             .iter_mut()
             .chain([&mut self.ingest, &mut self.gateway])
         {
+            if !service.is_running() {
+                continue;
+            }
             let status = service.stop(Duration::from_secs(15)).await.expect("exits");
             assert!(
                 status.success(),
@@ -107,9 +214,86 @@ impl Stack {
                 service.logs()
             );
         }
-        sluice_tests::delete_prefix(self.keys.prefix())
+        let mut redis = self.redis().await;
+        let keys = sluice_tests::keys_under(&mut redis, self.keys.prefix())
             .await
-            .expect("keys deleted");
+            .expect("SCAN");
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut redis)
+                .await
+                .expect("DEL");
+        }
         self.db.drop_db().await.expect("database dropped");
     }
+}
+
+/// POSTs `total` messages from `concurrency` clients and returns the ids answered 202. A
+/// request answered otherwise (429, 503, connection refused while the API restarts) is retried
+/// after a short pause with the same `Idempotency-Key`, as a careful client would; only 202
+/// answers count as accepted.
+pub async fn produce(ingest_url: &str, total: usize, concurrency: usize) -> Vec<Uuid> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let next = Arc::new(AtomicUsize::new(0));
+    let url = format!("{ingest_url}/messages");
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|client| {
+            let (http, next, url) = (http.clone(), Arc::clone(&next), url.clone());
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return ids;
+                    }
+                    let body = serde_json::json!({
+                        "user_id": client + 1,
+                        "channel_id": i % 7 + 1,
+                        "content": format!("message {i} from client {client}"),
+                    })
+                    .to_string();
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let sent = http
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .header("idempotency-key", format!("message-{i}"))
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        if let Ok(response) = sent {
+                            let status = response.status().as_u16();
+                            if status == 202 {
+                                let answer: serde_json::Value =
+                                    response.json().await.expect("JSON");
+                                ids.push(
+                                    answer["message_id"]
+                                        .as_str()
+                                        .expect("id")
+                                        .parse::<Uuid>()
+                                        .expect("uuid"),
+                                );
+                                break;
+                            }
+                            assert!(matches!(status, 429 | 503), "unexpected status {status}");
+                        }
+                        assert!(
+                            tokio::time::Instant::now() < deadline,
+                            "message {i} never accepted"
+                        );
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut accepted = Vec::with_capacity(total);
+    for task in tasks {
+        accepted.extend(task.await.expect("producer"));
+    }
+    accepted
 }

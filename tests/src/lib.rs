@@ -8,8 +8,10 @@
 //! - [`TestDb`]: create, connect to and drop a per-test database.
 //! - [`settings`]: build real [`Settings`] through the real loader, for in-process services.
 //! - [`process`]: start the real binaries and stop them with signals.
+//! - [`servers`]: private Redis and PostgreSQL servers that fault tests may stop and restart.
 
 pub mod process;
+pub mod servers;
 
 use anyhow::Context;
 use rand::Rng;
@@ -49,19 +51,30 @@ pub struct TestDb {
     pub name: String,
     /// URL connecting to it.
     pub url: String,
+    /// The server's admin URL, to drop it.
+    admin_url: String,
 }
 
 impl TestDb {
-    /// Creates a database named `sluice_test_<tag>_<random>`.
+    /// Creates a database named `sluice_test_<tag>_<random>` on the shared server.
     pub async fn create(tag: &str) -> anyhow::Result<Self> {
+        Self::create_on(&postgres_admin_url(), tag).await
+    }
+
+    /// Creates the database on the server `admin_url` connects to.
+    pub async fn create_on(admin_url: &str, tag: &str) -> anyhow::Result<Self> {
         let name = format!("{TEST_DB_PREFIX}{tag}_{}", random_suffix());
-        let admin = connect(&postgres_admin_url()).await?;
+        let admin = connect(admin_url).await?;
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await
             .with_context(|| format!("creating database {name}"))?;
-        let url = url_with_db(&postgres_admin_url(), &name);
-        Ok(Self { name, url })
+        let url = url_with_db(admin_url, &name);
+        Ok(Self {
+            name,
+            url,
+            admin_url: admin_url.to_owned(),
+        })
     }
 
     /// A plain client on this database.
@@ -71,7 +84,7 @@ impl TestDb {
 
     /// Drops the database, disconnecting whoever is still connected.
     pub async fn drop_db(self) -> anyhow::Result<()> {
-        let admin = connect(&postgres_admin_url()).await?;
+        let admin = connect(&self.admin_url).await?;
         admin
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",

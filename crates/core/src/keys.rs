@@ -15,6 +15,8 @@ pub const CURRENT_RPS: &str = "current_rps";
 pub const RATE_WINDOW: &str = "rate_window";
 /// Sorted set of live workers: member = worker id, score = last heartbeat (ms, Redis clock).
 pub const WORKERS: &str = "workers";
+/// Prefix of the keys recording used `Idempotency-Key`s: `idempotency:<key>`.
+pub const IDEMPOTENCY_PREFIX: &str = "idempotency:";
 /// Prefix of each worker's processing list: `processing:<worker_id>`.
 pub const PROCESSING_PREFIX: &str = "processing:";
 /// Pub/sub channel on which workers announce every committed batch.
@@ -77,6 +79,11 @@ impl Keys {
     /// `<prefix>processing:<worker_id>`, the list holding a worker's batch in hand.
     pub fn processing(&self, worker_id: &str) -> String {
         format!("{}{PROCESSING_PREFIX}{worker_id}", self.prefix)
+    }
+
+    /// `<prefix>idempotency:<key>`, recording the message a client's `Idempotency-Key` queued.
+    pub fn idempotency(&self, key: &str) -> String {
+        format!("{}{IDEMPOTENCY_PREFIX}{key}", self.prefix)
     }
 
     /// A `SCAN MATCH` pattern for every processing list under this prefix.

@@ -30,7 +30,7 @@ pub async fn run(
     loop {
         match tokio::time::timeout(timeout, reader.read(&mut redis)).await {
             Ok(Ok(stats)) => {
-                if hub.redis_state.send_replace(RedisState::Up) != RedisState::Up {
+                if set_state(&hub, RedisState::Up) {
                     tracing::info!("reading stats from Redis");
                 }
                 seq += 1;
@@ -57,8 +57,17 @@ pub async fn run(
     hub.poller_running.store(false, Ordering::Relaxed);
 }
 
+/// Records Redis's state; notifies sessions and returns true only when it changed.
+fn set_state(hub: &Hub, state: RedisState) -> bool {
+    hub.redis_state.send_if_modified(|current| {
+        let changed = *current != state;
+        *current = state;
+        changed
+    })
+}
+
 fn mark_down(hub: &Hub, error: &str) {
-    if hub.redis_state.send_replace(RedisState::Down) != RedisState::Down {
+    if set_state(hub, RedisState::Down) {
         tracing::warn!(error, "cannot read stats from Redis; retrying every tick");
     }
 }

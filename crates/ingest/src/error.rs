@@ -33,6 +33,9 @@ pub enum ApiError {
         /// Reason per field.
         fields: BTreeMap<String, String>,
     },
+    /// The `Idempotency-Key` header is not acceptable.
+    #[error("{0}")]
+    InvalidIdempotencyKey(String),
     /// A query parameter is not acceptable.
     #[error("invalid query parameters")]
     InvalidQuery(BTreeMap<String, String>),
@@ -68,6 +71,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation { .. } => "validation_failed",
+            Self::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
             Self::InvalidQuery(_) => "invalid_query",
             Self::QueueFull { .. } => "queue_full",
             Self::RedisUnavailable => "redis_unavailable",
@@ -94,9 +98,10 @@ impl From<MessageError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) | Self::UnreadableBody(_) | Self::InvalidQuery(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::MalformedJson(_)
+            | Self::UnreadableBody(_)
+            | Self::InvalidQuery(_)
+            | Self::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -11,18 +11,40 @@ use uuid::Uuid;
 
 use crate::body;
 use crate::error::ApiError;
-use crate::queue;
+use crate::queue::{self, Pushed};
 use crate::state::AppState;
 
 /// Answer to an accepted message.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Queued {
     /// The id the message will have in PostgreSQL.
-    pub message_id: Uuid,
+    pub message_id: String,
     /// Always `"queued"`.
     pub status: String,
     /// When the message was accepted; also its `created_at`.
     pub queued_at: String,
+}
+
+/// Header a client sets to make retries of one message safe.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Longest accepted `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_MAX: usize = 200;
+
+/// The `Idempotency-Key` header, if present: 1 to 200 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value.to_str().unwrap_or_default();
+    if key.is_empty()
+        || key.len() > IDEMPOTENCY_KEY_MAX
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ApiError::InvalidIdempotencyKey(format!(
+            "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"
+        )));
+    }
+    Ok(Some(key))
 }
 
 /// `POST /messages`: validate, stamp, LPUSH, and answer 202 once Redis confirmed the push.
@@ -33,24 +55,48 @@ pub async fn post_message(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     body::require_json(req.headers())?;
+    let key = idempotency_key(&req)?;
     let bytes = body::read_limited(req.headers(), payload, state.max_body_bytes).await?;
     let envelope = Envelope::new(NewMessage::from_json(&bytes)?);
     tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
+    let queued_at = envelope
+        .created_at
+        .to_rfc3339_opts(SecondsFormat::Micros, true);
     let mut redis = state.redis.clone();
-    queue::push(
-        &mut redis,
-        &state.keys.pending_messages,
-        std::slice::from_ref(&envelope),
-        &state.depth,
-        state.redis_timeout,
-    )
-    .await?;
+    let (message_id, queued_at) = match key {
+        None => {
+            queue::push(
+                &mut redis,
+                &state.keys.pending_messages,
+                std::slice::from_ref(&envelope),
+                &state.depth,
+                state.redis_timeout,
+            )
+            .await?;
+            (envelope.id.to_string(), queued_at)
+        }
+        Some(key) => match queue::push_idempotent(
+            &mut redis,
+            &state.keys.pending_messages,
+            &state.keys.idempotency(key),
+            &envelope,
+            &queued_at,
+            &state.depth,
+            state.redis_timeout,
+        )
+        .await?
+        {
+            Pushed::Queued => (envelope.id.to_string(), queued_at),
+            Pushed::Replay {
+                message_id,
+                queued_at,
+            } => (message_id, queued_at),
+        },
+    };
     Ok(HttpResponse::Accepted().json(Queued {
-        message_id: envelope.id,
+        message_id,
         status: "queued".into(),
-        queued_at: envelope
-            .created_at
-            .to_rfc3339_opts(SecondsFormat::Micros, true),
+        queued_at,
     }))
 }
 

@@ -213,3 +213,47 @@ async fn unknown_paths_and_methods_get_json_errors() {
     assert_error(r, 405, "method_not_allowed").await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_queues_nothing_and_gets_the_first_answer() {
+    let mut app = spawn_app().await;
+    let send = |key: &'static str, content: &'static str| {
+        app.http
+            .post(app.url("/messages"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(json!({"user_id": 1, "channel_id": 1, "content": content}).to_string())
+            .send()
+    };
+    let first: serde_json::Value = send("order-42", "hello")
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let retry = send("order-42", "hello").await.expect("sent");
+    assert_eq!(retry.status().as_u16(), 202);
+    let retry: serde_json::Value = retry.json().await.expect("json");
+    assert_eq!(retry["message_id"], first["message_id"]);
+    assert_eq!(retry["queued_at"], first["queued_at"]);
+    let other: serde_json::Value = send("order-43", "hello")
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(other["message_id"], first["message_id"]);
+    assert_eq!(app.pending().await.len(), 2, "the retry queued nothing");
+
+    let r = app
+        .http
+        .post(app.url("/messages"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "has spaces")
+        .body(json!({"user_id": 1, "channel_id": 1, "content": "x"}).to_string())
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 400, "invalid_idempotency_key").await;
+    app.cleanup().await;
+}

@@ -1,0 +1,369 @@
+//! Fault injection: crashed, paused and stopped processes, server restarts, poison and
+//! overload, each under concurrent load with three workers. Every scenario ends with the same
+//! check: every id answered 202 is in PostgreSQL exactly once, no other rows, `total_messages`
+//! equals the row count, and no message is left in any list.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use nix::sys::signal::Signal;
+use sluice_tests::servers::{PostgresServer, RedisServer};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::stack::{Options, Stack, produce};
+
+/// Workers presumed dead after one second, so reclaims happen within the test.
+const FAST_RECLAIM: (&str, &str) = ("WORKER__DEAD_AFTER_MS", "1000");
+const SETTLE: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing() {
+    let mut stack = Stack::start_with(
+        "kill",
+        3,
+        Options {
+            extra: &[FAST_RECLAIM],
+            ..Default::default()
+        },
+    )
+    .await;
+    let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 100_000, 32));
+    let mut kills = 0;
+    while !producing.is_finished() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let victim = kills % stack.workers.len();
+        let worker = &mut stack.workers[victim];
+        worker.signal(Signal::SIGKILL).expect("SIGKILL");
+        worker.wait(Duration::from_secs(5)).await.expect("killed");
+        stack.workers[victim] = stack.spawn("sluice-worker");
+        kills += 1;
+    }
+    let accepted = producing.await.expect("producers");
+    assert_eq!(accepted.len(), 100_000);
+    assert!(kills >= 3, "only {kills} kills happened during the load");
+    stack.assert_exactly_once(&accepted, SETTLE).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_paused_past_dead_after_resumes_without_duplicates() {
+    let stack = Stack::start_with(
+        "pause",
+        3,
+        Options {
+            extra: &[FAST_RECLAIM],
+            ..Default::default()
+        },
+    )
+    .await;
+    let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 20_000, 16));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stack.workers[0].signal(Signal::SIGSTOP).expect("SIGSTOP");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.workers[0].signal(Signal::SIGCONT).expect("SIGCONT");
+    let accepted = producing.await.expect("producers");
+    stack.assert_exactly_once(&accepted, SETTLE).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarting_mid_load_loses_nothing() {
+    let postgres = PostgresServer::start().await.expect("private PostgreSQL");
+    let stack = Stack::start_with(
+        "pgrestart",
+        3,
+        Options {
+            postgres_admin_url: Some(postgres.admin_url()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 20_000, 16));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    postgres.stop().await.expect("PostgreSQL stops");
+
+    // Ingest keeps accepting, and readiness names the dependency that is down.
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("{}/ready", stack.ingest_url))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(
+        (body["postgres"].as_str(), body["redis"].as_str()),
+        (Some("down"), Some("up"))
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    postgres.start_again().await.expect("PostgreSQL restarts");
+
+    let accepted = producing.await.expect("producers");
+    stack.assert_exactly_once(&accepted, SETTLE).await;
+    stack.stop().await;
+    drop(postgres);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarting_mid_load_loses_nothing_and_dashboards_are_told() {
+    let mut redis = RedisServer::start().await.expect("private Redis");
+    let stack = Stack::start_with(
+        "redisrestart",
+        3,
+        Options {
+            redis_url: Some(redis.url()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws/stats", stack.gateway_port))
+            .await
+            .expect("WebSocket");
+    let statuses = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, ws.next()).await {
+            if let Message::Text(text) = frame {
+                let v: serde_json::Value = serde_json::from_str(text.as_str()).expect("JSON");
+                // Statuses from before the outage (the gateway's first read) do not count.
+                if v["type"] == "status" && (v["redis"] == "down" || !seen.is_empty()) {
+                    seen.push(v["redis"].as_str().expect("redis").to_owned());
+                    if seen.last().map(String::as_str) == Some("up") {
+                        break;
+                    }
+                }
+            }
+        }
+        seen
+    });
+
+    let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 20_000, 16));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.stop().await.expect("Redis stops");
+
+    // While Redis is down, a POST is refused quickly and never accepted.
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let r = http
+        .post(format!("{}/messages", stack.ingest_url))
+        .header("content-type", "application/json")
+        .body(r#"{"user_id": 1, "channel_id": 1, "content": "during the outage"}"#)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "503 within the response timeout, took {:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.start_again().await.expect("Redis restarts");
+
+    let accepted = producing.await.expect("producers");
+    stack.assert_exactly_once(&accepted, SETTLE).await;
+    let seen = tokio::time::timeout(Duration::from_secs(30), statuses)
+        .await
+        .expect("status messages")
+        .expect("task");
+    assert_eq!(
+        seen,
+        ["down", "up"],
+        "the dashboard was told Redis went down and came back"
+    );
+    for service in [&stack.ingest, &stack.gateway]
+        .into_iter()
+        .chain(stack.workers.iter())
+    {
+        assert!(
+            !service.logs().contains("panicked"),
+            "a process panicked:\n{}",
+            service.logs()
+        );
+    }
+    stack.stop().await;
+    drop(redis);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_in_the_queue_is_dead_lettered_while_its_batch_mates_commit() {
+    let stack = Stack::start("poison", 3).await;
+    let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 10_000, 16));
+    let mut redis = stack.redis().await;
+    for i in 0..20 {
+        let poison = match i % 4 {
+            0 => "not json at all".to_owned(),
+            1 => r#"{"id": "nope", "user_id": 1}"#.to_owned(),
+            2 => r#"{"id":"01936f0e-9a4b-7c12-8d3e-6f1a2b3c4d5e","user_id":-5,"channel_id":1,"content":"x","created_at":"2026-01-01T00:00:00Z"}"#.to_owned(),
+            _ => format!("[{i}]"),
+        };
+        let _: () = redis::cmd("LPUSH")
+            .arg(&stack.keys.pending_messages)
+            .arg(poison)
+            .query_async(&mut redis)
+            .await
+            .expect("LPUSH");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let accepted = producing.await.expect("producers");
+    stack.assert_exactly_once(&accepted, SETTLE).await;
+    let (letters, dead): (i64, i64) = redis::pipe()
+        .cmd("GET")
+        .arg(&stack.keys.dead_letters)
+        .cmd("LLEN")
+        .arg(&stack.keys.dead_messages)
+        .query_async(&mut redis)
+        .await
+        .expect("counters");
+    assert_eq!((letters, dead), (20, 20));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_answers_429_and_the_queue_stays_under_its_bound() {
+    const BOUND: i64 = 2_000;
+    let bound = BOUND.to_string();
+    let mut stack = Stack::start_with(
+        "overload",
+        3,
+        Options {
+            extra: &[("INGEST__MAX_QUEUE_DEPTH", &bound)],
+            ..Default::default()
+        },
+    )
+    .await;
+    // Workers stopped: the queue fills up to the bound and no further.
+    for worker in &mut stack.workers {
+        worker.stop(Duration::from_secs(10)).await.expect("stops");
+    }
+    let watcher = {
+        let mut redis = stack.redis().await;
+        let key = stack.keys.pending_messages.clone();
+        tokio::spawn(async move {
+            let mut peak = 0i64;
+            for _ in 0..600 {
+                let len: i64 = redis::cmd("LLEN")
+                    .arg(&key)
+                    .query_async(&mut redis)
+                    .await
+                    .expect("LLEN");
+                peak = peak.max(len);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak
+        })
+    };
+    let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 6_000, 16));
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut probes = Vec::new();
+    let refused = loop {
+        let r = http
+            .post(format!("{}/messages", stack.ingest_url))
+            .header("content-type", "application/json")
+            .body(r#"{"user_id": 1, "channel_id": 1, "content": "probe"}"#)
+            .send()
+            .await
+            .expect("sent");
+        if r.status().as_u16() == 429 {
+            break r;
+        }
+        assert_eq!(r.status().as_u16(), 202);
+        let body: serde_json::Value = r.json().await.expect("json");
+        probes.push(
+            body["message_id"]
+                .as_str()
+                .expect("id")
+                .parse::<uuid::Uuid>()
+                .expect("uuid"),
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue never filled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "queue_full");
+
+    // Workers back: the queue drains, the producers' retries get through.
+    stack.workers = (0..3).map(|_| stack.spawn("sluice-worker")).collect();
+    let mut accepted = producing.await.expect("producers");
+    accepted.extend(probes);
+    let peak = watcher.await.expect("watcher");
+    assert!(
+        peak <= BOUND,
+        "queue peaked at {peak}, above its bound {BOUND}"
+    );
+    assert!(peak >= BOUND - 100, "the queue did fill (peak {peak})");
+    stack.assert_exactly_once(&accepted, SETTLE).await;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_to_each_service_under_load_loses_nothing() {
+    let mut stack = Stack::start("sigterm", 3).await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws/stats", stack.gateway_port))
+            .await
+            .expect("WebSocket");
+    let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 30_000, 16));
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = stack.workers[0]
+        .stop(Duration::from_secs(15))
+        .await
+        .expect("worker exits");
+    assert!(
+        status.success(),
+        "worker exit 0:\n{}",
+        stack.workers[0].logs()
+    );
+    stack.workers[0] = stack.spawn("sluice-worker");
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let status = stack
+        .ingest
+        .stop(Duration::from_secs(15))
+        .await
+        .expect("ingest exits");
+    assert!(status.success(), "ingest exit 0:\n{}", stack.ingest.logs());
+    stack.ingest = stack.spawn("sluice-ingest");
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.gateway.signal(Signal::SIGTERM).expect("SIGTERM");
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(6), ws.next())
+            .await
+            .expect("close within 5 s")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close, Some(1001));
+    let status = stack
+        .gateway
+        .wait(Duration::from_secs(10))
+        .await
+        .expect("gateway exits");
+    assert!(status.success());
+    stack.gateway = stack.spawn("sluice-gateway");
+
+    let accepted = producing.await.expect("producers");
+    stack.assert_exactly_once(&accepted, SETTLE).await;
+    stack.stop().await;
+}
+
+async fn produce_owned(url: String, total: usize, concurrency: usize) -> Vec<uuid::Uuid> {
+    produce(&url, total, concurrency).await
+}

@@ -1,0 +1,283 @@
+//! Private Redis and PostgreSQL servers on spare ports, for fault tests that stop and restart
+//! them without disturbing the shared servers other tests use.
+//!
+//! Redis runs as the deploy configuration runs it (AOF on, `appendfsync everysec`). PostgreSQL
+//! is a fresh `initdb` cluster with trust authentication; when the tests run as root it runs as
+//! the `postgres` user, since PostgreSQL refuses to run as root.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::process::free_port;
+
+fn scratch_dir(kind: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-{kind}-{}",
+        crate::unique_prefix("d")
+            .trim_end_matches(':')
+            .replace(':', "-")
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// A private `redis-server`.
+#[derive(Debug)]
+pub struct RedisServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server with AOF on, in a fresh directory.
+    pub async fn start() -> anyhow::Result<Self> {
+        let mut server = Self {
+            port: free_port(),
+            dir: scratch_dir("redis")?,
+            child: None,
+        };
+        server.launch().await?;
+        Ok(server)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn launch(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::File::create(self.dir.join("redis.log"))?;
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting redis-server")?;
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(client) = redis::Client::open(self.url()) {
+                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                    let pong: redis::RedisResult<String> =
+                        redis::cmd("PING").query_async(&mut conn).await;
+                    if pong.is_ok() {
+                        return Ok(());
+                    }
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "private redis-server did not start; see {}",
+                    self.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Graceful stop: SIGTERM, which makes Redis fsync its AOF before exiting.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                kill(Pid::from_raw(i32::try_from(pid)?), Signal::SIGTERM)?;
+            }
+            tokio::time::timeout(Duration::from_secs(10), child.wait()).await??;
+        }
+        Ok(())
+    }
+
+    /// Starts it again on the same port and data, after [`RedisServer::stop`].
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        self.launch().await
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private PostgreSQL cluster.
+#[derive(Debug)]
+pub struct PostgresServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl PostgresServer {
+    /// `initdb`s a cluster in a fresh directory and starts it.
+    pub async fn start() -> anyhow::Result<Self> {
+        let server = Self {
+            port: free_port(),
+            dir: scratch_dir("postgres")?,
+            bin: postgres_bin_dir()?,
+        };
+        if is_root() {
+            run(Command::new("chown")
+                .arg("-R")
+                .arg("postgres:")
+                .arg(&server.dir))
+            .await?;
+        }
+        let data = server.dir.join("data");
+        server
+            .as_owner(&server.bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+            .status_ok()
+            .await
+            .context("initdb")?;
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    /// The admin URL (`postgres` database).
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn as_owner(&self, program: &Path) -> Command {
+        if is_root() {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(program);
+            cmd
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let mut cmd = self.as_owner(&self.bin.join("pg_ctl"));
+        cmd.arg("-D").arg(self.dir.join("data"));
+        cmd
+    }
+
+    /// Starts (or restarts after [`PostgresServer::stop`]) the server and waits for it.
+    pub async fn start_again(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off \
+             -c full_page_writes=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        self.pg_ctl()
+            .args(["start", "-w", "-t", "30", "-o", &options, "-l"])
+            .arg(self.dir.join("postgres.log"))
+            .status_ok()
+            .await
+            .context("pg_ctl start")
+    }
+
+    /// Fast shutdown: disconnects every client, then stops.
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        self.pg_ctl()
+            .args(["stop", "-m", "fast", "-w", "-t", "30"])
+            .status_ok()
+            .await
+            .context("pg_ctl stop")
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let mut cmd = if is_root() {
+            let mut cmd = std::process::Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
+            cmd
+        } else {
+            std::process::Command::new(self.bin.join("pg_ctl"))
+        };
+        let _ = cmd
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["stop", "-m", "immediate"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The directory holding `initdb`, `pg_ctl` and `postgres`.
+fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
+    if let Ok(out) = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("pg_ctl").is_file() {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("no PostgreSQL server binaries (/usr/lib/postgresql)")?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("pg_ctl").is_file())
+        .collect();
+    versions.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions
+        .pop()
+        .context("no pg_ctl under /usr/lib/postgresql/*/bin")
+}
+
+trait StatusOk {
+    async fn status_ok(&mut self) -> anyhow::Result<()>;
+}
+
+impl StatusOk for Command {
+    async fn status_ok(&mut self) -> anyhow::Result<()> {
+        let out = self.stdin(Stdio::null()).output().await?;
+        if !out.status.success() {
+            bail!(
+                "{:?} failed ({}): {}{}",
+                self.as_std().get_program(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    cmd.status_ok().await
+}
