@@ -76,14 +76,8 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(client) = redis::Client::open(self.url()) {
-                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                    let pong: redis::RedisResult<String> =
-                        redis::cmd("PING").query_async(&mut conn).await;
-                    if pong.is_ok() {
-                        return Ok(());
-                    }
-                }
+            if ping(&self.url()).await {
+                return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
                 bail!(
@@ -224,6 +218,19 @@ impl Drop for PostgresServer {
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+async fn ping(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .is_ok()
 }
 
 fn is_root() -> bool {
