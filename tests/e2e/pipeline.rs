@@ -34,7 +34,9 @@ async fn ten_thousand_messages_from_32_clients_through_3_workers() {
         while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, ws.next()).await {
             if let Message::Text(text) = frame {
                 let v: serde_json::Value = serde_json::from_str(text.as_str()).expect("JSON");
-                assert_eq!(v["type"], "stats");
+                if v["type"] != "stats" {
+                    continue;
+                }
                 let total = v["total_messages"].as_u64().expect("total_messages");
                 seen.push(Seen {
                     at: Instant::now(),

@@ -15,6 +15,7 @@ pub fn start(binary: &str) -> Result<Settings, ExitCode> {
     match Settings::from_args(std::env::args().skip(1)) {
         Ok(settings) => {
             telemetry::init(&settings.telemetry);
+            raise_open_files_limit();
             Ok(settings)
         }
         Err(e) => {
@@ -32,5 +33,20 @@ pub fn finish<E: Display>(binary: &str, result: Result<(), E>) -> ExitCode {
             eprintln!("{binary}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every WebSocket, HTTP keep-alive
+/// connection and pooled database connection is a file descriptor, and the usual soft limit
+/// (1024) would cap a gateway far below its capacity.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => tracing::warn!(%e, soft, "cannot raise the open files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%e, "cannot read the open files limit"),
     }
 }

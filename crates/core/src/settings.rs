@@ -201,6 +201,31 @@ pub struct GatewaySettings {
     pub heartbeat_interval_ms: u64,
     /// A client that has sent nothing (not even a pong) for this long is closed.
     pub client_timeout_ms: u64,
+    /// Most open WebSocket and SSE streams; further upgrades get 503.
+    pub max_connections: usize,
+    /// Most open streams from one IP address; further upgrades from it get 503.
+    pub max_connections_per_ip: usize,
+    /// Most messages a client may send per second (averaged over a second, bursts of the same
+    /// size allowed); a client sending more is closed with 1008.
+    pub client_max_messages_per_sec: u32,
+    /// Largest frame a client may send; larger ones close the session with 1009.
+    pub max_frame_bytes: usize,
+    /// Batch events buffered per client before it is considered behind and skips ahead.
+    pub client_queue: usize,
+    /// Origins allowed to call the HTTP endpoints from a browser, comma-separated; `*` for any;
+    /// empty for none.
+    pub cors_origins: String,
+    /// Authentication of dashboards.
+    pub auth: GatewayAuthSettings,
+}
+
+/// `[gateway.auth]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayAuthSettings {
+    /// HS256 secret; when set, `/ws/stats`, `/stats` and `/stats/stream` need a valid JWT
+    /// signed with it. Empty (the default) disables authentication.
+    pub jwt_secret: String,
 }
 
 impl Default for GatewaySettings {
@@ -210,7 +235,25 @@ impl Default for GatewaySettings {
             interval_ms: 500,
             heartbeat_interval_ms: 15_000,
             client_timeout_ms: 30_000,
+            max_connections: 50_000,
+            max_connections_per_ip: 20_000,
+            client_max_messages_per_sec: 20,
+            max_frame_bytes: 64 * 1024,
+            client_queue: 256,
+            cors_origins: String::new(),
+            auth: GatewayAuthSettings::default(),
         }
+    }
+}
+
+impl GatewaySettings {
+    /// `cors_origins` split on commas, trimmed, empty entries dropped.
+    pub fn cors_origin_list(&self) -> Vec<&str> {
+        self.cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .collect()
     }
 }
 
@@ -376,6 +419,50 @@ impl Settings {
             self.gateway.heartbeat_interval_ms,
             (100, 600_000),
         )?;
+        check_range(
+            "gateway.max_connections",
+            self.gateway.max_connections,
+            (1, 1_000_000),
+        )?;
+        check_range(
+            "gateway.max_connections_per_ip",
+            self.gateway.max_connections_per_ip,
+            (1, 1_000_000),
+        )?;
+        check_range(
+            "gateway.client_max_messages_per_sec",
+            self.gateway.client_max_messages_per_sec,
+            (1, 10_000),
+        )?;
+        check_range(
+            "gateway.max_frame_bytes",
+            self.gateway.max_frame_bytes,
+            (128, 16 << 20),
+        )?;
+        check_range(
+            "gateway.client_queue",
+            self.gateway.client_queue,
+            (1, 65_536),
+        )?;
+        for origin in self.gateway.cors_origin_list() {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "gateway.cors_origins",
+                    format!(
+                        "each origin must be * or start with http:// or https://, got {origin:?}"
+                    ),
+                ));
+            }
+        }
+        if !self.gateway.auth.jwt_secret.is_empty() && self.gateway.auth.jwt_secret.len() < 32 {
+            return Err(invalid(
+                "gateway.auth.jwt_secret",
+                format!(
+                    "must be at least 32 bytes for HS256 (or empty to disable auth), got {}",
+                    self.gateway.auth.jwt_secret.len()
+                ),
+            ));
+        }
         if self.gateway.client_timeout_ms < self.gateway.heartbeat_interval_ms * 2 {
             return Err(invalid(
                 "gateway.client_timeout_ms",

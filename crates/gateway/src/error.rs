@@ -4,12 +4,21 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use sluice_core::error::ErrorBody;
 
+use crate::auth::AuthError;
+use crate::hub::LimitError;
+
 /// An error answered as `{"error": {"code", "message"}}`.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// A query parameter is out of range or malformed.
     #[error("{0}")]
     InvalidQuery(String),
+    /// Authentication is on and the token is missing, invalid or expired.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    /// A connection limit is reached.
+    #[error(transparent)]
+    TooManyConnections(#[from] LimitError),
     /// No stats could be read.
     #[error("stats are unavailable: Redis cannot be reached")]
     RedisUnavailable,
@@ -23,6 +32,10 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidQuery(_) => "invalid_query",
+            Self::Unauthorized(AuthError::Missing) => "missing_token",
+            Self::Unauthorized(AuthError::Expired) => "token_expired",
+            Self::Unauthorized(AuthError::Invalid(_)) => "invalid_token",
+            Self::TooManyConnections(_) => "too_many_connections",
             Self::RedisUnavailable => "redis_unavailable",
             Self::NotFound => "not_found",
         }
@@ -33,12 +46,23 @@ impl ResponseError for GatewayError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
-            Self::RedisUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::TooManyConnections(_) | Self::RedisUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ErrorBody::new(self.code(), self.to_string()))
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::Unauthorized(_) => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::TooManyConnections(_) | Self::RedisUnavailable => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
+        }
+        response.json(ErrorBody::new(self.code(), self.to_string()))
     }
 }

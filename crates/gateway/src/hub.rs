@@ -1,18 +1,20 @@
-//! The state every session of a gateway process shares: the latest stats snapshot, the
-//! intervals clients asked for, and connection counts.
+//! The state every session of a gateway process shares: the latest stats snapshot, the batch
+//! event fan-out, the intervals clients asked for, and the connection counts and limits.
 //!
 //! The poller is the only writer of snapshots; sessions read them through a `watch` channel,
 //! which holds just the latest value, so a slow session skips snapshots instead of queueing
-//! them and memory does not grow with slow clients.
+//! them. Batch events go through a bounded `broadcast` channel: a session that falls more than
+//! `gateway.client_queue` events behind skips ahead and is told how many it missed.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytestring::ByteString;
 use sluice_core::stats::Stats;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 
 /// One stats reading, serialized once for every session.
@@ -28,6 +30,15 @@ pub struct Snapshot {
     pub json: ByteString,
 }
 
+/// One batch event, serialized once in both forms sessions may want.
+#[derive(Debug)]
+pub struct BatchFrames {
+    /// `batch_persisted` with `message_ids`.
+    pub with_ids: ByteString,
+    /// `batch_persisted` without them.
+    pub without_ids: ByteString,
+}
+
 /// Whether the poller can read Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,35 +51,68 @@ pub enum RedisState {
     Down,
 }
 
+/// Why a new stream was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// `gateway.max_connections` streams are open.
+    #[error("the gateway serves its maximum of {0} connections")]
+    Total(usize),
+    /// `gateway.max_connections_per_ip` streams are open from this address.
+    #[error("this address has its maximum of {0} connections open")]
+    PerIp(usize),
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// Interval (ms) → streams that asked for it. The poller ticks at the smallest one.
+    intervals: BTreeMap<u64, usize>,
+    /// Open streams per client address.
+    per_ip: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
 /// Shared gateway state.
 #[derive(Debug)]
 pub struct Hub {
     snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     /// Redis as the poller last saw it; sessions tell their clients about every change.
     pub(crate) redis_state: watch::Sender<RedisState>,
-    /// Interval (ms) → sessions that asked for it. The poller ticks at the smallest one.
-    intervals: Mutex<BTreeMap<u64, usize>>,
-    /// Wakes the poller when a faster interval appears.
-    pub(crate) interval_changed: Notify,
-    connections: AtomicUsize,
+    /// Batch events, bounded per receiver.
+    batches: broadcast::Sender<Arc<BatchFrames>>,
+    registry: Mutex<Registry>,
+    /// Wakes the poller: a first client arrived, or one asked for a faster interval.
+    pub(crate) wake: Notify,
     pub(crate) poller_running: AtomicBool,
     default_interval: Duration,
+    max_total: usize,
+    max_per_ip: usize,
 }
 
 impl Hub {
     /// A hub and the sender the poller publishes snapshots with.
-    pub fn new(default_interval: Duration) -> (Arc<Self>, watch::Sender<Option<Arc<Snapshot>>>) {
+    pub fn new(
+        default_interval: Duration,
+        client_queue: usize,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> (Arc<Self>, watch::Sender<Option<Arc<Snapshot>>>) {
         let (tx, rx) = watch::channel(None);
         let hub = Arc::new(Self {
             snapshots: rx,
-            intervals: Mutex::new(BTreeMap::new()),
-            interval_changed: Notify::new(),
-            connections: AtomicUsize::new(0),
             redis_state: watch::Sender::new(RedisState::Unknown),
+            batches: broadcast::Sender::new(client_queue),
+            registry: Mutex::new(Registry::default()),
+            wake: Notify::new(),
             poller_running: AtomicBool::new(false),
             default_interval,
+            max_total,
+            max_per_ip,
         });
         (hub, tx)
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A receiver of snapshots for one session.
@@ -81,47 +125,78 @@ impl Hub {
         self.snapshots.borrow().clone()
     }
 
+    /// The latest snapshot if it is from the current poller cycle, not a leftover from before
+    /// the poller went idle.
+    pub fn fresh(&self) -> Option<Arc<Snapshot>> {
+        self.latest().filter(|s| {
+            self.poller_running() && s.taken_at.elapsed() <= self.tick() + self.tick() / 2
+        })
+    }
+
+    /// A receiver of batch events for one session.
+    pub fn batches(&self) -> broadcast::Receiver<Arc<BatchFrames>> {
+        self.batches.subscribe()
+    }
+
+    /// Publishes a batch event, if anyone listens; returns whether someone did.
+    pub(crate) fn publish_batch(&self, frames: impl FnOnce() -> BatchFrames) -> bool {
+        if self.batches.receiver_count() == 0 {
+            return false;
+        }
+        self.batches.send(Arc::new(frames())).is_ok()
+    }
+
     /// The configured default interval.
     pub fn default_interval(&self) -> Duration {
         self.default_interval
     }
 
-    /// The poller's period: the smallest interval any session asked for, or the default.
+    /// The poller's period: the smallest interval any stream asked for, or the default.
     pub fn tick(&self) -> Duration {
-        let intervals = self
+        self.registry()
             .intervals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        intervals.keys().next().map_or(self.default_interval, |ms| {
-            Duration::from_millis(*ms).min(self.default_interval)
+            .keys()
+            .next()
+            .map_or(self.default_interval, |ms| {
+                Duration::from_millis(*ms).min(self.default_interval)
+            })
+    }
+
+    /// Registers a stream from `ip` with its interval, within the connection limits; dropping
+    /// the guard unregisters it.
+    pub fn join(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+        interval: Duration,
+    ) -> Result<SessionGuard, LimitError> {
+        let ms = interval.as_millis() as u64;
+        {
+            let mut registry = self.registry();
+            if registry.total >= self.max_total {
+                return Err(LimitError::Total(self.max_total));
+            }
+            if let Some(ip) = ip {
+                let open = registry.per_ip.entry(ip).or_insert(0);
+                if *open >= self.max_per_ip {
+                    return Err(LimitError::PerIp(self.max_per_ip));
+                }
+                *open += 1;
+            }
+            registry.total += 1;
+            *registry.intervals.entry(ms).or_insert(0) += 1;
+        }
+        // First client, or a faster one: the poller reads at once.
+        self.wake.notify_one();
+        Ok(SessionGuard {
+            hub: Arc::clone(self),
+            ip,
+            interval_ms: ms,
         })
     }
 
-    /// Registers a session with its interval; dropping the guard unregisters it.
-    pub fn join(self: &Arc<Self>, interval: Duration) -> SessionGuard {
-        let ms = interval.as_millis() as u64;
-        let faster = {
-            let mut intervals = self
-                .intervals
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let faster = intervals.keys().next().is_none_or(|min| ms < *min);
-            *intervals.entry(ms).or_insert(0) += 1;
-            faster
-        };
-        self.connections.fetch_add(1, Ordering::Relaxed);
-        if faster && interval < self.default_interval {
-            self.interval_changed.notify_one();
-        }
-        SessionGuard {
-            hub: Arc::clone(self),
-            interval_ms: ms,
-        }
-    }
-
-    /// Open WebSocket sessions.
+    /// Open WebSocket and SSE streams.
     pub fn active_connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.registry().total
     }
 
     /// Whether the last Redis read succeeded.
@@ -134,33 +209,56 @@ impl Hub {
         self.redis_state.subscribe()
     }
 
-    /// Whether the poller task is running.
+    /// Whether the poller is reading Redis (it rests while no stream is open).
     pub fn poller_running(&self) -> bool {
         self.poller_running.load(Ordering::Relaxed)
     }
 }
 
-/// Keeps a session counted and its interval registered while alive.
+/// Keeps a stream counted and its interval registered while alive.
 #[derive(Debug)]
 pub struct SessionGuard {
     hub: Arc<Hub>,
+    ip: Option<IpAddr>,
     interval_ms: u64,
+}
+
+impl SessionGuard {
+    /// Moves this stream to another interval.
+    pub fn set_interval(&mut self, interval: Duration) {
+        let ms = interval.as_millis() as u64;
+        {
+            let mut registry = self.hub.registry();
+            remove_interval(&mut registry, self.interval_ms);
+            *registry.intervals.entry(ms).or_insert(0) += 1;
+        }
+        self.interval_ms = ms;
+        self.hub.wake.notify_one();
+    }
+}
+
+fn remove_interval(registry: &mut Registry, ms: u64) {
+    if let Some(count) = registry.intervals.get_mut(&ms) {
+        *count -= 1;
+        if *count == 0 {
+            registry.intervals.remove(&ms);
+        }
+    }
 }
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        let mut intervals = self
-            .hub
-            .intervals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = intervals.get_mut(&self.interval_ms) {
-            *count -= 1;
-            if *count == 0 {
-                intervals.remove(&self.interval_ms);
+        let mut registry = self.hub.registry();
+        remove_interval(&mut registry, self.interval_ms);
+        if let Some(ip) = self.ip
+            && let Some(open) = registry.per_ip.get_mut(&ip)
+        {
+            *open -= 1;
+            if *open == 0 {
+                registry.per_ip.remove(&ip);
             }
         }
-        self.hub.connections.fetch_sub(1, Ordering::Relaxed);
+        registry.total -= 1;
     }
 }
 
@@ -168,25 +266,48 @@ impl Drop for SessionGuard {
 mod tests {
     use super::*;
 
+    fn hub(total: usize, per_ip: usize) -> Arc<Hub> {
+        Hub::new(Duration::from_millis(500), 16, total, per_ip).0
+    }
+
     #[test]
-    fn tick_follows_the_fastest_session_and_returns_to_the_default() {
-        let (hub, _tx) = Hub::new(Duration::from_millis(500));
+    fn tick_follows_the_fastest_stream_and_returns_to_the_default() {
+        let hub = hub(100, 100);
         assert_eq!(hub.tick(), Duration::from_millis(500));
-        let slow = hub.join(Duration::from_millis(2000));
+        let slow = hub.join(None, Duration::from_millis(2000)).expect("joins");
         assert_eq!(
             hub.tick(),
             Duration::from_millis(500),
             "never slower than the default"
         );
-        let fast = hub.join(Duration::from_millis(100));
-        let fast2 = hub.join(Duration::from_millis(100));
+        let mut fast = hub.join(None, Duration::from_millis(100)).expect("joins");
+        let fast2 = hub.join(None, Duration::from_millis(100)).expect("joins");
         assert_eq!(hub.tick(), Duration::from_millis(100));
         assert_eq!(hub.active_connections(), 3);
-        drop(fast);
+        fast.set_interval(Duration::from_millis(1000));
         assert_eq!(hub.tick(), Duration::from_millis(100));
         drop(fast2);
         assert_eq!(hub.tick(), Duration::from_millis(500));
+        drop(fast);
         drop(slow);
         assert_eq!(hub.active_connections(), 0);
+    }
+
+    #[test]
+    fn limits_apply_in_total_and_per_address() {
+        let hub = hub(3, 2);
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let d = Duration::from_millis(500);
+        let a1 = hub.join(Some(a), d).expect("joins");
+        let _a2 = hub.join(Some(a), d).expect("joins");
+        assert_eq!(hub.join(Some(a), d).map(|_| ()), Err(LimitError::PerIp(2)));
+        let _b1 = hub.join(Some(b), d).expect("joins");
+        assert_eq!(hub.join(Some(b), d).map(|_| ()), Err(LimitError::Total(3)));
+        drop(a1);
+        assert!(
+            hub.join(Some(a), d).is_ok(),
+            "a closed stream frees its place"
+        );
     }
 }

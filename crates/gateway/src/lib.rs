@@ -6,14 +6,22 @@
 //!
 //! - [`Application`]: binds the listener (port 0 in tests), runs until the shutdown token
 //!   fires, and closes every session with 1001.
-//! - [`routes`]: `GET /ws/stats`, `GET /stats`, `GET /health`.
+//! - [`routes`]: `GET /ws/stats`, `GET /stats`, `GET /stats/stream`, `GET /health`.
+//! - [`protocol`]: the messages of protocol v1; [`session`] runs one WebSocket session,
+//!   [`sse`] one Server-Sent Events stream.
+//! - [`batches`]: the one `batch_events` subscription, fanned out as `batch_persisted`.
+//! - [`auth`]: optional HS256 JWT authentication.
 //! - [`error`]: HTTP errors with stable codes.
 
+pub mod auth;
+pub mod batches;
 pub mod error;
 pub mod hub;
 pub mod poller;
+pub mod protocol;
 pub mod routes;
 pub mod session;
+pub mod sse;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -29,9 +37,6 @@ use tokio::sync::watch;
 use crate::error::GatewayError;
 use crate::hub::{Hub, Snapshot};
 
-/// Largest WebSocket frame accepted from a client; larger ones close the session with 1009.
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-
 /// What the handlers share.
 pub struct State {
     /// Snapshots, intervals and counters.
@@ -46,6 +51,12 @@ pub struct State {
     pub heartbeat: Duration,
     /// Silence after which a client is closed.
     pub client_timeout: Duration,
+    /// `gateway.client_max_messages_per_sec`.
+    pub max_messages_per_sec: u32,
+    /// `gateway.max_frame_bytes`.
+    pub max_frame_bytes: usize,
+    /// Token verification, when `gateway.auth.jwt_secret` is set.
+    pub auth: Option<auth::Auth>,
     /// Fired on SIGINT/SIGTERM; every session closes with 1001.
     pub shutdown: CancellationToken,
 }
@@ -56,6 +67,8 @@ pub struct Application {
     server: actix_web::dev::Server,
     state: web::Data<State>,
     sender: watch::Sender<Option<Arc<Snapshot>>>,
+    redis_client: redis::Client,
+    batch_channel: String,
 }
 
 impl Application {
@@ -64,19 +77,35 @@ impl Application {
         let listener = TcpListener::bind(settings.gateway.listen)
             .with_context(|| format!("cannot listen on {}", settings.gateway.listen))?;
         let port = listener.local_addr()?.port();
-        let (hub, sender) = Hub::new(Duration::from_millis(settings.gateway.interval_ms));
+        let gateway = &settings.gateway;
+        let (hub, sender) = Hub::new(
+            Duration::from_millis(gateway.interval_ms),
+            gateway.client_queue,
+            gateway.max_connections,
+            gateway.max_connections_per_ip,
+        );
+        let keys = Keys::new(&settings.redis.key_prefix);
         let state = web::Data::new(State {
             hub,
             redis: connect::redis_manager(&settings.redis).context("invalid redis.url")?,
-            reader: StatsReader::new(Keys::new(&settings.redis.key_prefix)),
+            reader: StatsReader::new(keys.clone()),
             redis_timeout: settings.redis.response_timeout(),
-            heartbeat: Duration::from_millis(settings.gateway.heartbeat_interval_ms),
-            client_timeout: Duration::from_millis(settings.gateway.client_timeout_ms),
+            heartbeat: Duration::from_millis(gateway.heartbeat_interval_ms),
+            client_timeout: Duration::from_millis(gateway.client_timeout_ms),
+            max_messages_per_sec: gateway.client_max_messages_per_sec,
+            max_frame_bytes: gateway.max_frame_bytes,
+            auth: auth::Auth::new(&gateway.auth.jwt_secret),
             shutdown,
         });
         let shared = state.clone();
+        let origins: Vec<String> = gateway
+            .cors_origin_list()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(cors(&origins))
                 .app_data(shared.clone())
                 .app_data(
                     web::QueryConfig::default()
@@ -84,6 +113,7 @@ impl Application {
                 )
                 .route("/ws/stats", web::get().to(routes::ws_stats))
                 .route("/stats", web::get().to(routes::stats))
+                .route("/stats/stream", web::get().to(routes::stats_stream))
                 .route("/health", web::get().to(routes::health))
                 .default_service(web::to(routes::not_found))
         })
@@ -96,6 +126,8 @@ impl Application {
             server,
             state,
             sender,
+            redis_client: redis::Client::open(settings.redis.url.as_str())?,
+            batch_channel: keys.batch_events,
         })
     }
 
@@ -116,6 +148,12 @@ impl Application {
             state.redis_timeout,
             state.shutdown.clone(),
         ));
+        let batches = tokio::spawn(batches::run(
+            Arc::clone(&state.hub),
+            self.redis_client,
+            self.batch_channel,
+            state.shutdown.clone(),
+        ));
         let handle = self.server.handle();
         let shutdown = state.shutdown.clone();
         tokio::spawn(async move {
@@ -123,7 +161,23 @@ impl Application {
             handle.stop(true).await;
         });
         let result = self.server.await;
+        state.shutdown.cancel();
         let _ = poller.await;
+        let _ = batches.await;
         result
     }
+}
+
+/// CORS for the HTTP endpoints: the configured origins, `*` for any, none when empty.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let cors = actix_cors::Cors::default()
+        .allowed_methods(["GET"])
+        .allowed_headers([actix_web::http::header::AUTHORIZATION])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        return cors.allow_any_origin().send_wildcard();
+    }
+    origins
+        .iter()
+        .fold(cors, |cors, origin| cors.allowed_origin(origin))
 }

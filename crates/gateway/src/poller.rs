@@ -15,7 +15,8 @@ use tokio::time::Instant;
 
 use crate::hub::{Hub, RedisState, Snapshot};
 
-/// Reads stats every [`Hub::tick`] until shutdown.
+/// Reads stats every [`Hub::tick`] while at least one stream is open, until shutdown. With no
+/// stream open it rests, and the first stream to open wakes it for an immediate read.
 pub async fn run(
     hub: Arc<Hub>,
     sender: watch::Sender<Option<Arc<Snapshot>>>,
@@ -24,10 +25,17 @@ pub async fn run(
     timeout: std::time::Duration,
     shutdown: CancellationToken,
 ) {
-    hub.poller_running.store(true, Ordering::Relaxed);
     let mut seq = 0u64;
-    let mut next = Instant::now();
     loop {
+        if hub.active_connections() == 0 {
+            hub.poller_running.store(false, Ordering::Relaxed);
+            tokio::select! {
+                () = hub.wake.notified() => continue,
+                () = shutdown.cancelled() => break,
+            }
+        }
+        hub.poller_running.store(true, Ordering::Relaxed);
+        let read_at = Instant::now();
         match tokio::time::timeout(timeout, reader.read(&mut redis)).await {
             Ok(Ok(stats)) => {
                 if set_state(&hub, RedisState::Up) {
@@ -39,19 +47,18 @@ pub async fn run(
             Ok(Err(e)) => mark_down(&hub, &e.to_string()),
             Err(_) => mark_down(&hub, "timed out"),
         }
-        next += hub.tick();
-        let now = Instant::now();
-        if next < now {
-            // A slow read or a paused process: skip the missed ticks instead of bursting.
-            next = now;
-        }
-        tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
-            () = hub.interval_changed.notified() => {
-                // A faster session joined: read at once and tick at its pace from now on.
-                next = Instant::now();
+        loop {
+            // Recomputed after every wake-up: a faster stream shortens the tick at once,
+            // without an extra read.
+            let next = (read_at + hub.tick()).max(Instant::now());
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => break,
+                () = hub.wake.notified() => {}
+                () = shutdown.cancelled() => {
+                    hub.poller_running.store(false, Ordering::Relaxed);
+                    return;
+                }
             }
-            () = shutdown.cancelled() => break,
         }
     }
     hub.poller_running.store(false, Ordering::Relaxed);

@@ -1,8 +1,10 @@
-//! HTTP endpoints: `GET /ws/stats` (WebSocket), `GET /stats`, `GET /health`.
+//! HTTP endpoints: `GET /ws/stats` (WebSocket), `GET /stats`, `GET /stats/stream` (SSE),
+//! `GET /health`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use sluice_core::settings::limits;
@@ -10,12 +12,22 @@ use sluice_core::settings::limits;
 use crate::State;
 use crate::error::GatewayError;
 use crate::hub::Hub;
+use crate::protocol::Topic;
 use crate::session::{self, SessionConfig};
 
-/// Query of `GET /ws/stats`.
+/// Query of `GET /ws/stats` and `GET /stats/stream`.
 #[derive(Debug, Deserialize)]
-pub struct WsQuery {
+pub struct StreamQuery {
     interval_ms: Option<String>,
+    topics: Option<String>,
+    include_ids: Option<String>,
+    token: Option<String>,
+}
+
+/// Query of `GET /stats`.
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
 }
 
 fn parse_interval(raw: Option<&str>, default: Duration) -> Result<Duration, GatewayError> {
@@ -31,23 +43,72 @@ fn parse_interval(raw: Option<&str>, default: Duration) -> Result<Duration, Gate
     }
 }
 
-/// `GET /ws/stats`: upgrades to a WebSocket streaming stats at `?interval_ms=` (default
-/// `gateway.interval_ms`).
+fn parse_topics(raw: Option<&str>) -> Result<Vec<Topic>, GatewayError> {
+    let Some(raw) = raw.filter(|s| !s.trim().is_empty()) else {
+        return Ok(vec![Topic::Stats]);
+    };
+    let mut topics = Vec::new();
+    for name in raw.split(',') {
+        let topic = Topic::parse(name).map_err(|e| GatewayError::InvalidQuery(e.message))?;
+        if !topics.contains(&topic) {
+            topics.push(topic);
+        }
+    }
+    Ok(topics)
+}
+
+fn parse_bool(name: &str, raw: Option<&str>) -> Result<bool, GatewayError> {
+    match raw.map(str::trim) {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(GatewayError::InvalidQuery(format!(
+            "{name} must be true or false, got {other:?}"
+        ))),
+    }
+}
+
+/// Authenticates (when on) and returns how long the token stays valid.
+fn authenticate(
+    req: &HttpRequest,
+    state: &State,
+    token: Option<&str>,
+) -> Result<Option<Duration>, GatewayError> {
+    match &state.auth {
+        None => Ok(None),
+        Some(auth) => Ok(Some(auth.verify(req, token)?)),
+    }
+}
+
+/// `GET /ws/stats`: upgrades to a protocol v1 WebSocket session. Query and authentication are
+/// checked, and a place within the connection limits taken, before the upgrade.
 pub async fn ws_stats(
     req: HttpRequest,
     body: web::Payload,
-    query: web::Query<WsQuery>,
+    query: web::Query<StreamQuery>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let interval = parse_interval(query.interval_ms.as_deref(), state.hub.default_interval())?;
+    let topics = parse_topics(query.topics.as_deref())?;
+    let include_ids = parse_bool("include_ids", query.include_ids.as_deref())?;
+    let token_ttl = authenticate(&req, &state, query.token.as_deref())?;
+    let guard = state
+        .hub
+        .join(req.peer_addr().map(|a| a.ip()), interval)
+        .map_err(GatewayError::from)?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let config = SessionConfig {
         interval,
         heartbeat: state.heartbeat,
         client_timeout: state.client_timeout,
+        max_messages_per_sec: state.max_messages_per_sec,
+        max_frame_bytes: state.max_frame_bytes,
+        topics,
+        include_ids,
+        token_ttl,
     };
     actix_web::rt::spawn(session::run(
         Arc::clone(&state.hub),
+        guard,
         session,
         stream,
         config,
@@ -56,13 +117,15 @@ pub async fn ws_stats(
     Ok(response)
 }
 
-/// `GET /stats`: the latest snapshot, or a fresh reading when the latest is older than the
-/// default interval.
-pub async fn stats(state: web::Data<State>) -> Result<HttpResponse, GatewayError> {
-    let fresh = state.hub.latest().filter(|s| {
-        s.taken_at.elapsed() <= state.hub.default_interval() * 2 && state.hub.redis_up()
-    });
-    if let Some(snapshot) = fresh {
+/// `GET /stats`: the latest snapshot when it is from the current poller cycle, else a fresh
+/// read.
+pub async fn stats(
+    req: HttpRequest,
+    query: web::Query<TokenQuery>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, GatewayError> {
+    authenticate(&req, &state, query.token.as_deref())?;
+    if let Some(snapshot) = state.hub.fresh().filter(|_| state.hub.redis_up()) {
         return Ok(HttpResponse::Ok()
             .content_type("application/json")
             .body(snapshot.json.clone().into_bytes()));
@@ -74,27 +137,60 @@ pub async fn stats(state: web::Data<State>) -> Result<HttpResponse, GatewayError
     }
 }
 
+/// `GET /stats/stream`: Server-Sent Events carrying the same `stats` payloads at the same
+/// cadence (`?interval_ms=`), for clients behind proxies that block WebSocket.
+pub async fn stats_stream(
+    req: HttpRequest,
+    query: web::Query<StreamQuery>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, GatewayError> {
+    let interval = parse_interval(query.interval_ms.as_deref(), state.hub.default_interval())?;
+    let token_ttl = authenticate(&req, &state, query.token.as_deref())?;
+    let guard = state.hub.join(req.peer_addr().map(|a| a.ip()), interval)?;
+    let body = crate::sse::stream(
+        Arc::clone(&state.hub),
+        guard,
+        interval,
+        state.heartbeat,
+        token_ttl,
+        state.shutdown.clone(),
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(futures_util::StreamExt::map(
+            body,
+            Ok::<Bytes, actix_web::Error>,
+        )))
+}
+
 /// `GET /health` body.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Health {
     /// Always `"ok"` while the process serves.
     pub status: String,
-    /// Open WebSocket sessions.
+    /// Open WebSocket and SSE streams.
     pub active_connections: usize,
-    /// Whether the Redis poller is running.
+    /// Whether the Redis poller is reading (it rests while no stream is open).
     pub publisher_running: bool,
-    /// `"up"` when the last Redis read succeeded, else `"down"`.
+    /// `"up"` when the last Redis read succeeded, `"down"` when it failed, `"unknown"` before
+    /// the first.
     pub redis: String,
 }
 
 /// `GET /health`.
 pub async fn health(state: web::Data<State>) -> HttpResponse {
     let hub: &Hub = &state.hub;
+    let redis = serde_json::to_value(*hub.redis_state().borrow())
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
     HttpResponse::Ok().json(Health {
         status: "ok".into(),
         active_connections: hub.active_connections(),
         publisher_running: hub.poller_running(),
-        redis: if hub.redis_up() { "up" } else { "down" }.into(),
+        redis,
     })
 }
 
@@ -123,5 +219,21 @@ mod tests {
         for bad in ["99", "60001", "-5", "fast", "1.5"] {
             assert!(parse_interval(Some(bad), d).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn topics_parameter_is_checked() {
+        assert_eq!(parse_topics(None).expect("default"), [Topic::Stats]);
+        assert_eq!(
+            parse_topics(Some("stats,batches,stats")).expect("both"),
+            [Topic::Stats, Topic::Batches]
+        );
+        assert_eq!(
+            parse_topics(Some("batches")).expect("one"),
+            [Topic::Batches]
+        );
+        assert!(parse_topics(Some("stats,weather")).is_err());
+        assert!(parse_bool("include_ids", Some("maybe")).is_err());
+        assert!(parse_bool("include_ids", Some("true")).expect("bool"));
     }
 }

@@ -1,25 +1,31 @@
-//! One WebSocket session: stats at the client's interval, server pings, clean closes.
+//! One WebSocket session of protocol v1 (see `proto-docs/websocket.md`).
 //!
-//! The loop selects over the next snapshot, the client's frames, the heartbeat tick and
-//! shutdown, and ends with one close frame carrying the reason. A send that cannot complete
-//! within [`SEND_TIMEOUT`] (a client that stopped reading) ends the session: nothing is queued
-//! for it beyond actix-ws's small bounded channel.
+//! The loop selects over the next stats snapshot, the next batch event, Redis state changes,
+//! the client's frames, the heartbeat tick, the token's expiry and shutdown, and ends with one
+//! close frame carrying the reason. A send that cannot complete within [`SEND_TIMEOUT`] (a
+//! client that stopped reading) ends the session: nothing is queued for it beyond actix-ws's
+//! small bounded channel and the bounded batch queue.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_ws::{CloseCode, CloseReason, Message, ProtocolError, Session};
+use actix_ws::{CloseCode, CloseReason, Message, ProtocolError as WsProtocolError, Session};
+use bytestring::ByteString;
 use futures_util::StreamExt;
 use sluice_core::CancellationToken;
+use sluice_core::settings::limits;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use crate::hub::{Hub, RedisState};
+use crate::auth::TOKEN_EXPIRED_CLOSE_CODE;
+use crate::hub::{Hub, RedisState, SessionGuard};
+use crate::protocol::{self, ClientMessage, ProtocolError, Topic};
 
 /// Longest wait for one frame to be accepted for sending.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Per-session settings.
-#[derive(Debug, Clone, Copy)]
+/// Per-session settings, fixed at the upgrade.
+#[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// Period of the stats stream for this client.
     pub interval: Duration,
@@ -27,30 +33,110 @@ pub struct SessionConfig {
     pub heartbeat: Duration,
     /// Silence after which the client is presumed gone.
     pub client_timeout: Duration,
+    /// Client messages allowed per second.
+    pub max_messages_per_sec: u32,
+    /// Largest frame accepted from the client.
+    pub max_frame_bytes: usize,
+    /// Topics chosen at connect time.
+    pub topics: Vec<Topic>,
+    /// Whether `batch_persisted` carries message ids.
+    pub include_ids: bool,
+    /// How long the client's token stays valid, when authentication is on.
+    pub token_ttl: Option<Duration>,
+}
+
+/// Token bucket: `rate` messages per second, bursts of `rate`.
+struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn new(rate: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            tokens: f64::from(rate),
+            at: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens = (self.tokens + (now - self.at).as_secs_f64() * self.rate).min(self.rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
+    Some(CloseReason {
+        code,
+        description: Some(description.into()),
+    })
+}
+
+/// What one session subscribes to and how.
+struct Subscriptions {
+    stats: bool,
+    batches: Option<tokio::sync::broadcast::Receiver<Arc<crate::hub::BatchFrames>>>,
+    include_ids: bool,
 }
 
 /// Runs a session to its end.
 pub async fn run(
     hub: Arc<Hub>,
+    mut guard: SessionGuard,
     mut session: Session,
     stream: actix_ws::MessageStream,
-    config: SessionConfig,
+    mut config: SessionConfig,
     shutdown: CancellationToken,
 ) {
-    let _guard = hub.join(config.interval);
-    let mut stream = stream.max_frame_size(crate::MAX_FRAME_BYTES);
+    let mut stream = stream.max_frame_size(config.max_frame_bytes);
     let mut snapshots = hub.subscribe();
     let mut redis_state = hub.redis_state();
+    let mut subs = Subscriptions {
+        stats: config.topics.contains(&Topic::Stats),
+        batches: config
+            .topics
+            .contains(&Topic::Batches)
+            .then(|| hub.batches()),
+        include_ids: config.include_ids,
+    };
+    let connection_id = uuid::Uuid::now_v7().to_string();
     let mut last_seq = 0;
     let mut last_sent: Option<Instant> = None;
+    let mut rate = RateLimit::new(config.max_messages_per_sec);
+    let expires = config.token_ttl.map(|ttl| Instant::now() + ttl);
 
-    // The first stats message goes out right away if a reading exists.
-    let first = snapshots.borrow_and_update().clone();
-    let state = *redis_state.borrow_and_update();
-    if state == RedisState::Down && send(&mut session, status_message(state)).await.is_err() {
+    let hello = protocol::connected(
+        &connection_id,
+        config.interval.as_millis() as u64,
+        &config.topics,
+        subs.include_ids,
+        config.heartbeat.as_millis() as u64,
+    );
+    if send(&mut session, hello.into()).await.is_err() {
         return;
     }
-    if let Some(snapshot) = first {
+    // Clients hear about Redis going down, and about it coming back after that.
+    let mut told_down = *redis_state.borrow_and_update() == RedisState::Down;
+    if told_down
+        && send(&mut session, status_message(RedisState::Down))
+            .await
+            .is_err()
+    {
+        return;
+    }
+    // The first stats come from the current poller cycle; after an idle period the poller was
+    // just woken by this session's arrival, and the next snapshot is a fresh read.
+    snapshots.borrow_and_update();
+    if let Some(snapshot) = hub.fresh().filter(|_| subs.stats) {
         if send(&mut session, snapshot.json.clone()).await.is_err() {
             return;
         }
@@ -63,9 +149,9 @@ pub async fn run(
     let mut last_heard = Instant::now();
     let reason = loop {
         tokio::select! {
-            changed = snapshots.changed() => {
+            changed = snapshots.changed(), if subs.stats => {
                 if changed.is_err() {
-                    break Some(CloseReason { code: CloseCode::Away, description: Some("gateway stopping".into()) });
+                    break close(CloseCode::Away, "gateway stopping");
                 }
                 let snapshot = snapshots.borrow_and_update().clone();
                 let Some(snapshot) = snapshot else { continue };
@@ -81,59 +167,196 @@ pub async fn run(
                     last_sent = Some(Instant::now());
                 }
             }
+            event = recv_batch(&mut subs.batches) => {
+                let frame = match event {
+                    Ok(frames) => {
+                        if subs.include_ids { frames.with_ids.clone() } else { frames.without_ids.clone() }
+                    }
+                    Err(RecvError::Lagged(missed)) => protocol::lagged(Topic::Batches, missed).into(),
+                    Err(RecvError::Closed) => {
+                        subs.batches = None;
+                        continue;
+                    }
+                };
+                if send(&mut session, frame).await.is_err() {
+                    break None;
+                }
+            }
             changed = redis_state.changed() => {
                 if changed.is_err() {
                     continue;
                 }
                 let state = *redis_state.borrow_and_update();
-                if state != RedisState::Unknown && send(&mut session, status_message(state)).await.is_err() {
+                let tell = match state {
+                    RedisState::Down => !std::mem::replace(&mut told_down, true),
+                    RedisState::Up => std::mem::replace(&mut told_down, false),
+                    RedisState::Unknown => false,
+                };
+                if tell && send(&mut session, status_message(state)).await.is_err() {
                     break None;
                 }
             }
             frame = stream.next() => {
                 last_heard = Instant::now();
-                match frame {
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => Some(text),
+                    Some(Ok(Message::Binary(_))) => None,
                     Some(Ok(Message::Ping(bytes))) => {
                         if session.pong(&bytes).await.is_err() {
                             break None;
                         }
+                        continue;
                     }
                     Some(Ok(Message::Close(reason))) => break reason,
-                    Some(Ok(_)) => {}
-                    Some(Err(ProtocolError::Overflow)) => {
-                        break Some(CloseReason { code: CloseCode::Size, description: Some("frame too large".into()) });
+                    Some(Ok(Message::Pong(_) | Message::Continuation(_) | Message::Nop)) => continue,
+                    Some(Err(WsProtocolError::Overflow)) => {
+                        break close(CloseCode::Size, "frame too large");
                     }
-                    Some(Err(e)) => {
-                        break Some(CloseReason { code: CloseCode::Protocol, description: Some(e.to_string()) });
-                    }
+                    Some(Err(e)) => break close(CloseCode::Protocol, &e.to_string()),
                     None => break None,
+                };
+                if !rate.allow() {
+                    tracing::debug!(%connection_id, "closing a client over its message rate");
+                    break close(CloseCode::Policy, "message rate limit exceeded");
+                }
+                let reply = match text {
+                    None => Some(protocol::error(&ProtocolError::new(
+                        "unsupported_frame",
+                        "binary frames are not part of the protocol; send JSON text".into(),
+                    ))),
+                    Some(text) => handle(&hub, &mut guard, &mut config, &mut subs, &mut last_sent, &text),
+                };
+                if let Some(reply) = reply
+                    && send(&mut session, reply.into()).await.is_err()
+                {
+                    break None;
                 }
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > config.client_timeout {
-                    tracing::debug!("closing an unresponsive client");
-                    break Some(CloseReason { code: CloseCode::Policy, description: Some("heartbeat timeout".into()) });
+                    tracing::debug!(%connection_id, "closing an unresponsive client");
+                    break close(CloseCode::Policy, "heartbeat timeout");
                 }
                 if session.ping(b"").await.is_err() {
                     break None;
                 }
             }
-            () = shutdown.cancelled() => {
-                break Some(CloseReason { code: CloseCode::Away, description: Some("gateway shutting down".into()) });
+            () = sleep_until_opt(expires) => {
+                break close(CloseCode::Other(TOKEN_EXPIRED_CLOSE_CODE), "token expired");
             }
+            () = shutdown.cancelled() => break close(CloseCode::Away, "gateway shutting down"),
         }
     };
     let _ = session.close(reason).await;
 }
 
+/// Handles one client message; returns the reply to send, if any.
+fn handle(
+    hub: &Hub,
+    guard: &mut SessionGuard,
+    config: &mut SessionConfig,
+    subs: &mut Subscriptions,
+    last_sent: &mut Option<Instant>,
+    text: &str,
+) -> Option<String> {
+    let message = match protocol::parse(text) {
+        Ok(message) => message,
+        Err(e) => return Some(protocol::error(&e)),
+    };
+    match message {
+        ClientMessage::Ping { id } => Some(protocol::pong(id)),
+        ClientMessage::GetSnapshot => Some(match hub.latest() {
+            Some(snapshot) => snapshot.json.to_string(),
+            None => protocol::error(&ProtocolError::new(
+                "no_snapshot",
+                "no stats have been read yet (is Redis up?)".into(),
+            )),
+        }),
+        ClientMessage::Subscribe {
+            topics,
+            include_ids,
+        } => {
+            let topics = match parse_topics(&topics) {
+                Ok(topics) => topics,
+                Err(e) => return Some(protocol::error(&e)),
+            };
+            for topic in topics {
+                match topic {
+                    Topic::Stats if !subs.stats => {
+                        subs.stats = true;
+                        *last_sent = None;
+                    }
+                    Topic::Batches if subs.batches.is_none() => subs.batches = Some(hub.batches()),
+                    _ => {}
+                }
+            }
+            if let Some(include_ids) = include_ids {
+                subs.include_ids = include_ids;
+            }
+            None
+        }
+        ClientMessage::Unsubscribe { topics } => {
+            let topics = match parse_topics(&topics) {
+                Ok(topics) => topics,
+                Err(e) => return Some(protocol::error(&e)),
+            };
+            for topic in topics {
+                match topic {
+                    Topic::Stats => subs.stats = false,
+                    Topic::Batches => subs.batches = None,
+                }
+            }
+            None
+        }
+        ClientMessage::SetInterval { interval_ms } => {
+            let (min, max) = limits::INTERVAL_MS;
+            if !(min..=max).contains(&interval_ms) {
+                return Some(protocol::error(&ProtocolError::new(
+                    "invalid_interval",
+                    format!("interval_ms must be between {min} and {max}, got {interval_ms}"),
+                )));
+            }
+            config.interval = Duration::from_millis(interval_ms);
+            guard.set_interval(config.interval);
+            None
+        }
+    }
+}
+
+fn parse_topics(names: &[String]) -> Result<Vec<Topic>, ProtocolError> {
+    if names.is_empty() {
+        return Err(ProtocolError::new(
+            "invalid_message",
+            "topics must not be empty".into(),
+        ));
+    }
+    names.iter().map(|n| Topic::parse(n)).collect()
+}
+
+async fn recv_batch(
+    rx: &mut Option<tokio::sync::broadcast::Receiver<Arc<crate::hub::BatchFrames>>>,
+) -> Result<Arc<crate::hub::BatchFrames>, RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// `{"type": "status", "redis": "up" | "down"}`.
-fn status_message(state: RedisState) -> bytestring::ByteString {
+fn status_message(state: RedisState) -> ByteString {
     serde_json::json!({"type": "status", "redis": state})
         .to_string()
         .into()
 }
 
-async fn send(session: &mut Session, text: bytestring::ByteString) -> Result<(), ()> {
+async fn send(session: &mut Session, text: ByteString) -> Result<(), ()> {
     match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),

@@ -79,6 +79,26 @@ impl TestGateway {
     }
 }
 
+/// The next message of `kind` (skipping other messages and pings), within `timeout`.
+pub async fn next_of(ws: &mut Ws, kind: &str, timeout: Duration) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let message = next_json(ws, remaining).await;
+        if message["type"] == kind {
+            return message;
+        }
+    }
+}
+
+/// Sends a JSON text message.
+pub async fn send_json(ws: &mut Ws, value: serde_json::Value) {
+    use futures_util::SinkExt;
+    ws.send(Message::Text(value.to_string().into()))
+        .await
+        .expect("sent");
+}
+
 /// The next text frame as JSON (skipping pings), within `timeout`.
 pub async fn next_json(ws: &mut Ws, timeout: Duration) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + timeout;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{next_json, spawn_gateway};
+use crate::helpers::{next_of, spawn_gateway};
 
 #[tokio::test]
 async fn stats_endpoint_serves_the_same_payload() {
@@ -25,7 +25,7 @@ async fn stats_endpoint_serves_the_same_payload() {
 async fn health_counts_connections() {
     let g = spawn_gateway(&[]).await;
     let mut ws = g.connect("").await;
-    let _ = next_json(&mut ws, Duration::from_secs(2)).await;
+    let _ = next_of(&mut ws, "stats", Duration::from_secs(2)).await;
     let body: serde_json::Value = reqwest::get(g.http("/health"))
         .await
         .expect("sent")
@@ -49,5 +49,131 @@ async fn redis_down_gives_503_on_stats() {
     assert_eq!(body["error"]["code"], "redis_unavailable");
     let r = reqwest::get(g.http("/nope")).await.expect("sent");
     assert_eq!(r.status().as_u16(), 404);
+    g.cleanup().await;
+}
+
+#[tokio::test]
+async fn sse_streams_the_same_payloads_at_the_asked_cadence() {
+    let mut g = spawn_gateway(&[]).await;
+    let total = g.keys.total_messages.clone();
+    g.set(&total, 11).await;
+    let mut response = reqwest::get(g.http("/stats/stream?interval_ms=200"))
+        .await
+        .expect("sent");
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"))
+    );
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let start = std::time::Instant::now();
+    while events.len() < 5 {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), response.chunk())
+            .await
+            .expect("an event in time")
+            .expect("stream")
+            .expect("not ended");
+        buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = event.strip_prefix("data: ") {
+                events.push(serde_json::from_str::<serde_json::Value>(data.trim()).expect("JSON"));
+            }
+        }
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(2000),
+        "five events at 200 ms took {:?}",
+        start.elapsed()
+    );
+    for event in &events {
+        assert_eq!(event["type"], "stats");
+        assert_eq!(event["total_messages"], 11);
+    }
+    let health: serde_json::Value = reqwest::get(g.http("/health"))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        health["active_connections"], 1,
+        "an SSE stream counts as a connection"
+    );
+    drop(response);
+    g.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_poller_rests_without_clients_and_the_first_stats_after_are_fresh() {
+    let mut g = spawn_gateway(&[]).await;
+    let health = |g: &crate::helpers::TestGateway| {
+        let url = g.http("/health");
+        async move {
+            reqwest::get(url)
+                .await
+                .expect("sent")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+    assert_eq!(
+        health(&g).await["publisher_running"],
+        false,
+        "no client yet"
+    );
+    let mut ws = g.connect("").await;
+    next_of(&mut ws, "stats", Duration::from_secs(2)).await;
+    assert_eq!(health(&g).await["publisher_running"], true);
+    drop(ws);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while health(&g).await["publisher_running"] == true {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the poller kept running without clients"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Changed while nobody watched: the next client must see it in its very first stats.
+    let total = g.keys.total_messages.clone();
+    g.set(&total, 99).await;
+    let mut ws = g.connect("").await;
+    let first = next_of(&mut ws, "stats", Duration::from_secs(2)).await;
+    assert_eq!(
+        first["total_messages"], 99,
+        "first stats come from a fresh read"
+    );
+    g.cleanup().await;
+}
+
+#[tokio::test]
+async fn cors_allows_the_configured_origins() {
+    let g = spawn_gateway(&[("GATEWAY__CORS_ORIGINS", "https://dash.example")]).await;
+    let http = reqwest::Client::new();
+    let allowed = http
+        .get(g.http("/health"))
+        .header("origin", "https://dash.example")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        allowed
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://dash.example")
+    );
+    let other = http
+        .get(g.http("/health"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("sent");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
     g.cleanup().await;
 }

@@ -6,7 +6,7 @@ use futures_util::SinkExt;
 use sluice_core::stats::Stats;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{close_code, next_json, spawn_gateway};
+use crate::helpers::{close_code, next_of, spawn_gateway};
 
 const LEGACY_FIELDS: [&str; 8] = [
     "total_messages",
@@ -29,7 +29,7 @@ async fn stats_arrive_on_connect_then_every_interval() {
 
     let connected = Instant::now();
     let mut ws = g.connect("").await;
-    let first = next_json(&mut ws, Duration::from_secs(2)).await;
+    let first = next_of(&mut ws, "stats", Duration::from_secs(2)).await;
     assert!(
         connected.elapsed() < Duration::from_millis(400),
         "first stats right after connect"
@@ -45,7 +45,7 @@ async fn stats_arrive_on_connect_then_every_interval() {
 
     let start = Instant::now();
     for _ in 0..4 {
-        let _ = next_json(&mut ws, Duration::from_secs(2)).await;
+        let _ = next_of(&mut ws, "stats", Duration::from_secs(2)).await;
     }
     let mean = start.elapsed() / 4;
     assert!(
@@ -56,7 +56,7 @@ async fn stats_arrive_on_connect_then_every_interval() {
     g.set(&total, 43).await;
     let mut seen = 0;
     for _ in 0..4 {
-        seen = next_json(&mut ws, Duration::from_secs(2)).await["total_messages"]
+        seen = next_of(&mut ws, "stats", Duration::from_secs(2)).await["total_messages"]
             .as_u64()
             .expect("n");
         if seen == 43 {
@@ -72,21 +72,21 @@ async fn clients_choose_their_interval() {
     let g = spawn_gateway(&[]).await;
     let mut fast = g.connect("?interval_ms=100").await;
     let mut slow = g.connect("?interval_ms=1000").await;
-    let _ = next_json(&mut fast, Duration::from_secs(2)).await;
-    let _ = next_json(&mut slow, Duration::from_secs(2)).await;
+    let _ = next_of(&mut fast, "stats", Duration::from_secs(2)).await;
+    let _ = next_of(&mut slow, "stats", Duration::from_secs(2)).await;
     let start = Instant::now();
     for _ in 0..10 {
-        let _ = next_json(&mut fast, Duration::from_secs(2)).await;
+        let _ = next_of(&mut fast, "stats", Duration::from_secs(2)).await;
     }
     let fast_mean = start.elapsed() / 10;
     assert!(
         fast_mean <= Duration::from_millis(200),
         "fast client mean gap {fast_mean:?}"
     );
-    let _ = next_json(&mut slow, Duration::from_secs(3)).await;
+    let _ = next_of(&mut slow, "stats", Duration::from_secs(3)).await;
     let start = Instant::now();
     for _ in 0..2 {
-        let _ = next_json(&mut slow, Duration::from_secs(3)).await;
+        let _ = next_of(&mut slow, "stats", Duration::from_secs(3)).await;
     }
     let slow_mean = start.elapsed() / 2;
     assert!(
@@ -178,7 +178,7 @@ async fn unresponsive_clients_are_closed() {
 async fn oversized_frames_close_with_1009() {
     let g = spawn_gateway(&[]).await;
     let mut ws = g.connect("").await;
-    let _ = next_json(&mut ws, Duration::from_secs(2)).await;
+    let _ = next_of(&mut ws, "stats", Duration::from_secs(2)).await;
     ws.send(Message::Text("x".repeat(70 * 1024).into()))
         .await
         .expect("sent");
@@ -190,7 +190,7 @@ async fn oversized_frames_close_with_1009() {
 async fn shutdown_closes_sessions_with_1001() {
     let g = spawn_gateway(&[]).await;
     let mut ws = g.connect("").await;
-    let _ = next_json(&mut ws, Duration::from_secs(2)).await;
+    let _ = next_of(&mut ws, "stats", Duration::from_secs(2)).await;
     g.shutdown.cancel();
     assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, 1001);
     g.cleanup().await;

@@ -1,0 +1,86 @@
+//! Optional JWT authentication of dashboards (HS256, `gateway.auth.jwt_secret`).
+//!
+//! The token comes from `?token=` or `Authorization: Bearer`. It must carry `exp`; a session
+//! whose token expires while connected is closed with [`TOKEN_EXPIRED_CLOSE_CODE`].
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::HttpRequest;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+/// Close code of a session whose token expired (application range 4000–4999).
+pub const TOKEN_EXPIRED_CLOSE_CODE: u16 = 4401;
+
+/// Verifies tokens, when authentication is on.
+#[derive(Clone)]
+pub struct Auth {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    exp: u64,
+}
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No token in the query or the header.
+    #[error("a token is required (?token= or Authorization: Bearer)")]
+    Missing,
+    /// The token has expired.
+    #[error("the token has expired")]
+    Expired,
+    /// Bad signature, wrong algorithm, malformed, or no `exp`.
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+}
+
+impl Auth {
+    /// `None` when `secret` is empty (authentication off).
+    pub fn new(secret: &str) -> Option<Self> {
+        if secret.is_empty() {
+            return None;
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp"]);
+        Some(Self {
+            key: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        })
+    }
+
+    /// Checks the request's token; returns how long it stays valid.
+    pub fn verify(
+        &self,
+        req: &HttpRequest,
+        query_token: Option<&str>,
+    ) -> Result<Duration, AuthError> {
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let token = query_token
+            .filter(|t| !t.is_empty())
+            .or(header)
+            .ok_or(AuthError::Missing)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
+            |e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(e.to_string()),
+            },
+        )?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if data.claims.exp <= now {
+            return Err(AuthError::Expired);
+        }
+        Ok(Duration::from_secs(data.claims.exp - now))
+    }
+}

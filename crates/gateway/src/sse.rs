@@ -1,0 +1,112 @@
+//! `GET /stats/stream`: the stats stream as Server-Sent Events.
+//!
+//! Each `stats` payload is one `data:` event; Redis state changes are `event: status` events; a
+//! comment line every heartbeat keeps proxies from closing an idle connection. The stream ends
+//! when the gateway shuts down or the client's token expires.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use futures_util::Stream;
+use sluice_core::CancellationToken;
+use tokio::time::Instant;
+
+use crate::hub::{Hub, RedisState, SessionGuard};
+
+struct SseState {
+    hub: Arc<Hub>,
+    _guard: SessionGuard,
+    snapshots: tokio::sync::watch::Receiver<Option<Arc<crate::hub::Snapshot>>>,
+    redis_state: tokio::sync::watch::Receiver<RedisState>,
+    interval: Duration,
+    last_seq: u64,
+    last_sent: Option<Instant>,
+    keepalive: tokio::time::Interval,
+    expires: Option<Instant>,
+    shutdown: CancellationToken,
+    first: bool,
+    told_down: bool,
+}
+
+/// The event stream for one client.
+pub fn stream(
+    hub: Arc<Hub>,
+    guard: SessionGuard,
+    interval: Duration,
+    heartbeat: Duration,
+    token_ttl: Option<Duration>,
+    shutdown: CancellationToken,
+) -> impl Stream<Item = Bytes> {
+    let state = SseState {
+        snapshots: hub.subscribe(),
+        redis_state: hub.redis_state(),
+        hub,
+        _guard: guard,
+        interval,
+        last_seq: 0,
+        last_sent: None,
+        keepalive: tokio::time::interval_at(Instant::now() + heartbeat, heartbeat),
+        expires: token_ttl.map(|ttl| Instant::now() + ttl),
+        shutdown,
+        first: true,
+        told_down: false,
+    };
+    futures_util::stream::unfold(state, |mut s| async move {
+        if s.first {
+            s.first = false;
+            s.snapshots.borrow_and_update();
+            s.redis_state.borrow_and_update();
+            if let Some(snapshot) = s.hub.fresh() {
+                s.last_seq = snapshot.seq;
+                s.last_sent = Some(Instant::now());
+                return Some((data_event(&snapshot.json), s));
+            }
+            return Some((Bytes::from_static(b": connected\n\n"), s));
+        }
+        loop {
+            let expires = s.expires;
+            tokio::select! {
+                changed = s.snapshots.changed() => {
+                    changed.ok()?;
+                    let snapshot = s.snapshots.borrow_and_update().clone();
+                    let Some(snapshot) = snapshot else { continue };
+                    let slack = s.hub.tick() / 2;
+                    let due = s.last_sent.is_none_or(|at| at.elapsed() + slack >= s.interval);
+                    if snapshot.seq != s.last_seq && due {
+                        s.last_seq = snapshot.seq;
+                        s.last_sent = Some(Instant::now());
+                        return Some((data_event(&snapshot.json), s));
+                    }
+                }
+                changed = s.redis_state.changed() => {
+                    changed.ok()?;
+                    let state = *s.redis_state.borrow_and_update();
+                    let tell = match state {
+                        RedisState::Down => !std::mem::replace(&mut s.told_down, true),
+                        RedisState::Up => std::mem::replace(&mut s.told_down, false),
+                        RedisState::Unknown => false,
+                    };
+                    if tell {
+                        let json = serde_json::json!({"type": "status", "redis": state}).to_string();
+                        return Some((Bytes::from(format!("event: status\ndata: {json}\n\n")), s));
+                    }
+                }
+                _ = s.keepalive.tick() => return Some((Bytes::from_static(b": keep-alive\n\n"), s)),
+                () = sleep_until_opt(expires) => return None,
+                () = s.shutdown.cancelled() => return None,
+            }
+        }
+    })
+}
+
+fn data_event(json: &str) -> Bytes {
+    Bytes::from(format!("data: {json}\n\n"))
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
