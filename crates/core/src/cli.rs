@@ -39,7 +39,7 @@ pub fn finish<E: Display>(binary: &str, result: Result<(), E>) -> ExitCode {
 /// Raises the soft limit on open files to the hard limit: every WebSocket, HTTP keep-alive
 /// connection and pooled database connection is a file descriptor, and the usual soft limit
 /// (1024) would cap a gateway far below its capacity.
-fn raise_open_files_limit() {
+pub fn raise_open_files_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -83,6 +83,9 @@ pub struct Hub {
     /// Wakes the poller: a first client arrived, or one asked for a faster interval.
     pub(crate) wake: Notify,
     pub(crate) poller_running: AtomicBool,
+    /// The current tick in milliseconds, kept beside the registry so the hot path (every
+    /// session, every snapshot) reads it without taking the lock.
+    tick_ms: AtomicU64,
     default_interval: Duration,
     max_total: usize,
     max_per_ip: usize,
@@ -104,6 +107,7 @@ impl Hub {
             registry: Mutex::new(Registry::default()),
             wake: Notify::new(),
             poller_running: AtomicBool::new(false),
+            tick_ms: AtomicU64::new(default_interval.as_millis() as u64),
             default_interval,
             max_total,
             max_per_ip,
@@ -153,13 +157,18 @@ impl Hub {
 
     /// The poller's period: the smallest interval any stream asked for, or the default.
     pub fn tick(&self) -> Duration {
-        self.registry()
+        Duration::from_millis(self.tick_ms.load(Ordering::Relaxed))
+    }
+
+    /// Recomputes the tick; called with the registry locked after every change to it.
+    fn update_tick(&self, registry: &Registry) {
+        let default = self.default_interval.as_millis() as u64;
+        let tick = registry
             .intervals
             .keys()
             .next()
-            .map_or(self.default_interval, |ms| {
-                Duration::from_millis(*ms).min(self.default_interval)
-            })
+            .map_or(default, |ms| (*ms).min(default));
+        self.tick_ms.store(tick, Ordering::Relaxed);
     }
 
     /// Registers a stream from `ip` with its interval, within the connection limits; dropping
@@ -184,6 +193,7 @@ impl Hub {
             }
             registry.total += 1;
             *registry.intervals.entry(ms).or_insert(0) += 1;
+            self.update_tick(&registry);
         }
         // First client, or a faster one: the poller reads at once.
         self.wake.notify_one();
@@ -231,6 +241,7 @@ impl SessionGuard {
             let mut registry = self.hub.registry();
             remove_interval(&mut registry, self.interval_ms);
             *registry.intervals.entry(ms).or_insert(0) += 1;
+            self.hub.update_tick(&registry);
         }
         self.interval_ms = ms;
         self.hub.wake.notify_one();
@@ -259,6 +270,7 @@ impl Drop for SessionGuard {
             }
         }
         registry.total -= 1;
+        self.hub.update_tick(&registry);
     }
 }
 
