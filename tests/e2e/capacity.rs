@@ -63,8 +63,10 @@ async fn two_thousand_dashboards_get_their_stats_on_time_without_more_redis_load
         many.redis_commands_per_sec.expect("measured"),
     );
     assert!(few_rate > 0.0, "the gateway reads Redis");
+    // The windows are not aligned with the gateway's ticks, so either may hold one read more
+    // or less (7 commands in 5 s); a per-client cost would add hundreds per second.
     assert!(
-        many_rate <= few_rate + 0.5,
+        many_rate <= few_rate * 1.25 + 2.0,
         "Redis load grew with the clients: {few_rate:.2}/s with 10, {many_rate:.2}/s with 2000"
     );
     gateway.stop(Duration::from_secs(10)).await.expect("stops");
