@@ -189,12 +189,47 @@ impl NewMessage {
         Self::from_raw(raw)
     }
 
-    /// Validates one element of a JSON array or any other already-parsed value.
-    pub fn from_value(value: Value) -> Result<Self, MessageError> {
-        let raw: RawMessage = serde_json::from_value(value).map_err(|e| {
-            MessageError::Invalid(BTreeMap::from([("body".to_owned(), e.to_string())]))
-        })?;
-        Self::from_raw(raw)
+    /// Parses a JSON array of 1 to `max` messages, all or nothing: every problem of every
+    /// element is reported, keyed `<index>.<field>` (`<index>.body` for an element that is not
+    /// an object).
+    pub fn batch_from_json(body: &[u8], max: usize) -> Result<Vec<Self>, MessageError> {
+        let items: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(body).map_err(|e| {
+                if e.is_data() {
+                    invalid_body(format!("must be a JSON array of messages ({e})"))
+                } else {
+                    MessageError::Malformed(e.to_string())
+                }
+            })?;
+        if items.is_empty() {
+            return Err(invalid_body("must hold at least one message".into()));
+        }
+        if items.len() > max {
+            return Err(invalid_body(format!(
+                "must hold at most {max} messages, got {}",
+                items.len()
+            )));
+        }
+        let mut messages = Vec::with_capacity(items.len());
+        let mut errors = BTreeMap::new();
+        for (index, item) in items.iter().enumerate() {
+            match Self::from_json(item.get().as_bytes()) {
+                Ok(message) => messages.push(message),
+                Err(MessageError::Invalid(fields)) => {
+                    for (field, reason) in fields {
+                        errors.insert(format!("{index}.{field}"), reason);
+                    }
+                }
+                Err(MessageError::Malformed(reason)) => {
+                    errors.insert(format!("{index}.body"), reason);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(messages)
+        } else {
+            Err(MessageError::Invalid(errors))
+        }
     }
 
     fn from_raw(raw: RawMessage) -> Result<Self, MessageError> {
@@ -214,6 +249,10 @@ impl NewMessage {
             _ => Err(MessageError::Invalid(errors)),
         }
     }
+}
+
+fn invalid_body(reason: String) -> MessageError {
+    MessageError::Invalid(BTreeMap::from([("body".to_owned(), reason)]))
 }
 
 fn field<T>(
@@ -302,12 +341,23 @@ pub struct Envelope {
 impl Envelope {
     /// Stamps a validated message with a fresh id and the current time.
     pub fn new(message: NewMessage) -> Self {
+        Self::stamped(message, Self::now())
+    }
+
+    /// The current time at the precision envelopes keep (microseconds, like PostgreSQL).
+    pub fn now() -> DateTime<Utc> {
+        Utc::now().trunc_subsecs(6)
+    }
+
+    /// Stamps a validated message with a fresh id and `created_at` (messages of one batch
+    /// share it; their ids still increase in order).
+    pub fn stamped(message: NewMessage, created_at: DateTime<Utc>) -> Self {
         Self {
             id: Uuid::now_v7(),
             user_id: message.user_id,
             channel_id: message.channel_id,
             content: message.content,
-            created_at: Utc::now().trunc_subsecs(6),
+            created_at,
         }
     }
 
@@ -421,6 +471,46 @@ mod tests {
             Err(MessageError::Invalid(f)) => assert!(f["body"].contains("duplicate"), "{f:?}"),
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn batches_are_all_or_nothing_and_name_each_problem() {
+        let ok = br#"[{"user_id":1,"channel_id":1,"content":"a"},{"user_id":2,"channel_id":3,"content":"b"}]"#;
+        let batch = NewMessage::batch_from_json(ok, 10).expect("valid");
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[1].channel_id.get(), 3);
+
+        let bad = br#"[{"user_id":1,"channel_id":1,"content":"a"},{"user_id":0,"content":""},7,
+            {"user_id":1,"user_id":1,"channel_id":1,"content":"x"}]"#;
+        match NewMessage::batch_from_json(bad, 10) {
+            Err(MessageError::Invalid(f)) => {
+                assert_eq!(
+                    f.keys().collect::<Vec<_>>(),
+                    ["1.channel_id", "1.content", "1.user_id", "2.body", "3.body"]
+                );
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let too_many = format!(
+            "[{}]",
+            vec![r#"{"user_id":1,"channel_id":1,"content":"a"}"#; 3].join(",")
+        );
+        assert!(matches!(
+            NewMessage::batch_from_json(too_many.as_bytes(), 2),
+            Err(MessageError::Invalid(_))
+        ));
+        assert!(matches!(
+            NewMessage::batch_from_json(b"[]", 2),
+            Err(MessageError::Invalid(_))
+        ));
+        assert!(matches!(
+            NewMessage::batch_from_json(b"{}", 2),
+            Err(MessageError::Invalid(_))
+        ));
+        assert!(matches!(
+            NewMessage::batch_from_json(b"[{", 2),
+            Err(MessageError::Malformed(_))
+        ));
     }
 
     #[test]

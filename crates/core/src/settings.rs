@@ -142,6 +142,10 @@ pub struct IngestSettings {
     pub http_workers: usize,
     /// `POST /messages` answers 429 while `pending_messages` holds this many messages.
     pub max_queue_depth: u64,
+    /// Most messages in one `POST /messages/batch`.
+    pub batch_max_messages: usize,
+    /// Largest `POST /messages/batch` body, in bytes.
+    pub max_batch_body_bytes: usize,
     /// Bearer token for the `/admin` endpoints; empty (the default) disables them.
     pub admin_token: String,
 }
@@ -153,6 +157,8 @@ impl Default for IngestSettings {
             max_body_bytes: 64 * 1024,
             http_workers: 0,
             max_queue_depth: 1_000_000,
+            batch_max_messages: 1_000,
+            max_batch_body_bytes: 8 << 20,
             admin_token: String::new(),
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! - [`Application`]: builds the server from [`Settings`], binds its listener (port 0 in tests),
 //!   and runs until the shutdown token fires, draining in-flight requests.
-//! - [`routes`]: the handlers (`POST /messages`, `GET /messages`, `/health`, `/ready`, and the
+//! - [`routes`]: the handlers (`POST /messages`, `POST /messages/batch`, `GET /messages`, `/health`, `/ready`, and the
 //!   token-guarded `/admin/dead-letters`).
 //! - [`body`]: content-type and size checks before any parsing.
 //! - [`queue`]: the Redis side (`LPUSH pending_messages`).
@@ -54,6 +54,8 @@ impl Application {
         // Fail now, not in each worker thread, if the URL is unusable.
         connect::redis_manager(&redis_settings).context("invalid redis.url")?;
         let max_body_bytes = settings.ingest.max_body_bytes;
+        let max_batch_body_bytes = settings.ingest.max_batch_body_bytes;
+        let batch_max_messages = settings.ingest.batch_max_messages;
         let depth = Arc::new(Depth::new(settings.ingest.max_queue_depth));
         let admin_token: Option<Arc<str>> = Some(settings.ingest.admin_token.as_str())
             .filter(|t| !t.is_empty())
@@ -67,6 +69,8 @@ impl Application {
                 keys: keys.clone(),
                 pool: pool.clone(),
                 max_body_bytes,
+                max_batch_body_bytes,
+                batch_max_messages,
                 redis_timeout: redis_settings.response_timeout(),
                 depth: Arc::clone(&depth),
                 admin_token: admin_token.clone(),
@@ -131,6 +135,11 @@ pub fn routes_config(cfg: &mut web::ServiceConfig) {
         web::resource("/messages")
             .route(web::post().to(routes::messages::post_message))
             .route(web::get().to(routes::messages::list_messages))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        web::resource("/messages/batch")
+            .route(web::post().to(routes::messages::post_batch))
             .default_service(web::to(routes::method_not_allowed)),
     )
     .service(

@@ -20,6 +20,10 @@ pub struct AppState {
     pub pool: Pool,
     /// `ingest.max_body_bytes`.
     pub max_body_bytes: usize,
+    /// `ingest.max_batch_body_bytes`.
+    pub max_batch_body_bytes: usize,
+    /// `ingest.batch_max_messages`.
+    pub batch_max_messages: usize,
     /// Longest wait for a Redis answer before a request is answered 503.
     pub redis_timeout: Duration,
     /// Queue length gauge and bound, shared by every worker thread.

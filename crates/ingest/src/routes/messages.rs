@@ -100,6 +100,50 @@ pub async fn post_message(
     }))
 }
 
+/// Answer to an accepted batch.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchQueued {
+    /// The ids the messages will have in PostgreSQL, in the order they were sent.
+    pub message_ids: Vec<Uuid>,
+    /// Always `"queued"`.
+    pub status: String,
+    /// When the batch was accepted; the `created_at` of every message in it.
+    pub queued_at: String,
+}
+
+/// `POST /messages/batch`: a JSON array of messages, validated all or nothing, pushed in one
+/// round trip, answered 202 with the ids in order once Redis confirmed the push.
+#[tracing::instrument(name = "post_batch", skip_all, fields(count))]
+pub async fn post_batch(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    body::require_json(req.headers())?;
+    let bytes = body::read_limited(req.headers(), payload, state.max_batch_body_bytes).await?;
+    let messages = NewMessage::batch_from_json(&bytes, state.batch_max_messages)?;
+    tracing::Span::current().record("count", messages.len());
+    let created_at = Envelope::now();
+    let envelopes: Vec<Envelope> = messages
+        .into_iter()
+        .map(|m| Envelope::stamped(m, created_at))
+        .collect();
+    let mut redis = state.redis.clone();
+    queue::push(
+        &mut redis,
+        &state.keys.pending_messages,
+        &envelopes,
+        &state.depth,
+        state.redis_timeout,
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().json(BatchQueued {
+        message_ids: envelopes.iter().map(|e| e.id).collect(),
+        status: "queued".into(),
+        queued_at: created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    }))
+}
+
 /// Largest `limit` of `GET /messages`.
 pub const LIST_MAX_LIMIT: i64 = 500;
 /// `limit` of `GET /messages` when none is given.

@@ -2,6 +2,7 @@
 //! One test binary: every module below is linked once.
 
 mod admin;
+mod batch;
 mod health;
 mod helpers;
 mod hostile;

@@ -1,0 +1,127 @@
+//! `POST /messages/batch`: all-or-nothing validation, one push, ids in order.
+
+use serde_json::json;
+use sluice_core::message::Envelope;
+
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
+
+async fn post_batch(app: &TestApp, body: &serde_json::Value) -> reqwest::Response {
+    app.http
+        .post(app.url("/messages/batch"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn a_valid_batch_is_queued_in_order_and_answered_with_every_id() {
+    let mut app = spawn_app().await;
+    let batch: Vec<_> = (0..100)
+        .map(|i| json!({"user_id": i + 1, "channel_id": 1, "content": format!("m{i}")}))
+        .collect();
+    let r = post_batch(&app, &json!(batch)).await;
+    assert_eq!(r.status().as_u16(), 202);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["status"], "queued");
+    let ids: Vec<String> = body["message_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 100);
+    let queued: Vec<Envelope> = app
+        .pending()
+        .await
+        .iter()
+        .map(|raw| Envelope::from_json(raw.as_bytes()).expect("envelope"))
+        .collect();
+    assert_eq!(
+        queued.iter().map(|e| e.id.to_string()).collect::<Vec<_>>(),
+        ids,
+        "consumed in the order sent"
+    );
+    assert_eq!(queued[7].content.as_str(), "m7");
+    assert_eq!(queued[7].user_id.get(), 8);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn one_bad_message_refuses_the_whole_batch_naming_index_and_field() {
+    let mut app = spawn_app().await;
+    let r = post_batch(
+        &app,
+        &json!([
+            {"user_id": 1, "channel_id": 1, "content": "fine"},
+            {"user_id": 1, "channel_id": -2, "content": ""},
+            "not a message",
+        ]),
+    )
+    .await;
+    let body = assert_error(r, 422, "validation_failed").await;
+    let fields = body["error"]["fields"].as_object().expect("fields");
+    assert_eq!(
+        fields.keys().collect::<Vec<_>>(),
+        ["1.channel_id", "1.content", "2.body"]
+    );
+    assert!(app.pending().await.is_empty(), "nothing queued");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn batch_limits_and_shape() {
+    let app = spawn_app_with(&[
+        ("INGEST__BATCH_MAX_MESSAGES", "5"),
+        ("INGEST__MAX_BATCH_BODY_BYTES", "2048"),
+    ])
+    .await;
+    let six: Vec<_> = (0..6)
+        .map(|_| json!({"user_id": 1, "channel_id": 1, "content": "x"}))
+        .collect();
+    let body = assert_error(
+        post_batch(&app, &json!(six)).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(
+        body["error"]["fields"]["body"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 5")),
+        "{body}"
+    );
+    assert_error(post_batch(&app, &json!([])).await, 422, "validation_failed").await;
+    assert_error(
+        post_batch(&app, &json!({"user_id": 1})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let big = vec![json!({"user_id": 1, "channel_id": 1, "content": "y".repeat(1000)}); 3];
+    assert_error(
+        post_batch(&app, &json!(big)).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
+    let r = app
+        .http
+        .post(app.url("/messages/batch"))
+        .header("content-type", "application/json")
+        .body("[{")
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 400, "malformed_json").await;
+    let r = app
+        .http
+        .post(app.url("/messages/batch"))
+        .body("[]")
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 415, "unsupported_media_type").await;
+    app.cleanup().await;
+}
