@@ -493,7 +493,7 @@ mod tests {
         }
         let too_many = format!(
             "[{}]",
-            vec![r#"{"user_id":1,"channel_id":1,"content":"a"}"#; 3].join(",")
+            [r#"{"user_id":1,"channel_id":1,"content":"a"}"#; 3].join(",")
         );
         assert!(matches!(
             NewMessage::batch_from_json(too_many.as_bytes(), 2),
