@@ -1,11 +1,18 @@
 //! `sluice-bench`: measurements of a running Sluice, each printing a human-readable table and
 //! one JSON line.
 //!
+//! - [`pipeline`]: `ingest`, `ingest-batch`, `drain`, `e2e`, and the Redis and PostgreSQL
+//!   ceilings they are compared with.
 //! - [`fanout`]: N WebSocket dashboards against a gateway: connections, delivery skew, message
 //!   rate, the gateway's memory and CPU, and the Redis load it causes.
+//! - [`send`]: the load generator for users, with a live progress line.
+//! - [`http`]: the HTTP/1.1 load engine behind the HTTP scenarios.
 //! - [`stats`]: percentiles and rates, kept apart so they are unit-tested.
 //! - [`process`]: reading a process's memory and CPU from `/proc`.
 
 pub mod fanout;
+pub mod http;
+pub mod pipeline;
 pub mod process;
+pub mod send;
 pub mod stats;

@@ -1,35 +1,143 @@
-//! `sluice-bench` binary: `sluice-bench fanout --clients 10000 …`.
+//! `sluice-bench` binary: one subcommand per scenario, each printing a table and one JSON line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
 use sluice_bench::fanout::{self, FanoutConfig, FanoutReport};
+use sluice_bench::pipeline::{self, Stores};
+use sluice_bench::send;
+use sluice_bench::stats::Summary;
 
 #[derive(Parser)]
-#[command(name = "sluice-bench", about = "Measure a running Sluice.")]
+#[command(
+    name = "sluice-bench",
+    about = "Measure a running Sluice on this machine."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// The services' Redis.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// The services' key prefix.
+    #[arg(long, default_value = "")]
+    key_prefix: String,
+    /// The services' PostgreSQL database.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/sluice")]
+    postgres: String,
+}
+
+impl StoreArgs {
+    fn stores(&self) -> Stores {
+        Stores {
+            redis_url: self.redis.clone(),
+            key_prefix: self.key_prefix.clone(),
+            postgres_url: self.postgres.clone(),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Open N WebSocket dashboards against a gateway and measure delivery and cost.
-    Fanout {
-        /// Gateway WebSocket URL.
-        #[arg(long, default_value = "ws://127.0.0.1:8001/ws/stats")]
-        url: String,
-        /// Dashboards to open.
-        #[arg(long, default_value_t = 1000)]
-        clients: usize,
-        /// Measured window in seconds.
+    /// What this machine's Redis and PostgreSQL allow: redis-benchmark LPUSH and one COPY.
+    Ceilings {
+        /// Redis host for redis-benchmark.
+        #[arg(long, default_value = "127.0.0.1")]
+        redis_host: String,
+        /// Redis port for redis-benchmark.
+        #[arg(long, default_value_t = 6379)]
+        redis_port: u16,
+        /// LPUSH requests.
+        #[arg(long, default_value_t = 1_000_000)]
+        lpush_requests: u64,
+        /// A database with the `messages` table.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/sluice")]
+        postgres: String,
+        /// Rows copied.
+        #[arg(long, default_value_t = 500_000)]
+        copy_rows: u64,
+    },
+    /// Single-message POSTs over keep-alive connections, as fast as they are answered.
+    Ingest {
+        /// Ingest API `host:port`.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: String,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds.
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
-        /// Pause after connecting, in seconds.
+        /// Same-run redis-benchmark LPUSH rate, to print the ratio to it.
+        #[arg(long)]
+        ceiling: Option<f64>,
+    },
+    /// The same with `POST /messages/batch`.
+    IngestBatch {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: String,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Messages per request.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Same-run redis-benchmark LPUSH rate, to print the ratio to it.
+        #[arg(long)]
+        ceiling: Option<f64>,
+    },
+    /// Prefill N messages, start W workers, time until all are committed.
+    Drain {
+        #[command(flatten)]
+        stores: StoreArgs,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// The worker binary (started with this process's environment).
+        #[arg(long, default_value = "target/release/sluice-worker")]
+        worker_bin: PathBuf,
+        /// Same-run COPY rate, to print the ratio to it.
+        #[arg(long)]
+        ceiling: Option<f64>,
+    },
+    /// A fixed offered rate through ingest → workers → PostgreSQL.
+    E2e {
+        #[command(flatten)]
+        stores: StoreArgs,
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: String,
+        /// Messages per second offered.
+        #[arg(long, default_value_t = 5_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 30.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Send batches of this many messages instead of single ones.
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Same-run COPY rate, to print the ratio to it.
+        #[arg(long)]
+        ceiling: Option<f64>,
+    },
+    /// N WebSocket dashboards against a gateway.
+    Fanout {
+        #[arg(long, default_value = "ws://127.0.0.1:8001/ws/stats")]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
         #[arg(long, default_value_t = 2.0)]
         warmup: f64,
-        /// Connections opened at once while ramping up.
         #[arg(long, default_value_t = 250)]
         connect_batch: usize,
         /// Gateway pid, for its RSS and CPU.
@@ -39,49 +147,190 @@ enum Command {
         #[arg(long)]
         redis: Option<String>,
     },
+    /// Send messages like a user would, with a live progress line.
+    Send {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: String,
+        #[arg(long)]
+        messages: Option<u64>,
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Messages per second (default: as fast as answered).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// 1,000 messages, 10 connections.
+        #[arg(long, conflicts_with_all = ["stress", "extreme"])]
+        quick: bool,
+        /// 100,000 messages, 64 connections.
+        #[arg(long, conflicts_with = "extreme")]
+        stress: bool,
+        /// 1,000,000 messages, 128 connections.
+        #[arg(long)]
+        extreme: bool,
+    },
+}
+
+fn row(name: &str, value: String) {
+    println!("  {name:<28}{value:>16}");
+}
+
+fn summary_rows(prefix: &str, s: &Option<Summary>) {
+    if let Some(s) = s {
+        row(&format!("{prefix} p50"), format!("{:.2} ms", s.p50));
+        row(&format!("{prefix} p99"), format!("{:.2} ms", s.p99));
+        row(&format!("{prefix} max"), format!("{:.2} ms", s.max));
+    }
+}
+
+fn ratio(value: f64, ceiling: Option<f64>, name: &str) -> Option<f64> {
+    let ceiling = ceiling?;
+    let r = value / ceiling;
+    row(&format!("ratio to {name}"), format!("{:.0}%", r * 100.0));
+    Some(r)
+}
+
+fn json_line(scenario: &str, report: &impl Serialize, ratio: Option<f64>) {
+    println!(
+        "{}",
+        serde_json::json!({"scenario": scenario, "report": report, "ratio_to_ceiling": ratio})
+    );
 }
 
 fn print_fanout(r: &FanoutReport) {
-    let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.1}{unit}"));
     println!("fanout: {} clients", r.clients);
-    println!("  connections established    {:>12}", r.established);
-    println!("  connections failed         {:>12}", r.failed);
-    println!("  window                     {:>11.1}s", r.window_secs);
-    println!("  stats messages received    {:>12}", r.messages);
-    println!("  messages per second        {:>12.0}", r.messages_per_sec);
-    println!(
-        "  fewest messages per client {:>12}",
-        r.min_messages_per_client
+    row("connections established", r.established.to_string());
+    row("connections failed", r.failed.to_string());
+    row("window", format!("{:.1} s", r.window_secs));
+    row("stats messages received", r.messages.to_string());
+    row("messages per second", format!("{:.0}", r.messages_per_sec));
+    row(
+        "fewest messages per client",
+        r.min_messages_per_client.to_string(),
     );
-    if let Some(s) = &r.skew_ms {
-        println!("  delivery skew p50          {:>10.1}ms", s.p50);
-        println!("  delivery skew p99          {:>10.1}ms", s.p99);
-        println!("  delivery skew max          {:>10.1}ms", s.max);
-    }
-    println!(
-        "  gateway RSS                {:>12}",
-        r.gateway_rss_bytes
-            .map_or("n/a".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0))
+    summary_rows("delivery skew", &r.skew_ms);
+    let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.1}{unit}"));
+    row(
+        "gateway RSS",
+        opt(r.gateway_rss_bytes.map(|b| b as f64 / 1_048_576.0), " MiB"),
     );
-    println!(
-        "  gateway RSS per connection {:>12}",
-        opt(r.rss_per_connection_bytes.map(|b| b / 1024.0), " KiB")
+    row(
+        "gateway RSS per connection",
+        opt(r.rss_per_connection_bytes.map(|b| b / 1024.0), " KiB"),
     );
-    println!(
-        "  gateway CPU                {:>12}",
-        opt(r.gateway_cpu_percent, "%")
-    );
-    println!(
-        "  Redis commands per second  {:>12}",
-        opt(r.redis_commands_per_sec, "")
+    row("gateway CPU", opt(r.gateway_cpu_percent, " %"));
+    row(
+        "Redis commands per second",
+        opt(r.redis_commands_per_sec, ""),
     );
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    sluice_core::cli::raise_open_files_limit();
-    match cli.command {
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Ceilings {
+            redis_host,
+            redis_port,
+            lpush_requests,
+            postgres,
+            copy_rows,
+        } => {
+            let lpush =
+                pipeline::redis_lpush_ceiling(&redis_host, redis_port, lpush_requests).await?;
+            let copy = pipeline::copy_ceiling(&postgres, copy_rows).await?;
+            println!("ceilings");
+            row("redis-benchmark LPUSH", format!("{lpush:.0}/s"));
+            row("PostgreSQL COPY", format!("{copy:.0} rows/s"));
+            json_line(
+                "ceilings",
+                &serde_json::json!({"lpush_per_sec": lpush, "copy_rows_per_sec": copy}),
+                None,
+            );
+        }
+        Command::Ingest {
+            addr,
+            connections,
+            duration,
+            ceiling,
+        } => {
+            let r = pipeline::ingest(&addr, connections, Duration::from_secs_f64(duration), None)
+                .await?;
+            println!("ingest: {connections} connections, single messages");
+            ingest_rows(&r);
+            let ratio = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
+            json_line("ingest", &r, ratio);
+        }
+        Command::IngestBatch {
+            addr,
+            connections,
+            duration,
+            batch_size,
+            ceiling,
+        } => {
+            let r = pipeline::ingest(
+                &addr,
+                connections,
+                Duration::from_secs_f64(duration),
+                Some(batch_size),
+            )
+            .await?;
+            println!("ingest-batch: {connections} connections, {batch_size} messages per request");
+            ingest_rows(&r);
+            let ratio = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
+            json_line("ingest-batch", &r, ratio);
+        }
+        Command::Drain {
+            stores,
+            messages,
+            workers,
+            worker_bin,
+            ceiling,
+        } => {
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let r = pipeline::drain(&stores.stores(), messages, workers, &worker_bin, &env).await?;
+            println!("drain: {messages} messages, {workers} workers");
+            row("seconds", format!("{:.2}", r.seconds));
+            row("messages per second", format!("{:.0}", r.messages_per_sec));
+            let ratio = ratio(r.messages_per_sec, ceiling, "COPY ceiling");
+            json_line("drain", &r, ratio);
+        }
+        Command::E2e {
+            stores,
+            addr,
+            rate,
+            duration,
+            connections,
+            batch_size,
+            ceiling,
+        } => {
+            let r = pipeline::e2e(
+                &addr,
+                &stores.stores(),
+                rate,
+                Duration::from_secs_f64(duration),
+                connections,
+                batch_size,
+            )
+            .await?;
+            println!(
+                "e2e: {rate:.0} msg/s offered{}",
+                batch_size.map_or(String::new(), |b| format!(", batches of {b}"))
+            );
+            row("accepted per second", format!("{:.0}", r.accepted_per_sec));
+            row(
+                "persisted per second",
+                format!("{:.0}", r.persisted_per_sec),
+            );
+            row("failed requests", r.failed.to_string());
+            row("queue max", r.queue_max.to_string());
+            row("queue at end", r.queue_at_end.to_string());
+            row("queue bounded", r.queue_bounded.to_string());
+            if let Some(l) = &r.commit_latency_ms {
+                row("POST→commit p50", format!("{:.2} ms", l.p50));
+                row("POST→commit p95", format!("{:.2} ms", l.p95));
+                row("POST→commit p99", format!("{:.2} ms", l.p99));
+            }
+            let ratio = ratio(r.persisted_per_sec, ceiling, "COPY ceiling");
+            json_line("e2e", &r, ratio);
+        }
         Command::Fanout {
             url,
             clients,
@@ -100,20 +349,60 @@ async fn main() -> ExitCode {
                 gateway_pid,
                 redis_url: redis,
             };
-            match fanout::run(&config).await {
-                Ok(report) => {
-                    print_fanout(&report);
-                    println!(
-                        "{}",
-                        serde_json::json!({"scenario": "fanout", "report": report})
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("sluice-bench: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            let r = fanout::run(&config).await?;
+            print_fanout(&r);
+            json_line("fanout", &r, None);
+        }
+        Command::Send {
+            addr,
+            messages,
+            concurrency,
+            rate,
+            quick,
+            stress,
+            extreme,
+        } => {
+            let preset = if extreme {
+                send::EXTREME
+            } else if stress {
+                send::STRESS
+            } else if quick {
+                send::QUICK
+            } else {
+                (10_000, 32, None)
+            };
+            let messages = messages.unwrap_or(preset.0);
+            let concurrency = concurrency.unwrap_or(preset.1);
+            let r = send::run(&addr, messages, concurrency, rate.or(preset.2)).await?;
+            println!("send: {messages} messages, {concurrency} connections");
+            row("succeeded", r.succeeded.to_string());
+            row("failed", r.failed.to_string());
+            row("seconds", format!("{:.2}", r.seconds));
+            row("messages per second", format!("{:.0}", r.messages_per_sec));
+            summary_rows("latency", &r.latency_ms);
+            json_line("send", &r, None);
+        }
+    }
+    Ok(())
+}
+
+fn ingest_rows(r: &pipeline::IngestReport) {
+    row("requests accepted", r.requests.to_string());
+    row("messages accepted", r.messages.to_string());
+    row("failed", r.failed.to_string());
+    row("messages per second", format!("{:.0}", r.messages_per_sec));
+    summary_rows("latency", &r.latency_ms);
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    sluice_core::cli::raise_open_files_limit();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice-bench: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

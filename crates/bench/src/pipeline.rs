@@ -1,0 +1,498 @@
+//! Pipeline scenarios: `ingest`, `ingest-batch`, `drain`, `e2e`, and the ceilings they are
+//! compared with (`redis-benchmark` LPUSH, one PostgreSQL `COPY`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hyper::body::Bytes;
+use serde::Serialize;
+use sluice_core::Keys;
+use sluice_core::message::{Envelope, NewMessage};
+use uuid::Uuid;
+
+use crate::http::{self, LoadConfig, Progress};
+use crate::stats::{Summary, rate, summarize};
+
+/// A typical chat message, so payload sizes are realistic.
+pub const SAMPLE_CONTENT: &str =
+    "hey, are we still on for the release review at 3? I pushed the last fixes";
+
+/// The JSON body of message `i` (user and channel vary with `i`).
+pub fn message_json(i: u64) -> String {
+    format!(
+        r#"{{"user_id":{},"channel_id":{},"content":"{SAMPLE_CONTENT} #{i}"}}"#,
+        i % 10_000 + 1,
+        i % 100 + 1
+    )
+}
+
+/// A JSON array of `size` messages starting at `i * size`.
+pub fn batch_json(i: u64, size: usize) -> String {
+    let first = i * size as u64;
+    let items: Vec<String> = (0..size as u64).map(|k| message_json(first + k)).collect();
+    format!("[{}]", items.join(","))
+}
+
+/// A realistic envelope, for prefilling the queue and sizing the ceilings.
+pub fn sample_envelope(i: u64) -> Envelope {
+    let message = NewMessage::from_json(message_json(i).as_bytes())
+        .unwrap_or_else(|e| unreachable!("the sample message is valid: {e}"));
+    Envelope::new(message)
+}
+
+/// Result of `ingest` and `ingest-batch`.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    /// Requests answered 202.
+    pub requests: u64,
+    /// Messages accepted.
+    pub messages: u64,
+    /// Requests that failed or were answered otherwise.
+    pub failed: u64,
+    /// Window in seconds.
+    pub seconds: f64,
+    /// Accepted messages per second.
+    pub messages_per_sec: f64,
+    /// Request latency in milliseconds.
+    pub latency_ms: Option<Summary>,
+}
+
+/// `ingest` (batch `None`) or `ingest-batch`: closed-loop POSTs over keep-alive connections.
+pub async fn ingest(
+    addr: &str,
+    connections: usize,
+    duration: Duration,
+    batch: Option<usize>,
+) -> anyhow::Result<IngestReport> {
+    let config = LoadConfig {
+        addr: addr.to_owned(),
+        path: if batch.is_some() {
+            "/messages/batch"
+        } else {
+            "/messages"
+        }
+        .into(),
+        connections,
+        duration,
+        requests: None,
+        rate: None,
+        expect_status: 202,
+        keep_bodies: false,
+    };
+    let started = Instant::now();
+    let mut result = http::run(
+        &config,
+        Arc::new(Progress::default()),
+        move |i| match batch {
+            Some(size) => Bytes::from(batch_json(i, size)),
+            None => Bytes::from(message_json(i)),
+        },
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let messages = result.ok * batch.unwrap_or(1) as u64;
+    Ok(IngestReport {
+        requests: result.ok,
+        messages,
+        failed: result.failed,
+        seconds,
+        messages_per_sec: rate(messages, seconds),
+        latency_ms: summarize(&mut result.latencies_ms),
+    })
+}
+
+/// Where the pipeline's stores are, for scenarios that look inside.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Key prefix the services use.
+    pub key_prefix: String,
+    /// The services' PostgreSQL database.
+    pub postgres_url: String,
+}
+
+impl Stores {
+    async fn redis(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        Ok(redis::Client::open(self.redis_url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?)
+    }
+
+    async fn postgres(&self) -> anyhow::Result<tokio_postgres::Client> {
+        let (client, connection) =
+            tokio_postgres::connect(&self.postgres_url, tokio_postgres::NoTls)
+                .await
+                .context("connecting to PostgreSQL")?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+}
+
+/// Result of `drain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainReport {
+    /// Messages prefilled and persisted.
+    pub messages: u64,
+    /// Workers that drained them.
+    pub workers: usize,
+    /// From the first worker's start to `total_messages` reaching `messages`.
+    pub seconds: f64,
+    /// Messages persisted per second.
+    pub messages_per_sec: f64,
+}
+
+/// `drain`: prefills `messages` envelopes, starts `workers` worker processes, and times them
+/// until every message is counted.
+pub async fn drain(
+    stores: &Stores,
+    messages: u64,
+    workers: usize,
+    worker_bin: &std::path::Path,
+    worker_env: &[(String, String)],
+) -> anyhow::Result<DrainReport> {
+    let keys = Keys::new(&stores.key_prefix);
+    let mut redis = stores.redis().await?;
+    let before: u64 = redis::cmd("GET")
+        .arg(&keys.total_messages)
+        .query_async::<Option<u64>>(&mut redis)
+        .await?
+        .unwrap_or(0);
+    let mut pushed = 0;
+    while pushed < messages {
+        let chunk = (messages - pushed).min(1_000);
+        let entries: Vec<Vec<u8>> = (pushed..pushed + chunk)
+            .map(|i| sample_envelope(i).to_json())
+            .collect();
+        let _: () = redis::cmd("LPUSH")
+            .arg(&keys.pending_messages)
+            .arg(entries)
+            .query_async(&mut redis)
+            .await?;
+        pushed += chunk;
+    }
+    let started = Instant::now();
+    let mut children = Vec::new();
+    for _ in 0..workers {
+        children.push(
+            tokio::process::Command::new(worker_bin)
+                .envs(worker_env.iter().map(|(k, v)| (k, v)))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting {}", worker_bin.display()))?,
+        );
+    }
+    let seconds = loop {
+        let total: u64 = redis::cmd("GET")
+            .arg(&keys.total_messages)
+            .query_async::<Option<u64>>(&mut redis)
+            .await?
+            .unwrap_or(0);
+        if total >= before + messages {
+            break started.elapsed().as_secs_f64();
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            bail!("workers did not drain {messages} messages within an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for child in &mut children {
+        if let Some(pid) = child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    for child in &mut children {
+        let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
+    }
+    Ok(DrainReport {
+        messages,
+        workers,
+        seconds,
+        messages_per_sec: rate(messages, seconds),
+    })
+}
+
+/// Result of `e2e`.
+#[derive(Debug, Clone, Serialize)]
+pub struct E2eReport {
+    /// Messages per second offered.
+    pub offered_per_sec: f64,
+    /// Messages per second accepted (202) over the run.
+    pub accepted_per_sec: f64,
+    /// Messages per second persisted over the run and the drain after it.
+    pub persisted_per_sec: f64,
+    /// Messages accepted.
+    pub accepted: u64,
+    /// Requests refused or failed.
+    pub failed: u64,
+    /// Run length in seconds.
+    pub seconds: f64,
+    /// Longest `pending_messages` seen (sampled every 100 ms).
+    pub queue_max: u64,
+    /// `pending_messages` at the end of the run, before the drain.
+    pub queue_at_end: u64,
+    /// Whether the queue stayed bounded: at the end it held less than one second of offered
+    /// load.
+    pub queue_bounded: bool,
+    /// POST → commit (`inserted_at − created_at` of each row), in milliseconds.
+    pub commit_latency_ms: Option<LatencyPercentiles>,
+}
+
+/// p50/p95/p99 of a latency.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LatencyPercentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// `e2e`: paced POSTs at `rate` messages per second (single messages, or batches of `batch`)
+/// through ingest, workers and PostgreSQL.
+pub async fn e2e(
+    addr: &str,
+    stores: &Stores,
+    rate_per_sec: f64,
+    duration: Duration,
+    connections: usize,
+    batch: Option<usize>,
+) -> anyhow::Result<E2eReport> {
+    let keys = Keys::new(&stores.key_prefix);
+    let per_request = batch.unwrap_or(1) as f64;
+    let config = LoadConfig {
+        addr: addr.to_owned(),
+        path: if batch.is_some() {
+            "/messages/batch"
+        } else {
+            "/messages"
+        }
+        .into(),
+        connections,
+        duration,
+        requests: None,
+        rate: Some(rate_per_sec / per_request),
+        expect_status: 202,
+        keep_bodies: true,
+    };
+    // Sample the queue while the load runs.
+    let sampler = {
+        let mut redis = stores.redis().await?;
+        let key = keys.pending_messages.clone();
+        tokio::spawn(async move {
+            let mut max = 0u64;
+            let end = Instant::now() + duration;
+            while Instant::now() < end {
+                let len: u64 = redis::cmd("LLEN")
+                    .arg(&key)
+                    .query_async(&mut redis)
+                    .await
+                    .unwrap_or(0);
+                max = max.max(len);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let last: u64 = redis::cmd("LLEN")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap_or(0);
+            (max.max(last), last)
+        })
+    };
+    let started = Instant::now();
+    let result = http::run(
+        &config,
+        Arc::new(Progress::default()),
+        move |i| match batch {
+            Some(size) => Bytes::from(batch_json(i, size)),
+            None => Bytes::from(message_json(i)),
+        },
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let (queue_max, queue_at_end) = sampler.await?;
+    let ids = accepted_ids(&result.bodies)?;
+    let accepted = ids.len() as u64;
+
+    // Wait for every accepted message to be committed, then read their latencies.
+    let db = stores.postgres().await?;
+    let drain_deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let n: i64 = db
+            .query_one("SELECT count(*) FROM messages WHERE id = ANY($1)", &[&ids])
+            .await?
+            .get(0);
+        if n as u64 >= accepted {
+            break;
+        }
+        if Instant::now() > drain_deadline {
+            bail!("only {n} of {accepted} accepted messages were persisted after 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let persisted_seconds = started.elapsed().as_secs_f64();
+    let mut latencies: Vec<f64> = db
+        .query(
+            "SELECT extract(epoch FROM inserted_at - created_at)::float8 * 1000 FROM messages WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get::<_, f64>(0))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |q| crate::stats::quantile(&latencies, q);
+    let commit_latency_ms = match (pct(0.50), pct(0.95), pct(0.99)) {
+        (Some(p50), Some(p95), Some(p99)) => Some(LatencyPercentiles { p50, p95, p99 }),
+        _ => None,
+    };
+    Ok(E2eReport {
+        offered_per_sec: rate_per_sec,
+        accepted_per_sec: rate(accepted, seconds),
+        persisted_per_sec: rate(accepted, persisted_seconds),
+        accepted,
+        failed: result.failed,
+        seconds,
+        queue_max,
+        queue_at_end,
+        queue_bounded: (queue_at_end as f64) < rate_per_sec,
+        commit_latency_ms,
+    })
+}
+
+/// The message ids in 202 answers of `/messages` (`message_id`) or `/messages/batch`
+/// (`message_ids`).
+pub fn accepted_ids(bodies: &[Bytes]) -> anyhow::Result<Vec<Uuid>> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        message_id: Option<Uuid>,
+        #[serde(default)]
+        message_ids: Vec<Uuid>,
+    }
+    let mut ids = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let answer: Answer = serde_json::from_slice(body).context("a 202 answer")?;
+        ids.extend(answer.message_id);
+        ids.extend(answer.message_ids);
+    }
+    Ok(ids)
+}
+
+/// `redis-benchmark` LPUSH rate: 64 clients, values the size of a real envelope.
+pub async fn redis_lpush_ceiling(host: &str, port: u16, requests: u64) -> anyhow::Result<f64> {
+    let size = sample_envelope(0).to_json().len();
+    let out = tokio::process::Command::new("redis-benchmark")
+        .args([
+            "-h",
+            host,
+            "-p",
+            &port.to_string(),
+            "-c",
+            "64",
+            "-t",
+            "lpush",
+            "-q",
+        ])
+        .args(["-n", &requests.to_string(), "-d", &size.to_string()])
+        .output()
+        .await
+        .context("running redis-benchmark (Debian package redis-tools)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_redis_benchmark(&text)
+        .with_context(|| format!("unexpected redis-benchmark output: {text}"))
+}
+
+/// The requests per second of `redis-benchmark -q` output (`LPUSH: 123456.79 requests per
+/// second, p50=0.2 msec`), whose progress lines are separated by carriage returns.
+pub fn parse_redis_benchmark(text: &str) -> Option<f64> {
+    text.split(['\r', '\n'])
+        .filter_map(|line| line.strip_prefix("LPUSH: "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|n| n.parse().ok())
+        .last()
+}
+
+/// Rows per second of one `COPY` of `rows` realistic rows into a table shaped like `messages`.
+pub async fn copy_ceiling(postgres_url: &str, rows: u64) -> anyhow::Result<f64> {
+    use futures_util::SinkExt;
+    let (client, connection) = tokio_postgres::connect(postgres_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS sluice_copy_ceiling;
+             CREATE TABLE sluice_copy_ceiling (LIKE messages INCLUDING ALL);",
+        )
+        .await?;
+    let mut text = String::with_capacity(rows as usize * 160);
+    for i in 0..rows {
+        let e = sample_envelope(i);
+        text.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            e.id,
+            e.user_id,
+            e.channel_id,
+            e.content.as_str(),
+            e.created_at.to_rfc3339()
+        ));
+    }
+    let started = Instant::now();
+    let sink = client
+        .copy_in(
+            "COPY sluice_copy_ceiling (id, user_id, channel_id, content, created_at) FROM STDIN",
+        )
+        .await?;
+    futures_util::pin_mut!(sink);
+    sink.send(Bytes::from(text)).await?;
+    let copied = sink.finish().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    client
+        .batch_execute("DROP TABLE sluice_copy_ceiling")
+        .await?;
+    Ok(rate(copied, seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_messages_are_valid_and_realistic() {
+        let m = NewMessage::from_json(message_json(123_456).as_bytes()).expect("valid");
+        assert_eq!(m.channel_id.get(), 57);
+        let batch = batch_json(2, 3);
+        let parsed = NewMessage::batch_from_json(batch.as_bytes(), 10).expect("valid batch");
+        assert_eq!(parsed.len(), 3);
+        assert!(parsed[0].content.as_str().ends_with("#6"));
+        let size = sample_envelope(0).to_json().len();
+        assert!((150..400).contains(&size), "{size} bytes");
+    }
+
+    #[test]
+    fn reads_redis_benchmark_output() {
+        let out = "LPUSH: rps=0.0 (overall: nan) avg_msec=nan\rLPUSH: 98765.43 requests per second, p50=0.319 msec\n";
+        assert_eq!(parse_redis_benchmark(out), Some(98765.43));
+        assert_eq!(parse_redis_benchmark("nothing"), None);
+    }
+
+    #[test]
+    fn collects_ids_from_both_answer_shapes() {
+        let a = Uuid::now_v7();
+        let (b, c) = (Uuid::now_v7(), Uuid::now_v7());
+        let bodies = vec![
+            Bytes::from(format!(
+                r#"{{"message_id":"{a}","status":"queued","queued_at":"x"}}"#
+            )),
+            Bytes::from(format!(
+                r#"{{"message_ids":["{b}","{c}"],"status":"queued","queued_at":"x"}}"#
+            )),
+        ];
+        assert_eq!(accepted_ids(&bodies).expect("ids"), vec![a, b, c]);
+    }
+}
