@@ -416,7 +416,7 @@ pub fn parse_redis_benchmark(text: &str) -> Option<f64> {
         .filter_map(|line| line.strip_prefix("LPUSH: "))
         .filter_map(|rest| rest.split_whitespace().next())
         .filter_map(|n| n.parse().ok())
-        .last()
+        .next_back()
 }
 
 /// Rows per second of one `COPY` of `rows` realistic rows into a table shaped like `messages`.
