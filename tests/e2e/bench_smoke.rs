@@ -1,0 +1,90 @@
+//! A short run of every benchmark scenario against real services, so the harness never rots.
+//! Seconds, not minutes; no figures are asserted, only that each scenario measures something.
+
+use std::time::Duration;
+
+use sluice_bench::fanout::{self, FanoutConfig};
+use sluice_bench::pipeline::{self, Stores};
+use sluice_bench::send;
+
+use crate::stack::Stack;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_benchmark_scenario_runs() {
+    let stack = Stack::start("benchsmoke", 2).await;
+    let addr = stack.ingest_url.trim_start_matches("http://").to_owned();
+    let second = Duration::from_secs(1);
+
+    let r = pipeline::ingest(&addr, 4, second, None)
+        .await
+        .expect("ingest");
+    assert!(r.messages > 0 && r.failed == 0, "{r:?}");
+    assert!(r.latency_ms.is_some());
+
+    let r = pipeline::ingest(&addr, 2, second, Some(10))
+        .await
+        .expect("ingest-batch");
+    assert!(
+        r.requests > 0 && r.messages == r.requests * 10 && r.failed == 0,
+        "{r:?}"
+    );
+
+    let r = send::run(&addr, 200, 4, Some(1_000.0)).await.expect("send");
+    assert_eq!((r.succeeded, r.failed), (200, 0));
+
+    let stores = Stores {
+        redis_url: stack.redis_url.clone(),
+        key_prefix: stack.keys.prefix().to_owned(),
+        postgres_url: stack.db.url.clone(),
+    };
+    let r = pipeline::e2e(&addr, &stores, 300.0, Duration::from_secs(2), 4, None)
+        .await
+        .expect("e2e");
+    assert!(r.accepted >= 500 && r.failed == 0, "{r:?}");
+    assert!(r.commit_latency_ms.is_some() && r.queue_bounded, "{r:?}");
+
+    let r = pipeline::e2e(&addr, &stores, 2_000.0, Duration::from_secs(2), 4, Some(20))
+        .await
+        .expect("e2e with batches");
+    assert!(r.accepted >= 3_000 && r.failed == 0, "{r:?}");
+
+    let worker = sluice_tests::process::binary("sluice-worker").expect("worker binary");
+    let r = pipeline::drain(&stores, 2_000, 1, &worker, &stack.env)
+        .await
+        .expect("drain");
+    assert!(r.messages_per_sec > 0.0, "{r:?}");
+
+    let lpush = pipeline::redis_lpush_ceiling("127.0.0.1", redis_port(&stack.redis_url), 10_000)
+        .await
+        .expect("redis-benchmark (scripts/test installs redis-tools)");
+    assert!(lpush > 0.0);
+    let copy = pipeline::copy_ceiling(&stack.db.url, 2_000)
+        .await
+        .expect("COPY");
+    assert!(copy > 0.0);
+
+    let r = fanout::run(&FanoutConfig {
+        url: format!("ws://127.0.0.1:{}/ws/stats", stack.gateway_port),
+        clients: 10,
+        connect_batch: 10,
+        warmup: Duration::from_millis(500),
+        duration: Duration::from_millis(1500),
+        gateway_pid: Some(u32::try_from(stack.gateway.pid().expect("pid")).expect("pid")),
+        redis_url: None,
+    })
+    .await
+    .expect("fanout");
+    assert!(
+        r.established == 10 && r.messages > 0 && r.skew_ms.is_some(),
+        "{r:?}"
+    );
+    assert!(r.gateway_cpu_percent.is_some() && r.gateway_rss_bytes.is_some());
+    stack.stop().await;
+}
+
+fn redis_port(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or(6379)
+}
