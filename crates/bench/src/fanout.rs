@@ -110,9 +110,14 @@ pub async fn run(config: &FanoutConfig) -> anyhow::Result<FanoutReport> {
     tokio::time::sleep(config.warmup).await;
 
     let mut redis = match &config.redis_url {
+        // Generous timeouts: the machine is busy delivering to every client while we ask.
         Some(url) => Some(
             redis::Client::open(url.as_str())?
-                .get_multiplexed_async_connection()
+                .get_multiplexed_async_connection_with_config(
+                    &redis::AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(Duration::from_secs(10)))
+                        .set_response_timeout(Some(Duration::from_secs(10))),
+                )
                 .await
                 .context("connecting to Redis")?,
         ),
