@@ -102,9 +102,7 @@ impl Stack {
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis_url.as_str())
-            .expect("url")
-            .get_multiplexed_async_connection()
+        sluice_tests::redis_at(&self.redis_url)
             .await
             .expect("redis")
     }

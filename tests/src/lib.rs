@@ -126,8 +126,19 @@ pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
 
 /// A Redis connection for the test's own reads and writes.
 pub async fn redis() -> anyhow::Result<MultiplexedConnection> {
-    let client = redis::Client::open(redis_url())?;
-    Ok(client.get_multiplexed_async_connection().await?)
+    redis_at(&redis_url()).await
+}
+
+/// A connection to the Redis at `url`, with timeouts generous enough for a machine busy with
+/// load tests (the client's default response timeout is 500 ms).
+pub async fn redis_at(url: &str) -> anyhow::Result<MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(10)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(10)));
+    let client = redis::Client::open(url)?;
+    Ok(client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?)
 }
 
 /// Every key under `prefix`.

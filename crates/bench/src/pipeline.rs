@@ -115,8 +115,12 @@ pub struct Stores {
 
 impl Stores {
     async fn redis(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        // Generous timeouts: these connections watch a machine under full load.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(10)))
+            .set_response_timeout(Some(Duration::from_secs(10)));
         Ok(redis::Client::open(self.redis_url.as_str())?
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await?)
     }
 
