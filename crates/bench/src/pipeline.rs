@@ -34,6 +34,14 @@ pub fn batch_json(i: u64, size: usize) -> String {
     format!("[{}]", items.join(","))
 }
 
+/// The body of request `i`: one message, or a batch of `batch` messages.
+fn request_body(i: u64, batch: Option<usize>) -> Bytes {
+    match batch {
+        Some(size) => Bytes::from(batch_json(i, size)),
+        None => Bytes::from(message_json(i)),
+    }
+}
+
 /// A realistic envelope, for prefilling the queue and sizing the ceilings.
 pub fn sample_envelope(i: u64) -> Envelope {
     let message = NewMessage::from_json(message_json(i).as_bytes())
@@ -81,14 +89,9 @@ pub async fn ingest(
         keep_bodies: false,
     };
     let started = Instant::now();
-    let mut result = http::run(
-        &config,
-        Arc::new(Progress::default()),
-        move |i| match batch {
-            Some(size) => Bytes::from(batch_json(i, size)),
-            None => Bytes::from(message_json(i)),
-        },
-    )
+    let mut result = http::run(&config, Arc::new(Progress::default()), move |i| {
+        request_body(i, batch)
+    })
     .await?;
     let seconds = started.elapsed().as_secs_f64();
     let messages = result.ok * batch.unwrap_or(1) as u64;
@@ -311,14 +314,9 @@ pub async fn e2e(
         })
     };
     let started = Instant::now();
-    let result = http::run(
-        &config,
-        Arc::new(Progress::default()),
-        move |i| match batch {
-            Some(size) => Bytes::from(batch_json(i, size)),
-            None => Bytes::from(message_json(i)),
-        },
-    )
+    let result = http::run(&config, Arc::new(Progress::default()), move |i| {
+        request_body(i, batch)
+    })
     .await?;
     let seconds = started.elapsed().as_secs_f64();
     let (queue_max, queue_at_end) = sampler.await?;
