@@ -11,6 +11,7 @@ use crate::stack::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_benchmark_scenario_runs() {
+    let _shared = crate::MACHINE.read().await;
     let stack = Stack::start("benchsmoke", 2).await;
     let addr = stack.ingest_url.trim_start_matches("http://").to_owned();
     let second = Duration::from_secs(1);

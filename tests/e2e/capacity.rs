@@ -23,6 +23,7 @@ async fn fan_out(url: &str, clients: usize, pid: u32, redis: &str) -> FanoutRepo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_dashboards_get_their_stats_on_time_without_more_redis_load() {
+    let _alone = crate::MACHINE.write().await;
     sluice_core::cli::raise_open_files_limit();
     // A private Redis, so every command it counts comes from the gateway.
     let redis = RedisServer::start().await.expect("private Redis");

@@ -18,6 +18,7 @@ const SETTLE: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing() {
+    let _shared = crate::MACHINE.read().await;
     let mut stack = Stack::start_with(
         "kill",
         3,
@@ -47,6 +48,7 @@ async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_paused_past_dead_after_resumes_without_duplicates() {
+    let _shared = crate::MACHINE.read().await;
     let stack = Stack::start_with(
         "pause",
         3,
@@ -68,6 +70,7 @@ async fn a_worker_paused_past_dead_after_resumes_without_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restarting_mid_load_loses_nothing() {
+    let _shared = crate::MACHINE.read().await;
     let postgres = PostgresServer::start().await.expect("private PostgreSQL");
     let stack = Stack::start_with(
         "pgrestart",
@@ -106,6 +109,7 @@ async fn postgres_restarting_mid_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarting_mid_load_loses_nothing_and_dashboards_are_told() {
+    let _shared = crate::MACHINE.read().await;
     let mut redis = RedisServer::start().await.expect("private Redis");
     let stack = Stack::start_with(
         "redisrestart",
@@ -188,6 +192,7 @@ async fn redis_restarting_mid_load_loses_nothing_and_dashboards_are_told() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_in_the_queue_is_dead_lettered_while_its_batch_mates_commit() {
+    let _shared = crate::MACHINE.read().await;
     let stack = Stack::start("poison", 3).await;
     let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 10_000, 16));
     let mut redis = stack.redis().await;
@@ -222,6 +227,7 @@ async fn poison_in_the_queue_is_dead_lettered_while_its_batch_mates_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_answers_429_and_the_queue_stays_under_its_bound() {
+    let _shared = crate::MACHINE.read().await;
     const BOUND: i64 = 2_000;
     let bound = BOUND.to_string();
     let mut stack = Stack::start_with(
@@ -310,6 +316,7 @@ async fn overload_answers_429_and_the_queue_stays_under_its_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_to_each_service_under_load_loses_nothing() {
+    let _shared = crate::MACHINE.read().await;
     let mut stack = Stack::start("sigterm", 3).await;
     let (mut ws, _) =
         tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws/stats", stack.gateway_port))

@@ -9,3 +9,7 @@ mod faults;
 mod pipeline;
 mod stack;
 mod worker_signals;
+
+/// The capacity test measures delivery times, so it runs alone: it takes this lock for
+/// writing, and every other test that loads the machine takes it for reading.
+pub static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());

@@ -19,6 +19,7 @@ struct Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_from_32_clients_through_3_workers() {
+    let _shared = crate::MACHINE.read().await;
     let stack = Stack::start("e2e", 3).await;
 
     // A dashboard watches the whole run.
