@@ -133,40 +133,37 @@ pub const IDEMPOTENCY_TTL_SECS: u64 = 24 * 60 * 60;
 /// What [`push_idempotent`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pushed {
-    /// The envelope was queued.
+    /// The envelopes were queued.
     Queued,
-    /// The key was used before: nothing was queued; this is what the first request queued.
-    Replay {
-        /// The first request's message id.
-        message_id: String,
-        /// The first request's `queued_at`.
-        queued_at: String,
-    },
+    /// The key was used before: nothing was queued; this is the first request's answer.
+    Replay(String),
 }
 
-/// Queues `envelope` under the client's idempotency key `key_name` (a full Redis key), in one
-/// round trip: a retry with the same key queues nothing and gets the first answer back, even
-/// when the first answer was lost (for example when Redis went down just after queueing it).
-#[tracing::instrument(name = "redis.lpush_idempotent", skip_all, err(level = "debug"))]
+/// Queues `envelopes` under the client's idempotency key `key_name` (a full Redis key) and
+/// records `answer`, in one round trip: a retry with the same key queues nothing and gets the
+/// first answer back, even when the first answer was lost (for example when Redis went down
+/// just after queueing).
+#[tracing::instrument(name = "redis.lpush_idempotent", skip_all, fields(count = envelopes.len()), err(level = "debug"))]
 pub async fn push_idempotent(
     conn: &mut ConnectionManager,
     list: &str,
     key_name: &str,
-    envelope: &Envelope,
-    queued_at: &str,
+    envelopes: &[Envelope],
+    answer: &str,
     depth: &Depth,
     timeout: Duration,
 ) -> Result<Pushed, ApiError> {
     static SCRIPT: std::sync::LazyLock<Script> =
         std::sync::LazyLock::new(|| Script::new(include_str!("lua/push_idempotent.lua")));
-    let record = format!("{} {queued_at}", envelope.id);
     let mut invocation = SCRIPT.key(list);
     invocation
         .key(key_name)
         .arg(depth.max)
         .arg(IDEMPOTENCY_TTL_SECS)
-        .arg(record)
-        .arg(envelope.to_json());
+        .arg(answer);
+    for envelope in envelopes {
+        invocation.arg(envelope.to_json());
+    }
     match tokio::time::timeout(
         timeout,
         invocation.invoke_async::<(i64, redis::Value)>(conn),
@@ -179,14 +176,9 @@ pub async fn push_idempotent(
             }
             Ok(Pushed::Queued)
         }
-        Ok(Ok((0, previous))) => {
-            let previous: String = redis::from_redis_value(previous).unwrap_or_default();
-            let (message_id, queued_at) = previous.split_once(' ').unwrap_or((&previous, ""));
-            Ok(Pushed::Replay {
-                message_id: message_id.to_owned(),
-                queued_at: queued_at.to_owned(),
-            })
-        }
+        Ok(Ok((0, previous))) => Ok(Pushed::Replay(
+            redis::from_redis_value::<String>(previous).unwrap_or_default(),
+        )),
         Ok(Ok((_, len))) => {
             let len = redis::from_redis_value::<u64>(len).unwrap_or(depth.max);
             depth.set(len);

@@ -18,7 +18,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Queued {
     /// The id the message will have in PostgreSQL.
-    pub message_id: String,
+    pub message_id: Uuid,
     /// Always `"queued"`.
     pub status: String,
     /// When the message was accepted; also its `created_at`.
@@ -59,45 +59,14 @@ pub async fn post_message(
     let bytes = body::read_limited(req.headers(), payload, state.max_body_bytes).await?;
     let envelope = Envelope::new(NewMessage::from_json(&bytes)?);
     tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
-    let queued_at = envelope
-        .created_at
-        .to_rfc3339_opts(SecondsFormat::Micros, true);
-    let mut redis = state.redis.clone();
-    let (message_id, queued_at) = match key {
-        None => {
-            queue::push(
-                &mut redis,
-                &state.keys.pending_messages,
-                std::slice::from_ref(&envelope),
-                &state.depth,
-                state.redis_timeout,
-            )
-            .await?;
-            (envelope.id.to_string(), queued_at)
-        }
-        Some(key) => match queue::push_idempotent(
-            &mut redis,
-            &state.keys.pending_messages,
-            &state.keys.idempotency(key),
-            &envelope,
-            &queued_at,
-            &state.depth,
-            state.redis_timeout,
-        )
-        .await?
-        {
-            Pushed::Queued => (envelope.id.to_string(), queued_at),
-            Pushed::Replay {
-                message_id,
-                queued_at,
-            } => (message_id, queued_at),
-        },
-    };
-    Ok(HttpResponse::Accepted().json(Queued {
-        message_id,
+    let answer = Queued {
+        message_id: envelope.id,
         status: "queued".into(),
-        queued_at,
-    }))
+        queued_at: envelope
+            .created_at
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
+    };
+    enqueue(&state, key, std::slice::from_ref(&envelope), &answer).await
 }
 
 /// Answer to an accepted batch.
@@ -120,6 +89,7 @@ pub async fn post_batch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     body::require_json(req.headers())?;
+    let key = idempotency_key(&req)?;
     let bytes = body::read_limited(req.headers(), payload, state.max_batch_body_bytes).await?;
     let messages = NewMessage::batch_from_json(&bytes, state.batch_max_messages)?;
     tracing::Span::current().record("count", messages.len());
@@ -128,20 +98,54 @@ pub async fn post_batch(
         .into_iter()
         .map(|m| Envelope::stamped(m, created_at))
         .collect();
+    let answer = BatchQueued {
+        message_ids: envelopes.iter().map(|e| e.id).collect(),
+        status: "queued".into(),
+        queued_at: created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    };
+    enqueue(&state, key, &envelopes, &answer).await
+}
+
+/// Pushes `envelopes` (under the idempotency key, if any) and answers 202 with `answer`, or,
+/// for a retry of an already used key, with the answer recorded the first time.
+async fn enqueue<A: Serialize>(
+    state: &AppState,
+    key: Option<&str>,
+    envelopes: &[Envelope],
+    answer: &A,
+) -> Result<HttpResponse, ApiError> {
     let mut redis = state.redis.clone();
-    queue::push(
+    let list = &state.keys.pending_messages;
+    let Some(key) = key else {
+        queue::push(
+            &mut redis,
+            list,
+            envelopes,
+            &state.depth,
+            state.redis_timeout,
+        )
+        .await?;
+        return Ok(HttpResponse::Accepted().json(answer));
+    };
+    // An answer holds ids, strings and a timestamp: it always serializes.
+    let body = serde_json::to_string(answer).unwrap_or_default();
+    let pushed = queue::push_idempotent(
         &mut redis,
-        &state.keys.pending_messages,
-        &envelopes,
+        list,
+        &state.keys.idempotency(key),
+        envelopes,
+        &body,
         &state.depth,
         state.redis_timeout,
     )
     .await?;
-    Ok(HttpResponse::Accepted().json(BatchQueued {
-        message_ids: envelopes.iter().map(|e| e.id).collect(),
-        status: "queued".into(),
-        queued_at: created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-    }))
+    let body = match pushed {
+        Pushed::Queued => body,
+        Pushed::Replay(first) => first,
+    };
+    Ok(HttpResponse::Accepted()
+        .content_type("application/json")
+        .body(body))
 }
 
 /// Largest `limit` of `GET /messages`.

@@ -125,3 +125,27 @@ async fn batch_limits_and_shape() {
     assert_error(r, 415, "unsupported_media_type").await;
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_batch_retried_with_the_same_idempotency_key_is_queued_once() {
+    let mut app = spawn_app().await;
+    let batch = json!([
+        {"user_id": 1, "channel_id": 1, "content": "a"},
+        {"user_id": 2, "channel_id": 1, "content": "b"},
+    ]);
+    let send = || {
+        app.http
+            .post(app.url("/messages/batch"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "batch-7")
+            .body(batch.to_string())
+            .send()
+    };
+    let first: serde_json::Value = send().await.expect("sent").json().await.expect("json");
+    let retry = send().await.expect("sent");
+    assert_eq!(retry.status().as_u16(), 202);
+    let retry: serde_json::Value = retry.json().await.expect("json");
+    assert_eq!(retry, first, "the retry gets the first answer");
+    assert_eq!(app.pending().await.len(), 2, "queued once");
+    app.cleanup().await;
+}
