@@ -56,6 +56,22 @@ pub struct Inserted {
     pub existing: u64,
 }
 
+/// The fast path for a freshly taken batch: no `ON CONFLICT`, whose speculative insertion
+/// costs PostgreSQL about a quarter more per row. A fresh batch only holds an id already in the
+/// table after a redelivery, rare enough to pay for with a failed statement and a retry of
+/// [`INSERT`].
+const INSERT_FRESH: &str = "
+WITH lease AS (
+    SELECT 1 FROM sluice_worker_leases WHERE worker_id = $6 AND token = $7 FOR SHARE
+), ins AS (
+    INSERT INTO messages (id, user_id, channel_id, content, created_at)
+    SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
+    WHERE EXISTS (SELECT 1 FROM lease)
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8";
+
+/// Skips ids already in the table.
 const INSERT: &str = "
 WITH lease AS (
     SELECT 1 FROM sluice_worker_leases WHERE worker_id = $6 AND token = $7 FOR SHARE
@@ -107,23 +123,29 @@ pub async fn insert(
         created.push(e.created_at);
     }
     let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(if resumed { INSERT_RESUMED } else { INSERT })
-        .await?;
-    let row = client
-        .query_one(
-            &statement,
-            &[
-                &ids,
-                &users,
-                &channels,
-                &contents,
-                &created,
-                &lease.worker_id,
-                &lease.token,
-            ],
-        )
-        .await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &ids,
+        &users,
+        &channels,
+        &contents,
+        &created,
+        &lease.worker_id,
+        &lease.token,
+    ];
+    let row = if resumed {
+        let statement = client.prepare_cached(INSERT_RESUMED).await?;
+        client.query_one(&statement, &params).await?
+    } else {
+        let statement = client.prepare_cached(INSERT_FRESH).await?;
+        match client.query_one(&statement, &params).await {
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                tracing::debug!("a redelivered message in a fresh batch; inserting the rest");
+                let statement = client.prepare_cached(INSERT).await?;
+                client.query_one(&statement, &params).await?
+            }
+            other => other?,
+        }
+    };
     let count =
         |i: usize| -> Result<u64, StoreError> { Ok(row.try_get::<_, i64>(i)?.max(0) as u64) };
     Ok(Inserted {
