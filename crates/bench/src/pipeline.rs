@@ -232,8 +232,11 @@ pub struct E2eReport {
     pub offered_per_sec: f64,
     /// Messages per second accepted (202) over the run.
     pub accepted_per_sec: f64,
-    /// Messages per second persisted over the run and the drain after it.
+    /// Messages per second persisted while the load ran (`total_messages` at its end minus at
+    /// its start, over the run).
     pub persisted_per_sec: f64,
+    /// Seconds from the end of the load until every accepted message was counted.
+    pub backlog_secs: f64,
     /// Messages accepted.
     pub accepted: u64,
     /// Requests refused or failed.
@@ -358,7 +361,8 @@ pub async fn e2e(
     Ok(E2eReport {
         offered_per_sec: rate_per_sec,
         accepted_per_sec: rate(accepted, seconds),
-        persisted_per_sec: rate(accepted, persisted_seconds),
+        persisted_per_sec: rate(total_at_end.saturating_sub(total_before), seconds),
+        backlog_secs,
         accepted,
         failed: result.failed,
         seconds,
@@ -367,6 +371,17 @@ pub async fn e2e(
         queue_bounded: (queue_at_end as f64) < rate_per_sec,
         commit_latency_ms,
     })
+}
+
+async fn total_messages(
+    redis: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+) -> anyhow::Result<u64> {
+    Ok(redis::cmd("GET")
+        .arg(&keys.total_messages)
+        .query_async::<Option<u64>>(redis)
+        .await?
+        .unwrap_or(0))
 }
 
 /// The message ids in 202 answers of `/messages` (`message_id`) or `/messages/batch`

@@ -187,7 +187,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             id: String::new(),
-            batch_max_size: 1_000,
+            batch_max_size: 5_000,
             batch_max_wait_ms: 5,
             idle_poll_ms: 1_000,
             dead_after_ms: 10_000,
