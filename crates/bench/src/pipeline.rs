@@ -316,33 +316,43 @@ pub async fn e2e(
             (max.max(last), last)
         })
     };
+    let mut redis = stores.redis().await?;
+    let total_before = total_messages(&mut redis, &keys).await?;
     let started = Instant::now();
     let result = http::run(&config, Arc::new(Progress::default()), move |i| {
         request_body(i, batch)
     })
     .await?;
     let seconds = started.elapsed().as_secs_f64();
+    let total_at_end = total_messages(&mut redis, &keys).await?;
     let (queue_max, queue_at_end) = sampler.await?;
     let ids = accepted_ids(&result.bodies)?;
     let accepted = ids.len() as u64;
 
-    // Wait for every accepted message to be committed, then read their latencies.
-    let db = stores.postgres().await?;
-    let drain_deadline = Instant::now() + Duration::from_secs(120);
+    // Wait for the backlog to be counted, then check and read every accepted message.
+    let load_ended = Instant::now();
     loop {
-        let n: i64 = db
-            .query_one("SELECT count(*) FROM messages WHERE id = ANY($1)", &[&ids])
-            .await?
-            .get(0);
-        if n as u64 >= accepted {
+        let total = total_messages(&mut redis, &keys).await?;
+        if total >= total_before + accepted {
             break;
         }
-        if Instant::now() > drain_deadline {
-            bail!("only {n} of {accepted} accepted messages were persisted after 120 s");
+        if load_ended.elapsed() > Duration::from_secs(300) {
+            bail!(
+                "only {} of {accepted} accepted messages were counted 300 s after the load",
+                total.saturating_sub(total_before)
+            );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let persisted_seconds = started.elapsed().as_secs_f64();
+    let backlog_secs = load_ended.elapsed().as_secs_f64();
+    let db = stores.postgres().await?;
+    let persisted: i64 = db
+        .query_one("SELECT count(*) FROM messages WHERE id = ANY($1)", &[&ids])
+        .await?
+        .get(0);
+    if persisted as u64 != accepted {
+        bail!("{persisted} of {accepted} accepted messages are in PostgreSQL");
+    }
     let mut latencies: Vec<f64> = db
         .query(
             "SELECT extract(epoch FROM inserted_at - created_at)::float8 * 1000 FROM messages WHERE id = ANY($1)",
