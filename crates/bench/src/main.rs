@@ -319,6 +319,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "persisted per second",
                 format!("{:.0}", r.persisted_per_sec),
             );
+            row("backlog after the run", format!("{:.2} s", r.backlog_secs));
             row("failed requests", r.failed.to_string());
             row("queue max", r.queue_max.to_string());
             row("queue at end", r.queue_at_end.to_string());

@@ -292,21 +292,24 @@ pub async fn e2e(
         expect_status: 202,
         keep_bodies: true,
     };
-    // Sample the queue while the load runs.
+    // Sample the queue while the load runs, and once more the moment it ends.
+    let (stop_sampling, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let sampler = {
         let mut redis = stores.redis().await?;
         let key = keys.pending_messages.clone();
         tokio::spawn(async move {
             let mut max = 0u64;
-            let end = Instant::now() + duration;
-            while Instant::now() < end {
+            loop {
                 let len: u64 = redis::cmd("LLEN")
                     .arg(&key)
                     .query_async(&mut redis)
                     .await
                     .unwrap_or(0);
                 max = max.max(len);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = &mut stopped => break,
+                }
             }
             let last: u64 = redis::cmd("LLEN")
                 .arg(&key)
@@ -324,13 +327,14 @@ pub async fn e2e(
     })
     .await?;
     let seconds = started.elapsed().as_secs_f64();
+    let load_ended = Instant::now();
     let total_at_end = total_messages(&mut redis, &keys).await?;
+    let _ = stop_sampling.send(());
     let (queue_max, queue_at_end) = sampler.await?;
     let ids = accepted_ids(&result.bodies)?;
     let accepted = ids.len() as u64;
 
     // Wait for the backlog to be counted, then check and read every accepted message.
-    let load_ended = Instant::now();
     loop {
         let total = total_messages(&mut redis, &keys).await?;
         if total >= total_before + accepted {
