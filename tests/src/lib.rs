@@ -146,7 +146,7 @@ pub async fn keys_under(
     conn: &mut MultiplexedConnection,
     prefix: &str,
 ) -> anyhow::Result<Vec<String>> {
-    let pattern = format!("{}*", glob_escape(prefix));
+    let pattern = format!("{}*", sluice_core::keys::glob_escape(prefix));
     let mut cursor = 0u64;
     let mut keys = Vec::new();
     loop {
@@ -174,15 +174,6 @@ pub async fn delete_prefix(prefix: &str) -> anyhow::Result<()> {
         let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
     }
     Ok(())
-}
-
-fn glob_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let escape = matches!(c, '*' | '?' | '[' | ']' | '\\');
-            escape.then_some('\\').into_iter().chain([c])
-        })
-        .collect()
 }
 
 /// The variables a test service runs with: its prefix, its database, port 0 for every server,

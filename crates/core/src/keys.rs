@@ -85,15 +85,10 @@ impl Keys {
     pub fn idempotency(&self, key: &str) -> String {
         format!("{}{IDEMPOTENCY_PREFIX}{key}", self.prefix)
     }
-
-    /// A `SCAN MATCH` pattern for every processing list under this prefix.
-    pub fn processing_pattern(&self) -> String {
-        format!("{}{PROCESSING_PREFIX}*", glob_escape(&self.prefix))
-    }
 }
 
 /// Escapes the glob metacharacters of `s` for `SCAN MATCH` / `KEYS`.
-fn glob_escape(s: &str) -> String {
+pub fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
@@ -125,14 +120,10 @@ mod tests {
         assert_eq!(k.pending_messages, "t1:pending_messages");
         assert_eq!(k.rate_window, "t1:rate_window");
         assert_eq!(k.processing("w"), "t1:processing:w");
-        assert_eq!(k.processing_pattern(), "t1:processing:*");
     }
 
     #[test]
-    fn pattern_escapes_glob_characters_in_the_prefix() {
-        assert_eq!(
-            Keys::new("a*[b]:").processing_pattern(),
-            r"a\*\[b\]:processing:*"
-        );
+    fn glob_characters_are_escaped() {
+        assert_eq!(glob_escape("a*[b]:?\\"), r"a\*\[b\]:\?\\");
     }
 }

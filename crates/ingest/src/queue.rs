@@ -16,6 +16,26 @@ use sluice_core::message::Envelope;
 
 use crate::error::ApiError;
 
+/// Awaits a Redis call for at most `timeout`; an error or a timeout is logged once, as `what`,
+/// and becomes [`ApiError::RedisUnavailable`]: the one way every handler treats Redis failing.
+pub async fn within<T>(
+    timeout: Duration,
+    what: &str,
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "{what} failed");
+            Err(ApiError::RedisUnavailable)
+        }
+        Err(_) => {
+            tracing::warn!(?timeout, "{what} timed out");
+            Err(ApiError::RedisUnavailable)
+        }
+    }
+}
+
 /// How often the gauge re-reads the queue length, to see workers draining it.
 pub const DEPTH_REFRESH: Duration = Duration::from_millis(100);
 
@@ -97,33 +117,27 @@ pub async fn push(
         for envelope in envelopes {
             invocation.arg(envelope.to_json());
         }
-        tokio::time::timeout(timeout, invocation.invoke_async::<i64>(conn)).await
+        within(
+            timeout,
+            "bounded LPUSH",
+            invocation.invoke_async::<i64>(conn),
+        )
+        .await?
     } else {
         let mut cmd = redis::cmd("LPUSH");
         cmd.arg(list);
         for envelope in envelopes {
             cmd.arg(envelope.to_json());
         }
-        tokio::time::timeout(timeout, cmd.query_async::<i64>(conn)).await
+        within(timeout, "LPUSH", cmd.query_async::<i64>(conn)).await?
     };
-    match reply {
-        Ok(Ok(len)) if len >= 0 => {
-            depth.set(len as u64);
-            Ok(len as u64)
-        }
-        Ok(Ok(refused)) => {
-            let len = (-refused - 1) as u64;
-            depth.set(len);
-            Err(ApiError::QueueFull { depth: len })
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "LPUSH failed");
-            Err(ApiError::RedisUnavailable)
-        }
-        Err(_) => {
-            tracing::warn!(?timeout, "LPUSH timed out");
-            Err(ApiError::RedisUnavailable)
-        }
+    if reply >= 0 {
+        depth.set(reply as u64);
+        Ok(reply as u64)
+    } else {
+        let len = (-reply - 1) as u64;
+        depth.set(len);
+        Err(ApiError::QueueFull { depth: len })
     }
 }
 
@@ -164,33 +178,26 @@ pub async fn push_idempotent(
     for envelope in envelopes {
         invocation.arg(envelope.to_json());
     }
-    match tokio::time::timeout(
+    let reply = within(
         timeout,
+        "idempotent LPUSH",
         invocation.invoke_async::<(i64, redis::Value)>(conn),
     )
-    .await
-    {
-        Ok(Ok((1, len))) => {
+    .await?;
+    match reply {
+        (1, len) => {
             if let Ok(len) = redis::from_redis_value::<u64>(len) {
                 depth.set(len);
             }
             Ok(Pushed::Queued)
         }
-        Ok(Ok((0, previous))) => Ok(Pushed::Replay(
+        (0, previous) => Ok(Pushed::Replay(
             redis::from_redis_value::<String>(previous).unwrap_or_default(),
         )),
-        Ok(Ok((_, len))) => {
+        (_, len) => {
             let len = redis::from_redis_value::<u64>(len).unwrap_or(depth.max);
             depth.set(len);
             Err(ApiError::QueueFull { depth: len })
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "idempotent LPUSH failed");
-            Err(ApiError::RedisUnavailable)
-        }
-        Err(_) => {
-            tracing::warn!(?timeout, "idempotent LPUSH timed out");
-            Err(ApiError::RedisUnavailable)
         }
     }
 }
@@ -199,8 +206,7 @@ pub async fn push_idempotent(
 pub async fn length(conn: &mut ConnectionManager, list: &str, timeout: Duration) -> Option<u64> {
     let mut llen = redis::cmd("LLEN");
     llen.arg(list);
-    tokio::time::timeout(timeout, llen.query_async::<u64>(conn))
+    within(timeout, "LLEN", llen.query_async::<u64>(conn))
         .await
-        .ok()?
         .ok()
 }

@@ -8,6 +8,7 @@ use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::queue;
 use crate::state::AppState;
 
 /// Largest page of `GET /admin/dead-letters`.
@@ -71,11 +72,6 @@ fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, A
     }
 }
 
-fn redis_down(e: impl std::fmt::Display) -> ApiError {
-    tracing::warn!(error = %e, "dead-letter admin call failed");
-    ApiError::RedisUnavailable
-}
-
 /// `GET /admin/dead-letters?limit=100`: the newest dead letters and how many there are.
 pub async fn list(
     req: HttpRequest,
@@ -85,8 +81,9 @@ pub async fn list(
     authorize(&req, &state)?;
     let limit = parse_limit(query.limit.as_deref(), 100, MAX_LIST)?;
     let mut redis = state.redis.clone();
-    let (total, entries): (u64, Vec<String>) = tokio::time::timeout(
+    let (total, entries): (u64, Vec<String>) = queue::within(
         state.redis_timeout,
+        "dead-letter admin call",
         redis::pipe()
             .cmd("LLEN")
             .arg(&state.keys.dead_messages)
@@ -96,9 +93,7 @@ pub async fn list(
             .arg(limit - 1)
             .query_async(&mut redis),
     )
-    .await
-    .map_err(redis_down)?
-    .map_err(redis_down)?;
+    .await?;
     let dead_letters = entries
         .into_iter()
         .map(|raw| serde_json::from_str(&raw).unwrap_or(serde_json::Value::String(raw)))
@@ -121,17 +116,16 @@ pub async fn requeue(
     authorize(&req, &state)?;
     let limit = parse_limit(query.limit.as_deref(), usize::MAX, usize::MAX)?;
     let mut redis = state.redis.clone();
-    let moved: u64 = tokio::time::timeout(
+    let moved: u64 = queue::within(
         state.redis_timeout,
+        "dead-letter admin call",
         SCRIPT
             .key(&state.keys.dead_messages)
             .key(&state.keys.pending_messages)
             .arg(limit.min(i64::MAX as usize))
             .invoke_async(&mut redis),
     )
-    .await
-    .map_err(redis_down)?
-    .map_err(redis_down)?;
+    .await?;
     tracing::info!(moved, "requeued dead letters");
     Ok(HttpResponse::Ok().json(serde_json::json!({"requeued": moved})))
 }
@@ -143,15 +137,14 @@ pub async fn purge(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         std::sync::LazyLock::new(|| Script::new(include_str!("../lua/purge_dead.lua")));
     authorize(&req, &state)?;
     let mut redis = state.redis.clone();
-    let purged: u64 = tokio::time::timeout(
+    let purged: u64 = queue::within(
         state.redis_timeout,
+        "dead-letter admin call",
         SCRIPT
             .key(&state.keys.dead_messages)
             .invoke_async(&mut redis),
     )
-    .await
-    .map_err(redis_down)?
-    .map_err(redis_down)?;
+    .await?;
     tracing::info!(purged, "purged dead letters");
     Ok(HttpResponse::Ok().json(serde_json::json!({"purged": purged})))
 }

@@ -79,9 +79,15 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 async fn redis_up(state: &AppState) -> Dependency {
     let mut redis = state.redis.clone();
     let ping = redis::cmd("PING");
-    match tokio::time::timeout(state.redis_timeout, ping.query_async::<String>(&mut redis)).await {
-        Ok(Ok(_)) => Dependency::Up,
-        _ => Dependency::Down,
+    match queue::within(
+        state.redis_timeout,
+        "PING",
+        ping.query_async::<String>(&mut redis),
+    )
+    .await
+    {
+        Ok(_) => Dependency::Up,
+        Err(_) => Dependency::Down,
     }
 }
 
