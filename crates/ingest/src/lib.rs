@@ -51,8 +51,9 @@ impl Application {
         let keys = Keys::new(&settings.redis.key_prefix);
         let keys_pending = keys.pending_messages.clone();
         let redis_settings = settings.redis.clone();
-        // Fail now, not in each worker thread, if the URL is unusable.
-        connect::redis_manager(&redis_settings).context("invalid redis.url")?;
+        // The queue-depth gauge's connection; building it here also fails now, not in each
+        // worker thread, if the URL is unusable.
+        let depth_conn = connect::redis_manager(&redis_settings).context("invalid redis.url")?;
         let max_body_bytes = settings.ingest.max_body_bytes;
         let max_batch_body_bytes = settings.ingest.max_batch_body_bytes;
         let batch_max_messages = settings.ingest.batch_max_messages;
@@ -95,7 +96,7 @@ impl Application {
             server,
             shutdown,
             depth: gauge,
-            depth_conn: connect::redis_manager(&settings.redis)?,
+            depth_conn,
             pending: keys_pending,
             redis_timeout: settings.redis.response_timeout(),
         })
