@@ -17,6 +17,9 @@ pub const RATE_WINDOW: &str = "rate_window";
 pub const WORKERS: &str = "workers";
 /// Prefix of the keys recording used `Idempotency-Key`s: `idempotency:<key>`.
 pub const IDEMPOTENCY_PREFIX: &str = "idempotency:";
+/// Sorted set indexing the remembered `idempotency:<key>` keys: member = the full key name,
+/// score = when it expires (ms, Redis clock). It bounds how many are kept.
+pub const IDEMPOTENCY_KEYS: &str = "idempotency_keys";
 /// Prefix of each worker's processing list: `processing:<worker_id>`.
 pub const PROCESSING_PREFIX: &str = "processing:";
 /// Pub/sub channel on which workers announce every committed batch.
@@ -51,6 +54,8 @@ pub struct Keys {
     pub dead_letters: String,
     /// `<prefix>workers`
     pub workers: String,
+    /// `<prefix>idempotency_keys`
+    pub idempotency_keys: String,
 }
 
 impl Keys {
@@ -68,6 +73,7 @@ impl Keys {
             dead_messages: key(DEAD_MESSAGES),
             dead_letters: key(DEAD_LETTERS),
             workers: key(WORKERS),
+            idempotency_keys: key(IDEMPOTENCY_KEYS),
         }
     }
 

@@ -148,6 +148,21 @@ pub struct IngestSettings {
     pub max_batch_body_bytes: usize,
     /// Bearer token for the `/admin` endpoints; empty (the default) disables them.
     pub admin_token: String,
+    /// Most open connections, split evenly among the HTTP workers; past it new connections
+    /// wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Longest a request body may take to arrive, from the end of its head; slower bodies get
+    /// 408 and the connection is closed.
+    pub body_timeout_ms: u64,
+    /// Request body bytes held in memory at once, across all connections; a body that would
+    /// pass it gets 503 with `Retry-After`.
+    pub max_buffered_bytes: usize,
+    /// A connection whose socket accepts nothing for this long is closed.
+    pub write_timeout_ms: u64,
+    /// How long an `Idempotency-Key` and its answer are remembered.
+    pub idempotency_ttl_secs: u64,
+    /// Most `Idempotency-Key`s remembered at once; past it the oldest are forgotten first.
+    pub idempotency_max_keys: u64,
 }
 
 impl Default for IngestSettings {
@@ -160,6 +175,12 @@ impl Default for IngestSettings {
             batch_max_messages: 1_000,
             max_batch_body_bytes: 8 << 20,
             admin_token: String::new(),
+            max_connections: 10_000,
+            body_timeout_ms: 15_000,
+            max_buffered_bytes: 256 << 20,
+            write_timeout_ms: 10_000,
+            idempotency_ttl_secs: 24 * 60 * 60,
+            idempotency_max_keys: 100_000,
         }
     }
 }
@@ -214,8 +235,14 @@ pub struct GatewaySettings {
     /// Most messages a client may send per second (averaged over a second, bursts of the same
     /// size allowed); a client sending more is closed with 1008.
     pub client_max_messages_per_sec: u32,
-    /// Largest frame a client may send; larger ones close the session with 1009.
+    /// Largest message a client may send, one frame or the sum of a fragmented message's
+    /// frames; a header declaring more closes the session with 1009 before its payload is read.
     pub max_frame_bytes: usize,
+    /// A connection whose socket accepts nothing for this long is closed and counted.
+    pub write_timeout_ms: u64,
+    /// `SO_SNDBUF` of each connection, bounding what the kernel holds for a slow reader; 0
+    /// keeps the kernel's autotuned default.
+    pub send_buffer_bytes: usize,
     /// Batch events buffered per client before it is considered behind and skips ahead.
     pub client_queue: usize,
     /// Origins allowed to call the HTTP endpoints from a browser, comma-separated; `*` for any;
@@ -245,6 +272,8 @@ impl Default for GatewaySettings {
             max_connections_per_ip: 20_000,
             client_max_messages_per_sec: 20,
             max_frame_bytes: 64 * 1024,
+            write_timeout_ms: 10_000,
+            send_buffer_bytes: 64 * 1024,
             client_queue: 256,
             cors_origins: String::new(),
             auth: GatewayAuthSettings::default(),
@@ -377,6 +406,48 @@ impl Settings {
             self.ingest.max_queue_depth,
             (1, 1_000_000_000),
         )?;
+        check_range(
+            "ingest.max_connections",
+            self.ingest.max_connections,
+            (1, 1_000_000),
+        )?;
+        check_range(
+            "ingest.body_timeout_ms",
+            self.ingest.body_timeout_ms,
+            (100, 600_000),
+        )?;
+        if self.ingest.max_buffered_bytes
+            < self
+                .ingest
+                .max_batch_body_bytes
+                .max(self.ingest.max_body_bytes)
+        {
+            return Err(invalid(
+                "ingest.max_buffered_bytes",
+                format!(
+                    "must be at least the largest body allowed (ingest.max_batch_body_bytes = {}), got {}",
+                    self.ingest
+                        .max_batch_body_bytes
+                        .max(self.ingest.max_body_bytes),
+                    self.ingest.max_buffered_bytes
+                ),
+            ));
+        }
+        check_range(
+            "ingest.write_timeout_ms",
+            self.ingest.write_timeout_ms,
+            (100, 600_000),
+        )?;
+        check_range(
+            "ingest.idempotency_ttl_secs",
+            self.ingest.idempotency_ttl_secs,
+            (1, 30 * 24 * 60 * 60),
+        )?;
+        check_range(
+            "ingest.idempotency_max_keys",
+            self.ingest.idempotency_max_keys,
+            (1, 100_000_000),
+        )?;
         if !self.ingest.admin_token.is_empty() && self.ingest.admin_token.len() < 16 {
             return Err(invalid(
                 "ingest.admin_token",
@@ -445,6 +516,18 @@ impl Settings {
             self.gateway.max_frame_bytes,
             (128, 16 << 20),
         )?;
+        check_range(
+            "gateway.write_timeout_ms",
+            self.gateway.write_timeout_ms,
+            (100, 600_000),
+        )?;
+        if self.gateway.send_buffer_bytes != 0 {
+            check_range(
+                "gateway.send_buffer_bytes",
+                self.gateway.send_buffer_bytes,
+                (4096, 64 << 20),
+            )?;
+        }
         check_range(
             "gateway.client_queue",
             self.gateway.client_queue,

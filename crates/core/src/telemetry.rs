@@ -1,24 +1,106 @@
 //! Logging setup shared by every binary: one subscriber, filtered by `RUST_LOG`, printed as
 //! human-readable lines or as JSON (`SLUICE__TELEMETRY__FORMAT=json`).
+//!
+//! Lines from the HTTP libraries underneath (targets starting with `actix`) are limited to
+//! [`LIBRARY_LINES_PER_SEC`] a second whatever `RUST_LOG` says: actix-http logs one ERROR line
+//! per request it cannot parse, and a client must not be able to turn that into a log flood.
+//! Sluice counts those requests itself and logs a summary line instead.
 
-use tracing_subscriber::EnvFilter;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tracing::Metadata;
+use tracing::subscriber::Interest;
+use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::settings::{LogFormat, TelemetrySettings};
 
 /// Filter used when `RUST_LOG` is unset: our own crates at `info`, everything else at `warn`.
-pub const DEFAULT_FILTER: &str =
-    "warn,sluice_core=info,sluice_ingest=info,sluice_worker=info,sluice_gateway=info";
+pub const DEFAULT_FILTER: &str = "warn,sluice_core=info,sluice_http=info,sluice_ingest=info,sluice_worker=info,sluice_gateway=info";
+
+/// Most lines a second the HTTP libraries may log; the rest are dropped.
+pub const LIBRARY_LINES_PER_SEC: u64 = 5;
 
 /// Installs the global subscriber. Call once, first thing in `main`; a second call is a no-op.
 pub fn init(settings: &TelemetrySettings) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // `try_init` fails only if a subscriber is already installed, which is fine.
-    let _ = match settings.format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let output = fmt::layer().with_writer(std::io::stderr);
+    let output = match settings.format {
+        LogFormat::Pretty => output.boxed(),
+        LogFormat::Json => output.json().flatten_event(true).boxed(),
     };
+    // `try_init` fails only if a subscriber is already installed, which is fine.
+    let _ = tracing_subscriber::registry()
+        .with(
+            output
+                .with_filter(filter)
+                .with_filter(LibraryRate::new(LIBRARY_LINES_PER_SEC)),
+        )
+        .try_init();
+}
+
+/// Lets at most `per_sec` events a second through from targets starting with `actix`.
+#[derive(Debug)]
+pub struct LibraryRate {
+    per_sec: u64,
+    /// The second (since `epoch`) the count is for.
+    second: AtomicU64,
+    count: AtomicU64,
+    epoch: OnceLock<Instant>,
+}
+
+impl LibraryRate {
+    /// A limit of `per_sec` library lines a second.
+    pub fn new(per_sec: u64) -> Self {
+        Self {
+            per_sec,
+            second: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            epoch: OnceLock::new(),
+        }
+    }
+
+    fn is_library(meta: &Metadata<'_>) -> bool {
+        meta.target().starts_with("actix")
+    }
+
+    /// Whether one more library line fits in the current second.
+    pub fn allow(&self) -> bool {
+        let now = self.epoch.get_or_init(Instant::now).elapsed().as_secs();
+        if self.second.swap(now, Ordering::Relaxed) != now {
+            self.count.store(0, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed) < self.per_sec
+    }
+}
+
+impl<S> Filter<S> for LibraryRate {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        !Self::is_library(meta) || !meta.is_event() || self.allow()
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        // Library callsites are asked about every time, so the count sees every line.
+        if Self::is_library(meta) {
+            Interest::sometimes()
+        } else {
+            Interest::always()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_library_rate_lets_the_first_lines_of_a_second_through_and_no_more() {
+        let rate = LibraryRate::new(3);
+        let allowed = (0..1_000).filter(|_| rate.allow()).count();
+        assert_eq!(allowed, 3);
+    }
 }

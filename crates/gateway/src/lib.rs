@@ -10,12 +10,14 @@
 //! - [`protocol`]: the messages of protocol v1; [`session`] runs one WebSocket session,
 //!   [`sse`] one Server-Sent Events stream.
 //! - [`batches`]: the one `batch_events` subscription, fanned out as `batch_persisted`.
+//! - [`frames`]: the guard that enforces the frame limit on declared lengths.
 //! - [`auth`]: optional HS256 JWT authentication.
 //! - [`error`]: HTTP errors with stable codes.
 
 pub mod auth;
 pub mod batches;
 pub mod error;
+pub mod frames;
 pub mod hub;
 pub mod poller;
 pub mod protocol;
@@ -27,11 +29,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use anyhow::Context;
 use redis::aio::ConnectionManager;
 use sluice_core::stats::StatsReader;
 use sluice_core::{CancellationToken, Keys, Settings, connect};
+use sluice_http::{EdgeConfig, EdgeStats};
 use tokio::sync::watch;
 
 use crate::error::GatewayError;
@@ -59,12 +62,21 @@ pub struct State {
     pub auth: Option<auth::Auth>,
     /// Fired on SIGINT/SIGTERM; every session closes with 1001.
     pub shutdown: CancellationToken,
+    /// What the HTTP edge counted (write timeouts, malformed requests), for `/health`.
+    pub edge: Arc<EdgeStats>,
 }
+
+/// Connections the edge accepts beyond `gateway.max_connections`, so that upgrades past the
+/// limit still get their 503 and plain HTTP requests (`/health`, `/stats`) are still served.
+pub const EDGE_HEADROOM: usize = 1_024;
+
+/// actix's per-connection write buffer: stats frames are a few hundred bytes.
+pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// A bound, not yet running, gateway.
 pub struct Application {
     port: u16,
-    server: actix_web::dev::Server,
+    server: actix_server::Server,
     state: web::Data<State>,
     sender: watch::Sender<Option<Arc<Snapshot>>>,
     redis_client: redis::Client,
@@ -95,15 +107,27 @@ impl Application {
             max_messages_per_sec: gateway.client_max_messages_per_sec,
             max_frame_bytes: gateway.max_frame_bytes,
             auth: auth::Auth::new(&gateway.auth.jwt_secret),
-            shutdown,
+            shutdown: shutdown.clone(),
+            edge: Arc::new(EdgeStats::default()),
         });
+        let edge = EdgeConfig {
+            name: "sluice-gateway",
+            workers: 0,
+            max_connections: gateway.max_connections + EDGE_HEADROOM,
+            write_timeout: Duration::from_millis(gateway.write_timeout_ms),
+            send_buffer_bytes: gateway.send_buffer_bytes,
+            write_buffer_bytes: WRITE_BUFFER_BYTES,
+            shutdown_grace: Duration::from_secs(5),
+            shutdown,
+        };
         let shared = state.clone();
         let origins: Vec<String> = gateway
             .cors_origin_list()
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let server = HttpServer::new(move || {
+        let edge_stats = Arc::clone(&state.edge);
+        let server = sluice_http::serve(listener, edge, edge_stats, move || {
             App::new()
                 .wrap(cors(&origins))
                 .app_data(shared.clone())
@@ -116,11 +140,7 @@ impl Application {
                 .route("/stats/stream", web::get().to(routes::stats_stream))
                 .route("/health", web::get().to(routes::health))
                 .default_service(web::to(routes::not_found))
-        })
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(5)
-        .run();
+        })?;
         Ok(Self {
             port,
             server,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use sluice_core::settings::limits;
 
@@ -95,6 +95,8 @@ pub async fn ws_stats(
         .hub
         .join(req.peer_addr().map(|a| a.ip()), interval)
         .map_err(GatewayError::from)?;
+    let (mut payload, report) = crate::frames::guard(body.into_inner(), state.max_frame_bytes);
+    let body = web::Payload::from_request(&req, &mut payload).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let config = SessionConfig {
         interval,
@@ -111,6 +113,7 @@ pub async fn ws_stats(
         guard,
         session,
         stream,
+        report,
         config,
         state.shutdown.clone(),
     ));
@@ -177,6 +180,12 @@ pub struct Health {
     /// `"up"` when the last Redis read succeeded, `"down"` when it failed, `"unknown"` before
     /// the first.
     pub redis: String,
+    /// Connections closed because their socket accepted nothing for `write_timeout_ms`.
+    #[serde(default)]
+    pub write_timeouts: u64,
+    /// Requests the HTTP parser refused (400, 408, 431), answered with the JSON error body.
+    #[serde(default)]
+    pub malformed_requests: u64,
 }
 
 /// `GET /health`.
@@ -191,6 +200,8 @@ pub async fn health(state: web::Data<State>) -> HttpResponse {
         active_connections: hub.active_connections(),
         publisher_running: hub.poller_running(),
         redis,
+        write_timeouts: state.edge.write_timeouts(),
+        malformed_requests: state.edge.malformed(),
     })
 }
 

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_ws::{CloseCode, CloseReason, Message, ProtocolError as WsProtocolError, Session};
+use actix_ws::{
+    AggregatedMessage, CloseCode, CloseReason, ProtocolError as WsProtocolError, Session,
+};
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use sluice_core::CancellationToken;
@@ -18,6 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::auth::TOKEN_EXPIRED_CLOSE_CODE;
+use crate::frames::Report;
 use crate::hub::{Hub, RedisState, SessionGuard};
 use crate::protocol::{self, ClientMessage, ProtocolError, Topic};
 
@@ -33,7 +36,7 @@ pub struct SessionConfig {
     pub heartbeat: Duration,
     /// Silence after which the client is presumed gone.
     pub client_timeout: Duration,
-    /// Client messages allowed per second.
+    /// Client frames (messages, pings and pongs) allowed per second.
     pub max_messages_per_sec: u32,
     /// Largest frame accepted from the client.
     pub max_frame_bytes: usize,
@@ -94,10 +97,16 @@ pub async fn run(
     mut guard: SessionGuard,
     mut session: Session,
     stream: actix_ws::MessageStream,
+    report: Report,
     mut config: SessionConfig,
     shutdown: CancellationToken,
 ) {
-    let mut stream = stream.max_frame_size(config.max_frame_bytes);
+    // Fragmented messages are assembled up to the same bound as single frames (the frame
+    // guard has already refused any whose declared lengths add up to more).
+    let mut stream = stream
+        .max_frame_size(config.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(config.max_frame_bytes);
     let mut snapshots = hub.subscribe();
     let mut redis_state = hub.redis_state();
     let mut subs = Subscriptions {
@@ -199,32 +208,31 @@ pub async fn run(
             frame = stream.next() => {
                 last_heard = Instant::now();
                 let text = match frame {
-                    Some(Ok(Message::Text(text))) => Some(text),
-                    Some(Ok(Message::Binary(_))) => None,
-                    Some(Ok(Message::Ping(bytes))) => {
-                        if session.pong(&bytes).await.is_err() {
-                            break None;
-                        }
-                        continue;
-                    }
-                    Some(Ok(Message::Close(reason))) => break reason,
-                    Some(Ok(Message::Pong(_) | Message::Continuation(_) | Message::Nop)) => continue,
-                    Some(Err(WsProtocolError::Overflow)) => {
-                        break close(CloseCode::Size, "frame too large");
-                    }
-                    Some(Err(e)) => break close(CloseCode::Protocol, &e.to_string()),
+                    Some(Ok(AggregatedMessage::Close(reason))) => break reason,
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => break refusal(&report, &e),
                     None => break None,
                 };
+                // Every frame counts toward the rate, pings and pongs included.
                 if !rate.allow() {
                     tracing::debug!(%connection_id, "closing a client over its message rate");
                     break close(CloseCode::Policy, "message rate limit exceeded");
                 }
                 let reply = match text {
-                    None => Some(protocol::error(&ProtocolError::new(
+                    AggregatedMessage::Ping(bytes) => {
+                        if session.pong(&bytes).await.is_err() {
+                            break None;
+                        }
+                        continue;
+                    }
+                    AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => continue,
+                    AggregatedMessage::Binary(_) => Some(protocol::error(&ProtocolError::new(
                         "unsupported_frame",
                         "binary frames are not part of the protocol; send JSON text".into(),
                     ))),
-                    Some(text) => handle(&hub, &mut guard, &mut config, &mut subs, &mut last_sent, &text),
+                    AggregatedMessage::Text(text) => {
+                        handle(&hub, &mut guard, &mut config, &mut subs, &mut last_sent, &text)
+                    }
                 };
                 if let Some(reply) = reply
                     && send(&mut session, reply.into()).await.is_err()
@@ -248,6 +256,18 @@ pub async fn run(
         }
     };
     let _ = session.close(reason).await;
+}
+
+/// The close for a stream error: what the frame guard refused, or actix's own finding.
+fn refusal(report: &Report, error: &WsProtocolError) -> Option<CloseReason> {
+    if let Some(violation) = report.get() {
+        let (code, reason) = violation.close();
+        return close(code, &reason);
+    }
+    match error {
+        WsProtocolError::Overflow => close(CloseCode::Size, "message too large"),
+        e => close(CloseCode::Protocol, &e.to_string()),
+    }
 }
 
 /// Handles one client message; returns the reply to send, if any.

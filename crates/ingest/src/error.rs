@@ -22,6 +22,20 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body did not arrive within `ingest.body_timeout_ms`.
+    #[error("the request body did not arrive within {timeout_ms} ms; the connection is closed")]
+    BodyTimeout {
+        /// The limit in milliseconds.
+        timeout_ms: u64,
+    },
+    /// Accepting the body would pass `ingest.max_buffered_bytes`.
+    #[error(
+        "the server is holding as many request bytes as it may ({budget} in all); nothing was queued, retry later"
+    )]
+    BufferBudgetExhausted {
+        /// The budget in bytes.
+        budget: usize,
+    },
     /// The `Content-Type` is missing or not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -69,6 +83,8 @@ impl ApiError {
             Self::MalformedJson(_) => "malformed_json",
             Self::UnreadableBody(_) => "unreadable_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::BufferBudgetExhausted { .. } => "server_busy",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation { .. } => "validation_failed",
             Self::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
@@ -103,6 +119,8 @@ impl ResponseError for ApiError {
             | Self::InvalidQuery(_)
             | Self::InvalidIdempotencyKey(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::BufferBudgetExhausted { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -124,6 +142,10 @@ impl ResponseError for ApiError {
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
         ) {
             response.insert_header(("Retry-After", "1"));
+        }
+        if matches!(self, Self::BodyTimeout { .. }) {
+            // The rest of the body is unread: the connection cannot carry another request.
+            response.force_close();
         }
         if matches!(self, Self::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));

@@ -18,21 +18,27 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use anyhow::Context;
 use sluice_core::{CancellationToken, Keys, Settings, connect};
 
+use sluice_http::{EdgeConfig, EdgeStats};
+
+use crate::body::Budget;
 use crate::error::ApiError;
-use crate::queue::Depth;
+use crate::queue::{Depth, Retention};
 use crate::state::AppState;
 
 /// How long a graceful shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// actix's per-connection write buffer: answers are small JSON documents.
+pub const WRITE_BUFFER_BYTES: usize = 32 * 1024;
+
 /// A bound, not yet running, ingest server.
 pub struct Application {
     port: u16,
-    server: actix_web::dev::Server,
+    server: actix_server::Server,
     shutdown: CancellationToken,
     depth: Arc<Depth>,
     depth_conn: redis::aio::ConnectionManager,
@@ -62,7 +68,26 @@ impl Application {
             .filter(|t| !t.is_empty())
             .map(Arc::from);
         let gauge = Arc::clone(&depth);
-        let server = HttpServer::new(move || {
+        let ingest = &settings.ingest;
+        let budget = Budget::new(ingest.max_buffered_bytes);
+        let body_timeout = Duration::from_millis(ingest.body_timeout_ms);
+        let idempotency = Retention {
+            ttl_secs: ingest.idempotency_ttl_secs,
+            max_keys: ingest.idempotency_max_keys,
+        };
+        let edge_stats = Arc::new(EdgeStats::default());
+        let edge = EdgeConfig {
+            name: "sluice-ingest",
+            workers: ingest.http_workers,
+            max_connections: ingest.max_connections,
+            write_timeout: Duration::from_millis(ingest.write_timeout_ms),
+            send_buffer_bytes: 0,
+            write_buffer_bytes: WRITE_BUFFER_BYTES,
+            shutdown_grace: SHUTDOWN_GRACE,
+            shutdown: shutdown.clone(),
+        };
+        let edge_shared = Arc::clone(&edge_stats);
+        let server = sluice_http::serve(listener, edge, edge_stats, move || {
             let redis = connect::redis_manager(&redis_settings)
                 .expect("redis.url was validated when the server was built");
             let state = AppState {
@@ -75,6 +100,10 @@ impl Application {
                 redis_timeout: redis_settings.response_timeout(),
                 depth: Arc::clone(&depth),
                 admin_token: admin_token.clone(),
+                budget: budget.clone(),
+                body_timeout,
+                idempotency,
+                edge: Arc::clone(&edge_shared),
             };
             App::new()
                 .app_data(web::Data::new(state))
@@ -82,15 +111,7 @@ impl Application {
                     ApiError::InvalidQuery([("query".to_owned(), err.to_string())].into()).into()
                 }))
                 .configure(routes_config)
-        })
-        .listen(listener)?
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
-        let server = match settings.ingest.http_workers {
-            0 => server,
-            n => server.workers(n),
-        }
-        .run();
+        })?;
         Ok(Self {
             port,
             server,

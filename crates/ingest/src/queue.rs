@@ -141,8 +141,14 @@ pub async fn push(
     }
 }
 
-/// How long an `Idempotency-Key` is remembered.
-pub const IDEMPOTENCY_TTL_SECS: u64 = 24 * 60 * 60;
+/// How long, and how many, `Idempotency-Key`s are remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `ingest.idempotency_ttl_secs`.
+    pub ttl_secs: u64,
+    /// `ingest.idempotency_max_keys`: past it the oldest keys are forgotten first.
+    pub max_keys: u64,
+}
 
 /// What [`push_idempotent`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,15 +159,27 @@ pub enum Pushed {
     Replay(String),
 }
 
-/// Queues `envelopes` under the client's idempotency key `key_name` (a full Redis key) and
+/// The keys an idempotent push touches, and how long the client's key is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct IdempotentKeys<'a> {
+    /// `pending_messages`.
+    pub list: &'a str,
+    /// `idempotency:<key>`.
+    pub key: &'a str,
+    /// `idempotency_keys`.
+    pub index: &'a str,
+    /// TTL and cap.
+    pub retention: Retention,
+}
+
+/// Queues `envelopes` under the client's idempotency key (a full Redis key) and
 /// records `answer`, in one round trip: a retry with the same key queues nothing and gets the
 /// first answer back, even when the first answer was lost (for example when Redis went down
 /// just after queueing).
 #[tracing::instrument(name = "redis.lpush_idempotent", skip_all, fields(count = envelopes.len()), err(level = "debug"))]
 pub async fn push_idempotent(
     conn: &mut ConnectionManager,
-    list: &str,
-    key_name: &str,
+    keys: IdempotentKeys<'_>,
     envelopes: &[Envelope],
     answer: &str,
     depth: &Depth,
@@ -169,11 +187,13 @@ pub async fn push_idempotent(
 ) -> Result<Pushed, ApiError> {
     static SCRIPT: std::sync::LazyLock<Script> =
         std::sync::LazyLock::new(|| Script::new(include_str!("lua/push_idempotent.lua")));
-    let mut invocation = SCRIPT.key(list);
+    let mut invocation = SCRIPT.key(keys.list);
     invocation
-        .key(key_name)
+        .key(keys.key)
+        .key(keys.index)
         .arg(depth.max)
-        .arg(IDEMPOTENCY_TTL_SECS)
+        .arg(keys.retention.ttl_secs)
+        .arg(keys.retention.max_keys)
         .arg(answer);
     for envelope in envelopes {
         invocation.arg(envelope.to_json());

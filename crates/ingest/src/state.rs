@@ -7,7 +7,8 @@ use deadpool_postgres::Pool;
 use redis::aio::ConnectionManager;
 use sluice_core::Keys;
 
-use crate::queue::Depth;
+use crate::body::{Budget, Limits};
+use crate::queue::{Depth, Retention};
 
 /// Per-worker-thread application state.
 pub struct AppState {
@@ -30,4 +31,23 @@ pub struct AppState {
     pub depth: Arc<Depth>,
     /// `ingest.admin_token`; `None` disables `/admin`.
     pub admin_token: Option<Arc<str>>,
+    /// `ingest.max_buffered_bytes`, shared by every worker thread.
+    pub budget: Budget,
+    /// `ingest.body_timeout_ms`.
+    pub body_timeout: Duration,
+    /// `ingest.idempotency_ttl_secs` and `ingest.idempotency_max_keys`.
+    pub idempotency: Retention,
+    /// What the HTTP edge counted (write timeouts, malformed requests), for `/health`.
+    pub edge: Arc<sluice_http::EdgeStats>,
+}
+
+impl AppState {
+    /// How a body of at most `max_bytes` is read.
+    pub fn body_limits(&self, max_bytes: usize) -> Limits<'_> {
+        Limits {
+            max_bytes,
+            timeout: self.body_timeout,
+            budget: &self.budget,
+        }
+    }
 }

@@ -27,6 +27,20 @@ pub struct Health {
     pub redis: Dependency,
     /// `LLEN pending_messages`, `null` when Redis did not answer.
     pub queue_length: Option<u64>,
+    /// What the HTTP edge did to protect the process.
+    #[serde(default)]
+    pub connections: EdgeCounts,
+}
+
+/// Counters of the HTTP edge since the process started.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct EdgeCounts {
+    /// Connections closed because their socket accepted nothing for `write_timeout_ms`.
+    pub write_timeouts: u64,
+    /// Requests the HTTP parser refused (400, 408, 431), answered with the JSON error body.
+    pub malformed_requests: u64,
+    /// Request body bytes held in memory right now, across all connections.
+    pub buffered_bytes: usize,
 }
 
 /// `GET /ready` body.
@@ -57,6 +71,11 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             Dependency::Down
         },
         queue_length,
+        connections: EdgeCounts {
+            write_timeouts: state.edge.write_timeouts(),
+            malformed_requests: state.edge.malformed(),
+            buffered_bytes: state.budget.held(),
+        },
     })
 }
 

@@ -56,8 +56,13 @@ pub async fn post_message(
 ) -> Result<HttpResponse, ApiError> {
     body::require_json(req.headers())?;
     let key = idempotency_key(&req)?;
-    let bytes = body::read_limited(req.headers(), payload, state.max_body_bytes).await?;
-    let envelope = Envelope::new(NewMessage::from_json(&bytes)?);
+    let body = body::read_limited(
+        req.headers(),
+        payload,
+        state.body_limits(state.max_body_bytes),
+    )
+    .await?;
+    let envelope = Envelope::new(NewMessage::from_json(&body.bytes)?);
     tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
     let answer = Queued {
         message_id: envelope.id,
@@ -90,8 +95,13 @@ pub async fn post_batch(
 ) -> Result<HttpResponse, ApiError> {
     body::require_json(req.headers())?;
     let key = idempotency_key(&req)?;
-    let bytes = body::read_limited(req.headers(), payload, state.max_batch_body_bytes).await?;
-    let messages = NewMessage::batch_from_json(&bytes, state.batch_max_messages)?;
+    let body = body::read_limited(
+        req.headers(),
+        payload,
+        state.body_limits(state.max_batch_body_bytes),
+    )
+    .await?;
+    let messages = NewMessage::batch_from_json(&body.bytes, state.batch_max_messages)?;
     tracing::Span::current().record("count", messages.len());
     let created_at = Envelope::now();
     let envelopes: Vec<Envelope> = messages
@@ -129,10 +139,16 @@ async fn enqueue<A: Serialize>(
     };
     // An answer holds ids, strings and a timestamp: it always serializes.
     let body = serde_json::to_string(answer).unwrap_or_default();
+    let key = state.keys.idempotency(key);
+    let keys = queue::IdempotentKeys {
+        list,
+        key: &key,
+        index: &state.keys.idempotency_keys,
+        retention: state.idempotency,
+    };
     let pushed = queue::push_idempotent(
         &mut redis,
-        list,
-        &state.keys.idempotency(key),
+        keys,
         envelopes,
         &body,
         &state.depth,

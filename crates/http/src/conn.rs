@@ -1,0 +1,144 @@
+//! [`Conn`]: the TCP stream every Sluice HTTP server reads and writes through.
+//!
+//! It adds two things actix-http does not do:
+//!
+//! - **A write-stall timeout.** A write that the socket accepts nothing of for
+//!   `write_timeout` fails with `TimedOut`, and actix-http then drops the connection. This is
+//!   the only way to end a response that is stuck behind a peer that stopped reading: actix
+//!   keeps such a connection (and what it buffered for it) forever otherwise, whatever the
+//!   response is, a WebSocket, an SSE stream or a plain JSON answer.
+//! - **JSON bodies on parser errors.** actix-http answers requests it cannot parse (a bad
+//!   `Content-Length`, a raw space in the path, a 100 KB URI, an oversized head) itself, with an
+//!   empty body. [`crate::malformed`] recognises those answers on their way out and gives them
+//!   the documented JSON error body.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+use crate::EdgeStats;
+use crate::malformed;
+
+/// A TCP connection with a write-stall timeout and JSON parser-error answers.
+pub struct Conn {
+    io: TcpStream,
+    write_timeout: Duration,
+    /// Armed when a write returned `Pending`; disarmed by any progress.
+    stall: Option<Pin<Box<Sleep>>>,
+    /// A rewritten parser-error answer not yet written; drained before anything else.
+    out: Bytes,
+    /// Parser errors end the connection, so only one answer per connection is rewritten.
+    rewritten: bool,
+    stats: Arc<EdgeStats>,
+}
+
+impl Conn {
+    /// Wraps an accepted stream.
+    pub fn new(io: TcpStream, write_timeout: Duration, stats: Arc<EdgeStats>) -> Self {
+        Self {
+            io,
+            write_timeout,
+            stall: None,
+            out: Bytes::new(),
+            rewritten: false,
+            stats,
+        }
+    }
+
+    /// Turns a write result into progress, or into `TimedOut` once the socket has accepted
+    /// nothing for `write_timeout`.
+    fn watch(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match result {
+            Poll::Pending => {
+                let timeout = self.write_timeout;
+                let stall = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(stall.as_mut().poll(cx));
+                self.stats.note_write_timeout();
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the peer accepted no data for {} ms", timeout.as_millis()),
+                )))
+            }
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.stall = None;
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Writes what is left of a rewritten answer.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let result = Pin::new(&mut self.io).poll_write(cx, &self.out);
+            match ready!(self.watch(cx, result))? {
+                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                n => self.out.advance(n),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        if !this.rewritten
+            && let Some(answer) = malformed::rewrite(buf)
+        {
+            this.rewritten = true;
+            this.stats.note_malformed();
+            this.out = answer.into();
+            // The caller's bytes now live in `out`; flush and shutdown drain them.
+            if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+                return Poll::Ready(Err(e));
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let result = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.watch(cx, result)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,205 @@
+//! `sluice-http`: the HTTP edge every Sluice server runs on.
+//!
+//! actix-web's `HttpServer` accepts plain `TcpStream`s and offers no hook for what happens on
+//! the wire below the application. [`serve`] builds the same actix-http service over a
+//! [`conn::Conn`] instead, which bounds what one client can hold:
+//!
+//! - open connections: `max_connections` in all, split evenly among the worker threads; past it
+//!   the server stops accepting and new connections wait in the kernel's listen backlog;
+//! - the kernel send buffer of each socket (`send_buffer_bytes`) and actix's own write buffer
+//!   (`write_buffer_bytes`);
+//! - a write stall: a connection whose socket accepts nothing for `write_timeout` is closed
+//!   and counted in [`EdgeStats`];
+//! - request heads: 5 s to arrive, 128 KiB at most (actix-http's own limits), answered with the
+//!   JSON error body ([`malformed`]) and logged as one rate-limited summary line, never one
+//!   line per request.
+//!
+//! Modules: [`conn`] (the stream wrapper), [`malformed`] (parser-error answers).
+
+pub mod conn;
+pub mod malformed;
+
+use std::fmt;
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_http::{HttpServiceBuilder, KeepAlive, Request, Response, body::MessageBody};
+use actix_service::{
+    IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt, fn_service, map_config,
+};
+use actix_web::dev::AppConfig;
+use sluice_core::CancellationToken;
+use tokio::net::TcpStream;
+
+use crate::conn::Conn;
+
+/// Longest wait for a request head, and for a keep-alive connection's next request.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often, at most, the edge logs its summary of malformed requests.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// How the edge treats connections.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Names the server in logs and in actix's thread names.
+    pub name: &'static str,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Open connections in all, split evenly among the workers.
+    pub max_connections: usize,
+    /// A socket that accepts nothing for this long is closed.
+    pub write_timeout: Duration,
+    /// `SO_SNDBUF` of each accepted socket; 0 keeps the kernel's default (autotuned).
+    pub send_buffer_bytes: usize,
+    /// actix's per-connection write buffer.
+    pub write_buffer_bytes: usize,
+    /// How long a graceful stop waits for open connections.
+    pub shutdown_grace: Duration,
+    /// Fired on SIGINT/SIGTERM: idle keep-alive connections close at once.
+    pub shutdown: CancellationToken,
+}
+
+impl EdgeConfig {
+    /// Worker threads to start.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// What the edge counted, shared by every worker thread.
+#[derive(Debug, Default)]
+pub struct EdgeStats {
+    write_timeouts: AtomicU64,
+    malformed: AtomicU64,
+    /// Malformed requests already reported in a log line.
+    malformed_logged: AtomicU64,
+    /// Milliseconds since `epoch` of the last summary line.
+    last_log_ms: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl EdgeStats {
+    /// Connections closed because their socket accepted nothing for the write timeout.
+    pub fn write_timeouts(&self) -> u64 {
+        self.write_timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Requests actix-http could not parse, answered 400/408/431.
+    pub fn malformed(&self) -> u64 {
+        self.malformed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn note_write_timeout(&self) {
+        let n = self.write_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::debug!(total = n, "closed a connection whose peer stopped reading");
+    }
+
+    /// Counts a malformed request and logs a summary at most once per [`LOG_EVERY`].
+    pub(crate) fn note_malformed(&self) {
+        let total = self.malformed.fetch_add(1, Ordering::Relaxed) + 1;
+        let every = LOG_EVERY.as_millis() as u64;
+        let epoch = *self.epoch.get_or_init(Instant::now);
+        // Offset by one period so that the very first malformed request is reported.
+        let now = epoch.elapsed().as_millis() as u64 + every;
+        let last = self.last_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < every
+            || self
+                .last_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let since = total - self.malformed_logged.swap(total, Ordering::Relaxed);
+        tracing::warn!(
+            malformed = since,
+            total,
+            "answered malformed HTTP requests with 400/408/431 (one summary line per {} s at most)",
+            LOG_EVERY.as_secs()
+        );
+    }
+}
+
+/// Serves the app that `factory` builds (once per worker thread) on `listener`, through the
+/// bounded edge described in the crate docs. Like `HttpServer::run`, the returned server runs
+/// once awaited or polled by the runtime.
+pub fn serve<F, I, S, B>(
+    listener: TcpListener,
+    config: EdgeConfig,
+    stats: Arc<EdgeStats>,
+    factory: F,
+) -> io::Result<actix_server::Server>
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let workers = config.worker_count();
+    let per_worker = config.max_connections.div_ceil(workers).max(1);
+    let grace = config.shutdown_grace.as_secs().max(1);
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker)
+        .disable_signals()
+        .shutdown_timeout(grace)
+        .listen(config.name, listener, move || {
+            let app = factory()
+                .into_factory()
+                .map_err(|err| err.into().error_response());
+            let shutdown = config.shutdown.clone();
+            let h1 = HttpServiceBuilder::<Conn, _>::default()
+                .keep_alive(KeepAlive::Timeout(HEAD_TIMEOUT))
+                .client_request_timeout(HEAD_TIMEOUT)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1_write_buffer_size(config.write_buffer_bytes)
+                .local_addr(local)
+                // What `HttpServer` itself uses to close idle keep-alive connections at once
+                // on a graceful stop.
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.cancelled().await }
+                })
+                .h1(map_config(app, |_| AppConfig::default()));
+            let config = config.clone();
+            let stats = Arc::clone(&stats);
+            fn_service(move |io: TcpStream| {
+                let accepted = accept(io, &config, &stats);
+                async move { Ok::<_, actix_http::error::DispatchError>(accepted) }
+            })
+            .and_then(h1)
+        })?
+        .run();
+    Ok(server)
+}
+
+/// Sets the socket options and wraps an accepted stream.
+fn accept(
+    io: TcpStream,
+    config: &EdgeConfig,
+    stats: &Arc<EdgeStats>,
+) -> (Conn, Option<std::net::SocketAddr>) {
+    let peer = io.peer_addr().ok();
+    let _ = io.set_nodelay(true);
+    if config.send_buffer_bytes > 0 {
+        let socket = socket2::SockRef::from(&io);
+        if let Err(e) = socket.set_send_buffer_size(config.send_buffer_bytes) {
+            tracing::debug!(error = %e, "could not set SO_SNDBUF");
+        }
+    }
+    (Conn::new(io, config.write_timeout, Arc::clone(stats)), peer)
+}
