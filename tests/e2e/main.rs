@@ -1,6 +1,7 @@
 //! Black-box end-to-end tests: the real binaries against the real Redis and PostgreSQL, each
 //! test with its own key prefix and database. One test binary.
 
+mod attacks;
 mod bench_smoke;
 mod capacity;
 mod config;

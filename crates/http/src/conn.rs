@@ -16,10 +16,12 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
@@ -27,9 +29,35 @@ use tokio::time::Sleep;
 use crate::EdgeStats;
 use crate::malformed;
 
+/// Lets a handler end a connection's reading side: once called, the connection reads end of
+/// stream, so actix-http stops draining a request body the handler refused (it would otherwise
+/// read a chunked body to its end to keep the connection alive, however slowly it comes).
+/// Handlers find it with `req.conn_data::<Hangup>()`.
+#[derive(Debug, Clone, Default)]
+pub struct Hangup(Arc<HangupState>);
+
+#[derive(Debug, Default)]
+struct HangupState {
+    done: AtomicBool,
+    reader: AtomicWaker,
+}
+
+impl Hangup {
+    /// Ends the connection after the answer in progress.
+    pub fn now(&self) {
+        self.0.done.store(true, Ordering::Release);
+        self.0.reader.wake();
+    }
+
+    fn is_done(&self) -> bool {
+        self.0.done.load(Ordering::Acquire)
+    }
+}
+
 /// A TCP connection with a write-stall timeout and JSON parser-error answers.
 pub struct Conn {
     io: TcpStream,
+    hangup: Hangup,
     write_timeout: Duration,
     /// Armed when a write returned `Pending`; disarmed by any progress.
     stall: Option<Pin<Box<Sleep>>>,
@@ -45,12 +73,18 @@ impl Conn {
     pub fn new(io: TcpStream, write_timeout: Duration, stats: Arc<EdgeStats>) -> Self {
         Self {
             io,
+            hangup: Hangup::default(),
             write_timeout,
             stall: None,
             out: Bytes::new(),
             rewritten: false,
             stats,
         }
+    }
+
+    /// The handle that ends this connection's reading side.
+    pub fn hangup(&self) -> Hangup {
+        self.hangup.clone()
     }
 
     /// Turns a write result into progress, or into `TimedOut` once the socket has accepted
@@ -102,7 +136,13 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        this.hangup.0.reader.register(cx.waker());
+        if this.hangup.is_done() {
+            // End of stream: nothing more is read from this client.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 

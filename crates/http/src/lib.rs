@@ -35,6 +35,7 @@ use sluice_core::CancellationToken;
 use tokio::net::TcpStream;
 
 use crate::conn::Conn;
+pub use crate::conn::Hangup;
 
 /// Longest wait for a request head, and for a keep-alive connection's next request.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -168,6 +169,9 @@ where
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .h1_write_buffer_size(config.write_buffer_bytes)
                 .local_addr(local)
+                .on_connect_ext(|conn: &Conn, data| {
+                    data.insert(conn.hangup());
+                })
                 // What `HttpServer` itself uses to close idle keep-alive connections at once
                 // on a graceful stop.
                 .graceful_shutdown_signal(move || {

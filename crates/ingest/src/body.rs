@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::{self, Bytes, BytesMut};
 use futures_util::StreamExt;
+use sluice_http::Hangup;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -18,41 +20,70 @@ pub const INITIAL_CAPACITY_MAX: usize = 64 * 1024;
 /// The request bytes all connections may hold in memory at once (`ingest.max_buffered_bytes`),
 /// shared by every HTTP worker thread. Bytes are counted as they arrive, so a client holds only
 /// what it actually sent, and are given back when the request is done.
+///
+/// Batch bodies may hold at most [`BATCH_SHARE`] of it: however many batch uploads stall, the
+/// rest stays free for single messages.
 #[derive(Debug, Clone)]
 pub struct Budget {
-    bytes: Arc<Semaphore>,
+    all: Arc<Semaphore>,
+    batches: Arc<Semaphore>,
     total: usize,
+}
+
+/// The part of the budget batch bodies may hold, in quarters.
+pub const BATCH_SHARE: (usize, usize) = (3, 4);
+
+/// Which part of the budget a body draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// `POST /messages` and every other small body: the whole budget.
+    Single,
+    /// `POST /messages/batch`: at most [`BATCH_SHARE`] of it.
+    Batch,
+}
+
+/// Permits held for one body.
+#[derive(Debug, Default)]
+pub struct Held {
+    all: Option<OwnedSemaphorePermit>,
+    batches: Option<OwnedSemaphorePermit>,
 }
 
 impl Budget {
     /// A budget of `total` bytes.
     pub fn new(total: usize) -> Self {
+        let total = total.min(Semaphore::MAX_PERMITS);
+        let batches = total / BATCH_SHARE.1 * BATCH_SHARE.0;
         Self {
-            bytes: Arc::new(Semaphore::new(total.min(Semaphore::MAX_PERMITS))),
+            all: Arc::new(Semaphore::new(total)),
+            batches: Arc::new(Semaphore::new(batches)),
             total,
         }
     }
 
     /// Bytes held by requests right now.
     pub fn held(&self) -> usize {
-        self.total
-            .min(Semaphore::MAX_PERMITS)
-            .saturating_sub(self.bytes.available_permits())
+        self.total.saturating_sub(self.all.available_permits())
     }
 
     /// Takes `n` more bytes for `held`, or fails at once if the budget cannot spare them.
-    fn take(&self, held: &mut Option<OwnedSemaphorePermit>, n: usize) -> Result<(), ApiError> {
+    fn take(&self, held: &mut Held, share: Share, n: usize) -> Result<(), ApiError> {
         let busy = || ApiError::BufferBudgetExhausted { budget: self.total };
         let n = u32::try_from(n).map_err(|_| busy())?;
-        let permit = Arc::clone(&self.bytes)
-            .try_acquire_many_owned(n)
-            .map_err(|_| busy())?;
-        match held {
-            Some(held) => held.merge(permit),
-            None => *held = Some(permit),
+        if share == Share::Batch {
+            add(&mut held.batches, &self.batches, n).ok_or_else(busy)?;
         }
-        Ok(())
+        add(&mut held.all, &self.all, n).ok_or_else(busy)
     }
+}
+
+fn add(held: &mut Option<OwnedSemaphorePermit>, from: &Arc<Semaphore>, n: u32) -> Option<()> {
+    let permit = Arc::clone(from).try_acquire_many_owned(n).ok()?;
+    match held {
+        Some(held) => held.merge(permit),
+        None => *held = Some(permit),
+    }
+    Some(())
 }
 
 /// A body read in full, holding its share of the [`Budget`] until dropped.
@@ -60,7 +91,7 @@ impl Budget {
 pub struct Body {
     /// The bytes.
     pub bytes: Bytes,
-    _held: Option<OwnedSemaphorePermit>,
+    _held: Held,
 }
 
 /// How a body is read.
@@ -72,6 +103,8 @@ pub struct Limits<'a> {
     pub timeout: Duration,
     /// The process-wide budget of buffered bytes.
     pub budget: &'a Budget,
+    /// Which part of it the body draws on.
+    pub share: Share,
 }
 
 /// Checks the `Content-Type` is JSON (`application/json`, any parameters, or a `+json` type).
@@ -103,7 +136,25 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// `Content-Length` says so, or as soon as a chunked body grows past it; a body still
 /// incomplete after `timeout` (a stalled upload, or one shorter than its `Content-Length`) gets
 /// 408; a chunk the budget cannot hold gets 503.
+///
+/// Every such refusal leaves the body unread, so it also ends the connection's reading side
+/// ([`sluice_http::Hangup`]): actix would otherwise go on draining a chunked body, however
+/// slowly it comes, to keep the connection alive.
 pub async fn read_limited(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: Limits<'_>,
+) -> Result<Body, ApiError> {
+    let result = read_within(req.headers(), payload, limits).await;
+    if result.as_ref().is_err_and(ApiError::leaves_body_unread)
+        && let Some(hangup) = req.conn_data::<Hangup>()
+    {
+        hangup.now();
+    }
+    result
+}
+
+async fn read_within(
     headers: &HeaderMap,
     payload: web::Payload,
     limits: Limits<'_>,
@@ -131,7 +182,7 @@ async fn read_chunks(
     limits: Limits<'_>,
 ) -> Result<Body, ApiError> {
     let mut body = BytesMut::with_capacity(capacity);
-    let mut held = None;
+    let mut held = Held::default();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::UnreadableBody(e.to_string()))?;
         if body.len() + chunk.len() > limits.max_bytes {
@@ -139,7 +190,7 @@ async fn read_chunks(
                 limit: limits.max_bytes,
             });
         }
-        limits.budget.take(&mut held, chunk.len())?;
+        limits.budget.take(&mut held, limits.share, chunk.len())?;
         body.extend_from_slice(&chunk);
     }
     Ok(Body {

@@ -99,6 +99,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Whether the request body was left unread, so the connection cannot carry another
+    /// request and is closed after the answer.
+    pub fn leaves_body_unread(&self) -> bool {
+        matches!(
+            self,
+            Self::BodyTimeout { .. }
+                | Self::PayloadTooLarge { .. }
+                | Self::BufferBudgetExhausted { .. }
+                | Self::UnreadableBody(_)
+        )
+    }
+}
+
 impl From<MessageError> for ApiError {
     fn from(e: MessageError) -> Self {
         match e {
@@ -143,8 +157,7 @@ impl ResponseError for ApiError {
         ) {
             response.insert_header(("Retry-After", "1"));
         }
-        if matches!(self, Self::BodyTimeout { .. }) {
-            // The rest of the body is unread: the connection cannot carry another request.
+        if self.leaves_body_unread() {
             response.force_close();
         }
         if matches!(self, Self::Unauthorized) {

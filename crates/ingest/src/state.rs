@@ -7,7 +7,7 @@ use deadpool_postgres::Pool;
 use redis::aio::ConnectionManager;
 use sluice_core::Keys;
 
-use crate::body::{Budget, Limits};
+use crate::body::{Budget, Limits, Share};
 use crate::queue::{Depth, Retention};
 
 /// Per-worker-thread application state.
@@ -42,12 +42,22 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// How a body of at most `max_bytes` is read.
-    pub fn body_limits(&self, max_bytes: usize) -> Limits<'_> {
+    /// How a `POST /messages` body is read.
+    pub fn message_limits(&self) -> Limits<'_> {
+        self.body_limits(self.max_body_bytes, Share::Single)
+    }
+
+    /// How a `POST /messages/batch` body is read.
+    pub fn batch_limits(&self) -> Limits<'_> {
+        self.body_limits(self.max_batch_body_bytes, Share::Batch)
+    }
+
+    fn body_limits(&self, max_bytes: usize, share: Share) -> Limits<'_> {
         Limits {
             max_bytes,
             timeout: self.body_timeout,
             budget: &self.budget,
+            share,
         }
     }
 }

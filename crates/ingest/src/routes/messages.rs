@@ -56,12 +56,7 @@ pub async fn post_message(
 ) -> Result<HttpResponse, ApiError> {
     body::require_json(req.headers())?;
     let key = idempotency_key(&req)?;
-    let body = body::read_limited(
-        req.headers(),
-        payload,
-        state.body_limits(state.max_body_bytes),
-    )
-    .await?;
+    let body = body::read_limited(&req, payload, state.message_limits()).await?;
     let envelope = Envelope::new(NewMessage::from_json(&body.bytes)?);
     tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
     let answer = Queued {
@@ -95,12 +90,7 @@ pub async fn post_batch(
 ) -> Result<HttpResponse, ApiError> {
     body::require_json(req.headers())?;
     let key = idempotency_key(&req)?;
-    let body = body::read_limited(
-        req.headers(),
-        payload,
-        state.body_limits(state.max_batch_body_bytes),
-    )
-    .await?;
+    let body = body::read_limited(&req, payload, state.batch_limits()).await?;
     let messages = NewMessage::batch_from_json(&body.bytes, state.batch_max_messages)?;
     tracing::Span::current().record("count", messages.len());
     let created_at = Envelope::now();

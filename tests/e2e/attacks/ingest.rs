@@ -1,0 +1,274 @@
+//! Attacks on the ingest API.
+
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Target, raw_http, status_and_json};
+
+const MESSAGE: &str = r#"{"user_id": 1, "channel_id": 1, "content": "legit"}"#;
+
+/// Asserts that a legitimate `POST /messages` is accepted now.
+async fn assert_legit_accepted(target: &Target) {
+    let response = reqwest::Client::new()
+        .post(target.url("/messages"))
+        .header("content-type", "application/json")
+        .body(MESSAGE)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("the legitimate client is answered");
+    assert_eq!(response.status(), 202);
+}
+
+fn post_head(path: &str, extra: &str) -> String {
+    format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}\r\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_get_408_with_a_json_body_and_the_connection_closes() {
+    let target = Target::start(
+        "sluice-ingest",
+        "atk_slow",
+        &[("INGEST__BODY_TIMEOUT_MS", "1000")],
+    )
+    .await;
+
+    // A chunked body with one chunk every 400 ms, forever.
+    let mut drip = super::connect(target.port, 0).await;
+    drip.write_all(post_head("/messages", "Transfer-Encoding: chunked\r\n").as_bytes())
+        .await
+        .expect("head");
+    let started = Instant::now();
+    let dripping = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        for _ in 0..50 {
+            if drip.write_all(b"1\r\n \r\n").await.is_err() {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_millis(400), drip.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    // A body shorter than its Content-Length.
+    let short_request = format!(
+        "{}{}",
+        post_head("/messages", "Content-Length: 100\r\n"),
+        r#"{"user_id""#
+    );
+    let short = raw_http(
+        target.port,
+        short_request.as_bytes(),
+        Duration::from_secs(5),
+    );
+    assert_legit_accepted(&target).await;
+    let (short, drip) = tokio::join!(short, dripping);
+    let drip = drip.expect("drip task");
+    for answer in [&short, &drip] {
+        let (status, body) = status_and_json(answer);
+        assert_eq!(status, 408, "{answer}");
+        assert_eq!(body["error"]["code"], "body_timeout", "{answer}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the drip was held {:?}",
+        started.elapsed()
+    );
+    target.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_batch_uploads_hold_bounded_memory_and_past_the_budget_get_503() {
+    let _shared = crate::MACHINE.read().await;
+    let settings = [
+        ("INGEST__BODY_TIMEOUT_MS", "3000"),
+        ("INGEST__MAX_BATCH_BODY_BYTES", "8388608"),
+        ("INGEST__MAX_BUFFERED_BYTES", "16777216"),
+    ];
+    let target = Target::start("sluice-ingest", "atk_stall_up", &settings).await;
+    let baseline = target.rss_mib();
+    // 100 uploads that declare 8 MiB, send 256 KiB and stall.
+    let head = post_head("/messages/batch", "Content-Length: 8388608\r\n");
+    let mut uploads = Vec::new();
+    for _ in 0..100 {
+        let mut stream = super::connect(target.port, 0).await;
+        stream.write_all(head.as_bytes()).await.expect("head");
+        let _ = stream.write_all(&[b' '; 256 * 1024]).await;
+        uploads.push(stream);
+    }
+    let peak = super::peak_while(Duration::from_millis(1500), || target.rss_mib()).await;
+    assert_legit_accepted(&target).await;
+    let health = target.health().await;
+    let buffered = health["connections"]["buffered_bytes"]
+        .as_u64()
+        .expect("buffered_bytes");
+    assert!(
+        buffered <= 12 << 20,
+        "{buffered} bytes buffered; batches may hold 12 MiB of 16"
+    );
+    // Every upload is answered: 503 at once past the budget, 408 at the body timeout.
+    let mut statuses = Vec::new();
+    for mut stream in uploads {
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(6), stream.read_to_end(&mut answer)).await;
+        let (status, body) = status_and_json(&String::from_utf8_lossy(&answer));
+        assert!(
+            body["error"]["code"].is_string(),
+            "status {status} without a JSON error"
+        );
+        statuses.push(status);
+    }
+    let busy = statuses.iter().filter(|&&s| s == 503).count();
+    let timed_out = statuses.iter().filter(|&&s| s == 408).count();
+    assert!(
+        busy > 0 && timed_out > 0 && busy + timed_out == 100,
+        "{statuses:?}"
+    );
+    assert!(
+        peak - baseline < 48.0,
+        "RSS grew {:.1} MiB for 100 stalled uploads of 256 KiB",
+        peak - baseline
+    );
+    assert_legit_accepted(&target).await;
+    target.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_json_bodies_and_one_summary_log_line() {
+    let target = Target::start("sluice-ingest", "atk_parse", &[]).await;
+    let long_query = format!(
+        "GET /messages?q={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let huge_head = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "b".repeat(140_000)
+    );
+    let cases: [(&[u8], u16, &str); 4] = [
+        (
+            b"POST /messages HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (
+            b"GET /mess ages HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (long_query.as_bytes(), 400, "malformed_request"),
+        (huge_head.as_bytes(), 431, "request_head_too_large"),
+    ];
+    for (request, expected_status, expected_code) in cases {
+        let answer = raw_http(target.port, request, Duration::from_secs(5)).await;
+        let (status, body) = status_and_json(&answer);
+        assert_eq!(status, expected_status, "{answer}");
+        assert_eq!(body["error"]["code"], expected_code, "{answer}");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-type: application/json")
+        );
+    }
+    for _ in 0..300 {
+        raw_http(
+            target.port,
+            b"GET /a b HTTP/1.1\r\n\r\n",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+    assert_legit_accepted(&target).await;
+    let logs = target.service.logs();
+    let noisy = logs.lines().filter(|l| l.contains("actix_http")).count();
+    assert!(
+        noisy <= 20,
+        "{noisy} actix_http lines for 304 malformed requests"
+    );
+    assert!(
+        logs.contains("answered malformed HTTP requests"),
+        "no summary line:\n{logs}"
+    );
+    assert_eq!(
+        target.health().await["connections"]["malformed_requests"],
+        304
+    );
+    target.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_connections_wait_in_the_backlog() {
+    let _shared = crate::MACHINE.read().await;
+    let settings = [
+        ("INGEST__MAX_CONNECTIONS", "32"),
+        ("INGEST__HTTP_WORKERS", "2"),
+    ];
+    let target = Target::start("sluice-ingest", "atk_conns", &settings).await;
+    let before = target.sockets();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(super::connect(target.port, 0).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = target.sockets() - before;
+    assert!(
+        held <= 32,
+        "the process holds {held} client sockets for a limit of 32"
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_legit_accepted(&target).await;
+    target.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_are_capped_and_expire() {
+    let settings = [
+        ("INGEST__IDEMPOTENCY_MAX_KEYS", "50"),
+        ("INGEST__IDEMPOTENCY_TTL_SECS", "2"),
+    ];
+    let target = Target::start("sluice-ingest", "atk_idem", &settings).await;
+    let client = reqwest::Client::new();
+    let post = |key: String| {
+        client
+            .post(target.url("/messages"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(MESSAGE)
+            .send()
+    };
+    let mut first_answer = String::new();
+    for i in 0..120 {
+        let answer = post(format!("key-{i}")).await.expect("answered");
+        assert_eq!(answer.status(), 202);
+        if i == 119 {
+            first_answer = answer.text().await.expect("body");
+        }
+    }
+    let mut redis = sluice_tests::redis().await.expect("redis");
+    let index = format!("{}idempotency_keys", target.prefix);
+    let kept: u64 = redis.zcard(&index).await.expect("zcard");
+    assert_eq!(kept, 50);
+    let stored = sluice_tests::keys_under(&mut redis, &format!("{}idempotency:", target.prefix))
+        .await
+        .expect("scan");
+    assert_eq!(stored.len(), 50, "{stored:?}");
+    // The newest key still replays the first answer and queues nothing.
+    let pending = format!("{}pending_messages", target.prefix);
+    let queued: u64 = redis.llen(&pending).await.expect("llen");
+    let replay = post("key-119".into()).await.expect("answered");
+    assert_eq!(replay.text().await.expect("body"), first_answer);
+    assert_eq!(redis.llen::<_, u64>(&pending).await.expect("llen"), queued);
+    // Past the retention window the keys are gone.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let stored = sluice_tests::keys_under(&mut redis, &format!("{}idempotency:", target.prefix))
+        .await
+        .expect("scan");
+    assert!(stored.is_empty(), "{stored:?}");
+    target.stop().await;
+}

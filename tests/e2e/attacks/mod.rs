@@ -1,0 +1,277 @@
+//! Attacks on purpose, at a scale this machine runs in seconds, each asserting the bounded
+//! outcome: the connection is closed, memory stays within a stated bound, the answer has a JSON
+//! body, and a legitimate client keeps being served throughout.
+
+mod gateway;
+mod ingest;
+
+use std::time::Duration;
+
+use sluice_tests::TestDb;
+use sluice_tests::process::{Service, free_port, wait_http_ok};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One service under attack, on its own key prefix and database.
+pub struct Target {
+    pub service: Service,
+    pub port: u16,
+    pub prefix: String,
+    pub db: TestDb,
+}
+
+impl Target {
+    /// Starts `binary` (`sluice-ingest` or `sluice-gateway`) with `extra` settings.
+    pub async fn start(binary: &str, tag: &str, extra: &[(&str, &str)]) -> Target {
+        let db = TestDb::create(tag).await.expect("database");
+        let prefix = sluice_tests::unique_prefix(tag);
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let section = if binary == "sluice-ingest" {
+            "INGEST__LISTEN"
+        } else {
+            "GATEWAY__LISTEN"
+        };
+        let mut settings = vec![(section, listen.as_str())];
+        settings.extend_from_slice(extra);
+        let env = sluice_tests::env_for(&prefix, &db, &settings);
+        let mut service = Service::start(binary, &env, &[]).expect("service starts");
+        wait_http_ok(
+            &mut service,
+            &format!("http://{listen}/health"),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("service up");
+        Target {
+            service,
+            port,
+            prefix,
+            db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Resident memory in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        let pid = self.service.pid().expect("pid") as u32;
+        sluice_bench::process::rss_bytes(pid).expect("rss") as f64 / (1 << 20) as f64
+    }
+
+    /// Open sockets of the process (connections, listeners, Redis and PostgreSQL clients).
+    pub fn sockets(&self) -> usize {
+        let pid = self.service.pid().expect("pid");
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("fd dir")
+            .filter_map(Result::ok)
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            })
+            .count()
+    }
+
+    /// `GET /health` as JSON.
+    pub async fn health(&self) -> serde_json::Value {
+        reqwest::get(self.url("/health"))
+            .await
+            .expect("health answers")
+            .json()
+            .await
+            .expect("health is JSON")
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.service.stop(Duration::from_secs(15)).await;
+        let _ = sluice_tests::delete_prefix(&self.prefix).await;
+        let _ = self.db.drop_db().await;
+    }
+}
+
+/// A TCP connection whose receive buffer is `rcvbuf` bytes (0: the kernel's default).
+pub async fn connect(port: u16, rcvbuf: usize) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if rcvbuf > 0 {
+        socket
+            .set_recv_buffer_size(rcvbuf as u32)
+            .expect("SO_RCVBUF");
+    }
+    socket
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .expect("connects")
+}
+
+/// Opens a WebSocket by hand on `path`, returning the stream right after the 101 head.
+pub async fn ws_open(port: u16, path: &str, rcvbuf: usize) -> TcpStream {
+    let mut stream = connect(port, rcvbuf).await;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("handshake sent");
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
+    stream
+}
+
+/// Reads an HTTP response head byte by byte, leaving what follows in the stream.
+pub async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = tokio::time::timeout(Duration::from_secs(10), stream.read_u8())
+            .await
+            .expect("head in time")
+            .expect("head byte");
+        head.push(byte);
+    }
+    String::from_utf8(head).expect("ASCII head")
+}
+
+/// A masked client frame.
+pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+    header_len(&mut out, payload.len() as u64);
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// A masked frame header declaring `len` bytes, without its payload.
+pub fn header_only(opcode: u8, len: u64) -> Vec<u8> {
+    let mut out = vec![0x80 | opcode];
+    header_len(&mut out, len);
+    out.extend_from_slice(&[1, 2, 3, 4]);
+    out
+}
+
+fn header_len(out: &mut Vec<u8>, len: u64) {
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// A frame from the server (unmasked).
+#[derive(Debug)]
+pub struct ServerFrame {
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl ServerFrame {
+    /// Code and reason of a close frame.
+    pub fn close(&self) -> Option<(u16, String)> {
+        (self.opcode == 8 && self.payload.len() >= 2).then(|| {
+            (
+                u16::from_be_bytes([self.payload[0], self.payload[1]]),
+                String::from_utf8_lossy(&self.payload[2..]).into_owned(),
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}
+
+/// The next server frame, or `None` at end of stream, error or `timeout`.
+pub async fn next_frame<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    timeout: Duration,
+) -> Option<ServerFrame> {
+    tokio::time::timeout(timeout, async {
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).await.ok()?;
+        let len = match head[1] & 0x7f {
+            126 => u64::from(stream.read_u16().await.ok()?),
+            127 => stream.read_u64().await.ok()?,
+            n => u64::from(n),
+        };
+        let mut payload = vec![0; len as usize];
+        stream.read_exact(&mut payload).await.ok()?;
+        Some(ServerFrame {
+            opcode: head[0] & 0x0f,
+            payload,
+        })
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Reads frames until a close frame arrives; returns its code and reason and the text frames
+/// before it.
+pub async fn until_close(
+    stream: &mut TcpStream,
+    timeout: Duration,
+) -> (Option<(u16, String)>, Vec<String>) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut texts = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match next_frame(stream, left).await {
+            Some(f) if f.opcode == 8 => return (f.close(), texts),
+            Some(f) if f.opcode == 1 => texts.push(f.text()),
+            Some(_) => {}
+            None => return (None, texts),
+        }
+    }
+}
+
+/// Sends `request` on a fresh connection and reads the whole answer until the server closes
+/// or `timeout` passes.
+pub async fn raw_http(port: u16, request: &[u8], timeout: Duration) -> String {
+    let mut stream = connect(port, 0).await;
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(timeout, stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Status and JSON body of a raw answer.
+pub fn status_and_json(answer: &str) -> (u16, serde_json::Value) {
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer, ""));
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// Kernel send-queue bytes of every established IPv4 socket whose local port is `port`.
+pub fn send_queues(port: u16) -> Vec<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (addr, state, queues) = (fields.get(1)?, fields.get(3)?, fields.get(4)?);
+            (addr.ends_with(&local) && *state == "01").then_some(())?;
+            u64::from_str_radix(queues.split(':').next()?, 16).ok()
+        })
+        .collect()
+}
+
+/// The largest value `sample` gives over `duration`, sampled every 100 ms.
+pub async fn peak_while<F: FnMut() -> f64>(duration: Duration, mut sample: F) -> f64 {
+    let deadline = tokio::time::Instant::now() + duration;
+    let mut peak = sample();
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(sample());
+    }
+    peak
+}
