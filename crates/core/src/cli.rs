@@ -15,6 +15,7 @@ pub fn start(binary: &str) -> Result<Settings, ExitCode> {
     match Settings::from_args(std::env::args().skip(1)) {
         Ok(settings) => {
             telemetry::init(&settings.telemetry);
+            crate::memory::configure();
             raise_open_files_limit();
             Ok(settings)
         }

@@ -11,6 +11,7 @@
 //! - [`schema`]: the PostgreSQL schema and its concurrency-safe versioned migrations.
 //! - [`events`]: the batch event on `batch_events` and the `dead_messages` entry.
 //! - [`telemetry`]: the tracing subscriber.
+//! - [`memory`]: the allocator every binary uses, and its live and resident byte counts.
 //! - [`shutdown`]: the process-wide cancellation token fired by SIGINT/SIGTERM.
 //! - [`error`]: the JSON error body every HTTP endpoint answers with.
 
@@ -20,6 +21,7 @@ pub mod connect;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod memory;
 pub mod message;
 pub mod schema;
 pub mod settings;

@@ -186,6 +186,9 @@ pub struct Health {
     /// Requests the HTTP parser refused (400, 408, 431), answered with the JSON error body.
     #[serde(default)]
     pub malformed_requests: u64,
+    /// Live and resident bytes of the allocator; `null` when it is not jemalloc.
+    #[serde(default)]
+    pub memory: Option<sluice_core::memory::MemoryStats>,
 }
 
 /// `GET /health`.
@@ -202,6 +205,7 @@ pub async fn health(state: web::Data<State>) -> HttpResponse {
         redis,
         write_timeouts: state.edge.write_timeouts(),
         malformed_requests: state.edge.malformed(),
+        memory: sluice_core::memory::stats(),
     })
 }
 

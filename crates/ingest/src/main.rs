@@ -2,7 +2,10 @@
 
 use std::process::ExitCode;
 
-use sluice_core::{cli, shutdown};
+use sluice_core::{cli, memory, shutdown};
+
+#[global_allocator]
+static ALLOCATOR: memory::Allocator = memory::Allocator;
 
 const NAME: &str = "sluice-ingest";
 

@@ -272,3 +272,57 @@ async fn idempotency_keys_are_capped_and_expire() {
     assert!(stored.is_empty(), "{stored:?}");
     target.stop().await;
 }
+
+/// One connection per message, `count` at once, each sending its POST and reading the answer.
+async fn burst(port: u16, count: usize) {
+    let length = format!("Content-Length: {}\r\n", MESSAGE.len());
+    let request = std::sync::Arc::new(format!("{}{MESSAGE}", post_head("/messages", &length)));
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let request = std::sync::Arc::clone(&request);
+        tasks.push(tokio::spawn(async move {
+            let answer = raw_http(port, request.as_bytes(), Duration::from_secs(20)).await;
+            status_and_json(&answer).0
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("task"), 202);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_drops_back_after_bursts_of_connections() {
+    let _shared = crate::MACHINE.read().await;
+    sluice_core::cli::raise_open_files_limit();
+    let target = Target::start("sluice-ingest", "atk_burst", &[]).await;
+    let baseline = target.rss_mib();
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        burst(target.port, 2_000).await;
+        live.push(
+            target.health().await["memory"]["allocated_bytes"]
+                .as_u64()
+                .expect("jemalloc"),
+        );
+    }
+    // Live bytes do not grow from burst to burst: nothing leaks.
+    assert!(
+        live[2] <= live[0] + (4 << 20),
+        "live bytes after each burst: {live:?}"
+    );
+    // Idle, the allocator gives the freed pages back.
+    let mut rss = target.rss_mib();
+    for _ in 0..40 {
+        if rss < baseline + 24.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss = target.rss_mib();
+    }
+    assert!(
+        rss < baseline + 24.0,
+        "RSS {rss:.1} MiB 20 s after the bursts, from {baseline:.1} MiB at start"
+    );
+    assert_legit_accepted(&target).await;
+    target.stop().await;
+}

@@ -5,6 +5,8 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use sluice_core::memory::{self, MemoryStats};
+
 use crate::queue;
 use crate::state::AppState;
 
@@ -30,6 +32,9 @@ pub struct Health {
     /// What the HTTP edge did to protect the process.
     #[serde(default)]
     pub connections: EdgeCounts,
+    /// Live and resident bytes of the allocator; `null` when it is not jemalloc.
+    #[serde(default)]
+    pub memory: Option<MemoryStats>,
 }
 
 /// Counters of the HTTP edge since the process started.
@@ -76,6 +81,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             malformed_requests: state.edge.malformed(),
             buffered_bytes: state.budget.held(),
         },
+        memory: memory::stats(),
     })
 }
 
