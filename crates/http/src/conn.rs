@@ -29,28 +29,33 @@ use tokio::time::Sleep;
 use crate::EdgeStats;
 use crate::malformed;
 
-/// Lets a handler end a connection's reading side: once called, the connection reads end of
-/// stream, so actix-http stops draining a request body the handler refused (it would otherwise
-/// read a chunked body to its end to keep the connection alive, however slowly it comes).
-/// Handlers find it with `req.conn_data::<Hangup>()`.
+/// How long a connection is still read from (and what arrives thrown away) after a handler
+/// hung it up, so that a client still sending its body gets to read the answer instead of a
+/// reset.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Lets a handler end a connection's reading side: [`LINGER`] after it is called the
+/// connection reads end of stream, so actix-http stops draining a request body the handler
+/// refused (it would otherwise read a chunked body to its end to keep the connection alive,
+/// however slowly it comes). Handlers find it with `req.conn_data::<Hangup>()`.
 #[derive(Debug, Clone, Default)]
 pub struct Hangup(Arc<HangupState>);
 
 #[derive(Debug, Default)]
 struct HangupState {
-    done: AtomicBool,
+    called: AtomicBool,
     reader: AtomicWaker,
 }
 
 impl Hangup {
-    /// Ends the connection after the answer in progress.
+    /// Ends the connection's reading side after [`LINGER`].
     pub fn now(&self) {
-        self.0.done.store(true, Ordering::Release);
+        self.0.called.store(true, Ordering::Release);
         self.0.reader.wake();
     }
 
-    fn is_done(&self) -> bool {
-        self.0.done.load(Ordering::Acquire)
+    fn is_called(&self) -> bool {
+        self.0.called.load(Ordering::Acquire)
     }
 }
 
@@ -58,6 +63,8 @@ impl Hangup {
 pub struct Conn {
     io: TcpStream,
     hangup: Hangup,
+    /// Armed when the hangup is called; reading ends when it fires.
+    linger: Option<Pin<Box<Sleep>>>,
     write_timeout: Duration,
     /// Armed when a write returned `Pending`; disarmed by any progress.
     stall: Option<Pin<Box<Sleep>>>,
@@ -74,6 +81,7 @@ impl Conn {
         Self {
             io,
             hangup: Hangup::default(),
+            linger: None,
             write_timeout,
             stall: None,
             out: Bytes::new(),
@@ -138,9 +146,14 @@ impl AsyncRead for Conn {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.hangup.0.reader.register(cx.waker());
-        if this.hangup.is_done() {
-            // End of stream: nothing more is read from this client.
-            return Poll::Ready(Ok(()));
+        if this.hangup.is_called() {
+            let linger = this
+                .linger
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(LINGER)));
+            if linger.as_mut().poll(cx).is_ready() {
+                // End of stream: nothing more is read from this client.
+                return Poll::Ready(Ok(()));
+            }
         }
         Pin::new(&mut this.io).poll_read(cx, buf)
     }

@@ -138,8 +138,8 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// 408; a chunk the budget cannot hold gets 503.
 ///
 /// Every such refusal leaves the body unread, so it also ends the connection's reading side
-/// ([`sluice_http::Hangup`]): actix would otherwise go on draining a chunked body, however
-/// slowly it comes, to keep the connection alive.
+/// after a short linger ([`sluice_http::Hangup`]): actix would otherwise go on draining a
+/// chunked body, however slowly it comes, to keep the connection alive.
 pub async fn read_limited(
     req: &HttpRequest,
     payload: web::Payload,

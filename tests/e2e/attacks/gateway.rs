@@ -102,6 +102,10 @@ async fn a_declared_oversized_frame_closes_with_1009_before_its_payload_is_read(
         close = close.or(f.close());
     }
     assert_eq!(close.map(|c| c.0), Some(1009));
+    eprintln!(
+        "figures: 2^63-1 frame: RSS {baseline:.1} -> peak {peak:.1} MiB while the client pushed {} MiB",
+        sent >> 20
+    );
     assert!(
         peak - baseline < 32.0,
         "RSS grew {:.1} MiB while a client streamed {} MiB into one frame",
@@ -171,6 +175,7 @@ async fn ping_frames_count_toward_the_message_rate() {
             _ => {}
         }
     }
+    eprintln!("figures: 1,000 pings at once: {pongs} pongs, then {close:?}");
     let (code, reason) = close.expect("closed over the rate");
     assert_eq!(code, 1008, "{reason}");
     assert!(

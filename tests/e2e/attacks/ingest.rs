@@ -216,6 +216,7 @@ async fn connections_past_max_connections_wait_in_the_backlog() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = target.sockets() - before;
+    eprintln!("figures: 300 idle connections, limit 32: the process holds {held}");
     assert!(
         held <= 32,
         "the process holds {held} client sockets for a limit of 32"
@@ -305,6 +306,10 @@ async fn memory_drops_back_after_bursts_of_connections() {
                 .expect("jemalloc"),
         );
     }
+    eprintln!(
+        "figures: live bytes after each burst of 2,000: {live:?}; RSS at start {baseline:.1} MiB, after {:.1}",
+        target.rss_mib()
+    );
     // Live bytes do not grow from burst to burst: nothing leaks.
     assert!(
         live[2] <= live[0] + (4 << 20),
@@ -319,6 +324,7 @@ async fn memory_drops_back_after_bursts_of_connections() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         rss = target.rss_mib();
     }
+    eprintln!("figures: RSS after idling {rss:.1} MiB");
     assert!(
         rss < baseline + 24.0,
         "RSS {rss:.1} MiB 20 s after the bursts, from {baseline:.1} MiB at start"
