@@ -12,6 +12,7 @@
 
 pub mod process;
 pub mod servers;
+pub mod ws;
 
 use anyhow::Context;
 use rand::Rng;

@@ -177,7 +177,7 @@ impl Default for IngestSettings {
             admin_token: String::new(),
             max_connections: 10_000,
             body_timeout_ms: 15_000,
-            max_buffered_bytes: 256 << 20,
+            max_buffered_bytes: 128 << 20,
             write_timeout_ms: 10_000,
             idempotency_ttl_secs: 24 * 60 * 60,
             idempotency_max_keys: 100_000,

@@ -294,26 +294,9 @@ pub fn guard(payload: Payload, limit: usize) -> (Payload, Report) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use sluice_tests::ws::client_frame as frame;
 
-    /// A masked client frame.
-    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-        let len = payload.len();
-        if len < 126 {
-            out.push(0x80 | len as u8);
-        } else if len <= 0xffff {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        } else {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        out
-    }
+    use super::*;
 
     #[test]
     fn frames_within_the_limit_pass_even_split_byte_by_byte() {

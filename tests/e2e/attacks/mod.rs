@@ -134,34 +134,11 @@ pub async fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8(head).expect("ASCII head")
 }
 
-/// A masked client frame.
-pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-    header_len(&mut out, payload.len() as u64);
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
+pub use sluice_tests::ws::client_frame as frame;
 
-/// A masked frame header declaring `len` bytes, without its payload.
+/// A masked frame header declaring `len` bytes (FIN set), without its payload.
 pub fn header_only(opcode: u8, len: u64) -> Vec<u8> {
-    let mut out = vec![0x80 | opcode];
-    header_len(&mut out, len);
-    out.extend_from_slice(&[1, 2, 3, 4]);
-    out
-}
-
-fn header_len(out: &mut Vec<u8>, len: u64) {
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if len <= 0xffff {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&len.to_be_bytes());
-    }
+    sluice_tests::ws::client_header(true, opcode, len)
 }
 
 /// A frame from the server (unmasked).
