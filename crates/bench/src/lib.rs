@@ -5,11 +5,13 @@
 //!   ceilings they are compared with.
 //! - [`fanout`]: N WebSocket dashboards against a gateway: connections, delivery skew, message
 //!   rate, the gateway's memory and CPU, and the Redis load it causes.
+//! - [`attacks`]: the hardening attacks at full scale, as figures to compare builds.
 //! - [`send`]: the load generator for users, with a live progress line.
 //! - [`http`]: the HTTP/1.1 load engine behind the HTTP scenarios.
 //! - [`stats`]: percentiles and rates, kept apart so they are unit-tested.
 //! - [`process`]: reading a process's memory and CPU from `/proc`.
 
+pub mod attacks;
 pub mod fanout;
 pub mod http;
 pub mod pipeline;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
+use sluice_bench::attacks;
 use sluice_bench::fanout::{self, FanoutConfig, FanoutReport};
 use sluice_bench::pipeline::{self, Stores};
 use sluice_bench::send;
@@ -147,6 +148,28 @@ enum Command {
         #[arg(long)]
         redis: Option<String>,
     },
+    /// The hardening attacks at full scale against a running ingest API and gateway.
+    Attacks {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        ingest: String,
+        #[arg(long)]
+        ingest_pid: u32,
+        #[arg(long, default_value = "127.0.0.1:8001")]
+        gateway: String,
+        #[arg(long)]
+        gateway_pid: u32,
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        #[arg(long, default_value = "")]
+        key_prefix: String,
+        /// Seconds the stalled-reader attacks hold their clients.
+        #[arg(long, default_value_t = 30)]
+        stall_secs: u64,
+        /// Attacks to run (frame-flood, frame-10mb, fragments, ping-flood, close-code,
+        /// stalled-ws, stalled-sse, slow-bodies, stalled-uploads, parser-errors, idempotency,
+        /// bursts); all when none is named.
+        only: Vec<String>,
+    },
     /// Send messages like a user would, with a live progress line.
     Send {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -226,6 +249,28 @@ fn print_fanout(r: &FanoutReport) {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Attacks {
+            ingest,
+            ingest_pid,
+            gateway,
+            gateway_pid,
+            redis,
+            key_prefix,
+            stall_secs,
+            only,
+        } => {
+            sluice_core::cli::raise_open_files_limit();
+            let targets = attacks::Targets {
+                ingest: (ingest, ingest_pid),
+                gateway: (gateway, gateway_pid),
+                redis_url: redis,
+                key_prefix,
+                stall_secs,
+            };
+            println!("attacks");
+            let figures = attacks::run(&targets, &only).await?;
+            json_line("attacks", &figures, None);
+        }
         Command::Ceilings {
             redis_host,
             redis_port,
