@@ -92,8 +92,28 @@ pub async fn run(t: &Targets, only: &[String]) -> anyhow::Result<Vec<Figure>> {
     Ok(figures)
 }
 
+/// Receive buffer of the clients that stop reading: small, so the server's side fills fast.
+const STALLED_RCVBUF: u32 = 4096;
+
+/// A connection whose receive buffer is `rcvbuf` bytes (0: the kernel's default).
+async fn connect(addr: &str, rcvbuf: u32) -> anyhow::Result<TcpStream> {
+    let addr: std::net::SocketAddr = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{addr} does not resolve"))?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    if rcvbuf > 0 {
+        socket.set_recv_buffer_size(rcvbuf)?;
+    }
+    Ok(socket.connect(addr).await?)
+}
+
 async fn ws_open(addr: &str, path: &str) -> anyhow::Result<TcpStream> {
-    let mut stream = TcpStream::connect(addr).await?;
+    ws_open_with(addr, path, 0).await
+}
+
+async fn ws_open_with(addr: &str, path: &str, rcvbuf: u32) -> anyhow::Result<TcpStream> {
+    let mut stream = connect(addr, rcvbuf).await?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -290,7 +310,7 @@ async fn stalled_ws(t: &Targets) -> anyhow::Result<String> {
     let path = "/ws/stats?topics=stats,batches&include_ids=true&interval_ms=100";
     let mut clients = Vec::new();
     for _ in 0..2_000 {
-        clients.push(ws_open(&t.gateway.0, path).await?);
+        clients.push(ws_open_with(&t.gateway.0, path, STALLED_RCVBUF).await?);
     }
     let redis_url = t.redis_url.clone();
     let channel = format!("{}batch_events", t.key_prefix);
@@ -313,7 +333,7 @@ async fn stalled_ws(t: &Targets) -> anyhow::Result<String> {
 async fn stalled_sse(t: &Targets) -> anyhow::Result<String> {
     let mut clients = Vec::new();
     for _ in 0..2_000 {
-        let mut stream = TcpStream::connect(&t.gateway.0).await?;
+        let mut stream = connect(&t.gateway.0, STALLED_RCVBUF).await?;
         let request = format!(
             "GET /stats/stream?interval_ms=100 HTTP/1.1\r\nHost: {}\r\n\r\n",
             t.gateway.0
