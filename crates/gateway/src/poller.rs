@@ -34,7 +34,6 @@ pub async fn run(
                 () = shutdown.cancelled() => break,
             }
         }
-        hub.poller_running.store(true, Ordering::Relaxed);
         let read_at = Instant::now();
         match tokio::time::timeout(timeout, reader.read(&mut redis)).await {
             Ok(Ok(stats)) => {
@@ -47,6 +46,9 @@ pub async fn run(
             Ok(Err(e)) => mark_down(&hub, &e.to_string()),
             Err(_) => mark_down(&hub, "timed out"),
         }
+        // Only now: a session arriving between the wake-up and this read must not take the
+        // snapshot from before the rest for a fresh one (`Hub::fresh`), and waits for this one.
+        hub.poller_running.store(true, Ordering::Relaxed);
         loop {
             // Recomputed after every wake-up: a faster stream shortens the tick at once,
             // without an extra read.

@@ -160,6 +160,7 @@ async fn fragmented_messages_are_assembled_and_their_sum_is_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_frames_count_toward_the_message_rate() {
     let target = Target::start("sluice-gateway", "atk_pings", &[]).await;
+    let dashboard = Dashboard::connect(&target).await;
     let mut ws = ws_open(target.port, "/ws/stats?topics=batches", 0).await;
     let pings: Vec<u8> = (0..1_000).flat_map(|_| frame(true, 9, b"p")).collect();
     ws.write_all(&pings).await.expect("pings");
@@ -206,17 +207,20 @@ async fn close_frames_with_invalid_codes_get_a_reason_that_names_the_fault() {
     target.stop().await;
 }
 
-/// A batch event with `ids` message ids (about 39 bytes each on the wire).
-fn batch_event(ids: usize) -> String {
-    serde_json::json!({
-        "batch_id": uuid::Uuid::now_v7(),
-        "worker_id": "attack",
-        "size": ids,
-        "inserted": ids,
-        "committed_at": "2026-11-23T00:00:00Z",
-        "message_ids": (0..ids).map(|_| uuid::Uuid::now_v7()).collect::<Vec<_>>(),
-    })
-    .to_string()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_to_the_gateway_get_the_json_error_body() {
+    let target = Target::start("sluice-gateway", "atk_gw_parse", &[]).await;
+    let answer = super::raw_http(
+        target.port,
+        b"GET /ws/stats HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    let (status, body) = super::status_and_json(&answer);
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(body["error"]["code"], "malformed_request", "{answer}");
+    assert_eq!(target.health().await["malformed_requests"], 1);
+    target.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,7 +239,7 @@ async fn websocket_clients_that_stop_reading_are_closed_and_counted() {
     }
     let mut redis = sluice_tests::redis().await.expect("redis");
     let channel = format!("{}batch_events", target.prefix);
-    let event = batch_event(2_000);
+    let event = sluice_bench::attacks::batch_event(2_000);
     let mut peak_queue = 0;
     let mut closed = 0;
     for _ in 0..60 {
