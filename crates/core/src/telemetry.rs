@@ -1,10 +1,11 @@
 //! Logging setup shared by every binary: one subscriber, filtered by `RUST_LOG`, printed as
 //! human-readable lines or as JSON (`SLUICE__TELEMETRY__FORMAT=json`).
 //!
-//! Lines from the HTTP libraries underneath (targets starting with `actix`) are limited to
-//! [`LIBRARY_LINES_PER_SEC`] a second whatever `RUST_LOG` says: actix-http logs one ERROR line
-//! per request it cannot parse, and a client must not be able to turn that into a log flood.
-//! Sluice counts those requests itself and logs a summary line instead.
+//! Warnings and errors from the HTTP libraries underneath (targets starting with `actix`) are
+//! limited to [`LIBRARY_LINES_PER_SEC`] a second whatever `RUST_LOG` says: actix-http logs one
+//! ERROR line per request it cannot parse, and a client must not be able to turn that into a
+//! log flood. Sluice counts those requests itself and logs a summary line instead. (Library
+//! debug and trace lines, off unless `RUST_LOG` asks for them, are not limited.)
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,8 +65,8 @@ impl LibraryRate {
         }
     }
 
-    fn is_library(meta: &Metadata<'_>) -> bool {
-        meta.target().starts_with("actix")
+    fn is_limited(meta: &Metadata<'_>) -> bool {
+        meta.target().starts_with("actix") && *meta.level() <= tracing::Level::WARN
     }
 
     /// Whether one more library line fits in the current second.
@@ -80,12 +81,12 @@ impl LibraryRate {
 
 impl<S> Filter<S> for LibraryRate {
     fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        !Self::is_library(meta) || !meta.is_event() || self.allow()
+        !Self::is_limited(meta) || !meta.is_event() || self.allow()
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         // Library callsites are asked about every time, so the count sees every line.
-        if Self::is_library(meta) {
+        if Self::is_limited(meta) {
             Interest::sometimes()
         } else {
             Interest::always()

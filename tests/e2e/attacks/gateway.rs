@@ -183,7 +183,9 @@ async fn ping_frames_count_toward_the_message_rate() {
         pongs <= 20,
         "{pongs} pongs for a limit of 20 frames a second"
     );
-    dashboard.assert_served_during(Duration::from_millis(500)).await;
+    dashboard
+        .assert_served_during(Duration::from_millis(500))
+        .await;
     target.stop().await;
 }
 
