@@ -261,6 +261,9 @@ async fn websocket_clients_that_stop_reading_are_closed_and_counted() {
             break;
         }
     }
+    eprintln!(
+        "figures: stalled WebSocket clients: {closed} of 100 closed, largest kernel send queue {peak_queue} bytes"
+    );
     assert!(
         closed >= 100,
         "only {closed} of 100 stalled clients were closed"
@@ -307,6 +310,7 @@ async fn sse_clients_that_stop_reading_are_closed_and_counted() {
             break;
         }
     }
+    eprintln!("figures: stalled SSE clients: {closed} of 50 closed");
     assert!(
         closed >= 50,
         "only {closed} of 50 stalled SSE clients were closed"

@@ -75,6 +75,10 @@ async fn slow_bodies_get_408_with_a_json_body_and_the_connection_closes() {
         assert_eq!(status, 408, "{answer}");
         assert_eq!(body["error"]["code"], "body_timeout", "{answer}");
     }
+    eprintln!(
+        "figures: drip-fed body: 408 and closed after {:?}",
+        started.elapsed()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the drip was held {:?}",
@@ -126,6 +130,9 @@ async fn stalled_batch_uploads_hold_bounded_memory_and_past_the_budget_get_503()
     }
     let busy = statuses.iter().filter(|&&s| s == 503).count();
     let timed_out = statuses.iter().filter(|&&s| s == 408).count();
+    eprintln!(
+        "figures: 100 stalled uploads: RSS {baseline:.1} -> peak {peak:.1} MiB; {busy} answered 503, {timed_out} 408"
+    );
     assert!(
         busy > 0 && timed_out > 0 && busy + timed_out == 100,
         "{statuses:?}"
@@ -186,6 +193,7 @@ async fn malformed_requests_get_json_bodies_and_one_summary_log_line() {
     assert_legit_accepted(&target).await;
     let logs = target.service.logs();
     let noisy = logs.lines().filter(|l| l.contains("actix_http")).count();
+    eprintln!("figures: 304 malformed requests: {noisy} actix_http log lines");
     assert!(
         noisy <= 20,
         "{noisy} actix_http lines for 304 malformed requests"
