@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use serde::Serialize;
-use sluice_tests::ws::{client_frame, client_header};
+use sluice_tests::ws::{self, client_frame, client_header};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::process::rss_bytes;
+use crate::process::{rss_bytes, send_queues};
 
 /// What to attack.
 #[derive(Debug, Clone)]
@@ -95,66 +95,18 @@ pub async fn run(t: &Targets, only: &[String]) -> anyhow::Result<Vec<Figure>> {
 /// Receive buffer of the clients that stop reading: small, so the server's side fills fast.
 const STALLED_RCVBUF: u32 = 4096;
 
-/// A connection whose receive buffer is `rcvbuf` bytes (0: the kernel's default).
-async fn connect(addr: &str, rcvbuf: u32) -> anyhow::Result<TcpStream> {
-    let addr: std::net::SocketAddr = tokio::net::lookup_host(addr)
-        .await?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("{addr} does not resolve"))?;
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    if rcvbuf > 0 {
-        socket.set_recv_buffer_size(rcvbuf)?;
-    }
-    Ok(socket.connect(addr).await?)
-}
-
 async fn ws_open(addr: &str, path: &str) -> anyhow::Result<TcpStream> {
-    ws_open_with(addr, path, 0).await
-}
-
-async fn ws_open_with(addr: &str, path: &str, rcvbuf: u32) -> anyhow::Result<TcpStream> {
-    let mut stream = connect(addr, rcvbuf).await?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(stream.read_u8().await?);
-    }
-    anyhow::ensure!(head.starts_with(b"HTTP/1.1 101"), "upgrade refused");
-    Ok(stream)
-}
-
-/// The next server frame's opcode and payload, or `None` on end, error or timeout.
-async fn next_frame<R: AsyncRead + Unpin>(r: &mut R, timeout: Duration) -> Option<(u8, Vec<u8>)> {
-    tokio::time::timeout(timeout, async {
-        let mut head = [0u8; 2];
-        r.read_exact(&mut head).await.ok()?;
-        let len = match head[1] & 0x7f {
-            126 => u64::from(r.read_u16().await.ok()?),
-            127 => r.read_u64().await.ok()?,
-            n => u64::from(n),
-        };
-        let mut payload = vec![0; usize::try_from(len).ok()?];
-        r.read_exact(&mut payload).await.ok()?;
-        Some((head[0] & 0x0f, payload))
-    })
-    .await
-    .ok()
-    .flatten()
+    ws::open(addr, path, 0).await
 }
 
 /// Reads until a close frame; describes it, or says none came within `timeout`.
 async fn close_of<R: AsyncRead + Unpin>(r: &mut R, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
-    while let Some((opcode, payload)) =
-        next_frame(r, deadline.saturating_duration_since(Instant::now())).await
+    while let Some(frame) =
+        ws::next_frame(r, deadline.saturating_duration_since(Instant::now())).await
     {
-        if opcode == 8 && payload.len() >= 2 {
-            let code = u16::from_be_bytes([payload[0], payload[1]]);
-            return format!("close {code} {:?}", String::from_utf8_lossy(&payload[2..]));
+        if let Some((code, reason)) = frame.close() {
+            return format!("close {code} {reason:?}");
         }
     }
     format!("no close frame within {timeout:?}")
@@ -206,16 +158,15 @@ async fn frame_10mb(t: &Targets) -> anyhow::Result<String> {
 
 async fn fragmented_ping(t: &Targets) -> anyhow::Result<String> {
     let mut ws = ws_open(&t.gateway.0, "/ws/stats?topics=batches").await?;
-    next_frame(&mut ws, Duration::from_secs(2)).await;
+    ws::next_frame(&mut ws, Duration::from_secs(2)).await;
     let mut bytes = client_frame(false, 1, br#"{"type":"pi"#);
     bytes.extend(client_frame(true, 0, br#"ng","id":"split"}"#));
     ws.write_all(&bytes).await?;
-    while let Some((opcode, payload)) = next_frame(&mut ws, Duration::from_secs(2)).await {
-        if opcode == 1 {
-            return Ok(format!("answer: {}", String::from_utf8_lossy(&payload)));
-        }
-        if opcode == 8 {
-            break;
+    while let Some(frame) = ws::next_frame(&mut ws, Duration::from_secs(2)).await {
+        match frame.opcode {
+            1 => return Ok(format!("answer: {}", frame.text())),
+            8 => break,
+            _ => {}
         }
     }
     Ok("no answer to a ping split in two fragments within 2 s".into())
@@ -228,14 +179,11 @@ async fn ping_flood(t: &Targets) -> anyhow::Result<String> {
         .collect();
     ws.write_all(&pings).await?;
     let (mut pongs, mut close) = (0, "no close".to_owned());
-    while let Some((opcode, payload)) = next_frame(&mut ws, Duration::from_secs(2)).await {
-        match opcode {
+    while let Some(frame) = ws::next_frame(&mut ws, Duration::from_secs(2)).await {
+        match frame.opcode {
             10 => pongs += 1,
             8 => {
-                let code = payload
-                    .get(..2)
-                    .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
-                close = format!("close {code}");
+                close = format!("close {}", frame.close().map_or(0, |(code, _)| code));
                 break;
             }
             _ => {}
@@ -251,21 +199,6 @@ async fn close_code(t: &Targets) -> anyhow::Result<String> {
         "close code 1005 sent: {}",
         close_of(&mut ws, Duration::from_secs(3)).await
     ))
-}
-
-/// Kernel send-queue bytes of the established sockets whose local port is `port`.
-fn send_queues(port: u16) -> Vec<u64> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let local = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            (f.get(1)?.ends_with(&local) && *f.get(3)? == "01").then_some(())?;
-            u64::from_str_radix(f.get(4)?.split(':').next()?, 16).ok()
-        })
-        .collect()
 }
 
 fn port_of(addr: &str) -> u16 {
@@ -310,7 +243,7 @@ async fn stalled_ws(t: &Targets) -> anyhow::Result<String> {
     let path = "/ws/stats?topics=stats,batches&include_ids=true&interval_ms=100";
     let mut clients = Vec::new();
     for _ in 0..2_000 {
-        clients.push(ws_open_with(&t.gateway.0, path, STALLED_RCVBUF).await?);
+        clients.push(ws::open(&t.gateway.0, path, STALLED_RCVBUF).await?);
     }
     let redis_url = t.redis_url.clone();
     let channel = format!("{}batch_events", t.key_prefix);
@@ -333,7 +266,7 @@ async fn stalled_ws(t: &Targets) -> anyhow::Result<String> {
 async fn stalled_sse(t: &Targets) -> anyhow::Result<String> {
     let mut clients = Vec::new();
     for _ in 0..2_000 {
-        let mut stream = connect(&t.gateway.0, STALLED_RCVBUF).await?;
+        let mut stream = ws::connect(&t.gateway.0, STALLED_RCVBUF).await?;
         let request = format!(
             "GET /stats/stream?interval_ms=100 HTTP/1.1\r\nHost: {}\r\n\r\n",
             t.gateway.0

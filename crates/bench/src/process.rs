@@ -19,6 +19,23 @@ fn parse_rss_kib(status: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Kernel send-queue bytes of every established IPv4 socket whose local port is `port`
+/// (`tx_queue` of `/proc/net/tcp`): what the kernel holds for the peers of a server.
+pub fn send_queues(port: u16) -> Vec<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (addr, state, queues) = (fields.get(1)?, fields.get(3)?, fields.get(4)?);
+            (addr.ends_with(&local) && *state == "01").then_some(())?;
+            u64::from_str_radix(queues.split(':').next()?, 16).ok()
+        })
+        .collect()
+}
+
 /// User plus system CPU time in seconds (`/proc/<pid>/stat`).
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -416,19 +416,15 @@ impl Settings {
             self.ingest.body_timeout_ms,
             (100, 600_000),
         )?;
-        if self.ingest.max_buffered_bytes
-            < self
-                .ingest
-                .max_batch_body_bytes
-                .max(self.ingest.max_body_bytes)
-        {
+        let largest_body = self
+            .ingest
+            .max_batch_body_bytes
+            .max(self.ingest.max_body_bytes);
+        if self.ingest.max_buffered_bytes < largest_body {
             return Err(invalid(
                 "ingest.max_buffered_bytes",
                 format!(
-                    "must be at least the largest body allowed (ingest.max_batch_body_bytes = {}), got {}",
-                    self.ingest
-                        .max_batch_body_bytes
-                        .max(self.ingest.max_body_bytes),
+                    "must be at least the largest body allowed ({largest_body}), got {}",
                     self.ingest.max_buffered_bytes
                 ),
             ));

@@ -22,8 +22,8 @@ pub mod malformed;
 use std::fmt;
 use std::io;
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_http::{HttpServiceBuilder, KeepAlive, Request, Response, body::MessageBody};
@@ -79,11 +79,8 @@ impl EdgeConfig {
 pub struct EdgeStats {
     write_timeouts: AtomicU64,
     malformed: AtomicU64,
-    /// Malformed requests already reported in a log line.
-    malformed_logged: AtomicU64,
-    /// Milliseconds since `epoch` of the last summary line.
-    last_log_ms: AtomicU64,
-    epoch: std::sync::OnceLock<Instant>,
+    /// When the last summary line was logged, and the total it reported.
+    summary: Mutex<Option<(Instant, u64)>>,
 }
 
 impl EdgeStats {
@@ -105,20 +102,17 @@ impl EdgeStats {
     /// Counts a malformed request and logs a summary at most once per [`LOG_EVERY`].
     pub(crate) fn note_malformed(&self) {
         let total = self.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-        let every = LOG_EVERY.as_millis() as u64;
-        let epoch = *self.epoch.get_or_init(Instant::now);
-        // Offset by one period so that the very first malformed request is reported.
-        let now = epoch.elapsed().as_millis() as u64 + every;
-        let last = self.last_log_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) < every
-            || self
-                .last_log_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        // Another thread holding the lock is logging this very summary.
+        let Ok(mut summary) = self.summary.try_lock() else {
             return;
-        }
-        let since = total - self.malformed_logged.swap(total, Ordering::Relaxed);
+        };
+        let logged = match *summary {
+            Some((at, _)) if at.elapsed() < LOG_EVERY => return,
+            Some((_, logged)) => logged,
+            None => 0,
+        };
+        *summary = Some((Instant::now(), total));
+        let since = total - logged;
         tracing::warn!(
             malformed = since,
             total,

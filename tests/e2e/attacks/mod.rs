@@ -7,9 +7,9 @@ mod ingest;
 
 use std::time::Duration;
 
-use sluice_tests::TestDb;
 use sluice_tests::process::{Service, free_port, wait_http_ok};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use sluice_tests::{TestDb, ws};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// One service under attack, on its own key prefix and database.
@@ -91,47 +91,19 @@ impl Target {
     }
 }
 
-/// A TCP connection whose receive buffer is `rcvbuf` bytes (0: the kernel's default).
-pub async fn connect(port: u16, rcvbuf: usize) -> TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    if rcvbuf > 0 {
-        socket
-            .set_recv_buffer_size(rcvbuf as u32)
-            .expect("SO_RCVBUF");
-    }
-    socket
-        .connect(([127, 0, 0, 1], port).into())
+/// A TCP connection to the target's `port` whose receive buffer is `rcvbuf` bytes (0: the
+/// kernel's default).
+pub async fn connect(port: u16, rcvbuf: u32) -> TcpStream {
+    ws::connect(&format!("127.0.0.1:{port}"), rcvbuf)
         .await
         .expect("connects")
 }
 
 /// Opens a WebSocket by hand on `path`, returning the stream right after the 101 head.
-pub async fn ws_open(port: u16, path: &str, rcvbuf: usize) -> TcpStream {
-    let mut stream = connect(port, rcvbuf).await;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
+pub async fn ws_open(port: u16, path: &str, rcvbuf: u32) -> TcpStream {
+    ws::open(&format!("127.0.0.1:{port}"), path, rcvbuf)
         .await
-        .expect("handshake sent");
-    let head = read_head(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
-    stream
-}
-
-/// Reads an HTTP response head byte by byte, leaving what follows in the stream.
-pub async fn read_head(stream: &mut TcpStream) -> String {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let byte = tokio::time::timeout(Duration::from_secs(10), stream.read_u8())
-            .await
-            .expect("head in time")
-            .expect("head byte");
-        head.push(byte);
-    }
-    String::from_utf8(head).expect("ASCII head")
+        .expect("WebSocket opens")
 }
 
 pub use sluice_tests::ws::client_frame as frame;
@@ -141,53 +113,7 @@ pub fn header_only(opcode: u8, len: u64) -> Vec<u8> {
     sluice_tests::ws::client_header(true, opcode, len)
 }
 
-/// A frame from the server (unmasked).
-#[derive(Debug)]
-pub struct ServerFrame {
-    pub opcode: u8,
-    pub payload: Vec<u8>,
-}
-
-impl ServerFrame {
-    /// Code and reason of a close frame.
-    pub fn close(&self) -> Option<(u16, String)> {
-        (self.opcode == 8 && self.payload.len() >= 2).then(|| {
-            (
-                u16::from_be_bytes([self.payload[0], self.payload[1]]),
-                String::from_utf8_lossy(&self.payload[2..]).into_owned(),
-            )
-        })
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.payload).into_owned()
-    }
-}
-
-/// The next server frame, or `None` at end of stream, error or `timeout`.
-pub async fn next_frame<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    timeout: Duration,
-) -> Option<ServerFrame> {
-    tokio::time::timeout(timeout, async {
-        let mut head = [0u8; 2];
-        stream.read_exact(&mut head).await.ok()?;
-        let len = match head[1] & 0x7f {
-            126 => u64::from(stream.read_u16().await.ok()?),
-            127 => stream.read_u64().await.ok()?,
-            n => u64::from(n),
-        };
-        let mut payload = vec![0; len as usize];
-        stream.read_exact(&mut payload).await.ok()?;
-        Some(ServerFrame {
-            opcode: head[0] & 0x0f,
-            payload,
-        })
-    })
-    .await
-    .ok()
-    .flatten()
-}
+pub use sluice_tests::ws::next_frame;
 
 /// Reads frames until a close frame arrives; returns its code and reason and the text frames
 /// before it.
@@ -226,21 +152,7 @@ pub fn status_and_json(answer: &str) -> (u16, serde_json::Value) {
     (status, json)
 }
 
-/// Kernel send-queue bytes of every established IPv4 socket whose local port is `port`.
-pub fn send_queues(port: u16) -> Vec<u64> {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    let local = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (addr, state, queues) = (fields.get(1)?, fields.get(3)?, fields.get(4)?);
-            (addr.ends_with(&local) && *state == "01").then_some(())?;
-            u64::from_str_radix(queues.split(':').next()?, 16).ok()
-        })
-        .collect()
-}
+pub use sluice_bench::process::send_queues;
 
 /// The largest value `sample` gives over `duration`, sampled every 100 ms.
 pub async fn peak_while<F: FnMut() -> f64>(duration: Duration, mut sample: F) -> f64 {
