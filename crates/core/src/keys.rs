@@ -29,6 +29,37 @@ pub const DEAD_MESSAGES: &str = "dead_messages";
 /// Messages ever moved to `dead_messages` (string holding an integer).
 pub const DEAD_LETTERS: &str = "dead_letters";
 
+/// Messages the ingest API answered 202 for, all ingest processes together (string holding an
+/// integer).
+pub const ACCEPTED_TOTAL: &str = "accepted_total";
+/// Hash of per-second buckets (`unix second` → messages accepted in it) behind
+/// `accepted_per_second`.
+pub const ACCEPTED_WINDOW: &str = "accepted_window";
+/// Hash of per-second commit-latency histograms: field `<unix second>:<bucket>` → messages
+/// committed in that second whose POST→commit latency fell in that bucket (see
+/// [`crate::stats::latency_bucket`]).
+pub const COMMIT_LATENCY: &str = "commit_latency";
+/// Hash of each live worker's view of PostgreSQL: field = worker id, value = `up` or `down`.
+pub const WORKERS_POSTGRES: &str = "workers_postgres";
+/// List of one-second history samples, newest first (at most [`HISTORY_1S_POINTS`]).
+pub const HISTORY_1S: &str = "history_1s";
+/// List of one-minute history samples, newest first (at most [`HISTORY_1M_POINTS`]).
+pub const HISTORY_1M: &str = "history_1m";
+/// Hash of the alerts firing now: field = rule, value = the alert's JSON.
+pub const ALERTS_ACTIVE: &str = "alerts_active";
+/// List of the latest alert transitions (firing and resolved), newest first.
+pub const ALERTS_RECENT: &str = "alerts_recent";
+/// Pub/sub channel on which each alert transition is announced, once, by the gateway that
+/// recorded it.
+pub const ALERT_EVENTS: &str = "alert_events";
+
+/// One-second samples kept: ten minutes.
+pub const HISTORY_1S_POINTS: usize = 600;
+/// One-minute samples kept: 24 hours.
+pub const HISTORY_1M_POINTS: usize = 1_440;
+/// Alert transitions kept in `alerts_recent`.
+pub const ALERTS_RECENT_MAX: usize = 100;
+
 /// Width of the window `current_rps` averages over.
 pub const RATE_WINDOW_SECS: u64 = 10;
 
@@ -56,6 +87,24 @@ pub struct Keys {
     pub workers: String,
     /// `<prefix>idempotency_keys`
     pub idempotency_keys: String,
+    /// `<prefix>accepted_total`
+    pub accepted_total: String,
+    /// `<prefix>accepted_window`
+    pub accepted_window: String,
+    /// `<prefix>commit_latency`
+    pub commit_latency: String,
+    /// `<prefix>workers_postgres`
+    pub workers_postgres: String,
+    /// `<prefix>history_1s`
+    pub history_1s: String,
+    /// `<prefix>history_1m`
+    pub history_1m: String,
+    /// `<prefix>alerts_active`
+    pub alerts_active: String,
+    /// `<prefix>alerts_recent`
+    pub alerts_recent: String,
+    /// `<prefix>alert_events`
+    pub alert_events: String,
 }
 
 impl Keys {
@@ -74,6 +123,15 @@ impl Keys {
             dead_letters: key(DEAD_LETTERS),
             workers: key(WORKERS),
             idempotency_keys: key(IDEMPOTENCY_KEYS),
+            accepted_total: key(ACCEPTED_TOTAL),
+            accepted_window: key(ACCEPTED_WINDOW),
+            commit_latency: key(COMMIT_LATENCY),
+            workers_postgres: key(WORKERS_POSTGRES),
+            history_1s: key(HISTORY_1S),
+            history_1m: key(HISTORY_1M),
+            alerts_active: key(ALERTS_ACTIVE),
+            alerts_recent: key(ALERTS_RECENT),
+            alert_events: key(ALERT_EVENTS),
         }
     }
 
@@ -126,6 +184,9 @@ mod tests {
         assert_eq!(k.pending_messages, "t1:pending_messages");
         assert_eq!(k.rate_window, "t1:rate_window");
         assert_eq!(k.processing("w"), "t1:processing:w");
+        assert_eq!(k.accepted_total, "t1:accepted_total");
+        assert_eq!(k.history_1s, "t1:history_1s");
+        assert_eq!(k.alert_events, "t1:alert_events");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`keys`]: every Redis key and channel name, under a configurable prefix.
 //! - [`message`]: the validated message types and the envelope that travels through Redis.
 //! - [`stats`]: the stats snapshot, its JSON contract and the one-round-trip Redis read.
+//! - [`history`]: the one-second and one-minute history the stats read records, in columns.
 //! - [`backoff`]: capped exponential backoff with jitter for retry loops.
 //! - [`connect`]: Redis and PostgreSQL connections built with bounded timeouts.
 //! - [`schema`]: the PostgreSQL schema and its concurrency-safe versioned migrations.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod connect;
 pub mod error;
 pub mod events;
+pub mod history;
 pub mod keys;
 pub mod memory;
 pub mod message;

@@ -163,6 +163,9 @@ pub struct IngestSettings {
     pub idempotency_ttl_secs: u64,
     /// Most `Idempotency-Key`s remembered at once; past it the oldest are forgotten first.
     pub idempotency_max_keys: u64,
+    /// Whether the ingest API also serves the stats stream at `/ws/stats` (and `/stats`,
+    /// `/stats/stream`), the URL dashboards of the Python stack connect to.
+    pub serve_stats: bool,
 }
 
 impl Default for IngestSettings {
@@ -181,6 +184,7 @@ impl Default for IngestSettings {
             write_timeout_ms: 10_000,
             idempotency_ttl_secs: 24 * 60 * 60,
             idempotency_max_keys: 100_000,
+            serve_stats: true,
         }
     }
 }
@@ -250,6 +254,70 @@ pub struct GatewaySettings {
     pub cors_origins: String,
     /// Authentication of dashboards.
     pub auth: GatewayAuthSettings,
+    /// A worker whose heartbeat is older than this no longer counts in `workers_alive`;
+    /// keep it equal to `worker.dead_after_ms`.
+    pub worker_dead_after_ms: u64,
+    /// The alert rules' thresholds and durations.
+    pub alerts: AlertSettings,
+}
+
+/// `[gateway.alerts]`: when each rule fires. A rule fires once its condition has held for its
+/// `*_for_secs`, and resolves once it has been false for `resolve_after_secs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// `queue_depth_high`: messages waiting in `pending_messages`.
+    pub queue_depth_threshold: u64,
+    /// `queue_depth_high`: how long the depth must stay above the threshold.
+    pub queue_depth_for_secs: u64,
+    /// `queue_growing`: accepted/s minus persisted/s, in messages per second.
+    pub queue_growing_min_rate: f64,
+    /// `queue_growing`: how long arrivals must outpace persistence.
+    pub queue_growing_for_secs: u64,
+    /// `no_live_workers`: how long messages may wait with no live worker.
+    pub no_live_workers_for_secs: u64,
+    /// `dead_letters_increased` resolves after this long without a new dead letter.
+    pub dead_letters_quiet_secs: u64,
+    /// `commit_latency_high`: POST→commit p99, in milliseconds.
+    pub commit_latency_p99_ms: f64,
+    /// `commit_latency_high`: how long the p99 must stay above the threshold.
+    pub commit_latency_for_secs: u64,
+    /// `redis_down`: how long the gateway's reads must fail.
+    pub redis_down_for_secs: u64,
+    /// `postgres_down`: how long a live worker must report PostgreSQL down.
+    pub postgres_down_for_secs: u64,
+    /// `throughput_anomaly`: z-score of persisted/s for severity `medium`.
+    pub anomaly_z_medium: f64,
+    /// `throughput_anomaly`: z-score of persisted/s for severity `high`.
+    pub anomaly_z_high: f64,
+    /// `throughput_anomaly`: how long the z-score must stay above `anomaly_z_medium`.
+    pub anomaly_for_secs: u64,
+    /// `throughput_anomaly`: seconds of persisted/s the mean and deviation are taken over.
+    pub anomaly_window_secs: u64,
+    /// How long a rule's condition must be false before its alert resolves.
+    pub resolve_after_secs: u64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            queue_depth_threshold: 100_000,
+            queue_depth_for_secs: 30,
+            queue_growing_min_rate: 10.0,
+            queue_growing_for_secs: 60,
+            no_live_workers_for_secs: 10,
+            dead_letters_quiet_secs: 60,
+            commit_latency_p99_ms: 1_000.0,
+            commit_latency_for_secs: 30,
+            redis_down_for_secs: 2,
+            postgres_down_for_secs: 10,
+            anomaly_z_medium: 2.5,
+            anomaly_z_high: 3.5,
+            anomaly_for_secs: 10,
+            anomaly_window_secs: 300,
+            resolve_after_secs: 10,
+        }
+    }
 }
 
 /// `[gateway.auth]`
@@ -277,6 +345,8 @@ impl Default for GatewaySettings {
             client_queue: 256,
             cors_origins: String::new(),
             auth: GatewayAuthSettings::default(),
+            worker_dead_after_ms: 10_000,
+            alerts: AlertSettings::default(),
         }
     }
 }
@@ -548,12 +618,57 @@ impl Settings {
                 ),
             ));
         }
+        self.validate_alerts()?;
         if self.gateway.client_timeout_ms < self.gateway.heartbeat_interval_ms * 2 {
             return Err(invalid(
                 "gateway.client_timeout_ms",
                 format!(
                     "must be at least twice gateway.heartbeat_interval_ms ({}), got {}",
                     self.gateway.heartbeat_interval_ms, self.gateway.client_timeout_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_alerts(&self) -> Result<(), SettingsError> {
+        let a = &self.gateway.alerts;
+        check_range(
+            "gateway.worker_dead_after_ms",
+            self.gateway.worker_dead_after_ms,
+            (100, 3_600_000),
+        )?;
+        check_range(
+            "gateway.alerts.anomaly_window_secs",
+            a.anomaly_window_secs,
+            (30, 3_600),
+        )?;
+        for (key, value) in [
+            (
+                "gateway.alerts.queue_growing_min_rate",
+                a.queue_growing_min_rate,
+            ),
+            (
+                "gateway.alerts.commit_latency_p99_ms",
+                a.commit_latency_p99_ms,
+            ),
+            ("gateway.alerts.anomaly_z_medium", a.anomaly_z_medium),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(invalid(
+                    key,
+                    format!("must be a positive number, got {value}"),
+                ));
+            }
+        }
+        if !(a.anomaly_z_high.is_finite() && a.anomaly_z_high >= a.anomaly_z_medium) {
+            return Err(invalid(
+                "gateway.alerts.anomaly_z_high",
+                format!(
+                    "must be at least gateway.alerts.anomaly_z_medium ({}), got {}",
+                    a.anomaly_z_medium, a.anomaly_z_high
                 ),
             ));
         }

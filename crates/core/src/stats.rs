@@ -6,7 +6,19 @@
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{Keys, RATE_WINDOW_SECS};
+use crate::keys::{HISTORY_1M_POINTS, HISTORY_1S_POINTS, Keys, RATE_WINDOW_SECS};
+
+/// POST→commit latency percentiles over the last [`RATE_WINDOW_SECS`] seconds, in
+/// milliseconds; `null` when nothing was committed in the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+}
 
 /// One reading of the pipeline's counters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,23 +40,69 @@ pub struct Stats {
     pub avg_batch_size: f64,
     /// When this reading was taken, RFC 3339 in UTC with milliseconds.
     pub timestamp: String,
+    /// Messages the ingest API answered 202 for, all ingest processes together.
+    #[serde(default)]
+    pub accepted_total: u64,
+    /// Messages accepted per second over the last 10 seconds.
+    #[serde(default)]
+    pub accepted_per_second: f64,
+    /// Messages in the workers' processing lists: taken, not yet committed.
+    #[serde(default)]
+    pub in_flight: u64,
+    /// Workers whose heartbeat is fresh.
+    #[serde(default)]
+    pub workers_alive: u64,
+    /// Live workers that report PostgreSQL down in their heartbeat.
+    #[serde(default)]
+    pub workers_postgres_down: u64,
+    /// Entries in the dead-letter list `dead_messages` now.
+    #[serde(default)]
+    pub dead_letters: u64,
+    /// Messages ever dead-lettered (the `dead_letters` counter).
+    #[serde(default)]
+    pub dead_letters_total: u64,
+    /// Age of the oldest message waiting in `pending_messages`; 0 when it is empty.
+    #[serde(default)]
+    pub oldest_pending_age_ms: u64,
+    /// POST→commit latency over the last 10 seconds, all workers together.
+    #[serde(default)]
+    pub commit_latency_ms: Latency,
 }
 
-/// Reads [`Stats`] from Redis in one round trip, refreshing `current_rps` on the way so the key
-/// decays to 0 when nothing is persisted instead of freezing at its last value.
+/// Reads [`Stats`] from Redis in one round trip. On the way it refreshes `current_rps` (so the
+/// key decays to 0 when nothing is persisted instead of freezing at its last value) and records
+/// the history sample of the current second if no process has yet (see `lua/stats.lua`).
 #[derive(Debug, Clone)]
 pub struct StatsReader {
     keys: Keys,
+    processing_prefix: String,
+    worker_fresh_ms: u64,
     script: redis::Script,
 }
 
+/// Longest run of seconds without a reading that the next reading fills in the history.
+pub const HISTORY_GAP_FILL_SECS: u64 = 5;
+
+/// Default heartbeat age past which a worker no longer counts as alive (`worker.dead_after_ms`'s
+/// default).
+pub const WORKER_FRESH_MS: u64 = 10_000;
+
 impl StatsReader {
-    /// A reader for the keys under `keys`' prefix.
+    /// A reader for the keys under `keys`' prefix, counting workers alive with a heartbeat
+    /// younger than [`WORKER_FRESH_MS`].
     pub fn new(keys: Keys) -> Self {
         Self {
+            processing_prefix: keys.processing(""),
             keys,
+            worker_fresh_ms: WORKER_FRESH_MS,
             script: redis::Script::new(include_str!("lua/stats.lua")),
         }
+    }
+
+    /// Counts workers alive with a heartbeat younger than `fresh`.
+    pub fn with_worker_fresh(mut self, fresh: std::time::Duration) -> Self {
+        self.worker_fresh_ms = fresh.as_millis() as u64;
+        self
     }
 
     /// Takes one reading.
@@ -53,28 +111,55 @@ impl StatsReader {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let (total_messages, total_batches, queue_length, rps): (u64, u64, u64, String) = self
-            .script
-            .key(&self.keys.total_messages)
-            .key(&self.keys.total_batches)
-            .key(&self.keys.pending_messages)
-            .key(&self.keys.rate_window)
-            .key(&self.keys.current_rps)
+        let k = &self.keys;
+        let mut invocation = self.script.prepare_invoke();
+        for key in [
+            &k.total_messages,
+            &k.total_batches,
+            &k.pending_messages,
+            &k.rate_window,
+            &k.current_rps,
+            &k.accepted_total,
+            &k.accepted_window,
+            &k.workers,
+            &k.workers_postgres,
+            &k.dead_messages,
+            &k.dead_letters,
+            &k.commit_latency,
+            &k.history_1s,
+            &k.history_1m,
+        ] {
+            invocation.key(key);
+        }
+        invocation
             .arg(RATE_WINDOW_SECS)
-            .invoke_async(conn)
-            .await?;
-        let current_rps = rps.parse().unwrap_or(0.0);
-        Ok(Stats::new(
-            total_messages,
-            total_batches,
-            queue_length,
-            current_rps,
-        ))
+            .arg(&self.processing_prefix)
+            .arg(self.worker_fresh_ms)
+            .arg(HISTORY_1S_POINTS)
+            .arg(HISTORY_1M_POINTS)
+            .arg(HISTORY_GAP_FILL_SECS);
+        let reply: Vec<String> = invocation.invoke_async(conn).await?;
+        Stats::from_reply(&reply).ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "unexpected stats script reply",
+                format!("{reply:?}"),
+            ))
+        })
     }
 }
 
+fn decimal(s: &str) -> f64 {
+    s.parse().unwrap_or(0.0)
+}
+
+fn millis(s: &str) -> Option<f64> {
+    s.parse().ok()
+}
+
 impl Stats {
-    /// A snapshot stamped with the current time; derived fields are computed here.
+    /// A snapshot stamped with the current time; derived fields are computed here, and the
+    /// fields beyond the legacy four are zero.
     pub fn new(
         total_messages: u64,
         total_batches: u64,
@@ -95,8 +180,83 @@ impl Stats {
             total_batches,
             avg_batch_size,
             timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            accepted_total: 0,
+            accepted_per_second: 0.0,
+            in_flight: 0,
+            workers_alive: 0,
+            workers_postgres_down: 0,
+            dead_letters: 0,
+            dead_letters_total: 0,
+            oldest_pending_age_ms: 0,
+            commit_latency_ms: Latency::default(),
         }
     }
+
+    /// The stats from the script's reply, in its order (see `lua/stats.lua`).
+    fn from_reply(reply: &[String]) -> Option<Self> {
+        let [
+            total,
+            batches,
+            queue,
+            rps,
+            accepted,
+            accepted_rps,
+            in_flight,
+            alive,
+            rest @ ..,
+        ] = reply
+        else {
+            return None;
+        };
+        let [pg_down, dead, dead_total, oldest, p50, p95, p99, _now_ms] = rest else {
+            return None;
+        };
+        let int = |s: &String| s.parse::<u64>().ok();
+        Some(Self {
+            accepted_total: int(accepted)?,
+            accepted_per_second: decimal(accepted_rps),
+            in_flight: int(in_flight)?,
+            workers_alive: int(alive)?,
+            workers_postgres_down: int(pg_down)?,
+            dead_letters: int(dead)?,
+            dead_letters_total: int(dead_total)?,
+            oldest_pending_age_ms: int(oldest)?,
+            commit_latency_ms: Latency {
+                p50: millis(p50),
+                p95: millis(p95),
+                p99: millis(p99),
+            },
+            ..Self::new(int(total)?, int(batches)?, int(queue)?, decimal(rps))
+        })
+    }
+}
+
+/// Sub-buckets per power of two in the commit-latency histogram: each bucket is about 9 %
+/// wide, so a reported percentile is within about 4.5 % of the true one.
+pub const LATENCY_BUCKETS_PER_OCTAVE: f64 = 8.0;
+
+/// The histogram bucket of a POST→commit latency: bucket `b` holds latencies in
+/// (2^((b-1)/8), 2^(b/8)] microseconds, and bucket 0 everything up to 1 µs. `lua/stats.lua`
+/// reports a bucket's midpoint, 2^((b-0.5)/8) µs.
+pub fn latency_bucket(micros: u64) -> u32 {
+    if micros <= 1 {
+        return 0;
+    }
+    (LATENCY_BUCKETS_PER_OCTAVE * (micros as f64).log2()).ceil() as u32
+}
+
+/// A batch's latencies as the `bucket:count,…` list the commit script adds to
+/// `commit_latency`.
+pub fn latency_histogram(latencies_micros: impl IntoIterator<Item = u64>) -> String {
+    let mut counts = std::collections::BTreeMap::<u32, u64>::new();
+    for micros in latencies_micros {
+        *counts.entry(latency_bucket(micros)).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(bucket, n)| format!("{bucket}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn round2(x: f64) -> f64 {
@@ -124,6 +284,26 @@ mod tests {
         assert!(ts.ends_with('Z'), "{ts}");
         let back: Stats = serde_json::from_value(v).expect("round trip");
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn latency_buckets_are_an_eighth_of_an_octave() {
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(1), 0);
+        assert_eq!(latency_bucket(2), 8);
+        assert_eq!(latency_bucket(1024), 80);
+        assert_eq!(latency_bucket(1025), 81);
+        // The reported midpoint of a bucket is within 5 % of every latency in it.
+        for micros in [3u64, 900, 4_200, 45_800, 1_000_000, 3_600_000_000] {
+            let b = latency_bucket(micros) as f64;
+            let mid = 2f64.powf((b - 0.5) / LATENCY_BUCKETS_PER_OCTAVE);
+            assert!(
+                (mid / micros as f64 - 1.0).abs() < 0.05,
+                "{micros} µs → {mid}"
+            );
+        }
+        assert_eq!(latency_histogram([1024, 1000, 2, 1024]), "8:1,80:3");
+        assert_eq!(latency_histogram([]), "");
     }
 
     #[test]

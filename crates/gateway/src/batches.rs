@@ -1,5 +1,6 @@
-//! The one Redis subscription to `batch_events` of a gateway process, fanned out to the
-//! sessions subscribed to the `batches` topic as `batch_persisted` messages.
+//! The one Redis subscription of a gateway process: `batch_events`, fanned out to the sessions
+//! subscribed to the `batches` topic as `batch_persisted` messages, and `alert_events`, fanned
+//! out to those subscribed to `alerts`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +13,21 @@ use sluice_core::events::BatchEvent;
 
 use crate::hub::{BatchFrames, Hub};
 
-/// Subscribes to `channel` and forwards every event until shutdown, resubscribing with backoff
-/// whenever the connection drops.
+/// The channels a gateway subscribes to.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    /// `batch_events`.
+    pub batches: String,
+    /// `alert_events`.
+    pub alerts: String,
+}
+
+/// Subscribes to both channels and forwards every event until shutdown, resubscribing with
+/// backoff whenever the connection drops.
 pub async fn run(
     hub: Arc<Hub>,
     client: redis::Client,
-    channel: String,
+    channels: Channels,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -25,7 +35,9 @@ pub async fn run(
     while !shutdown.is_cancelled() {
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
+            pubsub
+                .subscribe(&[&channels.batches, &channels.alerts])
+                .await?;
             redis::RedisResult::Ok(pubsub)
         };
         let pubsub = tokio::select! {
@@ -36,7 +48,7 @@ pub async fn run(
             Ok(pubsub) => pubsub,
             Err(e) => {
                 if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(%e, "cannot subscribe to batch events; retrying");
+                    tracing::warn!(%e, "cannot subscribe to batch and alert events; retrying");
                 }
                 tokio::select! {
                     () = tokio::time::sleep(backoff.next_delay()) => continue,
@@ -45,7 +57,7 @@ pub async fn run(
             }
         };
         if std::mem::take(&mut failing) {
-            tracing::info!("subscribed to batch events again");
+            tracing::info!("subscribed to batch and alert events again");
         }
         backoff.reset();
         let mut messages = pubsub.on_message();
@@ -53,12 +65,24 @@ pub async fn run(
             tokio::select! {
                 message = messages.next() => {
                     let Some(message) = message else { break };
-                    forward(&hub, message.get_payload_bytes());
+                    if message.get_channel_name() == channels.alerts {
+                        forward_alert(&hub, message.get_payload_bytes());
+                    } else {
+                        forward(&hub, message.get_payload_bytes());
+                    }
                 }
                 () = shutdown.cancelled() => return,
             }
         }
-        tracing::warn!("batch event subscription lost; resubscribing");
+        tracing::warn!("event subscription lost; resubscribing");
+    }
+}
+
+/// Publishes one alert transition as it was recorded, if it is one.
+fn forward_alert(hub: &Hub, payload: &[u8]) {
+    match serde_json::from_slice::<crate::alerts::Alert>(payload) {
+        Ok(alert) => hub.publish_alert(serde_json::to_string(&alert).unwrap_or_default().into()),
+        Err(e) => tracing::debug!(%e, "ignoring an alert event that does not parse"),
     }
 }
 

@@ -79,6 +79,10 @@ pub struct Hub {
     pub(crate) redis_state: watch::Sender<RedisState>,
     /// Batch events, bounded per receiver.
     batches: broadcast::Sender<Arc<BatchFrames>>,
+    /// Alert transitions as `alert` frames, bounded per receiver.
+    alerts: broadcast::Sender<ByteString>,
+    /// The `redis_down` alert firing on this gateway (it cannot be stored in Redis).
+    outage: Mutex<Option<crate::alerts::Alert>>,
     registry: Mutex<Registry>,
     /// Wakes the poller: a first client arrived, or one asked for a faster interval.
     pub(crate) wake: Notify,
@@ -104,6 +108,8 @@ impl Hub {
             snapshots: rx,
             redis_state: watch::Sender::new(RedisState::Unknown),
             batches: broadcast::Sender::new(client_queue),
+            alerts: broadcast::Sender::new(client_queue),
+            outage: Mutex::new(None),
             registry: Mutex::new(Registry::default()),
             wake: Notify::new(),
             poller_running: AtomicBool::new(false),
@@ -148,6 +154,28 @@ impl Hub {
             return false;
         }
         self.batches.send(Arc::new(frames())).is_ok()
+    }
+
+    /// A receiver of alert frames for one stream.
+    pub fn alerts(&self) -> broadcast::Receiver<ByteString> {
+        self.alerts.subscribe()
+    }
+
+    /// Sends an `alert` frame to every stream subscribed to alerts.
+    pub(crate) fn publish_alert(&self, frame: ByteString) {
+        let _ = self.alerts.send(frame);
+    }
+
+    /// The `redis_down` alert firing on this gateway, if any.
+    pub fn outage(&self) -> Option<crate::alerts::Alert> {
+        self.outage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_outage(&self, alert: Option<crate::alerts::Alert>) {
+        *self.outage.lock().unwrap_or_else(PoisonError::into_inner) = alert;
     }
 
     /// The configured default interval.

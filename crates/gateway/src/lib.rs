@@ -6,7 +6,12 @@
 //!
 //! - [`Application`]: binds the listener (port 0 in tests), runs until the shutdown token
 //!   fires, and closes every session with 1001.
-//! - [`routes`]: `GET /ws/stats`, `GET /stats`, `GET /stats/stream`, `GET /health`.
+//! - [`StatsStream`]: the hub, poller and subscription of one process, and [`stream_routes`],
+//!   which both the gateway and the ingest API (at the Python stack's URL) serve.
+//! - [`routes`]: `GET /ws/stats`, `GET /stats`, `GET /stats/stream`, `GET /stats/history`,
+//!   `GET /alerts`, `GET /workers`, `GET /health`; [`dashboard`]: `GET /` and its assets.
+//! - [`alerts`]: the alert rules, evaluated by the poller on every reading, deduplicated
+//!   through Redis; [`history`]: cached history reads; [`workers`]: the worker list.
 //! - [`protocol`]: the messages of protocol v1; [`session`] runs one WebSocket session,
 //!   [`sse`] one Server-Sent Events stream.
 //! - [`batches`]: the one `batch_events` subscription, fanned out as `batch_persisted`.
@@ -14,16 +19,20 @@
 //! - [`auth`]: optional HS256 JWT authentication.
 //! - [`error`]: HTTP errors with stable codes.
 
+pub mod alerts;
 pub mod auth;
 pub mod batches;
+pub mod dashboard;
 pub mod error;
 pub mod frames;
+pub mod history;
 pub mod hub;
 pub mod poller;
 pub mod protocol;
 pub mod routes;
 pub mod session;
 pub mod sse;
+pub mod workers;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -37,17 +46,30 @@ use sluice_core::{CancellationToken, Keys, Settings, connect};
 use sluice_http::{EdgeConfig, EdgeStats};
 use tokio::sync::watch;
 
+use crate::alerts::Evaluator;
+use crate::alerts::runtime::Alerting;
+use crate::alerts::store::AlertStore;
+use crate::batches::Channels;
 use crate::error::GatewayError;
+use crate::history::HistoryCache;
 use crate::hub::{Hub, Snapshot};
 
 /// What the handlers share.
 pub struct State {
     /// Snapshots, intervals and counters.
     pub hub: Arc<Hub>,
-    /// For `GET /stats` reads when no fresh snapshot exists.
+    /// For `GET /stats` reads when no fresh snapshot exists, and the other reads.
     pub redis: ConnectionManager,
+    /// Key names under the configured prefix.
+    pub keys: Keys,
     /// The one-round-trip stats read.
     pub reader: StatsReader,
+    /// History answers, shared by every client.
+    pub history: Arc<HistoryCache>,
+    /// The alert keys.
+    pub alerts: AlertStore,
+    /// `gateway.worker_dead_after_ms`.
+    pub worker_dead_after: Duration,
     /// Longest wait for Redis.
     pub redis_timeout: Duration,
     /// Server ping period.
@@ -73,14 +95,128 @@ pub const EDGE_HEADROOM: usize = 1_024;
 /// actix's per-connection write buffer: stats frames are a few hundred bytes.
 pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
+/// The stats stream of one process: the hub, its poller (with the alert rules) and its event
+/// subscription, and the routes that serve them. The gateway serves it; the ingest API serves
+/// it too, at the URL dashboards of the Python stack use.
+pub struct StatsStream {
+    state: web::Data<State>,
+    sender: watch::Sender<Option<Arc<Snapshot>>>,
+    redis_client: redis::Client,
+    channels: Channels,
+    evaluator: Evaluator,
+}
+
+impl StatsStream {
+    /// The stream configured by `settings.gateway` and `settings.redis`; Redis is connected
+    /// lazily. `edge` is what the serving process's HTTP edge counts.
+    pub fn new(
+        settings: &Settings,
+        edge: Arc<EdgeStats>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let gateway = &settings.gateway;
+        let (hub, sender) = Hub::new(
+            Duration::from_millis(gateway.interval_ms),
+            gateway.client_queue,
+            gateway.max_connections,
+            gateway.max_connections_per_ip,
+        );
+        let keys = Keys::new(&settings.redis.key_prefix);
+        let redis = connect::redis_manager(&settings.redis).context("invalid redis.url")?;
+        let redis_timeout = settings.redis.response_timeout();
+        let worker_dead_after = Duration::from_millis(gateway.worker_dead_after_ms);
+        let state = web::Data::new(State {
+            hub,
+            history: Arc::new(HistoryCache::new(
+                keys.clone(),
+                redis.clone(),
+                redis_timeout,
+            )),
+            redis,
+            reader: StatsReader::new(keys.clone()).with_worker_fresh(worker_dead_after),
+            alerts: AlertStore::new(keys.clone()),
+            worker_dead_after,
+            keys: keys.clone(),
+            redis_timeout,
+            heartbeat: Duration::from_millis(gateway.heartbeat_interval_ms),
+            client_timeout: Duration::from_millis(gateway.client_timeout_ms),
+            max_messages_per_sec: gateway.client_max_messages_per_sec,
+            max_frame_bytes: gateway.max_frame_bytes,
+            auth: auth::Auth::new(&gateway.auth.jwt_secret),
+            shutdown,
+            edge,
+        });
+        Ok(Self {
+            state,
+            sender,
+            redis_client: redis::Client::open(settings.redis.url.as_str())?,
+            channels: Channels {
+                batches: keys.batch_events,
+                alerts: keys.alert_events,
+            },
+            evaluator: Evaluator::new(gateway.alerts.clone()),
+        })
+    }
+
+    /// The shared handler state, for `App::app_data`.
+    pub fn state(&self) -> web::Data<State> {
+        self.state.clone()
+    }
+
+    /// Starts the poller and the event subscription; the returned future ends once both have
+    /// stopped, after the shutdown token fired.
+    pub fn start(self) -> impl std::future::Future<Output = ()> {
+        let state = self.state;
+        let alerting = Alerting::new(
+            self.evaluator,
+            state.alerts.clone(),
+            Arc::clone(&state.hub),
+            state.redis_timeout,
+        );
+        let poller = tokio::spawn(poller::run(
+            Arc::clone(&state.hub),
+            self.sender,
+            state.reader.clone(),
+            state.redis.clone(),
+            state.redis_timeout,
+            alerting,
+            state.shutdown.clone(),
+        ));
+        let events = tokio::spawn(batches::run(
+            Arc::clone(&state.hub),
+            self.redis_client,
+            self.channels,
+            state.shutdown.clone(),
+        ));
+        async move {
+            let _ = poller.await;
+            let _ = events.await;
+        }
+    }
+}
+
+/// Registers the stream's routes (`/ws/stats`, `/stats`, `/stats/stream`, `/stats/history`,
+/// `/alerts`, `/workers`); the `State` must be in the app data.
+pub fn stream_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws/stats", web::get().to(routes::ws_stats))
+        .route("/stats", web::get().to(routes::stats))
+        .route("/stats/stream", web::get().to(routes::stats_stream))
+        .route("/stats/history", web::get().to(routes::history))
+        .route("/alerts", web::get().to(routes::alerts))
+        .route("/workers", web::get().to(routes::workers));
+}
+
+/// The query-string error handler both servers use for the stream's routes.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _| GatewayError::InvalidQuery(err.to_string()).into())
+}
+
 /// A bound, not yet running, gateway.
 pub struct Application {
     port: u16,
     server: actix_server::Server,
-    state: web::Data<State>,
-    sender: watch::Sender<Option<Arc<Snapshot>>>,
-    redis_client: redis::Client,
-    batch_channel: String,
+    stream: StatsStream,
 }
 
 impl Application {
@@ -90,26 +226,8 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.gateway.listen))?;
         let port = listener.local_addr()?.port();
         let gateway = &settings.gateway;
-        let (hub, sender) = Hub::new(
-            Duration::from_millis(gateway.interval_ms),
-            gateway.client_queue,
-            gateway.max_connections,
-            gateway.max_connections_per_ip,
-        );
-        let keys = Keys::new(&settings.redis.key_prefix);
-        let state = web::Data::new(State {
-            hub,
-            redis: connect::redis_manager(&settings.redis).context("invalid redis.url")?,
-            reader: StatsReader::new(keys.clone()),
-            redis_timeout: settings.redis.response_timeout(),
-            heartbeat: Duration::from_millis(gateway.heartbeat_interval_ms),
-            client_timeout: Duration::from_millis(gateway.client_timeout_ms),
-            max_messages_per_sec: gateway.client_max_messages_per_sec,
-            max_frame_bytes: gateway.max_frame_bytes,
-            auth: auth::Auth::new(&gateway.auth.jwt_secret),
-            shutdown: shutdown.clone(),
-            edge: Arc::new(EdgeStats::default()),
-        });
+        let edge_stats = Arc::new(EdgeStats::default());
+        let stream = StatsStream::new(settings, Arc::clone(&edge_stats), shutdown.clone())?;
         let edge = EdgeConfig {
             name: "sluice-gateway",
             workers: 0,
@@ -120,34 +238,26 @@ impl Application {
             shutdown_grace: Duration::from_secs(5),
             shutdown,
         };
-        let shared = state.clone();
+        let shared = stream.state();
         let origins: Vec<String> = gateway
             .cors_origin_list()
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let edge_stats = Arc::clone(&state.edge);
         let server = sluice_http::serve(listener, edge, edge_stats, move || {
             App::new()
                 .wrap(cors(&origins))
                 .app_data(shared.clone())
-                .app_data(
-                    web::QueryConfig::default()
-                        .error_handler(|err, _| GatewayError::InvalidQuery(err.to_string()).into()),
-                )
-                .route("/ws/stats", web::get().to(routes::ws_stats))
-                .route("/stats", web::get().to(routes::stats))
-                .route("/stats/stream", web::get().to(routes::stats_stream))
+                .app_data(query_config())
+                .configure(stream_routes)
                 .route("/health", web::get().to(routes::health))
+                .configure(dashboard::routes)
                 .default_service(web::to(routes::not_found))
         })?;
         Ok(Self {
             port,
             server,
-            state,
-            sender,
-            redis_client: redis::Client::open(settings.redis.url.as_str())?,
-            batch_channel: keys.batch_events,
+            stream,
         })
     }
 
@@ -159,21 +269,8 @@ impl Application {
     /// Starts the poller and serves until shutdown; sessions then close with 1001 and the
     /// server waits for them (at most 5 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let state = self.state.clone();
-        let poller = tokio::spawn(poller::run(
-            Arc::clone(&state.hub),
-            self.sender,
-            state.reader.clone(),
-            state.redis.clone(),
-            state.redis_timeout,
-            state.shutdown.clone(),
-        ));
-        let batches = tokio::spawn(batches::run(
-            Arc::clone(&state.hub),
-            self.redis_client,
-            self.batch_channel,
-            state.shutdown.clone(),
-        ));
+        let state = self.stream.state();
+        let background = self.stream.start();
         let handle = self.server.handle();
         let shutdown = state.shutdown.clone();
         tokio::spawn(async move {
@@ -182,8 +279,7 @@ impl Application {
         });
         let result = self.server.await;
         state.shutdown.cancel();
-        let _ = poller.await;
-        let _ = batches.await;
+        background.await;
         result
     }
 }

@@ -1,8 +1,10 @@
 //! The one Redis reader of a gateway process.
 //!
-//! Every tick it takes one stats reading (one round trip; see `sluice_core::stats`) and
-//! publishes it to all sessions, whatever their number. A failed read keeps the last snapshot
-//! and marks Redis down; the connection reconnects by itself.
+//! Every tick it takes one stats reading (one round trip; see `sluice_core::stats`), publishes
+//! it to all sessions, whatever their number, and evaluates the alert rules on it. It runs
+//! whether or not any dashboard is open: alerts are evaluated, and the history sampled, all
+//! the time. A failed read keeps the last snapshot and marks Redis down; the connection
+//! reconnects by itself.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,27 +15,21 @@ use sluice_core::stats::{Stats, StatsReader};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::alerts::runtime::Alerting;
 use crate::hub::{Hub, RedisState, Snapshot};
 
-/// Reads stats every [`Hub::tick`] while at least one stream is open, until shutdown. With no
-/// stream open it rests, and the first stream to open wakes it for an immediate read.
+/// Reads stats every [`Hub::tick`] until shutdown.
 pub async fn run(
     hub: Arc<Hub>,
     sender: watch::Sender<Option<Arc<Snapshot>>>,
     reader: StatsReader,
     mut redis: ConnectionManager,
     timeout: std::time::Duration,
+    mut alerting: Alerting,
     shutdown: CancellationToken,
 ) {
     let mut seq = 0u64;
     loop {
-        if hub.active_connections() == 0 {
-            hub.poller_running.store(false, Ordering::Relaxed);
-            tokio::select! {
-                () = hub.wake.notified() => continue,
-                () = shutdown.cancelled() => break,
-            }
-        }
         let read_at = Instant::now();
         match tokio::time::timeout(timeout, reader.read(&mut redis)).await {
             Ok(Ok(stats)) => {
@@ -41,13 +37,19 @@ pub async fn run(
                     tracing::info!("reading stats from Redis");
                 }
                 seq += 1;
-                sender.send_replace(Some(Arc::new(snapshot(seq, stats))));
+                let snapshot = Arc::new(snapshot(seq, stats));
+                sender.send_replace(Some(Arc::clone(&snapshot)));
+                alerting.on_reading(&snapshot.stats, &mut redis).await;
             }
-            Ok(Err(e)) => mark_down(&hub, &e.to_string()),
-            Err(_) => mark_down(&hub, "timed out"),
+            Ok(Err(e)) => {
+                mark_down(&hub, &e.to_string());
+                alerting.on_failure();
+            }
+            Err(_) => {
+                mark_down(&hub, "timed out");
+                alerting.on_failure();
+            }
         }
-        // Only now: a session arriving between the wake-up and this read must not take the
-        // snapshot from before the rest for a fresh one (`Hub::fresh`), and waits for this one.
         hub.poller_running.store(true, Ordering::Relaxed);
         loop {
             // Recomputed after every wake-up: a faster stream shortens the tick at once,
@@ -63,7 +65,6 @@ pub async fn run(
             }
         }
     }
-    hub.poller_running.store(false, Ordering::Relaxed);
 }
 
 /// Records Redis's state; notifies sessions and returns true only when it changed.

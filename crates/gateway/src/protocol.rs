@@ -15,6 +15,8 @@ pub enum Topic {
     Stats,
     /// `batch_persisted` messages, one per committed batch.
     Batches,
+    /// `alert` messages, one per alert transition (firing, resolved).
+    Alerts,
 }
 
 impl Topic {
@@ -23,9 +25,12 @@ impl Topic {
         match name.trim() {
             "stats" => Ok(Self::Stats),
             "batches" => Ok(Self::Batches),
+            "alerts" => Ok(Self::Alerts),
             other => Err(ProtocolError::new(
                 "unknown_topic",
-                format!("unknown topic {other:?}; topics are \"stats\" and \"batches\""),
+                format!(
+                    "unknown topic {other:?}; topics are \"stats\", \"batches\" and \"alerts\""
+                ),
             )),
         }
     }
@@ -56,6 +61,11 @@ pub enum ClientMessage {
         /// Topic names.
         topics: Vec<String>,
     },
+    /// Answered with a `history` message for the window.
+    GetHistory {
+        /// `1m`, `5m`, `1h` or `24h`.
+        window: String,
+    },
     /// Changes the stats period (100–60000 ms).
     SetInterval {
         /// New period in milliseconds.
@@ -79,7 +89,7 @@ impl ProtocolError {
     }
 }
 
-const TYPES: &str = "ping, get_snapshot, subscribe, unsubscribe, set_interval";
+const TYPES: &str = "ping, get_snapshot, get_history, subscribe, unsubscribe, set_interval";
 
 /// Parses one text frame.
 pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
@@ -172,6 +182,13 @@ mod tests {
                 topics: vec!["stats".into()]
             })
         );
+        assert_eq!(
+            parse(r#"{"type":"get_history","window":"5m"}"#),
+            Ok(ClientMessage::GetHistory {
+                window: "5m".into()
+            })
+        );
+        assert_eq!(Topic::parse("alerts"), Ok(Topic::Alerts));
         assert_eq!(
             parse(r#"{"type":"set_interval","interval_ms":1000}"#),
             Ok(ClientMessage::SetInterval { interval_ms: 1000 })

@@ -1,5 +1,5 @@
 //! HTTP endpoints: `GET /ws/stats` (WebSocket), `GET /stats`, `GET /stats/stream` (SSE),
-//! `GET /health`.
+//! `GET /stats/history`, `GET /alerts`, `GET /workers`, `GET /health`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,10 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use sluice_core::settings::limits;
 
+use sluice_core::history::Window;
+
 use crate::State;
+use crate::alerts::store::AlertList;
 use crate::error::GatewayError;
 use crate::hub::Hub;
 use crate::protocol::Topic;
@@ -24,9 +27,16 @@ pub struct StreamQuery {
     token: Option<String>,
 }
 
-/// Query of `GET /stats`.
+/// Query of `GET /stats`, `/alerts` and `/workers`.
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Query of `GET /stats/history`.
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    window: Option<String>,
     token: Option<String>,
 }
 
@@ -107,6 +117,7 @@ pub async fn ws_stats(
         topics,
         include_ids,
         token_ttl,
+        history: Arc::clone(&state.history),
     };
     actix_web::rt::spawn(session::run(
         Arc::clone(&state.hub),
@@ -148,6 +159,11 @@ pub async fn stats_stream(
     state: web::Data<State>,
 ) -> Result<HttpResponse, GatewayError> {
     let interval = parse_interval(query.interval_ms.as_deref(), state.hub.default_interval())?;
+    let topics = parse_topics(query.topics.as_deref())?;
+    let extras = crate::sse::Extras {
+        batches: topics.contains(&Topic::Batches),
+        alerts: topics.contains(&Topic::Alerts),
+    };
     let token_ttl = authenticate(&req, &state, query.token.as_deref())?;
     let guard = state.hub.join(req.peer_addr().map(|a| a.ip()), interval)?;
     let body = crate::sse::stream(
@@ -156,6 +172,7 @@ pub async fn stats_stream(
         interval,
         state.heartbeat,
         token_ttl,
+        extras,
         state.shutdown.clone(),
     );
     Ok(HttpResponse::Ok()
@@ -166,6 +183,67 @@ pub async fn stats_stream(
             body,
             Ok::<Bytes, actix_web::Error>,
         )))
+}
+
+/// `GET /stats/history?window=1m|5m|1h|24h` (default `5m`): the window's points in columns.
+pub async fn history(
+    req: HttpRequest,
+    query: web::Query<HistoryQuery>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, GatewayError> {
+    authenticate(&req, &state, query.token.as_deref())?;
+    let window = match query.window.as_deref().filter(|w| !w.is_empty()) {
+        None => Window::FiveMinutes,
+        Some(raw) => Window::parse(raw).map_err(GatewayError::InvalidQuery)?,
+    };
+    let json = state
+        .history
+        .get(window)
+        .await
+        .ok_or(GatewayError::RedisUnavailable)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(json.into_bytes()))
+}
+
+/// `GET /alerts`: `{"active": [...], "recent": [...]}`. While Redis is down, `active` holds
+/// this gateway's `redis_down` alert and `recent` is empty.
+pub async fn alerts(
+    req: HttpRequest,
+    query: web::Query<TokenQuery>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, GatewayError> {
+    authenticate(&req, &state, query.token.as_deref())?;
+    let mut redis = state.redis.clone();
+    let read = state.alerts.list(&mut redis);
+    let mut list = match tokio::time::timeout(state.redis_timeout, read).await {
+        Ok(Ok(list)) => list,
+        _ => AlertList::default(),
+    };
+    if let Some(outage) = state.hub.outage() {
+        list.active.insert(0, outage);
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(list))
+}
+
+/// `GET /workers`: the registry, most recent heartbeat first.
+pub async fn workers(
+    req: HttpRequest,
+    query: web::Query<TokenQuery>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, GatewayError> {
+    authenticate(&req, &state, query.token.as_deref())?;
+    let mut redis = state.redis.clone();
+    let read = crate::workers::read(&mut redis, &state.keys, state.worker_dead_after);
+    match tokio::time::timeout(state.redis_timeout, read).await {
+        Ok(Ok(list)) => Ok(HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(list)),
+        _ => Err(GatewayError::RedisUnavailable),
+    }
 }
 
 /// `GET /health` body.

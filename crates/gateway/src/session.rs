@@ -15,12 +15,15 @@ use actix_ws::{
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use sluice_core::CancellationToken;
+use sluice_core::history::Window;
 use sluice_core::settings::limits;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::auth::TOKEN_EXPIRED_CLOSE_CODE;
 use crate::frames::Report;
+use crate::history::HistoryCache;
 use crate::hub::{Hub, RedisState, SessionGuard};
 use crate::protocol::{self, ClientMessage, ProtocolError, Topic};
 
@@ -46,6 +49,8 @@ pub struct SessionConfig {
     pub include_ids: bool,
     /// How long the client's token stays valid, when authentication is on.
     pub token_ttl: Option<Duration>,
+    /// Where `get_history` is answered from.
+    pub history: Arc<HistoryCache>,
 }
 
 /// Token bucket: `rate` messages per second, bursts of `rate`.
@@ -87,8 +92,19 @@ fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
 /// What one session subscribes to and how.
 struct Subscriptions {
     stats: bool,
-    batches: Option<tokio::sync::broadcast::Receiver<Arc<crate::hub::BatchFrames>>>,
+    batches: Option<broadcast::Receiver<Arc<crate::hub::BatchFrames>>>,
+    alerts: Option<broadcast::Receiver<ByteString>>,
     include_ids: bool,
+}
+
+/// What a client message calls for.
+enum Reply {
+    /// Nothing.
+    None,
+    /// This text frame.
+    Text(String),
+    /// The `history` message of this window.
+    History(Window),
 }
 
 /// Runs a session to its end.
@@ -115,6 +131,7 @@ pub async fn run(
             .topics
             .contains(&Topic::Batches)
             .then(|| hub.batches()),
+        alerts: config.topics.contains(&Topic::Alerts).then(|| hub.alerts()),
         include_ids: config.include_ids,
     };
     let connection_id = uuid::Uuid::now_v7().to_string();
@@ -176,7 +193,7 @@ pub async fn run(
                     last_sent = Some(Instant::now());
                 }
             }
-            event = recv_batch(&mut subs.batches) => {
+            event = recv(&mut subs.batches) => {
                 let frame = match event {
                     Ok(frames) => {
                         if subs.include_ids { frames.with_ids.clone() } else { frames.without_ids.clone() }
@@ -184,6 +201,19 @@ pub async fn run(
                     Err(RecvError::Lagged(missed)) => protocol::lagged(Topic::Batches, missed).into(),
                     Err(RecvError::Closed) => {
                         subs.batches = None;
+                        continue;
+                    }
+                };
+                if send(&mut session, frame).await.is_err() {
+                    break None;
+                }
+            }
+            event = recv(&mut subs.alerts) => {
+                let frame = match event {
+                    Ok(frame) => frame,
+                    Err(RecvError::Lagged(missed)) => protocol::lagged(Topic::Alerts, missed).into(),
+                    Err(RecvError::Closed) => {
+                        subs.alerts = None;
                         continue;
                     }
                 };
@@ -226,7 +256,7 @@ pub async fn run(
                         continue;
                     }
                     AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => continue,
-                    AggregatedMessage::Binary(_) => Some(protocol::error(&ProtocolError::new(
+                    AggregatedMessage::Binary(_) => Reply::Text(protocol::error(&ProtocolError::new(
                         "unsupported_frame",
                         "binary frames are not part of the protocol; send JSON text".into(),
                     ))),
@@ -234,9 +264,19 @@ pub async fn run(
                         handle(&hub, &mut guard, &mut config, &mut subs, &mut last_sent, &text)
                     }
                 };
-                if let Some(reply) = reply
-                    && send(&mut session, reply.into()).await.is_err()
-                {
+                let frame: ByteString = match reply {
+                    Reply::None => continue,
+                    Reply::Text(text) => text.into(),
+                    Reply::History(window) => match config.history.get(window).await {
+                        Some(json) => json,
+                        None => protocol::error(&ProtocolError::new(
+                            "history_unavailable",
+                            "the history cannot be read now (is Redis up?)".into(),
+                        ))
+                        .into(),
+                    },
+                };
+                if send(&mut session, frame).await.is_err() {
                     break None;
                 }
             }
@@ -270,7 +310,7 @@ fn refusal(report: &Report, error: &WsProtocolError) -> Option<CloseReason> {
     }
 }
 
-/// Handles one client message; returns the reply to send, if any.
+/// Handles one client message; returns what to send back.
 fn handle(
     hub: &Hub,
     guard: &mut SessionGuard,
@@ -278,14 +318,14 @@ fn handle(
     subs: &mut Subscriptions,
     last_sent: &mut Option<Instant>,
     text: &str,
-) -> Option<String> {
+) -> Reply {
     let message = match protocol::parse(text) {
         Ok(message) => message,
-        Err(e) => return Some(protocol::error(&e)),
+        Err(e) => return Reply::Text(protocol::error(&e)),
     };
     match message {
-        ClientMessage::Ping { id } => Some(protocol::pong(id)),
-        ClientMessage::GetSnapshot => Some(match hub.latest() {
+        ClientMessage::Ping { id } => Reply::Text(protocol::pong(id)),
+        ClientMessage::GetSnapshot => Reply::Text(match hub.latest() {
             Some(snapshot) => snapshot.json.to_string(),
             None => protocol::error(&ProtocolError::new(
                 "no_snapshot",
@@ -298,7 +338,7 @@ fn handle(
         } => {
             let topics = match parse_topics(&topics) {
                 Ok(topics) => topics,
-                Err(e) => return Some(protocol::error(&e)),
+                Err(e) => return Reply::Text(protocol::error(&e)),
             };
             for topic in topics {
                 match topic {
@@ -307,38 +347,47 @@ fn handle(
                         *last_sent = None;
                     }
                     Topic::Batches if subs.batches.is_none() => subs.batches = Some(hub.batches()),
+                    Topic::Alerts if subs.alerts.is_none() => subs.alerts = Some(hub.alerts()),
                     _ => {}
                 }
             }
             if let Some(include_ids) = include_ids {
                 subs.include_ids = include_ids;
             }
-            None
+            Reply::None
         }
         ClientMessage::Unsubscribe { topics } => {
             let topics = match parse_topics(&topics) {
                 Ok(topics) => topics,
-                Err(e) => return Some(protocol::error(&e)),
+                Err(e) => return Reply::Text(protocol::error(&e)),
             };
             for topic in topics {
                 match topic {
                     Topic::Stats => subs.stats = false,
                     Topic::Batches => subs.batches = None,
+                    Topic::Alerts => subs.alerts = None,
                 }
             }
-            None
+            Reply::None
         }
+        ClientMessage::GetHistory { window } => match Window::parse(&window) {
+            Ok(window) => Reply::History(window),
+            Err(message) => Reply::Text(protocol::error(&ProtocolError::new(
+                "invalid_window",
+                message,
+            ))),
+        },
         ClientMessage::SetInterval { interval_ms } => {
             let (min, max) = limits::INTERVAL_MS;
             if !(min..=max).contains(&interval_ms) {
-                return Some(protocol::error(&ProtocolError::new(
+                return Reply::Text(protocol::error(&ProtocolError::new(
                     "invalid_interval",
                     format!("interval_ms must be between {min} and {max}, got {interval_ms}"),
                 )));
             }
             config.interval = Duration::from_millis(interval_ms);
             guard.set_interval(config.interval);
-            None
+            Reply::None
         }
     }
 }
@@ -353,9 +402,7 @@ fn parse_topics(names: &[String]) -> Result<Vec<Topic>, ProtocolError> {
     names.iter().map(|n| Topic::parse(n)).collect()
 }
 
-async fn recv_batch(
-    rx: &mut Option<tokio::sync::broadcast::Receiver<Arc<crate::hub::BatchFrames>>>,
-) -> Result<Arc<crate::hub::BatchFrames>, RecvError> {
+async fn recv<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Result<T, RecvError> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -1,8 +1,10 @@
 //! `GET /stats/stream`: the stats stream as Server-Sent Events.
 //!
-//! Each `stats` payload is one `data:` event; Redis state changes are `event: status` events; a
-//! comment line every heartbeat keeps proxies from closing an idle connection. The stream ends
-//! when the gateway shuts down or the client's token expires.
+//! Each `stats` payload is one `data:` event; Redis state changes are `event: status` events;
+//! with `?topics=` naming them, batch events are `event: batch` (`batch_persisted`, without
+//! ids) and alert transitions `event: alert`. A comment line every heartbeat keeps proxies
+//! from closing an idle connection. The stream ends when the gateway shuts down or the
+//! client's token expires.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,10 @@ use futures_util::Stream;
 use sluice_core::CancellationToken;
 use tokio::time::Instant;
 
-use crate::hub::{Hub, RedisState, SessionGuard};
+use bytestring::ByteString;
+use tokio::sync::broadcast;
+
+use crate::hub::{BatchFrames, Hub, RedisState, SessionGuard};
 
 struct SseState {
     hub: Arc<Hub>,
@@ -27,6 +32,17 @@ struct SseState {
     shutdown: CancellationToken,
     first: bool,
     told_down: bool,
+    batches: Option<broadcast::Receiver<Arc<BatchFrames>>>,
+    alerts: Option<broadcast::Receiver<ByteString>>,
+}
+
+/// What an SSE stream carries besides stats.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// `event: batch`.
+    pub batches: bool,
+    /// `event: alert`.
+    pub alerts: bool,
 }
 
 /// The event stream for one client.
@@ -36,9 +52,12 @@ pub fn stream(
     interval: Duration,
     heartbeat: Duration,
     token_ttl: Option<Duration>,
+    extras: Extras,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Bytes> {
     let state = SseState {
+        batches: extras.batches.then(|| hub.batches()),
+        alerts: extras.alerts.then(|| hub.alerts()),
         snapshots: hub.subscribe(),
         redis_state: hub.redis_state(),
         hub,
@@ -92,12 +111,42 @@ pub fn stream(
                         return Some((Bytes::from(format!("event: status\ndata: {json}\n\n")), s));
                     }
                 }
+                event = recv(&mut s.batches) => {
+                    if let Ok(frames) = event {
+                        return Some((named_event("batch", &frames.without_ids), s));
+                    }
+                }
+                event = recv(&mut s.alerts) => {
+                    if let Ok(frame) = event {
+                        return Some((named_event("alert", &frame), s));
+                    }
+                }
                 _ = s.keepalive.tick() => return Some((Bytes::from_static(b": keep-alive\n\n"), s)),
                 () = sleep_until_opt(expires) => return None,
                 () = s.shutdown.cancelled() => return None,
             }
         }
     })
+}
+
+fn named_event(name: &str, json: &str) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
+}
+
+/// The next message of an optional receiver; a lagging receiver skips ahead (SSE clients
+/// re-read `/alerts` when they reconnect), a closed one never yields again.
+async fn recv<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Result<T, ()> {
+    let Some(receiver) = rx else {
+        return std::future::pending().await;
+    };
+    match receiver.recv().await {
+        Ok(value) => Ok(value),
+        Err(broadcast::error::RecvError::Lagged(_)) => Err(()),
+        Err(broadcast::error::RecvError::Closed) => {
+            *rx = None;
+            Err(())
+        }
+    }
 }
 
 fn data_event(json: &str) -> Bytes {

@@ -6,8 +6,14 @@
 //!   token-guarded `/admin/dead-letters`).
 //! - [`body`]: content-type and size checks before any parsing.
 //! - [`queue`]: the Redis side (`LPUSH pending_messages`).
+//! - [`accepted`]: the `accepted_total` count, kept off the hot path.
+//!
+//! With `ingest.serve_stats` (the default) it also serves the gateway's stats stream
+//! (`/ws/stats`, `/stats`, `/stats/stream`, `/stats/history`, `/alerts`, `/workers`) through
+//! `sluice_gateway::StatsStream`, at the URL the Python stack's dashboards connect to.
 //! - [`error`]: every failure with its status code and stable `code`.
 
+pub mod accepted;
 pub mod body;
 pub mod error;
 pub mod queue;
@@ -22,8 +28,10 @@ use actix_web::{App, web};
 use anyhow::Context;
 use sluice_core::{CancellationToken, Keys, Settings, connect};
 
+use sluice_gateway::StatsStream;
 use sluice_http::{EdgeConfig, EdgeStats};
 
+use crate::accepted::Accepted;
 use crate::body::Budget;
 use crate::error::ApiError;
 use crate::queue::{Depth, Retention};
@@ -44,6 +52,9 @@ pub struct Application {
     depth_conn: redis::aio::ConnectionManager,
     pending: String,
     redis_timeout: Duration,
+    accepted: Arc<Accepted>,
+    keys: Keys,
+    stream: Option<StatsStream>,
 }
 
 impl Application {
@@ -76,6 +87,9 @@ impl Application {
             max_keys: ingest.idempotency_max_keys,
         };
         let edge_stats = Arc::new(EdgeStats::default());
+        let accepted = Arc::new(Accepted::default());
+        let counter = Arc::clone(&accepted);
+        let app_keys = keys.clone();
         let edge = EdgeConfig {
             name: "sluice-ingest",
             workers: ingest.http_workers,
@@ -87,12 +101,18 @@ impl Application {
             shutdown: shutdown.clone(),
         };
         let edge_shared = Arc::clone(&edge_stats);
+        let stream = settings
+            .ingest
+            .serve_stats
+            .then(|| StatsStream::new(settings, Arc::clone(&edge_stats), shutdown.clone()))
+            .transpose()?;
+        let stream_state = stream.as_ref().map(StatsStream::state);
         let server = sluice_http::serve(listener, edge, edge_stats, move || {
             let redis = connect::redis_manager(&redis_settings)
                 .expect("redis.url was validated when the server was built");
             let state = AppState {
                 redis,
-                keys: keys.clone(),
+                keys: app_keys.clone(),
                 pool: pool.clone(),
                 max_body_bytes,
                 max_batch_body_bytes,
@@ -104,13 +124,21 @@ impl Application {
                 body_timeout,
                 idempotency,
                 edge: Arc::clone(&edge_shared),
+                accepted: Arc::clone(&counter),
             };
-            App::new()
-                .app_data(web::Data::new(state))
-                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            let app = App::new().app_data(web::Data::new(state)).app_data(
+                web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::InvalidQuery([("query".to_owned(), err.to_string())].into()).into()
-                }))
-                .configure(routes_config)
+                }),
+            );
+            match &stream_state {
+                // The stats stream at the Python stack's URL, served by the gateway's library.
+                Some(stream) => app
+                    .app_data(stream.clone())
+                    .configure(sluice_gateway::stream_routes)
+                    .configure(routes_config),
+                None => app.configure(routes_config),
+            }
         })?;
         Ok(Self {
             port,
@@ -120,6 +148,9 @@ impl Application {
             depth_conn,
             pending: keys_pending,
             redis_timeout: settings.redis.response_timeout(),
+            accepted,
+            keys,
+            stream,
         })
     }
 
@@ -131,6 +162,7 @@ impl Application {
     /// Serves until the shutdown token fires, then stops accepting connections and lets
     /// in-flight requests finish (at most [`SHUTDOWN_GRACE`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stream = self.stream.map(StatsStream::start);
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -139,14 +171,34 @@ impl Application {
         });
         let depth = Arc::clone(&self.depth);
         let shutdown = self.shutdown.clone();
+        let conn = self.depth_conn.clone();
         let gauge = tokio::spawn(async move {
             depth
-                .refresh_periodically(self.depth_conn, self.pending, self.redis_timeout, shutdown)
+                .refresh_periodically(conn, self.pending, self.redis_timeout, shutdown)
+                .await;
+        });
+        // The counter's last flush comes after the last request has been answered.
+        let served = CancellationToken::new();
+        let accepted = Arc::clone(&self.accepted);
+        let stopped = served.clone();
+        let counting = tokio::spawn(async move {
+            accepted
+                .flush_periodically(
+                    self.depth_conn,
+                    self.keys,
+                    self.redis_timeout,
+                    stopped.cancelled_owned(),
+                )
                 .await;
         });
         let result = self.server.await;
         self.shutdown.cancel();
+        served.cancel();
         let _ = gauge.await;
+        let _ = counting.await;
+        if let Some(stream) = stream {
+            stream.await;
+        }
         result
     }
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub idempotency: Retention,
     /// What the HTTP edge counted (write timeouts, malformed requests), for `/health`.
     pub edge: Arc<sluice_http::EdgeStats>,
+    /// Messages queued and not yet added to `accepted_total`, shared by every worker thread.
+    pub accepted: Arc<crate::accepted::Accepted>,
 }
 
 impl AppState {

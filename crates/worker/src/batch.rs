@@ -73,6 +73,16 @@ impl Batch {
         }
     }
 
+    /// The POST→commit latencies of the batch's messages, as the histogram the commit script
+    /// adds to `commit_latency` (a clock running behind the ingest API's counts as 0).
+    pub fn latency_histogram(&self, committed_at: DateTime<Utc>) -> String {
+        sluice_core::stats::latency_histogram(self.envelopes.iter().map(|e| {
+            (committed_at - e.created_at)
+                .num_microseconds()
+                .map_or(0, |us| us.max(0) as u64)
+        }))
+    }
+
     /// The event announcing this batch once committed.
     pub fn event(&self, worker_id: &str, inserted: u64, committed_at: DateTime<Utc>) -> BatchEvent {
         BatchEvent {

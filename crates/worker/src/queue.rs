@@ -41,6 +41,8 @@ pub struct Record<'a> {
     pub event: &'a str,
     /// JSON entries for `dead_messages`.
     pub dead_letters: &'a [String],
+    /// The batch's POST→commit latencies, `bucket:count,…` (see `Batch::latency_histogram`).
+    pub latency: &'a str,
 }
 
 impl Queue {
@@ -149,9 +151,11 @@ impl Queue {
             .key(&self.keys.batch_events)
             .key(&self.keys.dead_messages)
             .key(&self.keys.dead_letters)
+            .key(&self.keys.commit_latency)
             .arg(record.inserted)
             .arg(record.event)
-            .arg(RATE_WINDOW_TTL_SECS);
+            .arg(RATE_WINDOW_TTL_SECS)
+            .arg(record.latency);
         for entry in record.dead_letters {
             invocation.arg(entry);
         }
@@ -168,6 +172,7 @@ impl Queue {
             .key(&self.keys.workers)
             .key(self.keys.processing(dead_id))
             .key(&self.processing)
+            .key(&self.keys.workers_postgres)
             .arg(dead_id)
             .arg(dead_after.as_millis() as u64)
             .invoke_async(&mut self.redis)
@@ -177,9 +182,16 @@ impl Queue {
 
     /// Leaves the registry (graceful shutdown).
     pub async fn unregister(&mut self) -> RedisResult<()> {
-        redis::cmd("ZREM")
+        redis::pipe()
+            .atomic()
+            .cmd("ZREM")
             .arg(&self.keys.workers)
             .arg(&self.worker_id)
+            .ignore()
+            .cmd("HDEL")
+            .arg(&self.keys.workers_postgres)
+            .arg(&self.worker_id)
+            .ignore()
             .query_async(&mut self.redis)
             .await
     }

@@ -1,8 +1,10 @@
-//! Keeps `current_rps` current while the pipeline is idle.
+//! Keeps `current_rps` and the stats history current, with or without a gateway.
 //!
 //! Each committed batch adds to a per-second bucket of `rate_window`; `current_rps` is
-//! recomputed from the window by every stats read. This task reads once a second so the key
-//! falls back to 0 after the pipeline goes idle instead of freezing at its last value.
+//! recomputed from the window by every stats read, and each read records the history sample
+//! of its second if no process has yet. This task reads [`READS_PER_SECOND`] times a second,
+//! so the key falls back to 0 after the pipeline goes idle instead of freezing at its last
+//! value, and every second of history gets its sample even when one read comes late.
 
 use std::time::Duration;
 
@@ -10,17 +12,19 @@ use redis::aio::ConnectionManager;
 use sluice_core::stats::StatsReader;
 use sluice_core::{CancellationToken, Keys};
 
-/// How often `current_rps` is refreshed.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// Stats reads per second.
+pub const READS_PER_SECOND: u32 = 2;
 
-/// Refreshes `current_rps` every [`REFRESH_EVERY`] until shutdown.
+/// Reads the stats [`READS_PER_SECOND`] times a second until shutdown; `dead_after` is the
+/// heartbeat age past which a worker no longer counts as alive.
 pub async fn refresh_periodically(
     mut redis: ConnectionManager,
     keys: Keys,
+    dead_after: Duration,
     shutdown: CancellationToken,
 ) {
-    let reader = StatsReader::new(keys);
-    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    let reader = StatsReader::new(keys).with_worker_fresh(dead_after);
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / READS_PER_SECOND);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -6,6 +6,8 @@
 //! silent for longer than `dead_after_ms`; the batching loop reclaims their batches between
 //! batches of its own.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::Script;
@@ -16,16 +18,56 @@ use tokio::sync::watch;
 /// How many heartbeats fit in one `dead_after_ms`.
 pub const BEATS_PER_PERIOD: u32 = 4;
 
+/// How a worker sees PostgreSQL: down when its last insert failed, or when a `SELECT 1` at the
+/// heartbeat fails, so an idle worker notices an outage too.
+pub struct PostgresView {
+    /// The worker's pool.
+    pub pool: deadpool_postgres::Pool,
+    /// Set by the batching loop while inserts fail.
+    pub loop_down: Arc<AtomicBool>,
+}
+
+impl PostgresView {
+    /// Whether PostgreSQL answers, within `timeout`.
+    pub async fn is_up(&self, timeout: Duration) -> bool {
+        if self.loop_down.load(Ordering::Relaxed) {
+            return false;
+        }
+        let probe = async {
+            let client = self.pool.get().await.ok()?;
+            client.simple_query("SELECT 1").await.ok()
+        };
+        matches!(tokio::time::timeout(timeout, probe).await, Ok(Some(_)))
+    }
+}
+
+/// What each heartbeat writes.
+pub struct Beat {
+    /// Key names.
+    pub keys: Keys,
+    /// This worker.
+    pub worker_id: String,
+    /// Silence after which a worker is presumed dead.
+    pub dead_after: Duration,
+    /// Reported as `up` or `down` in `workers_postgres`.
+    pub postgres: PostgresView,
+}
+
 /// Beats until shutdown, publishing the ids of dead peers on `dead`.
 pub async fn beat_periodically(
     mut redis: ConnectionManager,
-    keys: Keys,
-    worker_id: String,
-    dead_after: Duration,
+    beat_info: Beat,
     dead: watch::Sender<Vec<String>>,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(dead_after / BEATS_PER_PERIOD);
+    let Beat {
+        keys,
+        worker_id,
+        dead_after,
+        postgres,
+    } = beat_info;
+    let period = dead_after / BEATS_PER_PERIOD;
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
@@ -33,7 +75,8 @@ pub async fn beat_periodically(
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        match beat(&mut redis, &keys, &worker_id, dead_after).await {
+        let postgres_up = postgres.is_up(period / 2).await;
+        match beat(&mut redis, &keys, &worker_id, dead_after, postgres_up).await {
             Ok(peers) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("heartbeats resumed");
@@ -50,21 +93,24 @@ pub async fn beat_periodically(
     }
 }
 
-/// Writes one heartbeat and returns the peers silent for longer than `dead_after` (by the
-/// Redis clock, so the workers' clocks need not agree).
+/// Writes one heartbeat, with whether PostgreSQL is up, and returns the peers silent for longer
+/// than `dead_after` (by the Redis clock, so the workers' clocks need not agree).
 #[tracing::instrument(name = "redis.heartbeat", skip(redis, keys), err(level = "debug"))]
 pub async fn beat(
     redis: &mut ConnectionManager,
     keys: &Keys,
     worker_id: &str,
     dead_after: Duration,
+    postgres_up: bool,
 ) -> redis::RedisResult<Vec<String>> {
     static SCRIPT: std::sync::LazyLock<Script> =
         std::sync::LazyLock::new(|| Script::new(include_str!("lua/heartbeat.lua")));
     let mut peers: Vec<String> = SCRIPT
         .key(&keys.workers)
+        .key(&keys.workers_postgres)
         .arg(worker_id)
         .arg(dead_after.as_millis() as u64)
+        .arg(if postgres_up { "up" } else { "down" })
         .invoke_async(redis)
         .await?;
     peers.retain(|id| id != worker_id);

@@ -5,6 +5,8 @@
 //! repeats steps until shutdown, retrying failures with capped exponential backoff and jitter,
 //! and logging each dependency's state changes once rather than every retry.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -58,21 +60,25 @@ pub enum Outcome {
     Fenced,
 }
 
-/// Whether each dependency worked last time, so outages are logged once per change.
+/// Whether each dependency worked last time, so outages are logged once per change. The
+/// PostgreSQL flag is shared with the heartbeat task, which reports it.
 #[derive(Debug, Default)]
 struct DependencyLog {
     redis_down: bool,
-    postgres_down: bool,
+    postgres_down: Arc<AtomicBool>,
 }
 
 impl DependencyLog {
     fn failed(&mut self, error: &StepError) {
-        let (flag, name) = match error {
-            StepError::Redis(_) => (&mut self.redis_down, "Redis"),
-            StepError::Postgres(_) => (&mut self.postgres_down, "PostgreSQL"),
+        let was_down = match error {
+            StepError::Redis(_) => std::mem::replace(&mut self.redis_down, true),
+            StepError::Postgres(_) => self.postgres_down.swap(true, Ordering::Relaxed),
         };
-        if !*flag {
-            *flag = true;
+        let name = match error {
+            StepError::Redis(_) => "Redis",
+            StepError::Postgres(_) => "PostgreSQL",
+        };
+        if !was_down {
             tracing::warn!(%error, "{name} unavailable; keeping the batch and retrying with backoff");
         }
     }
@@ -84,7 +90,7 @@ impl DependencyLog {
     }
 
     fn postgres_ok(&mut self) {
-        if std::mem::take(&mut self.postgres_down) {
+        if self.postgres_down.swap(false, Ordering::Relaxed) {
             tracing::info!("PostgreSQL is back");
         }
     }
@@ -142,8 +148,15 @@ impl Worker {
     /// this periodically in [`Worker::run`]).
     pub async fn heartbeat(&mut self) -> redis::RedisResult<Vec<String>> {
         let mut conn = self.queue.shared_connection();
-        let dead =
-            registry::beat(&mut conn, self.queue.keys(), &self.id, self.dead_after()).await?;
+        let postgres_up = !self.log.postgres_down.load(Ordering::Relaxed);
+        let dead = registry::beat(
+            &mut conn,
+            self.queue.keys(),
+            &self.id,
+            self.dead_after(),
+            postgres_up,
+        )
+        .await?;
         self.dead_peers_tx.send_replace(dead.clone());
         Ok(dead)
     }
@@ -270,12 +283,14 @@ impl Worker {
         };
         let event = serde_json::to_string(&batch.event(&self.id, inserted, committed_at))
             .unwrap_or_default();
+        let latency = batch.latency_histogram(committed_at);
         let applied = self
             .queue
             .record(&Record {
                 inserted,
                 event: &event,
                 dead_letters: &batch.dead_letters,
+                latency: &latency,
             })
             .await?;
         self.log.redis_ok();
@@ -351,13 +366,20 @@ impl Worker {
         let rate = tokio::spawn(crate::rate::refresh_periodically(
             self.queue.shared_connection(),
             self.queue.keys().clone(),
+            self.dead_after(),
             shutdown.clone(),
         ));
         let heartbeat = tokio::spawn(registry::beat_periodically(
             self.queue.shared_connection(),
-            self.queue.keys().clone(),
-            self.id.clone(),
-            self.dead_after(),
+            registry::Beat {
+                keys: self.queue.keys().clone(),
+                worker_id: self.id.clone(),
+                dead_after: self.dead_after(),
+                postgres: registry::PostgresView {
+                    pool: self.pool.clone(),
+                    loop_down: Arc::clone(&self.log.postgres_down),
+                },
+            },
             self.dead_peers_tx.clone(),
             shutdown.clone(),
         ));

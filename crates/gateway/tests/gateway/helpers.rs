@@ -70,6 +70,22 @@ impl TestGateway {
             .expect("SET");
     }
 
+    /// Waits past one poller tick, so the next snapshot reflects what the test just wrote (the
+    /// poller reads all the time, so a snapshot taken before the write may be current).
+    pub async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+
+    pub async fn lrange(&mut self, key: &str) -> Vec<String> {
+        redis::cmd("LRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.redis)
+            .await
+            .expect("LRANGE")
+    }
+
     pub async fn cleanup(self) {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.stopped).await;

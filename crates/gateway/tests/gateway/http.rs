@@ -9,6 +9,7 @@ async fn stats_endpoint_serves_the_same_payload() {
     let mut g = spawn_gateway(&[]).await;
     let total = g.keys.total_messages.clone();
     g.set(&total, 7).await;
+    g.settle().await;
     let body: serde_json::Value = reqwest::get(g.http("/stats"))
         .await
         .expect("sent")
@@ -57,6 +58,7 @@ async fn sse_streams_the_same_payloads_at_the_asked_cadence() {
     let mut g = spawn_gateway(&[]).await;
     let total = g.keys.total_messages.clone();
     g.set(&total, 11).await;
+    g.settle().await;
     let mut response = reqwest::get(g.http("/stats/stream?interval_ms=200"))
         .await
         .expect("sent");
@@ -109,7 +111,7 @@ async fn sse_streams_the_same_payloads_at_the_asked_cadence() {
 }
 
 #[tokio::test]
-async fn the_poller_rests_without_clients_and_the_first_stats_after_are_fresh() {
+async fn the_poller_runs_without_clients_and_samples_the_history() {
     let mut g = spawn_gateway(&[]).await;
     let health = |g: &crate::helpers::TestGateway| {
         let url = g.http("/health");
@@ -122,32 +124,38 @@ async fn the_poller_rests_without_clients_and_the_first_stats_after_are_fresh() 
                 .expect("json")
         }
     };
-    assert_eq!(
-        health(&g).await["publisher_running"],
-        false,
-        "no client yet"
-    );
-    let mut ws = g.connect("").await;
-    next_of(&mut ws, "stats", Duration::from_secs(2)).await;
-    assert_eq!(health(&g).await["publisher_running"], true);
-    drop(ws);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while health(&g).await["publisher_running"] == true {
+    while health(&g).await["publisher_running"] != true {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the poller kept running without clients"
+            "the poller did not start without clients"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Changed while nobody watched: the next client must see it in its very first stats.
+    // Nobody watches, yet every second gets its history sample.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let history = g.keys.history_1s.clone();
+    let samples: Vec<String> = g.lrange(&history).await;
+    assert!(samples.len() >= 2, "{samples:?}");
+    let seconds: Vec<u64> = samples
+        .iter()
+        .map(|s| {
+            serde_json::from_str::<Vec<serde_json::Value>>(s).expect("json")[0]
+                .as_u64()
+                .expect("second")
+        })
+        .collect();
+    assert!(
+        seconds.windows(2).all(|w| w[0] == w[1] + 1),
+        "one sample per second, newest first: {seconds:?}"
+    );
+    // Changed while nobody watched: a client arriving a tick later sees it in its first stats.
     let total = g.keys.total_messages.clone();
     g.set(&total, 99).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     let mut ws = g.connect("").await;
     let first = next_of(&mut ws, "stats", Duration::from_secs(2)).await;
-    assert_eq!(
-        first["total_messages"], 99,
-        "first stats come from a fresh read"
-    );
+    assert_eq!(first["total_messages"], 99, "first stats are current");
     g.cleanup().await;
 }
 

@@ -25,6 +25,7 @@ async fn stats_arrive_on_connect_then_every_interval() {
     let (total, batches) = (g.keys.total_messages.clone(), g.keys.total_batches.clone());
     g.set(&total, 42).await;
     g.set(&batches, 4).await;
+    g.settle().await;
     tokio::time::sleep(Duration::from_millis(600)).await; // let the poller read them
 
     let connected = Instant::now();

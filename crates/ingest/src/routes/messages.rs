@@ -125,6 +125,7 @@ async fn enqueue<A: Serialize>(
             state.redis_timeout,
         )
         .await?;
+        state.accepted.add(envelopes.len() as u64);
         return Ok(HttpResponse::Accepted().json(answer));
     };
     // An answer holds ids, strings and a timestamp: it always serializes.
@@ -146,7 +147,10 @@ async fn enqueue<A: Serialize>(
     )
     .await?;
     let body = match pushed {
-        Pushed::Queued => body,
+        Pushed::Queued => {
+            state.accepted.add(envelopes.len() as u64);
+            body
+        }
         Pushed::Replay(first) => first,
     };
     Ok(HttpResponse::Accepted()

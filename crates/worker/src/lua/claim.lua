@@ -2,7 +2,7 @@
 -- registry and moves its whole processing list, oldest message first, into the claimer's
 -- processing list, where it becomes the claimer's batch in hand. Atomic: a message is always
 -- in exactly one list, and only one claimer gets it.
--- KEYS: workers, dead worker's processing list, claimer's processing list
+-- KEYS: workers, dead worker's processing list, claimer's processing list, workers_postgres
 -- ARGV: dead worker id, dead-after in milliseconds
 -- Returns the number of messages moved, or -1 when the worker has come back.
 local t = redis.call('TIME')
@@ -12,6 +12,7 @@ if seen and tonumber(seen) > now - tonumber(ARGV[2]) then
   return -1
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 local moved = 0
 while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do
   moved = moved + 1

@@ -2,9 +2,9 @@
 -- bumps the counters and the rate window, dead-letters the poison messages, and announces the
 -- batch on batch_events.
 -- KEYS: processing, total_messages, total_batches, rate_window, batch_events, dead_messages,
---       dead_letters
--- ARGV: rows inserted, batch event JSON, rate window TTL in seconds, then one JSON entry per
---       dead letter
+--       dead_letters, commit_latency
+-- ARGV: rows inserted, batch event JSON, rate window TTL in seconds, the batch's POST→commit
+--       latency histogram ('bucket:count,...'), then one JSON entry per dead letter
 -- Returns 1 when applied, 0 when the processing list was already cleared (a retry of a call
 -- whose reply was lost), so a batch is never counted twice.
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -17,9 +17,13 @@ redis.call('INCR', KEYS[3])
 local now = redis.call('TIME')[1]
 redis.call('HINCRBY', KEYS[4], now, inserted)
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]))
-local dead = #ARGV - 3
+for bucket, count in string.gmatch(ARGV[4], '(%d+):(%d+)') do
+  redis.call('HINCRBY', KEYS[8], now .. ':' .. bucket, count)
+end
+redis.call('EXPIRE', KEYS[8], tonumber(ARGV[3]))
+local dead = #ARGV - 4
 if dead > 0 then
-  for i = 4, #ARGV do
+  for i = 5, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('INCRBY', KEYS[7], dead)

@@ -1,0 +1,395 @@
+//! Alert rules, evaluated on every stats reading of the poller.
+//!
+//! [`Evaluator`] is pure: it turns readings into [`Transition`]s (fire, resolve), holding each
+//! rule's condition for its duration first. [`AlertStore`] records transitions in Redis so that
+//! an alert fires once and resolves once however many gateways evaluate the same readings: the
+//! first gateway to fire a rule wins (`HSETNX alerts_active`), and only the one whose resolve
+//! removes it announces the resolution. Each recorded transition is published on
+//! `alert_events`, which every gateway forwards to its clients on the `alerts` topic.
+//!
+//! `redis_down` cannot go through Redis: each gateway tells its own clients, and records the
+//! outage in `alerts_recent` once Redis is back (once per outage, whichever gateway is first).
+
+pub mod runtime;
+pub mod store;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use sluice_core::settings::AlertSettings;
+use sluice_core::stats::Stats;
+use tokio::time::Instant;
+
+/// A rule's name, as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// More messages waiting than `queue_depth_threshold`.
+    QueueDepthHigh,
+    /// Arrivals outpace persistence.
+    QueueGrowing,
+    /// Messages wait and no worker has a fresh heartbeat.
+    NoLiveWorkers,
+    /// New dead letters.
+    DeadLettersIncreased,
+    /// POST→commit p99 above `commit_latency_p99_ms`.
+    CommitLatencyHigh,
+    /// The gateway cannot read Redis.
+    RedisDown,
+    /// A live worker reports PostgreSQL down.
+    PostgresDown,
+    /// persisted/s far from its recent mean.
+    ThroughputAnomaly,
+}
+
+/// The rules evaluated from readings (all but `redis_down`).
+pub const READING_RULES: [Rule; 7] = [
+    Rule::QueueDepthHigh,
+    Rule::QueueGrowing,
+    Rule::NoLiveWorkers,
+    Rule::DeadLettersIncreased,
+    Rule::CommitLatencyHigh,
+    Rule::PostgresDown,
+    Rule::ThroughputAnomaly,
+];
+
+impl Rule {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::QueueDepthHigh => "queue_depth_high",
+            Self::QueueGrowing => "queue_growing",
+            Self::NoLiveWorkers => "no_live_workers",
+            Self::DeadLettersIncreased => "dead_letters_increased",
+            Self::CommitLatencyHigh => "commit_latency_high",
+            Self::RedisDown => "redis_down",
+            Self::PostgresDown => "postgres_down",
+            Self::ThroughputAnomaly => "throughput_anomaly",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One alert transition, as stored and sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Always `"alert"`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The rule.
+    pub rule: Rule,
+    /// `medium`, `high` or `critical`.
+    pub severity: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    /// The measured value when the transition happened.
+    pub value: f64,
+    /// What the value was compared with.
+    pub threshold: f64,
+    /// When the alert fired (RFC 3339, UTC).
+    pub started_at: String,
+    /// When it resolved; `null` while firing.
+    pub resolved_at: Option<String>,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// A rule's condition on one reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Check {
+    /// Whether the condition holds.
+    pub breaching: bool,
+    /// The measured value.
+    pub value: f64,
+    /// The threshold.
+    pub threshold: f64,
+    /// Severity if it fires.
+    pub severity: &'static str,
+}
+
+/// What the evaluator decided on one reading.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// The rule's condition has held for its duration: fire it.
+    Fire(Rule, Check),
+    /// The condition has been false for long enough: resolve it (with the current value).
+    Resolve(Rule, f64),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RuleState {
+    breaching_since: Option<Instant>,
+    clear_since: Option<Instant>,
+    /// Whether the rule is active in Redis, as far as this gateway knows; `None` at start.
+    active: Option<bool>,
+    last_value: f64,
+}
+
+/// Turns readings into transitions.
+#[derive(Debug)]
+pub struct Evaluator {
+    settings: AlertSettings,
+    states: [RuleState; 8],
+    /// persisted/s, one value per Redis second, for the anomaly rule.
+    persisted: VecDeque<(u64, f64)>,
+    dead_letters: Option<u64>,
+    dead_letters_before: u64,
+    last_dead_letter: Option<Instant>,
+}
+
+/// Fewest seconds of persisted/s the anomaly rule needs before it judges.
+pub const ANOMALY_MIN_SAMPLES: usize = 60;
+/// The most recent seconds left out of the anomaly rule's baseline, so an anomaly does not
+/// hide itself by moving the mean.
+pub const ANOMALY_RECENT_SECS: usize = 15;
+
+impl Evaluator {
+    /// An evaluator with `settings`.
+    pub fn new(settings: AlertSettings) -> Self {
+        Self {
+            settings,
+            states: [RuleState::default(); 8],
+            persisted: VecDeque::new(),
+            dead_letters: None,
+            dead_letters_before: 0,
+            last_dead_letter: None,
+        }
+    }
+
+    /// Evaluates every reading rule on `stats`, taken at `now`.
+    pub fn evaluate(&mut self, stats: &Stats, now: Instant) -> Vec<Transition> {
+        self.observe(stats, now);
+        READING_RULES
+            .into_iter()
+            .filter_map(|rule| {
+                let check = self.check(rule, stats, now);
+                self.step(rule, check, now)
+            })
+            .collect()
+    }
+
+    /// Evaluates `redis_down`: `down` is whether the last read failed.
+    pub fn evaluate_redis(&mut self, down: bool, now: Instant) -> Option<Transition> {
+        let since = self.states[Rule::RedisDown.index()].breaching_since;
+        let check = Check {
+            breaching: down,
+            value: since.map_or(0.0, |s| (now - s).as_secs_f64().round()),
+            threshold: self.settings.redis_down_for_secs as f64,
+            severity: "critical",
+        };
+        self.step(Rule::RedisDown, check, now)
+    }
+
+    /// Records what the store did with a transition: the rule is now active (fired, by this
+    /// gateway or another) or not.
+    pub fn applied(&mut self, transition: &Transition) {
+        match transition {
+            Transition::Fire(rule, _) => self.states[rule.index()].active = Some(true),
+            Transition::Resolve(rule, _) => self.states[rule.index()].active = Some(false),
+        }
+    }
+
+    /// When `rule`'s condition began holding, if it holds.
+    pub fn breaching_since(&self, rule: Rule) -> Option<Instant> {
+        self.states[rule.index()].breaching_since
+    }
+
+    fn observe(&mut self, stats: &Stats, now: Instant) {
+        let second = chrono::DateTime::parse_from_rfc3339(&stats.timestamp)
+            .map_or(0, |t| t.timestamp() as u64);
+        if self.persisted.back().is_none_or(|&(s, _)| s < second) {
+            self.persisted.push_back((second, stats.current_rps));
+        }
+        while self.persisted.len() > self.settings.anomaly_window_secs as usize {
+            self.persisted.pop_front();
+        }
+        let total = stats.dead_letters_total;
+        if let Some(before) = self.dead_letters
+            && total > before
+        {
+            if self.last_dead_letter.is_none_or(|at| {
+                now - at >= Duration::from_secs(self.settings.dead_letters_quiet_secs)
+            }) {
+                self.dead_letters_before = before;
+            }
+            self.last_dead_letter = Some(now);
+        }
+        self.dead_letters = Some(total);
+    }
+
+    fn check(&self, rule: Rule, stats: &Stats, now: Instant) -> Check {
+        let s = &self.settings;
+        let check = |breaching, value: f64, threshold: f64, severity| Check {
+            breaching,
+            value,
+            threshold,
+            severity,
+        };
+        match rule {
+            Rule::QueueDepthHigh => {
+                let depth = stats.queue_depth as f64;
+                let limit = s.queue_depth_threshold as f64;
+                check(depth > limit, depth, limit, "high")
+            }
+            Rule::QueueGrowing => {
+                let surplus = round2(stats.accepted_per_second - stats.current_rps);
+                let growing = surplus > s.queue_growing_min_rate && stats.queue_depth > 0;
+                check(growing, surplus, s.queue_growing_min_rate, "medium")
+            }
+            Rule::NoLiveWorkers => {
+                let waiting = stats.queue_depth + stats.in_flight;
+                let none = stats.workers_alive == 0 && waiting > 0;
+                check(none, stats.workers_alive as f64, 1.0, "critical")
+            }
+            Rule::DeadLettersIncreased => {
+                let quiet = Duration::from_secs(s.dead_letters_quiet_secs);
+                let recent = self.last_dead_letter.is_some_and(|at| now - at < quiet);
+                let total = stats.dead_letters_total as f64;
+                check(recent, total, self.dead_letters_before as f64, "medium")
+            }
+            Rule::CommitLatencyHigh => {
+                let p99 = stats.commit_latency_ms.p99.unwrap_or(0.0);
+                let limit = s.commit_latency_p99_ms;
+                check(p99 > limit, p99, limit, "medium")
+            }
+            Rule::PostgresDown => {
+                let down = stats.workers_postgres_down as f64;
+                check(down > 0.0, down, 0.0, "critical")
+            }
+            Rule::ThroughputAnomaly => self.anomaly(stats.current_rps),
+            Rule::RedisDown => check(false, 0.0, 0.0, "critical"),
+        }
+    }
+
+    /// z-score of `current` against persisted/s over the window, the recent seconds excluded.
+    fn anomaly(&self, current: f64) -> Check {
+        let s = &self.settings;
+        let baseline: Vec<f64> = self
+            .persisted
+            .iter()
+            .rev()
+            .skip(ANOMALY_RECENT_SECS)
+            .map(|&(_, v)| v)
+            .collect();
+        let z = z_score(current, &baseline).unwrap_or(0.0);
+        let severity = if z.abs() >= s.anomaly_z_high {
+            "high"
+        } else {
+            "medium"
+        };
+        Check {
+            breaching: z.abs() >= s.anomaly_z_medium,
+            value: round2(z),
+            threshold: s.anomaly_z_medium,
+            severity,
+        }
+    }
+
+    fn duration(&self, rule: Rule) -> Duration {
+        let s = &self.settings;
+        Duration::from_secs(match rule {
+            Rule::QueueDepthHigh => s.queue_depth_for_secs,
+            Rule::QueueGrowing => s.queue_growing_for_secs,
+            Rule::NoLiveWorkers => s.no_live_workers_for_secs,
+            Rule::DeadLettersIncreased => 0,
+            Rule::CommitLatencyHigh => s.commit_latency_for_secs,
+            Rule::RedisDown => s.redis_down_for_secs,
+            Rule::PostgresDown => s.postgres_down_for_secs,
+            Rule::ThroughputAnomaly => s.anomaly_for_secs,
+        })
+    }
+
+    fn resolve_after(&self, rule: Rule) -> Duration {
+        match rule {
+            // Its condition already includes a quiet period.
+            Rule::DeadLettersIncreased => Duration::ZERO,
+            _ => Duration::from_secs(self.settings.resolve_after_secs),
+        }
+    }
+
+    fn step(&mut self, rule: Rule, check: Check, now: Instant) -> Option<Transition> {
+        let held_for = self.duration(rule);
+        let resolve_after = self.resolve_after(rule);
+        let state = &mut self.states[rule.index()];
+        state.last_value = check.value;
+        if check.breaching {
+            state.clear_since = None;
+            let since = *state.breaching_since.get_or_insert(now);
+            (state.active != Some(true) && now - since >= held_for)
+                .then_some(Transition::Fire(rule, check))
+        } else {
+            state.breaching_since = None;
+            let since = *state.clear_since.get_or_insert(now);
+            (state.active != Some(false) && now - since >= resolve_after)
+                .then_some(Transition::Resolve(rule, check.value))
+        }
+    }
+}
+
+/// z-score of `value` against `baseline`; `None` with too few samples. The deviation has a
+/// floor (5 % of the mean, and 1 msg/s) so a perfectly steady rate does not make every wobble
+/// infinitely anomalous.
+pub fn z_score(value: f64, baseline: &[f64]) -> Option<f64> {
+    if baseline.len() < ANOMALY_MIN_SAMPLES - ANOMALY_RECENT_SECS {
+        return None;
+    }
+    let n = baseline.len() as f64;
+    let mean = baseline.iter().sum::<f64>() / n;
+    let variance = baseline.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    let sigma = variance.sqrt().max(mean.abs() * 0.05).max(1.0);
+    Some((value - mean) / sigma)
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The current time as alerts carry it.
+pub fn timestamp() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A firing alert for `check`.
+pub fn firing(rule: Rule, check: &Check, started_at: String) -> Alert {
+    Alert {
+        kind: "alert".into(),
+        rule,
+        severity: check.severity.into(),
+        state: "firing".into(),
+        value: check.value,
+        threshold: check.threshold,
+        started_at,
+        resolved_at: None,
+        summary: summary(rule, check.value, check.threshold),
+    }
+}
+
+/// One line describing the alert.
+pub fn summary(rule: Rule, value: f64, threshold: f64) -> String {
+    match rule {
+        Rule::QueueDepthHigh => format!("{value} messages waiting (threshold {threshold})"),
+        Rule::QueueGrowing => {
+            format!("arrivals outpace persistence by {value} msg/s (threshold {threshold})")
+        }
+        Rule::NoLiveWorkers => "messages are waiting and no worker is alive".into(),
+        Rule::DeadLettersIncreased => {
+            format!("dead letters rose from {threshold} to {value}")
+        }
+        Rule::CommitLatencyHigh => {
+            format!("commit latency p99 {value} ms (threshold {threshold} ms)")
+        }
+        Rule::RedisDown => "the gateway cannot read Redis".into(),
+        Rule::PostgresDown => format!("{value} live worker(s) report PostgreSQL down"),
+        Rule::ThroughputAnomaly => {
+            format!("persisted/s is {value} standard deviations from its recent mean")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+//! Alert transitions in Redis: `alerts_active`, `alerts_recent` and `alert_events`.
+
+use redis::Script;
+use serde::Serialize;
+use sluice_core::Keys;
+use sluice_core::keys::ALERTS_RECENT_MAX;
+
+use super::{Alert, Rule};
+
+/// `GET /alerts`: what fires now, and the latest transitions, newest first.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AlertList {
+    /// Alerts firing now.
+    pub active: Vec<Alert>,
+    /// The latest transitions, firing and resolved, newest first.
+    pub recent: Vec<Alert>,
+}
+
+/// The alert keys of one deployment and the scripts that change them atomically.
+#[derive(Debug, Clone)]
+pub struct AlertStore {
+    keys: Keys,
+    fire: Script,
+    resolve: Script,
+    outage: Script,
+}
+
+impl AlertStore {
+    /// A store for the keys under `keys`' prefix.
+    pub fn new(keys: Keys) -> Self {
+        Self {
+            keys,
+            fire: Script::new(include_str!("../lua/alert_fire.lua")),
+            resolve: Script::new(include_str!("../lua/alert_resolve.lua")),
+            outage: Script::new(include_str!("../lua/alert_outage.lua")),
+        }
+    }
+
+    /// Fires `alert` unless its rule is active; returns whether this call fired it.
+    pub async fn fire<C>(&self, conn: &mut C, alert: &Alert) -> redis::RedisResult<bool>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        let json = serde_json::to_string(alert).unwrap_or_default();
+        let mut invocation = self.fire.key(&self.keys.alerts_active);
+        invocation
+            .key(&self.keys.alerts_recent)
+            .key(&self.keys.alert_events)
+            .arg(alert.rule.name())
+            .arg(json)
+            .arg(ALERTS_RECENT_MAX);
+        Ok(invocation.invoke_async::<u8>(conn).await? == 1)
+    }
+
+    /// Resolves `rule` if it is active; returns whether this call resolved it.
+    pub async fn resolve<C>(
+        &self,
+        conn: &mut C,
+        rule: Rule,
+        value: f64,
+        summary: &str,
+    ) -> redis::RedisResult<bool>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        let mut invocation = self.resolve.key(&self.keys.alerts_active);
+        invocation
+            .key(&self.keys.alerts_recent)
+            .key(&self.keys.alert_events)
+            .arg(rule.name())
+            .arg(super::timestamp())
+            .arg(value)
+            .arg(summary)
+            .arg(ALERTS_RECENT_MAX);
+        Ok(invocation.invoke_async::<u8>(conn).await? == 1)
+    }
+
+    /// Records an outage of Redis this gateway lived through, unless another gateway has.
+    pub async fn record_outage<C>(
+        &self,
+        conn: &mut C,
+        firing: &Alert,
+        resolved: &Alert,
+    ) -> redis::RedisResult<bool>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        let mut invocation = self.outage.key(&self.keys.alerts_recent);
+        invocation
+            .arg(serde_json::to_string(firing).unwrap_or_default())
+            .arg(serde_json::to_string(resolved).unwrap_or_default())
+            .arg(&firing.started_at)
+            .arg(ALERTS_RECENT_MAX);
+        Ok(invocation.invoke_async::<u8>(conn).await? == 1)
+    }
+
+    /// The active alerts (ordered by when they fired) and the recent transitions, in one
+    /// round trip. Entries that do not parse are skipped.
+    pub async fn list<C>(&self, conn: &mut C) -> redis::RedisResult<AlertList>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        let (active, recent): (Vec<String>, Vec<String>) = redis::pipe()
+            .cmd("HVALS")
+            .arg(&self.keys.alerts_active)
+            .cmd("LRANGE")
+            .arg(&self.keys.alerts_recent)
+            .arg(0)
+            .arg(ALERTS_RECENT_MAX - 1)
+            .query_async(conn)
+            .await?;
+        let parse = |raw: Vec<String>| -> Vec<Alert> {
+            raw.iter()
+                .filter_map(|s| serde_json::from_str(s).ok())
+                .collect()
+        };
+        let mut active = parse(active);
+        active.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        Ok(AlertList {
+            active,
+            recent: parse(recent),
+        })
+    }
+}

@@ -1,0 +1,179 @@
+use super::*;
+
+fn settings() -> AlertSettings {
+    AlertSettings {
+        queue_depth_threshold: 100,
+        queue_depth_for_secs: 5,
+        resolve_after_secs: 3,
+        anomaly_for_secs: 2,
+        dead_letters_quiet_secs: 10,
+        ..AlertSettings::default()
+    }
+}
+
+/// A reading at Redis second `second` with one live worker and nothing else going on.
+fn reading(second: i64) -> Stats {
+    let mut s = Stats::new(0, 0, 0, 0.0);
+    s.workers_alive = 1;
+    s.timestamp = chrono::DateTime::from_timestamp(1_700_000_000 + second, 0)
+        .expect("valid")
+        .to_rfc3339();
+    s
+}
+
+/// Feeds `stats(second)` once a second for `seconds` seconds from `start`, returning every
+/// transition with the second it happened in, and applying each as a store would.
+fn run(
+    e: &mut Evaluator,
+    start: Instant,
+    seconds: std::ops::Range<i64>,
+    stats: impl Fn(i64) -> Stats,
+) -> Vec<(i64, Transition)> {
+    let mut out = Vec::new();
+    for second in seconds {
+        let now = start + Duration::from_secs(second as u64);
+        for t in e.evaluate(&stats(second), now) {
+            e.applied(&t);
+            out.push((second, t));
+        }
+    }
+    out
+}
+
+fn fired(transitions: &[(i64, Transition)], rule: Rule) -> Vec<i64> {
+    transitions
+        .iter()
+        .filter(|(_, t)| matches!(t, Transition::Fire(r, _) if *r == rule))
+        .map(|(s, _)| *s)
+        .collect()
+}
+
+fn resolved(transitions: &[(i64, Transition)], rule: Rule) -> Vec<i64> {
+    transitions
+        .iter()
+        .filter(|(_, t)| matches!(t, Transition::Resolve(r, _) if *r == rule))
+        .map(|(s, _)| *s)
+        .collect()
+}
+
+#[test]
+fn a_rule_fires_once_after_its_duration_and_resolves_once() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    let deep = |second| {
+        let mut s = reading(second);
+        s.queue_depth = if (10..30).contains(&second) { 500 } else { 0 };
+        s
+    };
+    let t = run(&mut e, start, 0..60, deep);
+    assert_eq!(fired(&t, Rule::QueueDepthHigh), [15]);
+    // At start the gateway does not know whether the rule is active: it resolves it once
+    // (a no-op in the store) after resolve_after_secs, then again after the real alert.
+    assert_eq!(resolved(&t, Rule::QueueDepthHigh), [3, 33]);
+}
+
+#[test]
+fn a_rule_another_gateway_fired_is_not_fired_again() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    let mut s = reading(0);
+    s.queue_depth = 500;
+    let depth_rule = |t: Vec<Transition>| -> Vec<Transition> {
+        t.into_iter()
+            .filter(|t| matches!(t, Transition::Fire(Rule::QueueDepthHigh, _)))
+            .collect()
+    };
+    let first = depth_rule(e.evaluate(&s, start + Duration::from_secs(6)));
+    assert!(first.is_empty(), "{first:?}");
+    let fire = depth_rule(e.evaluate(&s, start + Duration::from_secs(12)));
+    assert_eq!(fire.len(), 1, "{fire:?}");
+    // The store found it already fired by another gateway: still active here.
+    e.applied(&fire[0]);
+    assert!(depth_rule(e.evaluate(&s, start + Duration::from_secs(20))).is_empty());
+}
+
+#[test]
+fn dead_letters_fire_on_an_increase_only_and_resolve_when_quiet() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    let dead = |second| {
+        let mut s = reading(second);
+        // 7 dead letters before the gateway started, 2 more at second 20.
+        s.dead_letters_total = if second < 20 { 7 } else { 9 };
+        s
+    };
+    let t = run(&mut e, start, 0..40, dead);
+    assert_eq!(fired(&t, Rule::DeadLettersIncreased), [20]);
+    assert_eq!(resolved(&t, Rule::DeadLettersIncreased), [0, 30]);
+    let Some((_, Transition::Fire(_, check))) = t
+        .iter()
+        .find(|(_, t)| matches!(t, Transition::Fire(Rule::DeadLettersIncreased, _)))
+    else {
+        panic!("no fire");
+    };
+    assert_eq!((check.value, check.threshold), (9.0, 7.0));
+}
+
+#[test]
+fn no_live_workers_needs_waiting_messages() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    let idle = |second| {
+        let mut s = reading(second);
+        s.workers_alive = 0;
+        s.queue_depth = u64::from(second >= 20);
+        s
+    };
+    let t = run(&mut e, start, 0..40, idle);
+    assert_eq!(fired(&t, Rule::NoLiveWorkers), [30]);
+}
+
+#[test]
+fn a_steady_noisy_rate_is_no_anomaly_and_a_stall_is_a_high_one() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    let rate = |second: i64| {
+        let mut s = reading(second);
+        // 5,000 msg/s ± 1 %, then the pipeline stalls at second 200.
+        s.current_rps = if second < 200 {
+            5_000.0 + 50.0 * ((second * 7919) % 13 - 6) as f64 / 6.0
+        } else {
+            0.0
+        };
+        s
+    };
+    let t = run(&mut e, start, 0..205, rate);
+    assert_eq!(fired(&t, Rule::ThroughputAnomaly), [202]);
+    let severity = t.iter().find_map(|(_, t)| match t {
+        Transition::Fire(Rule::ThroughputAnomaly, c) => Some(c.severity),
+        _ => None,
+    });
+    assert_eq!(severity, Some("high"));
+}
+
+#[test]
+fn z_scores_need_a_baseline_and_have_a_deviation_floor() {
+    assert_eq!(z_score(10.0, &[1.0; 10]), None);
+    let steady = vec![100.0; 100];
+    // σ = 0 is floored at 5 % of the mean: 5 msg/s.
+    assert_eq!(z_score(110.0, &steady), Some(2.0));
+    assert_eq!(z_score(0.0, &vec![0.0; 100]), Some(0.0));
+}
+
+#[test]
+fn redis_down_fires_after_its_duration_and_resolves_when_back() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    let at = |s: u64| start + Duration::from_secs(s);
+    assert_eq!(e.evaluate_redis(true, at(0)), None);
+    let Some(fire) = e.evaluate_redis(true, at(2)) else {
+        panic!("fires after redis_down_for_secs");
+    };
+    e.applied(&fire);
+    assert_eq!(e.evaluate_redis(true, at(3)), None);
+    assert_eq!(e.evaluate_redis(false, at(4)), None);
+    assert!(matches!(
+        e.evaluate_redis(false, at(7)),
+        Some(Transition::Resolve(Rule::RedisDown, _))
+    ));
+}

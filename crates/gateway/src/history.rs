@@ -1,0 +1,84 @@
+//! History reads for `GET /stats/history` and `get_history`, shared by every client.
+//!
+//! A window's answer is read from Redis and serialized at most once per [`HISTORY_TTL`]: a
+//! thousand dashboards opening at once, or one client asking as fast as its rate limit allows,
+//! cost one read per window per second, not one per request.
+
+use std::time::Duration;
+
+use bytestring::ByteString;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use sluice_core::Keys;
+use sluice_core::history::{History, Window};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// How long a window's answer is reused: the history has one point per second.
+pub const HISTORY_TTL: Duration = Duration::from_secs(1);
+
+/// `{"type": "history", ...}`: a [`History`] as clients receive it.
+#[derive(Serialize)]
+struct Message<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    history: &'a History,
+}
+
+/// The latest answer per window.
+pub struct HistoryCache {
+    keys: Keys,
+    redis: ConnectionManager,
+    timeout: Duration,
+    entries: [Mutex<Option<(Instant, ByteString)>>; 4],
+}
+
+impl std::fmt::Debug for HistoryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryCache").finish_non_exhaustive()
+    }
+}
+
+impl HistoryCache {
+    /// A cache reading the history under `keys` through `redis`.
+    pub fn new(keys: Keys, redis: ConnectionManager, timeout: Duration) -> Self {
+        Self {
+            keys,
+            redis,
+            timeout,
+            entries: Default::default(),
+        }
+    }
+
+    /// The `history` message for `window`; `None` when Redis does not answer.
+    pub async fn get(&self, window: Window) -> Option<ByteString> {
+        let index = Window::ALL.iter().position(|w| *w == window)?;
+        // Held across the read: concurrent askers wait for the one read instead of each
+        // making their own.
+        let mut entry = self.entries[index].lock().await;
+        if let Some((at, json)) = entry.as_ref()
+            && at.elapsed() < HISTORY_TTL
+        {
+            return Some(json.clone());
+        }
+        let mut redis = self.redis.clone();
+        let read = History::read(&mut redis, &self.keys, window);
+        let history = match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(history)) => history,
+            Ok(Err(e)) => {
+                tracing::debug!(%e, "cannot read the history");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let json: ByteString = serde_json::to_string(&Message {
+            kind: "history",
+            history: &history,
+        })
+        .unwrap_or_default()
+        .into();
+        *entry = Some((Instant::now(), json.clone()));
+        Some(json)
+    }
+}

@@ -1,0 +1,120 @@
+//! `GET /workers`: the workers in the registry, for the dashboard's worker list.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat};
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use sluice_core::Keys;
+
+/// Most workers listed (most recent heartbeat first).
+pub const MAX_LISTED: usize = 500;
+
+/// One worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// `worker.id`; its processing list is `processing:<id>`.
+    pub id: String,
+    /// Its last heartbeat (RFC 3339, UTC, by the Redis clock).
+    pub last_heartbeat: String,
+    /// How long ago that was, in ms.
+    pub heartbeat_age_ms: u64,
+    /// Messages in its processing list.
+    pub in_hand: u64,
+    /// Whether its heartbeat is fresh; a stale worker's batch is reclaimed by a live one.
+    pub alive: bool,
+    /// PostgreSQL as the worker last saw it: `up`, `down`, or `unknown`.
+    pub postgres: String,
+}
+
+/// The `GET /workers` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerList {
+    /// The workers, most recent heartbeat first.
+    pub workers: Vec<WorkerInfo>,
+    /// The heartbeat age past which a worker is not alive.
+    pub dead_after_ms: u64,
+}
+
+/// Reads the worker list in one round trip.
+pub async fn read<C>(
+    conn: &mut C,
+    keys: &Keys,
+    dead_after: Duration,
+) -> redis::RedisResult<WorkerList>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    static SCRIPT: std::sync::LazyLock<Script> =
+        std::sync::LazyLock::new(|| Script::new(include_str!("lua/workers.lua")));
+    let mut invocation = SCRIPT.key(&keys.workers);
+    invocation
+        .key(&keys.workers_postgres)
+        .arg(keys.processing(""))
+        .arg(MAX_LISTED);
+    let reply: Vec<String> = invocation.invoke_async(conn).await?;
+    Ok(parse(&reply, dead_after.as_millis() as u64))
+}
+
+fn parse(reply: &[String], dead_after_ms: u64) -> WorkerList {
+    let now: u64 = reply.first().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let workers = reply
+        .get(1..)
+        .unwrap_or_default()
+        .chunks_exact(4)
+        .map(|w| {
+            let seen: u64 = w[1].parse::<f64>().map_or(0, |ms| ms as u64);
+            let age = now.saturating_sub(seen);
+            WorkerInfo {
+                id: w[0].clone(),
+                last_heartbeat: DateTime::from_timestamp_millis(seen as i64)
+                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+                    .unwrap_or_default(),
+                heartbeat_age_ms: age,
+                in_hand: w[2].parse().unwrap_or(0),
+                alive: age < dead_after_ms,
+                postgres: if w[3].is_empty() {
+                    "unknown".into()
+                } else {
+                    w[3].clone()
+                },
+            }
+        })
+        .collect();
+    WorkerList {
+        workers,
+        dead_after_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_script_reply() {
+        let reply: Vec<String> = [
+            "1700000010000",
+            "w1",
+            "1700000009500",
+            "12",
+            "up",
+            "w2",
+            "1700000000000",
+            "3",
+            "",
+        ]
+        .map(String::from)
+        .to_vec();
+        let list = parse(&reply, 5_000);
+        assert_eq!(list.workers.len(), 2);
+        assert_eq!(list.workers[0].id, "w1");
+        assert_eq!(list.workers[0].heartbeat_age_ms, 500);
+        assert_eq!(list.workers[0].in_hand, 12);
+        assert!(list.workers[0].alive);
+        assert_eq!(list.workers[0].last_heartbeat, "2023-11-14T22:13:29.500Z");
+        assert!(!list.workers[1].alive);
+        assert_eq!(list.workers[1].postgres, "unknown");
+        assert!(parse(&[], 1).workers.is_empty());
+    }
+}

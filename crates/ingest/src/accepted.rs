@@ -1,0 +1,99 @@
+//! Counting accepted messages (`accepted_total`, `accepted_window`) off the hot path.
+//!
+//! A request that queued messages adds them to a per-process counter, one atomic add; a
+//! background task moves the count into Redis every [`FLUSH_EVERY`], in one script call that
+//! also fills the per-second window `accepted_per_second` is derived from. A failed flush keeps
+//! the count for the next one, and shutdown flushes after the last request is answered, so the
+//! total is exact; only a process killed outright loses what it counted since the last flush.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use sluice_core::Keys;
+use sluice_core::keys::RATE_WINDOW_SECS;
+
+/// How often the count moves into Redis.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// How long the window hash lives without a new count.
+const WINDOW_TTL_SECS: u64 = 120;
+/// How long shutdown keeps trying to flush.
+const FINAL_FLUSH_FOR: Duration = Duration::from_secs(3);
+
+/// Messages queued by this process and not yet added to `accepted_total`.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    pending: AtomicU64,
+}
+
+impl Accepted {
+    /// Counts `n` messages answered 202 and queued.
+    pub fn add(&self, n: u64) {
+        self.pending.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Flushes every [`FLUSH_EVERY`] until shutdown, then once more (retrying for a few
+    /// seconds if Redis fails).
+    pub async fn flush_periodically(
+        &self,
+        mut conn: ConnectionManager,
+        keys: Keys,
+        timeout: Duration,
+        stopped: impl std::future::Future<Output = ()>,
+    ) {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { self.flush(&mut conn, &keys, timeout).await; }
+                () = &mut stopped => break,
+            }
+        }
+        let deadline = tokio::time::Instant::now() + FINAL_FLUSH_FOR;
+        while !self.flush(&mut conn, &keys, timeout).await {
+            if tokio::time::Instant::now() >= deadline {
+                let lost = self.pending.load(Ordering::Relaxed);
+                tracing::warn!(
+                    lost,
+                    "cannot add the last accepted messages to accepted_total"
+                );
+                return;
+            }
+            tokio::time::sleep(FLUSH_EVERY).await;
+        }
+    }
+
+    /// Moves the pending count into Redis; returns false (keeping the count) if that failed.
+    pub async fn flush(
+        &self,
+        conn: &mut ConnectionManager,
+        keys: &Keys,
+        timeout: Duration,
+    ) -> bool {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(include_str!("lua/count_accepted.lua")));
+        let n = self.pending.swap(0, Ordering::Relaxed);
+        if n == 0 {
+            return true;
+        }
+        let mut invocation = SCRIPT.key(&keys.accepted_total);
+        invocation
+            .key(&keys.accepted_window)
+            .arg(n)
+            .arg(WINDOW_TTL_SECS)
+            .arg(RATE_WINDOW_SECS);
+        let call = invocation.invoke_async::<()>(conn);
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(())) => true,
+            outcome => {
+                // A timed-out call may still have applied: rare, and it counts once more at
+                // worst, where dropping the count would lose it for sure.
+                tracing::debug!(?outcome, "cannot flush the accepted count; keeping it");
+                self.pending.fetch_add(n, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}
