@@ -96,3 +96,19 @@ ensure_database() {
 ensure_cargo() {
   command -v cargo >/dev/null || die "cargo is not installed; install a Rust toolchain (rustup) first"
 }
+
+# Debian's Chromium and the pinned Playwright (tests/browser/requirements.txt) for the browser
+# tests. Playwright drives /usr/bin/chromium; its own browser download is never run.
+ensure_browser() {
+  command -v chromium >/dev/null || apt_install chromium || die "cannot install chromium"
+  command -v python3 >/dev/null || apt_install python3 python3-pip
+  if ! python3 - <<'PY' 2>/dev/null; then
+import importlib.metadata as m, pathlib, re
+pins = re.findall(r"^([\w-]+)==(\S+)", pathlib.Path("tests/browser/requirements.txt").read_text(), re.M)
+assert all(m.version(name) == version for name, version in pins)
+PY
+    python3 -m pip install --quiet -r tests/browser/requirements.txt ||
+      python3 -m pip install --quiet --break-system-packages -r tests/browser/requirements.txt ||
+      die "cannot install the browser test packages"
+  fi
+}

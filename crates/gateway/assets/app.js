@@ -1,0 +1,101 @@
+// The Sluice dashboard: wires the connection to the cards, charts, feeds and lists.
+import { Charts } from "./charts.js";
+import { Connection } from "./connection.js";
+import * as panels from "./panels.js";
+
+const params = new URLSearchParams(location.search);
+const WORKERS_EVERY_MS = 2000;
+const MINUTE_HISTORY_EVERY_MS = 30000;
+
+const charts = new Charts();
+const alerts = { active: new Map(), recent: [] };
+const connection = new Connection({
+  token: params.get("token") ?? "",
+  wsRetryMs: Number(params.get("ws_retry_ms")) || 30000,
+  handlers: {
+    state: showState,
+    message: handle,
+    connected: refresh,
+  },
+});
+let windowName = "5m";
+let historyTimer = null;
+
+function showState(name) {
+  const badge = document.getElementById("conn");
+  const labels = { live: "live", sse: "live · SSE fallback", polling: "polling", reconnecting: "reconnecting", connecting: "connecting", unauthorized: "token refused" };
+  badge.dataset.state = name;
+  badge.textContent = labels[name] ?? name;
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "stats":
+      panels.renderStats(message);
+      charts.addStats(message);
+      break;
+    case "batch_persisted":
+      panels.addBatch(message);
+      break;
+    case "alert":
+      if (message.state === "firing") alerts.active.set(message.rule, message);
+      else alerts.active.delete(message.rule);
+      alerts.recent.unshift(message);
+      alerts.recent.length = Math.min(alerts.recent.length, 100);
+      panels.renderAlerts([...alerts.active.values()], alerts.recent);
+      break;
+    default:
+      break;
+  }
+}
+
+async function loadHistory() {
+  try {
+    charts.setHistory(await connection.get("/stats/history", { window: windowName }));
+  } catch (error) {
+    console.warn("history unavailable:", error.message);
+  }
+}
+
+async function loadAlerts() {
+  try {
+    const list = await connection.get("/alerts");
+    alerts.active = new Map(list.active.map((alert) => [alert.rule, alert]));
+    alerts.recent = list.recent;
+    panels.renderAlerts(list.active, list.recent);
+  } catch (error) {
+    console.warn("alerts unavailable:", error.message);
+  }
+}
+
+async function loadWorkers() {
+  try {
+    panels.renderWorkers(await connection.get("/workers"));
+  } catch {
+    // Shown as stale until the next try.
+  }
+}
+
+// On every (re)connection: history fills whatever gap the page missed.
+function refresh() {
+  loadHistory();
+  loadAlerts();
+  loadWorkers();
+}
+
+function selectWindow(name) {
+  windowName = name;
+  for (const button of document.querySelectorAll("#windows button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.window === name));
+  }
+  loadHistory();
+  clearInterval(historyTimer);
+  if (name === "1h" || name === "24h") historyTimer = setInterval(loadHistory, MINUTE_HISTORY_EVERY_MS);
+}
+
+document.getElementById("windows").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-window]");
+  if (button) selectWindow(button.dataset.window);
+});
+setInterval(loadWorkers, WORKERS_EVERY_MS);
+connection.start();

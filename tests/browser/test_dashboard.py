@@ -1,0 +1,163 @@
+"""The dashboard in a real browser (Debian's Chromium driven by Playwright) against a real
+stack: numbers, charts, history windows, alerts, reconnection and the SSE fallback."""
+
+import re
+import time
+
+from conftest import JWT_SECRET, OUT, Sender, jwt, wait_for
+
+TICK_S = 0.5
+
+
+def card(page, field):
+    """The raw value a card shows (its `data-raw`), as a number; None before the first stats."""
+    raw = page.locator(f'.card[data-field="{field}"] .value').get_attribute("data-raw")
+    return None if raw in (None, "") else float(raw)
+
+
+def wait_state(page, state, timeout=20):
+    page.wait_for_selector(f'#conn[data-state="{state}"]', timeout=timeout * 1000)
+
+
+def test_cards_follow_redis_while_messages_flow(stack, page):
+    page.goto(stack.gateway("/"))
+    wait_state(page, "live")
+    sender = Sender(stack)
+    try:
+        time.sleep(3)
+        for _ in range(5):
+            before = {k: stack.counter(k) for k in ("total_messages", "accepted_total")}
+            time.sleep(TICK_S * 2)
+            shown = {k: card(page, k) for k in ("total_messages", "accepted_per_second")}
+            after = stack.counter("total_messages")
+            # What the page shows was Redis's value at most a tick ago.
+            assert before["total_messages"] <= shown["total_messages"] <= after, (before, shown, after)
+            assert shown["accepted_per_second"] > 0
+    finally:
+        sender.stop()
+    wait_for(lambda: stack.stats()["queue_depth"] == 0 and stack.stats()["in_flight"] == 0, 20, "drain")
+    time.sleep(TICK_S * 3)
+    expected = {
+        "total_messages": stack.counter("total_messages"),
+        "total_batches": stack.counter("total_batches"),
+        "workers_alive": 2,
+        "queue_depth": 0,
+        "dead_letters": 0,
+    }
+    shown = {k: card(page, k) for k in expected}
+    assert shown == expected
+    assert stack.counter("accepted_total") == stack.counter("total_messages")
+    assert card(page, "commit_latency_ms.p99") > 0
+    assert page.locator("#workers tr[data-worker]").count() == 2
+    assert page.locator("#batches li").count() > 0
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUT / "dashboard.png"), full_page=True)
+
+
+def test_charts_have_points_and_the_window_selector_loads_history(stack, page):
+    page.goto(stack.gateway("/"))
+    wait_state(page, "live")
+    chart = page.locator("#chart-throughput")
+    wait_for(lambda: int(chart.get_attribute("data-points") or 0) > 1, 10, "chart points")
+    assert page.locator("#chart-throughput canvas").count() == 1
+    for window, resolution in (("1m", 1), ("1h", 60), ("24h", 60), ("5m", 1)):
+        with page.expect_response(re.compile(rf"/stats/history\?window={window}")) as answer:
+            page.click(f'#windows button[data-window="{window}"]')
+        history = answer.value.json()
+        assert history["window"] == window and history["resolution_secs"] == resolution
+        assert len(history["t"]) >= 1, "a page is never empty"
+        assert page.locator(f'#windows button[data-window="{window}"]').get_attribute("aria-pressed") == "true"
+        wait_for(lambda: int(chart.get_attribute("data-points") or 0) >= len(history["t"]), 5, "points drawn")
+
+
+def test_an_alert_appears_when_workers_stop_and_clears_when_they_return(stack, page):
+    page.goto(stack.gateway("/"))
+    wait_state(page, "live")
+    stack.stop_workers()
+    sender = Sender(stack, per_second=10)
+    try:
+        page.wait_for_selector('#alerts-active .alert[data-rule="no_live_workers"]', timeout=20_000)
+        assert page.locator('#alerts-active .alert[data-rule="no_live_workers"] .state').inner_text() == "firing"
+    finally:
+        sender.stop()
+        stack.start_workers()
+    page.wait_for_selector('#alerts-active .alert[data-rule="no_live_workers"]', state="detached", timeout=30_000)
+    resolved = page.locator('#alerts-recent .alert.resolved[data-rule="no_live_workers"]')
+    assert resolved.count() >= 1
+    wait_for(lambda: stack.stats()["workers_alive"] == 2, 20, "workers back")
+
+
+def test_the_page_reconnects_after_the_gateway_restarts(stack, page):
+    page.network_errors_expected = True
+    page.goto(stack.gateway("/"))
+    wait_state(page, "live")
+    stack.stop("gateway")
+    wait_state(page, "reconnecting")
+    stack.start_gateway()
+    wait_state(page, "live", timeout=30)
+    before = card(page, "total_messages")
+    stack.post(5)
+    wait_for(lambda: card(page, "total_messages") >= before + 5, 15, "new numbers after the restart")
+
+
+def test_with_websocket_blocked_the_page_shows_live_numbers_over_sse(stack, page):
+    page.network_errors_expected = True
+    blocked = {"on": True}
+
+    def proxy(ws):
+        # While blocked, like a proxy that accepts the upgrade and forwards nothing: the
+        # socket opens and stays silent. Then it lets WebSocket through again.
+        if not blocked["on"]:
+            ws.connect_to_server()
+
+    page.route_web_socket(re.compile(r"/ws/stats"), proxy)
+    page.goto(stack.gateway("/?ws_retry_ms=2000"))
+    wait_state(page, "sse", timeout=30)
+    before = card(page, "total_messages") or 0
+    stack.post(5)
+    wait_for(lambda: (card(page, "total_messages") or 0) >= before + 5, 15, "numbers over SSE")
+    blocked["on"] = False
+    wait_state(page, "live", timeout=30)
+    before = card(page, "total_messages")
+    stack.post(3)
+    wait_for(lambda: card(page, "total_messages") >= before + 3, 15, "numbers over WebSocket again")
+
+
+def test_with_auth_on_the_page_uses_its_token(stack, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    base = f"http://127.0.0.1:{stack.auth_port}/"
+    page.goto(f"{base}?token={jwt(JWT_SECRET)}")
+    wait_state(page, "live")
+    wait_for(lambda: card(page, "total_messages") is not None, 10, "stats with a token")
+    refused = context.new_page()
+    refused.goto(base)
+    wait_state(refused, "unauthorized", timeout=40)
+    context.close()
+
+
+def test_a_phone_sees_the_page_without_sideways_scrolling_in_its_colour_scheme(stack, browser):
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme=scheme)
+        page = context.new_page()
+        page.goto(stack.gateway("/"))
+        wait_state(page, "live")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{scheme}: the page is {width}px wide"
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        dark = sum(int(c) for c in re.findall(r"\d+", background)[:3]) < 200
+        assert dark == (scheme == "dark"), f"{scheme}: background {background}"
+        page.screenshot(path=str(OUT / f"dashboard-phone-{scheme}.png"), full_page=True)
+        context.close()
+
+
+def test_the_page_and_its_assets_carry_a_strict_policy(stack, page):
+    response = page.goto(stack.gateway("/"))
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert "unsafe-inline" not in policy
+    for asset in ("/assets/app.js", "/assets/vendor/uplot-1.6.32/uPlot.iife.min.js"):
+        answer = page.request.get(stack.gateway(asset))
+        assert answer.ok and answer.headers["etag"]
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "immutable" in page.request.get(stack.gateway("/assets/vendor/uplot-1.6.32/uPlot.min.css")).headers["cache-control"]
