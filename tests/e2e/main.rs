@@ -9,6 +9,7 @@ mod deploy;
 mod faults;
 mod pipeline;
 mod stack;
+mod watch;
 mod worker_signals;
 
 /// The capacity test measures delivery times, so it runs alone: it takes this lock for

@@ -62,12 +62,38 @@ pub fn progress_line(done: u64, failed: u64, total: u64, elapsed: Duration) -> S
 }
 
 /// Sends `messages` messages to `addr` from `concurrency` connections, at `rate` per second
-/// when given.
+/// when given, with a progress line on stderr.
 pub async fn run(
     addr: &str,
     messages: u64,
     concurrency: usize,
     rate_per_sec: Option<f64>,
+) -> anyhow::Result<SendReport> {
+    let started = Instant::now();
+    let report = run_with_progress(
+        addr,
+        messages,
+        concurrency,
+        rate_per_sec,
+        move |ok, failed| {
+            let line = progress_line(ok, failed, messages, started.elapsed());
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r{line}");
+            let _ = err.flush();
+        },
+    )
+    .await;
+    eprintln!();
+    report
+}
+
+/// [`run`], calling `on_progress(succeeded, failed)` four times a second instead of printing.
+pub async fn run_with_progress(
+    addr: &str,
+    messages: u64,
+    concurrency: usize,
+    rate_per_sec: Option<f64>,
+    on_progress: impl Fn(u64, u64) + Send + 'static,
 ) -> anyhow::Result<SendReport> {
     let progress = Arc::new(Progress::default());
     let config = LoadConfig {
@@ -87,15 +113,10 @@ pub async fn run(
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
-                let line = progress_line(
+                on_progress(
                     progress.ok.load(Ordering::Relaxed),
                     progress.failed.load(Ordering::Relaxed),
-                    messages,
-                    started.elapsed(),
                 );
-                let mut err = std::io::stderr();
-                let _ = write!(err, "\r{line}");
-                let _ = err.flush();
             }
         })
     };
@@ -104,7 +125,6 @@ pub async fn run(
     })
     .await;
     reporter.abort();
-    eprintln!();
     let mut result = result?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(SendReport {

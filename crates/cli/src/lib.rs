@@ -1,0 +1,189 @@
+//! `sluice-cli`: the `sluice` command.
+//!
+//! - `sluice watch`: a live full-screen view of the pipeline ([`tui`]), or one line per tick
+//!   with `--plain` or when the output is not a terminal ([`watch`]).
+//! - `sluice stats`, `sluice alerts`: one snapshot, for people or (`--json`) scripts.
+//! - `sluice send`: the load generator, with a progress bar.
+//! - `sluice dead-letters list|requeue|purge`: the ingest API's admin endpoints.
+//!
+//! [`api`] is the HTTP side; [`view`] turns stats and alerts into text.
+
+pub mod api;
+pub mod tui;
+pub mod view;
+pub mod watch;
+
+use std::io::IsTerminal;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::Api;
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Watch and drive a Sluice pipeline from a terminal"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the gateway is, and the token it wants.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// The stats gateway's base URL.
+    #[arg(long, env = "SLUICE_GATEWAY", default_value = "http://127.0.0.1:8001")]
+    pub gateway: String,
+    /// A JWT, when the gateway has authentication on.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Where the ingest API is, and its admin token.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// The ingest API's base URL.
+    #[arg(long, env = "SLUICE_INGEST", default_value = "http://127.0.0.1:8000")]
+    pub ingest: String,
+    /// The ingest API's `ingest.admin_token`.
+    #[arg(long, env = "SLUICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Live view of the cards, a throughput sparkline and the active alerts (q to quit).
+    Watch {
+        /// The gateway.
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// One line per tick instead of the full-screen view (the default when the output is
+        /// not a terminal).
+        #[arg(long)]
+        plain: bool,
+    },
+    /// One stats snapshot.
+    Stats {
+        /// The gateway.
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// The gateway's JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Active and recent alerts.
+    Alerts {
+        /// The gateway.
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// The gateway's JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send test messages to the ingest API, with a progress bar.
+    Send {
+        /// The ingest API.
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// Messages to send.
+        #[arg(long, short = 'n', default_value_t = 1_000)]
+        messages: u64,
+        /// Connections sending at once.
+        #[arg(long, short = 'c', default_value_t = 10)]
+        concurrency: usize,
+        /// Messages per second (default: as fast as they are answered).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect, requeue or purge the dead letters (needs the admin token).
+    #[command(subcommand)]
+    DeadLetters(DeadLetters),
+}
+
+/// `sluice dead-letters …`.
+#[derive(Debug, Subcommand)]
+pub enum DeadLetters {
+    /// The newest dead letters and how many there are.
+    List {
+        /// The ingest API.
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// How many to show (at most 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// The API's JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put the oldest dead letters back on the queue, in order.
+    Requeue {
+        /// The ingest API.
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// How many (default: all).
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Delete every dead letter.
+    Purge {
+        /// The ingest API.
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// Confirm: purging cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Watch { gateway, plain } => {
+            let api = Api::gateway(&gateway)?;
+            if plain || !std::io::stdout().is_terminal() {
+                watch::plain(&api, &mut std::io::stdout()).await
+            } else {
+                tui::run(&api).await
+            }
+        }
+        Command::Stats { gateway, json } => {
+            let api = Api::gateway(&gateway)?;
+            let stats = api.get_json("/stats").await?;
+            print(json, &stats, view::stats_table)
+        }
+        Command::Alerts { gateway, json } => {
+            let api = Api::gateway(&gateway)?;
+            let alerts = api.get_json("/alerts").await?;
+            print(json, &alerts, view::alerts_text)
+        }
+        Command::Send {
+            ingest,
+            messages,
+            concurrency,
+            rate,
+            json,
+        } => api::send(&ingest, messages, concurrency, rate, json).await,
+        Command::DeadLetters(command) => api::dead_letters(command).await,
+    }
+}
+
+fn print(
+    json: bool,
+    value: &serde_json::Value,
+    human: impl Fn(&serde_json::Value) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", human(value));
+    }
+    Ok(())
+}
