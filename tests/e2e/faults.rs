@@ -77,6 +77,12 @@ async fn postgres_restarting_mid_load_loses_nothing() {
         3,
         Options {
             postgres_admin_url: Some(postgres.admin_url()),
+            extra: &[
+                ("WORKER__DEAD_AFTER_MS", "4000"),
+                ("GATEWAY__WORKER_DEAD_AFTER_MS", "4000"),
+                ("GATEWAY__ALERTS__POSTGRES_DOWN_FOR_SECS", "1"),
+                ("GATEWAY__ALERTS__RESOLVE_AFTER_SECS", "1"),
+            ],
             ..Default::default()
         },
     )
@@ -98,13 +104,93 @@ async fn postgres_restarting_mid_load_loses_nothing() {
         (body["postgres"].as_str(), body["redis"].as_str()),
         (Some("down"), Some("up"))
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The workers report it in their heartbeats, and the gateway fires postgres_down.
+    let gateway = format!("http://127.0.0.1:{}", stack.gateway_port);
+    let fired = wait_alert(&http, &gateway, "postgres_down", Duration::from_secs(20)).await;
+    assert_eq!(fired["severity"], "critical");
+    let stats: serde_json::Value = http
+        .get(format!("{gateway}/stats"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        stats["workers_postgres_down"].as_u64() >= Some(1),
+        "{stats}"
+    );
     postgres.start_again().await.expect("PostgreSQL restarts");
 
     let accepted = producing.await.expect("producers");
     stack.assert_exactly_once(&accepted, SETTLE).await;
+    wait_resolved(&http, &gateway, "postgres_down", Duration::from_secs(20)).await;
     stack.stop().await;
     drop(postgres);
+}
+
+/// Polls `GET /alerts` until `rule` is active; returns the alert.
+async fn wait_alert(
+    http: &reqwest::Client,
+    gateway: &str,
+    rule: &str,
+    timeout: Duration,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let list: serde_json::Value = http
+            .get(format!("{gateway}/alerts"))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let found = list["active"]
+            .as_array()
+            .and_then(|a| a.iter().find(|alert| alert["rule"] == rule).cloned());
+        if let Some(alert) = found {
+            return alert;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{rule} never fired: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Polls `GET /alerts` until `rule` is no longer active and its resolution is recorded.
+async fn wait_resolved(http: &reqwest::Client, gateway: &str, rule: &str, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let list: serde_json::Value = http
+            .get(format!("{gateway}/alerts"))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        let states: Vec<&str> = list["recent"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["rule"] == rule)
+            .filter_map(|a| a["state"].as_str())
+            .collect();
+        let active = list["active"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["rule"] == rule));
+        if !active && states == ["resolved", "firing"] {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{rule} not resolved once: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,30 +202,37 @@ async fn redis_restarting_mid_load_loses_nothing_and_dashboards_are_told() {
         3,
         Options {
             redis_url: Some(redis.url()),
+            extra: &[("GATEWAY__ALERTS__REDIS_DOWN_FOR_SECS", "1")],
             ..Default::default()
         },
     )
     .await;
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws/stats", stack.gateway_port))
-            .await
-            .expect("WebSocket");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://127.0.0.1:{}/ws/stats?topics=stats,alerts",
+        stack.gateway_port
+    ))
+    .await
+    .expect("WebSocket");
     let statuses = tokio::spawn(async move {
         let mut seen = Vec::new();
+        let mut alerts = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, ws.next()).await {
             if let Message::Text(text) = frame {
                 let v: serde_json::Value = serde_json::from_str(text.as_str()).expect("JSON");
+                if v["type"] == "alert" && v["rule"] == "redis_down" {
+                    alerts.push(v["state"].as_str().expect("state").to_owned());
+                }
                 // Statuses from before the outage (the gateway's first read) do not count.
                 if v["type"] == "status" && (v["redis"] == "down" || !seen.is_empty()) {
                     seen.push(v["redis"].as_str().expect("redis").to_owned());
-                    if seen.last().map(String::as_str) == Some("up") {
-                        break;
-                    }
+                }
+                if seen.last().map(String::as_str) == Some("up") && alerts.len() >= 2 {
+                    break;
                 }
             }
         }
-        seen
+        (seen, alerts)
     });
 
     let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 20_000, 16));
@@ -167,7 +260,7 @@ async fn redis_restarting_mid_load_loses_nothing_and_dashboards_are_told() {
 
     let accepted = producing.await.expect("producers");
     stack.assert_exactly_once(&accepted, SETTLE).await;
-    let seen = tokio::time::timeout(Duration::from_secs(30), statuses)
+    let (seen, alerts) = tokio::time::timeout(Duration::from_secs(30), statuses)
         .await
         .expect("status messages")
         .expect("task");
@@ -176,6 +269,14 @@ async fn redis_restarting_mid_load_loses_nothing_and_dashboards_are_told() {
         ["down", "up"],
         "the dashboard was told Redis went down and came back"
     );
+    assert_eq!(
+        alerts,
+        ["firing", "resolved"],
+        "redis_down fired and resolved once"
+    );
+    // Recorded once, although the gateway and the ingest API's stream both lived through it.
+    let gateway = format!("http://127.0.0.1:{}", stack.gateway_port);
+    wait_resolved(&http, &gateway, "redis_down", Duration::from_secs(10)).await;
     for service in [&stack.ingest, &stack.gateway]
         .into_iter()
         .chain(stack.workers.iter())

@@ -31,6 +31,7 @@ pub mod poller;
 pub mod protocol;
 pub mod routes;
 pub mod session;
+pub mod shared;
 pub mod sse;
 pub mod workers;
 
@@ -68,6 +69,10 @@ pub struct State {
     pub history: Arc<HistoryCache>,
     /// The alert keys.
     pub alerts: AlertStore,
+    /// `GET /alerts`' Redis part, shared by every request for a second.
+    pub alert_list: shared::Shared<alerts::store::AlertList>,
+    /// `GET /workers`, shared by every request for a second.
+    pub worker_list: shared::Shared<workers::WorkerList>,
     /// `gateway.worker_dead_after_ms`.
     pub worker_dead_after: Duration,
     /// Longest wait for Redis.
@@ -135,6 +140,8 @@ impl StatsStream {
             redis,
             reader: StatsReader::new(keys.clone()).with_worker_fresh(worker_dead_after),
             alerts: AlertStore::new(keys.clone()),
+            alert_list: shared::Shared::default(),
+            worker_list: shared::Shared::default(),
             worker_dead_after,
             keys: keys.clone(),
             redis_timeout,

@@ -12,7 +12,6 @@ use sluice_core::settings::limits;
 use sluice_core::history::Window;
 
 use crate::State;
-use crate::alerts::store::AlertList;
 use crate::error::GatewayError;
 use crate::hub::Hub;
 use crate::protocol::Topic;
@@ -215,12 +214,15 @@ pub async fn alerts(
     state: web::Data<State>,
 ) -> Result<HttpResponse, GatewayError> {
     authenticate(&req, &state, query.token.as_deref())?;
-    let mut redis = state.redis.clone();
-    let read = state.alerts.list(&mut redis);
-    let mut list = match tokio::time::timeout(state.redis_timeout, read).await {
-        Ok(Ok(list)) => list,
-        _ => AlertList::default(),
+    let read = || async {
+        let mut redis = state.redis.clone();
+        let list = state.alerts.list(&mut redis);
+        tokio::time::timeout(state.redis_timeout, list)
+            .await
+            .ok()?
+            .ok()
     };
+    let mut list = state.alert_list.get(read).await.unwrap_or_default();
     if let Some(outage) = state.hub.outage() {
         list.active.insert(0, outage);
     }
@@ -236,13 +238,19 @@ pub async fn workers(
     state: web::Data<State>,
 ) -> Result<HttpResponse, GatewayError> {
     authenticate(&req, &state, query.token.as_deref())?;
-    let mut redis = state.redis.clone();
-    let read = crate::workers::read(&mut redis, &state.keys, state.worker_dead_after);
-    match tokio::time::timeout(state.redis_timeout, read).await {
-        Ok(Ok(list)) => Ok(HttpResponse::Ok()
+    let read = || async {
+        let mut redis = state.redis.clone();
+        let list = crate::workers::read(&mut redis, &state.keys, state.worker_dead_after);
+        tokio::time::timeout(state.redis_timeout, list)
+            .await
+            .ok()?
+            .ok()
+    };
+    match state.worker_list.get(read).await {
+        Some(list) => Ok(HttpResponse::Ok()
             .insert_header(("Cache-Control", "no-store"))
             .json(list)),
-        _ => Err(GatewayError::RedisUnavailable),
+        None => Err(GatewayError::RedisUnavailable),
     }
 }
 
