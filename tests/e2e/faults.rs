@@ -129,6 +129,16 @@ async fn postgres_restarting_mid_load_loses_nothing() {
     drop(postgres);
 }
 
+async fn alert_list(http: &reqwest::Client, gateway: &str) -> serde_json::Value {
+    http.get(format!("{gateway}/alerts"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// Polls `GET /alerts` until `rule` is active; returns the alert.
 async fn wait_alert(
     http: &reqwest::Client,
@@ -138,14 +148,7 @@ async fn wait_alert(
 ) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let list: serde_json::Value = http
-            .get(format!("{gateway}/alerts"))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let list = alert_list(http, gateway).await;
         let found = list["active"]
             .as_array()
             .and_then(|a| a.iter().find(|alert| alert["rule"] == rule).cloned());
@@ -164,14 +167,7 @@ async fn wait_alert(
 async fn wait_resolved(http: &reqwest::Client, gateway: &str, rule: &str, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let list: serde_json::Value = http
-            .get(format!("{gateway}/alerts"))
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let list = alert_list(http, gateway).await;
         let states: Vec<&str> = list["recent"]
             .as_array()
             .into_iter()
