@@ -123,6 +123,17 @@ def test_with_websocket_blocked_the_page_shows_live_numbers_over_sse(stack, page
     wait_for(lambda: card(page, "total_messages") >= before + 3, 15, "numbers over WebSocket again")
 
 
+def test_with_websocket_and_sse_blocked_the_page_polls(stack, page):
+    page.network_errors_expected = True
+    page.route_web_socket(re.compile(r"/ws/stats"), lambda ws: None)
+    page.route(re.compile(r"/stats/stream"), lambda route: route.abort())
+    page.goto(stack.gateway("/"))
+    wait_state(page, "polling", timeout=40)
+    before = card(page, "total_messages") or 0
+    stack.post(4)
+    wait_for(lambda: (card(page, "total_messages") or 0) >= before + 4, 15, "numbers by polling")
+
+
 def test_with_auth_on_the_page_uses_its_token(stack, browser):
     context = browser.new_context()
     page = context.new_page()

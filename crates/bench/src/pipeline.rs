@@ -320,6 +320,8 @@ pub async fn e2e(
         })
     };
     let mut redis = stores.redis().await?;
+    // Earlier load still draining would be counted as this run's.
+    wait_idle(&mut redis, &keys).await?;
     let total_before = total_messages(&mut redis, &keys).await?;
     let started = Instant::now();
     let result = http::run(&config, Arc::new(Progress::default()), move |i| {
@@ -385,6 +387,25 @@ pub async fn e2e(
         queue_bounded: (queue_at_end as f64) < rate_per_sec,
         commit_latency_ms,
     })
+}
+
+/// Waits until nothing is queued or in a processing list, so `total_messages` stands still.
+async fn wait_idle(
+    redis: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+) -> anyhow::Result<()> {
+    let reader = sluice_core::stats::StatsReader::new(keys.clone());
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let stats = reader.read(redis).await?;
+        if stats.queue_depth == 0 && stats.in_flight == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the pipeline is still busy with earlier messages after 300 s: {stats:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn total_messages(
