@@ -471,3 +471,110 @@ async fn sigterm_to_each_service_under_load_loses_nothing() {
 async fn produce_owned(url: String, total: usize, concurrency: usize) -> Vec<uuid::Uuid> {
     produce(&url, total, concurrency).await
 }
+
+#[tokio::test]
+async fn a_redis_outage_is_logged_once_not_once_per_call() {
+    let _shared = crate::MACHINE.read().await;
+    let db = sluice_tests::TestDb::create("outagelog")
+        .await
+        .expect("database");
+    let prefix = sluice_tests::unique_prefix("outagelog");
+    let listen = format!("127.0.0.1:{}", sluice_tests::process::free_port());
+    let nowhere = format!("redis://127.0.0.1:{}", sluice_tests::process::free_port());
+    let env = sluice_tests::env_for(
+        &prefix,
+        &db,
+        &[
+            ("INGEST__LISTEN", listen.as_str()),
+            ("REDIS__URL", nowhere.as_str()),
+            ("INGEST__SERVE_STATS", "false"),
+        ],
+    );
+    let mut ingest =
+        sluice_tests::process::Service::start("sluice-ingest", &env, &[]).expect("starts");
+    sluice_tests::process::wait_http_ok(
+        &mut ingest,
+        &format!("http://{listen}/health"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("ingest up without Redis");
+    // The queue gauge reads Redis ten times a second, and every POST tries too.
+    let http = reqwest::Client::new();
+    for _ in 0..20 {
+        let r = http
+            .post(format!("http://{listen}/messages"))
+            .header("content-type", "application/json")
+            .body(r#"{"user_id": 1, "channel_id": 1, "content": "no Redis"}"#)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status().as_u16(), 503);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let logs = ingest.logs();
+    let warnings = logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("Redis"))
+        .count();
+    assert_eq!(warnings, 1, "one warning for the outage:\n{logs}");
+    assert!(!logs.contains("LLEN failed\n"), "{logs}");
+    ingest.stop(Duration::from_secs(10)).await.expect("stops");
+    db.drop_db().await.expect("drop");
+}
+
+#[tokio::test]
+async fn while_redis_is_down_no_old_snapshot_passes_for_the_present() {
+    let _shared = crate::MACHINE.read().await;
+    let mut redis = RedisServer::start().await.expect("private Redis");
+    let stack = Stack::start_with(
+        "stalesnap",
+        1,
+        Options {
+            redis_url: Some(redis.url()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let url = format!("ws://127.0.0.1:{}/ws/stats", stack.gateway_port);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket");
+    while next_json(&mut ws).await["type"] != "stats" {}
+    redis.stop().await.expect("Redis stops");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    use futures_util::SinkExt;
+    ws.send(Message::text(r#"{"type":"get_snapshot"}"#))
+        .await
+        .expect("sent");
+    let answer = loop {
+        let message = next_json(&mut ws).await;
+        if message["type"] != "status" && message["type"] != "stats" {
+            break message;
+        }
+    };
+    assert_eq!(answer["code"], "no_snapshot", "{answer}");
+    let r = reqwest::get(format!("http://127.0.0.1:{}/stats", stack.gateway_port))
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 503);
+    redis.start_again().await.expect("Redis restarts");
+    stack.stop().await;
+    drop(redis);
+}
+
+async fn next_json<S>(ws: &mut S) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame")
+            .expect("open")
+            .expect("ok");
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(text.as_str()).expect("JSON");
+        }
+    }
+}

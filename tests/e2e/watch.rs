@@ -425,7 +425,43 @@ async fn sluice_send_stats_alerts_and_watch_work_against_a_live_stack() {
     let (ok, out, err) = sluice(&["send", "--ingest", &ingest, "-n", "200", "-c", "4"]).await;
     assert!(ok, "{err}");
     assert!(out.contains("200 accepted, 0 failed"), "{out}");
-    assert_eq!(stack.wait_rows(200, Duration::from_secs(20)).await, 200);
+    // sluice-bench send's progress line ends at 100 %, and its help shows the defaults.
+    let addr = ingest.trim_start_matches("http://");
+    let bench = Command::new(binary("sluice-bench").expect("built"))
+        .args([
+            "send",
+            "--addr",
+            addr,
+            "--messages",
+            "100",
+            "--concurrency",
+            "2",
+        ])
+        .output()
+        .await
+        .expect("runs");
+    let progress = String::from_utf8_lossy(&bench.stderr).into_owned();
+    let last = progress
+        .trim_end()
+        .rsplit('\r')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        bench.status.success() && last.contains("100.0%") && last.contains("100 ok"),
+        "{last:?}"
+    );
+    let help = Command::new(binary("sluice-bench").expect("built"))
+        .args(["send", "--help"])
+        .output()
+        .await
+        .expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(
+        help.contains("[default: 10000") && help.contains("[default: 32"),
+        "{help}"
+    );
+    assert_eq!(stack.wait_rows(300, Duration::from_secs(20)).await, 300);
     tokio::time::sleep(Duration::from_millis(700)).await;
 
     let (ok, out, _) = sluice(&["stats", "--json", "--gateway", &gateway]).await;
@@ -436,10 +472,10 @@ async fn sluice_send_stats_alerts_and_watch_work_against_a_live_stack() {
             stats["total_messages"].as_u64(),
             stats["accepted_total"].as_u64()
         ),
-        (Some(200), Some(200))
+        (Some(300), Some(300))
     );
     let (ok, out, _) = sluice(&["stats", "--gateway", &gateway]).await;
-    assert!(ok && out.contains("total messages  200"), "{out}");
+    assert!(ok && out.contains("total messages  300"), "{out}");
     let (ok, out, _) = sluice(&["alerts", "--json", "--gateway", &gateway]).await;
     assert!(ok && serde_json::from_str::<Value>(&out).expect("json")["active"].is_array());
     let (ok, out, _) = sluice(&["alerts", "--gateway", &gateway]).await;
@@ -467,7 +503,7 @@ async fn sluice_send_stats_alerts_and_watch_work_against_a_live_stack() {
             continue;
         }
         assert!(
-            line.contains(" total=200 ") && line.contains(" workers=1 "),
+            line.contains(" total=300 ") && line.contains(" workers=1 "),
             "{line}"
         );
         ticks.insert(line.split(' ').next().unwrap_or_default().to_owned());
@@ -515,7 +551,7 @@ async fn sluice_send_stats_alerts_and_watch_work_against_a_live_stack() {
             ])
             .await;
             let screen = String::from_utf8_lossy(&out.stdout).into_owned();
-            (screen.contains("live") && screen.contains("│200")).then_some(screen)
+            (screen.contains("live") && screen.contains("│300")).then_some(screen)
         }
     })
     .await;

@@ -174,8 +174,10 @@ enum Command {
     Send {
         #[arg(long, default_value = "127.0.0.1:8000")]
         addr: String,
+        /// Messages to send [default: 10000, or the preset's].
         #[arg(long)]
         messages: Option<u64>,
+        /// Connections sending at once [default: 32, or the preset's].
         #[arg(long)]
         concurrency: Option<usize>,
         /// Messages per second (default: as fast as answered).

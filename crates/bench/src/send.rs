@@ -70,19 +70,17 @@ pub async fn run(
     rate_per_sec: Option<f64>,
 ) -> anyhow::Result<SendReport> {
     let started = Instant::now();
-    let report = run_with_progress(
-        addr,
-        messages,
-        concurrency,
-        rate_per_sec,
-        move |ok, failed| {
-            let line = progress_line(ok, failed, messages, started.elapsed());
-            let mut err = std::io::stderr();
-            let _ = write!(err, "\r{line}");
-            let _ = err.flush();
-        },
-    )
-    .await;
+    let show = move |ok, failed| {
+        let line = progress_line(ok, failed, messages, started.elapsed());
+        let mut err = std::io::stderr();
+        let _ = write!(err, "\r{line}");
+        let _ = err.flush();
+    };
+    let report = run_with_progress(addr, messages, concurrency, rate_per_sec, show).await;
+    // The last tick can come before the last answers: end on the final count (100 %).
+    if let Ok(r) = &report {
+        show(r.succeeded, r.failed);
+    }
     eprintln!();
     report
 }

@@ -13,6 +13,7 @@
 //! - [`events`]: the batch event on `batch_events` and the `dead_messages` entry.
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`memory`]: the allocator every binary uses, and its live and resident byte counts.
+//! - [`outage`]: logging a dependency's outage once instead of once per failed call.
 //! - [`shutdown`]: the process-wide cancellation token fired by SIGINT/SIGTERM.
 //! - [`error`]: the JSON error body every HTTP endpoint answers with.
 
@@ -25,6 +26,7 @@ pub mod history;
 pub mod keys;
 pub mod memory;
 pub mod message;
+pub mod outage;
 pub mod schema;
 pub mod settings;
 pub mod shutdown;

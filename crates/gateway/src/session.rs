@@ -325,11 +325,13 @@ fn handle(
     };
     match message {
         ClientMessage::Ping { id } => Reply::Text(protocol::pong(id)),
-        ClientMessage::GetSnapshot => Reply::Text(match hub.latest() {
+        // Only a reading from the current tick: while Redis cannot be read, an old one would
+        // pass for the present.
+        ClientMessage::GetSnapshot => Reply::Text(match hub.fresh() {
             Some(snapshot) => snapshot.json.to_string(),
             None => protocol::error(&ProtocolError::new(
                 "no_snapshot",
-                "no stats have been read yet (is Redis up?)".into(),
+                "no current stats: Redis cannot be read now".into(),
             )),
         }),
         ClientMessage::Subscribe {

@@ -13,27 +13,45 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use sluice_core::CancellationToken;
 use sluice_core::message::Envelope;
+use sluice_core::outage::{Line, OutageLog};
 
 use crate::error::ApiError;
 
-/// Awaits a Redis call for at most `timeout`; an error or a timeout is logged once, as `what`,
-/// and becomes [`ApiError::RedisUnavailable`]: the one way every handler treats Redis failing.
+/// Redis as this process's calls see it: an outage is logged once, with a reminder every 30 s,
+/// not once per failed call (the gauge alone would log ten times a second).
+static REDIS: OutageLog = OutageLog::new();
+
+/// Awaits a Redis call for at most `timeout`; an error or a timeout becomes
+/// [`ApiError::RedisUnavailable`], the one way every handler treats Redis failing. `what` names
+/// the call in the log.
 pub async fn within<T>(
     timeout: Duration,
     what: &str,
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, ApiError> {
-    match tokio::time::timeout(timeout, call).await {
+    let result = match tokio::time::timeout(timeout, call).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "{what} failed");
-            Err(ApiError::RedisUnavailable)
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    };
+    match REDIS.record(result.is_ok(), std::time::Instant::now()) {
+        Some(Line::Down) => {
+            let error = result.as_ref().err().map_or("", String::as_str);
+            tracing::warn!(
+                error,
+                "Redis unavailable ({what} failed); answering 503 until it is back"
+            );
         }
-        Err(_) => {
-            tracing::warn!(?timeout, "{what} timed out");
-            Err(ApiError::RedisUnavailable)
+        Some(Line::StillDown { failures }) => {
+            tracing::warn!(failures, "Redis still unavailable");
         }
+        Some(Line::Back) => tracing::info!("Redis is back"),
+        None => {}
     }
+    result.map_err(|e| {
+        tracing::debug!(error = %e, "{what} failed");
+        ApiError::RedisUnavailable
+    })
 }
 
 /// How often the gauge re-reads the queue length, to see workers draining it.
