@@ -29,6 +29,29 @@ async fn invalid_settings_exit_non_zero_with_one_clear_line() {
             "{log}"
         );
     }
+    // A value of the wrong type names its variable too.
+    let (code, log) = exit_with(
+        "sluice-worker",
+        &[("SLUICE__WORKER__BATCH_MAX_SIZE", "abc")],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 2, "{log}");
+    assert!(
+        log.contains("(SLUICE__WORKER__BATCH_MAX_SIZE)") && log.contains("expected an integer"),
+        "{log}"
+    );
+    let (code, log) = exit_with(
+        "sluice-gateway",
+        &[("SLUICE__GATEWAY__INTERVALMS", "5")],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 2, "{log}");
+    assert!(
+        log.contains("(SLUICE__GATEWAY__INTERVALMS): unknown setting"),
+        "{log}"
+    );
     let (code, log) = exit_with("sluice-worker", &[("BATCH_TIMEOUT", "later")], &[]).await;
     assert_ne!(code, 0);
     assert!(log.contains("BATCH_TIMEOUT"), "{log}");

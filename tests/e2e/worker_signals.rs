@@ -87,3 +87,27 @@ async fn sigterm_commits_the_batch_in_hand_and_exits_0() {
     sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
     db.drop_db().await.expect("dropped");
 }
+
+#[tokio::test]
+async fn a_worker_that_never_reached_redis_does_not_claim_to_leave_a_batch() {
+    let db = sluice_tests::TestDb::create("nobatch")
+        .await
+        .expect("database");
+    let prefix = sluice_tests::unique_prefix("nobatch");
+    let nowhere = format!("redis://127.0.0.1:{}", sluice_tests::process::free_port());
+    let env = sluice_tests::env_for(&prefix, &db, &[("REDIS__URL", nowhere.as_str())]);
+    let mut worker =
+        sluice_tests::process::Service::start("sluice-worker", &env, &[]).expect("starts");
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    worker
+        .signal(nix::sys::signal::Signal::SIGTERM)
+        .expect("signal");
+    worker
+        .wait(std::time::Duration::from_secs(15))
+        .await
+        .expect("exits");
+    let logs = worker.logs();
+    assert!(!logs.contains("leaving the batch in hand"), "{logs}");
+    assert!(logs.contains("cannot check the processing list"), "{logs}");
+    db.drop_db().await.expect("drop");
+}

@@ -419,7 +419,10 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(own)),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let settings: Settings = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(explain)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -685,6 +688,32 @@ pub fn env_name(key: &str) -> String {
     )
 }
 
+/// A configuration error as [`SettingsError::Invalid`], naming the key and its variable, when
+/// the `config` crate's message says which key (it always does for a wrong type, a value that
+/// does not parse, or an unknown key); otherwise as it is.
+fn explain(error: config::ConfigError) -> SettingsError {
+    let text = error.to_string();
+    let Some((reason, rest)) = text.split_once(" for key `") else {
+        return SettingsError::Config(error);
+    };
+    let Some((key, _)) = rest.split_once('`') else {
+        return SettingsError::Config(error);
+    };
+    match reason
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+    {
+        Some((field, expected)) => invalid(
+            &format!("{key}.{field}"),
+            format!(
+                "unknown setting{}",
+                expected.replacen(", expected", "; expected", 1)
+            ),
+        ),
+        None => invalid(key, reason.to_owned()),
+    }
+}
+
 fn invalid(key: &str, reason: String) -> SettingsError {
     SettingsError::Invalid {
         key: key.into(),
@@ -941,6 +970,31 @@ mod tests {
 
     #[test]
     fn wrong_types_and_unknown_keys_are_errors() {
+        // Whatever the mistake, the message names the variable to fix.
+        for (var, value, says) in [
+            (
+                "SLUICE__WORKER__BATCH_MAX_SIZE",
+                "lots",
+                "expected an integer",
+            ),
+            ("SLUICE__WORKER__BATCH_MAXSIZE", "5", "unknown setting"),
+            (
+                "SLUICE__INGEST__LISTEN",
+                "localhost",
+                "invalid socket address",
+            ),
+            (
+                "SLUICE__GATEWAY__ALERTS__ANOMALY_Z_HIGH",
+                "x",
+                "floating point",
+            ),
+        ] {
+            let err = load(&[(var, value)]).expect_err("must fail").to_string();
+            assert!(
+                err.contains(&format!("({var})")) && err.contains(says),
+                "{err}"
+            );
+        }
         let err = load(&[("SLUICE__WORKER__BATCH_MAX_SIZE", "lots")]).expect_err("must fail");
         assert!(err.to_string().contains("batch_max_size"), "{err}");
         let err = load(&[("SLUICE__WORKER__BATCH_MAXSIZE", "5")]).expect_err("must fail");

@@ -397,10 +397,17 @@ impl Worker {
         let _ = heartbeat.await;
         if self.finish(&shutdown).await {
             self.leave().await;
-        } else {
+        } else if self.in_hand.is_some() {
             tracing::warn!(
                 processing = %self.queue.processing(),
                 "leaving the batch in hand in the processing list; a peer will reclaim it"
+            );
+        } else {
+            // Nothing in hand, but Redis could not be asked what the list holds.
+            tracing::warn!(
+                processing = %self.queue.processing(),
+                "cannot check the processing list (Redis unreachable); a peer will reclaim \
+                 anything it holds"
             );
         }
         let _ = rate.await;
