@@ -136,7 +136,7 @@ impl Hub {
     }
 
     /// The latest snapshot if it is from the current poller cycle, not a leftover from before
-    /// the poller went idle.
+    /// Redis became unreadable.
     pub fn fresh(&self) -> Option<Arc<Snapshot>> {
         self.latest().filter(|s| {
             self.poller_running() && s.taken_at.elapsed() <= self.tick() + self.tick() / 2
@@ -247,7 +247,7 @@ impl Hub {
         self.redis_state.subscribe()
     }
 
-    /// Whether the poller is reading Redis (it rests while no stream is open).
+    /// Whether the poller has started reading Redis (it reads whether or not a stream is open).
     pub fn poller_running(&self) -> bool {
         self.poller_running.load(Ordering::Relaxed)
     }

@@ -261,7 +261,7 @@ pub struct Health {
     pub status: String,
     /// Open WebSocket and SSE streams.
     pub active_connections: usize,
-    /// Whether the Redis poller is reading (it rests while no stream is open).
+    /// Whether the Redis poller has started reading (it reads whether or not a stream is open).
     pub publisher_running: bool,
     /// `"up"` when the last Redis read succeeded, `"down"` when it failed, `"unknown"` before
     /// the first.
