@@ -159,8 +159,8 @@ pub async fn run(
     {
         return;
     }
-    // The first stats come from the current poller cycle; after an idle period the poller was
-    // just woken by this session's arrival, and the next snapshot is a fresh read.
+    // The first stats come from the current poller cycle (at most one tick old); while Redis
+    // cannot be read there are none, and the client hears `status` instead.
     snapshots.borrow_and_update();
     if let Some(snapshot) = hub.fresh().filter(|_| subs.stats) {
         if send(&mut session, snapshot.json.clone()).await.is_err() {
