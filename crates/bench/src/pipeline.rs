@@ -397,7 +397,7 @@ async fn wait_idle(
     let reader = sluice_core::stats::StatsReader::new(keys.clone());
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let stats = reader.read(redis).await?;
+        let stats = reader.refresh(redis).await?;
         if stats.queue_depth == 0 && stats.in_flight == 0 {
             return Ok(());
         }

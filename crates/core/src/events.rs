@@ -25,13 +25,70 @@ pub struct BatchEvent {
 /// An entry of the `dead_messages` list: a message that can never be inserted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// The entry exactly as it was found in `pending_messages` (bytes that are not UTF-8 are
-    /// replaced by U+FFFD).
+    /// The entry as it was found in `pending_messages`; when it is not UTF-8, its invalid bytes
+    /// show as U+FFFD here and [`Self::payload_hex`] holds the exact bytes.
     pub payload: String,
+    /// The exact bytes of an entry that is not UTF-8, in lowercase hex; absent otherwise.
+    /// Requeueing puts back these bytes, not `payload`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_hex: Option<String>,
     /// Why it cannot be inserted.
     pub reason: String,
     /// When it was set aside.
     pub failed_at: DateTime<Utc>,
     /// The worker that set it aside.
     pub worker_id: String,
+}
+
+impl DeadLetter {
+    /// A dead letter for `raw`, keeping its exact bytes when they are not UTF-8.
+    pub fn new(raw: &[u8], reason: String, failed_at: DateTime<Utc>, worker_id: &str) -> Self {
+        let (payload, payload_hex) = match std::str::from_utf8(raw) {
+            Ok(text) => (text.to_owned(), None),
+            Err(_) => (
+                String::from_utf8_lossy(raw).into_owned(),
+                Some(raw.iter().map(|b| format!("{b:02x}")).collect()),
+            ),
+        };
+        Self {
+            payload,
+            payload_hex,
+            reason,
+            failed_at,
+            worker_id: worker_id.to_owned(),
+        }
+    }
+
+    /// The entry's exact bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        let Some(hex) = &self.payload_hex else {
+            return self.payload.as_bytes().to_vec();
+        };
+        (0..hex.len() / 2)
+            .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_payloads_stay_text_and_others_keep_their_exact_bytes() {
+        let at = Utc::now();
+        let text = DeadLetter::new(b"{\"oops\"", "bad".into(), at, "w");
+        assert_eq!(text.payload, "{\"oops\"");
+        let json = serde_json::to_value(&text).expect("json");
+        assert!(json.get("payload_hex").is_none(), "{json}");
+
+        let raw = b"\xff\x00ok\xc3";
+        let binary = DeadLetter::new(raw, "bad".into(), at, "w");
+        assert_eq!(binary.payload, "\u{fffd}\u{0}ok\u{fffd}");
+        assert_eq!(binary.payload_hex.as_deref(), Some("ff006f6bc3"));
+        let back: DeadLetter =
+            serde_json::from_str(&serde_json::to_string(&binary).expect("json")).expect("parse");
+        assert_eq!(back.bytes(), raw);
+        assert_eq!(text.bytes(), b"{\"oops\"");
+    }
 }

@@ -28,6 +28,9 @@ pub const BATCH_EVENTS: &str = "batch_events";
 pub const DEAD_MESSAGES: &str = "dead_messages";
 /// Messages ever moved to `dead_messages` (string holding an integer).
 pub const DEAD_LETTERS: &str = "dead_letters";
+/// Dead letters dropped from the old end of `dead_messages` to keep it within
+/// `worker.dead_letters_max` (string holding an integer).
+pub const DEAD_LETTERS_TRIMMED: &str = "dead_letters_trimmed";
 
 /// Messages the ingest API answered 202 for, all ingest processes together (string holding an
 /// integer).
@@ -83,6 +86,8 @@ pub struct Keys {
     pub dead_messages: String,
     /// `<prefix>dead_letters`
     pub dead_letters: String,
+    /// `<prefix>dead_letters_trimmed`
+    pub dead_letters_trimmed: String,
     /// `<prefix>workers`
     pub workers: String,
     /// `<prefix>idempotency_keys`
@@ -121,6 +126,7 @@ impl Keys {
             batch_events: key(BATCH_EVENTS),
             dead_messages: key(DEAD_MESSAGES),
             dead_letters: key(DEAD_LETTERS),
+            dead_letters_trimmed: key(DEAD_LETTERS_TRIMMED),
             workers: key(WORKERS),
             idempotency_keys: key(IDEMPOTENCY_KEYS),
             accepted_total: key(ACCEPTED_TOTAL),

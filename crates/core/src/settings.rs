@@ -204,8 +204,12 @@ pub struct WorkerSettings {
     /// checks for shutdown and refreshes `current_rps`.
     pub idle_poll_ms: u64,
     /// A worker whose heartbeat is older than this is presumed dead, and a live worker
-    /// reclaims its batch. Workers beat four times per period.
+    /// reclaims its batch. Every worker beats every 250 ms whatever this says, and the
+    /// smallest value allowed is four beats, so no setting makes a live peer look dead.
     pub dead_after_ms: u64,
+    /// Most entries kept in `dead_messages`; past it the oldest are dropped and counted in
+    /// `dead_letters_trimmed`.
+    pub dead_letters_max: u64,
 }
 
 impl Default for WorkerSettings {
@@ -216,6 +220,7 @@ impl Default for WorkerSettings {
             batch_max_wait_ms: 5,
             idle_poll_ms: 1_000,
             dead_after_ms: 10_000,
+            dead_letters_max: 100_000,
         }
     }
 }
@@ -389,6 +394,14 @@ pub mod limits {
     pub const BATCH_MAX_WAIT_MS: (u64, u64) = (0, 60_000);
     /// Smallest and largest stats interval, for `gateway.interval_ms` and `?interval_ms=`.
     pub const INTERVAL_MS: (u64, u64) = (100, 60_000);
+    /// How often every worker writes its heartbeat, whatever its settings, so that no worker's
+    /// configuration changes how often its peers hear from it.
+    pub const HEARTBEAT_PERIOD_MS: u64 = 250;
+    /// Heartbeats a live worker may miss in a row before a peer presumes it dead.
+    pub const HEARTBEATS_MISSED: u64 = 4;
+    /// Smallest and largest `worker.dead_after_ms`: at least [`HEARTBEATS_MISSED`] heartbeat
+    /// periods, so a peer is presumed dead only after that many beats in a row went missing.
+    pub const DEAD_AFTER_MS: (u64, u64) = (HEARTBEATS_MISSED * HEARTBEAT_PERIOD_MS, 3_600_000);
 }
 
 impl Settings {
@@ -540,6 +553,16 @@ impl Settings {
             "worker.idle_poll_ms",
             self.worker.idle_poll_ms,
             (10, 60_000),
+        )?;
+        check_range(
+            "worker.dead_letters_max",
+            self.worker.dead_letters_max,
+            (1, 100_000_000),
+        )?;
+        check_range(
+            "worker.dead_after_ms",
+            self.worker.dead_after_ms,
+            limits::DEAD_AFTER_MS,
         )?;
         if self
             .worker
@@ -966,6 +989,18 @@ mod tests {
 
         let err = load(&[("SLUICE__GATEWAY__INTERVAL_MS", "5")]).expect_err("must fail");
         assert!(err.to_string().contains("gateway.interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn dead_after_must_cover_four_heartbeats() {
+        for bad in ["0", "1", "999"] {
+            let err = load(&[("SLUICE__WORKER__DEAD_AFTER_MS", bad)]).expect_err(bad);
+            let line = err.to_string();
+            assert!(line.contains("SLUICE__WORKER__DEAD_AFTER_MS"), "{line}");
+            assert!(line.contains("between 1000 and"), "{line}");
+        }
+        let ok = load(&[("SLUICE__WORKER__DEAD_AFTER_MS", "1000")]).expect("four beats");
+        assert_eq!(ok.worker.dead_after_ms, 1_000);
     }
 
     #[test]

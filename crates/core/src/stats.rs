@@ -105,9 +105,10 @@ impl StatsReader {
         self
     }
 
-    /// Takes one reading.
-    #[tracing::instrument(name = "redis.read_stats", skip_all, err(level = "debug"))]
-    pub async fn read<C>(&self, conn: &mut C) -> redis::RedisResult<Stats>
+    /// Recomputes `current_rps` (and writes it), records the history sample of the current
+    /// second if no process has yet, and returns the reading, all in one atomic script.
+    #[tracing::instrument(name = "redis.refresh_stats", skip_all, err(level = "debug"))]
+    pub async fn refresh<C>(&self, conn: &mut C) -> redis::RedisResult<Stats>
     where
         C: redis::aio::ConnectionLike + Send,
     {

@@ -97,12 +97,7 @@ impl Batch {
 }
 
 fn dead_letter(raw: &[u8], reason: String, worker_id: &str) -> String {
-    let letter = DeadLetter {
-        payload: String::from_utf8_lossy(raw).into_owned(),
-        reason,
-        failed_at: Utc::now(),
-        worker_id: worker_id.to_owned(),
-    };
+    let letter = DeadLetter::new(raw, reason, Utc::now(), worker_id);
     serde_json::to_string(&letter).unwrap_or_default()
 }
 

@@ -43,6 +43,8 @@ pub struct Record<'a> {
     pub dead_letters: &'a [String],
     /// The batch's POST→commit latencies, `bucket:count,…` (see `Batch::latency_histogram`).
     pub latency: &'a str,
+    /// Most entries `dead_messages` keeps (`worker.dead_letters_max`).
+    pub dead_letters_max: u64,
 }
 
 impl Queue {
@@ -152,10 +154,12 @@ impl Queue {
             .key(&self.keys.dead_messages)
             .key(&self.keys.dead_letters)
             .key(&self.keys.commit_latency)
+            .key(&self.keys.dead_letters_trimmed)
             .arg(record.inserted)
             .arg(record.event)
             .arg(RATE_WINDOW_TTL_SECS)
-            .arg(record.latency);
+            .arg(record.latency)
+            .arg(record.dead_letters_max);
         for entry in record.dead_letters {
             invocation.arg(entry);
         }

@@ -29,7 +29,7 @@ pub async fn refresh_periodically(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = reader.read(&mut redis).await {
+                if let Err(e) = reader.refresh(&mut redis).await {
                     tracing::debug!(%e, "cannot refresh current_rps");
                 }
             }

@@ -1,10 +1,10 @@
 //! Worker heartbeats and the detection of dead peers.
 //!
 //! Each worker writes its heartbeat into the `workers` sorted set (score: the Redis clock in
-//! ms) four times per `dead_after_ms`, from a task of its own so a long retry in the batching
-//! loop never makes a live worker look dead. Each beat also returns the peers that have been
-//! silent for longer than `dead_after_ms`; the batching loop reclaims their batches between
-//! batches of its own.
+//! ms) every [`HEARTBEAT_PERIOD`], whatever its settings, from a task of its own so a long retry
+//! in the batching loop never makes a live worker look dead. Each beat also returns the peers
+//! that have been silent for longer than `dead_after_ms` (at least four periods); the batching
+//! loop reclaims their batches between batches of its own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,11 +12,16 @@ use std::time::Duration;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
+use sluice_core::settings::limits;
 use sluice_core::{CancellationToken, Keys};
 use tokio::sync::watch;
 
-/// How many heartbeats fit in one `dead_after_ms`.
-pub const BEATS_PER_PERIOD: u32 = 4;
+/// How often every worker beats: fixed, so no worker's settings change how often its peers
+/// hear from it, and `worker.dead_after_ms` is validated against it.
+pub const HEARTBEAT_PERIOD: Duration = Duration::from_millis(limits::HEARTBEAT_PERIOD_MS);
+
+/// How often an idle worker checks that PostgreSQL answers, and how long the check may take.
+const POSTGRES_PROBE_PERIOD: Duration = Duration::from_secs(1);
 
 /// How a worker sees PostgreSQL: down when its last insert failed, or when a `SELECT 1` at the
 /// heartbeat fails, so an idle worker notices an outage too.
@@ -38,6 +43,20 @@ impl PostgresView {
             client.simple_query("SELECT 1").await.ok()
         };
         matches!(tokio::time::timeout(timeout, probe).await, Ok(Some(_)))
+    }
+
+    /// Probes every second until shutdown, keeping `up` current. Runs beside the heartbeat so a
+    /// slow probe never delays a beat.
+    async fn probe_periodically(self, up: Arc<AtomicBool>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(POSTGRES_PROBE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            up.store(self.is_up(POSTGRES_PROBE_PERIOD).await, Ordering::Relaxed);
+        }
     }
 }
 
@@ -66,16 +85,18 @@ pub async fn beat_periodically(
         dead_after,
         postgres,
     } = beat_info;
-    let period = dead_after / BEATS_PER_PERIOD;
-    let mut tick = tokio::time::interval(period);
+    let loop_down = Arc::clone(&postgres.loop_down);
+    let probed_up = Arc::new(AtomicBool::new(true));
+    let probe = tokio::spawn(postgres.probe_periodically(Arc::clone(&probed_up), shutdown.clone()));
+    let mut tick = tokio::time::interval(HEARTBEAT_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => break,
         }
-        let postgres_up = postgres.is_up(period / 2).await;
+        let postgres_up = probed_up.load(Ordering::Relaxed) && !loop_down.load(Ordering::Relaxed);
         match beat(&mut redis, &keys, &worker_id, dead_after, postgres_up).await {
             Ok(peers) => {
                 if std::mem::take(&mut failing) {
@@ -91,6 +112,7 @@ pub async fn beat_periodically(
             }
         }
     }
+    let _ = probe.await;
 }
 
 /// Writes one heartbeat, with whether PostgreSQL is up, and returns the peers silent for longer

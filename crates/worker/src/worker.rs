@@ -291,6 +291,7 @@ impl Worker {
                 event: &event,
                 dead_letters: &batch.dead_letters,
                 latency: &latency,
+                dead_letters_max: self.settings.dead_letters_max,
             })
             .await?;
         self.log.redis_ok();

@@ -15,7 +15,6 @@ local window = tonumber(ARGV[1])
 local time = redis.call('TIME')
 local now = tonumber(time[1])
 local now_ms = now * 1000 + math.floor(tonumber(time[2]) / 1000)
-local elapsed = (window - 1) + tonumber(time[2]) / 1000000
 
 local function delete_fields(key, fields)
   for i = 1, #fields, 1000 do
@@ -23,20 +22,23 @@ local function delete_fields(key, fields)
   end
 end
 
--- Sums a per-second hash (field = unix second) over the window; drops stale buckets.
-local function window_sum(key)
+-- The rate of a per-second hash (field = unix second): its sum over the last `window` complete
+-- seconds, divided by `window`, as a decimal string. The second in progress does not count yet,
+-- so every reader within one second computes the same figure, whenever in that second it reads.
+-- Drops buckets older than the window.
+local function window_rate(key)
   local buckets = redis.call('HGETALL', key)
   local sum, stale = 0, {}
   for i = 1, #buckets, 2 do
     local second = tonumber(buckets[i])
-    if second == nil or second <= now - window then
+    if second == nil or second < now - window then
       stale[#stale + 1] = buckets[i]
-    elseif second <= now then
+    elseif second < now then
       sum = sum + tonumber(buckets[i + 1])
     end
   end
   delete_fields(key, stale)
-  return sum
+  return string.format('%.2f', sum / window)
 end
 
 -- p50, p95, p99 of the latency histogram (field = '<second>:<bucket>') over the window.
@@ -158,9 +160,9 @@ local function record_history(sample)
   redis.call('LTRIM', KEYS[13], 0, tonumber(ARGV[4]) - 1)
 end
 
-local rps = string.format('%.2f', window_sum(KEYS[4]) / elapsed)
+local rps = window_rate(KEYS[4])
 redis.call('SET', KEYS[5], rps)
-local accepted_rps = string.format('%.2f', window_sum(KEYS[7]) / elapsed)
+local accepted_rps = window_rate(KEYS[7])
 local queue_length = redis.call('LLEN', KEYS[3])
 local in_flight, alive, pg_down = workers()
 local latency = latency_quantiles(KEYS[12])

@@ -10,7 +10,7 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
 local window = tonumber(ARGV[3])
 if redis.call('HLEN', KEYS[2]) > 4 * window then
   for _, second in ipairs(redis.call('HKEYS', KEYS[2])) do
-    if tonumber(second) == nil or tonumber(second) <= now - window then
+    if tonumber(second) == nil or tonumber(second) < now - window then
       redis.call('HDEL', KEYS[2], second)
     end
   end

@@ -6,14 +6,9 @@ use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 
 const TOKEN: &str = "test-admin-token-0123456789";
 
-async fn add_dead_letters(app: &mut TestApp, payloads: &[&str]) {
+async fn add_dead_letters(app: &mut TestApp, payloads: &[&[u8]]) {
     for payload in payloads {
-        let letter = DeadLetter {
-            payload: (*payload).to_owned(),
-            reason: "test".into(),
-            failed_at: chrono::Utc::now(),
-            worker_id: "w".into(),
-        };
+        let letter = DeadLetter::new(payload, "test".into(), chrono::Utc::now(), "w");
         let _: () = redis::cmd("LPUSH")
             .arg(&app.keys.dead_messages)
             .arg(serde_json::to_string(&letter).expect("json"))
@@ -62,7 +57,7 @@ async fn a_wrong_or_missing_token_is_refused() {
 #[tokio::test]
 async fn dead_letters_are_listed_requeued_and_purged() {
     let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
-    add_dead_letters(&mut app, &["first", "second", "third"]).await;
+    add_dead_letters(&mut app, &[b"first".as_slice(), b"second", b"third"]).await;
 
     let page: serde_json::Value = app
         .http
@@ -119,5 +114,48 @@ async fn dead_letters_are_listed_requeued_and_purged() {
         .await
         .expect("sent");
     assert_error(r, 400, "invalid_query").await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_that_is_not_utf8_is_requeued_byte_for_byte() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    let raw: &[u8] = b"\xff{\"user_id\": \xc3\x28}\x00";
+    add_dead_letters(&mut app, &[raw]).await;
+    let page: serde_json::Value = app
+        .http
+        .get(app.url("/admin/dead-letters"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let letter = &page["dead_letters"][0];
+    assert_eq!(letter["payload_hex"], "ff7b22757365725f6964223a20c3287d00");
+    assert!(
+        letter["payload"]
+            .as_str()
+            .expect("text")
+            .contains('\u{fffd}')
+    );
+
+    let r = app
+        .http
+        .post(app.url("/admin/dead-letters/requeue"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let pending: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(&app.keys.pending_messages)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut app.redis)
+        .await
+        .expect("LRANGE");
+    assert_eq!(pending, [raw.to_vec()], "the exact bytes, not U+FFFD");
     app.cleanup().await;
 }

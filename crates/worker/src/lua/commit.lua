@@ -2,9 +2,10 @@
 -- bumps the counters and the rate window, dead-letters the poison messages, and announces the
 -- batch on batch_events.
 -- KEYS: processing, total_messages, total_batches, rate_window, batch_events, dead_messages,
---       dead_letters, commit_latency
+--       dead_letters, commit_latency, dead_letters_trimmed
 -- ARGV: rows inserted, batch event JSON, rate window TTL in seconds, the batch's POST→commit
---       latency histogram ('bucket:count,...'), then one JSON entry per dead letter
+--       latency histogram ('bucket:count,...'), most entries kept in dead_messages, then one
+--       JSON entry per dead letter
 -- Returns 1 when applied, 0 when the processing list was already cleared (a retry of a call
 -- whose reply was lost), so a batch is never counted twice.
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -21,12 +22,18 @@ for bucket, count in string.gmatch(ARGV[4], '(%d+):(%d+)') do
   redis.call('HINCRBY', KEYS[8], now .. ':' .. bucket, count)
 end
 redis.call('EXPIRE', KEYS[8], tonumber(ARGV[3]))
-local dead = #ARGV - 4
+local dead = #ARGV - 5
 if dead > 0 then
-  for i = 5, #ARGV do
+  for i = 6, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('INCRBY', KEYS[7], dead)
+  local keep = tonumber(ARGV[5])
+  local over = redis.call('LLEN', KEYS[6]) - keep
+  if over > 0 then
+    redis.call('LTRIM', KEYS[6], 0, keep - 1)
+    redis.call('INCRBY', KEYS[9], over)
+  end
 end
 redis.call('PUBLISH', KEYS[5], ARGV[2])
 return 1

@@ -50,12 +50,19 @@ async fn a_step_persists_the_batch_and_updates_every_counter() {
         envelopes.iter().map(|e| e.id).collect::<Vec<_>>()
     );
 
-    let stats = sluice_core::stats::StatsReader::new(t.keys.clone())
-        .read(&mut t.redis)
-        .await
-        .expect("stats");
+    // current_rps counts complete seconds: the batch shows once its second has ended, as
+    // 30 messages over the 10-second window.
+    let reader = sluice_core::stats::StatsReader::new(t.keys.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let stats = loop {
+        let stats = reader.refresh(&mut t.redis).await.expect("stats");
+        if stats.current_rps > 0.0 || tokio::time::Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(stats.total_messages, 30);
-    assert!(stats.current_rps > 0.0, "the batch is in the rate window");
+    assert_eq!(stats.current_rps, 3.0, "the batch is in the rate window");
     t.cleanup().await;
 }
 
@@ -187,6 +194,67 @@ async fn poison_goes_to_dead_messages_and_its_batch_mates_commit() {
     let letter: DeadLetter = serde_json::from_str(&entries[0]).expect("dead letter JSON");
     assert_eq!(letter.payload, "{\"garbage\": true}");
     assert!(!letter.reason.is_empty());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn dead_letters_keep_exact_bytes_and_the_list_stays_within_its_bound() {
+    let mut t = spawn_worker(&[("WORKER__DEAD_LETTERS_MAX", "2")]).await;
+    let poison: Vec<Vec<u8>> = vec![
+        b"\xff\xfe not UTF-8".to_vec(),
+        b"{\"second\": 2}".to_vec(),
+        b"{\"third\": 3}".to_vec(),
+    ];
+    let mut entries = poison.clone();
+    entries.push(envelope(0).to_json());
+    t.push_raw(&entries).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 4,
+            inserted: 1
+        }
+    );
+    let (dead, letters, trimmed) = (
+        t.keys.dead_messages.clone(),
+        t.keys.dead_letters.clone(),
+        t.keys.dead_letters_trimmed.clone(),
+    );
+    assert_eq!(t.counter(&letters).await, 3, "every dead letter is counted");
+    assert_eq!(
+        t.counter(&trimmed).await,
+        1,
+        "the oldest was dropped and counted"
+    );
+    let kept: Vec<String> = redis::cmd("LRANGE")
+        .arg(&dead)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut t.redis)
+        .await
+        .expect("LRANGE");
+    let kept: Vec<Vec<u8>> = kept
+        .iter()
+        .map(|e| serde_json::from_str::<DeadLetter>(e).expect("json").bytes())
+        .collect();
+    assert_eq!(kept, [poison[2].clone(), poison[1].clone()], "newest first");
+
+    // A batch whose only poison is not UTF-8: its exact bytes survive in payload_hex.
+    t.push_raw(&[poison[0].clone()]).await;
+    t.step().await;
+    let newest: String = redis::cmd("LINDEX")
+        .arg(&dead)
+        .arg(0)
+        .query_async(&mut t.redis)
+        .await
+        .expect("LINDEX");
+    let letter: DeadLetter = serde_json::from_str(&newest).expect("json");
+    assert_eq!(letter.bytes(), poison[0]);
+    assert_eq!(
+        letter.payload_hex.as_deref(),
+        Some("fffe206e6f74205554462d38")
+    );
+    assert_eq!(t.counter(&trimmed).await, 2);
     t.cleanup().await;
 }
 

@@ -82,7 +82,7 @@ async fn a_restarted_worker_resumes_the_batch_left_in_its_processing_list() {
 
 #[tokio::test]
 async fn postgres_down_keeps_the_batch_until_a_peer_reclaims_it() {
-    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "500")]).await;
+    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "1000")]).await;
     let envelopes: Vec<_> = (0..5).map(envelope).collect();
     t.push(&envelopes).await;
     let mut settings = t.settings.clone();
@@ -114,7 +114,7 @@ async fn postgres_down_keeps_the_batch_until_a_peer_reclaims_it() {
     assert_eq!(t.llen(&processing).await, 5);
 
     // A healthy peer finds the silent worker and takes its batch over, oldest first.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let fresh = sluice_core::CancellationToken::new();
     let dead = t.worker.heartbeat().await.expect("heartbeat");
     assert!(
@@ -144,7 +144,7 @@ async fn postgres_down_keeps_the_batch_until_a_peer_reclaims_it() {
 
 #[tokio::test]
 async fn a_reclaimed_batch_committed_before_its_worker_died_is_counted_once() {
-    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "500")]).await;
+    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "1000")]).await;
     let envelopes: Vec<_> = (0..5).map(envelope).collect();
     // What a worker that died between its PostgreSQL commit and its Redis bookkeeping leaves:
     // its batch in processing:ghost, three of the five rows already inserted, uncounted.
@@ -205,7 +205,7 @@ async fn a_reclaimed_batch_committed_before_its_worker_died_is_counted_once() {
 
 #[tokio::test]
 async fn a_worker_presumed_dead_is_fenced_and_resumes_without_duplicates() {
-    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "500")]).await;
+    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "1000")]).await;
     let mut paused = Worker::new(&t.settings).expect("worker");
     paused.heartbeat().await.expect("registered");
     t.push(&[envelope(0)]).await;
@@ -271,21 +271,27 @@ async fn current_rps_averages_the_window_and_decays_to_zero() {
         .query_async(&mut conn)
         .await
         .expect("TIME");
-    // 90 messages three seconds ago, 1000 thirty seconds ago (outside the window).
+    // 90 messages three seconds ago, 10 ten seconds ago (the oldest second of the window),
+    // 1000 thirty seconds ago (outside it) and 500 in the second in progress (not counted yet).
     let _: () = redis::cmd("HSET")
         .arg(&keys.rate_window)
         .arg(now - 3)
         .arg(90)
+        .arg(now - 10)
+        .arg(10)
         .arg(now - 30)
         .arg(1000)
+        .arg(now)
+        .arg(500)
         .query_async(&mut conn)
         .await
         .expect("HSET");
     let reader = StatsReader::new(keys.clone());
-    let stats = reader.read(&mut conn).await.expect("stats");
+    let stats = reader.refresh(&mut conn).await.expect("stats");
+    // The reading may land in the next second, which moves the window by one second.
     assert!(
-        (9.0..=10.0).contains(&stats.current_rps),
-        "90 messages over ~9-10 s, got {}",
+        [10.0, 59.0].contains(&stats.current_rps),
+        "100 messages over the last 10 complete seconds, or 590 if a second passed: {}",
         stats.current_rps
     );
     let stored: String = redis::cmd("GET")
@@ -319,7 +325,7 @@ async fn current_rps_averages_the_window_and_decays_to_zero() {
         .query_async(&mut conn)
         .await
         .expect("HSET");
-    let stats = reader.read(&mut conn).await.expect("stats");
+    let stats = reader.refresh(&mut conn).await.expect("stats");
     assert_eq!(stats.current_rps, 0.0);
     let stored: String = redis::cmd("GET")
         .arg(&keys.current_rps)
@@ -328,4 +334,29 @@ async fn current_rps_averages_the_window_and_decays_to_zero() {
         .expect("GET");
     assert_eq!(stored, "0.00");
     sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn a_peer_with_the_smallest_dead_after_never_presumes_a_running_worker_dead() {
+    // The running worker keeps the default dead_after (10 s); the peer judges it by the
+    // smallest value allowed (four heartbeat periods). Heartbeats come every 250 ms whatever
+    // either is configured with, so the running worker never looks dead.
+    let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "1000")]).await;
+    let mut running_settings = t.settings.clone();
+    running_settings.worker.dead_after_ms = 10_000;
+    let running = Worker::new(&running_settings).expect("worker");
+    let running_id = running.id().to_owned();
+    let run = tokio::spawn(running.run(t.shutdown.clone()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut beats = 0;
+    while tokio::time::Instant::now() < deadline {
+        let dead = t.worker.heartbeat().await.expect("heartbeat");
+        assert!(!dead.contains(&running_id), "live peer presumed dead");
+        beats += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(beats > 20, "{beats}");
+    t.shutdown.cancel();
+    run.await.expect("task").expect("clean exit");
+    t.cleanup().await;
 }
