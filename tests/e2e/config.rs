@@ -60,7 +60,49 @@ async fn invalid_settings_exit_non_zero_with_one_clear_line() {
     assert!(log.contains("nonexistent.toml"), "{log}");
     let (code, log) = exit_with("sluice-gateway", &[], &["--bogus"]).await;
     assert_ne!(code, 0);
-    assert!(log.contains("--bogus") && log.contains("usage"), "{log}");
+    assert_eq!(code, 2, "{log}");
+    assert!(log.contains("--bogus") && log.contains("Usage"), "{log}");
+}
+
+#[tokio::test]
+async fn every_binary_has_help_listing_its_settings_and_a_version() {
+    let binaries = [
+        (
+            "sluice-ingest",
+            "SLUICE__INGEST__MAX_BODY_BYTES  [default: 65536]",
+        ),
+        (
+            "sluice-worker",
+            "SLUICE__WORKER__BATCH_MAX_SIZE  [default: 5000]",
+        ),
+        (
+            "sluice-gateway",
+            "SLUICE__GATEWAY__INTERVAL_MS  [default: 500]",
+        ),
+    ];
+    for (binary, setting) in binaries {
+        let (code, help) = exit_with(binary, &[], &["--help"]).await;
+        assert_eq!(code, 0, "{binary}: {help}");
+        assert!(help.contains(&format!("Usage: {binary}")), "{help}");
+        assert!(help.contains("--config <PATH>"), "{help}");
+        assert!(help.contains(setting), "{binary}: {help}");
+        assert!(help.contains("SLUICE__REDIS__URL  [default: redis://127.0.0.1:6379]"));
+        assert!(help.contains("SLUICE__TELEMETRY__FORMAT  [default: pretty]"));
+        let (code, version) = exit_with(binary, &[], &["--version"]).await;
+        assert_eq!(code, 0, "{binary}");
+        assert_eq!(
+            version.trim(),
+            format!("{binary} {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+    // Each lists the sections it reads, not the others'.
+    let (_, help) = exit_with("sluice-worker", &[], &["--help"]).await;
+    assert!(!help.contains("SLUICE__GATEWAY__"), "{help}");
+    for (binary, args) in [("sluice-bench", ["--version"]), ("sluice", ["--version"])] {
+        let (code, version) = exit_with(binary, &[], &args).await;
+        assert_eq!(code, 0, "{binary}: {version}");
+        assert!(version.starts_with(binary), "{version}");
+    }
 }
 
 #[tokio::test]

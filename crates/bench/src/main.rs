@@ -15,6 +15,7 @@ use sluice_bench::stats::Summary;
 #[derive(Parser)]
 #[command(
     name = "sluice-bench",
+    version,
     about = "Measure a running Sluice on this machine."
 )]
 struct Cli {

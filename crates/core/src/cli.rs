@@ -1,18 +1,53 @@
-//! What every binary does first and last: load settings from the command line and
-//! environment, start telemetry, and turn the outcome into an exit status.
+//! What every service binary does first and last: read the command line (`--config PATH`,
+//! `--help`, `--version`) and the environment, start telemetry, and turn the outcome into an
+//! exit status.
+//!
+//! `--help` lists every setting the binary reads, with its environment variable, its default
+//! and what it does, taken from the doc comments and `Default` impls in [`crate::settings`], so
+//! the help can never disagree with the code.
 
-use std::fmt::Display;
+use std::fmt::{Display, Write as _};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use serde_json::Value;
+
+use crate::settings::env_name;
 use crate::{Settings, telemetry};
 
 /// Exit status for unusable settings or arguments.
 pub const EXIT_USAGE: u8 = 2;
 
-/// Loads settings (`--config PATH` and the environment) and installs the log subscriber.
-/// On bad settings, prints one line `<binary>: <reason>` and returns the exit status to use.
-pub fn start(binary: &str) -> Result<Settings, ExitCode> {
-    match Settings::from_args(std::env::args().skip(1)) {
+/// Width the setting descriptions are wrapped to.
+const HELP_WIDTH: usize = 92;
+
+/// A service binary: its name, what it does, and the settings sections it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Binary {
+    /// e.g. `sluice-worker`.
+    pub name: &'static str,
+    /// One line for `--help`.
+    pub about: &'static str,
+    /// Top-level sections of [`Settings`] it reads, e.g. `["redis", "postgres", "worker"]`;
+    /// `telemetry` is always added.
+    pub sections: &'static [&'static str],
+}
+
+/// Reads the command line and the settings, and installs the log subscriber. `--help` and
+/// `--version` print and return exit status 0; a bad argument or setting prints one line
+/// `<binary>: <reason>` and returns [`EXIT_USAGE`].
+pub fn start(binary: Binary) -> Result<Settings, ExitCode> {
+    let matches = match command(binary).try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => {
+            let _ = e.print();
+            return Err(ExitCode::from(
+                u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE),
+            ));
+        }
+    };
+    let file = matches.get_one::<PathBuf>("config");
+    match Settings::load(file.map(PathBuf::as_path), std::env::vars()) {
         Ok(settings) => {
             telemetry::init(&settings.telemetry);
             crate::memory::configure();
@@ -20,10 +55,103 @@ pub fn start(binary: &str) -> Result<Settings, ExitCode> {
             Ok(settings)
         }
         Err(e) => {
-            eprintln!("{binary}: {e}");
+            eprintln!("{}: {e}", binary.name);
             Err(ExitCode::from(EXIT_USAGE))
         }
     }
+}
+
+/// The binary's command line.
+pub fn command(binary: Binary) -> clap::Command {
+    clap::Command::new(binary.name)
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(binary.about)
+        .arg(
+            clap::Arg::new("config")
+                .long("config")
+                .value_name("PATH")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("TOML file of settings, below the environment variables in precedence"),
+        )
+        .after_help(settings_help(binary.sections))
+}
+
+/// The help text of every setting under `sections` (and `telemetry`): the variable, its
+/// default, and its description.
+pub fn settings_help(sections: &[&str]) -> String {
+    let defaults = serde_json::to_value(Settings::default()).unwrap_or_default();
+    let schema = schemars::schema_for!(Settings).to_value();
+    let mut out = String::from(
+        "Settings: every one is an environment variable, or a key of the --config file\n\
+         ([section] key = value); the environment wins. The Python stack's REDIS_URL,\n\
+         REDIS_HOST/REDIS_PORT, DATABASE_URL, BATCH_SIZE and BATCH_TIMEOUT (seconds) are read\n\
+         too, below the SLUICE__ variables. RUST_LOG filters the logs.\n",
+    );
+    for section in sections.iter().copied().chain(["telemetry"]) {
+        let key = section.to_owned();
+        let _ = write!(out, "\n[{section}]\n");
+        describe(
+            &mut out,
+            &schema,
+            &schema["properties"][section],
+            &key,
+            &defaults[section],
+        );
+    }
+    out
+}
+
+/// Appends one entry per leaf setting under `key` (whose schema is `node`).
+fn describe(out: &mut String, root: &Value, node: &Value, key: &str, default: &Value) {
+    let node = resolve(root, node);
+    let Value::Object(fields) = default else {
+        let about = node["description"]
+            .as_str()
+            .unwrap_or("")
+            .replace('\n', " ");
+        let _ = writeln!(out, "  {}  [default: {}]", env_name(key), shown(default));
+        for line in wrap(&about, HELP_WIDTH - 6) {
+            let _ = writeln!(out, "      {line}");
+        }
+        return;
+    };
+    for (field, value) in fields {
+        let child = &node["properties"][field];
+        describe(out, root, child, &format!("{key}.{field}"), value);
+    }
+}
+
+/// Follows a `$ref` to its definition (schemars puts each struct under `$defs`).
+fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
+    match node["$ref"].as_str().and_then(|r| r.strip_prefix("#/")) {
+        Some(path) => path.split('/').fold(root, |at, part| &at[part]),
+        None => node,
+    }
+}
+
+fn shown(default: &Value) -> String {
+    match default {
+        Value::String(s) if s.is_empty() => "empty".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Greedy word wrap.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("one line");
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(word.to_owned());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
 }
 
 /// Exit 0 on success; otherwise print `<binary>: <error>` and exit 1.
@@ -49,5 +177,80 @@ pub fn raise_open_files_limit() {
         },
         Ok(_) => {}
         Err(e) => tracing::warn!(%e, "cannot read the open files limit"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_setting_of_the_sections_with_its_default() {
+        let help = settings_help(&["worker", "gateway"]);
+        let defaults = serde_json::to_value(Settings::default()).expect("json");
+        let mut leaves = 0;
+        for (section, fields) in defaults.as_object().expect("object") {
+            let listed = ["worker", "gateway", "telemetry"].contains(&section.as_str());
+            for (field, value) in fields.as_object().expect("object") {
+                let nested = value
+                    .as_object()
+                    .map(|m| m.keys().cloned().collect::<Vec<_>>());
+                for leaf in nested.unwrap_or_else(|| vec![String::new()]) {
+                    let key = [section.as_str(), field, &leaf].join(".");
+                    let var = env_name(key.trim_end_matches('.'));
+                    assert_eq!(help.contains(&format!("  {var}  ")), listed, "{var}");
+                    leaves += usize::from(listed);
+                }
+            }
+        }
+        assert!(leaves > 30, "{leaves}");
+        assert!(
+            help.contains("SLUICE__WORKER__BATCH_MAX_SIZE  [default: 5000]\n"),
+            "{help}"
+        );
+        assert!(help.contains("SLUICE__GATEWAY__LISTEN  [default: 127.0.0.1:8001]"));
+        assert!(help.contains("SLUICE__GATEWAY__ALERTS__ANOMALY_Z_HIGH  [default: 3.5]"));
+        assert!(help.contains("SLUICE__GATEWAY__AUTH__JWT_SECRET  [default: empty]"));
+        assert!(help.contains("      A batch is flushed as soon as it holds this many messages."));
+    }
+
+    #[test]
+    fn arguments_are_checked_by_clap() {
+        let binary = Binary {
+            name: "sluice-test",
+            about: "test",
+            sections: &["worker"],
+        };
+        let parse = |args: &[&str]| command(binary).try_get_matches_from(args);
+        let m = parse(&["sluice-test", "--config", "a.toml"]).expect("ok");
+        assert_eq!(
+            m.get_one::<PathBuf>("config"),
+            Some(&PathBuf::from("a.toml"))
+        );
+        assert!(parse(&["sluice-test", "--config=b.toml"]).is_ok());
+        assert_eq!(
+            parse(&["sluice-test", "--config"])
+                .expect_err("no path")
+                .exit_code(),
+            2
+        );
+        assert_eq!(
+            parse(&["sluice-test", "--verbose"])
+                .expect_err("unknown")
+                .exit_code(),
+            2
+        );
+        assert_eq!(
+            parse(&["sluice-test", "--version"])
+                .expect_err("exits")
+                .exit_code(),
+            0
+        );
+        assert_eq!(
+            parse(&["sluice-test", "--help"])
+                .expect_err("exits")
+                .exit_code(),
+            0
+        );
     }
 }

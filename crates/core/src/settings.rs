@@ -14,10 +14,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Prefix of Sluice's own environment variables (`SLUICE__REDIS__URL`, ...).
 pub const ENV_PREFIX: &str = "SLUICE";
@@ -48,13 +49,10 @@ pub enum SettingsError {
     /// The configuration file or the layers could not be read or deserialized.
     #[error("invalid configuration: {0}")]
     Config(#[from] config::ConfigError),
-    /// The command line could not be understood.
-    #[error("{0}")]
-    Usage(String),
 }
 
 /// All settings of a Sluice process. Each service reads the sections it needs.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Where Redis is and how Sluice names its keys there.
@@ -72,7 +70,7 @@ pub struct Settings {
 }
 
 /// `[redis]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// Connection URL, `redis://[user:password@]host:port[/db]`.
@@ -109,7 +107,7 @@ impl RedisSettings {
 }
 
 /// `[postgres]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PostgresSettings {
     /// Connection URL, `postgres://user[:password]@host:port/database`.
@@ -131,7 +129,7 @@ impl Default for PostgresSettings {
 }
 
 /// `[ingest]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestSettings {
     /// Address the HTTP server binds.
@@ -190,7 +188,7 @@ impl Default for IngestSettings {
 }
 
 /// `[worker]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkerSettings {
     /// Stable identity of this worker; its processing list is named after it. Empty means
@@ -226,7 +224,7 @@ impl Default for WorkerSettings {
 }
 
 /// `[gateway]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewaySettings {
     /// Address the HTTP/WebSocket server binds.
@@ -268,7 +266,7 @@ pub struct GatewaySettings {
 
 /// `[gateway.alerts]`: when each rule fires. A rule fires once its condition has held for its
 /// `*_for_secs`, and resolves once it has been false for `resolve_after_secs`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertSettings {
     /// `queue_depth_high`: messages waiting in `pending_messages`.
@@ -326,7 +324,7 @@ impl Default for AlertSettings {
 }
 
 /// `[gateway.auth]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayAuthSettings {
     /// HS256 secret; when set, `/ws/stats`, `/stats` and `/stats/stream` need a valid JWT
@@ -368,7 +366,7 @@ impl GatewaySettings {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable, one event per line.
@@ -379,7 +377,7 @@ pub enum LogFormat {
 }
 
 /// `[telemetry]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
     /// `pretty` (default) or `json`. Filtering is by `RUST_LOG`.
@@ -438,16 +436,6 @@ impl Settings {
             .map_err(explain)?;
         settings.validate()?;
         Ok(settings)
-    }
-
-    /// Loads settings for a binary: `--config PATH` from `args` (without the program name) and
-    /// the real process environment.
-    pub fn from_args<A>(args: A) -> Result<Self, SettingsError>
-    where
-        A: IntoIterator<Item = String>,
-    {
-        let file = parse_config_arg(args)?;
-        Self::load(file.as_deref(), std::env::vars())
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
@@ -823,33 +811,6 @@ fn legacy_aliases(env: &HashMap<String, String>) -> Result<config::Config, Setti
     Ok(layer.build()?)
 }
 
-/// Reads `--config PATH` (or `--config=PATH`) from the arguments after the program name.
-/// `--help` and unknown arguments are usage errors whose text says what is accepted.
-pub fn parse_config_arg<A>(args: A) -> Result<Option<PathBuf>, SettingsError>
-where
-    A: IntoIterator<Item = String>,
-{
-    const USAGE: &str = "usage: [--config PATH]; every setting can also be given as \
-                         SLUICE__SECTION__KEY (see README, Configuration)";
-    let mut args = args.into_iter();
-    let mut file = None;
-    while let Some(arg) = args.next() {
-        if arg == "--config" {
-            let path = args
-                .next()
-                .ok_or_else(|| SettingsError::Usage(format!("--config needs a path; {USAGE}")))?;
-            file = Some(PathBuf::from(path));
-        } else if let Some(path) = arg.strip_prefix("--config=") {
-            file = Some(PathBuf::from(path));
-        } else {
-            return Err(SettingsError::Usage(format!(
-                "unexpected argument {arg:?}; {USAGE}"
-            )));
-        }
-    }
-    Ok(file)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1054,21 +1015,5 @@ mod tests {
         assert!(err.to_string().contains("BATCH_SIZE"), "{err}");
         let err = load(&[("REDIS_PORT", "99999")]).expect_err("must fail");
         assert!(err.to_string().contains("REDIS_PORT"), "{err}");
-    }
-
-    #[test]
-    fn config_argument_parsing() {
-        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert_eq!(parse_config_arg(args(&[])).expect("ok"), None);
-        assert_eq!(
-            parse_config_arg(args(&["--config", "a.toml"])).expect("ok"),
-            Some(PathBuf::from("a.toml"))
-        );
-        assert_eq!(
-            parse_config_arg(args(&["--config=b.toml"])).expect("ok"),
-            Some(PathBuf::from("b.toml"))
-        );
-        assert!(parse_config_arg(args(&["--config"])).is_err());
-        assert!(parse_config_arg(args(&["--verbose"])).is_err());
     }
 }

@@ -7,11 +7,15 @@ use sluice_core::{cli, memory, shutdown};
 #[global_allocator]
 static ALLOCATOR: memory::Allocator = memory::Allocator;
 
-const NAME: &str = "sluice-gateway";
+const BINARY: cli::Binary = cli::Binary {
+    name: "sluice-gateway",
+    about: "The stats gateway: streams the pipeline's stats to dashboards over WebSocket and SSE.",
+    sections: &["redis", "gateway"],
+};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let settings = match cli::start(NAME) {
+    let settings = match cli::start(BINARY) {
         Ok(settings) => settings,
         Err(code) => return code,
     };
@@ -22,5 +26,5 @@ async fn main() -> ExitCode {
         tracing::info!("stats gateway stopped");
         anyhow::Ok(())
     };
-    cli::finish(NAME, result.await.map_err(|e| format!("{e:#}")))
+    cli::finish(BINARY.name, result.await.map_err(|e| format!("{e:#}")))
 }

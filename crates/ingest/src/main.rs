@@ -7,11 +7,15 @@ use sluice_core::{cli, memory, shutdown};
 #[global_allocator]
 static ALLOCATOR: memory::Allocator = memory::Allocator;
 
-const NAME: &str = "sluice-ingest";
+const BINARY: cli::Binary = cli::Binary {
+    name: "sluice-ingest",
+    about: "The ingest API: validates messages and queues them in Redis for the workers.",
+    sections: &["redis", "postgres", "ingest", "gateway"],
+};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let settings = match cli::start(NAME) {
+    let settings = match cli::start(BINARY) {
         Ok(settings) => settings,
         Err(code) => return code,
     };
@@ -22,5 +26,5 @@ async fn main() -> ExitCode {
         tracing::info!("ingest API stopped");
         anyhow::Ok(())
     };
-    cli::finish(NAME, result.await.map_err(|e| format!("{e:#}")))
+    cli::finish(BINARY.name, result.await.map_err(|e| format!("{e:#}")))
 }

@@ -8,11 +8,15 @@ use sluice_core::{cli, memory, shutdown};
 #[global_allocator]
 static ALLOCATOR: memory::Allocator = memory::Allocator;
 
-const NAME: &str = "sluice-worker";
+const BINARY: cli::Binary = cli::Binary {
+    name: "sluice-worker",
+    about: "A batching worker: moves queued messages into PostgreSQL and keeps the counters.",
+    sections: &["redis", "postgres", "worker"],
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match cli::start(NAME) {
+    let settings = match cli::start(BINARY) {
         Ok(settings) => settings,
         Err(code) => return code,
     };
@@ -20,5 +24,5 @@ async fn main() -> ExitCode {
         let worker = sluice_worker::Worker::new(&settings)?;
         worker.run(shutdown::on_signal()).await
     };
-    cli::finish(NAME, result.await.map_err(|e| format!("{e:#}")))
+    cli::finish(BINARY.name, result.await.map_err(|e| format!("{e:#}")))
 }
