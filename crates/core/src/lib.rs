@@ -26,6 +26,7 @@ pub mod history;
 pub mod keys;
 pub mod memory;
 pub mod message;
+pub mod metric;
 pub mod outage;
 pub mod schema;
 pub mod settings;

@@ -208,6 +208,16 @@ pub struct WorkerSettings {
     /// Most entries kept in `dead_messages`; past it the oldest are dropped and counted in
     /// `dead_letters_trimmed`.
     pub dead_letters_max: u64,
+    /// Address of the worker's HTTP listener (`/metrics`, `/health`, `/ready`), e.g.
+    /// `127.0.0.1:9101`; empty (the default) turns it off.
+    pub listen: String,
+}
+
+impl WorkerSettings {
+    /// [`Self::listen`] parsed; `None` when the listener is off.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.trim().parse().ok()
+    }
 }
 
 impl Default for WorkerSettings {
@@ -219,6 +229,7 @@ impl Default for WorkerSettings {
             idle_poll_ms: 1_000,
             dead_after_ms: 10_000,
             dead_letters_max: 100_000,
+            listen: String::new(),
         }
     }
 }
@@ -542,6 +553,13 @@ impl Settings {
             self.worker.idle_poll_ms,
             (10, 60_000),
         )?;
+        let listen = self.worker.listen.trim();
+        if !listen.is_empty() && listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(
+                "worker.listen",
+                format!("must be empty or an address such as 127.0.0.1:9101, got {listen:?}"),
+            ));
+        }
         check_range(
             "worker.dead_letters_max",
             self.worker.dead_letters_max,

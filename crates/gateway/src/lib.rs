@@ -234,6 +234,9 @@ impl Application {
         let port = listener.local_addr()?.port();
         let gateway = &settings.gateway;
         let edge_stats = Arc::new(EdgeStats::default());
+        sluice_core::metric::exporter();
+        sluice_core::metric::register_counters(&[sluice_core::metric::WS_MESSAGES_SENT]);
+        metrics::gauge!(sluice_core::metric::WS_CONNECTIONS).set(0.0);
         let stream = StatsStream::new(settings, Arc::clone(&edge_stats), shutdown.clone())?;
         let edge = EdgeConfig {
             name: "sluice-gateway",
@@ -254,10 +257,12 @@ impl Application {
         let server = sluice_http::serve(listener, edge, edge_stats, move || {
             App::new()
                 .wrap(cors(&origins))
+                .wrap(actix_web::middleware::from_fn(sluice_http::observe::record))
                 .app_data(shared.clone())
                 .app_data(query_config())
                 .configure(stream_routes)
                 .route("/health", web::get().to(routes::health))
+                .route("/metrics", web::get().to(sluice_http::observe::metrics))
                 .configure(dashboard::routes)
                 .default_service(web::to(routes::not_found))
         })?;

@@ -37,16 +37,19 @@ pub async fn run(
                     tracing::info!("reading stats from Redis");
                 }
                 seq += 1;
+                sluice_core::metric::record_stats(&stats);
                 let snapshot = Arc::new(snapshot(seq, stats));
                 sender.send_replace(Some(Arc::clone(&snapshot)));
                 alerting.on_reading(&snapshot.stats, &mut redis).await;
             }
             Ok(Err(e)) => {
                 mark_down(&hub, &e.to_string());
+                sluice_core::metric::record_stats_failed();
                 alerting.on_failure();
             }
             Err(_) => {
                 mark_down(&hub, "timed out");
+                sluice_core::metric::record_stats_failed();
                 alerting.on_failure();
             }
         }

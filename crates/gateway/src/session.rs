@@ -26,6 +26,7 @@ use crate::frames::Report;
 use crate::history::HistoryCache;
 use crate::hub::{Hub, RedisState, SessionGuard};
 use crate::protocol::{self, ClientMessage, ProtocolError, Topic};
+use sluice_core::metric;
 
 /// Longest wait for one frame to be accepted for sending.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,12 +83,36 @@ impl RateLimit {
     }
 }
 
-fn close(code: CloseCode, description: &str) -> Option<CloseReason> {
-    Some(CloseReason {
-        code,
-        description: Some(description.into()),
-    })
+/// Why a session ended: the close frame to send, if any, and the `reason` label it is counted
+/// under in `sluice_ws_closed_total`.
+struct End {
+    label: &'static str,
+    reason: Option<CloseReason>,
 }
+
+impl End {
+    /// The server closes with `code` and `description`.
+    fn close(label: &'static str, code: CloseCode, description: &str) -> Self {
+        Self {
+            label,
+            reason: Some(CloseReason {
+                code,
+                description: Some(description.into()),
+            }),
+        }
+    }
+
+    /// The connection is gone or unwritable: no close frame can be delivered.
+    fn gone(label: &'static str) -> Self {
+        Self {
+            label,
+            reason: None,
+        }
+    }
+}
+
+/// What one event handler decided: carry on, or end the session.
+type Step = Result<(), End>;
 
 /// What one session subscribes to and how.
 struct Subscriptions {
@@ -107,16 +132,48 @@ enum Reply {
     History(Window),
 }
 
+/// Counts the session in `sluice_ws_connections` while it lives.
+struct Connected;
+
+impl Connected {
+    fn new() -> Self {
+        metrics::gauge!(metric::WS_CONNECTIONS).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::gauge!(metric::WS_CONNECTIONS).decrement(1.0);
+    }
+}
+
+/// A session's state between events.
+struct Live {
+    hub: Arc<Hub>,
+    guard: SessionGuard,
+    session: Session,
+    config: SessionConfig,
+    subs: Subscriptions,
+    connection_id: String,
+    last_seq: u64,
+    last_sent: Option<Instant>,
+    rate: RateLimit,
+    told_down: bool,
+    sent: metrics::Counter,
+}
+
 /// Runs a session to its end.
 pub async fn run(
     hub: Arc<Hub>,
-    mut guard: SessionGuard,
-    mut session: Session,
+    guard: SessionGuard,
+    session: Session,
     stream: actix_ws::MessageStream,
     report: Report,
-    mut config: SessionConfig,
+    config: SessionConfig,
     shutdown: CancellationToken,
 ) {
+    let _connected = Connected::new();
     // Fragmented messages are assembled up to the same bound as single frames (the frame
     // guard has already refused any whose declared lengths add up to more).
     let mut stream = stream
@@ -125,188 +182,270 @@ pub async fn run(
         .max_continuation_size(config.max_frame_bytes);
     let mut snapshots = hub.subscribe();
     let mut redis_state = hub.redis_state();
-    let mut subs = Subscriptions {
-        stats: config.topics.contains(&Topic::Stats),
-        batches: config
-            .topics
-            .contains(&Topic::Batches)
-            .then(|| hub.batches()),
-        alerts: config.topics.contains(&Topic::Alerts).then(|| hub.alerts()),
-        include_ids: config.include_ids,
-    };
-    let connection_id = uuid::Uuid::now_v7().to_string();
-    let mut last_seq = 0;
-    let mut last_sent: Option<Instant> = None;
-    let mut rate = RateLimit::new(config.max_messages_per_sec);
     let expires = config.token_ttl.map(|ttl| Instant::now() + ttl);
-
-    let hello = protocol::connected(
-        &connection_id,
-        config.interval.as_millis() as u64,
-        &config.topics,
-        subs.include_ids,
-        config.heartbeat.as_millis() as u64,
-    );
-    if send(&mut session, hello.into()).await.is_err() {
-        return;
-    }
-    // Clients hear about Redis going down, and about it coming back after that.
-    let mut told_down = *redis_state.borrow_and_update() == RedisState::Down;
-    if told_down
-        && send(&mut session, status_message(RedisState::Down))
-            .await
-            .is_err()
-    {
-        return;
-    }
-    // The first stats come from the current poller cycle (at most one tick old); while Redis
-    // cannot be read there are none, and the client hears `status` instead.
-    snapshots.borrow_and_update();
-    if let Some(snapshot) = hub.fresh().filter(|_| subs.stats) {
-        if send(&mut session, snapshot.json.clone()).await.is_err() {
-            return;
-        }
-        last_seq = snapshot.seq;
-        last_sent = Some(Instant::now());
-    }
-
-    let mut heartbeat =
-        tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
-    let mut last_heard = Instant::now();
-    let reason = loop {
-        tokio::select! {
-            changed = snapshots.changed(), if subs.stats => {
-                if changed.is_err() {
-                    break close(CloseCode::Away, "gateway stopping");
-                }
-                let snapshot = snapshots.borrow_and_update().clone();
-                let Some(snapshot) = snapshot else { continue };
-                // Half a poller tick of slack, so a client at the poller's own pace gets every
-                // reading despite scheduling jitter.
-                let slack = hub.tick() / 2;
-                let due = last_sent.is_none_or(|at| at.elapsed() + slack >= config.interval);
-                if snapshot.seq != last_seq && due {
-                    if send(&mut session, snapshot.json.clone()).await.is_err() {
-                        break None;
-                    }
-                    last_seq = snapshot.seq;
-                    last_sent = Some(Instant::now());
-                }
-            }
-            event = recv(&mut subs.batches) => {
-                let frame = match event {
-                    Ok(frames) => {
-                        if subs.include_ids { frames.with_ids.clone() } else { frames.without_ids.clone() }
-                    }
-                    Err(RecvError::Lagged(missed)) => protocol::lagged(Topic::Batches, missed).into(),
-                    Err(RecvError::Closed) => {
-                        subs.batches = None;
-                        continue;
-                    }
-                };
-                if send(&mut session, frame).await.is_err() {
-                    break None;
-                }
-            }
-            event = recv(&mut subs.alerts) => {
-                let frame = match event {
-                    Ok(frame) => frame,
-                    Err(RecvError::Lagged(missed)) => protocol::lagged(Topic::Alerts, missed).into(),
-                    Err(RecvError::Closed) => {
-                        subs.alerts = None;
-                        continue;
-                    }
-                };
-                if send(&mut session, frame).await.is_err() {
-                    break None;
-                }
-            }
-            changed = redis_state.changed() => {
-                if changed.is_err() {
-                    continue;
-                }
-                let state = *redis_state.borrow_and_update();
-                let tell = match state {
-                    RedisState::Down => !std::mem::replace(&mut told_down, true),
-                    RedisState::Up => std::mem::replace(&mut told_down, false),
-                    RedisState::Unknown => false,
-                };
-                if tell && send(&mut session, status_message(state)).await.is_err() {
-                    break None;
-                }
-            }
-            frame = stream.next() => {
-                last_heard = Instant::now();
-                let text = match frame {
-                    Some(Ok(AggregatedMessage::Close(reason))) => break reason,
-                    Some(Ok(frame)) => frame,
-                    Some(Err(e)) => break refusal(&report, &e),
-                    None => break None,
-                };
-                // Every frame counts toward the rate, pings and pongs included.
-                if !rate.allow() {
-                    tracing::debug!(%connection_id, "closing a client over its message rate");
-                    break close(CloseCode::Policy, "message rate limit exceeded");
-                }
-                let reply = match text {
-                    AggregatedMessage::Ping(bytes) => {
-                        if session.pong(&bytes).await.is_err() {
-                            break None;
-                        }
-                        continue;
-                    }
-                    AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => continue,
-                    AggregatedMessage::Binary(_) => Reply::Text(protocol::error(&ProtocolError::new(
-                        "unsupported_frame",
-                        "binary frames are not part of the protocol; send JSON text".into(),
-                    ))),
-                    AggregatedMessage::Text(text) => {
-                        handle(&hub, &mut guard, &mut config, &mut subs, &mut last_sent, &text)
-                    }
-                };
-                let frame: ByteString = match reply {
-                    Reply::None => continue,
-                    Reply::Text(text) => text.into(),
-                    Reply::History(window) => match config.history.get(window).await {
-                        Some(json) => json,
-                        None => protocol::error(&ProtocolError::new(
-                            "history_unavailable",
-                            "the history cannot be read now (is Redis up?)".into(),
-                        ))
-                        .into(),
+    let mut live = Live::new(hub, guard, session, config);
+    let end = match live.greet(&mut snapshots, &mut redis_state).await {
+        Err(end) => end,
+        Ok(()) => {
+            let heartbeat = live.config.heartbeat;
+            let mut heartbeat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+            let mut last_heard = Instant::now();
+            loop {
+                let step = tokio::select! {
+                    changed = snapshots.changed(), if live.subs.stats => match changed {
+                        Ok(()) => live.on_snapshot(snapshots.borrow_and_update().clone()).await,
+                        Err(_) => Err(End::close("shutdown", CloseCode::Away, "gateway stopping")),
                     },
+                    event = recv(&mut live.subs.batches) => live.on_batch(event).await,
+                    event = recv(&mut live.subs.alerts) => live.on_alert(event).await,
+                    changed = redis_state.changed() => match changed {
+                        Ok(()) => live.on_redis_state(*redis_state.borrow_and_update()).await,
+                        Err(_) => Ok(()),
+                    },
+                    frame = stream.next() => {
+                        last_heard = Instant::now();
+                        live.on_frame(frame, &report).await
+                    }
+                    _ = heartbeat.tick() => live.on_heartbeat(last_heard).await,
+                    () = sleep_until_opt(expires) => Err(End::close(
+                        "token_expired",
+                        CloseCode::Other(TOKEN_EXPIRED_CLOSE_CODE),
+                        "token expired",
+                    )),
+                    () = shutdown.cancelled() => Err(End::close(
+                        "shutdown",
+                        CloseCode::Away,
+                        "gateway shutting down",
+                    )),
                 };
-                if send(&mut session, frame).await.is_err() {
-                    break None;
+                if let Err(end) = step {
+                    break end;
                 }
             }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > config.client_timeout {
-                    tracing::debug!(%connection_id, "closing an unresponsive client");
-                    break close(CloseCode::Policy, "heartbeat timeout");
-                }
-                if session.ping(b"").await.is_err() {
-                    break None;
-                }
-            }
-            () = sleep_until_opt(expires) => {
-                break close(CloseCode::Other(TOKEN_EXPIRED_CLOSE_CODE), "token expired");
-            }
-            () = shutdown.cancelled() => break close(CloseCode::Away, "gateway shutting down"),
         }
     };
-    let _ = session.close(reason).await;
+    metrics::counter!(metric::WS_CLOSED, "reason" => end.label).increment(1);
+    let _ = live.session.close(end.reason).await;
+}
+
+impl Live {
+    fn new(hub: Arc<Hub>, guard: SessionGuard, session: Session, config: SessionConfig) -> Self {
+        let subs = Subscriptions {
+            stats: config.topics.contains(&Topic::Stats),
+            batches: config
+                .topics
+                .contains(&Topic::Batches)
+                .then(|| hub.batches()),
+            alerts: config.topics.contains(&Topic::Alerts).then(|| hub.alerts()),
+            include_ids: config.include_ids,
+        };
+        Self {
+            rate: RateLimit::new(config.max_messages_per_sec),
+            hub,
+            guard,
+            session,
+            config,
+            subs,
+            connection_id: uuid::Uuid::now_v7().to_string(),
+            last_seq: 0,
+            last_sent: None,
+            told_down: false,
+            sent: metrics::counter!(metric::WS_MESSAGES_SENT),
+        }
+    }
+
+    async fn send(&mut self, text: ByteString) -> Step {
+        match tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await {
+            Ok(Ok(())) => {
+                self.sent.increment(1);
+                Ok(())
+            }
+            Ok(Err(_)) => Err(End::gone("disconnected")),
+            Err(_) => Err(End::gone("send_timeout")),
+        }
+    }
+
+    /// `connected`, then `status` if Redis is down, then the current stats (at most one
+    /// poller tick old; while Redis cannot be read there are none).
+    async fn greet(
+        &mut self,
+        snapshots: &mut tokio::sync::watch::Receiver<Option<Arc<crate::hub::Snapshot>>>,
+        redis_state: &mut tokio::sync::watch::Receiver<RedisState>,
+    ) -> Step {
+        let hello = protocol::connected(
+            &self.connection_id,
+            self.config.interval.as_millis() as u64,
+            &self.config.topics,
+            self.subs.include_ids,
+            self.config.heartbeat.as_millis() as u64,
+        );
+        self.send(hello.into()).await?;
+        // Clients hear about Redis going down, and about it coming back after that.
+        self.told_down = *redis_state.borrow_and_update() == RedisState::Down;
+        if self.told_down {
+            self.send(status_message(RedisState::Down)).await?;
+        }
+        snapshots.borrow_and_update();
+        if let Some(snapshot) = self.hub.fresh().filter(|_| self.subs.stats) {
+            self.send(snapshot.json.clone()).await?;
+            self.last_seq = snapshot.seq;
+            self.last_sent = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    async fn on_snapshot(&mut self, snapshot: Option<Arc<crate::hub::Snapshot>>) -> Step {
+        let Some(snapshot) = snapshot else {
+            return Ok(());
+        };
+        // Half a poller tick of slack, so a client at the poller's own pace gets every
+        // reading despite scheduling jitter.
+        let slack = self.hub.tick() / 2;
+        let due = self
+            .last_sent
+            .is_none_or(|at| at.elapsed() + slack >= self.config.interval);
+        if snapshot.seq != self.last_seq && due {
+            self.send(snapshot.json.clone()).await?;
+            self.last_seq = snapshot.seq;
+            self.last_sent = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    async fn on_batch(&mut self, event: Result<Arc<crate::hub::BatchFrames>, RecvError>) -> Step {
+        let frame = match event {
+            Ok(frames) if self.subs.include_ids => frames.with_ids.clone(),
+            Ok(frames) => frames.without_ids.clone(),
+            Err(RecvError::Lagged(missed)) => lagged(Topic::Batches, missed),
+            Err(RecvError::Closed) => {
+                self.subs.batches = None;
+                return Ok(());
+            }
+        };
+        self.send(frame).await
+    }
+
+    async fn on_alert(&mut self, event: Result<ByteString, RecvError>) -> Step {
+        let frame = match event {
+            Ok(frame) => frame,
+            Err(RecvError::Lagged(missed)) => lagged(Topic::Alerts, missed),
+            Err(RecvError::Closed) => {
+                self.subs.alerts = None;
+                return Ok(());
+            }
+        };
+        self.send(frame).await
+    }
+
+    async fn on_redis_state(&mut self, state: RedisState) -> Step {
+        let tell = match state {
+            RedisState::Down => !std::mem::replace(&mut self.told_down, true),
+            RedisState::Up => std::mem::replace(&mut self.told_down, false),
+            RedisState::Unknown => false,
+        };
+        if tell {
+            self.send(status_message(state)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<AggregatedMessage, WsProtocolError>>,
+        report: &Report,
+    ) -> Step {
+        let message = match frame {
+            Some(Ok(AggregatedMessage::Close(reason))) => {
+                return Err(End {
+                    label: "client",
+                    reason,
+                });
+            }
+            Some(Ok(message)) => message,
+            Some(Err(e)) => return Err(refusal(report, &e)),
+            None => return Err(End::gone("disconnected")),
+        };
+        // Every frame counts toward the rate, pings and pongs included.
+        if !self.rate.allow() {
+            tracing::debug!(connection_id = %self.connection_id, "closing a client over its message rate");
+            return Err(End::close(
+                "rate_limited",
+                CloseCode::Policy,
+                "message rate limit exceeded",
+            ));
+        }
+        let reply = match message {
+            AggregatedMessage::Ping(bytes) => {
+                return match self.session.pong(&bytes).await {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err(End::gone("disconnected")),
+                };
+            }
+            AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => return Ok(()),
+            AggregatedMessage::Binary(_) => Reply::Text(protocol::error(&ProtocolError::new(
+                "unsupported_frame",
+                "binary frames are not part of the protocol; send JSON text".into(),
+            ))),
+            AggregatedMessage::Text(text) => handle(
+                &self.hub,
+                &mut self.guard,
+                &mut self.config,
+                &mut self.subs,
+                &mut self.last_sent,
+                &text,
+            ),
+        };
+        let frame: ByteString = match reply {
+            Reply::None => return Ok(()),
+            Reply::Text(text) => text.into(),
+            Reply::History(window) => match self.config.history.get(window).await {
+                Some(json) => json,
+                None => protocol::error(&ProtocolError::new(
+                    "history_unavailable",
+                    "the history cannot be read now (is Redis up?)".into(),
+                ))
+                .into(),
+            },
+        };
+        self.send(frame).await
+    }
+
+    async fn on_heartbeat(&mut self, last_heard: Instant) -> Step {
+        if last_heard.elapsed() > self.config.client_timeout {
+            tracing::debug!(connection_id = %self.connection_id, "closing an unresponsive client");
+            return Err(End::close(
+                "heartbeat_timeout",
+                CloseCode::Policy,
+                "heartbeat timeout",
+            ));
+        }
+        match self.session.ping(b"").await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(End::gone("disconnected")),
+        }
+    }
+}
+
+/// The `lagged` notice for `topic`, counted in `sluice_ws_lagged_total`.
+fn lagged(topic: Topic, missed: u64) -> ByteString {
+    let label = match topic {
+        Topic::Stats => "stats",
+        Topic::Batches => "batches",
+        Topic::Alerts => "alerts",
+    };
+    metrics::counter!(metric::WS_LAGGED, "topic" => label).increment(1);
+    protocol::lagged(topic, missed).into()
 }
 
 /// The close for a stream error: what the frame guard refused, or actix's own finding.
-fn refusal(report: &Report, error: &WsProtocolError) -> Option<CloseReason> {
+fn refusal(report: &Report, error: &WsProtocolError) -> End {
     if let Some(violation) = report.get() {
         let (code, reason) = violation.close();
-        return close(code, &reason);
+        return End::close("protocol_violation", code, &reason);
     }
     match error {
-        WsProtocolError::Overflow => close(CloseCode::Size, "message too large"),
-        e => close(CloseCode::Protocol, &e.to_string()),
+        WsProtocolError::Overflow => End::close("too_large", CloseCode::Size, "message too large"),
+        e => End::close("protocol_violation", CloseCode::Protocol, &e.to_string()),
     }
 }
 
@@ -423,11 +562,4 @@ fn status_message(state: RedisState) -> ByteString {
     serde_json::json!({"type": "status", "redis": state})
         .to_string()
         .into()
-}
-
-async fn send(session: &mut Session, text: ByteString) -> Result<(), ()> {
-    match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
 }

@@ -14,10 +14,13 @@
 //!   JSON error body ([`malformed`]) and logged as one rate-limited summary line, never one
 //!   line per request.
 //!
-//! Modules: [`conn`] (the stream wrapper), [`malformed`] (parser-error answers).
+//! Modules: [`conn`] (the stream wrapper), [`malformed`] (parser-error answers), [`observe`]
+//! (HTTP metrics and `GET /metrics`).
 
 pub mod conn;
+pub mod health;
 pub mod malformed;
+pub mod observe;
 
 use std::fmt;
 use std::io;

@@ -21,16 +21,28 @@ const WINDOW_TTL_SECS: u64 = 120;
 /// How long shutdown keeps trying to flush.
 const FINAL_FLUSH_FOR: Duration = Duration::from_secs(3);
 
-/// Messages queued by this process and not yet added to `accepted_total`.
-#[derive(Debug, Default)]
+/// Messages queued by this process and not yet added to `accepted_total`, and this process's
+/// `sluice_messages_accepted_total`.
+#[derive(Debug)]
 pub struct Accepted {
     pending: AtomicU64,
+    metric: metrics::Counter,
+}
+
+impl Default for Accepted {
+    fn default() -> Self {
+        Self {
+            pending: AtomicU64::new(0),
+            metric: metrics::counter!(sluice_core::metric::MESSAGES_ACCEPTED),
+        }
+    }
 }
 
 impl Accepted {
     /// Counts `n` messages answered 202 and queued.
     pub fn add(&self, n: u64) {
         self.pending.fetch_add(n, Ordering::Relaxed);
+        self.metric.increment(n);
     }
 
     /// Flushes every [`FLUSH_EVERY`] until shutdown, then once more (retrying for a few
@@ -91,6 +103,7 @@ impl Accepted {
                 // A timed-out call may still have applied: rare, and it counts once more at
                 // worst, where dropping the count would lose it for sure.
                 tracing::debug!(?outcome, "cannot flush the accepted count; keeping it");
+                sluice_core::metric::redis_error("count_accepted");
                 self.pending.fetch_add(n, Ordering::Relaxed);
                 false
             }

@@ -87,6 +87,7 @@ impl Application {
             max_keys: ingest.idempotency_max_keys,
         };
         let edge_stats = Arc::new(EdgeStats::default());
+        sluice_core::metric::exporter();
         let accepted = Arc::new(Accepted::default());
         let counter = Arc::clone(&accepted);
         let app_keys = keys.clone();
@@ -126,11 +127,12 @@ impl Application {
                 edge: Arc::clone(&edge_shared),
                 accepted: Arc::clone(&counter),
             };
-            let app = App::new().app_data(web::Data::new(state)).app_data(
-                web::QueryConfig::default().error_handler(|err, _| {
+            let app = App::new()
+                .wrap(actix_web::middleware::from_fn(sluice_http::observe::record))
+                .app_data(web::Data::new(state))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::InvalidQuery([("query".to_owned(), err.to_string())].into()).into()
-                }),
-            );
+                }));
             match &stream_state {
                 // The stats stream at the Python stack's URL, served by the gateway's library.
                 Some(stream) => app
@@ -224,6 +226,11 @@ pub fn routes_config(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/ready")
             .route(web::get().to(routes::health::ready))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(sluice_http::observe::metrics))
             .default_service(web::to(routes::method_not_allowed)),
     )
     .service(

@@ -26,7 +26,7 @@ static REDIS: OutageLog = OutageLog::new();
 /// the call in the log.
 pub async fn within<T>(
     timeout: Duration,
-    what: &str,
+    what: &'static str,
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, ApiError> {
     let result = match tokio::time::timeout(timeout, call).await {
@@ -34,6 +34,9 @@ pub async fn within<T>(
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {timeout:?}")),
     };
+    if result.is_err() {
+        sluice_core::metric::redis_error(what);
+    }
     match REDIS.record(result.is_ok(), std::time::Instant::now()) {
         Some(Line::Down) => {
             let error = result.as_ref().err().map_or("", String::as_str);

@@ -83,6 +83,23 @@ impl Batch {
         }))
     }
 
+    /// Adds the recorded batch to this process's metrics: rows persisted (as counted in
+    /// `total_messages`), dead letters, the batch size, and each message's POST→commit latency.
+    pub fn record_metrics(&self, counted: u64, committed_at: DateTime<Utc>) {
+        use sluice_core::metric;
+        metrics::counter!(metric::MESSAGES_PERSISTED).increment(counted);
+        metrics::counter!(metric::DEAD_LETTERS).increment(self.dead_letters.len() as u64);
+        metrics::histogram!(metric::BATCH_SIZE).record(self.size as f64);
+        let latency = metrics::histogram!(metric::COMMIT_LATENCY);
+        for envelope in &self.envelopes {
+            let micros = (committed_at - envelope.created_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0);
+            latency.record(micros as f64 / 1e6);
+        }
+    }
+
     /// The event announcing this batch once committed.
     pub fn event(&self, worker_id: &str, inserted: u64, committed_at: DateTime<Utc>) -> BatchEvent {
         BatchEvent {

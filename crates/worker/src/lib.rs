@@ -3,12 +3,14 @@
 //! - [`worker`]: the batching loop ([`Worker::try_execute_task`] is one step; [`Worker::run`]
 //!   loops with backoff until shutdown).
 //! - [`queue`]: Redis: taking messages into the worker's processing list, recording batches.
-//! - [`store`]: PostgreSQL: the one-statement idempotent batch insert.
+//! - [`store`]: PostgreSQL: the leased, idempotent batch insert, one transaction per batch.
 //! - [`batch`]: parsing a batch's raw entries into envelopes and dead letters.
 //! - [`registry`]: heartbeats and the detection of dead peers.
 //! - [`rate`]: keeps `current_rps` decaying while idle.
+//! - [`http`]: the optional listener for `/metrics`, `/health` and `/ready`.
 
 pub mod batch;
+pub mod http;
 pub mod queue;
 pub mod rate;
 pub mod registry;

@@ -1,9 +1,11 @@
-//! `sluice-worker` binary: load settings, start telemetry, run the batching loop until
-//! SIGINT/SIGTERM, commit the batch in hand, exit 0.
+//! `sluice-worker` binary: load settings, start telemetry, run the batching loop (and the
+//! `/metrics` listener when `worker.listen` is set) until SIGINT/SIGTERM, commit the batch in
+//! hand, exit 0.
 
 use std::process::ExitCode;
 
 use sluice_core::{cli, memory, shutdown};
+use sluice_worker::http::Listener;
 
 #[global_allocator]
 static ALLOCATOR: memory::Allocator = memory::Allocator;
@@ -22,7 +24,20 @@ async fn main() -> ExitCode {
     };
     let result = async {
         let worker = sluice_worker::Worker::new(&settings)?;
-        worker.run(shutdown::on_signal()).await
+        let shutdown = shutdown::on_signal();
+        let listener = match settings.worker.listen_addr() {
+            Some(addr) => Some(Listener::bind(addr, worker.status())?),
+            None => None,
+        };
+        let listening = listener.map(|l| {
+            tracing::info!(port = l.port(), "worker metrics listening");
+            tokio::spawn(l.run(shutdown.clone()))
+        });
+        worker.run(shutdown).await?;
+        if let Some(listening) = listening {
+            listening.await??;
+        }
+        anyhow::Ok(())
     };
     cli::finish(BINARY.name, result.await.map_err(|e| format!("{e:#}")))
 }

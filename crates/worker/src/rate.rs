@@ -29,8 +29,12 @@ pub async fn refresh_periodically(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                if let Err(e) = reader.refresh(&mut redis).await {
-                    tracing::debug!(%e, "cannot refresh current_rps");
+                match reader.refresh(&mut redis).await {
+                    Ok(stats) => sluice_core::metric::record_stats(&stats),
+                    Err(e) => {
+                        tracing::debug!(%e, "cannot refresh current_rps");
+                        sluice_core::metric::record_stats_failed();
+                    }
                 }
             }
             () = shutdown.cancelled() => return,

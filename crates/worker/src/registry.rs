@@ -70,6 +70,8 @@ pub struct Beat {
     pub dead_after: Duration,
     /// Reported as `up` or `down` in `workers_postgres`.
     pub postgres: PostgresView,
+    /// Where `/ready` reads what the last beat found.
+    pub status: Arc<crate::http::Status>,
 }
 
 /// Beats until shutdown, publishing the ids of dead peers on `dead`.
@@ -84,6 +86,7 @@ pub async fn beat_periodically(
         worker_id,
         dead_after,
         postgres,
+        status,
     } = beat_info;
     let loop_down = Arc::clone(&postgres.loop_down);
     let probed_up = Arc::new(AtomicBool::new(true));
@@ -97,8 +100,10 @@ pub async fn beat_periodically(
             () = shutdown.cancelled() => break,
         }
         let postgres_up = probed_up.load(Ordering::Relaxed) && !loop_down.load(Ordering::Relaxed);
+        status.postgres_up.store(postgres_up, Ordering::Relaxed);
         match beat(&mut redis, &keys, &worker_id, dead_after, postgres_up).await {
             Ok(peers) => {
+                status.redis_up.store(true, Ordering::Relaxed);
                 if std::mem::take(&mut failing) {
                     tracing::info!("heartbeats resumed");
                 }
@@ -106,6 +111,8 @@ pub async fn beat_periodically(
                 dead.send_replace(peers);
             }
             Err(e) => {
+                status.redis_up.store(false, Ordering::Relaxed);
+                sluice_core::metric::redis_error("heartbeat");
                 if !std::mem::replace(&mut failing, true) {
                     tracing::warn!(%e, "cannot write heartbeat; retrying");
                 }

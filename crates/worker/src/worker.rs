@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use deadpool_postgres::Pool;
 use sluice_core::backoff::Backoff;
+use sluice_core::metric;
 use sluice_core::settings::{Settings, WorkerSettings};
 use sluice_core::{CancellationToken, connect, schema};
 use tokio::time::Instant;
@@ -75,8 +76,14 @@ impl DependencyLog {
             StepError::Postgres(_) => self.postgres_down.swap(true, Ordering::Relaxed),
         };
         let name = match error {
-            StepError::Redis(_) => "Redis",
-            StepError::Postgres(_) => "PostgreSQL",
+            StepError::Redis(_) => {
+                metric::redis_error("batch");
+                "Redis"
+            }
+            StepError::Postgres(_) => {
+                metric::postgres_error("batch");
+                "PostgreSQL"
+            }
         };
         if !was_down {
             tracing::warn!(%error, "{name} unavailable; keeping the batch and retrying with backoff");
@@ -114,6 +121,7 @@ pub struct Worker {
     dead_peers: watch::Receiver<Vec<String>>,
     dead_peers_tx: watch::Sender<Vec<String>>,
     log: DependencyLog,
+    status: Arc<crate::http::Status>,
 }
 
 impl Worker {
@@ -137,7 +145,13 @@ impl Worker {
             dead_peers,
             dead_peers_tx,
             log: DependencyLog::default(),
+            status: Arc::default(),
         })
+    }
+
+    /// What `/ready` reports, kept current by the heartbeat while [`Self::run`] runs.
+    pub fn status(&self) -> Arc<crate::http::Status> {
+        Arc::clone(&self.status)
     }
 
     fn dead_after(&self) -> Duration {
@@ -259,8 +273,11 @@ impl Worker {
                 return Ok(Outcome::Idle);
             };
             let envelopes: Vec<_> = batch.envelopes.iter().collect();
+            let started = std::time::Instant::now();
             let (done, rejected) =
                 store::insert_isolating(&self.pool, &lease, &envelopes, batch.resumed).await?;
+            metrics::histogram!(metric::BATCH_INSERT_DURATION)
+                .record(started.elapsed().as_secs_f64());
             self.log.postgres_ok();
             if !done.leased {
                 tracing::warn!(
@@ -295,7 +312,9 @@ impl Worker {
             })
             .await?;
         self.log.redis_ok();
-        if !applied {
+        if applied {
+            batch.record_metrics(inserted, committed_at);
+        } else {
             tracing::info!(
                 batch_id = %batch.id,
                 "batch already recorded, or taken over by a peer while this worker was away"
@@ -380,6 +399,7 @@ impl Worker {
                     pool: self.pool.clone(),
                     loop_down: Arc::clone(&self.log.postgres_down),
                 },
+                status: Arc::clone(&self.status),
             },
             self.dead_peers_tx.clone(),
             shutdown.clone(),

@@ -6,19 +6,10 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use sluice_core::memory::{self, MemoryStats};
+pub use sluice_http::health::{Dependency, Readiness};
 
 use crate::queue;
 use crate::state::AppState;
-
-/// State of one dependency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dependency {
-    /// Answered in time.
-    Up,
-    /// Failed or did not answer in time.
-    Down,
-}
 
 /// `GET /health` body.
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,17 +37,6 @@ pub struct EdgeCounts {
     pub malformed_requests: u64,
     /// Request body bytes held in memory right now, across all connections.
     pub buffered_bytes: usize,
-}
-
-/// `GET /ready` body.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Readiness {
-    /// `"ready"` or `"not_ready"`.
-    pub status: String,
-    /// Whether Redis answered `PING`.
-    pub redis: Dependency,
-    /// Whether PostgreSQL answered `SELECT 1`.
-    pub postgres: Dependency,
 }
 
 /// Liveness: always 200 while the process serves, with the queue length when Redis answers.
@@ -88,17 +68,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// Readiness: 200 only when both Redis and PostgreSQL answer; 503 naming the one that is down.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (redis, postgres) = tokio::join!(redis_up(&state), postgres_up(&state));
-    let ready = redis == Dependency::Up && postgres == Dependency::Up;
-    let body = Readiness {
-        status: if ready { "ready" } else { "not_ready" }.into(),
-        redis,
-        postgres,
-    };
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    Readiness::of(redis, postgres).respond()
 }
 
 async fn redis_up(state: &AppState) -> Dependency {

@@ -276,6 +276,7 @@ pub async fn list_messages(
     let query = ListQuery::parse(query.into_inner())?;
     let page = fetch_page(&state, &query).await.map_err(|e| {
         tracing::warn!(error = %e, "listing messages failed");
+        sluice_core::metric::postgres_error("list_messages");
         ApiError::PostgresUnavailable
     })?;
     Ok(HttpResponse::Ok().json(page))
