@@ -7,8 +7,10 @@ mod capacity;
 mod config;
 mod deploy;
 mod faults;
+mod metrics;
 mod pipeline;
 mod stack;
+mod up;
 mod watch;
 mod worker_signals;
 

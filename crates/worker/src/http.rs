@@ -34,10 +34,7 @@ impl Listener {
             TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         let port = listener.local_addr()?.port();
         metric::exporter();
-        sluice_core::metric::register_counters(&[
-            metric::MESSAGES_PERSISTED,
-            metric::DEAD_LETTERS,
-        ]);
+        sluice_core::metric::register_counters(&[metric::MESSAGES_PERSISTED, metric::DEAD_LETTERS]);
         let status = web::Data::from(status);
         let server = HttpServer::new(move || {
             App::new()

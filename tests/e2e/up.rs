@@ -1,0 +1,275 @@
+//! `./scripts/up` as a user runs it: stopped with Ctrl-C (SIGINT to its whole process group, as
+//! a terminal sends it), started in the background and stopped with SIGINT or SIGTERM, and
+//! started while its addresses are taken.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use sluice_core::Keys;
+use sluice_tests::TestDb;
+use sluice_tests::process::{binary, free_port};
+use tokio::process::{Child, Command};
+
+use crate::stack::produce;
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// Where one run of the script listens, and what it stores under.
+struct Setup {
+    env: Vec<(String, String)>,
+    ingest: String,
+    gateway: String,
+    keys: Keys,
+    db: TestDb,
+    log: PathBuf,
+}
+
+impl Setup {
+    async fn new(tag: &str) -> Self {
+        let db = TestDb::create(tag).await.expect("database");
+        let prefix = sluice_tests::unique_prefix(tag);
+        let ingest = format!("127.0.0.1:{}", free_port());
+        let gateway = format!("127.0.0.1:{}", free_port());
+        let bin_dir = binary("sluice-ingest").expect("built");
+        let bin_dir = bin_dir
+            .parent()
+            .expect("dir")
+            .to_string_lossy()
+            .into_owned();
+        let env = [
+            ("SLUICE__REDIS__URL", sluice_tests::redis_url()),
+            ("SLUICE__REDIS__KEY_PREFIX", prefix.clone()),
+            ("SLUICE__POSTGRES__URL", db.url.clone()),
+            ("SLUICE__INGEST__LISTEN", ingest.clone()),
+            ("SLUICE__GATEWAY__LISTEN", gateway.clone()),
+            ("SLUICE_UP_WORKER_PORT", worker_ports().to_string()),
+            ("SLUICE_UP_BIN_DIR", bin_dir),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let log =
+            std::env::temp_dir().join(format!("sluice-up-{}.log", prefix.trim_end_matches(':')));
+        Self {
+            env,
+            ingest,
+            gateway,
+            keys: Keys::new(&prefix),
+            db,
+            log,
+        }
+    }
+
+    /// `scripts/up --workers N` through `shell` (`None`: run directly), in a process group of its
+    /// own, as a terminal runs a foreground job.
+    fn start(&self, workers: usize, shell: Option<&str>) -> Child {
+        let log = std::fs::File::create(&self.log).expect("log");
+        let script = format!("{REPO}/scripts/up --workers {workers}");
+        let mut cmd = match shell {
+            Some(template) => {
+                let mut c = Command::new("bash");
+                c.arg("-c").arg(template.replace("{up}", &script));
+                c
+            }
+            None => {
+                let mut c = Command::new("bash");
+                c.arg("-c").arg(format!("exec {script}"));
+                c
+            }
+        };
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SLUICE")) {
+            cmd.env_remove(key);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("scripts/up starts")
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn wait_ready(&self, child: &mut Child) {
+        let url = format!("http://{}/ready", self.ingest);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return;
+            }
+            assert!(
+                child.try_wait().expect("status").is_none(),
+                "exited: {}",
+                self.logs()
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never ready: {}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn counter(&self, key: &str) -> i64 {
+        let mut redis = sluice_tests::redis().await.expect("redis");
+        let value: Option<i64> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .expect("GET");
+        value.unwrap_or(0)
+    }
+
+    async fn rows(&self) -> i64 {
+        let client = self.db.client().await.expect("client");
+        client
+            .query_one("SELECT count(*) FROM messages", &[])
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    fn listening(&self, address: &str) -> bool {
+        std::net::TcpStream::connect(address).is_ok()
+    }
+
+    async fn cleanup(self) {
+        let prefix = self.keys.prefix().to_owned();
+        sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+        self.db.drop_db().await.expect("drop");
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A base port with the next two free as well.
+fn worker_ports() -> u16 {
+    loop {
+        let base = free_port();
+        if (1..3).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+async fn exits_within(child: &mut Child, timeout: Duration, logs: impl Fn() -> String) -> i32 {
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => status.expect("status").code().unwrap_or(-1),
+        Err(_) => panic!("still running after {timeout:?}: {}", logs()),
+    }
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_every_service_once_and_the_counters_equal_the_rows() {
+    let _shared = crate::MACHINE.read().await;
+    let setup = Setup::new("up_ctrl_c").await;
+    let mut up = setup.start(2, None);
+    setup.wait_ready(&mut up).await;
+    let accepted = produce(&format!("http://{}", setup.ingest), 2_000, 8).await;
+    assert_eq!(accepted.len(), 2_000);
+    // Ctrl-C: SIGINT to the whole foreground process group, mid-flow.
+    let group = Pid::from_raw(up.id().expect("pid") as i32);
+    killpg(group, Signal::SIGINT).expect("SIGINT");
+    let code = exits_within(&mut up, Duration::from_secs(30), || setup.logs()).await;
+    let logs = setup.logs();
+    assert_eq!(code, 0, "{logs}");
+    assert!(
+        !logs.contains("second signal"),
+        "a service got two signals: {logs}"
+    );
+    assert_eq!(logs.matches("shutdown requested").count(), 4, "{logs}");
+    assert!(!setup.listening(&setup.ingest) && !setup.listening(&setup.gateway));
+
+    let total = setup.counter(&setup.keys.total_messages).await;
+    let rows = setup.rows().await;
+    assert_eq!(total, rows, "total_messages equals the rows after Ctrl-C");
+    let mut redis = sluice_tests::redis().await.expect("redis");
+    let pending: i64 = redis::cmd("LLEN")
+        .arg(&setup.keys.pending_messages)
+        .query_async(&mut redis)
+        .await
+        .expect("LLEN");
+    assert_eq!(
+        rows + pending,
+        2_000,
+        "nothing lost: persisted or still queued"
+    );
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn started_in_the_background_it_stops_on_sigint_and_on_sigterm() {
+    let _shared = crate::MACHINE.read().await;
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let setup = Setup::new("up_background").await;
+        // A non-interactive shell starting a job with & makes it ignore SIGINT.
+        let pid_file = setup.log.with_extension("pid");
+        let template = format!("{{up}} & echo $! > {}; wait", pid_file.display());
+        let mut shell = setup.start(1, Some(&template));
+        setup.wait_ready(&mut shell).await;
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        kill(Pid::from_raw(pid), signal).expect("signal");
+        exits_within(&mut shell, Duration::from_secs(30), || setup.logs()).await;
+        let logs = setup.logs();
+        assert!(
+            logs.contains("stopping: one SIGTERM each"),
+            "{signal}: {logs}"
+        );
+        assert!(
+            !setup.listening(&setup.ingest),
+            "{signal}: ingest still up: {logs}"
+        );
+        assert!(
+            !setup.listening(&setup.gateway),
+            "{signal}: gateway still up"
+        );
+        let _ = std::fs::remove_file(&pid_file);
+        setup.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn taken_addresses_are_named_and_nothing_starts() {
+    let _shared = crate::MACHINE.read().await;
+    let setup = Setup::new("up_taken").await;
+    let squatter = TcpListener::bind(&setup.gateway).expect("bind");
+    let mut up = setup.start(1, None);
+    let code = exits_within(&mut up, Duration::from_secs(30), || setup.logs()).await;
+    let logs = setup.logs();
+    assert_eq!(code, 1, "{logs}");
+    assert!(
+        logs.contains(&format!(
+            "{} (stats gateway, SLUICE__GATEWAY__LISTEN) is in use",
+            setup.gateway
+        )),
+        "{logs}"
+    );
+    assert!(!logs.contains("Sluice is running"), "{logs}");
+    assert!(!setup.listening(&setup.ingest), "ingest started anyway");
+    let mut redis = sluice_tests::redis().await.expect("redis");
+    let workers: i64 = redis::cmd("ZCARD")
+        .arg(&setup.keys.workers)
+        .query_async(&mut redis)
+        .await
+        .expect("ZCARD");
+    assert_eq!(workers, 0, "a worker started anyway");
+    drop(squatter);
+    assert!(Path::new(REPO).join("scripts/up").exists());
+    setup.cleanup().await;
+}
