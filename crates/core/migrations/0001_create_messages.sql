@@ -1,5 +1,6 @@
--- Persisted messages. `id` is the UUIDv7 the ingest API assigned; inserting the same id twice
--- is a no-op (ON CONFLICT DO NOTHING), which makes redelivery harmless.
+-- Persisted messages. `id` is the UUIDv7 the ingest API assigned and the primary key, so a
+-- message can never become two rows: workers insert fresh batches plainly and, when a batch may
+-- hold ids already persisted (a redelivery, a resumed batch), skip those ids.
 CREATE TABLE messages (
     id          uuid        PRIMARY KEY,
     user_id     bigint      NOT NULL CHECK (user_id > 0),

@@ -449,7 +449,17 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Checks every section; the first bad value is the error.
     fn validate(&self) -> Result<(), SettingsError> {
+        self.validate_connections()?;
+        self.validate_ingest()?;
+        self.validate_worker()?;
+        self.validate_gateway()?;
+        self.validate_alerts()
+    }
+
+    /// `[redis]` and `[postgres]`.
+    fn validate_connections(&self) -> Result<(), SettingsError> {
         check_url(
             "redis.url",
             &self.redis.url,
@@ -480,6 +490,11 @@ impl Settings {
             self.postgres.connect_timeout_ms,
             (1, 60_000),
         )?;
+        Ok(())
+    }
+
+    /// `[ingest]`.
+    fn validate_ingest(&self) -> Result<(), SettingsError> {
         check_range(
             "ingest.max_body_bytes",
             self.ingest.max_body_bytes,
@@ -538,6 +553,11 @@ impl Settings {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `[worker]`.
+    fn validate_worker(&self) -> Result<(), SettingsError> {
         check_range(
             "worker.batch_max_size",
             self.worker.batch_max_size,
@@ -584,6 +604,11 @@ impl Settings {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `[gateway]` without its alerts.
+    fn validate_gateway(&self) -> Result<(), SettingsError> {
         check_range(
             "gateway.interval_ms",
             self.gateway.interval_ms,
@@ -650,7 +675,6 @@ impl Settings {
                 ),
             ));
         }
-        self.validate_alerts()?;
         if self.gateway.client_timeout_ms < self.gateway.heartbeat_interval_ms * 2 {
             return Err(invalid(
                 "gateway.client_timeout_ms",
