@@ -11,6 +11,7 @@ mod metrics;
 mod pipeline;
 mod stack;
 mod up;
+mod wait;
 mod watch;
 mod worker_signals;
 

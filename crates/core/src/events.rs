@@ -18,8 +18,12 @@ pub struct BatchEvent {
     pub inserted: u64,
     /// When PostgreSQL confirmed the commit.
     pub committed_at: DateTime<Utc>,
-    /// Ids of the messages in the batch, in consumption order.
+    /// Ids of the messages the batch persisted, in consumption order.
     pub message_ids: Vec<Uuid>,
+    /// Ids of messages of the batch PostgreSQL refused, now in `dead_messages`; absent when
+    /// there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_letter_ids: Vec<Uuid>,
 }
 
 /// An entry of the `dead_messages` list: a message that can never be inserted.

@@ -28,6 +28,7 @@ pub mod memory;
 pub mod message;
 pub mod metric;
 pub mod outage;
+pub mod pubsub;
 pub mod schema;
 pub mod settings;
 pub mod shutdown;

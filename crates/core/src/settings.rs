@@ -164,6 +164,11 @@ pub struct IngestSettings {
     /// Whether the ingest API also serves the stats stream at `/ws/stats` (and `/stats`,
     /// `/stats/stream`), the URL dashboards of the Python stack connect to.
     pub serve_stats: bool,
+    /// Longest wait a `Prefer: wait=N` request gets, in seconds; larger `N` are capped to it.
+    pub max_wait_secs: u64,
+    /// Most message ids waited for at once (`Prefer: wait`) in this process; past it a request
+    /// is answered at once, as if it had not asked to wait.
+    pub max_waiters: usize,
 }
 
 impl Default for IngestSettings {
@@ -183,6 +188,8 @@ impl Default for IngestSettings {
             idempotency_ttl_secs: 24 * 60 * 60,
             idempotency_max_keys: 100_000,
             serve_stats: true,
+            max_wait_secs: 30,
+            max_waiters: 100_000,
         }
     }
 }
@@ -543,6 +550,12 @@ impl Settings {
             "ingest.idempotency_max_keys",
             self.ingest.idempotency_max_keys,
             (1, 100_000_000),
+        )?;
+        check_range("ingest.max_wait_secs", self.ingest.max_wait_secs, (1, 600))?;
+        check_range(
+            "ingest.max_waiters",
+            self.ingest.max_waiters,
+            (1, 10_000_000),
         )?;
         if !self.ingest.admin_token.is_empty() && self.ingest.admin_token.len() < 16 {
             return Err(invalid(

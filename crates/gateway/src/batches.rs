@@ -3,12 +3,9 @@
 //! out to those subscribed to `alerts`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde_json::json;
 use sluice_core::CancellationToken;
-use sluice_core::backoff::Backoff;
 use sluice_core::events::BatchEvent;
 
 use crate::hub::{BatchFrames, Hub};
@@ -30,52 +27,22 @@ pub async fn run(
     channels: Channels,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-    let mut failing = false;
-    while !shutdown.is_cancelled() {
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub
-                .subscribe(&[&channels.batches, &channels.alerts])
-                .await?;
-            redis::RedisResult::Ok(pubsub)
-        };
-        let pubsub = tokio::select! {
-            result = subscribed => result,
-            () = shutdown.cancelled() => return,
-        };
-        let mut pubsub = match pubsub {
-            Ok(pubsub) => pubsub,
-            Err(e) => {
-                if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(%e, "cannot subscribe to batch and alert events; retrying");
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(backoff.next_delay()) => continue,
-                    () = shutdown.cancelled() => return,
-                }
-            }
-        };
-        if std::mem::take(&mut failing) {
-            tracing::info!("subscribed to batch and alert events again");
+    let names = [channels.batches.clone(), channels.alerts.clone()];
+    let on_message = |channel: &str, payload: &[u8]| {
+        if channel == channels.alerts {
+            forward_alert(&hub, payload);
+        } else {
+            forward(&hub, payload);
         }
-        backoff.reset();
-        let mut messages = pubsub.on_message();
-        loop {
-            tokio::select! {
-                message = messages.next() => {
-                    let Some(message) = message else { break };
-                    if message.get_channel_name() == channels.alerts {
-                        forward_alert(&hub, message.get_payload_bytes());
-                    } else {
-                        forward(&hub, message.get_payload_bytes());
-                    }
-                }
-                () = shutdown.cancelled() => return,
-            }
-        }
-        tracing::warn!("event subscription lost; resubscribing");
-    }
+    };
+    sluice_core::pubsub::listen(
+        client,
+        &names,
+        "batch and alert events",
+        on_message,
+        shutdown,
+    )
+    .await;
 }
 
 /// Publishes one alert transition as it was recorded, if it is one.
@@ -98,21 +65,18 @@ fn forward(hub: &Hub, payload: &[u8]) {
     hub.publish_batch(|| frames(&event));
 }
 
-/// `{"type": "batch_persisted", "batch_id", "worker_id", "size", "inserted", "committed_at"}`,
-/// with and without `message_ids`.
+/// The `batch_persisted` frame: the [`BatchEvent`]'s own fields and `"type"`, with and without
+/// the id lists.
 pub fn frames(event: &BatchEvent) -> BatchFrames {
-    let mut message = json!({
-        "type": "batch_persisted",
-        "batch_id": event.batch_id,
-        "worker_id": event.worker_id,
-        "size": event.size,
-        "inserted": event.inserted,
-        "committed_at": event.committed_at,
-    });
-    let without_ids = message.to_string().into();
-    message["message_ids"] = json!(event.message_ids);
+    let mut message = serde_json::to_value(event).unwrap_or_default();
+    message["type"] = json!("batch_persisted");
+    let with_ids = message.to_string().into();
+    if let Some(fields) = message.as_object_mut() {
+        fields.remove("message_ids");
+        fields.remove("dead_letter_ids");
+    }
     BatchFrames {
-        with_ids: message.to_string().into(),
-        without_ids,
+        with_ids,
+        without_ids: message.to_string().into(),
     }
 }

@@ -7,6 +7,7 @@
 //! - [`body`]: content-type and size checks before any parsing.
 //! - [`queue`]: the Redis side (`LPUSH pending_messages`).
 //! - [`accepted`]: the `accepted_total` count, kept off the hot path.
+//! - [`persisted`]: requests waiting for their commit (`Prefer: wait=N`).
 //!
 //! With `ingest.serve_stats` (the default) it also serves the gateway's stats stream
 //! (`/ws/stats`, `/stats`, `/stats/stream`, `/stats/history`, `/alerts`, `/workers`) through
@@ -16,6 +17,7 @@
 pub mod accepted;
 pub mod body;
 pub mod error;
+pub mod persisted;
 pub mod queue;
 pub mod routes;
 pub mod state;
@@ -34,6 +36,7 @@ use sluice_http::{EdgeConfig, EdgeStats};
 use crate::accepted::Accepted;
 use crate::body::Budget;
 use crate::error::ApiError;
+use crate::persisted::Waiters;
 use crate::queue::{Depth, Retention};
 use crate::state::AppState;
 
@@ -55,6 +58,8 @@ pub struct Application {
     accepted: Arc<Accepted>,
     keys: Keys,
     stream: Option<StatsStream>,
+    waiters: Arc<Waiters>,
+    redis_client: redis::Client,
 }
 
 impl Application {
@@ -90,6 +95,9 @@ impl Application {
         sluice_core::metric::exporter();
         let accepted = Arc::new(Accepted::default());
         let counter = Arc::clone(&accepted);
+        let waiters = Arc::new(Waiters::new(ingest.max_waiters));
+        let app_waiters = Arc::clone(&waiters);
+        let max_wait = Duration::from_secs(ingest.max_wait_secs);
         let app_keys = keys.clone();
         let edge = EdgeConfig {
             name: "sluice-ingest",
@@ -126,6 +134,8 @@ impl Application {
                 idempotency,
                 edge: Arc::clone(&edge_shared),
                 accepted: Arc::clone(&counter),
+                waiters: Arc::clone(&app_waiters),
+                max_wait,
             };
             let app = App::new()
                 .wrap(actix_web::middleware::from_fn(sluice_http::observe::record))
@@ -153,6 +163,9 @@ impl Application {
             accepted,
             keys,
             stream,
+            waiters,
+            redis_client: redis::Client::open(settings.redis.url.as_str())
+                .context("invalid redis.url")?,
         })
     }
 
@@ -165,6 +178,12 @@ impl Application {
     /// in-flight requests finish (at most [`SHUTDOWN_GRACE`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stream = self.stream.map(StatsStream::start);
+        let waiting = tokio::spawn(persisted::listen(
+            Arc::clone(&self.waiters),
+            self.redis_client,
+            self.keys.batch_events.clone(),
+            self.shutdown.clone(),
+        ));
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -198,6 +217,7 @@ impl Application {
         served.cancel();
         let _ = gauge.await;
         let _ = counting.await;
+        let _ = waiting.await;
         if let Some(stream) = stream {
             stream.await;
         }

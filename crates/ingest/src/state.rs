@@ -41,6 +41,11 @@ pub struct AppState {
     pub edge: Arc<sluice_http::EdgeStats>,
     /// Messages queued and not yet added to `accepted_total`, shared by every worker thread.
     pub accepted: Arc<crate::accepted::Accepted>,
+    /// Requests waiting for their messages' commit (`Prefer: wait`), shared by every worker
+    /// thread and fed by the process's one subscription.
+    pub waiters: Arc<crate::persisted::Waiters>,
+    /// `ingest.max_wait_secs`.
+    pub max_wait: Duration,
 }
 
 impl AppState {

@@ -19,6 +19,8 @@ pub struct Batch {
     pub envelopes: Vec<Envelope>,
     /// JSON `dead_messages` entries for entries that are not valid envelopes.
     pub dead_letters: Vec<String>,
+    /// Ids of the envelopes PostgreSQL refused (now among `dead_letters`).
+    pub rejected_ids: Vec<Uuid>,
     /// Whether the batch was read back from a processing list (after a restart, an error, or
     /// a reclaim) rather than freshly taken: an earlier insert of it may have committed
     /// without being counted, so its rows already in PostgreSQL count too.
@@ -54,6 +56,7 @@ impl Batch {
             size,
             envelopes,
             dead_letters,
+            rejected_ids: Vec::new(),
             resumed,
             committed: None,
         }
@@ -64,6 +67,7 @@ impl Batch {
         for (id, reason) in rejected {
             if let Some(at) = self.envelopes.iter().position(|e| e.id == id) {
                 let envelope = self.envelopes.remove(at);
+                self.rejected_ids.push(envelope.id);
                 self.dead_letters.push(dead_letter(
                     &envelope.to_json(),
                     format!("rejected by PostgreSQL: {reason}"),
@@ -109,6 +113,7 @@ impl Batch {
             inserted,
             committed_at,
             message_ids: self.envelopes.iter().map(|e| e.id).collect(),
+            dead_letter_ids: self.rejected_ids.clone(),
         }
     }
 }

@@ -20,6 +20,7 @@ fn event(ids: usize) -> BatchEvent {
         inserted: ids as u64,
         committed_at: chrono::Utc::now(),
         message_ids: (0..ids).map(|_| uuid::Uuid::now_v7()).collect(),
+        dead_letter_ids: Vec::new(),
     }
 }
 

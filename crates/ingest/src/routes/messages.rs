@@ -9,8 +9,11 @@ use sluice_core::message::{ChannelId, Envelope, NewMessage, UserId};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use std::time::Duration;
+
 use crate::body;
 use crate::error::ApiError;
+use crate::persisted::{Outcome, Registration};
 use crate::queue::{self, Pushed};
 use crate::state::AppState;
 
@@ -19,10 +22,13 @@ use crate::state::AppState;
 pub struct Queued {
     /// The id the message will have in PostgreSQL.
     pub message_id: Uuid,
-    /// Always `"queued"`.
+    /// `"queued"`; after a `Prefer: wait`, `"persisted"` or `"dead_lettered"`.
     pub status: String,
     /// When the message was accepted; also its `created_at`.
     pub queued_at: String,
+    /// When the worker's commit was recorded (`"persisted"` answers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted_at: Option<String>,
 }
 
 /// Header a client sets to make retries of one message safe.
@@ -65,8 +71,22 @@ pub async fn post_message(
         queued_at: envelope
             .created_at
             .to_rfc3339_opts(SecondsFormat::Micros, true),
+        persisted_at: None,
     };
-    enqueue(&state, key, std::slice::from_ref(&envelope), &answer).await
+    let wait = wait_preference(&req, state.max_wait);
+    let (answer, outcomes) =
+        enqueue(&state, key, std::slice::from_ref(&envelope), &answer, wait).await?;
+    // A replayed key may hold another endpoint's answer: that one is given as it was.
+    let recorded = serde_json::from_str::<Queued>(&answer);
+    Ok(match (outcomes, recorded) {
+        (Some((outcomes, wait)), Ok(mut recorded)) => {
+            let (status, persisted_at) = summary(&outcomes);
+            recorded.status = status.into();
+            recorded.persisted_at = persisted_at;
+            waited(status, wait).json(recorded)
+        }
+        _ => queued(answer),
+    })
 }
 
 /// Answer to an accepted batch.
@@ -74,10 +94,17 @@ pub async fn post_message(
 pub struct BatchQueued {
     /// The ids the messages will have in PostgreSQL, in the order they were sent.
     pub message_ids: Vec<Uuid>,
-    /// Always `"queued"`.
+    /// `"queued"`; after a `Prefer: wait`, `"persisted"` (every message) or `"dead_lettered"`
+    /// (some were refused: see `dead_lettered_ids`; the others are persisted).
     pub status: String,
     /// When the batch was accepted; the `created_at` of every message in it.
     pub queued_at: String,
+    /// When the last of the workers' commits was recorded (waited answers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted_at: Option<String>,
+    /// The messages PostgreSQL refused, now in `dead_messages` (`"dead_lettered"` answers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_lettered_ids: Vec<Uuid>,
 }
 
 /// `POST /messages/batch`: a JSON array of messages, validated all or nothing, pushed in one
@@ -102,60 +129,193 @@ pub async fn post_batch(
         message_ids: envelopes.iter().map(|e| e.id).collect(),
         status: "queued".into(),
         queued_at: created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        persisted_at: None,
+        dead_lettered_ids: Vec::new(),
     };
-    enqueue(&state, key, &envelopes, &answer).await
+    let wait = wait_preference(&req, state.max_wait);
+    let (answer, outcomes) = enqueue(&state, key, &envelopes, &answer, wait).await?;
+    let recorded = serde_json::from_str::<BatchQueued>(&answer);
+    Ok(match (outcomes, recorded) {
+        (Some((outcomes, wait)), Ok(mut recorded)) => {
+            let (status, persisted_at) = summary(&outcomes);
+            recorded.dead_lettered_ids = recorded
+                .message_ids
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| **o == Outcome::DeadLettered)
+                .map(|(id, _)| *id)
+                .collect();
+            recorded.status = status.into();
+            recorded.persisted_at = persisted_at;
+            waited(status, wait).json(recorded)
+        }
+        _ => queued(answer),
+    })
 }
 
-/// Pushes `envelopes` (under the idempotency key, if any) and answers 202 with `answer`, or,
-/// for a retry of an already used key, with the answer recorded the first time.
+/// The `wait` preference of the `Prefer` headers (RFC 7240: `Prefer: wait=10`, possibly among
+/// other preferences), capped at `max`. `None` when absent, 0, or not a number of seconds: a
+/// preference the server cannot honour is ignored, as the RFC asks.
+pub fn wait_preference(req: &HttpRequest, max: Duration) -> Option<Duration> {
+    let seconds = req
+        .headers()
+        .get_all("prefer")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|preference| {
+            let preference = preference.split(';').next()?.trim();
+            let (name, value) = preference.split_once('=')?;
+            if !name.trim().eq_ignore_ascii_case("wait") {
+                return None;
+            }
+            value.trim().trim_matches('"').parse::<u64>().ok()
+        })?;
+    (seconds > 0).then(|| Duration::from_secs(seconds).min(max))
+}
+
+/// The status of a waited answer, and when the last commit was recorded.
+fn summary(outcomes: &[Outcome]) -> (&'static str, Option<String>) {
+    let last = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Persisted(at) => Some(*at),
+            Outcome::DeadLettered => None,
+        })
+        .max()
+        .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true));
+    if outcomes.contains(&Outcome::DeadLettered) {
+        ("dead_lettered", last)
+    } else {
+        ("persisted", last)
+    }
+}
+
+/// 201 for persisted, 200 for dead-lettered, both with `Preference-Applied`.
+fn waited(status: &str, wait: Duration) -> actix_web::HttpResponseBuilder {
+    let mut builder = if status == "persisted" {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    builder.insert_header(("Preference-Applied", format!("wait={}", wait.as_secs())));
+    builder
+}
+
+/// The usual 202 with the recorded answer.
+fn queued(answer: String) -> HttpResponse {
+    HttpResponse::Accepted()
+        .content_type("application/json")
+        .body(answer)
+}
+
+/// Every message's outcome, and the wait that was applied.
+type Waited = Option<(Vec<Outcome>, Duration)>;
+
+/// Pushes `envelopes` (under the idempotency key, if any) and returns the answer to give: this
+/// request's `answer`, or, for a retry of an already used key, the answer recorded the first
+/// time. With a `wait`, it then waits for the messages' commit and returns their outcomes, or
+/// `None` when the wait runs out (or too many requests wait already).
 async fn enqueue<A: Serialize>(
     state: &AppState,
     key: Option<&str>,
     envelopes: &[Envelope],
     answer: &A,
-) -> Result<HttpResponse, ApiError> {
-    let mut redis = state.redis.clone();
-    let list = &state.keys.pending_messages;
-    let Some(key) = key else {
-        queue::push(
-            &mut redis,
-            list,
-            envelopes,
-            &state.depth,
-            state.redis_timeout,
-        )
-        .await?;
-        state.accepted.add(envelopes.len() as u64);
-        return Ok(HttpResponse::Accepted().json(answer));
-    };
+    wait: Option<Duration>,
+) -> Result<(String, Waited), ApiError> {
     // An answer holds ids, strings and a timestamp: it always serializes.
     let body = serde_json::to_string(answer).unwrap_or_default();
-    let key = state.keys.idempotency(key);
-    let keys = queue::IdempotentKeys {
-        list,
-        key: &key,
-        index: &state.keys.idempotency_keys,
-        retention: state.idempotency,
-    };
-    let pushed = queue::push_idempotent(
-        &mut redis,
-        keys,
-        envelopes,
-        &body,
-        &state.depth,
-        state.redis_timeout,
-    )
-    .await?;
-    let body = match pushed {
-        Pushed::Queued => {
+    let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
+    // Registered before the push, so a commit cannot be announced before anyone listens.
+    let mut registration = wait.and_then(|_| state.waiters.register(&ids));
+    let mut redis = state.redis.clone();
+    let list = &state.keys.pending_messages;
+    let body = match key {
+        None => {
+            queue::push(
+                &mut redis,
+                list,
+                envelopes,
+                &state.depth,
+                state.redis_timeout,
+            )
+            .await?;
             state.accepted.add(envelopes.len() as u64);
             body
         }
-        Pushed::Replay(first) => first,
+        Some(key) => {
+            let key = state.keys.idempotency(key);
+            let keys = queue::IdempotentKeys {
+                list,
+                key: &key,
+                index: &state.keys.idempotency_keys,
+                retention: state.idempotency,
+            };
+            let pushed = queue::push_idempotent(
+                &mut redis,
+                keys,
+                envelopes,
+                &body,
+                &state.depth,
+                state.redis_timeout,
+            )
+            .await?;
+            match pushed {
+                Pushed::Queued => {
+                    state.accepted.add(envelopes.len() as u64);
+                    body
+                }
+                Pushed::Replay(first) => {
+                    // The messages are the first request's: wait for those instead.
+                    registration = match wait {
+                        Some(_) => replay_registration(state, &first).await,
+                        None => None,
+                    };
+                    first
+                }
+            }
+        }
     };
-    Ok(HttpResponse::Accepted()
-        .content_type("application/json")
-        .body(body))
+    let (Some(wait), Some(registration)) = (wait, registration.as_mut()) else {
+        return Ok((body, None));
+    };
+    Ok((body, registration.wait(wait).await.map(|o| (o, wait))))
+}
+
+/// For a replayed request that asks to wait: registers the first request's ids, then resolves
+/// at once those PostgreSQL already holds (their commit was announced long ago, perhaps to
+/// nobody). One query per replay, never a poll.
+async fn replay_registration(state: &AppState, first: &str) -> Option<Registration> {
+    let answer: serde_json::Value = serde_json::from_str(first).ok()?;
+    let ids: Vec<Uuid> = match &answer["message_ids"] {
+        serde_json::Value::Array(ids) => ids
+            .iter()
+            .filter_map(|v| v.as_str()?.parse().ok())
+            .collect(),
+        _ => vec![answer["message_id"].as_str()?.parse().ok()?],
+    };
+    let registration = state.waiters.register(&ids)?;
+    let check = async {
+        let client = state.pool.get().await.ok()?;
+        let rows = client
+            .query(
+                "SELECT id, inserted_at FROM messages WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .ok()?;
+        Some(
+            rows.iter()
+                .map(|r| (r.get::<_, Uuid>(0), r.get::<_, DateTime<Utc>>(1)))
+                .collect::<Vec<_>>(),
+        )
+    };
+    match tokio::time::timeout(state.redis_timeout.max(Duration::from_secs(2)), check).await {
+        Ok(Some(found)) => state
+            .waiters
+            .resolve(found.iter().map(|(id, at)| (id, Outcome::Persisted(*at)))),
+        _ => sluice_core::metric::postgres_error("replay_check"),
+    }
+    Some(registration)
 }
 
 /// Largest `limit` of `GET /messages`.

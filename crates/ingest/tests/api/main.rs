@@ -9,3 +9,4 @@ mod hostile;
 mod list_messages;
 mod overload;
 mod post_message;
+mod wait;
