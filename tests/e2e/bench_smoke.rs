@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use sluice_bench::fanout::{self, FanoutConfig};
-use sluice_bench::pipeline::{self, Stores};
+use sluice_bench::pipeline::{self, E2eLoad, Stores};
 use sluice_bench::send;
 
 use crate::stack::Stack;
@@ -38,16 +38,30 @@ async fn every_benchmark_scenario_runs() {
         key_prefix: stack.keys.prefix().to_owned(),
         postgres_url: stack.db.url.clone(),
     };
-    let r = pipeline::e2e(&addr, &stores, 300.0, Duration::from_secs(2), 4, None)
+    let load = |rate_per_sec, batch, wait_secs| E2eLoad {
+        rate_per_sec,
+        duration: Duration::from_secs(2),
+        connections: 4,
+        batch,
+        wait_secs,
+    };
+    let r = pipeline::e2e(&addr, &stores, load(300.0, None, None))
         .await
         .expect("e2e");
     assert!(r.accepted >= 500 && r.failed == 0, "{r:?}");
     assert!(r.commit_latency_ms.is_some() && r.queue_bounded, "{r:?}");
 
-    let r = pipeline::e2e(&addr, &stores, 2_000.0, Duration::from_secs(2), 4, Some(20))
+    let r = pipeline::e2e(&addr, &stores, load(2_000.0, Some(20), None))
         .await
         .expect("e2e with batches");
     assert!(r.accepted >= 3_000 && r.failed == 0, "{r:?}");
+
+    // Waited requests: every one answered 201 once persisted.
+    let r = pipeline::e2e(&addr, &stores, load(300.0, None, Some(5)))
+        .await
+        .expect("e2e waiting for persistence");
+    assert!(r.accepted >= 500 && r.failed == 0, "{r:?}");
+    assert!(r.answer_latency_ms.is_some(), "{r:?}");
 
     let worker = sluice_tests::process::binary("sluice-worker").expect("worker binary");
     let r = pipeline::drain(&stores, 2_000, 1, &worker, &stack.env)

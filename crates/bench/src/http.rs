@@ -65,6 +65,8 @@ pub struct LoadConfig {
     pub expect_status: u16,
     /// Keep the response bodies (for their ids).
     pub keep_bodies: bool,
+    /// Extra request headers, e.g. `("prefer", "wait=5")`.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// Live counters, for progress display while a run goes on.
@@ -129,7 +131,12 @@ where
                         now
                     }
                 };
-                let request = hyper::Request::post(&config.path)
+                let request = config
+                    .headers
+                    .iter()
+                    .fold(hyper::Request::post(&config.path), |r, (k, v)| {
+                        r.header(*k, v)
+                    })
                     .header("host", &config.addr)
                     .header("content-type", "application/json")
                     .body(Full::new(body(i)))?;

@@ -126,6 +126,10 @@ enum Command {
         /// Send batches of this many messages instead of single ones.
         #[arg(long)]
         batch_size: Option<usize>,
+        /// Send `Prefer: wait=N`: each request waits for its commit, and counts when answered
+        /// 201 (persisted).
+        #[arg(long, value_name = "SECS")]
+        wait: Option<u64>,
         /// Same-run COPY rate, to print the ratio to it.
         #[arg(long)]
         ceiling: Option<f64>,
@@ -347,20 +351,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             duration,
             connections,
             batch_size,
+            wait,
             ceiling,
         } => {
-            let r = pipeline::e2e(
-                &addr,
-                &stores.stores(),
-                rate,
-                Duration::from_secs_f64(duration),
+            let load = pipeline::E2eLoad {
+                rate_per_sec: rate,
+                duration: Duration::from_secs_f64(duration),
                 connections,
-                batch_size,
-            )
-            .await?;
+                batch: batch_size,
+                wait_secs: wait,
+            };
+            let r = pipeline::e2e(&addr, &stores.stores(), load).await?;
             println!(
-                "e2e: {rate:.0} msg/s offered{}",
-                batch_size.map_or(String::new(), |b| format!(", batches of {b}"))
+                "e2e: {rate:.0} msg/s offered{}{}",
+                batch_size.map_or(String::new(), |b| format!(", batches of {b}")),
+                wait.map_or(String::new(), |w| format!(", Prefer: wait={w}"))
             );
             row("accepted per second", format!("{:.0}", r.accepted_per_sec));
             row(
@@ -376,6 +381,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 row("POST→commit p50", format!("{:.2} ms", l.p50));
                 row("POST→commit p95", format!("{:.2} ms", l.p95));
                 row("POST→commit p99", format!("{:.2} ms", l.p99));
+            }
+            if let Some(l) = &r.answer_latency_ms {
+                let answer = if wait.is_some() { "201" } else { "202" };
+                row(&format!("POST→{answer} p50"), format!("{:.2} ms", l.p50));
+                row(&format!("POST→{answer} p95"), format!("{:.2} ms", l.p95));
+                row(&format!("POST→{answer} p99"), format!("{:.2} ms", l.p99));
             }
             let ratio = ratio(r.persisted_per_sec, ceiling, "COPY ceiling");
             json_line("e2e", &r, ratio);

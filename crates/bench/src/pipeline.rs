@@ -87,6 +87,7 @@ pub async fn ingest(
         rate: None,
         expect_status: 202,
         keep_bodies: false,
+        headers: Vec::new(),
     };
     let started = Instant::now();
     let mut result = http::run(&config, Arc::new(Progress::default()), move |i| {
@@ -252,6 +253,9 @@ pub struct E2eReport {
     pub queue_bounded: bool,
     /// POST → commit (`inserted_at − created_at` of each row), in milliseconds.
     pub commit_latency_ms: Option<LatencyPercentiles>,
+    /// From when each request was due until its answer (202, or 201 with `--wait`), in
+    /// milliseconds.
+    pub answer_latency_ms: Option<LatencyPercentiles>,
 }
 
 /// p50/p95/p99 of a latency.
@@ -265,16 +269,44 @@ pub struct LatencyPercentiles {
     pub p99: f64,
 }
 
+impl LatencyPercentiles {
+    /// The percentiles of `values` (sorted in place); `None` when it is empty.
+    pub fn of(values: &mut [f64]) -> Option<Self> {
+        values.sort_by(f64::total_cmp);
+        let pct = |q| crate::stats::quantile(values, q);
+        Some(Self {
+            p50: pct(0.50)?,
+            p95: pct(0.95)?,
+            p99: pct(0.99)?,
+        })
+    }
+}
+
+/// The load of an `e2e` run.
+#[derive(Debug, Clone, Copy)]
+pub struct E2eLoad {
+    /// Messages per second offered.
+    pub rate_per_sec: f64,
+    /// How long the load runs.
+    pub duration: Duration,
+    /// Keep-alive connections.
+    pub connections: usize,
+    /// Messages per request (`None`: single-message POSTs).
+    pub batch: Option<usize>,
+    /// Send `Prefer: wait=N`: a request succeeds when answered 201 (persisted).
+    pub wait_secs: Option<u64>,
+}
+
 /// `e2e`: paced POSTs at `rate` messages per second (single messages, or batches of `batch`)
 /// through ingest, workers and PostgreSQL.
-pub async fn e2e(
-    addr: &str,
-    stores: &Stores,
-    rate_per_sec: f64,
-    duration: Duration,
-    connections: usize,
-    batch: Option<usize>,
-) -> anyhow::Result<E2eReport> {
+pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E2eReport> {
+    let E2eLoad {
+        rate_per_sec,
+        duration,
+        connections,
+        batch,
+        wait_secs,
+    } = load;
     let keys = Keys::new(&stores.key_prefix);
     let per_request = batch.unwrap_or(1) as f64;
     let config = LoadConfig {
@@ -289,8 +321,12 @@ pub async fn e2e(
         duration,
         requests: None,
         rate: Some(rate_per_sec / per_request),
-        expect_status: 202,
+        expect_status: if wait_secs.is_some() { 201 } else { 202 },
         keep_bodies: true,
+        headers: wait_secs
+            .map(|n| ("prefer", format!("wait={n}")))
+            .into_iter()
+            .collect(),
     };
     // Sample the queue while the load runs, and once more the moment it ends.
     let (stop_sampling, mut stopped) = tokio::sync::oneshot::channel::<()>();
@@ -368,12 +404,9 @@ pub async fn e2e(
         .iter()
         .map(|r| r.get::<_, f64>(0))
         .collect();
-    latencies.sort_by(f64::total_cmp);
-    let pct = |q| crate::stats::quantile(&latencies, q);
-    let commit_latency_ms = match (pct(0.50), pct(0.95), pct(0.99)) {
-        (Some(p50), Some(p95), Some(p99)) => Some(LatencyPercentiles { p50, p95, p99 }),
-        _ => None,
-    };
+    let commit_latency_ms = LatencyPercentiles::of(&mut latencies);
+    let mut answers = result.latencies_ms;
+    let answer_latency_ms = LatencyPercentiles::of(&mut answers);
     Ok(E2eReport {
         offered_per_sec: rate_per_sec,
         accepted_per_sec: rate(accepted, seconds),
@@ -386,6 +419,7 @@ pub async fn e2e(
         queue_at_end,
         queue_bounded: (queue_at_end as f64) < rate_per_sec,
         commit_latency_ms,
+        answer_latency_ms,
     })
 }
 

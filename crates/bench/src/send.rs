@@ -103,6 +103,7 @@ pub async fn run_with_progress(
         rate: rate_per_sec,
         expect_status: 202,
         keep_bodies: false,
+        headers: Vec::new(),
     };
     let started = Instant::now();
     let reporter = {
