@@ -99,16 +99,22 @@ ensure_cargo() {
 
 # Debian's Chromium and the pinned Playwright (tests/browser/requirements.txt) for the browser
 # tests. Playwright drives /usr/bin/chromium; its own browser download is never run.
-ensure_browser() {
-  command -v chromium >/dev/null || apt_install chromium || die "cannot install chromium"
+# Installs the pinned Python packages of a requirements file unless they are there already.
+ensure_python_packages() {
+  local requirements=$1
   command -v python3 >/dev/null || apt_install python3 python3-pip
-  if ! python3 - <<'PY' 2>/dev/null; then
-import importlib.metadata as m, pathlib, re
-pins = re.findall(r"^([\w-]+)==(\S+)", pathlib.Path("tests/browser/requirements.txt").read_text(), re.M)
+  if ! python3 - "$requirements" <<'PY' 2>/dev/null; then
+import importlib.metadata as m, pathlib, re, sys
+pins = re.findall(r"^([\w-]+)==(\S+)", pathlib.Path(sys.argv[1]).read_text(), re.M)
 assert all(m.version(name) == version for name, version in pins)
 PY
-    python3 -m pip install --quiet -r tests/browser/requirements.txt ||
-      python3 -m pip install --quiet --break-system-packages -r tests/browser/requirements.txt ||
-      die "cannot install the browser test packages"
+    python3 -m pip install --quiet -r "$requirements" ||
+      python3 -m pip install --quiet --break-system-packages -r "$requirements" ||
+      die "cannot install the packages of $requirements"
   fi
+}
+
+ensure_browser() {
+  command -v chromium >/dev/null || apt_install chromium || die "cannot install chromium"
+  ensure_python_packages tests/browser/requirements.txt
 }

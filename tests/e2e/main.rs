@@ -5,6 +5,7 @@ mod attacks;
 mod bench_smoke;
 mod capacity;
 mod config;
+mod contract;
 mod deploy;
 mod faults;
 mod metrics;

@@ -28,7 +28,7 @@ pub fn configure() {
 }
 
 /// Bytes the allocator reports, for `/health`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemoryStats {
     /// Bytes in live allocations: what the process actually holds.
     pub allocated_bytes: u64,

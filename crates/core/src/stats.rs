@@ -10,7 +10,7 @@ use crate::keys::{HISTORY_1M_POINTS, HISTORY_1S_POINTS, Keys, RATE_WINDOW_SECS};
 
 /// POST→commit latency percentiles over the last [`RATE_WINDOW_SECS`] seconds, in
 /// milliseconds; `null` when nothing was committed in the window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Latency {
     /// Median.
     pub p50: Option<f64>,
@@ -21,7 +21,7 @@ pub struct Latency {
 }
 
 /// One reading of the pipeline's counters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename = "stats")]
 pub struct Stats {
     /// Messages persisted in PostgreSQL, all workers together (`total_messages`).

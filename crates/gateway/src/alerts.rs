@@ -23,7 +23,7 @@ use sluice_core::stats::Stats;
 use tokio::time::Instant;
 
 /// A rule's name, as clients see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// More messages waiting than `queue_depth_threshold`.
@@ -76,7 +76,7 @@ impl Rule {
 }
 
 /// One alert transition, as stored and sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Always `"alert"`.
     #[serde(rename = "type")]

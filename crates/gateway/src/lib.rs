@@ -27,6 +27,7 @@ pub mod error;
 pub mod frames;
 pub mod history;
 pub mod hub;
+pub mod openapi;
 pub mod poller;
 pub mod protocol;
 pub mod routes;
@@ -263,6 +264,7 @@ impl Application {
                 .configure(stream_routes)
                 .route("/health", web::get().to(routes::health))
                 .route("/metrics", web::get().to(sluice_http::observe::metrics))
+                .route("/openapi.json", web::get().to(openapi::openapi_json))
                 .configure(dashboard::routes)
                 .default_service(web::to(routes::not_found))
         })?;

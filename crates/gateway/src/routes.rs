@@ -12,10 +12,14 @@ use sluice_core::settings::limits;
 use sluice_core::history::Window;
 
 use crate::State;
+use crate::alerts::store::AlertList;
 use crate::error::GatewayError;
 use crate::hub::Hub;
 use crate::protocol::Topic;
 use crate::session::{self, SessionConfig};
+use crate::workers::WorkerList;
+use sluice_core::error::ErrorBody;
+use sluice_core::stats::Stats;
 
 /// Query of `GET /ws/stats` and `GET /stats/stream`.
 #[derive(Debug, Deserialize)]
@@ -90,6 +94,19 @@ fn authenticate(
 
 /// `GET /ws/stats`: upgrades to a protocol v1 WebSocket session. Query and authentication are
 /// checked, and a place within the connection limits taken, before the upgrade.
+#[utoipa::path(get, path = "/ws/stats", tag = "stream",
+    params(
+        ("interval_ms" = Option<u64>, Query, minimum = 100, maximum = 60000, description = "Period of `stats` messages (default `gateway.interval_ms`)"),
+        ("topics" = Option<String>, Query, description = "Comma-separated: `stats`, `batches`, `alerts` (default `stats`)"),
+        ("include_ids" = Option<bool>, Query, description = "Whether `batch_persisted` carries message ids"),
+        ("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)"),
+    ),
+    responses(
+        (status = 101, description = "Switching to a WebSocket session of protocol v1 (proto-docs/websocket.md)"),
+        (status = 400, description = "A query parameter is not acceptable, or the request is not a WebSocket upgrade", body = ErrorBody),
+        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
+        (status = 503, description = "The gateway's connection limits are reached", body = ErrorBody),
+    ))]
 pub async fn ws_stats(
     req: HttpRequest,
     body: web::Payload,
@@ -132,6 +149,11 @@ pub async fn ws_stats(
 
 /// `GET /stats`: the latest snapshot when it is from the current poller cycle, else a fresh
 /// read.
+#[utoipa::path(get, path = "/stats", tag = "stream", params(("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)")), responses(
+        (status = 200, description = "The latest reading, at most one interval old", body = Stats),
+        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
+        (status = 503, description = "Redis cannot be read", body = ErrorBody),
+    ))]
 pub async fn stats(
     req: HttpRequest,
     query: web::Query<TokenQuery>,
@@ -152,6 +174,18 @@ pub async fn stats(
 
 /// `GET /stats/stream`: Server-Sent Events carrying the same `stats` payloads at the same
 /// cadence (`?interval_ms=`), for clients behind proxies that block WebSocket.
+#[utoipa::path(get, path = "/stats/stream", tag = "stream",
+    params(
+        ("interval_ms" = Option<u64>, Query, minimum = 100, maximum = 60000, description = "Period of `stats` events"),
+        ("topics" = Option<String>, Query, description = "Comma-separated: `stats`, `batches`, `alerts`"),
+        ("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)"),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `event: stats` with the `stats` payload, `event: batch`, `event: alert`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "A query parameter is not acceptable", body = ErrorBody),
+        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
+        (status = 503, description = "The gateway's connection limits are reached", body = ErrorBody),
+    ))]
 pub async fn stats_stream(
     req: HttpRequest,
     query: web::Query<StreamQuery>,
@@ -185,6 +219,17 @@ pub async fn stats_stream(
 }
 
 /// `GET /stats/history?window=1m|5m|1h|24h` (default `5m`): the window's points in columns.
+#[utoipa::path(get, path = "/stats/history", tag = "stream",
+    params(
+        ("window" = Option<String>, Query, description = "`1m`, `5m` (default), `1h` or `24h`"),
+        ("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)"),
+    ),
+    responses(
+        (status = 200, description = "The window's points in columns (proto-docs/http.md)", body = serde_json::Value),
+        (status = 400, description = "`window` is not one of the four", body = ErrorBody),
+        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
+        (status = 503, description = "Redis cannot be read", body = ErrorBody),
+    ))]
 pub async fn history(
     req: HttpRequest,
     query: web::Query<HistoryQuery>,
@@ -208,6 +253,11 @@ pub async fn history(
 
 /// `GET /alerts`: `{"active": [...], "recent": [...]}`. While Redis is down, `active` holds
 /// this gateway's `redis_down` alert and `recent` is empty.
+#[utoipa::path(get, path = "/alerts", tag = "stream", params(("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)")), responses(
+        (status = 200, description = "Alerts firing now and the latest transitions", body = AlertList),
+        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
+        (status = 503, description = "Redis cannot be read", body = ErrorBody),
+    ))]
 pub async fn alerts(
     req: HttpRequest,
     query: web::Query<TokenQuery>,
@@ -232,6 +282,11 @@ pub async fn alerts(
 }
 
 /// `GET /workers`: the registry, most recent heartbeat first.
+#[utoipa::path(get, path = "/workers", tag = "stream", params(("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)")), responses(
+        (status = 200, description = "The worker registry, most recent heartbeat first", body = WorkerList),
+        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
+        (status = 503, description = "Redis cannot be read", body = ErrorBody),
+    ))]
 pub async fn workers(
     req: HttpRequest,
     query: web::Query<TokenQuery>,
@@ -255,7 +310,7 @@ pub async fn workers(
 }
 
 /// `GET /health` body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `"ok"` while the process serves.
     pub status: String,
@@ -278,6 +333,9 @@ pub struct Health {
 }
 
 /// `GET /health`.
+#[utoipa::path(get, path = "/health", tag = "operations", responses(
+        (status = 200, description = "The process serves", body = Health),
+    ))]
 pub async fn health(state: web::Data<State>) -> HttpResponse {
     let hub: &Hub = &state.hub;
     let redis = serde_json::to_value(*hub.redis_state().borrow())

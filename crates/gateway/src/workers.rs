@@ -11,7 +11,7 @@ use sluice_core::Keys;
 pub const MAX_LISTED: usize = 500;
 
 /// One worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerInfo {
     /// `worker.id`; its processing list is `processing:<id>`.
     pub id: String,
@@ -28,7 +28,7 @@ pub struct WorkerInfo {
 }
 
 /// The `GET /workers` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerList {
     /// The workers, most recent heartbeat first.
     pub workers: Vec<WorkerInfo>,

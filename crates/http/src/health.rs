@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use serde::{Deserialize, Serialize};
 
 /// State of one dependency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Dependency {
     /// Answered in time.
@@ -22,7 +22,7 @@ impl Dependency {
 }
 
 /// `GET /ready` body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// `"ready"` or `"not_ready"`.
     pub status: String,

@@ -53,6 +53,9 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// `GET /metrics`: every metric of this process, in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Every `sluice_…` metric of this process, in the Prometheus text exposition format", content_type = "text/plain", body = String),
+))]
 pub async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(metric::CONTENT_TYPE)

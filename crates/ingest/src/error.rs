@@ -50,6 +50,11 @@ pub enum ApiError {
     /// The `Idempotency-Key` header is not acceptable.
     #[error("{0}")]
     InvalidIdempotencyKey(String),
+    /// The `Idempotency-Key` was first used on another endpoint; nothing was queued.
+    #[error(
+        "this Idempotency-Key was first used on another endpoint; nothing was queued (use a new key)"
+    )]
+    IdempotencyKeyReused,
     /// A query parameter is not acceptable.
     #[error("invalid query parameters")]
     InvalidQuery(BTreeMap<String, String>),
@@ -88,6 +93,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation { .. } => "validation_failed",
             Self::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::InvalidQuery(_) => "invalid_query",
             Self::QueueFull { .. } => "queue_full",
             Self::RedisUnavailable => "redis_unavailable",
@@ -137,7 +143,9 @@ impl ResponseError for ApiError {
             Self::BufferBudgetExhausted { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation { .. } | Self::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::RedisUnavailable | Self::PostgresUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,

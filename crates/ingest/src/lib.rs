@@ -13,10 +13,12 @@
 //! (`/ws/stats`, `/stats`, `/stats/stream`, `/stats/history`, `/alerts`, `/workers`) through
 //! `sluice_gateway::StatsStream`, at the URL the Python stack's dashboards connect to.
 //! - [`error`]: every failure with its status code and stable `code`.
+//! - [`openapi`]: the OpenAPI 3.1 document, served at `/openapi.json`.
 
 pub mod accepted;
 pub mod body;
 pub mod error;
+pub mod openapi;
 pub mod persisted;
 pub mod queue;
 pub mod routes;
@@ -116,6 +118,7 @@ impl Application {
             .then(|| StatsStream::new(settings, Arc::clone(&edge_stats), shutdown.clone()))
             .transpose()?;
         let stream_state = stream.as_ref().map(StatsStream::state);
+        let serve_stats = stream.is_some();
         let server = sluice_http::serve(listener, edge, edge_stats, move || {
             let redis = connect::redis_manager(&redis_settings)
                 .expect("redis.url was validated when the server was built");
@@ -140,6 +143,7 @@ impl Application {
             let app = App::new()
                 .wrap(actix_web::middleware::from_fn(sluice_http::observe::record))
                 .app_data(web::Data::new(state))
+                .app_data(web::Data::new(openapi::ServeStats(serve_stats)))
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::InvalidQuery([("query".to_owned(), err.to_string())].into()).into()
                 }));
@@ -246,6 +250,11 @@ pub fn routes_config(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/ready")
             .route(web::get().to(routes::health::ready))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(openapi::openapi_json))
             .default_service(web::to(routes::method_not_allowed)),
     )
     .service(

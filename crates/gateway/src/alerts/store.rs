@@ -8,7 +8,7 @@ use sluice_core::keys::ALERTS_RECENT_MAX;
 use super::{Alert, Rule};
 
 /// `GET /alerts`: what fires now, and the latest transitions, newest first.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct AlertList {
     /// Alerts firing now.
     pub active: Vec<Alert>,

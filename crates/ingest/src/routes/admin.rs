@@ -7,6 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use redis::Script;
 use serde::{Deserialize, Serialize};
 
+use sluice_core::error::ErrorBody;
+
 use crate::error::ApiError;
 use crate::queue;
 use crate::state::AppState;
@@ -21,7 +23,7 @@ pub struct LimitQuery {
 }
 
 /// `GET /admin/dead-letters` body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetterPage {
     /// Dead letters waiting in `dead_messages`.
     pub total: u64,
@@ -73,6 +75,15 @@ fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, A
 }
 
 /// `GET /admin/dead-letters?limit=100`: the newest dead letters and how many there are.
+#[utoipa::path(get, path = "/admin/dead-letters", tag = "admin", security(("admin_token" = [])),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Newest entries to list (default 100)")),
+    responses(
+    (status = 200, description = "The newest dead letters", body = DeadLetterPage),
+    (status = 400, description = "`limit` is not acceptable", body = ErrorBody),
+    (status = 401, description = "Missing or wrong token", body = ErrorBody),
+    (status = 404, description = "Admin endpoints are off (`ingest.admin_token` is empty)", body = ErrorBody),
+    (status = 503, description = "Redis is unavailable", body = ErrorBody),
+))]
 pub async fn list(
     req: HttpRequest,
     query: web::Query<LimitQuery>,
@@ -106,6 +117,15 @@ pub async fn list(
 
 /// `POST /admin/dead-letters/requeue?limit=N`: moves the oldest N (default: all) dead letters
 /// back to the consuming end of `pending_messages`.
+#[utoipa::path(post, path = "/admin/dead-letters/requeue", tag = "admin", security(("admin_token" = [])),
+    params(("limit" = Option<u64>, Query, minimum = 1, description = "Oldest entries to requeue (default: all)")),
+    responses(
+    (status = 200, description = "How many were requeued: `{\"requeued\": N}`", body = serde_json::Value),
+    (status = 400, description = "`limit` is not acceptable", body = ErrorBody),
+    (status = 401, description = "Missing or wrong token", body = ErrorBody),
+    (status = 404, description = "Admin endpoints are off (`ingest.admin_token` is empty)", body = ErrorBody),
+    (status = 503, description = "Redis is unavailable", body = ErrorBody),
+))]
 pub async fn requeue(
     req: HttpRequest,
     query: web::Query<LimitQuery>,
@@ -132,6 +152,13 @@ pub async fn requeue(
 
 /// `DELETE /admin/dead-letters`: deletes every dead letter (`dead_letters`, the count ever
 /// dead-lettered, is kept).
+#[utoipa::path(delete, path = "/admin/dead-letters", tag = "admin", security(("admin_token" = [])),
+    responses(
+    (status = 200, description = "How many were deleted: `{\"purged\": N}`", body = serde_json::Value),
+    (status = 401, description = "Missing or wrong token", body = ErrorBody),
+    (status = 404, description = "Admin endpoints are off (`ingest.admin_token` is empty)", body = ErrorBody),
+    (status = 503, description = "Redis is unavailable", body = ErrorBody),
+))]
 pub async fn purge(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     static SCRIPT: std::sync::LazyLock<Script> =
         std::sync::LazyLock::new(|| Script::new(include_str!("../lua/purge_dead.lua")));

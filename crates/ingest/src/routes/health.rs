@@ -12,7 +12,7 @@ use crate::queue;
 use crate::state::AppState;
 
 /// `GET /health` body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// Always `"ok"`: the process is alive and serving.
     pub status: String,
@@ -29,7 +29,7 @@ pub struct Health {
 }
 
 /// Counters of the HTTP edge since the process started.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EdgeCounts {
     /// Connections closed because their socket accepted nothing for `write_timeout_ms`.
     pub write_timeouts: u64,
@@ -40,6 +40,9 @@ pub struct EdgeCounts {
 }
 
 /// Liveness: always 200 while the process serves, with the queue length when Redis answers.
+#[utoipa::path(get, path = "/health", tag = "operations", responses(
+    (status = 200, description = "The process serves; Redis's state and the queue length", body = Health),
+))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let mut redis = state.redis.clone();
     let queue_length = queue::length(
@@ -66,6 +69,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Readiness: 200 only when both Redis and PostgreSQL answer; 503 naming the one that is down.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "Redis and PostgreSQL answer", body = Readiness),
+    (status = 503, description = "One is down, named in the body", body = Readiness),
+))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (redis, postgres) = tokio::join!(redis_up(&state), postgres_up(&state));
     Readiness::of(redis, postgres).respond()

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use sluice_core::error::ErrorBody;
 use sluice_core::message::{ChannelId, Envelope, NewMessage, UserId};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -18,7 +19,7 @@ use crate::queue::{self, Pushed};
 use crate::state::AppState;
 
 /// Answer to an accepted message.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Queued {
     /// The id the message will have in PostgreSQL.
     pub message_id: Uuid,
@@ -29,6 +30,24 @@ pub struct Queued {
     /// When the worker's commit was recorded (`"persisted"` answers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persisted_at: Option<String>,
+}
+
+/// The body of `POST /messages` (and each element of `POST /messages/batch`), as the OpenAPI
+/// document describes it; the handler parses and checks it with
+/// [`NewMessage`](sluice_core::message::NewMessage).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct MessageRequest {
+    /// Author: 1 ..= 9223372036854775807.
+    #[schema(minimum = 1)]
+    user_id: i64,
+    /// Destination channel: 1 ..= 9223372036854775807.
+    #[schema(minimum = 1)]
+    channel_id: i64,
+    /// 1 to 2000 Unicode scalar values, not only whitespace, no control characters but tab,
+    /// LF and CR.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
+    content: String,
 }
 
 /// Header a client sets to make retries of one message safe.
@@ -54,6 +73,28 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
 }
 
 /// `POST /messages`: validate, stamp, LPUSH, and answer 202 once Redis confirmed the push.
+#[utoipa::path(
+    post,
+    path = "/messages",
+    tag = "messages",
+    request_body(content = MessageRequest, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters; a retry with the same key queues nothing and gets the first answer"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240): answer once the messages are in PostgreSQL, or after N seconds (capped by `ingest.max_wait_secs`)"),
+    ),
+    responses(
+        (status = 202, description = "Queued in Redis", body = Queued),
+        (status = 201, description = "With `Prefer: wait`: persisted in PostgreSQL", body = Queued, headers(("Preference-Applied" = String, description = "`wait=N`"))),
+        (status = 200, description = "With `Prefer: wait`: PostgreSQL refused it; it is in `dead_messages`", body = Queued, headers(("Preference-Applied" = String, description = "`wait=N`"))),
+        (status = 400, description = "The body is not JSON, could not be read, or the `Idempotency-Key` is unusable", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `ingest.body_timeout_ms`", body = ErrorBody),
+        (status = 413, description = "The body is larger than the limit", body = ErrorBody),
+        (status = 415, description = "The `Content-Type` is not JSON", body = ErrorBody),
+        (status = 422, description = "JSON, but not acceptable (`validation_failed`: `fields` names each problem), or the `Idempotency-Key` was first used on the other endpoint (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 429, description = "The queue is full; nothing was queued", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Redis is unavailable or the server holds too many request bytes; nothing was queued", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 #[tracing::instrument(name = "post_message", skip_all, fields(message_id))]
 pub async fn post_message(
     req: HttpRequest,
@@ -76,21 +117,22 @@ pub async fn post_message(
     let wait = wait_preference(&req, state.max_wait);
     let (answer, outcomes) =
         enqueue(&state, key, std::slice::from_ref(&envelope), &answer, wait).await?;
-    // A replayed key may hold another endpoint's answer: that one is given as it was.
-    let recorded = serde_json::from_str::<Queued>(&answer);
-    Ok(match (outcomes, recorded) {
-        (Some((outcomes, wait)), Ok(mut recorded)) => {
+    // A replayed key may hold another endpoint's answer.
+    let mut recorded =
+        serde_json::from_str::<Queued>(&answer).map_err(|_| ApiError::IdempotencyKeyReused)?;
+    Ok(match outcomes {
+        Some((outcomes, wait)) => {
             let (status, persisted_at) = summary(&outcomes);
             recorded.status = status.into();
             recorded.persisted_at = persisted_at;
             waited(status, wait).json(recorded)
         }
-        _ => queued(answer),
+        None => queued(answer),
     })
 }
 
 /// Answer to an accepted batch.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchQueued {
     /// The ids the messages will have in PostgreSQL, in the order they were sent.
     pub message_ids: Vec<Uuid>,
@@ -109,6 +151,28 @@ pub struct BatchQueued {
 
 /// `POST /messages/batch`: a JSON array of messages, validated all or nothing, pushed in one
 /// round trip, answered 202 with the ids in order once Redis confirmed the push.
+#[utoipa::path(
+    post,
+    path = "/messages/batch",
+    tag = "messages",
+    request_body(content = Vec<MessageRequest>, content_type = "application/json", description = "1 to `ingest.batch_max_messages` (1000) messages, validated all or nothing"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters; a retry with the same key queues nothing and gets the first answer"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240): answer once the messages are in PostgreSQL, or after N seconds (capped by `ingest.max_wait_secs`)"),
+    ),
+    responses(
+        (status = 202, description = "Queued in Redis, in order", body = BatchQueued),
+        (status = 201, description = "With `Prefer: wait`: every message persisted", body = BatchQueued, headers(("Preference-Applied" = String, description = "`wait=N`"))),
+        (status = 200, description = "With `Prefer: wait`: PostgreSQL refused some (`dead_lettered_ids`); the others are persisted", body = BatchQueued, headers(("Preference-Applied" = String, description = "`wait=N`"))),
+        (status = 400, description = "The body is not JSON, could not be read, or the `Idempotency-Key` is unusable", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within `ingest.body_timeout_ms`", body = ErrorBody),
+        (status = 413, description = "The body is larger than the limit", body = ErrorBody),
+        (status = 415, description = "The `Content-Type` is not JSON", body = ErrorBody),
+        (status = 422, description = "JSON, but not acceptable (`validation_failed`: `fields` names each problem), or the `Idempotency-Key` was first used on the other endpoint (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 429, description = "The queue is full; nothing was queued", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "Redis is unavailable or the server holds too many request bytes; nothing was queued", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+    )
+)]
 #[tracing::instrument(name = "post_batch", skip_all, fields(count))]
 pub async fn post_batch(
     req: HttpRequest,
@@ -134,9 +198,10 @@ pub async fn post_batch(
     };
     let wait = wait_preference(&req, state.max_wait);
     let (answer, outcomes) = enqueue(&state, key, &envelopes, &answer, wait).await?;
-    let recorded = serde_json::from_str::<BatchQueued>(&answer);
-    Ok(match (outcomes, recorded) {
-        (Some((outcomes, wait)), Ok(mut recorded)) => {
+    let mut recorded =
+        serde_json::from_str::<BatchQueued>(&answer).map_err(|_| ApiError::IdempotencyKeyReused)?;
+    Ok(match outcomes {
+        Some((outcomes, wait)) => {
             let (status, persisted_at) = summary(&outcomes);
             recorded.dead_lettered_ids = recorded
                 .message_ids
@@ -149,7 +214,7 @@ pub async fn post_batch(
             recorded.persisted_at = persisted_at;
             waited(status, wait).json(recorded)
         }
-        _ => queued(answer),
+        None => queued(answer),
     })
 }
 
@@ -401,7 +466,7 @@ impl ListQuery {
 }
 
 /// One persisted message.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredMessage {
     /// Message id.
     pub id: Uuid,
@@ -418,7 +483,7 @@ pub struct StoredMessage {
 }
 
 /// A page of `GET /messages`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessagePage {
     /// Newest first.
     pub messages: Vec<StoredMessage>,
@@ -428,6 +493,22 @@ pub struct MessagePage {
 
 /// `GET /messages`: persisted messages, newest first, keyset-paginated by id (UUIDv7 ids are
 /// ordered by creation time).
+#[utoipa::path(
+    get,
+    path = "/messages",
+    tag = "messages",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Messages per page (default 50)"),
+        ("channel_id" = Option<i64>, Query, minimum = 1, description = "Only this channel"),
+        ("user_id" = Option<i64>, Query, minimum = 1, description = "Only this author"),
+        ("before" = Option<Uuid>, Query, description = "`next_before` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "Newest first", body = MessagePage),
+        (status = 400, description = "A parameter is not acceptable: `fields` names each", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(name = "list_messages", skip_all)]
 pub async fn list_messages(
     query: web::Query<RawListQuery>,

@@ -149,3 +149,41 @@ async fn a_batch_retried_with_the_same_idempotency_key_is_queued_once() {
     assert_eq!(app.pending().await.len(), 2, "queued once");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_key_used_on_one_endpoint_is_refused_on_the_other() {
+    let mut app = spawn_app().await;
+    let single = json!({"user_id": 1, "channel_id": 1, "content": "single"});
+    let batch = json!([{"user_id": 1, "channel_id": 1, "content": "in a batch"}]);
+    let post = |path: &'static str, key: &'static str, body: serde_json::Value| {
+        app.http
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body.to_string())
+            .send()
+    };
+    let r = post("/messages/batch", "first-a-batch", batch.clone())
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 202);
+    let r = post("/messages", "first-a-batch", single.clone())
+        .await
+        .expect("sent");
+    assert_error(r, 422, "idempotency_key_reused").await;
+
+    let r = post("/messages", "first-a-message", single)
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 202);
+    let r = post("/messages/batch", "first-a-message", batch)
+        .await
+        .expect("sent");
+    assert_error(r, 422, "idempotency_key_reused").await;
+    assert_eq!(
+        app.pending().await.len(),
+        2,
+        "only the first use of each key queued"
+    );
+    app.cleanup().await;
+}
