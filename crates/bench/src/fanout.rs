@@ -159,7 +159,7 @@ pub async fn run(config: &FanoutConfig) -> anyhow::Result<FanoutReport> {
         messages,
         messages_per_sec: rate(messages, window),
         min_messages_per_client: if established == 0 { 0 } else { min_per_client },
-        skew_ms: summarize(&mut skews),
+        skew_ms: summarize(&skews),
         gateway_rss_bytes: rss_with_clients,
         rss_per_connection_bytes: match (rss_before, rss_with_clients) {
             (Some(before), Some(after)) if established > 0 => {

@@ -90,7 +90,7 @@ pub async fn ingest(
         headers: Vec::new(),
     };
     let started = Instant::now();
-    let mut result = http::run(&config, Arc::new(Progress::default()), move |i| {
+    let result = http::run(&config, Arc::new(Progress::default()), move |i| {
         request_body(i, batch)
     })
     .await?;
@@ -102,7 +102,7 @@ pub async fn ingest(
         failed: result.failed,
         seconds,
         messages_per_sec: rate(messages, seconds),
-        latency_ms: summarize(&mut result.latencies_ms),
+        latency_ms: summarize(&result.latencies_ms),
     })
 }
 
@@ -270,14 +270,13 @@ pub struct LatencyPercentiles {
 }
 
 impl LatencyPercentiles {
-    /// The percentiles of `values` (sorted in place); `None` when it is empty.
-    pub fn of(values: &mut [f64]) -> Option<Self> {
-        values.sort_by(f64::total_cmp);
-        let pct = |q| crate::stats::quantile(values, q);
+    /// The percentiles of `values` (in ms); `None` when it is empty.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        let latencies = crate::stats::Latencies::of(values)?;
         Some(Self {
-            p50: pct(0.50)?,
-            p95: pct(0.95)?,
-            p99: pct(0.99)?,
+            p50: latencies.quantile(0.50),
+            p95: latencies.quantile(0.95),
+            p99: latencies.quantile(0.99),
         })
     }
 }
@@ -395,7 +394,7 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
     if persisted as u64 != accepted {
         bail!("{persisted} of {accepted} accepted messages are in PostgreSQL");
     }
-    let mut latencies: Vec<f64> = db
+    let latencies: Vec<f64> = db
         .query(
             "SELECT extract(epoch FROM inserted_at - created_at)::float8 * 1000 FROM messages WHERE id = ANY($1)",
             &[&ids],
@@ -404,9 +403,9 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
         .iter()
         .map(|r| r.get::<_, f64>(0))
         .collect();
-    let commit_latency_ms = LatencyPercentiles::of(&mut latencies);
-    let mut answers = result.latencies_ms;
-    let answer_latency_ms = LatencyPercentiles::of(&mut answers);
+    let commit_latency_ms = LatencyPercentiles::of(&latencies);
+    let answers = result.latencies_ms;
+    let answer_latency_ms = LatencyPercentiles::of(&answers);
     Ok(E2eReport {
         offered_per_sec: rate_per_sec,
         accepted_per_sec: rate(accepted, seconds),

@@ -124,7 +124,7 @@ pub async fn run_with_progress(
     })
     .await;
     reporter.abort();
-    let mut result = result?;
+    let result = result?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(SendReport {
         messages,
@@ -132,7 +132,7 @@ pub async fn run_with_progress(
         failed: result.failed,
         seconds,
         messages_per_sec: rate(result.ok, seconds),
-        latency_ms: summarize(&mut result.latencies_ms),
+        latency_ms: summarize(&result.latencies_ms),
     })
 }
 

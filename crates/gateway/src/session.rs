@@ -54,33 +54,12 @@ pub struct SessionConfig {
     pub history: Arc<HistoryCache>,
 }
 
-/// Token bucket: `rate` messages per second, bursts of `rate`.
-struct RateLimit {
-    rate: f64,
-    tokens: f64,
-    at: Instant,
-}
+/// The client's frame budget: `rate` per second, bursts of `rate` (a token bucket).
+type RateLimit = governor::DefaultDirectRateLimiter;
 
-impl RateLimit {
-    fn new(rate: u32) -> Self {
-        Self {
-            rate: f64::from(rate),
-            tokens: f64::from(rate),
-            at: Instant::now(),
-        }
-    }
-
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + (now - self.at).as_secs_f64() * self.rate).min(self.rate);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
+fn rate_limit(rate: u32) -> RateLimit {
+    let rate = std::num::NonZeroU32::new(rate).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::direct(governor::Quota::per_second(rate))
 }
 
 /// Why a session ended: the close frame to send, if any, and the `reason` label it is counted
@@ -240,7 +219,7 @@ impl Live {
             include_ids: config.include_ids,
         };
         Self {
-            rate: RateLimit::new(config.max_messages_per_sec),
+            rate: rate_limit(config.max_messages_per_sec),
             hub,
             guard,
             session,
@@ -366,7 +345,7 @@ impl Live {
             None => return Err(End::gone("disconnected")),
         };
         // Every frame counts toward the rate, pings and pongs included.
-        if !self.rate.allow() {
+        if self.rate.check().is_err() {
             tracing::debug!(connection_id = %self.connection_id, "closing a client over its message rate");
             return Err(End::close(
                 "rate_limited",

@@ -6,6 +6,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use redis::Script;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
 use sluice_core::error::ErrorBody;
 
@@ -41,14 +42,8 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    // Compare every byte, whatever the first difference, so timing says nothing about the token.
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    // Constant time, whatever the first difference, so timing says nothing about the token.
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
