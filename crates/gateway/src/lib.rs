@@ -28,6 +28,7 @@ pub mod frames;
 pub mod history;
 pub mod hub;
 pub mod openapi;
+pub mod pace;
 pub mod poller;
 pub mod protocol;
 pub mod routes;

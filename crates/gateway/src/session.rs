@@ -25,6 +25,7 @@ use crate::auth::TOKEN_EXPIRED_CLOSE_CODE;
 use crate::frames::Report;
 use crate::history::HistoryCache;
 use crate::hub::{Hub, RedisState, SessionGuard};
+use crate::pace::{Pacer, RedisNotice, status_message};
 use crate::protocol::{self, ClientMessage, ProtocolError, Topic};
 use sluice_core::metric;
 
@@ -135,10 +136,9 @@ struct Live {
     config: SessionConfig,
     subs: Subscriptions,
     connection_id: String,
-    last_seq: u64,
-    last_sent: Option<Instant>,
+    pacer: Pacer,
     rate: RateLimit,
-    told_down: bool,
+    redis_notice: RedisNotice,
     sent: metrics::Counter,
 }
 
@@ -220,15 +220,14 @@ impl Live {
         };
         Self {
             rate: rate_limit(config.max_messages_per_sec),
+            pacer: Pacer::new(config.interval),
             hub,
             guard,
             session,
             config,
             subs,
             connection_id: uuid::Uuid::now_v7().to_string(),
-            last_seq: 0,
-            last_sent: None,
-            told_down: false,
+            redis_notice: RedisNotice::default(),
             sent: metrics::counter!(metric::WS_MESSAGES_SENT),
         }
     }
@@ -260,35 +259,27 @@ impl Live {
         );
         self.send(hello.into()).await?;
         // Clients hear about Redis going down, and about it coming back after that.
-        self.told_down = *redis_state.borrow_and_update() == RedisState::Down;
-        if self.told_down {
-            self.send(status_message(RedisState::Down)).await?;
+        let state = *redis_state.borrow_and_update();
+        if state == RedisState::Down && self.redis_notice.tell(state) {
+            self.send(status_message(state)).await?;
         }
         snapshots.borrow_and_update();
         if let Some(snapshot) = self.hub.fresh().filter(|_| self.subs.stats) {
             self.send(snapshot.json.clone()).await?;
-            self.last_seq = snapshot.seq;
-            self.last_sent = Some(Instant::now());
+            self.pacer.sent(&snapshot);
         }
         Ok(())
     }
 
     async fn on_snapshot(&mut self, snapshot: Option<Arc<crate::hub::Snapshot>>) -> Step {
-        let Some(snapshot) = snapshot else {
-            return Ok(());
-        };
-        // Half a poller tick of slack, so a client at the poller's own pace gets every
-        // reading despite scheduling jitter.
-        let slack = self.hub.tick() / 2;
-        let due = self
-            .last_sent
-            .is_none_or(|at| at.elapsed() + slack >= self.config.interval);
-        if snapshot.seq != self.last_seq && due {
-            self.send(snapshot.json.clone()).await?;
-            self.last_seq = snapshot.seq;
-            self.last_sent = Some(Instant::now());
+        match snapshot {
+            Some(snapshot) if self.pacer.due(&snapshot, self.hub.tick()) => {
+                self.send(snapshot.json.clone()).await?;
+                self.pacer.sent(&snapshot);
+                Ok(())
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     async fn on_batch(&mut self, event: Result<Arc<crate::hub::BatchFrames>, RecvError>) -> Step {
@@ -317,12 +308,7 @@ impl Live {
     }
 
     async fn on_redis_state(&mut self, state: RedisState) -> Step {
-        let tell = match state {
-            RedisState::Down => !std::mem::replace(&mut self.told_down, true),
-            RedisState::Up => std::mem::replace(&mut self.told_down, false),
-            RedisState::Unknown => false,
-        };
-        if tell {
+        if self.redis_notice.tell(state) {
             self.send(status_message(state)).await?;
         }
         Ok(())
@@ -370,7 +356,7 @@ impl Live {
                 &mut self.guard,
                 &mut self.config,
                 &mut self.subs,
-                &mut self.last_sent,
+                &mut self.pacer,
                 &text,
             ),
         };
@@ -434,7 +420,7 @@ fn handle(
     guard: &mut SessionGuard,
     config: &mut SessionConfig,
     subs: &mut Subscriptions,
-    last_sent: &mut Option<Instant>,
+    pacer: &mut Pacer,
     text: &str,
 ) -> Reply {
     let message = match protocol::parse(text) {
@@ -464,7 +450,7 @@ fn handle(
                 match topic {
                     Topic::Stats if !subs.stats => {
                         subs.stats = true;
-                        *last_sent = None;
+                        pacer.restart();
                     }
                     Topic::Batches if subs.batches.is_none() => subs.batches = Some(hub.batches()),
                     Topic::Alerts if subs.alerts.is_none() => subs.alerts = Some(hub.alerts()),
@@ -506,6 +492,7 @@ fn handle(
                 )));
             }
             config.interval = Duration::from_millis(interval_ms);
+            pacer.set_interval(config.interval);
             guard.set_interval(config.interval);
             Reply::None
         }
@@ -534,11 +521,4 @@ async fn sleep_until_opt(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// `{"type": "status", "redis": "up" | "down"}`.
-fn status_message(state: RedisState) -> ByteString {
-    serde_json::json!({"type": "status", "redis": state})
-        .to_string()
-        .into()
 }

@@ -18,20 +18,19 @@ use bytestring::ByteString;
 use tokio::sync::broadcast;
 
 use crate::hub::{BatchFrames, Hub, RedisState, SessionGuard};
+use crate::pace::{Pacer, RedisNotice, status_message};
 
 struct SseState {
     hub: Arc<Hub>,
     _guard: SessionGuard,
     snapshots: tokio::sync::watch::Receiver<Option<Arc<crate::hub::Snapshot>>>,
     redis_state: tokio::sync::watch::Receiver<RedisState>,
-    interval: Duration,
-    last_seq: u64,
-    last_sent: Option<Instant>,
+    pacer: Pacer,
     keepalive: tokio::time::Interval,
     expires: Option<Instant>,
     shutdown: CancellationToken,
     first: bool,
-    told_down: bool,
+    redis_notice: RedisNotice,
     batches: Option<broadcast::Receiver<Arc<BatchFrames>>>,
     alerts: Option<broadcast::Receiver<ByteString>>,
 }
@@ -62,14 +61,12 @@ pub fn stream(
         redis_state: hub.redis_state(),
         hub,
         _guard: guard,
-        interval,
-        last_seq: 0,
-        last_sent: None,
+        pacer: Pacer::new(interval),
         keepalive: tokio::time::interval_at(Instant::now() + heartbeat, heartbeat),
         expires: token_ttl.map(|ttl| Instant::now() + ttl),
         shutdown,
         first: true,
-        told_down: false,
+        redis_notice: RedisNotice::default(),
     };
     futures_util::stream::unfold(state, |mut s| async move {
         if s.first {
@@ -77,8 +74,7 @@ pub fn stream(
             s.snapshots.borrow_and_update();
             s.redis_state.borrow_and_update();
             if let Some(snapshot) = s.hub.fresh() {
-                s.last_seq = snapshot.seq;
-                s.last_sent = Some(Instant::now());
+                s.pacer.sent(&snapshot);
                 return Some((data_event(&snapshot.json), s));
             }
             return Some((Bytes::from_static(b": connected\n\n"), s));
@@ -90,25 +86,16 @@ pub fn stream(
                     changed.ok()?;
                     let snapshot = s.snapshots.borrow_and_update().clone();
                     let Some(snapshot) = snapshot else { continue };
-                    let slack = s.hub.tick() / 2;
-                    let due = s.last_sent.is_none_or(|at| at.elapsed() + slack >= s.interval);
-                    if snapshot.seq != s.last_seq && due {
-                        s.last_seq = snapshot.seq;
-                        s.last_sent = Some(Instant::now());
+                    if s.pacer.due(&snapshot, s.hub.tick()) {
+                        s.pacer.sent(&snapshot);
                         return Some((data_event(&snapshot.json), s));
                     }
                 }
                 changed = s.redis_state.changed() => {
                     changed.ok()?;
                     let state = *s.redis_state.borrow_and_update();
-                    let tell = match state {
-                        RedisState::Down => !std::mem::replace(&mut s.told_down, true),
-                        RedisState::Up => std::mem::replace(&mut s.told_down, false),
-                        RedisState::Unknown => false,
-                    };
-                    if tell {
-                        let json = serde_json::json!({"type": "status", "redis": state}).to_string();
-                        return Some((Bytes::from(format!("event: status\ndata: {json}\n\n")), s));
+                    if s.redis_notice.tell(state) {
+                        return Some((named_event("status", &status_message(state)), s));
                     }
                 }
                 event = recv(&mut s.batches) => {
