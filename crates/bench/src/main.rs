@@ -288,14 +288,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let lpush =
                 pipeline::redis_lpush_ceiling(&redis_host, redis_port, lpush_requests).await?;
             let copy = pipeline::copy_ceiling(&postgres, copy_rows).await?;
-            println!("ceilings");
-            row("redis-benchmark LPUSH", format!("{lpush:.0}/s"));
-            row("PostgreSQL COPY", format!("{copy:.0} rows/s"));
-            json_line(
-                "ceilings",
-                &serde_json::json!({"lpush_per_sec": lpush, "copy_rows_per_sec": copy}),
-                None,
-            );
+            print_ceilings(lpush, copy);
         }
         Command::Ingest {
             addr,
@@ -362,32 +355,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 wait_secs: wait,
             };
             let r = pipeline::e2e(&addr, &stores.stores(), load).await?;
-            println!(
-                "e2e: {rate:.0} msg/s offered{}{}",
-                batch_size.map_or(String::new(), |b| format!(", batches of {b}")),
-                wait.map_or(String::new(), |w| format!(", Prefer: wait={w}"))
-            );
-            row("accepted per second", format!("{:.0}", r.accepted_per_sec));
-            row(
-                "persisted per second",
-                format!("{:.0}", r.persisted_per_sec),
-            );
-            row("backlog after the run", format!("{:.2} s", r.backlog_secs));
-            row("failed requests", r.failed.to_string());
-            row("queue max", r.queue_max.to_string());
-            row("queue at end", r.queue_at_end.to_string());
-            row("queue bounded", r.queue_bounded.to_string());
-            if let Some(l) = &r.commit_latency_ms {
-                row("POST→commit p50", format!("{:.2} ms", l.p50));
-                row("POST→commit p95", format!("{:.2} ms", l.p95));
-                row("POST→commit p99", format!("{:.2} ms", l.p99));
-            }
-            if let Some(l) = &r.answer_latency_ms {
-                let answer = if wait.is_some() { "201" } else { "202" };
-                row(&format!("POST→{answer} p50"), format!("{:.2} ms", l.p50));
-                row(&format!("POST→{answer} p95"), format!("{:.2} ms", l.p95));
-                row(&format!("POST→{answer} p99"), format!("{:.2} ms", l.p99));
-            }
+            print_e2e(&r, &load);
             let ratio = ratio(r.persisted_per_sec, ceiling, "COPY ceiling");
             json_line("e2e", &r, ratio);
         }
@@ -434,16 +402,67 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let messages = messages.unwrap_or(preset.0);
             let concurrency = concurrency.unwrap_or(preset.1);
             let r = send::run(&addr, messages, concurrency, rate.or(preset.2)).await?;
-            println!("send: {messages} messages, {concurrency} connections");
-            row("succeeded", r.succeeded.to_string());
-            row("failed", r.failed.to_string());
-            row("seconds", format!("{:.2}", r.seconds));
-            row("messages per second", format!("{:.0}", r.messages_per_sec));
-            summary_rows("latency", &r.latency_ms);
-            json_line("send", &r, None);
+            print_send(&r, messages, concurrency);
         }
     }
     Ok(())
+}
+
+fn print_ceilings(lpush: f64, copy: f64) {
+    println!("ceilings");
+    row("redis-benchmark LPUSH", format!("{lpush:.0}/s"));
+    row("PostgreSQL COPY", format!("{copy:.0} rows/s"));
+    json_line(
+        "ceilings",
+        &serde_json::json!({"lpush_per_sec": lpush, "copy_rows_per_sec": copy}),
+        None,
+    );
+}
+
+fn print_e2e(r: &pipeline::E2eReport, load: &pipeline::E2eLoad) {
+    println!(
+        "e2e: {:.0} msg/s offered{}{}",
+        load.rate_per_sec,
+        load.batch
+            .map_or(String::new(), |b| format!(", batches of {b}")),
+        load.wait_secs
+            .map_or(String::new(), |w| format!(", Prefer: wait={w}"))
+    );
+    row("accepted per second", format!("{:.0}", r.accepted_per_sec));
+    row(
+        "persisted per second",
+        format!("{:.0}", r.persisted_per_sec),
+    );
+    row("backlog after the run", format!("{:.2} s", r.backlog_secs));
+    row("failed requests", r.failed.to_string());
+    row("queue max", r.queue_max.to_string());
+    row("queue at end", r.queue_at_end.to_string());
+    row("queue bounded", r.queue_bounded.to_string());
+    let answer = if load.wait_secs.is_some() {
+        "201"
+    } else {
+        "202"
+    };
+    for (name, latency) in [
+        ("POST→commit".to_owned(), &r.commit_latency_ms),
+        (format!("POST→{answer}"), &r.answer_latency_ms),
+    ] {
+        if let Some(l) = latency {
+            row(&format!("{name} p50"), format!("{:.2} ms", l.p50));
+            row(&format!("{name} p95"), format!("{:.2} ms", l.p95));
+            row(&format!("{name} p99"), format!("{:.2} ms", l.p99));
+        }
+    }
+}
+
+fn print_send(r: &send::SendReport, messages: u64, concurrency: usize) {
+    println!("send: {messages} messages, {concurrency} connections");
+    row("succeeded", r.succeeded.to_string());
+    row("failed", r.failed.to_string());
+    row("seconds", format!("{:.2}", r.seconds));
+    row("messages per second", format!("{:.0}", r.messages_per_sec));
+    summary_rows("latency", &r.latency_ms);
+    json_line("send", r, None);
 }
 
 fn ingest_rows(r: &pipeline::IngestReport) {

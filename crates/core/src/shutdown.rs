@@ -21,6 +21,33 @@ pub fn on_signal() -> CancellationToken {
     token
 }
 
+/// The "tick until cancelled" loop of every periodic task:
+/// `while ticker.tick().await { … }` runs the body every `period`, the first time at once,
+/// until `stop` is cancelled. A body that runs late delays the next ticks instead of bunching
+/// them, and a body in progress is finished, not cut short, when `stop` fires.
+#[derive(Debug)]
+pub struct Ticker {
+    interval: tokio::time::Interval,
+    stop: CancellationToken,
+}
+
+impl Ticker {
+    /// Ticks every `period` until `stop` is cancelled.
+    pub fn new(period: std::time::Duration, stop: CancellationToken) -> Self {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self { interval, stop }
+    }
+
+    /// Waits for the next tick: `true`, or `false` once `stop` is cancelled.
+    pub async fn tick(&mut self) -> bool {
+        tokio::select! {
+            _ = self.interval.tick() => !self.stop.is_cancelled(),
+            () = self.stop.cancelled() => false,
+        }
+    }
+}
+
 #[cfg(unix)]
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};

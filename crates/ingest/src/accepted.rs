@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
-use sluice_core::Keys;
 use sluice_core::keys::RATE_WINDOW_SECS;
+use sluice_core::shutdown::Ticker;
+use sluice_core::{CancellationToken, Keys};
 
 /// How often the count moves into Redis.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -52,16 +53,11 @@ impl Accepted {
         mut conn: ConnectionManager,
         keys: Keys,
         timeout: Duration,
-        stopped: impl std::future::Future<Output = ()>,
+        stopped: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => { self.flush(&mut conn, &keys, timeout).await; }
-                () = &mut stopped => break,
-            }
+        let mut ticker = Ticker::new(FLUSH_EVERY, stopped);
+        while ticker.tick().await {
+            self.flush(&mut conn, &keys, timeout).await;
         }
         let deadline = tokio::time::Instant::now() + FINAL_FLUSH_FOR;
         while !self.flush(&mut conn, &keys, timeout).await {

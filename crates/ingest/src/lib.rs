@@ -208,12 +208,7 @@ impl Application {
         let stopped = served.clone();
         let counting = tokio::spawn(async move {
             accepted
-                .flush_periodically(
-                    self.depth_conn,
-                    self.keys,
-                    self.redis_timeout,
-                    stopped.cancelled_owned(),
-                )
+                .flush_periodically(self.depth_conn, self.keys, self.redis_timeout, stopped)
                 .await;
         });
         let result = self.server.await;

@@ -96,16 +96,10 @@ impl Depth {
         timeout: Duration,
         shutdown: CancellationToken,
     ) {
-        let mut tick = tokio::time::interval(DEPTH_REFRESH);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if let Some(len) = length(&mut conn, &list, timeout).await {
-                        self.set(len);
-                    }
-                }
-                () = shutdown.cancelled() => return,
+        let mut ticker = sluice_core::shutdown::Ticker::new(DEPTH_REFRESH, shutdown);
+        while ticker.tick().await {
+            if let Some(len) = length(&mut conn, &list, timeout).await {
+                self.set(len);
             }
         }
     }

@@ -24,20 +24,15 @@ pub async fn refresh_periodically(
     shutdown: CancellationToken,
 ) {
     let reader = StatsReader::new(keys).with_worker_fresh(dead_after);
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / READS_PER_SECOND);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                match reader.refresh(&mut redis).await {
-                    Ok(stats) => sluice_core::metric::record_stats(&stats),
-                    Err(e) => {
-                        tracing::debug!(%e, "cannot refresh current_rps");
-                        sluice_core::metric::record_stats_failed();
-                    }
-                }
+    let period = Duration::from_secs(1) / READS_PER_SECOND;
+    let mut ticker = sluice_core::shutdown::Ticker::new(period, shutdown);
+    while ticker.tick().await {
+        match reader.refresh(&mut redis).await {
+            Ok(stats) => sluice_core::metric::record_stats(&stats),
+            Err(e) => {
+                tracing::debug!(%e, "cannot refresh current_rps");
+                sluice_core::metric::record_stats_failed();
             }
-            () = shutdown.cancelled() => return,
         }
     }
 }

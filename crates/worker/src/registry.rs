@@ -13,6 +13,7 @@ use std::time::Duration;
 use redis::Script;
 use redis::aio::ConnectionManager;
 use sluice_core::settings::limits;
+use sluice_core::shutdown::Ticker;
 use sluice_core::{CancellationToken, Keys};
 use tokio::sync::watch;
 
@@ -48,13 +49,8 @@ impl PostgresView {
     /// Probes every second until shutdown, keeping `up` current. Runs beside the heartbeat so a
     /// slow probe never delays a beat.
     async fn probe_periodically(self, up: Arc<AtomicBool>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(POSTGRES_PROBE_PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
+        let mut ticker = Ticker::new(POSTGRES_PROBE_PERIOD, shutdown);
+        while ticker.tick().await {
             up.store(self.is_up(POSTGRES_PROBE_PERIOD).await, Ordering::Relaxed);
         }
     }
@@ -91,14 +87,9 @@ pub async fn beat_periodically(
     let loop_down = Arc::clone(&postgres.loop_down);
     let probed_up = Arc::new(AtomicBool::new(true));
     let probe = tokio::spawn(postgres.probe_periodically(Arc::clone(&probed_up), shutdown.clone()));
-    let mut tick = tokio::time::interval(HEARTBEAT_PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = shutdown.cancelled() => break,
-        }
+    let mut ticker = Ticker::new(HEARTBEAT_PERIOD, shutdown);
+    while ticker.tick().await {
         let postgres_up = probed_up.load(Ordering::Relaxed) && !loop_down.load(Ordering::Relaxed);
         status.postgres_up.store(postgres_up, Ordering::Relaxed);
         match beat(&mut redis, &keys, &worker_id, dead_after, postgres_up).await {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sluice_core::error::ErrorBody;
 use sluice_core::message::{ChannelId, Envelope, NewMessage, UserId};
@@ -116,18 +117,16 @@ pub async fn post_message(
     };
     let wait = wait_preference(&req, state.max_wait);
     let (answer, outcomes) =
-        enqueue(&state, key, std::slice::from_ref(&envelope), &answer, wait).await?;
-    // A replayed key may hold another endpoint's answer.
-    let mut recorded =
-        serde_json::from_str::<Queued>(&answer).map_err(|_| ApiError::IdempotencyKeyReused)?;
+        enqueue(&state, key, std::slice::from_ref(&envelope), answer, wait).await?;
     Ok(match outcomes {
+        None => answer.queued(),
         Some((outcomes, wait)) => {
+            let mut answer = answer.into_value();
             let (status, persisted_at) = summary(&outcomes);
-            recorded.status = status.into();
-            recorded.persisted_at = persisted_at;
-            waited(status, wait).json(recorded)
+            answer.status = status.into();
+            answer.persisted_at = persisted_at;
+            waited(status, wait).json(answer)
         }
-        None => queued(answer),
     })
 }
 
@@ -197,11 +196,11 @@ pub async fn post_batch(
         dead_lettered_ids: Vec::new(),
     };
     let wait = wait_preference(&req, state.max_wait);
-    let (answer, outcomes) = enqueue(&state, key, &envelopes, &answer, wait).await?;
-    let mut recorded =
-        serde_json::from_str::<BatchQueued>(&answer).map_err(|_| ApiError::IdempotencyKeyReused)?;
+    let (answer, outcomes) = enqueue(&state, key, &envelopes, answer, wait).await?;
     Ok(match outcomes {
+        None => answer.queued(),
         Some((outcomes, wait)) => {
+            let mut recorded = answer.into_value();
             let (status, persisted_at) = summary(&outcomes);
             recorded.dead_lettered_ids = recorded
                 .message_ids
@@ -214,7 +213,6 @@ pub async fn post_batch(
             recorded.persisted_at = persisted_at;
             waited(status, wait).json(recorded)
         }
-        None => queued(answer),
     })
 }
 
@@ -266,11 +264,29 @@ fn waited(status: &str, wait: Duration) -> actix_web::HttpResponseBuilder {
     builder
 }
 
-/// The usual 202 with the recorded answer.
-fn queued(answer: String) -> HttpResponse {
-    HttpResponse::Accepted()
-        .content_type("application/json")
-        .body(answer)
+/// The answer to give: this request's, or, for a retry of a used `Idempotency-Key`, the one
+/// recorded the first time, already checked to be this endpoint's (and its exact text).
+enum Answer<A> {
+    Fresh(A),
+    Replay(A, String),
+}
+
+impl<A: Serialize> Answer<A> {
+    /// The usual 202; a replay gets the recorded answer byte for byte.
+    fn queued(self) -> HttpResponse {
+        match self {
+            Self::Fresh(answer) => HttpResponse::Accepted().json(answer),
+            Self::Replay(_, first) => HttpResponse::Accepted()
+                .content_type("application/json")
+                .body(first),
+        }
+    }
+
+    fn into_value(self) -> A {
+        match self {
+            Self::Fresh(answer) | Self::Replay(answer, _) => answer,
+        }
+    }
 }
 
 /// Every message's outcome, and the wait that was applied.
@@ -280,21 +296,21 @@ type Waited = Option<(Vec<Outcome>, Duration)>;
 /// request's `answer`, or, for a retry of an already used key, the answer recorded the first
 /// time. With a `wait`, it then waits for the messages' commit and returns their outcomes, or
 /// `None` when the wait runs out (or too many requests wait already).
-async fn enqueue<A: Serialize>(
+async fn enqueue<A: Serialize + DeserializeOwned>(
     state: &AppState,
     key: Option<&str>,
     envelopes: &[Envelope],
-    answer: &A,
+    answer: A,
     wait: Option<Duration>,
-) -> Result<(String, Waited), ApiError> {
-    // An answer holds ids, strings and a timestamp: it always serializes.
-    let body = serde_json::to_string(answer).unwrap_or_default();
-    let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
+) -> Result<(Answer<A>, Waited), ApiError> {
     // Registered before the push, so a commit cannot be announced before anyone listens.
-    let mut registration = wait.and_then(|_| state.waiters.register(&ids));
+    let mut registration = wait.and_then(|_| {
+        let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
+        state.waiters.register(&ids)
+    });
     let mut redis = state.redis.clone();
     let list = &state.keys.pending_messages;
-    let body = match key {
+    let answer = match key {
         None => {
             queue::push(
                 &mut redis,
@@ -305,9 +321,11 @@ async fn enqueue<A: Serialize>(
             )
             .await?;
             state.accepted.add(envelopes.len() as u64);
-            body
+            Answer::Fresh(answer)
         }
         Some(key) => {
+            // An answer holds ids, strings and a timestamp: it always serializes.
+            let body = serde_json::to_string(&answer).unwrap_or_default();
             let key = state.keys.idempotency(key);
             let keys = queue::IdempotentKeys {
                 list,
@@ -327,23 +345,26 @@ async fn enqueue<A: Serialize>(
             match pushed {
                 Pushed::Queued => {
                     state.accepted.add(envelopes.len() as u64);
-                    body
+                    Answer::Fresh(answer)
                 }
                 Pushed::Replay(first) => {
+                    // The key may have been used on the other endpoint first.
+                    let recorded: A =
+                        serde_json::from_str(&first).map_err(|_| ApiError::IdempotencyKeyReused)?;
                     // The messages are the first request's: wait for those instead.
                     registration = match wait {
                         Some(_) => replay_registration(state, &first).await,
                         None => None,
                     };
-                    first
+                    Answer::Replay(recorded, first)
                 }
             }
         }
     };
     let (Some(wait), Some(registration)) = (wait, registration.as_mut()) else {
-        return Ok((body, None));
+        return Ok((answer, None));
     };
-    Ok((body, registration.wait(wait).await.map(|o| (o, wait))))
+    Ok((answer, registration.wait(wait).await.map(|o| (o, wait))))
 }
 
 /// For a replayed request that asks to wait: registers the first request's ids, then resolves
