@@ -37,7 +37,6 @@ pub mod shared;
 pub mod sse;
 pub mod workers;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -231,9 +230,7 @@ pub struct Application {
 impl Application {
     /// Binds `settings.gateway.listen`; Redis is connected lazily.
     pub fn build(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.gateway.listen)
-            .with_context(|| format!("cannot listen on {}", settings.gateway.listen))?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = sluice_http::bind(settings.gateway.listen)?;
         let gateway = &settings.gateway;
         let edge_stats = Arc::new(EdgeStats::default());
         sluice_core::metric::exporter();
@@ -286,12 +283,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.stream.state();
         let background = self.stream.start();
-        let handle = self.server.handle();
-        let shutdown = state.shutdown.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            handle.stop(true).await;
-        });
+        sluice_http::stop_on(&self.server, state.shutdown.clone());
         let result = self.server.await;
         state.shutdown.cancel();
         background.await;

@@ -67,6 +67,23 @@ pub struct EdgeConfig {
     pub shutdown: CancellationToken,
 }
 
+/// Binds `addr` for a server, the error naming the address.
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<(TcpListener, u16)> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
+/// Stops `server` gracefully (in-flight requests finish) once `shutdown` fires.
+pub fn stop_on(server: &actix_server::Server, shutdown: CancellationToken) {
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        handle.stop(true).await;
+    });
+}
+
 impl EdgeConfig {
     /// Worker threads to start.
     pub fn worker_count(&self) -> usize {

@@ -24,7 +24,6 @@ pub mod queue;
 pub mod routes;
 pub mod state;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,9 +67,7 @@ impl Application {
     /// Binds `settings.ingest.listen` and prepares the server. Redis and PostgreSQL are
     /// connected lazily, so this succeeds while they are down (requests then get 503).
     pub fn build(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.ingest.listen)
-            .with_context(|| format!("cannot listen on {}", settings.ingest.listen))?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = sluice_http::bind(settings.ingest.listen)?;
         let pool = connect::postgres_pool(&settings.postgres)?;
         let keys = Keys::new(&settings.redis.key_prefix);
         let keys_pending = keys.pending_messages.clone();
@@ -188,12 +185,7 @@ impl Application {
             self.keys.batch_events.clone(),
             self.shutdown.clone(),
         ));
-        let handle = self.server.handle();
-        let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            handle.stop(true).await;
-        });
+        sluice_http::stop_on(&self.server, self.shutdown.clone());
         let depth = Arc::clone(&self.depth);
         let shutdown = self.shutdown.clone();
         let conn = self.depth_conn.clone();

@@ -2,12 +2,11 @@
 //! Prometheus exposition), `GET /health` (200 while the process runs) and `GET /ready` (200
 //! while the worker's last heartbeat reached Redis and PostgreSQL answers, 503 otherwise).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::{App, HttpResponse, HttpServer, middleware::from_fn, web};
-use anyhow::Context as _;
 use sluice_core::{CancellationToken, metric};
 use sluice_http::health::{Dependency, Readiness};
 use sluice_http::observe;
@@ -30,9 +29,7 @@ pub struct Listener {
 impl Listener {
     /// Binds `addr`; fails when the address is taken.
     pub fn bind(addr: SocketAddr, status: Arc<Status>) -> anyhow::Result<Self> {
-        let listener =
-            TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = sluice_http::bind(addr)?;
         metric::exporter();
         sluice_core::metric::register_counters(&[metric::MESSAGES_PERSISTED, metric::DEAD_LETTERS]);
         let status = web::Data::from(status);
@@ -59,11 +56,7 @@ impl Listener {
 
     /// Serves until `shutdown` fires.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let handle = self.server.handle();
-        tokio::spawn(async move {
-            shutdown.cancelled().await;
-            handle.stop(true).await;
-        });
+        sluice_http::stop_on(&self.server, shutdown);
         self.server.await
     }
 }
