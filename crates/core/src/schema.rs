@@ -1,9 +1,15 @@
 //! The PostgreSQL schema and its versioned migrations.
 //!
 //! Migrations are SQL files under `crates/core/migrations/`, embedded in the binary and applied
-//! in version order, each recorded in `sluice_schema_migrations`. The whole run happens in one
-//! transaction holding a transaction-level advisory lock, so any number of workers may start at
-//! once: one applies what is missing, the others wait and then find nothing to do.
+//! in version order by `refinery`, which records each in `sluice_schema_history` with its
+//! checksum (and refuses to run when an applied migration was edited since). The run holds an
+//! advisory lock on its connection and applies everything in one transaction, so any number of
+//! workers may start at once: one applies what is missing, the others wait and then find
+//! nothing to do.
+//!
+//! Databases migrated by Sluice's earlier runner, which recorded versions in
+//! `sluice_schema_migrations`, keep working: the first run marks those versions as applied in
+//! `sluice_schema_history` without running them again, then applies the rest.
 
 /// One migration: a version, a name, and the SQL that applies it.
 #[derive(Debug, Clone, Copy)]
@@ -30,8 +36,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// Where refinery records the applied migrations.
+pub const HISTORY_TABLE: &str = "sluice_schema_history";
+/// Where Sluice's earlier runner recorded them.
+pub const LEGACY_TABLE: &str = "sluice_schema_migrations";
+
 /// Arbitrary constant naming Sluice's migration lock among the database's advisory locks.
-const MIGRATION_LOCK_KEY: i64 = 0x5e_1c_e0_01;
+pub const MIGRATION_LOCK_KEY: i64 = 0x5e_1c_e0_01;
 
 /// What a [`migrate`] run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,43 +53,64 @@ pub struct MigrationReport {
     pub unknown: Vec<i32>,
 }
 
+/// Why migrating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// PostgreSQL refused a statement of Sluice's own (the lock, the history queries).
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// refinery could not apply the migrations (or found an applied one edited since).
+    #[error("migrations: {0}")]
+    Refinery(#[from] refinery::Error),
+}
+
 /// Applies every migration the database lacks, under the advisory lock. Safe to call
 /// concurrently from several processes.
 #[tracing::instrument(name = "postgres.migrate", skip_all, err)]
 pub async fn migrate(
     client: &mut deadpool_postgres::Client,
-) -> Result<MigrationReport, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+) -> Result<MigrationReport, MigrateError> {
+    let client: &mut tokio_postgres::Client = &mut *client;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS sluice_schema_migrations (
-             version    integer     PRIMARY KEY,
-             name       text        NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         )",
-    )
-    .await?;
-    let done: Vec<i32> = tx
-        .query("SELECT version FROM sluice_schema_migrations", &[])
+    let result = migrate_locked(client).await;
+    // The lock is the session's: release it before the connection goes back to the pool.
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
+    let report = result?;
+    unlocked?;
+    Ok(report)
+}
+
+async fn migrate_locked(
+    client: &mut tokio_postgres::Client,
+) -> Result<MigrationReport, MigrateError> {
+    if let Some(done) = legacy_version(client).await? {
+        runner()?
+            .set_target(refinery::Target::FakeVersion(done))
+            .run_async(client)
+            .await?;
+        tracing::info!(
+            version = done,
+            "adopted the versions {LEGACY_TABLE} records"
+        );
+    }
+    let report = runner()?.run_async(client).await?;
+    let applied: Vec<i32> = report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.version())
+        .collect();
+    for m in report.applied_migrations() {
+        tracing::info!(version = m.version(), name = m.name(), "applied migration");
+    }
+    let unknown: Vec<i32> = client
+        .query(&format!("SELECT version FROM {HISTORY_TABLE}"), &[])
         .await?
         .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
-        tx.batch_execute(m.sql).await?;
-        tx.execute(
-            "INSERT INTO sluice_schema_migrations (version, name) VALUES ($1, $2)",
-            &[&m.version, &m.name],
-        )
-        .await?;
-        tracing::info!(version = m.version, name = m.name, "applied migration");
-        applied.push(m.version);
-    }
-    tx.commit().await?;
-    let unknown: Vec<i32> = done
-        .into_iter()
+        .map(|row| row.get::<_, i32>(0))
         .filter(|v| MIGRATIONS.iter().all(|m| m.version != *v))
         .collect();
     if !unknown.is_empty() {
@@ -88,6 +120,42 @@ pub async fn migrate(
         );
     }
     Ok(MigrationReport { applied, unknown })
+}
+
+/// The runner: every migration in one transaction; migrations a newer Sluice applied are
+/// tolerated, not an error.
+fn runner() -> Result<refinery::Runner, refinery::Error> {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|m| refinery::Migration::unapplied(&format!("V{}__{}", m.version, m.name), m.sql))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut runner = refinery::Runner::new(&migrations)
+        .set_grouped(true)
+        .set_abort_missing(false);
+    runner.set_migration_table_name(HISTORY_TABLE);
+    Ok(runner)
+}
+
+/// The last version the earlier runner recorded, when the database has its table and not yet
+/// refinery's.
+async fn legacy_version(
+    client: &tokio_postgres::Client,
+) -> Result<Option<i32>, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL",
+            &[&LEGACY_TABLE, &HISTORY_TABLE],
+        )
+        .await?;
+    let (legacy, history): (bool, bool) = (row.get(0), row.get(1));
+    if !legacy || history {
+        return Ok(None);
+    }
+    let max: Option<i32> = client
+        .query_one(&format!("SELECT max(version) FROM {LEGACY_TABLE}"), &[])
+        .await?
+        .get(0);
+    Ok(max)
 }
 
 #[cfg(test)]
