@@ -49,155 +49,187 @@ impl StoreArgs {
 #[derive(Subcommand)]
 enum Command {
     /// What this machine's Redis and PostgreSQL allow: redis-benchmark LPUSH and one COPY.
-    Ceilings {
-        /// Redis host for redis-benchmark.
-        #[arg(long, default_value = "127.0.0.1")]
-        redis_host: String,
-        /// Redis port for redis-benchmark.
-        #[arg(long, default_value_t = 6379)]
-        redis_port: u16,
-        /// LPUSH requests.
-        #[arg(long, default_value_t = 1_000_000)]
-        lpush_requests: u64,
-        /// A database with the `messages` table.
-        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/sluice")]
-        postgres: String,
-        /// Rows copied.
-        #[arg(long, default_value_t = 500_000)]
-        copy_rows: u64,
-    },
+    Ceilings(CeilingsArgs),
     /// Single-message POSTs over keep-alive connections, as fast as they are answered.
-    Ingest {
-        /// Ingest API `host:port`.
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        addr: String,
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        /// Seconds.
-        #[arg(long, default_value_t = 10.0)]
-        duration: f64,
-        /// Same-run redis-benchmark LPUSH rate, to print the ratio to it.
-        #[arg(long)]
-        ceiling: Option<f64>,
-    },
+    Ingest(IngestArgs),
     /// The same with `POST /messages/batch`.
-    IngestBatch {
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        addr: String,
-        #[arg(long, default_value_t = 16)]
-        connections: usize,
-        #[arg(long, default_value_t = 10.0)]
-        duration: f64,
-        /// Messages per request.
-        #[arg(long, default_value_t = 100)]
-        batch_size: usize,
-        /// Same-run redis-benchmark LPUSH rate, to print the ratio to it.
-        #[arg(long)]
-        ceiling: Option<f64>,
-    },
+    IngestBatch(IngestBatchArgs),
     /// Prefill N messages, start W workers, time until all are committed.
-    Drain {
-        #[command(flatten)]
-        stores: StoreArgs,
-        #[arg(long, default_value_t = 1_000_000)]
-        messages: u64,
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
-        /// The worker binary (started with this process's environment).
-        #[arg(long, default_value = "target/release/sluice-worker")]
-        worker_bin: PathBuf,
-        /// Same-run COPY rate, to print the ratio to it.
-        #[arg(long)]
-        ceiling: Option<f64>,
-    },
+    Drain(DrainArgs),
     /// A fixed offered rate through ingest → workers → PostgreSQL.
-    E2e {
-        #[command(flatten)]
-        stores: StoreArgs,
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        addr: String,
-        /// Messages per second offered.
-        #[arg(long, default_value_t = 5_000.0)]
-        rate: f64,
-        #[arg(long, default_value_t = 30.0)]
-        duration: f64,
-        #[arg(long, default_value_t = 32)]
-        connections: usize,
-        /// Send batches of this many messages instead of single ones.
-        #[arg(long)]
-        batch_size: Option<usize>,
-        /// Send `Prefer: wait=N`: each request waits for its commit, and counts when answered
-        /// 201 (persisted).
-        #[arg(long, value_name = "SECS")]
-        wait: Option<u64>,
-        /// Same-run COPY rate, to print the ratio to it.
-        #[arg(long)]
-        ceiling: Option<f64>,
-    },
+    E2e(E2eArgs),
     /// N WebSocket dashboards against a gateway.
-    Fanout {
-        #[arg(long, default_value = "ws://127.0.0.1:8001/ws/stats")]
-        url: String,
-        #[arg(long, default_value_t = 1000)]
-        clients: usize,
-        #[arg(long, default_value_t = 10.0)]
-        duration: f64,
-        #[arg(long, default_value_t = 2.0)]
-        warmup: f64,
-        #[arg(long, default_value_t = 250)]
-        connect_batch: usize,
-        /// Gateway pid, for its RSS and CPU.
-        #[arg(long)]
-        gateway_pid: Option<u32>,
-        /// The gateway's Redis, for the command rate it causes.
-        #[arg(long)]
-        redis: Option<String>,
-    },
+    Fanout(FanoutArgs),
     /// The hardening attacks at full scale against a running ingest API and gateway.
-    Attacks {
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        ingest: String,
-        #[arg(long)]
-        ingest_pid: u32,
-        #[arg(long, default_value = "127.0.0.1:8001")]
-        gateway: String,
-        #[arg(long)]
-        gateway_pid: u32,
-        #[arg(long, default_value = "redis://127.0.0.1:6379")]
-        redis: String,
-        #[arg(long, default_value = "")]
-        key_prefix: String,
-        /// Seconds the stalled-reader attacks hold their clients.
-        #[arg(long, default_value_t = 30)]
-        stall_secs: u64,
-        /// Attacks to run (frame-flood, frame-10mb, fragments, ping-flood, close-code,
-        /// stalled-ws, stalled-sse, slow-bodies, stalled-uploads, parser-errors, idempotency,
-        /// bursts); all when none is named.
-        only: Vec<String>,
-    },
+    Attacks(AttacksArgs),
     /// Send messages like a user would, with a live progress line.
-    Send {
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        addr: String,
-        /// Messages to send [default: 10000, or the preset's].
-        #[arg(long)]
-        messages: Option<u64>,
-        /// Connections sending at once [default: 32, or the preset's].
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Messages per second (default: as fast as answered).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// 1,000 messages, 10 connections.
-        #[arg(long, conflicts_with_all = ["stress", "extreme"])]
-        quick: bool,
-        /// 100,000 messages, 64 connections.
-        #[arg(long, conflicts_with = "extreme")]
-        stress: bool,
-        /// 1,000,000 messages, 128 connections.
-        #[arg(long)]
-        extreme: bool,
-    },
+    Send(SendArgs),
+}
+
+/// The options of `sluice-bench ceilings`.
+#[derive(Args)]
+struct CeilingsArgs {
+    /// Redis host for redis-benchmark.
+    #[arg(long, default_value = "127.0.0.1")]
+    redis_host: String,
+    /// Redis port for redis-benchmark.
+    #[arg(long, default_value_t = 6379)]
+    redis_port: u16,
+    /// LPUSH requests.
+    #[arg(long, default_value_t = 1_000_000)]
+    lpush_requests: u64,
+    /// A database with the `messages` table.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/sluice")]
+    postgres: String,
+    /// Rows copied.
+    #[arg(long, default_value_t = 500_000)]
+    copy_rows: u64,
+}
+
+/// The options of `sluice-bench ingest`.
+#[derive(Args)]
+struct IngestArgs {
+    /// Ingest API `host:port`.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: String,
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Same-run redis-benchmark LPUSH rate, to print the ratio to it.
+    #[arg(long)]
+    ceiling: Option<f64>,
+}
+
+/// The options of `sluice-bench ingest-batch`.
+#[derive(Args)]
+struct IngestBatchArgs {
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: String,
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Messages per request.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Same-run redis-benchmark LPUSH rate, to print the ratio to it.
+    #[arg(long)]
+    ceiling: Option<f64>,
+}
+
+/// The options of `sluice-bench drain`.
+#[derive(Args)]
+struct DrainArgs {
+    #[command(flatten)]
+    stores: StoreArgs,
+    #[arg(long, default_value_t = 1_000_000)]
+    messages: u64,
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// The worker binary (started with this process's environment).
+    #[arg(long, default_value = "target/release/sluice-worker")]
+    worker_bin: PathBuf,
+    /// Same-run COPY rate, to print the ratio to it.
+    #[arg(long)]
+    ceiling: Option<f64>,
+}
+
+/// The options of `sluice-bench e2e`.
+#[derive(Args)]
+struct E2eArgs {
+    #[command(flatten)]
+    stores: StoreArgs,
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: String,
+    /// Messages per second offered.
+    #[arg(long, default_value_t = 5_000.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Send batches of this many messages instead of single ones.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Send `Prefer: wait=N`: each request waits for its commit, and counts when answered
+    /// 201 (persisted).
+    #[arg(long, value_name = "SECS")]
+    wait: Option<u64>,
+    /// Same-run COPY rate, to print the ratio to it.
+    #[arg(long)]
+    ceiling: Option<f64>,
+}
+
+/// The options of `sluice-bench fanout`.
+#[derive(Args)]
+struct FanoutArgs {
+    #[arg(long, default_value = "ws://127.0.0.1:8001/ws/stats")]
+    url: String,
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    #[arg(long, default_value_t = 250)]
+    connect_batch: usize,
+    /// Gateway pid, for its RSS and CPU.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// The gateway's Redis, for the command rate it causes.
+    #[arg(long)]
+    redis: Option<String>,
+}
+
+/// The options of `sluice-bench attacks`.
+#[derive(Args)]
+struct AttacksArgs {
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    ingest: String,
+    #[arg(long)]
+    ingest_pid: u32,
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    gateway: String,
+    #[arg(long)]
+    gateway_pid: u32,
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    #[arg(long, default_value = "")]
+    key_prefix: String,
+    /// Seconds the stalled-reader attacks hold their clients.
+    #[arg(long, default_value_t = 30)]
+    stall_secs: u64,
+    /// Attacks to run (frame-flood, frame-10mb, fragments, ping-flood, close-code,
+    /// stalled-ws, stalled-sse, slow-bodies, stalled-uploads, parser-errors, idempotency,
+    /// bursts); all when none is named.
+    only: Vec<String>,
+}
+
+/// The options of `sluice-bench send`.
+#[derive(Args)]
+struct SendArgs {
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: String,
+    /// Messages to send [default: 10000, or the preset's].
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Connections sending at once [default: 32, or the preset's].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Messages per second (default: as fast as answered).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// 1,000 messages, 10 connections.
+    #[arg(long, conflicts_with_all = ["stress", "extreme"])]
+    quick: bool,
+    /// 100,000 messages, 64 connections.
+    #[arg(long, conflicts_with = "extreme")]
+    stress: bool,
+    /// 1,000,000 messages, 128 connections.
+    #[arg(long)]
+    extreme: bool,
 }
 
 fn row(name: &str, value: String) {
@@ -256,88 +288,98 @@ fn print_fanout(r: &FanoutReport) {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Attacks {
-            ingest,
-            ingest_pid,
-            gateway,
-            gateway_pid,
-            redis,
-            key_prefix,
-            stall_secs,
-            only,
-        } => {
-            sluice_core::cli::raise_open_files_limit();
-            let targets = attacks::Targets {
-                ingest: (ingest, ingest_pid),
-                gateway: (gateway, gateway_pid),
-                redis_url: redis,
-                key_prefix,
-                stall_secs,
-            };
-            println!("attacks");
-            let figures = attacks::run(&targets, &only).await?;
-            json_line("attacks", &figures, None);
-        }
-        Command::Ceilings {
+        Command::Ceilings(args) => args.run().await,
+        Command::Ingest(args) => args.run().await,
+        Command::IngestBatch(args) => args.run().await,
+        Command::Drain(args) => args.run().await,
+        Command::E2e(args) => args.run().await,
+        Command::Fanout(args) => args.run().await,
+        Command::Attacks(args) => args.run().await,
+        Command::Send(args) => args.run().await,
+    }
+}
+
+impl CeilingsArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let Self {
             redis_host,
             redis_port,
             lpush_requests,
             postgres,
             copy_rows,
-        } => {
-            let lpush =
-                pipeline::redis_lpush_ceiling(&redis_host, redis_port, lpush_requests).await?;
-            let copy = pipeline::copy_ceiling(&postgres, copy_rows).await?;
-            print_ceilings(lpush, copy);
-        }
-        Command::Ingest {
+        } = self;
+        let lpush = pipeline::redis_lpush_ceiling(&redis_host, redis_port, lpush_requests).await?;
+        let copy = pipeline::copy_ceiling(&postgres, copy_rows).await?;
+        print_ceilings(lpush, copy);
+        Ok(())
+    }
+}
+
+impl IngestArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let Self {
             addr,
             connections,
             duration,
             ceiling,
-        } => {
-            let r = pipeline::ingest(&addr, connections, Duration::from_secs_f64(duration), None)
-                .await?;
-            println!("ingest: {connections} connections, single messages");
-            ingest_rows(&r);
-            let ratio = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
-            json_line("ingest", &r, ratio);
-        }
-        Command::IngestBatch {
+        } = self;
+        let r =
+            pipeline::ingest(&addr, connections, Duration::from_secs_f64(duration), None).await?;
+        println!("ingest: {connections} connections, single messages");
+        ingest_rows(&r);
+        let ratio = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
+        json_line("ingest", &r, ratio);
+        Ok(())
+    }
+}
+
+impl IngestBatchArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let Self {
             addr,
             connections,
             duration,
             batch_size,
             ceiling,
-        } => {
-            let r = pipeline::ingest(
-                &addr,
-                connections,
-                Duration::from_secs_f64(duration),
-                Some(batch_size),
-            )
-            .await?;
-            println!("ingest-batch: {connections} connections, {batch_size} messages per request");
-            ingest_rows(&r);
-            let ratio = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
-            json_line("ingest-batch", &r, ratio);
-        }
-        Command::Drain {
+        } = self;
+        let r = pipeline::ingest(
+            &addr,
+            connections,
+            Duration::from_secs_f64(duration),
+            Some(batch_size),
+        )
+        .await?;
+        println!("ingest-batch: {connections} connections, {batch_size} messages per request");
+        ingest_rows(&r);
+        let ratio = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
+        json_line("ingest-batch", &r, ratio);
+        Ok(())
+    }
+}
+
+impl DrainArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let Self {
             stores,
             messages,
             workers,
             worker_bin,
             ceiling,
-        } => {
-            let env: Vec<(String, String)> = std::env::vars().collect();
-            let r = pipeline::drain(&stores.stores(), messages, workers, &worker_bin, &env).await?;
-            println!("drain: {messages} messages, {workers} workers");
-            row("seconds", format!("{:.2}", r.seconds));
-            row("messages per second", format!("{:.0}", r.messages_per_sec));
-            let ratio = ratio(r.messages_per_sec, ceiling, "COPY ceiling");
-            json_line("drain", &r, ratio);
-        }
-        Command::E2e {
+        } = self;
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let r = pipeline::drain(&stores.stores(), messages, workers, &worker_bin, &env).await?;
+        println!("drain: {messages} messages, {workers} workers");
+        row("seconds", format!("{:.2}", r.seconds));
+        row("messages per second", format!("{:.0}", r.messages_per_sec));
+        let ratio = ratio(r.messages_per_sec, ceiling, "COPY ceiling");
+        json_line("drain", &r, ratio);
+        Ok(())
+    }
+}
+
+impl E2eArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let Self {
             stores,
             addr,
             rate,
@@ -346,20 +388,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             batch_size,
             wait,
             ceiling,
-        } => {
-            let load = pipeline::E2eLoad {
-                rate_per_sec: rate,
-                duration: Duration::from_secs_f64(duration),
-                connections,
-                batch: batch_size,
-                wait_secs: wait,
-            };
-            let r = pipeline::e2e(&addr, &stores.stores(), load).await?;
-            print_e2e(&r, &load);
-            let ratio = ratio(r.persisted_per_sec, ceiling, "COPY ceiling");
-            json_line("e2e", &r, ratio);
-        }
-        Command::Fanout {
+        } = self;
+        let load = pipeline::E2eLoad {
+            rate_per_sec: rate,
+            duration: Duration::from_secs_f64(duration),
+            connections,
+            batch: batch_size,
+            wait_secs: wait,
+        };
+        let r = pipeline::e2e(&addr, &stores.stores(), load).await?;
+        print_e2e(&r, &load);
+        let ratio = ratio(r.persisted_per_sec, ceiling, "COPY ceiling");
+        json_line("e2e", &r, ratio);
+        Ok(())
+    }
+}
+
+impl FanoutArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let Self {
             url,
             clients,
             duration,
@@ -367,21 +414,53 @@ async fn run(command: Command) -> anyhow::Result<()> {
             connect_batch,
             gateway_pid,
             redis,
-        } => {
-            let config = FanoutConfig {
-                url,
-                clients,
-                connect_batch,
-                warmup: Duration::from_secs_f64(warmup),
-                duration: Duration::from_secs_f64(duration),
-                gateway_pid,
-                redis_url: redis,
-            };
-            let r = fanout::run(&config).await?;
-            print_fanout(&r);
-            json_line("fanout", &r, None);
-        }
-        Command::Send {
+        } = self;
+        let config = FanoutConfig {
+            url,
+            clients,
+            connect_batch,
+            warmup: Duration::from_secs_f64(warmup),
+            duration: Duration::from_secs_f64(duration),
+            gateway_pid,
+            redis_url: redis,
+        };
+        let r = fanout::run(&config).await?;
+        print_fanout(&r);
+        json_line("fanout", &r, None);
+        Ok(())
+    }
+}
+
+impl AttacksArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let Self {
+            ingest,
+            ingest_pid,
+            gateway,
+            gateway_pid,
+            redis,
+            key_prefix,
+            stall_secs,
+            only,
+        } = self;
+        sluice_core::cli::raise_open_files_limit();
+        let targets = attacks::Targets {
+            ingest: (ingest, ingest_pid),
+            gateway: (gateway, gateway_pid),
+            redis_url: redis,
+            key_prefix,
+            stall_secs,
+        };
+        println!("attacks");
+        let figures = attacks::run(&targets, &only).await?;
+        json_line("attacks", &figures, None);
+        Ok(())
+    }
+}
+
+impl SendArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let Self {
             addr,
             messages,
             concurrency,
@@ -389,23 +468,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             quick,
             stress,
             extreme,
-        } => {
-            let preset = if extreme {
-                send::EXTREME
-            } else if stress {
-                send::STRESS
-            } else if quick {
-                send::QUICK
-            } else {
-                (10_000, 32, None)
-            };
-            let messages = messages.unwrap_or(preset.0);
-            let concurrency = concurrency.unwrap_or(preset.1);
-            let r = send::run(&addr, messages, concurrency, rate.or(preset.2)).await?;
-            print_send(&r, messages, concurrency);
-        }
+        } = self;
+        let preset = if extreme {
+            send::EXTREME
+        } else if stress {
+            send::STRESS
+        } else if quick {
+            send::QUICK
+        } else {
+            (10_000, 32, None)
+        };
+        let messages = messages.unwrap_or(preset.0);
+        let concurrency = concurrency.unwrap_or(preset.1);
+        let r = send::run(&addr, messages, concurrency, rate.or(preset.2)).await?;
+        print_send(&r, messages, concurrency);
+        Ok(())
     }
-    Ok(())
 }
 
 fn print_ceilings(lpush: f64, copy: f64) {
