@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use sluice_core::message::MessageRequest;
 use sluice_tests::process::free_port;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -82,7 +83,7 @@ async fn every_service_counts_what_happened_and_promtool_accepts_the_exposition(
     .await;
     let http = reqwest::Client::new();
     for i in 0..20 {
-        let body = json!({"user_id": 1, "channel_id": 2, "content": format!("m{i}")});
+        let body = MessageRequest::new(1, 2, format!("m{i}"));
         let r = http
             .post(format!("{}/messages", stack.ingest_url))
             .json(&body)
@@ -91,7 +92,7 @@ async fn every_service_counts_what_happened_and_promtool_accepts_the_exposition(
         assert_eq!(r.expect("sent").status().as_u16(), 202);
     }
     let batch: Vec<_> = (0..10)
-        .map(|i| json!({"user_id": 3, "channel_id": 4, "content": format!("b{i}")}))
+        .map(|i| MessageRequest::new(3, 4, format!("b{i}")))
         .collect();
     let r = http
         .post(format!("{}/messages/batch", stack.ingest_url))

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sluice_core::message::MessageRequest;
 use uuid::Uuid;
 
 use crate::stack::Stack;
@@ -38,7 +39,7 @@ async fn a_waited_answer_comes_after_the_row_is_committed() {
 
     let url = format!("{}/messages", stack.ingest_url);
     for i in 0..5 {
-        let body = json!({"user_id": 1, "channel_id": 2, "content": format!("wait {i}")});
+        let body = json!(MessageRequest::new(1, 2, format!("wait {i}")));
         let (status, applied, answer) = post_waiting(&url, body).await;
         assert_eq!(status, 201, "{answer}");
         assert_eq!(applied.as_deref(), Some("wait=10"));
@@ -55,7 +56,7 @@ async fn a_waited_answer_comes_after_the_row_is_committed() {
         assert_eq!(rows.len(), 1, "the row is there when the answer arrives");
     }
 
-    let refused = json!({"user_id": 1, "channel_id": 2, "content": "refuse me"});
+    let refused = json!(MessageRequest::new(1, 2, "refuse me"));
     let (status, applied, answer) = post_waiting(&url, refused).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(applied.as_deref(), Some("wait=10"));

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use sluice_core::message::MessageRequest;
 use sluice_tests::process::{Service, binary, free_port, wait_http_ok};
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
@@ -45,7 +46,7 @@ async fn post(url: &str, body: Value) -> Value {
 }
 
 fn message(i: usize) -> Value {
-    json!({"user_id": 1, "channel_id": 2, "content": format!("watch {i}")})
+    json!(MessageRequest::new(1, 2, format!("watch {i}")))
 }
 
 /// Polls `check` every 100 ms until it returns Some, at most `timeout`.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sluice_core::Keys;
-use sluice_core::message::{Envelope, NewMessage};
+use sluice_core::message::{Envelope, MessageRequest, NewMessage};
 use sluice_tests::TestDb;
 use sluice_tests::process::Service;
 
@@ -26,9 +26,8 @@ async fn sigterm_commits_the_batch_in_hand_and_exits_0() {
     let entries: Vec<Vec<u8>> = (0..10)
         .map(|i| {
             let body =
-                serde_json::json!({"user_id": 1, "channel_id": 1, "content": format!("m{i}")});
-            Envelope::new(NewMessage::from_json(body.to_string().as_bytes()).expect("valid"))
-                .to_json()
+                serde_json::to_vec(&MessageRequest::new(1, 1, format!("m{i}"))).expect("json");
+            Envelope::new(NewMessage::from_json(&body).expect("valid")).to_json()
         })
         .collect();
     let _: () = redis::cmd("LPUSH")

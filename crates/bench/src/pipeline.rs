@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use hyper::body::Bytes;
 use serde::Serialize;
 use sluice_core::Keys;
-use sluice_core::message::{Envelope, NewMessage};
+use sluice_core::message::{Envelope, MessageRequest, NewMessage};
 use uuid::Uuid;
 
 use crate::http::{self, LoadConfig, Progress};
@@ -18,20 +18,26 @@ use crate::stats::{Summary, rate, summarize};
 pub const SAMPLE_CONTENT: &str =
     "hey, are we still on for the release review at 3? I pushed the last fixes";
 
-/// The JSON body of message `i` (user and channel vary with `i`).
-pub fn message_json(i: u64) -> String {
-    format!(
-        r#"{{"user_id":{},"channel_id":{},"content":"{SAMPLE_CONTENT} #{i}"}}"#,
-        i % 10_000 + 1,
-        i % 100 + 1
+/// Message `i` (user and channel vary with `i`).
+pub fn sample_message(i: u64) -> MessageRequest {
+    let (user, channel) = (i % 10_000 + 1, i % 100 + 1);
+    MessageRequest::new(
+        user as i64,
+        channel as i64,
+        format!("{SAMPLE_CONTENT} #{i}"),
     )
+}
+
+/// The JSON body of message `i`.
+pub fn message_json(i: u64) -> String {
+    serde_json::to_string(&sample_message(i)).unwrap_or_default()
 }
 
 /// A JSON array of `size` messages starting at `i * size`.
 pub fn batch_json(i: u64, size: usize) -> String {
     let first = i * size as u64;
-    let items: Vec<String> = (0..size as u64).map(|k| message_json(first + k)).collect();
-    format!("[{}]", items.join(","))
+    let items: Vec<MessageRequest> = (first..first + size as u64).map(sample_message).collect();
+    serde_json::to_string(&items).unwrap_or_default()
 }
 
 /// The body of request `i`: one message, or a batch of `batch` messages.

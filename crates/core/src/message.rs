@@ -158,6 +158,35 @@ pub struct NewMessage {
     pub content: Content,
 }
 
+/// A message as a client sends it: the body of `POST /messages`, and each element of
+/// `POST /messages/batch`. For writing such bodies (the bench, the tests, Rust clients) and for
+/// the OpenAPI document; the ingest API reads bodies with [`NewMessage::from_json`], which
+/// applies the rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MessageRequest {
+    /// Author: 1 ..= 9223372036854775807.
+    #[schema(minimum = 1)]
+    pub user_id: i64,
+    /// Destination channel: 1 ..= 9223372036854775807.
+    #[schema(minimum = 1)]
+    pub channel_id: i64,
+    /// 1 to 2000 Unicode scalar values, not only whitespace, no control characters but tab,
+    /// LF and CR.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
+    pub content: String,
+}
+
+impl MessageRequest {
+    /// A message from `user_id` to `channel_id`.
+    pub fn new(user_id: i64, channel_id: i64, content: impl Into<String>) -> Self {
+        Self {
+            user_id,
+            channel_id,
+            content: content.into(),
+        }
+    }
+}
+
 /// The request body as JSON sees it, before any rule is applied. Unknown fields are ignored so
 /// older and newer clients can send extras; a field given twice is an error.
 #[derive(Deserialize)]

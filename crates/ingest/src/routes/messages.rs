@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sluice_core::error::ErrorBody;
-use sluice_core::message::{ChannelId, Envelope, NewMessage, UserId};
+use sluice_core::message::{ChannelId, Envelope, MessageRequest, NewMessage, UserId};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -31,24 +31,6 @@ pub struct Queued {
     /// When the worker's commit was recorded (`"persisted"` answers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persisted_at: Option<String>,
-}
-
-/// The body of `POST /messages` (and each element of `POST /messages/batch`), as the OpenAPI
-/// document describes it; the handler parses and checks it with
-/// [`NewMessage`](sluice_core::message::NewMessage).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct MessageRequest {
-    /// Author: 1 ..= 9223372036854775807.
-    #[schema(minimum = 1)]
-    user_id: i64,
-    /// Destination channel: 1 ..= 9223372036854775807.
-    #[schema(minimum = 1)]
-    channel_id: i64,
-    /// 1 to 2000 Unicode scalar values, not only whitespace, no control characters but tab,
-    /// LF and CR.
-    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
-    content: String,
 }
 
 /// Header a client sets to make retries of one message safe.

@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sluice_core::events::BatchEvent;
-use sluice_core::message::Envelope;
+use sluice_core::message::{Envelope, MessageRequest};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 fn message(content: &str) -> Value {
-    json!({"user_id": 7, "channel_id": 8, "content": content})
+    json!(MessageRequest::new(7, 8, content))
 }
 
 /// Waits for `n` messages in `pending_messages` and returns their ids, oldest first.

@@ -1,7 +1,7 @@
 //! A worker with its own key prefix and database.
 
 use redis::aio::MultiplexedConnection;
-use sluice_core::message::{Envelope, NewMessage};
+use sluice_core::message::{Envelope, MessageRequest, NewMessage};
 use sluice_core::{CancellationToken, Keys, Settings};
 use sluice_tests::TestDb;
 use sluice_worker::{Outcome, Worker};
@@ -32,9 +32,9 @@ pub async fn spawn_worker(extra: &[(&str, &str)]) -> TestWorker {
 }
 
 pub fn envelope(i: usize) -> Envelope {
-    let body =
-        serde_json::json!({"user_id": i + 1, "channel_id": 1, "content": format!("message {i}")});
-    Envelope::new(NewMessage::from_json(body.to_string().as_bytes()).expect("valid"))
+    let message = MessageRequest::new(i as i64 + 1, 1, format!("message {i}"));
+    let body = serde_json::to_vec(&message).expect("json");
+    Envelope::new(NewMessage::from_json(&body).expect("valid"))
 }
 
 impl TestWorker {
