@@ -33,6 +33,49 @@ pub struct Queued {
     pub persisted_at: Option<String>,
 }
 
+/// The headers `POST /messages` and `/messages/batch` read, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct PostHeaders {
+    /// 1 to 200 visible ASCII characters; a retry with the same key queues nothing and gets
+    /// the first answer.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+    /// `wait=N` (RFC 7240): answer once the messages are in PostgreSQL, or after N seconds
+    /// (capped by `ingest.max_wait_secs`).
+    #[param(rename = "Prefer")]
+    prefer: Option<String>,
+}
+
+/// The failures `POST /messages` and `/messages/batch` share, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum PostErrors {
+    /// The body is not JSON, could not be read, or the `Idempotency-Key` is unusable.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// The body did not arrive within `ingest.body_timeout_ms`.
+    #[response(status = 408)]
+    BodyTimeout(ErrorBody),
+    /// The body is larger than the limit.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The `Content-Type` is not JSON.
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+    /// JSON, but not acceptable (`validation_failed`: `fields` names each problem), or the
+    /// `Idempotency-Key` was first used on the other endpoint (`idempotency_key_reused`).
+    #[response(status = 422)]
+    Unacceptable(ErrorBody),
+    /// The queue is full; nothing was queued.
+    #[response(status = 429, headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    QueueFull(ErrorBody),
+    /// Redis is unavailable or the server holds too many request bytes; nothing was queued.
+    #[response(status = 503, headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    Unavailable(ErrorBody),
+}
+
 /// Header a client sets to make retries of one message safe.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// Longest accepted `Idempotency-Key`.
@@ -61,21 +104,12 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
     path = "/messages",
     tag = "messages",
     request_body(content = MessageRequest, content_type = "application/json"),
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters; a retry with the same key queues nothing and gets the first answer"),
-        ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240): answer once the messages are in PostgreSQL, or after N seconds (capped by `ingest.max_wait_secs`)"),
-    ),
+    params(PostHeaders),
     responses(
         (status = 202, description = "Queued in Redis", body = Queued),
         (status = 201, description = "With `Prefer: wait`: persisted in PostgreSQL", body = Queued, headers(("Preference-Applied" = String, description = "`wait=N`"))),
         (status = 200, description = "With `Prefer: wait`: PostgreSQL refused it; it is in `dead_messages`", body = Queued, headers(("Preference-Applied" = String, description = "`wait=N`"))),
-        (status = 400, description = "The body is not JSON, could not be read, or the `Idempotency-Key` is unusable", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within `ingest.body_timeout_ms`", body = ErrorBody),
-        (status = 413, description = "The body is larger than the limit", body = ErrorBody),
-        (status = 415, description = "The `Content-Type` is not JSON", body = ErrorBody),
-        (status = 422, description = "JSON, but not acceptable (`validation_failed`: `fields` names each problem), or the `Idempotency-Key` was first used on the other endpoint (`idempotency_key_reused`)", body = ErrorBody),
-        (status = 429, description = "The queue is full; nothing was queued", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Redis is unavailable or the server holds too many request bytes; nothing was queued", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        PostErrors,
     )
 )]
 #[tracing::instrument(name = "post_message", skip_all, fields(message_id))]
@@ -137,21 +171,12 @@ pub struct BatchQueued {
     path = "/messages/batch",
     tag = "messages",
     request_body(content = Vec<MessageRequest>, content_type = "application/json", description = "1 to `ingest.batch_max_messages` (1000) messages, validated all or nothing"),
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters; a retry with the same key queues nothing and gets the first answer"),
-        ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240): answer once the messages are in PostgreSQL, or after N seconds (capped by `ingest.max_wait_secs`)"),
-    ),
+    params(PostHeaders),
     responses(
         (status = 202, description = "Queued in Redis, in order", body = BatchQueued),
         (status = 201, description = "With `Prefer: wait`: every message persisted", body = BatchQueued, headers(("Preference-Applied" = String, description = "`wait=N`"))),
         (status = 200, description = "With `Prefer: wait`: PostgreSQL refused some (`dead_lettered_ids`); the others are persisted", body = BatchQueued, headers(("Preference-Applied" = String, description = "`wait=N`"))),
-        (status = 400, description = "The body is not JSON, could not be read, or the `Idempotency-Key` is unusable", body = ErrorBody),
-        (status = 408, description = "The body did not arrive within `ingest.body_timeout_ms`", body = ErrorBody),
-        (status = 413, description = "The body is larger than the limit", body = ErrorBody),
-        (status = 415, description = "The `Content-Type` is not JSON", body = ErrorBody),
-        (status = 422, description = "JSON, but not acceptable (`validation_failed`: `fields` names each problem), or the `Idempotency-Key` was first used on the other endpoint (`idempotency_key_reused`)", body = ErrorBody),
-        (status = 429, description = "The queue is full; nothing was queued", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
-        (status = 503, description = "Redis is unavailable or the server holds too many request bytes; nothing was queued", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        PostErrors,
     )
 )]
 #[tracing::instrument(name = "post_batch", skip_all, fields(count))]
