@@ -196,3 +196,46 @@ async fn shutdown_closes_sessions_with_1001() {
     assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, 1001);
     g.cleanup().await;
 }
+
+#[tokio::test]
+async fn current_rps_is_one_figure_everywhere_at_a_steady_rate() {
+    // Ten messages persisted in every second of the last minute: a steady 10 msg/s. The
+    // WebSocket, /stats and the Redis key must all say exactly 10, reading after reading,
+    // whenever in a second they read (they once swung between 10.03 and 11.04).
+    let mut g = spawn_gateway(&[("GATEWAY__INTERVAL_MS", "200")]).await;
+    let (now, _): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut g.redis)
+        .await
+        .expect("TIME");
+    let mut fill = redis::cmd("HSET");
+    fill.arg(&g.keys.rate_window);
+    for second in now - 60..=now + 60 {
+        fill.arg(second).arg(10);
+    }
+    let _: () = fill.query_async(&mut g.redis).await.expect("HSET");
+    let mut ws = g.connect("?interval_ms=200").await;
+    // Readings taken before the fill say 0; from the first one after it, every one says 10.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while next_of(&mut ws, "stats", Duration::from_secs(3)).await["current_rps"] != 10.0 {
+        assert!(Instant::now() < deadline, "the filled window never showed");
+    }
+    for _ in 0..8 {
+        let stats = next_of(&mut ws, "stats", Duration::from_secs(3)).await;
+        let stored: String = redis::cmd("GET")
+            .arg(&g.keys.current_rps)
+            .query_async(&mut g.redis)
+            .await
+            .expect("GET");
+        let http: serde_json::Value = reqwest::get(g.http("/stats"))
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(stats["current_rps"], 10.0, "{stats}");
+        assert_eq!(stats["messages_per_second"], 10.0);
+        assert_eq!(stored, "10.00");
+        assert_eq!(http["current_rps"], 10.0, "{http}");
+    }
+    g.cleanup().await;
+}
