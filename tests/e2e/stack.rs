@@ -75,7 +75,7 @@ impl Stack {
         )
         .await
         .expect("gateway up");
-        // /ready needs the schema the workers create.
+        // /ready needs PostgreSQL to answer.
         wait_http_ok(
             &mut ingest,
             &format!("{ingest_url}/ready"),
@@ -83,6 +83,9 @@ impl Stack {
         )
         .await
         .expect("ingest ready");
+        if !workers.is_empty() {
+            wait_schema(&db).await;
+        }
         Stack {
             keys: Keys::new(&prefix),
             db,
@@ -294,4 +297,25 @@ pub async fn produce(ingest_url: &str, total: usize, concurrency: usize) -> Vec<
         accepted.extend(task.await.expect("producer"));
     }
     accepted
+}
+
+/// Waits until the workers have created the schema (tests query `messages` right away; the
+/// ingest API's readiness does not depend on it).
+async fn wait_schema(db: &TestDb) {
+    let client = db.client().await.expect("client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let row = client
+            .query_one("SELECT to_regclass('messages') IS NOT NULL", &[])
+            .await
+            .expect("query");
+        if row.get::<_, bool>(0) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the workers never created the schema"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
