@@ -35,7 +35,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Per-session settings, fixed at the upgrade.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// Period of the stats stream for this client.
+    /// Period of the stats stream for this client at the upgrade (`set_interval` changes it
+    /// through the session's pacer).
     pub interval: Duration,
     /// Period of server pings.
     pub heartbeat: Duration,
@@ -252,7 +253,7 @@ impl Live {
     ) -> Step {
         let hello = protocol::connected(
             &self.connection_id,
-            self.config.interval.as_millis() as u64,
+            self.pacer.interval().as_millis() as u64,
             &self.config.topics,
             self.subs.include_ids,
             self.config.heartbeat.as_millis() as u64,
@@ -354,7 +355,6 @@ impl Live {
             AggregatedMessage::Text(text) => handle(
                 &self.hub,
                 &mut self.guard,
-                &mut self.config,
                 &mut self.subs,
                 &mut self.pacer,
                 &text,
@@ -418,7 +418,6 @@ fn refusal(report: &Report, error: &WsProtocolError) -> End {
 fn handle(
     hub: &Hub,
     guard: &mut SessionGuard,
-    config: &mut SessionConfig,
     subs: &mut Subscriptions,
     pacer: &mut Pacer,
     text: &str,
@@ -491,9 +490,9 @@ fn handle(
                     format!("interval_ms must be between {min} and {max}, got {interval_ms}"),
                 )));
             }
-            config.interval = Duration::from_millis(interval_ms);
-            pacer.set_interval(config.interval);
-            guard.set_interval(config.interval);
+            let interval = Duration::from_millis(interval_ms);
+            pacer.set_interval(interval);
+            guard.set_interval(interval);
             Reply::None
         }
     }

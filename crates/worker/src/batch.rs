@@ -80,11 +80,16 @@ impl Batch {
     /// The POST→commit latencies of the batch's messages, as the histogram the commit script
     /// adds to `commit_latency` (a clock running behind the ingest API's counts as 0).
     pub fn latency_histogram(&self, committed_at: DateTime<Utc>) -> String {
-        sluice_core::stats::latency_histogram(self.envelopes.iter().map(|e| {
+        sluice_core::stats::latency_histogram(self.latencies_us(committed_at))
+    }
+
+    /// Each envelope's POST→commit latency in microseconds (0 for a clock running behind).
+    fn latencies_us(&self, committed_at: DateTime<Utc>) -> impl Iterator<Item = u64> + '_ {
+        self.envelopes.iter().map(move |e| {
             (committed_at - e.created_at)
                 .num_microseconds()
                 .map_or(0, |us| us.max(0) as u64)
-        }))
+        })
     }
 
     /// Adds the recorded batch to this process's metrics: rows persisted (as counted in
@@ -95,11 +100,7 @@ impl Batch {
         metrics::counter!(metric::DEAD_LETTERS).increment(self.dead_letters.len() as u64);
         metrics::histogram!(metric::BATCH_SIZE).record(self.size as f64);
         let latency = metrics::histogram!(metric::COMMIT_LATENCY);
-        for envelope in &self.envelopes {
-            let micros = (committed_at - envelope.created_at)
-                .num_microseconds()
-                .unwrap_or(0)
-                .max(0);
+        for micros in self.latencies_us(committed_at) {
             latency.record(micros as f64 / 1e6);
         }
     }

@@ -134,16 +134,7 @@ pub async fn post_message(
     let wait = wait_preference(&req, state.max_wait);
     let (answer, outcomes) =
         enqueue(&state, key, std::slice::from_ref(&envelope), answer, wait).await?;
-    Ok(match outcomes {
-        None => answer.queued(),
-        Some((outcomes, wait)) => {
-            let mut answer = answer.into_value();
-            let (status, persisted_at) = summary(&outcomes);
-            answer.status = status.into();
-            answer.persisted_at = persisted_at;
-            waited(status, wait).json(answer)
-        }
-    })
+    Ok(answer.respond(outcomes))
 }
 
 /// Answer to an accepted batch.
@@ -204,24 +195,12 @@ pub async fn post_batch(
     };
     let wait = wait_preference(&req, state.max_wait);
     let (answer, outcomes) = enqueue(&state, key, &envelopes, answer, wait).await?;
-    Ok(match outcomes {
-        None => answer.queued(),
-        Some((outcomes, wait)) => {
-            let mut recorded = answer.into_value();
-            let (status, persisted_at) = summary(&outcomes);
-            recorded.dead_lettered_ids = recorded
-                .message_ids
-                .iter()
-                .zip(&outcomes)
-                .filter(|(_, o)| **o == Outcome::DeadLettered)
-                .map(|(id, _)| *id)
-                .collect();
-            recorded.status = status.into();
-            recorded.persisted_at = persisted_at;
-            waited(status, wait).json(recorded)
-        }
-    })
+    Ok(answer.respond(outcomes))
 }
+
+/// The `Prefer` header (RFC 7240), named once rather than parsed from a string per request.
+const PREFER: actix_web::http::header::HeaderName =
+    actix_web::http::header::HeaderName::from_static("prefer");
 
 /// The `wait` preference of the `Prefer` headers (RFC 7240: `Prefer: wait=10`, possibly among
 /// other preferences), capped at `max`. `None` when absent, 0, or not a number of seconds: a
@@ -229,7 +208,7 @@ pub async fn post_batch(
 pub fn wait_preference(req: &HttpRequest, max: Duration) -> Option<Duration> {
     let seconds = req
         .headers()
-        .get_all("prefer")
+        .get_all(PREFER)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .find_map(|preference| {
@@ -241,6 +220,37 @@ pub fn wait_preference(req: &HttpRequest, max: Duration) -> Option<Duration> {
             value.trim().trim_matches('"').parse::<u64>().ok()
         })?;
     (seconds > 0).then(|| Duration::from_secs(seconds).min(max))
+}
+
+/// An answer a waited request completes with its messages' outcomes.
+trait Completed: Serialize + DeserializeOwned {
+    /// Fills in the outcomes (in the order of the answer's ids); returns the status.
+    fn complete(&mut self, outcomes: &[Outcome]) -> &'static str;
+}
+
+impl Completed for Queued {
+    fn complete(&mut self, outcomes: &[Outcome]) -> &'static str {
+        let (status, persisted_at) = summary(outcomes);
+        self.status = status.into();
+        self.persisted_at = persisted_at;
+        status
+    }
+}
+
+impl Completed for BatchQueued {
+    fn complete(&mut self, outcomes: &[Outcome]) -> &'static str {
+        let (status, persisted_at) = summary(outcomes);
+        self.dead_lettered_ids = self
+            .message_ids
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| **o == Outcome::DeadLettered)
+            .map(|(id, _)| *id)
+            .collect();
+        self.status = status.into();
+        self.persisted_at = persisted_at;
+        status
+    }
 }
 
 /// The status of a waited answer, and when the last commit was recorded.
@@ -278,20 +288,19 @@ enum Answer<A> {
     Replay(A, String),
 }
 
-impl<A: Serialize> Answer<A> {
-    /// The usual 202; a replay gets the recorded answer byte for byte.
-    fn queued(self) -> HttpResponse {
-        match self {
-            Self::Fresh(answer) => HttpResponse::Accepted().json(answer),
-            Self::Replay(_, first) => HttpResponse::Accepted()
+impl<A: Completed> Answer<A> {
+    /// The usual 202 (a replay gets the recorded answer byte for byte), or, when the request
+    /// waited and its outcomes came, 201 or 200 with them.
+    fn respond(self, outcomes: Waited) -> HttpResponse {
+        match (self, outcomes) {
+            (Self::Fresh(answer), None) => HttpResponse::Accepted().json(answer),
+            (Self::Replay(_, first), None) => HttpResponse::Accepted()
                 .content_type("application/json")
                 .body(first),
-        }
-    }
-
-    fn into_value(self) -> A {
-        match self {
-            Self::Fresh(answer) | Self::Replay(answer, _) => answer,
+            (Self::Fresh(mut answer) | Self::Replay(mut answer, _), Some((outcomes, wait))) => {
+                let status = answer.complete(&outcomes);
+                waited(status, wait).json(answer)
+            }
         }
     }
 }
