@@ -183,6 +183,7 @@ async fn the_new_fields_are_exact_and_an_alert_fires_and_resolves_once_across_ga
     let waiting = get(&stats_url).await;
     assert_eq!(waiting["workers_alive"], 0);
     assert_eq!(waiting["queue_depth"], 20);
+    assert_eq!(waiting["backlog"], 20, "nothing in flight without workers");
     let age = waiting["oldest_pending_age_ms"].as_u64().expect("age");
     assert!(
         (1_000..30_000).contains(&age),

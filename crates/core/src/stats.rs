@@ -49,6 +49,11 @@ pub struct Stats {
     /// Messages in the workers' processing lists: taken, not yet committed.
     #[serde(default)]
     pub in_flight: u64,
+    /// `queue_depth + in_flight`: every message accepted and not yet persisted. Autoscalers
+    /// scale workers on it (KEDA's metrics-api trigger, `deploy/k8s/`), since the queue alone
+    /// reads 0 while busy workers still hold batches.
+    #[serde(default)]
+    pub backlog: u64,
     /// Workers whose heartbeat is fresh.
     #[serde(default)]
     pub workers_alive: u64,
@@ -184,6 +189,7 @@ impl Stats {
             accepted_total: 0,
             accepted_per_second: 0.0,
             in_flight: 0,
+            backlog: queue_length,
             workers_alive: 0,
             workers_postgres_down: 0,
             dead_letters: 0,
@@ -213,10 +219,12 @@ impl Stats {
             return None;
         };
         let int = |s: &String| s.parse::<u64>().ok();
+        let (queue, in_flight) = (int(queue)?, int(in_flight)?);
         Some(Self {
             accepted_total: int(accepted)?,
             accepted_per_second: decimal(accepted_rps),
-            in_flight: int(in_flight)?,
+            in_flight,
+            backlog: queue + in_flight,
             workers_alive: int(alive)?,
             workers_postgres_down: int(pg_down)?,
             dead_letters: int(dead)?,
@@ -227,7 +235,7 @@ impl Stats {
                 p95: millis(p95),
                 p99: millis(p99),
             },
-            ..Self::new(int(total)?, int(batches)?, int(queue)?, decimal(rps))
+            ..Self::new(int(total)?, int(batches)?, queue, decimal(rps))
         })
     }
 }

@@ -261,6 +261,7 @@ impl Application {
                 .app_data(query_config())
                 .configure(stream_routes)
                 .route("/health", web::get().to(routes::health))
+                .route("/ready", web::get().to(routes::ready))
                 .route("/metrics", web::get().to(sluice_http::observe::metrics))
                 .route("/openapi.json", web::get().to(openapi::openapi_json))
                 .configure(dashboard::routes)

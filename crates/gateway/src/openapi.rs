@@ -33,7 +33,12 @@ pub struct StreamApi;
                        proto-docs/websocket.md) and serves them over HTTP. Every error has the \
                        shape `{\"error\": {\"code\", \"message\"}}`."
     ),
-    paths(routes::health, sluice_http::observe::metrics, openapi_json),
+    paths(
+        routes::health,
+        routes::ready,
+        sluice_http::observe::metrics,
+        openapi_json
+    ),
     tags((name = "operations", description = "Health, metrics and this document"))
 )]
 pub struct GatewayApi;

@@ -14,12 +14,13 @@ use sluice_core::history::Window;
 use crate::State;
 use crate::alerts::store::AlertList;
 use crate::error::GatewayError;
-use crate::hub::Hub;
+use crate::hub::{Hub, RedisState};
 use crate::protocol::Topic;
 use crate::session::{self, SessionConfig};
 use crate::workers::WorkerList;
 use sluice_core::error::ErrorBody;
 use sluice_core::stats::Stats;
+use sluice_http::health::{Dependency, Readiness};
 
 /// Query of `GET /ws/stats` and `GET /stats/stream`.
 #[derive(Debug, Deserialize)]
@@ -351,6 +352,18 @@ pub async fn health(state: web::Data<State>) -> HttpResponse {
         malformed_requests: state.edge.malformed(),
         memory: sluice_core::memory::stats(),
     })
+}
+
+/// `GET /ready`: 200 once the poller's last read of Redis succeeded, 503 before the first read
+/// and while Redis is down, so a load balancer sends no new dashboards to a gateway that has
+/// no stats to give them.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+        (status = 200, description = "The last read of Redis succeeded", body = Readiness),
+        (status = 503, description = "Redis is down or not read yet", body = Readiness),
+    ))]
+pub async fn ready(state: web::Data<State>) -> HttpResponse {
+    let up = *state.hub.redis_state().borrow() == RedisState::Up;
+    Readiness::redis_only(Dependency::from_up(up)).respond()
 }
 
 /// Fallback for unknown paths.

@@ -28,14 +28,25 @@ pub struct Readiness {
     pub status: String,
     /// Whether Redis answered.
     pub redis: Dependency,
-    /// Whether PostgreSQL answered `SELECT 1`.
-    pub postgres: Dependency,
+    /// Whether PostgreSQL answered `SELECT 1`; absent for a service that does not use it
+    /// (the gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<Dependency>,
 }
 
 impl Readiness {
     /// Ready when both are up.
     pub fn of(redis: Dependency, postgres: Dependency) -> Self {
-        let ready = redis == Dependency::Up && postgres == Dependency::Up;
+        Self::new(redis, Some(postgres))
+    }
+
+    /// Ready when Redis is up, for a service that uses nothing else.
+    pub fn redis_only(redis: Dependency) -> Self {
+        Self::new(redis, None)
+    }
+
+    fn new(redis: Dependency, postgres: Option<Dependency>) -> Self {
+        let ready = redis == Dependency::Up && postgres != Some(Dependency::Down);
         Self {
             status: if ready { "ready" } else { "not_ready" }.into(),
             redis,

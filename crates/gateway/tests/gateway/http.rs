@@ -1,6 +1,8 @@
-//! `GET /stats`, `GET /health` and HTTP errors of the gateway.
+//! `GET /stats`, `GET /health`, `GET /ready` and HTTP errors of the gateway.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
 
 use crate::helpers::{next_of, spawn_gateway};
 
@@ -42,12 +44,35 @@ async fn health_counts_connections() {
 }
 
 #[tokio::test]
-async fn redis_down_gives_503_on_stats() {
+async fn ready_once_redis_was_read() {
+    let g = spawn_gateway(&[]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let body = loop {
+        let r = reqwest::get(g.http("/ready")).await.expect("sent");
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.expect("json");
+        if status == 200 {
+            break body;
+        }
+        assert_eq!((status, &body["status"]), (503, &json!("not_ready")));
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(body, json!({"status": "ready", "redis": "up"}));
+    g.cleanup().await;
+}
+
+#[tokio::test]
+async fn redis_down_gives_503_on_stats_and_ready() {
     let g = spawn_gateway(&[("REDIS__URL", "redis://127.0.0.1:1")]).await;
     let r = reqwest::get(g.http("/stats")).await.expect("sent");
     assert_eq!(r.status().as_u16(), 503);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "redis_unavailable");
+    let r = reqwest::get(g.http("/ready")).await.expect("sent");
+    assert_eq!(r.status().as_u16(), 503);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body, json!({"status": "not_ready", "redis": "down"}));
     let r = reqwest::get(g.http("/nope")).await.expect("sent");
     assert_eq!(r.status().as_u16(), 404);
     g.cleanup().await;

@@ -263,6 +263,51 @@ async fn a_worker_presumed_dead_is_fenced_and_resumes_without_duplicates() {
 }
 
 #[tokio::test]
+async fn backlog_is_the_queue_plus_every_processing_list() {
+    let mut conn = sluice_tests::redis().await.expect("redis");
+    let keys = Keys::new(&sluice_tests::unique_prefix("backlog"));
+    let (now, _): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut conn)
+        .await
+        .expect("TIME");
+    // Two registered workers holding 2 and 4 messages, and 3 messages waiting.
+    for (worker, held) in [("w1", 2), ("w2", 4)] {
+        let _: () = redis::cmd("ZADD")
+            .arg(&keys.workers)
+            .arg(now * 1000)
+            .arg(worker)
+            .query_async(&mut conn)
+            .await
+            .expect("ZADD");
+        for i in 0..held {
+            let _: () = redis::cmd("LPUSH")
+                .arg(keys.processing(worker))
+                .arg(envelope(i).to_json())
+                .query_async(&mut conn)
+                .await
+                .expect("LPUSH");
+        }
+    }
+    for i in 0..3 {
+        let _: () = redis::cmd("LPUSH")
+            .arg(&keys.pending_messages)
+            .arg(envelope(i).to_json())
+            .query_async(&mut conn)
+            .await
+            .expect("LPUSH");
+    }
+    let stats = StatsReader::new(keys.clone())
+        .refresh(&mut conn)
+        .await
+        .expect("stats");
+    assert_eq!((stats.queue_depth, stats.in_flight), (3, 6));
+    assert_eq!(stats.backlog, 9);
+    sluice_tests::delete_prefix(keys.prefix())
+        .await
+        .expect("cleanup");
+}
+
+#[tokio::test]
 async fn current_rps_averages_the_window_and_decays_to_zero() {
     let mut conn = sluice_tests::redis().await.expect("redis");
     let prefix = sluice_tests::unique_prefix("rate");
