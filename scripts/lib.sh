@@ -93,6 +93,16 @@ ensure_database() {
   fi
 }
 
+# A port in [base, base + 10000) that nothing listens on now.
+free_port() {
+  local base=$1 port
+  for _ in $(seq 50); do
+    port=$((base + RANDOM % 10000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return 0; }
+  done
+  die "no free port found in $base-$((base + 9999))"
+}
+
 ensure_cargo() {
   command -v cargo >/dev/null || die "cargo is not installed; install a Rust toolchain (rustup) first"
 }
@@ -117,4 +127,39 @@ PY
 ensure_browser() {
   command -v chromium >/dev/null || apt_install chromium || die "cannot install chromium"
   ensure_python_packages tests/browser/requirements.txt
+}
+
+# A Docker engine answering `docker info`: Debian's docker.io, with dockerd started here (as
+# root, log in $SLUICE_STATE_DIR/dockerd.log) when none runs. Sets SLUICE_DOCKERD_STARTED when
+# it started one; stop_docker stops that one again.
+ensure_docker() {
+  command -v dockerd >/dev/null || apt_install docker.io || die "cannot install docker.io"
+  command -v docker >/dev/null || die "docker.io installed no docker client"
+  docker info >/dev/null 2>&1 && return 0
+  mkdir -p "$SLUICE_STATE_DIR"
+  say "starting dockerd (log: $SLUICE_STATE_DIR/dockerd.log)"
+  as_root setsid dockerd --pidfile "$SLUICE_STATE_DIR/dockerd.pid" \
+    >"$SLUICE_STATE_DIR/dockerd.log" 2>&1 </dev/null &
+  SLUICE_DOCKERD_STARTED=1
+  for _ in $(seq 120); do docker info >/dev/null 2>&1 && return 0; sleep 0.5; done
+  die "dockerd did not start; see $SLUICE_STATE_DIR/dockerd.log"
+}
+
+# Stops the dockerd ensure_docker started, waiting up to 30 s for it to exit.
+stop_docker() {
+  [ -n "${SLUICE_DOCKERD_STARTED:-}" ] || return 0
+  local pid
+  pid=$(cat "$SLUICE_STATE_DIR/dockerd.pid" 2>/dev/null) || return 0
+  say "stopping the dockerd started here (pid $pid)"
+  as_root kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+  say "dockerd (pid $pid) is still running after 30 s"
+}
+
+# Docker Compose as an array, COMPOSE: the v2 plugin when there is one, else Debian's
+# docker-compose (v1.29), installed here when neither is.
+ensure_compose() {
+  if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); return 0; fi
+  command -v docker-compose >/dev/null || apt_install docker-compose || die "cannot install docker-compose"
+  COMPOSE=(docker-compose)
 }

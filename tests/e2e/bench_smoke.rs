@@ -30,8 +30,17 @@ async fn every_benchmark_scenario_runs() {
         "{r:?}"
     );
 
-    let r = send::run(&addr, 200, 4, Some(1_000.0)).await.expect("send");
+    let plan = send::SendPlan {
+        addr: addr.clone(),
+        messages: 200,
+        concurrency: 4,
+        rate: Some(1_000.0),
+        keep_ids: true,
+    };
+    let r = send::run(&plan).await.expect("send");
     assert_eq!((r.succeeded, r.failed), (200, 0));
+    let distinct: std::collections::HashSet<_> = r.ids.iter().collect();
+    assert_eq!(distinct.len(), 200, "one id per accepted message");
 
     let stores = Stores {
         redis_url: stack.redis_url.clone(),

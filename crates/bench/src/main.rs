@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use sluice_bench::attacks;
@@ -230,6 +231,9 @@ struct SendArgs {
     /// 1,000,000 messages, 128 connections.
     #[arg(long)]
     extreme: bool,
+    /// Write the id of every accepted message to this file, one per line.
+    #[arg(long, value_name = "FILE")]
+    ids: Option<PathBuf>,
 }
 
 fn row(name: &str, value: String) {
@@ -468,6 +472,7 @@ impl SendArgs {
             quick,
             stress,
             extreme,
+            ids,
         } = self;
         let preset = if extreme {
             send::EXTREME
@@ -478,10 +483,20 @@ impl SendArgs {
         } else {
             (10_000, 32, None)
         };
-        let messages = messages.unwrap_or(preset.0);
-        let concurrency = concurrency.unwrap_or(preset.1);
-        let r = send::run(&addr, messages, concurrency, rate.or(preset.2)).await?;
-        print_send(&r, messages, concurrency);
+        let plan = send::SendPlan {
+            addr,
+            messages: messages.unwrap_or(preset.0),
+            concurrency: concurrency.unwrap_or(preset.1),
+            rate: rate.or(preset.2),
+            keep_ids: ids.is_some(),
+        };
+        let r = send::run(&plan).await?;
+        if let Some(path) = ids {
+            let lines: String = r.ids.iter().map(|id| format!("{id}\n")).collect();
+            std::fs::write(&path, lines)
+                .with_context(|| format!("writing the ids to {}", path.display()))?;
+        }
+        print_send(&r, plan.messages, plan.concurrency);
         Ok(())
     }
 }

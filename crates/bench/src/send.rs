@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
 use serde::Serialize;
+use uuid::Uuid;
 
 use crate::http::{self, LoadConfig, Progress};
-use crate::pipeline::message_json;
+use crate::pipeline::{accepted_ids, message_json};
 use crate::stats::{Summary, rate, summarize};
 
 /// Presets: `(messages, concurrency, rate)`.
@@ -20,6 +21,21 @@ pub const QUICK: (u64, usize, Option<f64>) = (1_000, 10, None);
 pub const STRESS: (u64, usize, Option<f64>) = (100_000, 64, None);
 /// As much as the machine takes.
 pub const EXTREME: (u64, usize, Option<f64>) = (1_000_000, 128, None);
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct SendPlan {
+    /// The ingest API, `host:port`.
+    pub addr: String,
+    /// Messages to send.
+    pub messages: u64,
+    /// Connections sending at once.
+    pub concurrency: usize,
+    /// Messages per second (`None`: as fast as answered).
+    pub rate: Option<f64>,
+    /// Keep the ids of the accepted messages, for a check of where they ended up.
+    pub keep_ids: bool,
+}
 
 /// What was sent.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +52,9 @@ pub struct SendReport {
     pub messages_per_sec: f64,
     /// Request latency in milliseconds.
     pub latency_ms: Option<Summary>,
+    /// The accepted messages' ids, when the plan asked to keep them.
+    #[serde(skip)]
+    pub ids: Vec<Uuid>,
 }
 
 /// One progress line: `[#####-----] 50.0%  12345 ok  0 failed  9876/s  ETA 3s`.
@@ -61,22 +80,17 @@ pub fn progress_line(done: u64, failed: u64, total: u64, elapsed: Duration) -> S
     )
 }
 
-/// Sends `messages` messages to `addr` from `concurrency` connections, at `rate` per second
-/// when given, with a progress line on stderr.
-pub async fn run(
-    addr: &str,
-    messages: u64,
-    concurrency: usize,
-    rate_per_sec: Option<f64>,
-) -> anyhow::Result<SendReport> {
+/// Sends the plan's messages, with a progress line on stderr.
+pub async fn run(plan: &SendPlan) -> anyhow::Result<SendReport> {
     let started = Instant::now();
+    let total = plan.messages;
     let show = move |ok, failed| {
-        let line = progress_line(ok, failed, messages, started.elapsed());
+        let line = progress_line(ok, failed, total, started.elapsed());
         let mut err = std::io::stderr();
         let _ = write!(err, "\r{line}");
         let _ = err.flush();
     };
-    let report = run_with_progress(addr, messages, concurrency, rate_per_sec, show).await;
+    let report = run_with_progress(plan, show).await;
     // The last tick can come before the last answers: end on the final count (100 %).
     if let Ok(r) = &report {
         show(r.succeeded, r.failed);
@@ -87,22 +101,19 @@ pub async fn run(
 
 /// [`run`], calling `on_progress(succeeded, failed)` four times a second instead of printing.
 pub async fn run_with_progress(
-    addr: &str,
-    messages: u64,
-    concurrency: usize,
-    rate_per_sec: Option<f64>,
+    plan: &SendPlan,
     on_progress: impl Fn(u64, u64) + Send + 'static,
 ) -> anyhow::Result<SendReport> {
     let progress = Arc::new(Progress::default());
     let config = LoadConfig {
-        addr: addr.to_owned(),
+        addr: plan.addr.clone(),
         path: "/messages".into(),
-        connections: concurrency.max(1),
+        connections: plan.concurrency.max(1),
         duration: Duration::from_secs(24 * 3600),
-        requests: Some(messages),
-        rate: rate_per_sec,
+        requests: Some(plan.messages),
+        rate: plan.rate,
         expect_status: 202,
-        keep_bodies: false,
+        keep_bodies: plan.keep_ids,
         headers: Vec::new(),
     };
     let started = Instant::now();
@@ -127,12 +138,13 @@ pub async fn run_with_progress(
     let result = result?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(SendReport {
-        messages,
+        messages: plan.messages,
         succeeded: result.ok,
         failed: result.failed,
         seconds,
         messages_per_sec: rate(result.ok, seconds),
         latency_ms: summarize(&result.latencies_ms),
+        ids: accepted_ids(&result.bodies)?,
     })
 }
 

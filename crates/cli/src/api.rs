@@ -135,16 +135,17 @@ pub async fn send(
         .progress_chars("█▉ "),
     );
     let shown = bar.clone();
-    let report = sluice_bench::send::run_with_progress(
-        addr,
+    let plan = sluice_bench::send::SendPlan {
+        addr: addr.to_owned(),
         messages,
         concurrency,
         rate,
-        move |ok, failed| {
-            shown.set_position(ok + failed);
-            shown.set_message(format!("{failed} failed"));
-        },
-    )
+        keep_ids: false,
+    };
+    let report = sluice_bench::send::run_with_progress(&plan, move |ok, failed| {
+        shown.set_position(ok + failed);
+        shown.set_message(format!("{failed} failed"));
+    })
     .await?;
     bar.set_position(report.succeeded + report.failed);
     bar.finish_and_clear();
