@@ -8,6 +8,7 @@ mod config;
 mod contract;
 mod deploy;
 mod faults;
+mod gateways;
 mod metrics;
 mod pipeline;
 mod stack;
