@@ -10,6 +10,7 @@
 //! - [`backoff`]: capped exponential backoff with jitter for retry loops.
 //! - [`connect`]: Redis and PostgreSQL connections built with bounded timeouts.
 //! - [`schema`]: the PostgreSQL schema and its concurrency-safe versioned migrations.
+//! - [`partitions`]: the partitions of `messages`, created ahead and dropped past retention.
 //! - [`events`]: the batch event on `batch_events` and the `dead_messages` entry.
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`memory`]: the allocator every binary uses, and its live and resident byte counts.
@@ -28,6 +29,7 @@ pub mod memory;
 pub mod message;
 pub mod metric;
 pub mod outage;
+pub mod partitions;
 pub mod pubsub;
 pub mod schema;
 pub mod settings;

@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "worker_leases",
         sql: include_str!("../migrations/0002_worker_leases.sql"),
     },
+    Migration {
+        version: 3,
+        name: "partition_messages",
+        sql: include_str!("../migrations/0003_partition_messages.sql"),
+    },
 ];
 
 /// Where refinery records the applied migrations.

@@ -116,6 +116,18 @@ pub struct PostgresSettings {
     pub pool_size: usize,
     /// How long establishing a connection may take.
     pub connect_timeout_ms: u64,
+    /// Optional URL of a read replica: `GET /messages` reads from it instead of `url`. Empty
+    /// (the default) reads from `url`.
+    pub read_url: String,
+    /// Span of each partition of `messages`, in hours: a divisor of 24 or a multiple of it.
+    /// Partitions are aligned to multiples of the span since 1970-01-01 UTC (24: one per UTC
+    /// day).
+    pub partition_hours: u64,
+    /// Partitions the workers keep created ahead of the current one.
+    pub partitions_ahead: u64,
+    /// Partitions whose every row is older than this many days are dropped by the workers;
+    /// 0 (the default) keeps every row forever.
+    pub retention_days: u64,
 }
 
 impl Default for PostgresSettings {
@@ -124,7 +136,27 @@ impl Default for PostgresSettings {
             url: "postgres://postgres@127.0.0.1:5432/sluice".into(),
             pool_size: 8,
             connect_timeout_ms: 2_000,
+            read_url: String::new(),
+            partition_hours: 24,
+            partitions_ahead: 3,
+            retention_days: 0,
         }
+    }
+}
+
+impl PostgresSettings {
+    /// The settings for the read replica, when `read_url` names one.
+    pub fn reader(&self) -> Option<Self> {
+        let url = self.read_url.trim();
+        (!url.is_empty()).then(|| Self {
+            url: url.to_owned(),
+            ..self.clone()
+        })
+    }
+
+    /// [`Self::partition_hours`] as a duration.
+    pub fn partition_span(&self) -> Duration {
+        Duration::from_secs(self.partition_hours * 3_600)
     }
 }
 
@@ -496,6 +528,40 @@ impl Settings {
             "postgres.connect_timeout_ms",
             self.postgres.connect_timeout_ms,
             (1, 60_000),
+        )?;
+        self.validate_partitions()
+    }
+
+    /// `postgres.read_url` and the partitioning of `messages`.
+    fn validate_partitions(&self) -> Result<(), SettingsError> {
+        if let Some(reader) = self.postgres.reader() {
+            check_url(
+                "postgres.read_url",
+                &reader.url,
+                &["postgres", "postgresql"],
+            )?;
+            reader
+                .url
+                .parse::<tokio_postgres::Config>()
+                .map_err(|e| invalid("postgres.read_url", format!("{e}: {:?}", reader.url)))?;
+        }
+        let hours = self.postgres.partition_hours;
+        check_range("postgres.partition_hours", hours, (1, 24 * 366))?;
+        if !24u64.is_multiple_of(hours) && !hours.is_multiple_of(24) {
+            return Err(invalid(
+                "postgres.partition_hours",
+                format!("must divide 24 or be a multiple of 24, got {hours}"),
+            ));
+        }
+        check_range(
+            "postgres.partitions_ahead",
+            self.postgres.partitions_ahead,
+            (1, 1_000),
+        )?;
+        check_range(
+            "postgres.retention_days",
+            self.postgres.retention_days,
+            (0, 100_000),
         )?;
         Ok(())
     }
@@ -908,6 +974,32 @@ mod tests {
         assert_eq!(s.worker.batch_max_wait_ms, 40);
         assert_eq!(s.gateway.listen.to_string(), "0.0.0.0:9001");
         assert_eq!(s.telemetry.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn partitions_and_the_read_replica_are_checked() {
+        let s = load(&[
+            ("SLUICE__POSTGRES__PARTITION_HOURS", "6"),
+            ("SLUICE__POSTGRES__RETENTION_DAYS", "30"),
+            (
+                "SLUICE__POSTGRES__READ_URL",
+                "postgres://reader@replica:5432/sluice",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(s.postgres.partition_span(), Duration::from_secs(6 * 3600));
+        let reader = s.postgres.reader().expect("a replica");
+        assert_eq!(reader.url, "postgres://reader@replica:5432/sluice");
+        assert_eq!(reader.pool_size, s.postgres.pool_size);
+        assert!(load(&[]).expect("defaults").postgres.reader().is_none());
+        let message = |pairs| load(pairs).expect_err("refused").to_string();
+        let e = message(&[("SLUICE__POSTGRES__PARTITION_HOURS", "5")]);
+        assert!(
+            e.contains("SLUICE__POSTGRES__PARTITION_HOURS") && e.contains("divide 24"),
+            "{e}"
+        );
+        let e = message(&[("SLUICE__POSTGRES__READ_URL", "mysql://x")]);
+        assert!(e.contains("SLUICE__POSTGRES__READ_URL"), "{e}");
     }
 
     #[test]

@@ -69,6 +69,10 @@ impl Application {
     pub fn build(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let (listener, port) = sluice_http::bind(settings.ingest.listen)?;
         let pool = connect::postgres_pool(&settings.postgres)?;
+        let read_pool = match settings.postgres.reader() {
+            Some(replica) => connect::postgres_pool(&replica)?,
+            None => pool.clone(),
+        };
         let keys = Keys::new(&settings.redis.key_prefix);
         let keys_pending = keys.pending_messages.clone();
         let redis_settings = settings.redis.clone();
@@ -123,6 +127,7 @@ impl Application {
                 redis,
                 keys: app_keys.clone(),
                 pool: pool.clone(),
+                read_pool: read_pool.clone(),
                 max_body_bytes,
                 max_batch_body_bytes,
                 batch_max_messages,

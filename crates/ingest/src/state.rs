@@ -17,8 +17,11 @@ pub struct AppState {
     pub redis: ConnectionManager,
     /// Key names under the configured prefix.
     pub keys: Keys,
-    /// PostgreSQL pool (shared by every worker thread), for `GET /messages` and `/ready`.
+    /// PostgreSQL pool (shared by every worker thread), for `/ready` and the persisted-row
+    /// checks of `Prefer: wait`.
     pub pool: Pool,
+    /// Where `GET /messages` reads: the replica at `postgres.read_url`, or [`Self::pool`].
+    pub read_pool: Pool,
     /// `ingest.max_body_bytes`.
     pub max_body_bytes: usize,
     /// `ingest.max_batch_body_bytes`.

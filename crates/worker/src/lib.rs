@@ -7,10 +7,12 @@
 //! - [`batch`]: parsing a batch's raw entries into envelopes and dead letters.
 //! - [`registry`]: heartbeats and the detection of dead peers.
 //! - [`rate`]: keeps `current_rps` decaying while idle.
+//! - [`maintenance`]: creates the partitions of `messages` ahead, drops them past retention.
 //! - [`http`]: the optional listener for `/metrics`, `/health` and `/ready`.
 
 pub mod batch;
 pub mod http;
+pub mod maintenance;
 pub mod queue;
 pub mod rate;
 pub mod registry;

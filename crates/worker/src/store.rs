@@ -79,7 +79,7 @@ WITH lease AS (
     INSERT INTO messages (id, user_id, channel_id, content, created_at)
     SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
     WHERE EXISTS (SELECT 1 FROM lease)
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT (id, created_at) DO NOTHING
     RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8";
@@ -90,12 +90,16 @@ const INSERT_RESUMED: &str = "
 WITH lease AS (
     SELECT 1 FROM sluice_worker_leases WHERE worker_id = $6 AND token = $7 FOR SHARE
 ), existing AS (
-    SELECT count(*) AS n FROM messages WHERE id = ANY($1::uuid[])
+    -- The bounds on created_at let PostgreSQL look in the batch's partitions only.
+    SELECT count(*) AS n FROM messages
+    WHERE id = ANY($1::uuid[])
+      AND created_at BETWEEN (SELECT min(c) FROM unnest($5::timestamptz[]) c)
+                         AND (SELECT max(c) FROM unnest($5::timestamptz[]) c)
 ), ins AS (
     INSERT INTO messages (id, user_id, channel_id, content, created_at)
     SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
     WHERE EXISTS (SELECT 1 FROM lease)
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT (id, created_at) DO NOTHING
     RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), (SELECT n FROM existing)";

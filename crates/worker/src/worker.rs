@@ -13,6 +13,7 @@ use chrono::Utc;
 use deadpool_postgres::Pool;
 use sluice_core::backoff::Backoff;
 use sluice_core::metric;
+use sluice_core::partitions::Plan;
 use sluice_core::settings::{Settings, WorkerSettings};
 use sluice_core::{CancellationToken, connect, schema};
 use tokio::time::Instant;
@@ -122,6 +123,8 @@ pub struct Worker {
     dead_peers_tx: watch::Sender<Vec<String>>,
     log: DependencyLog,
     status: Arc<crate::http::Status>,
+    /// The partitions of `messages` to keep (`postgres.partition_hours` and friends).
+    partitions: Plan,
 }
 
 impl Worker {
@@ -146,6 +149,7 @@ impl Worker {
             dead_peers_tx,
             log: DependencyLog::default(),
             status: Arc::default(),
+            partitions: Plan::from_settings(&settings.postgres),
         })
     }
 
@@ -383,6 +387,11 @@ impl Worker {
             }
         }
         backoff.reset();
+        let maintenance = tokio::spawn(crate::maintenance::maintain_periodically(
+            self.pool.clone(),
+            self.partitions,
+            shutdown.clone(),
+        ));
         let rate = tokio::spawn(crate::rate::refresh_periodically(
             self.queue.shared_connection(),
             self.queue.keys().clone(),
@@ -432,6 +441,7 @@ impl Worker {
             );
         }
         let _ = rate.await;
+        let _ = maintenance.await;
         tracing::info!(worker_id = %self.id, "worker stopped");
         Ok(())
     }
@@ -439,6 +449,10 @@ impl Worker {
     /// Start-up: schema, lease, and a first heartbeat before anything is taken.
     async fn prepare(&mut self) -> anyhow::Result<()> {
         self.migrate().await?;
+        // Without its partitions, rows go to messages_default: nothing is lost if this fails.
+        if let Err(e) = crate::maintenance::run_once(&self.pool, &self.partitions).await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot create the partitions of messages yet");
+        }
         self.lease().await?;
         self.heartbeat().await?;
         Ok(())

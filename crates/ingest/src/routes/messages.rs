@@ -589,7 +589,7 @@ async fn fetch_page(state: &AppState, query: &ListQuery) -> anyhow::Result<Messa
          {filter} ORDER BY id DESC LIMIT ${}",
         params.len()
     );
-    let client = state.pool.get().await?;
+    let client = state.read_pool.get().await?;
     let statement = client.prepare_cached(&sql).await?;
     let rows = client.query(&statement, &params).await?;
     let messages: Vec<StoredMessage> = rows

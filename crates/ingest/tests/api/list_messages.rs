@@ -3,7 +3,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_error, spawn_app};
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 
 /// Inserts `n` rows spread over channels 1..=3 and users 1..=2; returns their ids oldest first.
 async fn seed(app: &TestApp, n: usize) -> Vec<Uuid> {
@@ -113,4 +113,42 @@ async fn bad_query_parameters_get_400_naming_each() {
             && fields.contains_key("before")
     );
     app.cleanup().await;
+}
+
+#[tokio::test]
+async fn pages_come_from_the_read_replica_when_one_is_set() {
+    // A "replica" that holds other rows than the primary, so the answer shows where it came from.
+    let replica = sluice_tests::TestDb::create("replica")
+        .await
+        .expect("database");
+    let settings = sluice_core::settings::PostgresSettings {
+        url: replica.url.clone(),
+        ..Default::default()
+    };
+    let pool = sluice_core::connect::postgres_pool(&settings).expect("pool");
+    let mut client = pool.get().await.expect("connection");
+    sluice_core::schema::migrate(&mut client)
+        .await
+        .expect("schema");
+    let on_replica = Uuid::now_v7();
+    client
+        .execute(
+            "INSERT INTO messages (id, user_id, channel_id, content, created_at) \
+             VALUES ($1, 1, 1, 'from the replica', now())",
+            &[&on_replica],
+        )
+        .await
+        .expect("insert");
+    drop((client, pool));
+
+    let app = spawn_app_with(&[("POSTGRES__READ_URL", &replica.url)]).await;
+    seed(&app, 3).await;
+    let page = get(&app, "limit=10").await;
+    assert_eq!(ids(&page), [on_replica], "{page}");
+    assert_eq!(page["messages"][0]["content"], "from the replica");
+    // Readiness still asks the primary.
+    let ready = app.http.get(app.url("/ready")).send().await.expect("sent");
+    assert_eq!(ready.status().as_u16(), 200);
+    app.cleanup().await;
+    replica.drop_db().await.expect("dropped");
 }
