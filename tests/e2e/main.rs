@@ -4,6 +4,7 @@
 mod attacks;
 mod bench_smoke;
 mod capacity;
+mod cluster;
 mod config;
 mod contract;
 mod deploy;

@@ -235,6 +235,17 @@ impl Stack {
 /// after a short pause with the same `Idempotency-Key`, as a careful client would; only 202
 /// answers count as accepted.
 pub async fn produce(ingest_url: &str, total: usize, concurrency: usize) -> Vec<Uuid> {
+    produce_as(ingest_url, "message", total, concurrency).await
+}
+
+/// [`produce`] with Idempotency-Keys `<label>-<i>`, so that several runs against one stack
+/// never share a key.
+pub async fn produce_as(
+    ingest_url: &str,
+    label: &str,
+    total: usize,
+    concurrency: usize,
+) -> Vec<Uuid> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -244,6 +255,7 @@ pub async fn produce(ingest_url: &str, total: usize, concurrency: usize) -> Vec<
     let tasks: Vec<_> = (0..concurrency)
         .map(|client| {
             let (http, next, url) = (http.clone(), Arc::clone(&next), url.clone());
+            let label = label.to_owned();
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 loop {
@@ -262,7 +274,7 @@ pub async fn produce(ingest_url: &str, total: usize, concurrency: usize) -> Vec<
                         let sent = http
                             .post(&url)
                             .header("content-type", "application/json")
-                            .header("idempotency-key", format!("message-{i}"))
+                            .header("idempotency-key", format!("{label}-{i}"))
                             .body(body.clone())
                             .send()
                             .await;

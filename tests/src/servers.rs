@@ -288,3 +288,245 @@ impl StatusOk for Command {
 async fn run(cmd: &mut Command) -> anyhow::Result<()> {
     cmd.status_ok().await
 }
+
+/// A private Redis Cluster on loopback: three primaries and three replicas of `redis-server`
+/// in cluster mode (AOF on, `appendfsync everysec`, node timeout 2 s), joined by
+/// `redis-cli --cluster create`.
+#[derive(Debug)]
+pub struct RedisCluster {
+    /// The nodes' ports on 127.0.0.1.
+    pub ports: Vec<u16>,
+    dir: PathBuf,
+    children: Vec<Option<Child>>,
+}
+
+impl RedisCluster {
+    /// Starts six nodes and creates the cluster; returns once every node reports it `ok`.
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = scratch_dir("cluster")?;
+        let mut cluster = Self {
+            ports: Vec::new(),
+            dir,
+            children: Vec::new(),
+        };
+        for _ in 0..6 {
+            let port = free_port();
+            cluster.ports.push(port);
+            cluster.children.push(Some(cluster.launch(port)?));
+        }
+        for port in &cluster.ports {
+            wait_for(
+                &format!("redis://127.0.0.1:{port}"),
+                Duration::from_secs(10),
+            )
+            .await?;
+        }
+        let addresses: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .await
+            .context("redis-cli --cluster create")?;
+        if !out.status.success() {
+            bail!(
+                "redis-cli --cluster create: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !cluster.all_ok().await {
+            if tokio::time::Instant::now() > deadline {
+                bail!("the cluster did not reach cluster_state:ok");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(cluster)
+    }
+
+    fn launch(&self, port: u16) -> anyhow::Result<Child> {
+        let dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&dir)?;
+        let log = std::fs::File::create(dir.join("redis.log"))?;
+        Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting redis-server in cluster mode")
+    }
+
+    /// The nodes' URLs, comma-separated: the value of `redis.cluster_nodes`.
+    pub fn nodes(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    async fn all_ok(&self) -> bool {
+        for (port, child) in self.ports.iter().zip(&self.children) {
+            if child.is_none() {
+                continue;
+            }
+            match cli(*port, &["CLUSTER", "INFO"]).await {
+                Ok(info) if info.contains("cluster_state:ok") => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// The port of the primary serving `key`'s slot, as the live nodes see it.
+    pub async fn primary_of(&self, key: &str) -> anyhow::Result<u16> {
+        let alive = self.alive().next().context("no live node")?;
+        let slot = cli(alive, &["CLUSTER", "KEYSLOT", key]).await?;
+        let slot: u16 = slot.trim().parse()?;
+        let nodes = cli(alive, &["CLUSTER", "NODES"]).await?;
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(address), Some(flags)) = (fields.get(1), fields.get(2)) else {
+                continue;
+            };
+            if !flags.contains("master") || flags.contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| match range.split_once('-') {
+                Some((a, b)) => {
+                    a.parse::<u16>().is_ok_and(|a| a <= slot)
+                        && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                }
+                None => range.parse::<u16>().is_ok_and(|s| s == slot),
+            });
+            if serves {
+                let port = address.split(['@', ':']).nth(1).context("node address")?;
+                return Ok(port.parse()?);
+            }
+        }
+        bail!("no live primary serves slot {slot}")
+    }
+
+    /// A replica of the primary on `primary` that has finished its first sync (waits up to
+    /// 10 s for one: replicas attach a moment after the cluster reports `ok`).
+    pub async fn replica_of(&self, primary: u16) -> anyhow::Result<u16> {
+        let id = cli(primary, &["CLUSTER", "MYID"]).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let replicas = cli(primary, &["CLUSTER", "REPLICAS", id.trim()]).await?;
+            let port = replicas
+                .lines()
+                .filter(|line| line.contains("connected"))
+                .find_map(|line| line.split_whitespace().nth(1))
+                .and_then(|address| address.split(['@', ':']).nth(1))
+                .and_then(|port| port.parse::<u16>().ok());
+            if let Some(port) = port {
+                let info = cli(port, &["INFO", "replication"]).await?;
+                if info.contains("master_link_status:up") {
+                    return Ok(port);
+                }
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the primary on {primary} has no synced replica after 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A graceful failover: the replica on `replica` takes over once it has caught up. Returns
+    /// once the cluster is `ok` again with it as primary.
+    pub async fn failover(&self, replica: u16, key: &str) -> anyhow::Result<()> {
+        cli(replica, &["CLUSTER", "FAILOVER"]).await?;
+        self.until_primary(replica, key).await
+    }
+
+    /// SIGKILL to the node on `port`: no chance to replicate or fsync anything more.
+    pub async fn kill(&mut self, port: u16) -> anyhow::Result<()> {
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .context("no such node")?;
+        if let Some(mut child) = self.children[i].take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `key`'s slot is served by the node on `port` and the cluster is `ok`.
+    pub async fn until_primary(&self, port: u16, key: &str) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.primary_of(key).await.ok() == Some(port) && self.all_ok().await {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("node {port} did not take over within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn alive(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ports
+            .iter()
+            .zip(&self.children)
+            .filter(|(_, c)| c.is_some())
+            .map(|(p, _)| *p)
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `redis-cli -p <port> <args>`'s output.
+async fn cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .await
+        .context("redis-cli")?;
+    if !out.status.success() {
+        bail!(
+            "redis-cli {args:?} on {port}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn wait_for(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !ping(url).await {
+        if tokio::time::Instant::now() > deadline {
+            bail!("{url} did not answer");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

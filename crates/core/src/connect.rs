@@ -4,20 +4,107 @@
 //!   connect and response times. Cheap to clone; every non-blocking command goes through it.
 //! - [`redis_dedicated`]: a connection of its own for blocking commands (`BLMOVE`), which would
 //!   stall every other caller of a shared multiplexed connection.
+//! - [`pubsub_clients`]: where subscriptions connect.
 //! - [`postgres_pool`]: a bounded pool that connects lazily, so a service starts even while
 //!   PostgreSQL is down and recovers when it comes back.
+//!
+//! With `redis.cluster_nodes` set, the Redis connections are the `redis` crate's cluster
+//! client, which follows the slot map through failovers; [`RedisConnection`] lets every caller
+//! use either kind the same way.
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, RedisResult};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::settings::{PostgresSettings, RedisSettings};
 
+/// A connection to a single Redis or to a Redis Cluster. Cheap to clone: clones share one
+/// multiplexed connection (per node).
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// One server, `redis.url`, reconnecting by itself.
+    Single(ConnectionManager),
+    /// One server, one connection that its owner replaces after an error.
+    Direct(MultiplexedConnection),
+    /// A cluster, `redis.cluster_nodes`.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Direct(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Direct(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Direct(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Single(_) => "RedisConnection::Single",
+            Self::Direct(_) => "RedisConnection::Direct",
+            Self::Cluster(_) => "RedisConnection::Cluster",
+        })
+    }
+}
+
+/// The cluster client for `settings`, commands bounded by `response_timeout`.
+fn cluster(
+    settings: &RedisSettings,
+    response_timeout: Duration,
+) -> RedisResult<(ClusterClient, ClusterConfig)> {
+    let client = ClusterClient::builder(settings.cluster_node_urls())
+        .connection_timeout(settings.connect_timeout())
+        .response_timeout(response_timeout)
+        // A command retries on MOVED and on a lost node (a failover) within three times its
+        // own budget, then fails like any other Redis error; it never waits without bound.
+        .retries(3)
+        .overall_response_timeout(Some(response_timeout * 3))
+        .build()?;
+    let config = ClusterConfig::new()
+        .set_connection_timeout(settings.connect_timeout())
+        .set_response_timeout(response_timeout);
+    Ok((client, config))
+}
+
 /// A self-reconnecting Redis connection. It connects lazily, so this succeeds while Redis is
 /// down; commands then fail fast until it is back.
-pub fn redis_manager(settings: &RedisSettings) -> RedisResult<ConnectionManager> {
+pub fn redis_manager(settings: &RedisSettings) -> RedisResult<RedisConnection> {
+    if !settings.cluster_node_urls().is_empty() {
+        let (client, config) = cluster(settings, settings.response_timeout())?;
+        return Ok(RedisConnection::Cluster(
+            client.get_pending_async_connection_with_config(config),
+        ));
+    }
     let client = Client::open(settings.url.as_str())?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout()))
@@ -27,7 +114,7 @@ pub fn redis_manager(settings: &RedisSettings) -> RedisResult<ConnectionManager>
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(50))
         .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config)
+    ConnectionManager::new_lazy_with_config(client, config).map(RedisConnection::Single)
 }
 
 /// A connection of its own, for blocking commands. `response_timeout` must exceed the longest
@@ -35,7 +122,13 @@ pub fn redis_manager(settings: &RedisSettings) -> RedisResult<ConnectionManager>
 pub async fn redis_dedicated(
     settings: &RedisSettings,
     response_timeout: Duration,
-) -> RedisResult<MultiplexedConnection> {
+) -> RedisResult<RedisConnection> {
+    if !settings.cluster_node_urls().is_empty() {
+        let (client, config) = cluster(settings, response_timeout)?;
+        return Ok(RedisConnection::Cluster(
+            client.get_async_connection_with_config(config).await?,
+        ));
+    }
     let client = Client::open(settings.url.as_str())?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout()))
@@ -43,6 +136,17 @@ pub async fn redis_dedicated(
     client
         .get_multiplexed_async_connection_with_config(&config)
         .await
+        .map(RedisConnection::Direct)
+}
+
+/// Where subscriptions connect: the one server, or each cluster node in turn (a PUBLISH
+/// reaches subscribers on every node of a cluster, so any live node will do).
+pub fn pubsub_clients(settings: &RedisSettings) -> RedisResult<Vec<Client>> {
+    let nodes = settings.cluster_node_urls();
+    if nodes.is_empty() {
+        return Ok(vec![Client::open(settings.url.as_str())?]);
+    }
+    nodes.into_iter().map(Client::open).collect()
 }
 
 /// Why a PostgreSQL pool could not be built.

@@ -12,8 +12,12 @@ use crate::backoff::Backoff;
 /// Subscribes to `channels` and calls `on_message(channel, payload)` for every message until
 /// `shutdown`. `what` names the subscription in the (once per outage) log lines. Messages
 /// published while the connection is down are lost, as Redis pub/sub always loses them.
+///
+/// `clients` holds one server, or the nodes of a cluster (a PUBLISH reaches the subscribers of
+/// every node): each new attempt goes to the next one, so losing a node moves the subscription
+/// to another.
 pub async fn listen(
-    client: redis::Client,
+    clients: Vec<redis::Client>,
     channels: &[String],
     what: &str,
     mut on_message: impl FnMut(&str, &[u8]),
@@ -21,7 +25,13 @@ pub async fn listen(
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut failing = false;
+    let mut next = 0;
     while !shutdown.is_cancelled() {
+        let Some(client) = clients.get(next % clients.len().max(1)) else {
+            tracing::error!("no Redis to subscribe to {what} on");
+            return;
+        };
+        next += 1;
         let subscribed = async {
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(channels).await?;

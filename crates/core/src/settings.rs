@@ -81,6 +81,11 @@ pub struct RedisSettings {
     pub response_timeout_ms: u64,
     /// How long establishing a connection may take.
     pub connect_timeout_ms: u64,
+    /// Comma-separated URLs of Redis Cluster nodes (any few of them; the rest are discovered).
+    /// When set, every service uses the cluster client instead of `url`, and every key carries
+    /// the hash tag `{<key_prefix>}` (`{sluice}` when the prefix is empty) so that all of them,
+    /// and so every script, live in one slot. Empty (the default): one Redis at `url`.
+    pub cluster_nodes: String,
 }
 
 impl Default for RedisSettings {
@@ -90,11 +95,38 @@ impl Default for RedisSettings {
             key_prefix: String::new(),
             response_timeout_ms: 1_000,
             connect_timeout_ms: 1_000,
+            cluster_nodes: String::new(),
         }
     }
 }
 
 impl RedisSettings {
+    /// The cluster nodes' URLs; empty when Redis is a single server.
+    pub fn cluster_node_urls(&self) -> Vec<&str> {
+        self.cluster_nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
+    /// The prefix every key is built with: [`Self::key_prefix`], made a hash tag in cluster
+    /// mode unless it already holds one.
+    pub fn effective_key_prefix(&self) -> String {
+        if self.cluster_node_urls().is_empty() {
+            return self.key_prefix.clone();
+        }
+        let has_tag = self
+            .key_prefix
+            .split_once('{')
+            .is_some_and(|(_, rest)| rest.find('}').is_some_and(|end| end > 0));
+        match self.key_prefix.as_str() {
+            _ if has_tag => self.key_prefix.clone(),
+            "" => "{sluice}".into(),
+            prefix => format!("{{{prefix}}}"),
+        }
+    }
+
     /// [`Self::response_timeout_ms`] as a duration.
     pub fn response_timeout(&self) -> Duration {
         Duration::from_millis(self.response_timeout_ms)
@@ -504,6 +536,9 @@ impl Settings {
             &self.redis.url,
             &["redis", "rediss", "redis+unix", "unix"],
         )?;
+        for node in self.redis.cluster_node_urls() {
+            check_url("redis.cluster_nodes", node, &["redis", "rediss"])?;
+        }
         check_url(
             "postgres.url",
             &self.postgres.url,
@@ -974,6 +1009,31 @@ mod tests {
         assert_eq!(s.worker.batch_max_wait_ms, 40);
         assert_eq!(s.gateway.listen.to_string(), "0.0.0.0:9001");
         assert_eq!(s.telemetry.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn cluster_mode_tags_every_key_with_one_hash_tag() {
+        let single = load(&[("SLUICE__REDIS__KEY_PREFIX", "t:")]).expect("valid");
+        assert_eq!(single.redis.effective_key_prefix(), "t:");
+        let nodes = (
+            "SLUICE__REDIS__CLUSTER_NODES",
+            "redis://a:7000, redis://b:7001,",
+        );
+        let cluster = load(&[nodes]).expect("valid");
+        assert_eq!(
+            cluster.redis.cluster_node_urls(),
+            ["redis://a:7000", "redis://b:7001"]
+        );
+        assert_eq!(cluster.redis.effective_key_prefix(), "{sluice}");
+        let tagged = load(&[nodes, ("SLUICE__REDIS__KEY_PREFIX", "t:")]).expect("valid");
+        assert_eq!(tagged.redis.effective_key_prefix(), "{t:}");
+        let own = load(&[nodes, ("SLUICE__REDIS__KEY_PREFIX", "app:{t1}:")]).expect("valid");
+        assert_eq!(own.redis.effective_key_prefix(), "app:{t1}:");
+        let e = load(&[("SLUICE__REDIS__CLUSTER_NODES", "http://a:1")]).expect_err("refused");
+        assert!(
+            e.to_string().contains("SLUICE__REDIS__CLUSTER_NODES"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub struct Channels {
 /// backoff whenever the connection drops.
 pub async fn run(
     hub: Arc<Hub>,
-    client: redis::Client,
+    clients: Vec<redis::Client>,
     channels: Channels,
     shutdown: CancellationToken,
 ) {
@@ -36,7 +36,7 @@ pub async fn run(
         }
     };
     sluice_core::pubsub::listen(
-        client,
+        clients,
         &names,
         "batch and alert events",
         on_message,

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use bytestring::ByteString;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use sluice_core::Keys;
+use sluice_core::connect::RedisConnection;
 use sluice_core::history::{History, Window};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -29,7 +29,7 @@ struct Message<'a> {
 /// The latest answer per window.
 pub struct HistoryCache {
     keys: Keys,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     timeout: Duration,
     entries: [Mutex<Option<(Instant, ByteString)>>; 4],
 }
@@ -42,7 +42,7 @@ impl std::fmt::Debug for HistoryCache {
 
 impl HistoryCache {
     /// A cache reading the history under `keys` through `redis`.
-    pub fn new(keys: Keys, redis: ConnectionManager, timeout: Duration) -> Self {
+    pub fn new(keys: Keys, redis: RedisConnection, timeout: Duration) -> Self {
         Self {
             keys,
             redis,

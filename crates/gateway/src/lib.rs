@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use actix_web::{App, web};
 use anyhow::Context;
-use redis::aio::ConnectionManager;
+use sluice_core::connect::RedisConnection;
 use sluice_core::stats::StatsReader;
 use sluice_core::{CancellationToken, Keys, Settings, connect};
 use sluice_http::{EdgeConfig, EdgeStats};
@@ -61,7 +61,7 @@ pub struct State {
     /// Snapshots, intervals and counters.
     pub hub: Arc<Hub>,
     /// For `GET /stats` reads when no fresh snapshot exists, and the other reads.
-    pub redis: ConnectionManager,
+    pub redis: RedisConnection,
     /// Key names under the configured prefix.
     pub keys: Keys,
     /// The one-round-trip stats read.
@@ -107,7 +107,7 @@ pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 pub struct StatsStream {
     state: web::Data<State>,
     sender: watch::Sender<Option<Arc<Snapshot>>>,
-    redis_client: redis::Client,
+    redis_clients: Vec<redis::Client>,
     channels: Channels,
     evaluator: Evaluator,
 }
@@ -127,7 +127,7 @@ impl StatsStream {
             gateway.max_connections,
             gateway.max_connections_per_ip,
         );
-        let keys = Keys::new(&settings.redis.key_prefix);
+        let keys = Keys::new(&settings.redis.effective_key_prefix());
         let redis = connect::redis_manager(&settings.redis).context("invalid redis.url")?;
         let redis_timeout = settings.redis.response_timeout();
         let worker_dead_after = Duration::from_millis(gateway.worker_dead_after_ms);
@@ -157,7 +157,7 @@ impl StatsStream {
         Ok(Self {
             state,
             sender,
-            redis_client: redis::Client::open(settings.redis.url.as_str())?,
+            redis_clients: connect::pubsub_clients(&settings.redis)?,
             channels: Channels {
                 batches: keys.batch_events,
                 alerts: keys.alert_events,
@@ -192,7 +192,7 @@ impl StatsStream {
         ));
         let events = tokio::spawn(batches::run(
             Arc::clone(&state.hub),
-            self.redis_client,
+            self.redis_clients,
             self.channels,
             state.shutdown.clone(),
         ));

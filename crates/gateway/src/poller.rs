@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use redis::aio::ConnectionManager;
 use sluice_core::CancellationToken;
+use sluice_core::connect::RedisConnection;
 use sluice_core::stats::{Stats, StatsReader};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -23,7 +23,7 @@ pub async fn run(
     hub: Arc<Hub>,
     sender: watch::Sender<Option<Arc<Snapshot>>>,
     reader: StatsReader,
-    mut redis: ConnectionManager,
+    mut redis: RedisConnection,
     timeout: std::time::Duration,
     mut alerting: Alerting,
     shutdown: CancellationToken,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
+use sluice_core::connect::RedisConnection;
 use sluice_core::keys::RATE_WINDOW_SECS;
 use sluice_core::shutdown::Ticker;
 use sluice_core::{CancellationToken, Keys};
@@ -50,7 +50,7 @@ impl Accepted {
     /// seconds if Redis fails).
     pub async fn flush_periodically(
         &self,
-        mut conn: ConnectionManager,
+        mut conn: RedisConnection,
         keys: Keys,
         timeout: Duration,
         stopped: CancellationToken,
@@ -74,12 +74,7 @@ impl Accepted {
     }
 
     /// Moves the pending count into Redis; returns false (keeping the count) if that failed.
-    pub async fn flush(
-        &self,
-        conn: &mut ConnectionManager,
-        keys: &Keys,
-        timeout: Duration,
-    ) -> bool {
+    pub async fn flush(&self, conn: &mut RedisConnection, keys: &Keys, timeout: Duration) -> bool {
         static SCRIPT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::new(include_str!("lua/count_accepted.lua")));
         let n = self.pending.swap(0, Ordering::Relaxed);

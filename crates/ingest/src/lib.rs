@@ -53,14 +53,14 @@ pub struct Application {
     server: actix_server::Server,
     shutdown: CancellationToken,
     depth: Arc<Depth>,
-    depth_conn: redis::aio::ConnectionManager,
+    depth_conn: sluice_core::connect::RedisConnection,
     pending: String,
     redis_timeout: Duration,
     accepted: Arc<Accepted>,
     keys: Keys,
     stream: Option<StatsStream>,
     waiters: Arc<Waiters>,
-    redis_client: redis::Client,
+    redis_clients: Vec<redis::Client>,
 }
 
 impl Application {
@@ -73,7 +73,7 @@ impl Application {
             Some(replica) => connect::postgres_pool(&replica)?,
             None => pool.clone(),
         };
-        let keys = Keys::new(&settings.redis.key_prefix);
+        let keys = Keys::new(&settings.redis.effective_key_prefix());
         let keys_pending = keys.pending_messages.clone();
         let redis_settings = settings.redis.clone();
         // The queue-depth gauge's connection; building it here also fails now, not in each
@@ -170,8 +170,7 @@ impl Application {
             keys,
             stream,
             waiters,
-            redis_client: redis::Client::open(settings.redis.url.as_str())
-                .context("invalid redis.url")?,
+            redis_clients: connect::pubsub_clients(&settings.redis).context("invalid redis.url")?,
         })
     }
 
@@ -186,7 +185,7 @@ impl Application {
         let stream = self.stream.map(StatsStream::start);
         let waiting = tokio::spawn(persisted::listen(
             Arc::clone(&self.waiters),
-            self.redis_client,
+            self.redis_clients,
             self.keys.batch_events.clone(),
             self.shutdown.clone(),
         ));

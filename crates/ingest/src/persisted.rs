@@ -151,12 +151,12 @@ impl Drop for Registration {
 /// Feeds `waiters` from `batch_events` until shutdown, then releases them all.
 pub async fn listen(
     waiters: Arc<Waiters>,
-    client: redis::Client,
+    clients: Vec<redis::Client>,
     channel: String,
     shutdown: CancellationToken,
 ) {
     let on_message = |_: &str, payload: &[u8]| waiters.on_event(payload);
-    sluice_core::pubsub::listen(client, &[channel], "batch events", on_message, shutdown).await;
+    sluice_core::pubsub::listen(clients, &[channel], "batch events", on_message, shutdown).await;
     waiters.release_all();
 }
 

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
 use sluice_core::CancellationToken;
+use sluice_core::connect::RedisConnection;
 use sluice_core::message::Envelope;
 use sluice_core::outage::{Line, OutageLog};
 
@@ -91,7 +91,7 @@ impl Depth {
     /// Keeps the gauge current until shutdown.
     pub async fn refresh_periodically(
         &self,
-        mut conn: ConnectionManager,
+        mut conn: RedisConnection,
         list: String,
         timeout: Duration,
         shutdown: CancellationToken,
@@ -113,7 +113,7 @@ impl Depth {
 /// either way nothing was queued.
 #[tracing::instrument(name = "redis.lpush", skip_all, fields(count = envelopes.len()), err(level = "debug"))]
 pub async fn push(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConnection,
     list: &str,
     envelopes: &[Envelope],
     depth: &Depth,
@@ -193,7 +193,7 @@ pub struct IdempotentKeys<'a> {
 /// just after queueing).
 #[tracing::instrument(name = "redis.lpush_idempotent", skip_all, fields(count = envelopes.len()), err(level = "debug"))]
 pub async fn push_idempotent(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConnection,
     keys: IdempotentKeys<'_>,
     envelopes: &[Envelope],
     answer: &str,
@@ -238,7 +238,7 @@ pub async fn push_idempotent(
 }
 
 /// `LLEN pending_messages`, or `None` when Redis does not answer within `timeout`.
-pub async fn length(conn: &mut ConnectionManager, list: &str, timeout: Duration) -> Option<u64> {
+pub async fn length(conn: &mut RedisConnection, list: &str, timeout: Duration) -> Option<u64> {
     let mut llen = redis::cmd("LLEN");
     llen.arg(list);
     within(timeout, "LLEN", llen.query_async::<u64>(conn))

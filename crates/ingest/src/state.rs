@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use redis::aio::ConnectionManager;
 use sluice_core::Keys;
+use sluice_core::connect::RedisConnection;
 
 use crate::body::{Budget, Limits, Share};
 use crate::queue::{Depth, Retention};
@@ -14,7 +14,7 @@ use crate::queue::{Depth, Retention};
 pub struct AppState {
     /// This HTTP worker's own multiplexed Redis connection; each worker thread has one so the
     /// threads do not contend on a single socket.
-    pub redis: ConnectionManager,
+    pub redis: RedisConnection,
     /// Key names under the configured prefix.
     pub keys: Keys,
     /// PostgreSQL pool (shared by every worker thread), for `/ready` and the persisted-row

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::{RedisResult, Script};
+use sluice_core::connect::RedisConnection;
 use sluice_core::settings::RedisSettings;
 use sluice_core::{Keys, connect};
 
@@ -20,10 +20,10 @@ pub struct Queue {
     keys: Keys,
     processing: String,
     /// Shared multiplexed connection for every non-blocking command.
-    redis: ConnectionManager,
+    redis: RedisConnection,
     /// Connection of its own for BLMOVE, which would stall a shared one while it blocks.
     /// Dropped after an error and reopened on next use.
-    blocking: Option<MultiplexedConnection>,
+    blocking: Option<RedisConnection>,
     settings: RedisSettings,
     /// Longest single BLMOVE; the blocking connection's response timeout exceeds it.
     max_block: Duration,
@@ -54,7 +54,7 @@ impl Queue {
         worker_id: &str,
         max_block: Duration,
     ) -> RedisResult<Self> {
-        let keys = Keys::new(&settings.key_prefix);
+        let keys = Keys::new(&settings.effective_key_prefix());
         Ok(Self {
             processing: keys.processing(worker_id),
             keys,
@@ -80,7 +80,7 @@ impl Queue {
     }
 
     /// A clone of the shared connection, for other tasks of this worker.
-    pub fn shared_connection(&self) -> ConnectionManager {
+    pub fn shared_connection(&self) -> RedisConnection {
         self.redis.clone()
     }
 

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use sluice_core::connect::RedisConnection;
 use sluice_core::stats::StatsReader;
 use sluice_core::{CancellationToken, Keys};
 
@@ -18,7 +18,7 @@ pub const READS_PER_SECOND: u32 = 2;
 /// Reads the stats [`READS_PER_SECOND`] times a second until shutdown; `dead_after` is the
 /// heartbeat age past which a worker no longer counts as alive.
 pub async fn refresh_periodically(
-    mut redis: ConnectionManager,
+    mut redis: RedisConnection,
     keys: Keys,
     dead_after: Duration,
     shutdown: CancellationToken,

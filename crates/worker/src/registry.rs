@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
+use sluice_core::connect::RedisConnection;
 use sluice_core::settings::limits;
 use sluice_core::shutdown::Ticker;
 use sluice_core::{CancellationToken, Keys};
@@ -72,7 +72,7 @@ pub struct Beat {
 
 /// Beats until shutdown, publishing the ids of dead peers on `dead`.
 pub async fn beat_periodically(
-    mut redis: ConnectionManager,
+    mut redis: RedisConnection,
     beat_info: Beat,
     dead: watch::Sender<Vec<String>>,
     shutdown: CancellationToken,
@@ -117,7 +117,7 @@ pub async fn beat_periodically(
 /// than `dead_after` (by the Redis clock, so the workers' clocks need not agree).
 #[tracing::instrument(name = "redis.heartbeat", skip(redis, keys), err(level = "debug"))]
 pub async fn beat(
-    redis: &mut ConnectionManager,
+    redis: &mut RedisConnection,
     keys: &Keys,
     worker_id: &str,
     dead_after: Duration,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use sluice_core::connect::RedisConnection;
 use sluice_core::stats::Stats;
 use tokio::time::Instant;
 
@@ -35,7 +35,7 @@ impl Alerting {
     }
 
     /// Evaluates a successful reading.
-    pub async fn on_reading(&mut self, stats: &Stats, conn: &mut ConnectionManager) {
+    pub async fn on_reading(&mut self, stats: &Stats, conn: &mut RedisConnection) {
         let now = Instant::now();
         if let Some(transition) = self.evaluator.evaluate_redis(false, now) {
             self.redis_back(conn).await;
@@ -68,7 +68,7 @@ impl Alerting {
 
     /// Records a transition in Redis; returns whether the store took it (fired or resolved,
     /// by this gateway or another).
-    async fn record(&self, transition: &Transition, conn: &mut ConnectionManager) -> bool {
+    async fn record(&self, transition: &Transition, conn: &mut RedisConnection) -> bool {
         let call = async {
             match transition {
                 Transition::Fire(rule, check) => {
@@ -101,7 +101,7 @@ impl Alerting {
 
     /// Redis answers again: resolves this gateway's `redis_down` for its clients and records
     /// the outage in `alerts_recent`.
-    async fn redis_back(&mut self, conn: &mut ConnectionManager) {
+    async fn redis_back(&mut self, conn: &mut RedisConnection) {
         let Some((firing, began)) = self.outage.take() else {
             return;
         };
