@@ -168,5 +168,14 @@ async fn exactly_once_through_a_failover_and_a_killed_primary() {
         stats["total_messages"], after_kill.total_messages,
         "{stats}"
     );
+    // Waiting for persistence rides the batch events, which a cluster delivers on every node.
+    let waited = reqwest::Client::new()
+        .post(format!("{}/messages", stack.ingest_url))
+        .header("prefer", "wait=10")
+        .json(&serde_json::json!({"user_id": 1, "channel_id": 1, "content": "after the kill"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(waited.status().as_u16(), 201, "persisted, and told so");
     stack.stop().await;
 }
