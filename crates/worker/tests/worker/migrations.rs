@@ -76,27 +76,13 @@ async fn many_workers_migrating_at_once_apply_each_migration_once() {
 async fn a_database_migrated_by_the_earlier_runner_is_adopted_without_running_anything_again() {
     let db = TestDb::create("legacy").await.expect("database");
     let client = db.client().await.expect("client");
-    // What the earlier runner left: the schema it knew, its own table of versions, and data.
-    for m in &MIGRATIONS[..2] {
-        client.batch_execute(m.sql).await.expect("schema");
-    }
-    client
-        .batch_execute(
-            "CREATE TABLE sluice_schema_migrations (
-                 version integer PRIMARY KEY, name text NOT NULL,
-                 applied_at timestamptz NOT NULL DEFAULT now());
-             INSERT INTO sluice_schema_migrations (version, name)
-                 VALUES (1, 'create_messages'), (2, 'worker_leases');
-             INSERT INTO messages (id, user_id, channel_id, content, created_at)
-                 VALUES (gen_random_uuid(), 1, 1, 'kept', now());",
-        )
-        .await
-        .expect("legacy state");
-    let settings = sluice_core::settings::PostgresSettings {
-        url: db.url.clone(),
-        ..Default::default()
-    };
-    let pool = sluice_core::connect::postgres_pool(&settings).expect("pool");
+    earlier_runner_database(
+        &client,
+        "INSERT INTO messages (id, user_id, channel_id, content, created_at)
+             VALUES (gen_random_uuid(), 1, 1, 'kept', now())",
+    )
+    .await;
+    let pool = pool_for(&db);
     let mut pooled = pool.get().await.expect("connection");
     let report = schema::migrate(&mut pooled).await.expect("adopted");
     assert_eq!(
@@ -133,32 +119,46 @@ async fn a_database_migrated_by_the_earlier_runner_is_adopted_without_running_an
     db.drop_db().await.expect("dropped");
 }
 
-/// A database at migration 2 holding `rows` messages created over the last three days, then
-/// migrated by this Sluice.
-async fn migrated_with_rows(db: &TestDb, rows: i64) -> tokio_postgres::Client {
-    let client = db.client().await.expect("client");
+/// What Sluice's earlier runner left: migrations 1 and 2, its own table of versions, and the
+/// rows `insert` adds.
+async fn earlier_runner_database(client: &tokio_postgres::Client, insert: &str) {
     for m in &MIGRATIONS[..2] {
         client.batch_execute(m.sql).await.expect("schema");
     }
     client
-        .batch_execute(&format!(
+        .batch_execute(
             "CREATE TABLE sluice_schema_migrations (
                  version integer PRIMARY KEY, name text NOT NULL,
                  applied_at timestamptz NOT NULL DEFAULT now());
              INSERT INTO sluice_schema_migrations (version, name)
-                 VALUES (1, 'create_messages'), (2, 'worker_leases');
-             INSERT INTO messages (id, user_id, channel_id, content, created_at)
-                 SELECT gen_random_uuid(), 1 + i % 7, 1 + i % 3, 'old ' || i,
-                        now() - (i * interval '3 days' / {rows})
-                 FROM generate_series(1, {rows}) i;"
-        ))
+                 VALUES (1, 'create_messages'), (2, 'worker_leases');",
+        )
         .await
-        .expect("a plain table with rows");
+        .expect("the earlier runner's versions");
+    client.batch_execute(insert).await.expect("rows");
+}
+
+/// A pooled connection to `db`, as the workers have.
+fn pool_for(db: &TestDb) -> deadpool_postgres::Pool {
     let settings = sluice_core::settings::PostgresSettings {
         url: db.url.clone(),
         ..Default::default()
     };
-    let pool = sluice_core::connect::postgres_pool(&settings).expect("pool");
+    sluice_core::connect::postgres_pool(&settings).expect("pool")
+}
+
+/// A database at migration 2 holding `rows` messages created over the last three days, then
+/// migrated by this Sluice.
+async fn migrated_with_rows(db: &TestDb, rows: i64) -> tokio_postgres::Client {
+    let client = db.client().await.expect("client");
+    let insert = format!(
+        "INSERT INTO messages (id, user_id, channel_id, content, created_at)
+             SELECT gen_random_uuid(), 1 + i % 7, 1 + i % 3, 'old ' || i,
+                    now() - (i * interval '3 days' / {rows})
+             FROM generate_series(1, {rows}) i"
+    );
+    earlier_runner_database(&client, &insert).await;
+    let pool = pool_for(db);
     let mut pooled = pool.get().await.expect("connection");
     let report = schema::migrate(&mut pooled).await.expect("migrated");
     assert_eq!(report.applied, [3]);
