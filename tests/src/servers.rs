@@ -54,25 +54,7 @@ impl RedisServer {
     }
 
     async fn launch(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::File::create(self.dir.join("redis.log"))?;
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting redis-server")?;
+        let child = spawn_redis(self.port, &self.dir, &[])?;
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -352,26 +334,11 @@ impl RedisCluster {
     fn launch(&self, port: u16) -> anyhow::Result<Child> {
         let dir = self.dir.join(port.to_string());
         std::fs::create_dir_all(&dir)?;
-        let log = std::fs::File::create(dir.join("redis.log"))?;
-        Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting redis-server in cluster mode")
+        spawn_redis(
+            port,
+            &dir,
+            &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+        )
     }
 
     /// The nodes' URLs, comma-separated: the value of `redis.cluster_nodes`.
@@ -501,6 +468,31 @@ impl Drop for RedisCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `redis-server` on 127.0.0.1:`port` as the deploy configuration runs it (AOF on,
+/// `appendfsync everysec`), data and log in `dir`, plus `extra` flags.
+fn spawn_redis(port: u16, dir: &Path, extra: &[&str]) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join("redis.log"))?;
+    Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+        ])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting redis-server")
 }
 
 /// `redis-cli -p <port> <args>`'s output.

@@ -41,10 +41,9 @@ pub struct Plan {
 impl Plan {
     /// The plan `postgres.partition_hours`, `partitions_ahead` and `retention_days` describe.
     pub fn from_settings(settings: &PostgresSettings) -> Self {
-        let hours = i64::try_from(settings.partition_hours).unwrap_or(24);
         let days = i64::try_from(settings.retention_days).unwrap_or(0);
         Self {
-            span: TimeDelta::hours(hours),
+            span: TimeDelta::from_std(settings.partition_span()).unwrap_or(TimeDelta::days(1)),
             ahead: u32::try_from(settings.partitions_ahead).unwrap_or(u32::MAX),
             retention: (days > 0).then(|| TimeDelta::days(days)),
         }
@@ -266,15 +265,14 @@ async fn create(
             savepoint.commit().await?;
             done.created.push(name);
         }
-        Err(e) if e.as_db_error().is_some() => {
-            let reason = e
-                .as_db_error()
-                .map(|d| d.message().to_owned())
-                .unwrap_or_default();
+        Err(e) => {
+            // Only PostgreSQL refusing the statement is recorded; a lost connection fails the run.
+            let Some(reason) = e.as_db_error().map(|d| d.message().to_owned()) else {
+                return Err(e);
+            };
             savepoint.rollback().await?;
             done.failed.push((name, reason));
         }
-        Err(e) => return Err(e),
     }
     Ok(())
 }

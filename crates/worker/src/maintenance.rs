@@ -29,9 +29,14 @@ pub async fn run_once(pool: &Pool, plan: &Plan) -> anyhow::Result<Maintenance> {
     Ok(done)
 }
 
-/// Runs [`run_once`] every [`MAINTENANCE_PERIOD`] until `shutdown`.
+/// Runs [`run_once`] every [`MAINTENANCE_PERIOD`] until `shutdown`, the first time one period
+/// from now (the worker ran it once before its first batch).
 pub async fn maintain_periodically(pool: Pool, plan: Plan, shutdown: CancellationToken) {
     let mut ticker = Ticker::new(MAINTENANCE_PERIOD, shutdown);
+    // An interval's first tick is immediate.
+    if !ticker.tick().await {
+        return;
+    }
     while ticker.tick().await {
         if let Err(e) = run_once(&pool, &plan).await {
             tracing::warn!(error = %format!("{e:#}"), "partition maintenance failed; retrying in 10 minutes");
