@@ -59,6 +59,20 @@ async fn every_benchmark_scenario_runs() {
         .expect("e2e");
     assert!(r.accepted >= 500 && r.failed == 0, "{r:?}");
     assert!(r.commit_latency_ms.is_some() && r.queue_bounded, "{r:?}");
+    // Every accepted message's batch event was heard, and its stages add up: queue and insert
+    // cover POST → commit, each at most the whole.
+    let stages = &r.stages_ms;
+    assert_eq!(stages.messages, r.accepted, "{stages:?}");
+    let (commit, queue, insert) = (
+        stages.commit.expect("commit"),
+        stages.queue.expect("queue"),
+        stages.insert.expect("insert"),
+    );
+    assert!(stages.record.is_some(), "{stages:?}");
+    assert!(
+        queue.max <= commit.max * 1.001 && insert.max <= commit.max * 1.001,
+        "{stages:?}"
+    );
 
     let r = pipeline::e2e(&addr, &stores, load(2_000.0, Some(20), None))
         .await

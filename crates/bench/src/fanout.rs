@@ -2,9 +2,9 @@
 //!
 //! Clients connect in waves, settle for a warm-up, then for the measured window every `stats`
 //! message is timed from the gateway's reading (its `timestamp`) to its receipt. Around the
-//! window the gateway's RSS and CPU time are read from `/proc` and Redis's
-//! `total_commands_processed` from `INFO stats`, so the report can say what each connection
-//! costs and how much Redis load the gateway causes.
+//! window the gateway's RSS and CPU time are read from `/proc`, its allocator's live bytes from
+//! `/health`, and Redis's `total_commands_processed` from `INFO stats`, so the report can say
+//! what each connection costs and how much Redis load the gateway causes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,8 +60,14 @@ pub struct FanoutReport {
     pub gateway_rss_bytes: Option<u64>,
     /// (RSS with clients − RSS before) / clients, in bytes.
     pub rss_per_connection_bytes: Option<f64>,
+    /// (heap allocated with clients − before) / clients, in bytes: what the gateway allocated
+    /// for each connection, touched or not (`/health`'s `memory.allocated_bytes`).
+    pub heap_per_connection_bytes: Option<f64>,
     /// Gateway CPU over the window, in percent of one core.
     pub gateway_cpu_percent: Option<f64>,
+    /// Gateway CPU time per `stats` reading it delivered, in milliseconds: the window's CPU
+    /// time over the readings (the gateway's ticks) the window held.
+    pub gateway_cpu_ms_per_tick: Option<f64>,
     /// Redis commands per second over the window (all clients of that Redis; run with nothing
     /// else using it to attribute them to the gateway). The bench's own two `INFO` calls are
     /// subtracted.
@@ -80,11 +86,15 @@ struct ClientResult {
     connected: bool,
     messages: u64,
     skews_ms: Vec<f64>,
+    /// The readings received, by timestamp: the gateway's ticks within the window.
+    readings: std::collections::HashSet<i64>,
 }
 
 /// Runs the scenario.
 pub async fn run(config: &FanoutConfig) -> anyhow::Result<FanoutReport> {
     let rss_before = config.gateway_pid.map(process::rss_bytes).transpose()?;
+    let health = health_addr(&config.url);
+    let heap_before = allocated_bytes(health.as_deref()).await;
     let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
     let phase_rx = Arc::new(phase_rx);
     let mut tasks = Vec::with_capacity(config.clients);
@@ -95,7 +105,13 @@ pub async fn run(config: &FanoutConfig) -> anyhow::Result<FanoutReport> {
     {
         let connects: Vec<_> = wave
             .iter()
-            .map(|_| tokio_tungstenite::connect_async(config.url.clone()))
+            .map(|_| {
+                tokio_tungstenite::connect_async_with_config(
+                    config.url.clone(),
+                    Some(client_config()),
+                    false,
+                )
+            })
             .collect();
         for connected in futures_util::future::join_all(connects).await {
             match connected {
@@ -132,6 +148,7 @@ pub async fn run(config: &FanoutConfig) -> anyhow::Result<FanoutReport> {
     phase_tx.send_replace(Phase::Recording);
     tokio::time::sleep(config.duration).await;
     let rss_with_clients = config.gateway_pid.map(process::rss_bytes).transpose()?;
+    let heap_with_clients = allocated_bytes(health.as_deref()).await;
     phase_tx.send_replace(Phase::Done);
     let window = started.elapsed().as_secs_f64();
     let cpu_after = config.gateway_pid.map(process::cpu_seconds).transpose()?;
@@ -143,14 +160,26 @@ pub async fn run(config: &FanoutConfig) -> anyhow::Result<FanoutReport> {
     let mut skews = Vec::new();
     let mut messages = 0;
     let mut min_per_client = u64::MAX;
+    let mut readings = std::collections::HashSet::new();
     for task in tasks {
         let result = task.await.unwrap_or_default();
         if result.connected {
             messages += result.messages;
             min_per_client = min_per_client.min(result.messages);
             skews.extend(result.skews_ms);
+            readings.extend(result.readings);
         }
     }
+    let per_connection = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(before), Some(after)) if established > 0 => {
+            Some(after.saturating_sub(before) as f64 / established as f64)
+        }
+        _ => None,
+    };
+    let cpu_seconds = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => Some(after - before),
+        _ => None,
+    };
     Ok(FanoutReport {
         clients: config.clients,
         established,
@@ -161,22 +190,25 @@ pub async fn run(config: &FanoutConfig) -> anyhow::Result<FanoutReport> {
         min_messages_per_client: if established == 0 { 0 } else { min_per_client },
         skew_ms: summarize(&skews),
         gateway_rss_bytes: rss_with_clients,
-        rss_per_connection_bytes: match (rss_before, rss_with_clients) {
-            (Some(before), Some(after)) if established > 0 => {
-                Some((after.saturating_sub(before)) as f64 / established as f64)
-            }
-            _ => None,
-        },
-        gateway_cpu_percent: match (cpu_before, cpu_after) {
-            (Some(before), Some(after)) => Some((after - before) / window * 100.0),
-            _ => None,
-        },
+        rss_per_connection_bytes: per_connection(rss_before, rss_with_clients),
+        heap_per_connection_bytes: per_connection(heap_before, heap_with_clients),
+        gateway_cpu_percent: cpu_seconds.map(|cpu| cpu / window * 100.0),
+        gateway_cpu_ms_per_tick: cpu_seconds
+            .filter(|_| !readings.is_empty())
+            .map(|cpu| cpu * 1_000.0 / readings.len() as f64),
         redis_commands_per_sec: match (commands_before, commands_after) {
             // The second INFO is counted by Redis before it answers; the first was not.
             (Some(before), Some(after)) => Some(rate(after.saturating_sub(before + 1), window)),
             _ => None,
         },
     })
+}
+
+/// A client read buffer sized for `stats` messages. tungstenite's default of 128 KiB is zeroed
+/// on every read: at 10,000 clients that memset was two thirds of this tool's CPU, and the
+/// delivery skew it measured was mostly its own.
+fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
 }
 
 async fn client(
@@ -201,6 +233,7 @@ async fn client(
                 }
                 if let Some(taken) = stats_timestamp(text.as_str()) {
                     result.messages += 1;
+                    result.readings.insert(taken.timestamp_micros());
                     result.skews_ms.push((now - taken).num_microseconds().unwrap_or(0) as f64 / 1000.0);
                 }
             }
@@ -224,6 +257,18 @@ pub fn stats_timestamp(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(&text[start..end])
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// `host:port` of the gateway behind a `ws://host:port/…` URL, for `/health`.
+fn health_addr(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("ws://")?;
+    Some(rest.split('/').next()?.to_owned())
+}
+
+/// The gateway's allocator's live bytes, when `/health` reports them.
+async fn allocated_bytes(addr: Option<&str>) -> Option<u64> {
+    let health = crate::http::get_json(addr?, "/health").await.ok()?;
+    health["memory"]["allocated_bytes"].as_u64()
 }
 
 async fn total_commands(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u64> {

@@ -186,6 +186,22 @@ where
     Ok(total)
 }
 
+/// `GET http://{addr}{path}` on a connection of its own, parsed as JSON (for `/health`).
+pub async fn get_json(addr: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header("host", addr)
+        .body(http_body_util::Empty::<Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(serde_json::from_slice(&body)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

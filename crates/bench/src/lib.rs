@@ -8,6 +8,7 @@
 //! - [`attacks`]: the hardening attacks at full scale, as figures to compare builds.
 //! - [`send`]: the load generator for users, with a live progress line.
 //! - [`http`]: the HTTP/1.1 load engine behind the HTTP scenarios.
+//! - [`stages`]: the per-stage breakdown of `e2e` (queue, insert, record).
 //! - [`stats`]: percentiles and rates, kept apart so they are unit-tested.
 //! - [`process`]: reading a process's memory and CPU from `/proc`.
 
@@ -17,4 +18,5 @@ pub mod http;
 pub mod pipeline;
 pub mod process;
 pub mod send;
+pub mod stages;
 pub mod stats;

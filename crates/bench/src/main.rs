@@ -283,7 +283,15 @@ fn print_fanout(r: &FanoutReport) {
         "gateway RSS per connection",
         opt(r.rss_per_connection_bytes.map(|b| b / 1024.0), " KiB"),
     );
+    row(
+        "gateway heap per connection",
+        opt(r.heap_per_connection_bytes.map(|b| b / 1024.0), " KiB"),
+    );
     row("gateway CPU", opt(r.gateway_cpu_percent, " %"));
+    row(
+        "gateway CPU per tick",
+        opt(r.gateway_cpu_ms_per_tick, " ms"),
+    );
     row(
         "Redis commands per second",
         opt(r.redis_commands_per_sec, ""),
@@ -536,14 +544,19 @@ fn print_e2e(r: &pipeline::E2eReport, load: &pipeline::E2eLoad) {
     } else {
         "202"
     };
+    let stages = &r.stages_ms;
     for (name, latency) in [
         ("POST→commit".to_owned(), &r.commit_latency_ms),
+        ("  queue".to_owned(), &stages.queue),
+        ("  insert".to_owned(), &stages.insert),
+        ("  then record".to_owned(), &stages.record),
         (format!("POST→{answer}"), &r.answer_latency_ms),
     ] {
         if let Some(l) = latency {
             row(&format!("{name} p50"), format!("{:.2} ms", l.p50));
             row(&format!("{name} p95"), format!("{:.2} ms", l.p95));
             row(&format!("{name} p99"), format!("{:.2} ms", l.p99));
+            row(&format!("{name} max"), format!("{:.2} ms", l.max));
         }
     }
 }

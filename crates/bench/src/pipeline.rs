@@ -12,6 +12,7 @@ use sluice_core::message::{Envelope, MessageRequest, NewMessage};
 use uuid::Uuid;
 
 use crate::http::{self, LoadConfig, Progress};
+use crate::stages;
 use crate::stats::{Summary, rate, summarize};
 
 /// A typical chat message, so payload sizes are realistic.
@@ -257,8 +258,11 @@ pub struct E2eReport {
     /// Whether the queue stayed bounded: at the end it held less than one second of offered
     /// load.
     pub queue_bounded: bool,
-    /// POST → commit (`inserted_at − created_at` of each row), in milliseconds.
+    /// POST → commit (`created_at` of each row to its batch's `committed_at`), in
+    /// milliseconds.
     pub commit_latency_ms: Option<LatencyPercentiles>,
+    /// Where POST → recorded went, stage by stage ([`stages`]).
+    pub stages_ms: stages::Stages,
     /// From when each request was due until its answer (202, or 201 with `--wait`), in
     /// milliseconds.
     pub answer_latency_ms: Option<LatencyPercentiles>,
@@ -273,6 +277,8 @@ pub struct LatencyPercentiles {
     pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
+    /// The largest.
+    pub max: f64,
 }
 
 impl LatencyPercentiles {
@@ -283,6 +289,7 @@ impl LatencyPercentiles {
             p50: latencies.quantile(0.50),
             p95: latencies.quantile(0.95),
             p99: latencies.quantile(0.99),
+            max: latencies.max(),
         })
     }
 }
@@ -370,6 +377,7 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
     // Earlier load still draining would be counted as this run's.
     wait_idle(&mut redis, &keys).await?;
     let total_before = total_messages(&mut redis, &keys).await?;
+    let listener = stages::Listener::start(&stores.redis_url, &keys.batch_events).await?;
     let started = Instant::now();
     let result = http::run(&config, Arc::new(Progress::default()), move |i| {
         request_body(i, batch)
@@ -410,17 +418,19 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
     if persisted as u64 != accepted {
         bail!("{persisted} of {accepted} accepted messages are in PostgreSQL");
     }
-    let latencies: Vec<f64> = db
+    let created: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = db
         .query(
-            "SELECT extract(epoch FROM m.inserted_at - m.created_at)::float8 * 1000 \
-             FROM unnest($1::uuid[]) a(id) JOIN messages m ON m.id = a.id AND m.created_at >= $2",
+            "SELECT m.id, m.created_at FROM unnest($1::uuid[]) a(id) \
+             JOIN messages m ON m.id = a.id AND m.created_at >= $2",
             &[&ids, &not_before],
         )
         .await?
         .iter()
-        .map(|r| r.get::<_, f64>(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let commit_latency_ms = LatencyPercentiles::of(&latencies);
+    // The last batch's event follows its count by a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stages = stages::breakdown(&created, &listener.finish().await?);
     let answers = result.latencies_ms;
     let answer_latency_ms = LatencyPercentiles::of(&answers);
     Ok(E2eReport {
@@ -434,7 +444,8 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
         queue_max,
         queue_at_end,
         queue_bounded: (queue_at_end as f64) < rate_per_sec,
-        commit_latency_ms,
+        commit_latency_ms: stages.commit,
+        stages_ms: stages,
         answer_latency_ms,
     })
 }

@@ -16,6 +16,10 @@ pub struct BatchEvent {
     pub size: u64,
     /// Rows the batch added; less than `size` when some ids were already persisted.
     pub inserted: u64,
+    /// When the worker had taken the batch off the queue (its wait for more messages done)
+    /// and began to insert it; absent from events of workers built before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at: Option<DateTime<Utc>>,
     /// When PostgreSQL confirmed the commit.
     pub committed_at: DateTime<Utc>,
     /// Ids of the messages the batch persisted, in consumption order.

@@ -1,9 +1,9 @@
 //! The state every session of a gateway process shares: the latest stats snapshot, the batch
 //! event fan-out, the intervals clients asked for, and the connection counts and limits.
 //!
-//! The poller is the only writer of snapshots; sessions read them through a `watch` channel,
-//! which holds just the latest value, so a slow session skips snapshots instead of queueing
-//! them. Batch events go through a bounded `broadcast` channel: a session that falls more than
+//! The poller is the only writer of snapshots; the per-thread delivery tasks
+//! ([`crate::fanout`]) and SSE streams read them through a `watch` channel, which holds just
+//! the latest value, so a slow reader skips snapshots instead of queueing them. Batch events go through a bounded `broadcast` channel: a session that falls more than
 //! `gateway.client_queue` events behind skips ahead and is told how many it missed.
 
 use std::collections::{BTreeMap, HashMap};
@@ -91,6 +91,8 @@ pub struct Hub {
     /// session, every snapshot) reads it without taking the lock.
     tick_ms: AtomicU64,
     default_interval: Duration,
+    /// Tells this hub's per-thread rosters apart ([`crate::fanout`]).
+    id: u64,
     max_total: usize,
     max_per_ip: usize,
 }
@@ -115,6 +117,7 @@ impl Hub {
             poller_running: AtomicBool::new(false),
             tick_ms: AtomicU64::new(default_interval.as_millis() as u64),
             default_interval,
+            id: crate::fanout::hub_id(),
             max_total,
             max_per_ip,
         });
@@ -176,6 +179,11 @@ impl Hub {
 
     pub(crate) fn set_outage(&self, alert: Option<crate::alerts::Alert>) {
         *self.outage.lock().unwrap_or_else(PoisonError::into_inner) = alert;
+    }
+
+    /// This hub's process-unique id.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The configured default interval.

@@ -1,8 +1,10 @@
 //! `sluice-gateway`: streams pipeline stats to dashboards over WebSocket.
 //!
 //! One [`poller`] per process reads Redis once per tick in one round trip and publishes the
-//! snapshot through the [`hub`]; each [`session`] forwards it at its client's interval. Redis
-//! load therefore does not depend on the number of dashboards.
+//! snapshot, serialized once, through the [`hub`]; one [`fanout`] task per worker thread hands
+//! its bytes to every WebSocket client due a reading, at the client's interval. Redis load
+//! therefore does not depend on the number of dashboards, and a tick costs one wake-up per
+//! thread, not one per client.
 //!
 //! - [`Application`]: binds the listener (port 0 in tests), runs until the shutdown token
 //!   fires, and closes every session with 1001.
@@ -13,7 +15,7 @@
 //! - [`alerts`]: the alert rules, evaluated by the poller on every reading, deduplicated
 //!   through Redis; [`history`]: cached history reads; [`workers`]: the worker list.
 //! - [`protocol`]: the messages of protocol v1; [`session`] runs one WebSocket session,
-//!   [`sse`] one Server-Sent Events stream.
+//!   [`sse`] one Server-Sent Events stream; [`fanout`] delivers `stats` to the sessions.
 //! - [`batches`]: the one `batch_events` subscription, fanned out as `batch_persisted`.
 //! - [`frames`]: the guard that enforces the frame limit on declared lengths.
 //! - [`auth`]: optional HS256 JWT authentication.
@@ -24,6 +26,7 @@ pub mod auth;
 pub mod batches;
 pub mod dashboard;
 pub mod error;
+pub mod fanout;
 pub mod frames;
 pub mod history;
 pub mod hub;

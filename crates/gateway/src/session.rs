@@ -1,8 +1,9 @@
 //! One WebSocket session of protocol v1 (see `proto-docs/websocket.md`).
 //!
-//! The loop selects over the next stats snapshot, the next batch event, Redis state changes,
-//! the client's frames, the heartbeat tick, the token's expiry and shutdown, and ends with one
-//! close frame carrying the reason. A send that cannot complete within [`SEND_TIMEOUT`] (a
+//! The loop selects over the next batch event or alert, Redis state changes, the client's
+//! frames, the heartbeat tick, the token's expiry and shutdown, and ends with one close frame
+//! carrying the reason. `stats` readings do not pass through it: the thread's delivery task
+//! ([`crate::fanout`]) hands them to the connection directly. A send that cannot complete within [`SEND_TIMEOUT`] (a
 //! client that stopped reading) ends the session: nothing is queued for it beyond actix-ws's
 //! small bounded channel and the bounded batch queue.
 
@@ -22,6 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::auth::TOKEN_EXPIRED_CLOSE_CODE;
+use crate::fanout::Member;
 use crate::frames::Report;
 use crate::history::HistoryCache;
 use crate::hub::{Hub, RedisState, SessionGuard};
@@ -95,9 +97,8 @@ impl End {
 /// What one event handler decided: carry on, or end the session.
 type Step = Result<(), End>;
 
-/// What one session subscribes to and how.
+/// What one session subscribes to and how (`stats` is on its [`Member`] entry).
 struct Subscriptions {
-    stats: bool,
     batches: Option<broadcast::Receiver<Arc<crate::hub::BatchFrames>>>,
     alerts: Option<broadcast::Receiver<ByteString>>,
     include_ids: bool,
@@ -137,7 +138,8 @@ struct Live {
     config: SessionConfig,
     subs: Subscriptions,
     connection_id: String,
-    pacer: Pacer,
+    /// The `stats` subscription and pacing, shared with the thread's delivery task.
+    member: Member,
     rate: RateLimit,
     redis_notice: RedisNotice,
     sent: metrics::Counter,
@@ -160,11 +162,10 @@ pub async fn run(
         .max_frame_size(config.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(config.max_frame_bytes);
-    let mut snapshots = hub.subscribe();
     let mut redis_state = hub.redis_state();
     let expires = config.token_ttl.map(|ttl| Instant::now() + ttl);
     let mut live = Live::new(hub, guard, session, config);
-    let end = match live.greet(&mut snapshots, &mut redis_state).await {
+    let end = match live.greet(&mut redis_state).await {
         Err(end) => end,
         Ok(()) => {
             let heartbeat = live.config.heartbeat;
@@ -172,10 +173,6 @@ pub async fn run(
             let mut last_heard = Instant::now();
             loop {
                 let step = tokio::select! {
-                    changed = snapshots.changed(), if live.subs.stats => match changed {
-                        Ok(()) => live.on_snapshot(snapshots.borrow_and_update().clone()).await,
-                        Err(_) => Err(End::close("shutdown", CloseCode::Away, "gateway stopping")),
-                    },
                     event = recv(&mut live.subs.batches) => live.on_batch(event).await,
                     event = recv(&mut live.subs.alerts) => live.on_alert(event).await,
                     changed = redis_state.changed() => match changed {
@@ -211,7 +208,6 @@ pub async fn run(
 impl Live {
     fn new(hub: Arc<Hub>, guard: SessionGuard, session: Session, config: SessionConfig) -> Self {
         let subs = Subscriptions {
-            stats: config.topics.contains(&Topic::Stats),
             batches: config
                 .topics
                 .contains(&Topic::Batches)
@@ -219,9 +215,11 @@ impl Live {
             alerts: config.topics.contains(&Topic::Alerts).then(|| hub.alerts()),
             include_ids: config.include_ids,
         };
+        // Off the delivery round until the greeting is out (`greet` turns it on).
+        let member = crate::fanout::join(&hub, session.clone(), Pacer::new(config.interval));
         Self {
             rate: rate_limit(config.max_messages_per_sec),
-            pacer: Pacer::new(config.interval),
+            member,
             hub,
             guard,
             session,
@@ -245,15 +243,13 @@ impl Live {
     }
 
     /// `connected`, then `status` if Redis is down, then the current stats (at most one
-    /// poller tick old; while Redis cannot be read there are none).
-    async fn greet(
-        &mut self,
-        snapshots: &mut tokio::sync::watch::Receiver<Option<Arc<crate::hub::Snapshot>>>,
-        redis_state: &mut tokio::sync::watch::Receiver<RedisState>,
-    ) -> Step {
+    /// poller tick old; while Redis cannot be read there are none); then the client joins the
+    /// delivery round of its thread if it asked for `stats`.
+    async fn greet(&mut self, redis_state: &mut tokio::sync::watch::Receiver<RedisState>) -> Step {
+        let stats = self.config.topics.contains(&Topic::Stats);
         let hello = protocol::connected(
             &self.connection_id,
-            self.pacer.interval().as_millis() as u64,
+            self.config.interval.as_millis() as u64,
             &self.config.topics,
             self.subs.include_ids,
             self.config.heartbeat.as_millis() as u64,
@@ -264,23 +260,12 @@ impl Live {
         if state == RedisState::Down && self.redis_notice.tell(state) {
             self.send(status_message(state)).await?;
         }
-        snapshots.borrow_and_update();
-        if let Some(snapshot) = self.hub.fresh().filter(|_| self.subs.stats) {
+        if let Some(snapshot) = self.hub.fresh().filter(|_| stats) {
             self.send(snapshot.json.clone()).await?;
-            self.pacer.sent(&snapshot);
+            self.member.pacer().sent(&snapshot);
         }
+        self.member.open(stats);
         Ok(())
-    }
-
-    async fn on_snapshot(&mut self, snapshot: Option<Arc<crate::hub::Snapshot>>) -> Step {
-        match snapshot {
-            Some(snapshot) if self.pacer.due(&snapshot, self.hub.tick()) => {
-                self.send(snapshot.json.clone()).await?;
-                self.pacer.sent(&snapshot);
-                Ok(())
-            }
-            _ => Ok(()),
-        }
     }
 
     async fn on_batch(&mut self, event: Result<Arc<crate::hub::BatchFrames>, RecvError>) -> Step {
@@ -356,7 +341,7 @@ impl Live {
                 &self.hub,
                 &mut self.guard,
                 &mut self.subs,
-                &mut self.pacer,
+                &self.member,
                 &text,
             ),
         };
@@ -419,7 +404,7 @@ fn handle(
     hub: &Hub,
     guard: &mut SessionGuard,
     subs: &mut Subscriptions,
-    pacer: &mut Pacer,
+    member: &Member,
     text: &str,
 ) -> Reply {
     let message = match protocol::parse(text) {
@@ -447,10 +432,7 @@ fn handle(
             };
             for topic in topics {
                 match topic {
-                    Topic::Stats if !subs.stats => {
-                        subs.stats = true;
-                        pacer.restart();
-                    }
+                    Topic::Stats => member.set_stats(true),
                     Topic::Batches if subs.batches.is_none() => subs.batches = Some(hub.batches()),
                     Topic::Alerts if subs.alerts.is_none() => subs.alerts = Some(hub.alerts()),
                     _ => {}
@@ -468,7 +450,7 @@ fn handle(
             };
             for topic in topics {
                 match topic {
-                    Topic::Stats => subs.stats = false,
+                    Topic::Stats => member.set_stats(false),
                     Topic::Batches => subs.batches = None,
                     Topic::Alerts => subs.alerts = None,
                 }
@@ -491,7 +473,7 @@ fn handle(
                 )));
             }
             let interval = Duration::from_millis(interval_ms);
-            pacer.set_interval(interval);
+            member.pacer().set_interval(interval);
             guard.set_interval(interval);
             Reply::None
         }

@@ -170,6 +170,7 @@ mod tests {
             worker_id: "w".into(),
             size: (persisted.len() + dead.len()) as u64,
             inserted: persisted.len() as u64,
+            taken_at: None,
             committed_at: Utc::now(),
             message_ids: persisted.to_vec(),
             dead_letter_ids: dead.to_vec(),

@@ -25,6 +25,8 @@ pub struct Batch {
     /// a reclaim) rather than freshly taken: an earlier insert of it may have committed
     /// without being counted, so its rows already in PostgreSQL count too.
     pub resumed: bool,
+    /// When the batch was in hand (taken off the queue, or read back from a processing list).
+    pub taken_at: DateTime<Utc>,
     /// Set once PostgreSQL has committed the batch: rows to count and when.
     pub committed: Option<(u64, DateTime<Utc>)>,
 }
@@ -58,6 +60,7 @@ impl Batch {
             dead_letters,
             rejected_ids: Vec::new(),
             resumed,
+            taken_at: Utc::now(),
             committed: None,
         }
     }
@@ -112,6 +115,7 @@ impl Batch {
             worker_id: worker_id.to_owned(),
             size: self.size as u64,
             inserted,
+            taken_at: Some(self.taken_at),
             committed_at,
             message_ids: self.envelopes.iter().map(|e| e.id).collect(),
             dead_letter_ids: self.rejected_ids.clone(),

@@ -18,6 +18,7 @@ fn event(ids: usize) -> BatchEvent {
         worker_id: "w-1".into(),
         size: ids as u64,
         inserted: ids as u64,
+        taken_at: None,
         committed_at: chrono::Utc::now(),
         message_ids: (0..ids).map(|_| uuid::Uuid::now_v7()).collect(),
         dead_letter_ids: Vec::new(),
@@ -216,8 +217,13 @@ async fn a_client_that_falls_behind_skips_ahead_and_is_told_how_much_it_missed()
     next_of(&mut ws, "connected", T).await;
     publish_until_heard(&mut g, &event(1)).await;
     // Not reading: enough large events to fill the socket buffers and the session's queue.
+    // While the client does not read, its receive window (~128 KiB), the gateway's send buffer
+    // (64 KiB), its write buffer (16 KiB) and the session's 32-frame queue hold some 45 of these
+    // 16 KB events; 300 fill them several times over, and fast enough for the client to start
+    // reading well within the gateway's send and write-stall timeouts (10 s each), which a
+    // debug build under a parallel test run did not always manage with 3,000.
     let big = event(400);
-    for _ in 0..3000 {
+    for _ in 0..300 {
         publish(&mut g, &big).await;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -36,6 +36,7 @@ async fn announce(app: &mut TestApp, persisted: &[Uuid], dead: &[Uuid]) {
         worker_id: "test-worker".into(),
         size: (persisted.len() + dead.len()) as u64,
         inserted: persisted.len() as u64,
+        taken_at: None,
         committed_at: chrono::Utc::now(),
         message_ids: persisted.to_vec(),
         dead_letter_ids: dead.to_vec(),
