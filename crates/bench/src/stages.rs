@@ -6,8 +6,8 @@
 //! recorded. With each message's `created_at` (when the ingest API accepted it) that splits
 //! POST → recorded into three stages:
 //!
-//! - **queue**: `created_at` → `taken_at`: waiting in `pending_messages`, and for the batch to
-//!   fill (`worker.batch_max_wait_ms`);
+//! - **queue**: `created_at` → `taken_at`: waiting in `pending_messages` for a worker (and
+//!   for the batch to fill, when `worker.batch_max_wait_ms` is set);
 //! - **insert**: `taken_at` → `committed_at`: the lease check, the insert and the commit;
 //! - **record**: `committed_at` → the event's arrival: counting the batch in Redis and
 //!   publishing it.

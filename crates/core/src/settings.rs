@@ -267,7 +267,10 @@ pub struct WorkerSettings {
     pub id: String,
     /// A batch is flushed as soon as it holds this many messages.
     pub batch_max_size: usize,
-    /// A batch is flushed at the latest this long after its first message arrived.
+    /// How long a worker that emptied the queue keeps waiting for more messages before it
+    /// inserts its batch, counted from the batch's first message. 0 inserts at once: batches
+    /// still form by themselves, from what arrives while a worker inserts. A wait trades
+    /// latency for fewer, larger transactions at moderate load.
     pub batch_max_wait_ms: u64,
     /// How long one blocking wait for the first message of a batch lasts before the worker
     /// checks for shutdown and refreshes `current_rps`.
@@ -296,7 +299,7 @@ impl Default for WorkerSettings {
         Self {
             id: String::new(),
             batch_max_size: 5_000,
-            batch_max_wait_ms: 5,
+            batch_max_wait_ms: 0,
             idle_poll_ms: 1_000,
             dead_after_ms: 10_000,
             dead_letters_max: 100_000,
