@@ -27,11 +27,6 @@ impl Pacer {
         }
     }
 
-    /// The client's period.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
     /// Changes the period (the next reading is due by the new one).
     pub fn set_interval(&mut self, interval: Duration) {
         self.interval = interval;
