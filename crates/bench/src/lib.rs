@@ -10,6 +10,7 @@
 //! - [`http`]: the HTTP/1.1 load engine behind the HTTP scenarios.
 //! - [`stages`]: the per-stage breakdown of `e2e` (queue, insert, record).
 //! - [`stats`]: percentiles and rates, kept apart so they are unit-tested.
+//! - [`redis_cost`]: what a running fleet costs its Redis per second (commands, scripts, CPU).
 //! - [`process`]: reading a process's memory and CPU from `/proc`.
 
 pub mod attacks;
@@ -17,6 +18,7 @@ pub mod fanout;
 pub mod http;
 pub mod pipeline;
 pub mod process;
+pub mod redis_cost;
 pub mod send;
 pub mod stages;
 pub mod stats;

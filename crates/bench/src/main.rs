@@ -10,6 +10,7 @@ use serde::Serialize;
 use sluice_bench::attacks;
 use sluice_bench::fanout::{self, FanoutConfig, FanoutReport};
 use sluice_bench::pipeline::{self, Stores};
+use sluice_bench::redis_cost;
 use sluice_bench::send;
 use sluice_bench::stats::Summary;
 
@@ -65,6 +66,8 @@ enum Command {
     Attacks(AttacksArgs),
     /// Send messages like a user would, with a live progress line.
     Send(SendArgs),
+    /// What the fleet using a private Redis costs it: commands, script calls and CPU per second.
+    RedisCost(RedisCostArgs),
 }
 
 /// The options of `sluice-bench ceilings`.
@@ -236,6 +239,20 @@ struct SendArgs {
     ids: Option<PathBuf>,
 }
 
+/// The options of `sluice-bench redis-cost`.
+#[derive(Args)]
+struct RedisCostArgs {
+    /// The private Redis the fleet uses (every command on it is counted).
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis: String,
+    /// Seconds between the two readings.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// A label for the table and the JSON line (for example "8 workers, idle").
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
 fn row(name: &str, value: String) {
     println!("  {name:<28}{value:>16}");
 }
@@ -308,6 +325,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Fanout(args) => args.run().await,
         Command::Attacks(args) => args.run().await,
         Command::Send(args) => args.run().await,
+        Command::RedisCost(args) => args.run().await,
     }
 }
 
@@ -589,5 +607,37 @@ async fn main() -> ExitCode {
             eprintln!("sluice-bench: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+impl RedisCostArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let window = Duration::from_secs_f64(self.duration);
+        let cost = redis_cost::measure(&self.redis, window).await?;
+        println!("redis-cost: {}", self.label);
+        row(
+            "commands per second",
+            format!("{:.0}", cost.commands_per_sec),
+        );
+        row(
+            "script calls per second",
+            format!("{:.1}", cost.script_calls_per_sec),
+        );
+        row(
+            "command time per second",
+            format!("{:.2} ms", cost.command_usec_per_sec / 1000.0),
+        );
+        row(
+            "main thread CPU per second",
+            format!("{:.2} ms", cost.main_thread_cpu_ms_per_sec),
+        );
+        for (name, calls) in &cost.top_commands {
+            row(&format!("  {name}"), format!("{calls:.1}/s"));
+        }
+        println!(
+            "{}",
+            serde_json::json!({"scenario": "redis-cost", "label": self.label, "report": cost})
+        );
+        Ok(())
     }
 }

@@ -455,10 +455,13 @@ async fn wait_idle(
     redis: &mut redis::aio::MultiplexedConnection,
     keys: &Keys,
 ) -> anyhow::Result<()> {
-    let reader = sluice_core::stats::StatsReader::new(keys.clone());
+    let reader = sluice_core::stats::StatsReader::new(
+        keys.clone(),
+        Duration::from_millis(sluice_core::settings::WorkerSettings::default().dead_after_ms),
+    );
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let stats = reader.refresh(redis).await?;
+        let stats = reader.read(redis).await?;
         if stats.queue_depth == 0 && stats.in_flight == 0 {
             return Ok(());
         }

@@ -180,6 +180,22 @@ pub fn raise_open_files_limit() {
     }
 }
 
+/// `<hostname>-<pid>-<random>`: unique per process and readable, for the ids a process is known
+/// by in Redis (a worker's `processing:<id>`, the upkeep lease's holder).
+pub fn process_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| {
+            h.trim()
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "sluice".into());
+    let suffix: u32 = rand::random();
+    format!("{host}-{}-{:08x}", std::process::id(), suffix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

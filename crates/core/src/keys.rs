@@ -44,6 +44,21 @@ pub const ACCEPTED_WINDOW: &str = "accepted_window";
 pub const COMMIT_LATENCY: &str = "commit_latency";
 /// Hash of each live worker's view of PostgreSQL: field = worker id, value = `up` or `down`.
 pub const WORKERS_POSTGRES: &str = "workers_postgres";
+/// Sorted set of the workers whose last heartbeat reported PostgreSQL down: member = worker id,
+/// score = that heartbeat (ms, Redis clock). Counting its fresh members is O(log workers).
+pub const WORKERS_POSTGRES_DOWN: &str = "workers_postgres_down";
+/// Messages in all processing lists together (string holding an integer), kept by the scripts
+/// that move messages, so reading it does not cost a walk over the workers.
+pub const IN_FLIGHT: &str = "in_flight";
+/// Hash behind [`IN_FLIGHT`]: field = worker id, value = its processing list's length as last
+/// seen by one of its scripts.
+pub const IN_FLIGHT_BY_WORKER: &str = "in_flight_by_worker";
+/// The stats upkeep lease (string holding the holder's id, with a TTL): the process holding it
+/// refreshes the window figures and the history once a second for the whole fleet.
+pub const UPKEEP_LEASE: &str = "upkeep_lease";
+/// Hash of the window figures the upkeep computes once a second: `accepted_per_second`, `p50`,
+/// `p95`, `p99` (ms, empty when nothing was committed in the window) and `updated_ms`.
+pub const WINDOW_STATS: &str = "window_stats";
 /// List of one-second history samples, newest first (at most [`HISTORY_1S_POINTS`]).
 pub const HISTORY_1S: &str = "history_1s";
 /// List of one-minute history samples, newest first (at most [`HISTORY_1M_POINTS`]).
@@ -100,6 +115,16 @@ pub struct Keys {
     pub commit_latency: String,
     /// `<prefix>workers_postgres`
     pub workers_postgres: String,
+    /// `<prefix>workers_postgres_down`
+    pub workers_postgres_down: String,
+    /// `<prefix>in_flight`
+    pub in_flight: String,
+    /// `<prefix>in_flight_by_worker`
+    pub in_flight_by_worker: String,
+    /// `<prefix>upkeep_lease`
+    pub upkeep_lease: String,
+    /// `<prefix>window_stats`
+    pub window_stats: String,
     /// `<prefix>history_1s`
     pub history_1s: String,
     /// `<prefix>history_1m`
@@ -133,6 +158,11 @@ impl Keys {
             accepted_window: key(ACCEPTED_WINDOW),
             commit_latency: key(COMMIT_LATENCY),
             workers_postgres: key(WORKERS_POSTGRES),
+            workers_postgres_down: key(WORKERS_POSTGRES_DOWN),
+            in_flight: key(IN_FLIGHT),
+            in_flight_by_worker: key(IN_FLIGHT_BY_WORKER),
+            upkeep_lease: key(UPKEEP_LEASE),
+            window_stats: key(WINDOW_STATS),
             history_1s: key(HISTORY_1S),
             history_1m: key(HISTORY_1M),
             alerts_active: key(ALERTS_ACTIVE),

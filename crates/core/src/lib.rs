@@ -5,14 +5,20 @@
 //!   `SLUICE__SECTION__KEY`), validated at start-up.
 //! - [`keys`]: every Redis key and channel name, under a configurable prefix.
 //! - [`message`]: the validated message types and the envelope that travels through Redis.
-//! - [`stats`]: the stats snapshot, its JSON contract and the one-round-trip Redis read.
-//! - [`history`]: the one-second and one-minute history the stats read records, in columns.
+//! - [`stats`]: the stats snapshot, its JSON contract and the one-round-trip Redis read, which
+//!   writes nothing.
+//! - [`upkeep`]: the once-a-second upkeep of the window figures and the history, done for the
+//!   fleet by the holder of a lease.
+//! - [`history`]: the one-second and one-minute history the upkeep records, in columns.
 //! - [`backoff`]: capped exponential backoff with jitter for retry loops.
 //! - [`connect`]: Redis and PostgreSQL connections built with bounded timeouts.
 //! - [`schema`]: the PostgreSQL schema and its concurrency-safe versioned migrations.
 //! - [`partitions`]: the partitions of `messages`, created ahead and dropped past retention.
 //! - [`events`]: the batch event on `batch_events` and the `dead_messages` entry.
 //! - [`telemetry`]: the tracing subscriber.
+//! - [`metric`]: every Prometheus metric name, and the recorder `GET /metrics` renders.
+//! - [`pubsub`]: a Redis subscription that lives as long as the process, resubscribing with
+//!   backoff.
 //! - [`memory`]: the allocator every binary uses, and its live and resident byte counts.
 //! - [`outage`]: logging a dependency's outage once instead of once per failed call.
 //! - [`shutdown`]: the process-wide cancellation token fired by SIGINT/SIGTERM.
@@ -36,6 +42,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod stats;
 pub mod telemetry;
+pub mod upkeep;
 
 pub use keys::Keys;
 pub use settings::Settings;

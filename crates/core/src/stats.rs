@@ -6,9 +6,9 @@
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{HISTORY_1M_POINTS, HISTORY_1S_POINTS, Keys, RATE_WINDOW_SECS};
+use crate::keys::Keys;
 
-/// POST→commit latency percentiles over the last [`RATE_WINDOW_SECS`] seconds, in
+/// POST→commit latency percentiles over the last [`crate::keys::RATE_WINDOW_SECS`] seconds, in
 /// milliseconds; `null` when nothing was committed in the window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Latency {
@@ -74,46 +74,30 @@ pub struct Stats {
     pub commit_latency_ms: Latency,
 }
 
-/// Reads [`Stats`] from Redis in one round trip. On the way it refreshes `current_rps` (so the
-/// key decays to 0 when nothing is persisted instead of freezing at its last value) and records
-/// the history sample of the current second if no process has yet (see `lua/stats.lua`).
+/// Reads [`Stats`] from Redis in one round trip, writing nothing (see `lua/stats.lua`). Every
+/// read is O(1) whatever the size of the fleet: the window figures come from the upkeep
+/// ([`crate::upkeep`]), `in_flight` from the counter the workers' scripts keep.
 #[derive(Debug, Clone)]
 pub struct StatsReader {
     keys: Keys,
-    processing_prefix: String,
     worker_fresh_ms: u64,
     script: redis::Script,
 }
 
-/// Longest run of seconds without a reading that the next reading fills in the history.
-pub const HISTORY_GAP_FILL_SECS: u64 = 5;
-
-/// Default heartbeat age past which a worker no longer counts as alive (`worker.dead_after_ms`'s
-/// default).
-pub const WORKER_FRESH_MS: u64 = 10_000;
-
 impl StatsReader {
-    /// A reader for the keys under `keys`' prefix, counting workers alive with a heartbeat
-    /// younger than [`WORKER_FRESH_MS`].
-    pub fn new(keys: Keys) -> Self {
+    /// A reader for the keys under `keys`' prefix, counting workers alive while their last
+    /// heartbeat is younger than `worker_fresh` (`worker.dead_after_ms`).
+    pub fn new(keys: Keys, worker_fresh: std::time::Duration) -> Self {
         Self {
-            processing_prefix: keys.processing(""),
             keys,
-            worker_fresh_ms: WORKER_FRESH_MS,
+            worker_fresh_ms: worker_fresh.as_millis() as u64,
             script: redis::Script::new(include_str!("lua/stats.lua")),
         }
     }
 
-    /// Counts workers alive with a heartbeat younger than `fresh`.
-    pub fn with_worker_fresh(mut self, fresh: std::time::Duration) -> Self {
-        self.worker_fresh_ms = fresh.as_millis() as u64;
-        self
-    }
-
-    /// Recomputes `current_rps` (and writes it), records the history sample of the current
-    /// second if no process has yet, and returns the reading, all in one atomic script.
-    #[tracing::instrument(name = "redis.refresh_stats", skip_all, err(level = "debug"))]
-    pub async fn refresh<C>(&self, conn: &mut C) -> redis::RedisResult<Stats>
+    /// One reading.
+    #[tracing::instrument(name = "redis.read_stats", skip_all, err(level = "debug"))]
+    pub async fn read<C>(&self, conn: &mut C) -> redis::RedisResult<Stats>
     where
         C: redis::aio::ConnectionLike + Send,
     {
@@ -123,27 +107,18 @@ impl StatsReader {
             &k.total_messages,
             &k.total_batches,
             &k.pending_messages,
-            &k.rate_window,
             &k.current_rps,
             &k.accepted_total,
-            &k.accepted_window,
+            &k.window_stats,
+            &k.in_flight,
             &k.workers,
-            &k.workers_postgres,
+            &k.workers_postgres_down,
             &k.dead_messages,
             &k.dead_letters,
-            &k.commit_latency,
-            &k.history_1s,
-            &k.history_1m,
         ] {
             invocation.key(key);
         }
-        invocation
-            .arg(RATE_WINDOW_SECS)
-            .arg(&self.processing_prefix)
-            .arg(self.worker_fresh_ms)
-            .arg(HISTORY_1S_POINTS)
-            .arg(HISTORY_1M_POINTS)
-            .arg(HISTORY_GAP_FILL_SECS);
+        invocation.arg(self.worker_fresh_ms);
         let reply: Vec<String> = invocation.invoke_async(conn).await?;
         Stats::from_reply(&reply).ok_or_else(|| {
             redis::RedisError::from((
@@ -245,8 +220,8 @@ impl Stats {
 pub const LATENCY_BUCKETS_PER_OCTAVE: f64 = 8.0;
 
 /// The histogram bucket of a POST→commit latency: bucket `b` holds latencies in
-/// (2^((b-1)/8), 2^(b/8)] microseconds, and bucket 0 everything up to 1 µs. `lua/stats.lua`
-/// reports a bucket's midpoint, 2^((b-0.5)/8) µs.
+/// (2^((b-1)/8), 2^(b/8)] microseconds, and bucket 0 everything up to 1 µs. `lua/upkeep.lua`,
+/// which is given [`LATENCY_BUCKETS_PER_OCTAVE`], reports a bucket's midpoint, 2^((b-0.5)/8) µs.
 pub fn latency_bucket(micros: u64) -> u32 {
     if micros <= 1 {
         return 0;

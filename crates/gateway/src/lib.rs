@@ -47,6 +47,7 @@ use actix_web::{App, web};
 use anyhow::Context;
 use sluice_core::connect::RedisConnection;
 use sluice_core::stats::StatsReader;
+use sluice_core::upkeep::Upkeep;
 use sluice_core::{CancellationToken, Keys, Settings, connect};
 use sluice_http::{EdgeConfig, EdgeStats};
 use tokio::sync::watch;
@@ -77,7 +78,7 @@ pub struct State {
     pub alert_list: shared::Shared<alerts::store::AlertList>,
     /// `GET /workers`, shared by every request for a second.
     pub worker_list: shared::Shared<workers::WorkerList>,
-    /// `gateway.worker_dead_after_ms`.
+    /// `worker.dead_after_ms`: how late a heartbeat may be before its worker is not alive.
     pub worker_dead_after: Duration,
     /// Longest wait for Redis.
     pub redis_timeout: Duration,
@@ -133,7 +134,7 @@ impl StatsStream {
         let keys = Keys::new(&settings.redis.effective_key_prefix());
         let redis = connect::redis_manager(&settings.redis).context("invalid redis.url")?;
         let redis_timeout = settings.redis.response_timeout();
-        let worker_dead_after = Duration::from_millis(gateway.worker_dead_after_ms);
+        let worker_dead_after = Duration::from_millis(settings.worker.dead_after_ms);
         let state = web::Data::new(State {
             hub,
             history: Arc::new(HistoryCache::new(
@@ -142,7 +143,7 @@ impl StatsStream {
                 redis_timeout,
             )),
             redis,
-            reader: StatsReader::new(keys.clone()).with_worker_fresh(worker_dead_after),
+            reader: StatsReader::new(keys.clone(), worker_dead_after),
             alerts: AlertStore::new(keys.clone()),
             alert_list: shared::Shared::default(),
             worker_list: shared::Shared::default(),
@@ -199,9 +200,18 @@ impl StatsStream {
             self.channels,
             state.shutdown.clone(),
         ));
+        let upkeep = tokio::spawn(
+            Upkeep::new(
+                state.keys.clone(),
+                sluice_core::cli::process_id(),
+                state.worker_dead_after,
+            )
+            .run(state.redis.clone(), None, state.shutdown.clone()),
+        );
         async move {
             let _ = poller.await;
             let _ = events.await;
+            let _ = upkeep.await;
         }
     }
 }

@@ -31,7 +31,7 @@ pub async fn run(
     let mut seq = 0u64;
     loop {
         let read_at = Instant::now();
-        match tokio::time::timeout(timeout, reader.refresh(&mut redis)).await {
+        match tokio::time::timeout(timeout, reader.read(&mut redis)).await {
             Ok(Ok(stats)) => {
                 if set_state(&hub, RedisState::Up) {
                     tracing::info!("reading stats from Redis");

@@ -167,7 +167,7 @@ pub async fn stats(
             .body(snapshot.json.clone().into_bytes()));
     }
     let mut redis = state.redis.clone();
-    match tokio::time::timeout(state.redis_timeout, state.reader.refresh(&mut redis)).await {
+    match tokio::time::timeout(state.redis_timeout, state.reader.read(&mut redis)).await {
         Ok(Ok(stats)) => Ok(HttpResponse::Ok().json(stats)),
         _ => Err(GatewayError::RedisUnavailable),
     }

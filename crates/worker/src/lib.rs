@@ -6,15 +6,21 @@
 //! - [`store`]: PostgreSQL: the leased, idempotent batch insert, one transaction per batch.
 //! - [`batch`]: parsing a batch's raw entries into envelopes and dead letters.
 //! - [`registry`]: heartbeats and the detection of dead peers.
-//! - [`rate`]: keeps `current_rps` decaying while idle.
 //! - [`maintenance`]: creates the partitions of `messages` ahead, drops them past retention.
 //! - [`http`]: the optional listener for `/metrics`, `/health` and `/ready`.
+
+/// The source of a script that moves messages into or out of a processing list, with the
+/// in-flight bookkeeping they all share (`lua/in_flight.lua`) prepended.
+macro_rules! moving_script {
+    ($file:literal) => {
+        concat!(include_str!("lua/in_flight.lua"), include_str!($file))
+    };
+}
 
 pub mod batch;
 pub mod http;
 pub mod maintenance;
 pub mod queue;
-pub mod rate;
 pub mod registry;
 pub mod store;
 pub mod worker;

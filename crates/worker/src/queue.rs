@@ -62,9 +62,9 @@ impl Queue {
             blocking: None,
             settings: settings.clone(),
             max_block,
-            take: Script::new(include_str!("lua/take.lua")),
-            commit: Script::new(include_str!("lua/commit.lua")),
-            claim: Script::new(include_str!("lua/claim.lua")),
+            take: Script::new(moving_script!("lua/take.lua")),
+            commit: Script::new(moving_script!("lua/commit.lua")),
+            claim: Script::new(moving_script!("lua/claim.lua")),
             worker_id: worker_id.to_owned(),
         })
     }
@@ -122,7 +122,10 @@ impl Queue {
         self.take
             .key(&self.keys.pending_messages)
             .key(&self.processing)
+            .key(&self.keys.in_flight)
+            .key(&self.keys.in_flight_by_worker)
             .arg(limit)
+            .arg(&self.worker_id)
             .invoke_async(&mut self.redis)
             .await
     }
@@ -155,11 +158,14 @@ impl Queue {
             .key(&self.keys.dead_letters)
             .key(&self.keys.commit_latency)
             .key(&self.keys.dead_letters_trimmed)
+            .key(&self.keys.in_flight)
+            .key(&self.keys.in_flight_by_worker)
             .arg(record.inserted)
             .arg(record.event)
             .arg(RATE_WINDOW_TTL_SECS)
             .arg(record.latency)
-            .arg(record.dead_letters_max);
+            .arg(record.dead_letters_max)
+            .arg(&self.worker_id);
         for entry in record.dead_letters {
             invocation.arg(entry);
         }
@@ -177,8 +183,12 @@ impl Queue {
             .key(self.keys.processing(dead_id))
             .key(&self.processing)
             .key(&self.keys.workers_postgres)
+            .key(&self.keys.workers_postgres_down)
+            .key(&self.keys.in_flight)
+            .key(&self.keys.in_flight_by_worker)
             .arg(dead_id)
             .arg(dead_after.as_millis() as u64)
+            .arg(&self.worker_id)
             .invoke_async(&mut self.redis)
             .await?;
         Ok(u64::try_from(moved).ok())
@@ -194,6 +204,10 @@ impl Queue {
             .ignore()
             .cmd("HDEL")
             .arg(&self.keys.workers_postgres)
+            .arg(&self.worker_id)
+            .ignore()
+            .cmd("ZREM")
+            .arg(&self.keys.workers_postgres_down)
             .arg(&self.worker_id)
             .ignore()
             .query_async(&mut self.redis)

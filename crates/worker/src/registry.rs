@@ -4,7 +4,9 @@
 //! ms) every [`HEARTBEAT_PERIOD`], whatever its settings, from a task of its own so a long retry
 //! in the batching loop never makes a live worker look dead. Each beat also returns the peers
 //! that have been silent for longer than `dead_after_ms` (at least four periods); the batching
-//! loop reclaims their batches between batches of its own.
+//! loop reclaims their batches between batches of its own. The beat also keeps this worker's
+//! share of `in_flight` current and takes the stats upkeep lease when it is free
+//! ([`sluice_core::upkeep`]), so a worker contends for it at no extra cost.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +16,7 @@ use redis::Script;
 use sluice_core::connect::RedisConnection;
 use sluice_core::settings::limits;
 use sluice_core::shutdown::Ticker;
+use sluice_core::upkeep;
 use sluice_core::{CancellationToken, Keys};
 use tokio::sync::watch;
 
@@ -68,6 +71,17 @@ pub struct Beat {
     pub postgres: PostgresView,
     /// Where `/ready` reads what the last beat found.
     pub status: Arc<crate::http::Status>,
+    /// Told after every beat whether this worker holds the upkeep lease.
+    pub upkeep: watch::Sender<bool>,
+}
+
+/// What one heartbeat found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeatReply {
+    /// This worker holds the stats upkeep lease.
+    pub holds_upkeep: bool,
+    /// Peers silent for longer than `dead_after`.
+    pub dead_peers: Vec<String>,
 }
 
 /// Beats until shutdown, publishing the ids of dead peers on `dead`.
@@ -83,6 +97,7 @@ pub async fn beat_periodically(
         dead_after,
         postgres,
         status,
+        upkeep,
     } = beat_info;
     let loop_down = Arc::clone(&postgres.loop_down);
     let probed_up = Arc::new(AtomicBool::new(true));
@@ -93,13 +108,16 @@ pub async fn beat_periodically(
         let postgres_up = probed_up.load(Ordering::Relaxed) && !loop_down.load(Ordering::Relaxed);
         status.postgres_up.store(postgres_up, Ordering::Relaxed);
         match beat(&mut redis, &keys, &worker_id, dead_after, postgres_up).await {
-            Ok(peers) => {
+            Ok(reply) => {
                 status.redis_up.store(true, Ordering::Relaxed);
                 if std::mem::take(&mut failing) {
                     tracing::info!("heartbeats resumed");
                 }
+                upkeep.send_if_modified(|held| {
+                    std::mem::replace(held, reply.holds_upkeep) != reply.holds_upkeep
+                });
                 // Published every beat, so a reclaim that failed is retried at the next one.
-                dead.send_replace(peers);
+                dead.send_replace(reply.dead_peers);
             }
             Err(e) => {
                 status.redis_up.store(false, Ordering::Relaxed);
@@ -113,8 +131,9 @@ pub async fn beat_periodically(
     let _ = probe.await;
 }
 
-/// Writes one heartbeat, with whether PostgreSQL is up, and returns the peers silent for longer
-/// than `dead_after` (by the Redis clock, so the workers' clocks need not agree).
+/// Writes one heartbeat, with whether PostgreSQL is up, takes the upkeep lease if it is free,
+/// and returns whether this worker holds it and the peers silent for longer than `dead_after`
+/// (by the Redis clock, so the workers' clocks need not agree).
 #[tracing::instrument(name = "redis.heartbeat", skip(redis, keys), err(level = "debug"))]
 pub async fn beat(
     redis: &mut RedisConnection,
@@ -122,17 +141,28 @@ pub async fn beat(
     worker_id: &str,
     dead_after: Duration,
     postgres_up: bool,
-) -> redis::RedisResult<Vec<String>> {
+) -> redis::RedisResult<BeatReply> {
     static SCRIPT: std::sync::LazyLock<Script> =
-        std::sync::LazyLock::new(|| Script::new(include_str!("lua/heartbeat.lua")));
-    let mut peers: Vec<String> = SCRIPT
+        std::sync::LazyLock::new(|| Script::new(moving_script!("lua/heartbeat.lua")));
+    let reply: Vec<String> = SCRIPT
         .key(&keys.workers)
         .key(&keys.workers_postgres)
+        .key(&keys.workers_postgres_down)
+        .key(keys.processing(worker_id))
+        .key(&keys.in_flight)
+        .key(&keys.in_flight_by_worker)
+        .key(&keys.upkeep_lease)
         .arg(worker_id)
         .arg(dead_after.as_millis() as u64)
         .arg(if postgres_up { "up" } else { "down" })
+        .arg(upkeep::LEASE.as_millis() as u64)
         .invoke_async(redis)
         .await?;
-    peers.retain(|id| id != worker_id);
-    Ok(peers)
+    let mut reply = reply.into_iter();
+    let holds_upkeep = reply.next().as_deref() == Some("1");
+    let dead_peers = reply.filter(|id| id != worker_id).collect();
+    Ok(BeatReply {
+        holds_upkeep,
+        dead_peers,
+    })
 }

@@ -15,6 +15,7 @@ use sluice_core::backoff::Backoff;
 use sluice_core::metric;
 use sluice_core::partitions::Plan;
 use sluice_core::settings::{Settings, WorkerSettings};
+use sluice_core::upkeep::Upkeep;
 use sluice_core::{CancellationToken, connect, schema};
 use tokio::time::Instant;
 
@@ -131,7 +132,7 @@ impl Worker {
     /// A worker configured by `settings`; connects lazily.
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let id = if settings.worker.id.is_empty() {
-            default_worker_id()
+            sluice_core::cli::process_id()
         } else {
             settings.worker.id.clone()
         };
@@ -167,7 +168,7 @@ impl Worker {
     pub async fn heartbeat(&mut self) -> redis::RedisResult<Vec<String>> {
         let mut conn = self.queue.shared_connection();
         let postgres_up = !self.log.postgres_down.load(Ordering::Relaxed);
-        let dead = registry::beat(
+        let reply = registry::beat(
             &mut conn,
             self.queue.keys(),
             &self.id,
@@ -175,8 +176,8 @@ impl Worker {
             postgres_up,
         )
         .await?;
-        self.dead_peers_tx.send_replace(dead.clone());
-        Ok(dead)
+        self.dead_peers_tx.send_replace(reply.dead_peers.clone());
+        Ok(reply.dead_peers)
     }
 
     /// The lease, registering one first if needed.
@@ -392,12 +393,19 @@ impl Worker {
             self.partitions,
             shutdown.clone(),
         ));
-        let rate = tokio::spawn(crate::rate::refresh_periodically(
-            self.queue.shared_connection(),
-            self.queue.keys().clone(),
-            self.dead_after(),
-            shutdown.clone(),
-        ));
+        let (upkeep_gate, upkeep_held) = tokio::sync::watch::channel(false);
+        let upkeep = tokio::spawn(
+            Upkeep::new(
+                self.queue.keys().clone(),
+                self.id.clone(),
+                self.dead_after(),
+            )
+            .run(
+                self.queue.shared_connection(),
+                Some(upkeep_held),
+                shutdown.clone(),
+            ),
+        );
         let heartbeat = tokio::spawn(registry::beat_periodically(
             self.queue.shared_connection(),
             registry::Beat {
@@ -409,6 +417,7 @@ impl Worker {
                     loop_down: Arc::clone(&self.log.postgres_down),
                 },
                 status: Arc::clone(&self.status),
+                upkeep: upkeep_gate,
             },
             self.dead_peers_tx.clone(),
             shutdown.clone(),
@@ -440,7 +449,7 @@ impl Worker {
                  anything it holds"
             );
         }
-        let _ = rate.await;
+        let _ = upkeep.await;
         let _ = maintenance.await;
         tracing::info!(worker_id = %self.id, "worker stopped");
         Ok(())
@@ -490,19 +499,4 @@ async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> boo
         () = tokio::time::sleep(delay) => false,
         () = shutdown.cancelled() => true,
     }
-}
-
-/// `<hostname>-<pid>-<random>`: unique per process, readable in `redis-cli KEYS processing:*`.
-fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| {
-            h.trim()
-                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".into());
-    let suffix: u32 = rand::random();
-    format!("{host}-{}-{:08x}", std::process::id(), suffix)
 }

@@ -2,8 +2,9 @@
 -- registry and moves its whole processing list, oldest message first, into the claimer's
 -- processing list, where it becomes the claimer's batch in hand. Atomic: a message is always
 -- in exactly one list, and only one claimer gets it.
--- KEYS: workers, dead worker's processing list, claimer's processing list, workers_postgres
--- ARGV: dead worker id, dead-after in milliseconds
+-- KEYS: workers, dead worker's processing list, claimer's processing list, workers_postgres,
+--       workers_postgres_down, in_flight, in_flight_by_worker
+-- ARGV: dead worker id, dead-after in milliseconds, claimer id
 -- Returns the number of messages moved, or -1 when the worker has come back.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -13,8 +14,11 @@ if seen and tonumber(seen) > now - tonumber(ARGV[2]) then
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 local moved = 0
 while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do
   moved = moved + 1
 end
+sync_in_flight(KEYS[6], KEYS[7], ARGV[1], KEYS[2])
+sync_in_flight(KEYS[6], KEYS[7], ARGV[3], KEYS[3])
 return moved

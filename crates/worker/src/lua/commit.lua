@@ -2,10 +2,10 @@
 -- bumps the counters and the rate window, dead-letters the poison messages, and announces the
 -- batch on batch_events.
 -- KEYS: processing, total_messages, total_batches, rate_window, batch_events, dead_messages,
---       dead_letters, commit_latency, dead_letters_trimmed
+--       dead_letters, commit_latency, dead_letters_trimmed, in_flight, in_flight_by_worker
 -- ARGV: rows inserted, batch event JSON, rate window TTL in seconds, the batch's POST→commit
---       latency histogram ('bucket:count,...'), most entries kept in dead_messages, then one
---       JSON entry per dead letter
+--       latency histogram ('bucket:count,...'), most entries kept in dead_messages, worker id,
+--       then one JSON entry per dead letter
 -- Returns 1 when applied, 0 when the processing list was already cleared (a retry of a call
 -- whose reply was lost), so a batch is never counted twice.
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -13,6 +13,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local inserted = tonumber(ARGV[1])
 redis.call('DEL', KEYS[1])
+sync_in_flight(KEYS[10], KEYS[11], ARGV[6], KEYS[1])
 redis.call('INCRBY', KEYS[2], inserted)
 redis.call('INCR', KEYS[3])
 local now = redis.call('TIME')[1]
@@ -22,9 +23,9 @@ for bucket, count in string.gmatch(ARGV[4], '(%d+):(%d+)') do
   redis.call('HINCRBY', KEYS[8], now .. ':' .. bucket, count)
 end
 redis.call('EXPIRE', KEYS[8], tonumber(ARGV[3]))
-local dead = #ARGV - 5
+local dead = #ARGV - 6
 if dead > 0 then
-  for i = 6, #ARGV do
+  for i = 7, #ARGV do
     redis.call('LPUSH', KEYS[6], ARGV[i])
   end
   redis.call('INCRBY', KEYS[7], dead)

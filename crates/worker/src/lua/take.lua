@@ -1,6 +1,7 @@
 -- Moves up to ARGV[1] messages from the consuming end (tail) of pending_messages to the head
 -- of this worker's processing list, atomically, and returns them oldest first.
--- KEYS: pending_messages, processing list
+-- KEYS: pending_messages, processing list, in_flight, in_flight_by_worker
+-- ARGV: most messages taken, worker id
 local limit = tonumber(ARGV[1])
 local taken = {}
 for i = 1, limit do
@@ -10,4 +11,5 @@ for i = 1, limit do
   end
   taken[i] = item
 end
+sync_in_flight(KEYS[3], KEYS[4], ARGV[2], KEYS[2])
 return taken

@@ -52,10 +52,13 @@ async fn a_step_persists_the_batch_and_updates_every_counter() {
 
     // current_rps counts complete seconds: the batch shows once its second has ended, as
     // 30 messages over the 10-second window.
-    let reader = sluice_core::stats::StatsReader::new(t.keys.clone());
+    let fresh = Duration::from_secs(10);
+    let reader = sluice_core::stats::StatsReader::new(t.keys.clone(), fresh);
+    let upkeep = sluice_core::upkeep::Upkeep::new(t.keys.clone(), "test", fresh);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let stats = loop {
-        let stats = reader.refresh(&mut t.redis).await.expect("stats");
+        upkeep.run_once(&mut t.redis).await.expect("upkeep");
+        let stats = reader.read(&mut t.redis).await.expect("stats");
         if stats.current_rps > 0.0 || tokio::time::Instant::now() > deadline {
             break stats;
         }

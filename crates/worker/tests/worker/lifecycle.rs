@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use sluice_core::Keys;
 use sluice_core::stats::StatsReader;
+use sluice_core::upkeep::{Turn, Upkeep};
+use sluice_worker::registry::beat;
 use sluice_worker::{Outcome, Worker};
 
 use crate::helpers::{envelope, spawn_worker};
@@ -266,19 +268,9 @@ async fn a_worker_presumed_dead_is_fenced_and_resumes_without_duplicates() {
 async fn backlog_is_the_queue_plus_every_processing_list() {
     let mut conn = sluice_tests::redis().await.expect("redis");
     let keys = Keys::new(&sluice_tests::unique_prefix("backlog"));
-    let (now, _): (u64, u64) = redis::cmd("TIME")
-        .query_async(&mut conn)
-        .await
-        .expect("TIME");
-    // Two registered workers holding 2 and 4 messages, and 3 messages waiting.
+    // Two workers holding 2 and 4 messages (moved there as BLMOVE would, one command each),
+    // and 3 messages waiting. Each worker's next heartbeat counts its list into in_flight.
     for (worker, held) in [("w1", 2), ("w2", 4)] {
-        let _: () = redis::cmd("ZADD")
-            .arg(&keys.workers)
-            .arg(now * 1000)
-            .arg(worker)
-            .query_async(&mut conn)
-            .await
-            .expect("ZADD");
         for i in 0..held {
             let _: () = redis::cmd("LPUSH")
                 .arg(keys.processing(worker))
@@ -296,12 +288,53 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
             .await
             .expect("LPUSH");
     }
-    let stats = StatsReader::new(keys.clone())
-        .refresh(&mut conn)
-        .await
-        .expect("stats");
+    let fresh = Duration::from_secs(10);
+    let reader = StatsReader::new(keys.clone(), fresh);
+    let stats = reader.read(&mut conn).await.expect("stats");
+    assert_eq!((stats.queue_depth, stats.in_flight), (3, 0), "no beat yet");
+    let mut redis = manager();
+    for worker in ["w1", "w2"] {
+        beat(&mut redis, &keys, worker, fresh, true)
+            .await
+            .expect("beat");
+    }
+    let stats = reader.read(&mut conn).await.expect("stats");
     assert_eq!((stats.queue_depth, stats.in_flight), (3, 6));
     assert_eq!(stats.backlog, 9);
+    assert_eq!(stats.workers_alive, 2);
+    // A beat that reports PostgreSQL down counts; one that reports it up again uncounts.
+    beat(&mut redis, &keys, "w2", fresh, false)
+        .await
+        .expect("beat");
+    assert_eq!(
+        reader
+            .read(&mut conn)
+            .await
+            .expect("stats")
+            .workers_postgres_down,
+        1
+    );
+    beat(&mut redis, &keys, "w2", fresh, true)
+        .await
+        .expect("beat");
+    assert_eq!(
+        reader
+            .read(&mut conn)
+            .await
+            .expect("stats")
+            .workers_postgres_down,
+        0
+    );
+    // A list emptied behind the workers' backs is uncounted at the owner's next beat.
+    let _: () = redis::cmd("DEL")
+        .arg(keys.processing("w2"))
+        .query_async(&mut conn)
+        .await
+        .expect("DEL");
+    beat(&mut redis, &keys, "w2", fresh, true)
+        .await
+        .expect("beat");
+    assert_eq!(reader.read(&mut conn).await.expect("stats").in_flight, 2);
     sluice_tests::delete_prefix(keys.prefix())
         .await
         .expect("cleanup");
@@ -331,9 +364,17 @@ async fn current_rps_averages_the_window_and_decays_to_zero() {
         .query_async(&mut conn)
         .await
         .expect("HSET");
-    let reader = StatsReader::new(keys.clone());
-    let stats = reader.refresh(&mut conn).await.expect("stats");
-    // The reading may land in the next second, which moves the window by one second.
+    let fresh = Duration::from_secs(10);
+    let reader = StatsReader::new(keys.clone(), fresh);
+    let upkeep = Upkeep::new(keys.clone(), "test-holder", fresh);
+    let before = reader.read(&mut conn).await.expect("stats");
+    assert_eq!(before.current_rps, 0.0, "a read computes nothing");
+    assert_eq!(
+        upkeep.run_once(&mut conn).await.expect("upkeep"),
+        Turn::Done
+    );
+    let stats = reader.read(&mut conn).await.expect("stats");
+    // The upkeep may land in the next second, which moves the window by one second.
     assert!(
         [10.0, 59.0].contains(&stats.current_rps),
         "100 messages over the last 10 complete seconds, or 590 if a second passed: {}",
@@ -370,7 +411,11 @@ async fn current_rps_averages_the_window_and_decays_to_zero() {
         .query_async(&mut conn)
         .await
         .expect("HSET");
-    let stats = reader.refresh(&mut conn).await.expect("stats");
+    assert_eq!(
+        upkeep.run_once(&mut conn).await.expect("upkeep"),
+        Turn::Done
+    );
+    let stats = reader.read(&mut conn).await.expect("stats");
     assert_eq!(stats.current_rps, 0.0);
     let stored: String = redis::cmd("GET")
         .arg(&keys.current_rps)
@@ -378,6 +423,49 @@ async fn current_rps_averages_the_window_and_decays_to_zero() {
         .await
         .expect("GET");
     assert_eq!(stored, "0.00");
+    sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+}
+
+#[tokio::test]
+async fn one_process_holds_the_upkeep_lease_until_it_releases_it() {
+    let mut conn = sluice_tests::redis().await.expect("redis");
+    let prefix = sluice_tests::unique_prefix("lease");
+    let keys = Keys::new(&prefix);
+    let fresh = Duration::from_secs(10);
+    let first = Upkeep::new(keys.clone(), "first", fresh);
+    let second = Upkeep::new(keys.clone(), "second", fresh);
+    assert_eq!(first.run_once(&mut conn).await.expect("upkeep"), Turn::Done);
+    let Turn::HeldElsewhere(left) = second.run_once(&mut conn).await.expect("upkeep") else {
+        panic!("the second contender must not do the upkeep while the first holds the lease");
+    };
+    assert!(
+        left > Duration::ZERO && left <= sluice_core::upkeep::LEASE,
+        "{left:?}"
+    );
+    // A worker's beat does not take a held lease either.
+    let mut redis = manager();
+    let reply = beat(&mut redis, &keys, "w1", fresh, true)
+        .await
+        .expect("beat");
+    assert!(!reply.holds_upkeep);
+    // Released, it goes to the next to ask: here the worker's beat.
+    second.release(&mut conn).await.expect("release");
+    assert!(
+        matches!(
+            second.run_once(&mut conn).await.expect("upkeep"),
+            Turn::HeldElsewhere(_)
+        ),
+        "only the holder's release frees the lease"
+    );
+    first.release(&mut conn).await.expect("release");
+    let reply = beat(&mut redis, &keys, "w1", fresh, true)
+        .await
+        .expect("beat");
+    assert!(reply.holds_upkeep);
+    assert!(matches!(
+        first.run_once(&mut conn).await.expect("upkeep"),
+        Turn::HeldElsewhere(_)
+    ));
     sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
 }
 
@@ -404,4 +492,13 @@ async fn a_peer_with_the_smallest_dead_after_never_presumes_a_running_worker_dea
     t.shutdown.cancel();
     run.await.expect("task").expect("clean exit");
     t.cleanup().await;
+}
+
+/// A connection like a worker's own (beats take one).
+fn manager() -> sluice_core::connect::RedisConnection {
+    let settings = sluice_core::settings::RedisSettings {
+        url: sluice_tests::redis_url(),
+        ..Default::default()
+    };
+    sluice_core::connect::redis_manager(&settings).expect("manager")
 }
