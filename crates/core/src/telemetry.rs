@@ -20,7 +20,7 @@ use tracing_subscriber::{EnvFilter, fmt};
 use crate::settings::{LogFormat, TelemetrySettings};
 
 /// Filter used when `RUST_LOG` is unset: our own crates at `info`, everything else at `warn`.
-pub const DEFAULT_FILTER: &str = "warn,sluice_core=info,sluice_http=info,sluice_ingest=info,sluice_worker=info,sluice_gateway=info";
+pub const DEFAULT_FILTER: &str = "warn,sluice_core=info,sluice_http=info,sluice_ingest=info,sluice_worker=info,sluice_gateway=info,sluice_stream=info";
 
 /// Most lines a second the HTTP libraries may log; the rest are dropped.
 pub const LIBRARY_LINES_PER_SEC: u64 = 5;

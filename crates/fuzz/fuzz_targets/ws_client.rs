@@ -6,8 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_gateway::frames::Scanner;
-use sluice_gateway::protocol;
+use sluice_stream::frames::Scanner;
+use sluice_stream::protocol;
 
 const LIMIT: usize = 1_024;
 

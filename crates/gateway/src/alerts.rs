@@ -1,7 +1,7 @@
-//! Alert rules, evaluated on every stats reading of the poller.
+//! Alert rules, evaluated by the gateway on every stats reading.
 //!
 //! [`Evaluator`] is pure: it turns readings into [`Transition`]s (fire, resolve), holding each
-//! rule's condition for its duration first. [`AlertStore`] records transitions in Redis so that
+//! rule's condition for its duration first. [`sluice_stream::alerts::store::AlertStore`] records transitions in Redis so that
 //! an alert fires once and resolves once however many gateways evaluate the same readings: the
 //! first gateway to fire a rule wins (`HSETNX alerts_active`), and only the one whose resolve
 //! removes it announces the resolution. Each recorded transition is published on
@@ -11,38 +11,14 @@
 //! outage in `alerts_recent` once Redis is back (once per outage, whichever gateway is first).
 
 pub mod runtime;
-pub mod store;
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use sluice_stream::alerts::{Alert, Rule};
 use sluice_core::settings::AlertSettings;
 use sluice_core::stats::Stats;
 use tokio::time::Instant;
-
-/// A rule's name, as clients see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// More messages waiting than `queue_depth_threshold`.
-    QueueDepthHigh,
-    /// Arrivals outpace persistence.
-    QueueGrowing,
-    /// Messages wait and no worker has a fresh heartbeat.
-    NoLiveWorkers,
-    /// New dead letters.
-    DeadLettersIncreased,
-    /// POST→commit p99 above `commit_latency_p99_ms`.
-    CommitLatencyHigh,
-    /// The gateway cannot read Redis.
-    RedisDown,
-    /// A live worker reports PostgreSQL down.
-    PostgresDown,
-    /// persisted/s far from its recent mean.
-    ThroughputAnomaly,
-}
 
 /// The rules evaluated from readings (all but `redis_down`).
 pub const READING_RULES: [Rule; 7] = [
@@ -54,50 +30,6 @@ pub const READING_RULES: [Rule; 7] = [
     Rule::PostgresDown,
     Rule::ThroughputAnomaly,
 ];
-
-impl Rule {
-    /// The snake_case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::QueueDepthHigh => "queue_depth_high",
-            Self::QueueGrowing => "queue_growing",
-            Self::NoLiveWorkers => "no_live_workers",
-            Self::DeadLettersIncreased => "dead_letters_increased",
-            Self::CommitLatencyHigh => "commit_latency_high",
-            Self::RedisDown => "redis_down",
-            Self::PostgresDown => "postgres_down",
-            Self::ThroughputAnomaly => "throughput_anomaly",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// One alert transition, as stored and sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Alert {
-    /// Always `"alert"`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The rule.
-    pub rule: Rule,
-    /// `medium`, `high` or `critical`.
-    pub severity: String,
-    /// `firing` or `resolved`.
-    pub state: String,
-    /// The measured value when the transition happened.
-    pub value: f64,
-    /// What the value was compared with.
-    pub threshold: f64,
-    /// When the alert fired (RFC 3339, UTC).
-    pub started_at: String,
-    /// When it resolved; `null` while firing.
-    pub resolved_at: Option<String>,
-    /// One line for people.
-    pub summary: String,
-}
 
 /// A rule's condition on one reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -347,11 +279,6 @@ pub fn z_score(value: f64, baseline: &[f64]) -> Option<f64> {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
-}
-
-/// The current time as alerts carry it.
-pub fn timestamp() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// A firing alert for `check`.

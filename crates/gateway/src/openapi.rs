@@ -1,28 +1,15 @@
 //! The gateway's OpenAPI 3.1 document, generated from the handlers' annotations and the answer
-//! types themselves, and served at `GET /openapi.json`. [`StreamApi`] covers the stats stream's
-//! routes, which the ingest API serves too.
+//! types themselves, and served at `GET /openapi.json`: its own routes and the stream's
+//! ([`sluice_stream::openapi::StreamApi`], which the ingest API serves too).
 
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use crate::routes;
+use sluice_stream::openapi::StreamApi;
 
-/// The stats stream's routes.
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        routes::ws_stats,
-        routes::stats,
-        routes::stats_stream,
-        routes::history,
-        routes::alerts,
-        routes::workers,
-    ),
-    tags((name = "stream", description = "The pipeline's live stats, history, alerts and workers"))
-)]
-pub struct StreamApi;
+use crate::routes;
 
 /// The gateway's whole HTTP API.
 #[derive(OpenApi)]

@@ -8,12 +8,13 @@
 //! - [`queue`]: the Redis side (`LPUSH pending_messages`).
 //! - [`accepted`]: the `accepted_total` count, kept off the hot path.
 //! - [`persisted`]: requests waiting for their commit (`Prefer: wait=N`).
-//!
-//! With `ingest.serve_stats` (the default) it also serves the gateway's stats stream
-//! (`/ws/stats`, `/stats`, `/stats/stream`, `/stats/history`, `/alerts`, `/workers`) through
-//! `sluice_gateway::StatsStream`, at the URL the Python stack's dashboards connect to.
 //! - [`error`]: every failure with its status code and stable `code`.
 //! - [`openapi`]: the OpenAPI 3.1 document, served at `/openapi.json`.
+//!
+//! With `ingest.serve_stats` (the default) it also serves the stats stream (`/ws/stats`,
+//! `/stats`, `/stats/stream`, `/stats/history`, `/alerts`, `/workers`) through
+//! `sluice_stream::StatsStream`, at the URL the Python stack's dashboards connect to. It does
+//! not evaluate alert rules: gateways do, and the stream serves what they recorded.
 
 pub mod accepted;
 pub mod body;
@@ -31,7 +32,7 @@ use actix_web::{App, web};
 use anyhow::Context;
 use sluice_core::{CancellationToken, Keys, Settings, connect};
 
-use sluice_gateway::StatsStream;
+use sluice_stream::StatsStream;
 use sluice_http::{EdgeConfig, EdgeStats};
 
 use crate::accepted::Accepted;
@@ -150,10 +151,10 @@ impl Application {
                     ApiError::InvalidQuery([("query".to_owned(), err.to_string())].into()).into()
                 }));
             match &stream_state {
-                // The stats stream at the Python stack's URL, served by the gateway's library.
+                // The stats stream at the Python stack's URL (sluice-stream, as the gateway serves it).
                 Some(stream) => app
                     .app_data(stream.clone())
-                    .configure(sluice_gateway::stream_routes)
+                    .configure(sluice_stream::stream_routes)
                     .configure(routes_config),
                 None => app.configure(routes_config),
             }

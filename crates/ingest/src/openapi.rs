@@ -58,7 +58,7 @@ pub fn document(serve_stats: bool) -> &'static str {
         LazyLock::new(|| IngestApi::openapi().to_json().unwrap_or_default());
     static WITH_STATS: LazyLock<String> = LazyLock::new(|| {
         let mut api = IngestApi::openapi();
-        api.merge(sluice_gateway::openapi::StreamApi::openapi());
+        api.merge(sluice_stream::openapi::StreamApi::openapi());
         api.to_json().unwrap_or_default()
     });
     if serve_stats { &WITH_STATS } else { &PLAIN }

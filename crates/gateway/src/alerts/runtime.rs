@@ -1,16 +1,19 @@
-//! The poller's side of alerting: evaluates each reading, records transitions in Redis, and
-//! tells this gateway's clients about Redis outages itself.
+//! The gateway's side of alerting: evaluates each reading of the stream's poller, records
+//! transitions in Redis, and tells this gateway's clients about Redis outages itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::connect::RedisConnection;
 use sluice_core::stats::Stats;
+use sluice_stream::snapshot::Reading;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::store::AlertStore;
-use super::{Alert, Evaluator, Rule, Transition, firing, summary, timestamp};
-use crate::hub::Hub;
+use sluice_stream::alerts::store::AlertStore;
+use sluice_stream::alerts::{Alert, Rule, timestamp};
+use super::{Evaluator, Transition, firing, summary};
+use sluice_stream::hub::Hub;
 
 /// Evaluator, store and the outage this gateway is living through.
 pub struct Alerting {
@@ -31,6 +34,18 @@ impl Alerting {
             hub,
             timeout,
             outage: None,
+        }
+    }
+
+    /// Evaluates every outcome of the poller's reads until the poller stops.
+    pub async fn run(mut self, mut readings: watch::Receiver<Reading>, mut conn: RedisConnection) {
+        while readings.changed().await.is_ok() {
+            let reading = readings.borrow_and_update().clone();
+            match reading {
+                Reading::Taken(snapshot) => self.on_reading(&snapshot.stats, &mut conn).await,
+                Reading::Failed => self.on_failure(),
+                Reading::None => {}
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytestring::ByteString;
 use tokio::time::Instant;
 
-use crate::hub::{RedisState, Snapshot};
+use crate::snapshot::{RedisState, Snapshot};
 
 /// When a client's next reading is due: a new one, at least an interval after the last sent.
 #[derive(Debug)]

@@ -1,10 +1,10 @@
 //! The one Redis reader of a gateway process.
 //!
-//! Every tick it takes one stats reading (one round trip; see `sluice_core::stats`), publishes
-//! it to all sessions, whatever their number, and evaluates the alert rules on it. It runs
-//! whether or not any dashboard is open: alerts are evaluated, and the history sampled, all
-//! the time. A failed read keeps the last snapshot and marks Redis down; the connection
-//! reconnects by itself.
+//! Every tick it takes one stats reading (one round trip that writes nothing; see
+//! `sluice_core::stats`) and publishes it to all sessions, whatever their number, and to the
+//! observers of [`Reading`]s (a gateway's alert rules). It runs whether or not any dashboard is
+//! open. A failed read keeps the last snapshot and marks Redis down; the connection reconnects
+//! by itself.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,17 +15,17 @@ use sluice_core::stats::{Stats, StatsReader};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::alerts::runtime::Alerting;
-use crate::hub::{Hub, RedisState, Snapshot};
+use crate::hub::Hub;
+use crate::snapshot::{Reading, RedisState, Snapshot};
 
 /// Reads stats every [`Hub::tick`] until shutdown.
 pub async fn run(
     hub: Arc<Hub>,
     sender: watch::Sender<Option<Arc<Snapshot>>>,
+    readings: watch::Sender<Reading>,
     reader: StatsReader,
     mut redis: RedisConnection,
     timeout: std::time::Duration,
-    mut alerting: Alerting,
     shutdown: CancellationToken,
 ) {
     let mut seq = 0u64;
@@ -40,17 +40,17 @@ pub async fn run(
                 sluice_core::metric::record_stats(&stats);
                 let snapshot = Arc::new(snapshot(seq, stats));
                 sender.send_replace(Some(Arc::clone(&snapshot)));
-                alerting.on_reading(&snapshot.stats, &mut redis).await;
+                readings.send_replace(Reading::Taken(snapshot));
             }
             Ok(Err(e)) => {
                 mark_down(&hub, &e.to_string());
                 sluice_core::metric::record_stats_failed();
-                alerting.on_failure();
+                readings.send_replace(Reading::Failed);
             }
             Err(_) => {
                 mark_down(&hub, "timed out");
                 sluice_core::metric::record_stats_failed();
-                alerting.on_failure();
+                readings.send_replace(Reading::Failed);
             }
         }
         hub.poller_running.store(true, Ordering::Relaxed);

@@ -26,7 +26,8 @@ use crate::auth::TOKEN_EXPIRED_CLOSE_CODE;
 use crate::fanout::Member;
 use crate::frames::Report;
 use crate::history::HistoryCache;
-use crate::hub::{Hub, RedisState, SessionGuard};
+use crate::hub::{Hub, SessionGuard};
+use crate::snapshot::RedisState;
 use crate::pace::{Pacer, RedisNotice, status_message};
 use crate::protocol::{self, ClientMessage, ProtocolError, Topic};
 use sluice_core::metric;
@@ -99,7 +100,7 @@ type Step = Result<(), End>;
 
 /// What one session subscribes to and how (`stats` is on its [`Member`] entry).
 struct Subscriptions {
-    batches: Option<broadcast::Receiver<Arc<crate::hub::BatchFrames>>>,
+    batches: Option<broadcast::Receiver<Arc<crate::snapshot::BatchFrames>>>,
     alerts: Option<broadcast::Receiver<ByteString>>,
     include_ids: bool,
 }
@@ -268,7 +269,7 @@ impl Live {
         Ok(())
     }
 
-    async fn on_batch(&mut self, event: Result<Arc<crate::hub::BatchFrames>, RecvError>) -> Step {
+    async fn on_batch(&mut self, event: Result<Arc<crate::snapshot::BatchFrames>, RecvError>) -> Step {
         let frame = match event {
             Ok(frames) if self.subs.include_ids => frames.with_ids.clone(),
             Ok(frames) => frames.without_ids.clone(),

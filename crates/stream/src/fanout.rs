@@ -16,13 +16,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 
 use actix_ws::Session;
 use futures_util::FutureExt;
 use sluice_core::metric;
 
-use crate::hub::{Hub, Snapshot};
+use crate::hub::Hub;
+use crate::snapshot::Snapshot;
 use crate::pace::Pacer;
 
 /// One session's place on its thread's roster; shared by the session task and the delivery
@@ -139,15 +140,8 @@ impl Member {
     }
 }
 
-/// Hubs get an id so a thread serving two (tests run several gateways in one process) keeps
-/// a roster per hub.
-static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
-
-/// A new hub id.
-pub fn hub_id() -> u64 {
-    NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed)
-}
-
+// Hubs have an id so a thread serving two (tests run several gateways in one process) keeps a
+// roster per hub.
 thread_local! {
     static ROSTERS: RefCell<HashMap<u64, Rc<Roster>>> = RefCell::default();
 }

@@ -1,4 +1,4 @@
-//! Gateway HTTP errors, each with its status and stable `code`.
+//! The stream's HTTP errors, each with its status and stable `code`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -9,7 +9,7 @@ use crate::hub::LimitError;
 
 /// An error answered as `{"error": {"code", "message"}}`.
 #[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
+pub enum StreamError {
     /// A query parameter is out of range or malformed.
     #[error("{0}")]
     InvalidQuery(String),
@@ -27,7 +27,7 @@ pub enum GatewayError {
     NotFound,
 }
 
-impl GatewayError {
+impl StreamError {
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -42,7 +42,7 @@ impl GatewayError {
     }
 }
 
-impl ResponseError for GatewayError {
+impl ResponseError for StreamError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,

@@ -13,43 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytestring::ByteString;
-use sluice_core::stats::Stats;
 use tokio::sync::{Notify, broadcast, watch};
-use tokio::time::Instant;
 
-/// One stats reading, serialized once for every session.
-#[derive(Debug)]
-pub struct Snapshot {
-    /// Increases by one per reading.
-    pub seq: u64,
-    /// When the reading was taken.
-    pub taken_at: Instant,
-    /// The reading.
-    pub stats: Stats,
-    /// `stats` as the JSON text frame sessions send.
-    pub json: ByteString,
-}
-
-/// One batch event, serialized once in both forms sessions may want.
-#[derive(Debug)]
-pub struct BatchFrames {
-    /// `batch_persisted` with `message_ids`.
-    pub with_ids: ByteString,
-    /// `batch_persisted` without them.
-    pub without_ids: ByteString,
-}
-
-/// Whether the poller can read Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisState {
-    /// Not read yet.
-    Unknown,
-    /// The last read succeeded.
-    Up,
-    /// The last read failed.
-    Down,
-}
+use crate::alerts::Alert;
+use crate::snapshot::{BatchFrames, RedisState, Snapshot};
 
 /// Why a new stream was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +28,9 @@ pub enum LimitError {
     #[error("this address has its maximum of {0} connections open")]
     PerIp(usize),
 }
+
+/// The next [`Hub`]'s id (tests and the ingest API can run several hubs in one process).
+static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug, Default)]
 struct Registry {
@@ -82,7 +52,7 @@ pub struct Hub {
     /// Alert transitions as `alert` frames, bounded per receiver.
     alerts: broadcast::Sender<ByteString>,
     /// The `redis_down` alert firing on this gateway (it cannot be stored in Redis).
-    outage: Mutex<Option<crate::alerts::Alert>>,
+    outage: Mutex<Option<Alert>>,
     registry: Mutex<Registry>,
     /// Wakes the poller: a first client arrived, or one asked for a faster interval.
     pub(crate) wake: Notify,
@@ -117,7 +87,7 @@ impl Hub {
             poller_running: AtomicBool::new(false),
             tick_ms: AtomicU64::new(default_interval.as_millis() as u64),
             default_interval,
-            id: crate::fanout::hub_id(),
+            id: NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed),
             max_total,
             max_per_ip,
         });
@@ -165,19 +135,21 @@ impl Hub {
     }
 
     /// Sends an `alert` frame to every stream subscribed to alerts.
-    pub(crate) fn publish_alert(&self, frame: ByteString) {
+    pub fn publish_alert(&self, frame: ByteString) {
         let _ = self.alerts.send(frame);
     }
 
     /// The `redis_down` alert firing on this gateway, if any.
-    pub fn outage(&self) -> Option<crate::alerts::Alert> {
+    pub fn outage(&self) -> Option<Alert> {
         self.outage
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    pub(crate) fn set_outage(&self, alert: Option<crate::alerts::Alert>) {
+    /// Sets (or clears) the `redis_down` alert this process is living through; `GET /alerts`
+    /// and new sessions show it, since it cannot be stored in Redis.
+    pub fn set_outage(&self, alert: Option<Alert>) {
         *self.outage.lock().unwrap_or_else(PoisonError::into_inner) = alert;
     }
 

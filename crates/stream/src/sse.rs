@@ -17,13 +17,14 @@ use tokio::time::Instant;
 use bytestring::ByteString;
 use tokio::sync::broadcast;
 
-use crate::hub::{BatchFrames, Hub, RedisState, SessionGuard};
+use crate::hub::{Hub, SessionGuard};
+use crate::snapshot::{BatchFrames, RedisState};
 use crate::pace::{Pacer, RedisNotice, status_message};
 
 struct SseState {
     hub: Arc<Hub>,
     _guard: SessionGuard,
-    snapshots: tokio::sync::watch::Receiver<Option<Arc<crate::hub::Snapshot>>>,
+    snapshots: tokio::sync::watch::Receiver<Option<Arc<crate::snapshot::Snapshot>>>,
     redis_state: tokio::sync::watch::Receiver<RedisState>,
     pacer: Pacer,
     keepalive: tokio::time::Interval,

@@ -8,7 +8,8 @@ use serde_json::json;
 use sluice_core::CancellationToken;
 use sluice_core::events::BatchEvent;
 
-use crate::hub::{BatchFrames, Hub};
+use crate::hub::Hub;
+use crate::snapshot::BatchFrames;
 
 /// The channels a gateway subscribes to.
 #[derive(Debug, Clone)]
