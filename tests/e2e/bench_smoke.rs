@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sluice_bench::fanout::{self, FanoutConfig};
 use sluice_bench::pipeline::{self, E2eLoad, Stores};
-use sluice_bench::send;
+use sluice_client::send;
 
 use crate::stack::Stack;
 
@@ -37,7 +37,7 @@ async fn every_benchmark_scenario_runs() {
         rate: Some(1_000.0),
         keep_ids: true,
     };
-    let r = send::run(&plan).await.expect("send");
+    let r = send::run(&plan, |_, _| {}).await.expect("send");
     assert_eq!((r.succeeded, r.failed), (200, 0));
     let distinct: std::collections::HashSet<_> = r.ids.iter().collect();
     assert_eq!(distinct.len(), 200, "one id per accepted message");

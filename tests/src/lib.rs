@@ -12,7 +12,6 @@
 
 pub mod process;
 pub mod servers;
-pub mod ws;
 
 use anyhow::Context;
 use rand::Rng;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use serde::Serialize;
-use sluice_tests::ws::{self, client_frame, client_header};
+use sluice_client::frames::{self as ws, client_frame, client_header};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

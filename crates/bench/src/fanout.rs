@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::process;
-use crate::stats::{Summary, rate, summarize};
+use sluice_client::summary::{Summary, rate, summarize};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -264,7 +264,7 @@ fn health_addr(url: &str) -> Option<String> {
 
 /// The gateway's allocator's live bytes, when `/health` reports them.
 async fn allocated_bytes(addr: Option<&str>) -> Option<u64> {
-    let health = crate::http::get_json(addr?, "/health").await.ok()?;
+    let health = sluice_client::load::get_json(addr?, "/health").await.ok()?;
     health["memory"]["allocated_bytes"].as_u64()
 }
 

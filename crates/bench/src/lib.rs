@@ -6,19 +6,13 @@
 //! - [`fanout`]: N WebSocket dashboards against a gateway: connections, delivery skew, message
 //!   rate, the gateway's memory and CPU, and the Redis load it causes.
 //! - [`attacks`]: the hardening attacks at full scale, as figures to compare builds.
-//! - [`send`]: the load generator for users, with a live progress line.
-//! - [`http`]: the HTTP/1.1 load engine behind the HTTP scenarios.
 //! - [`stages`]: the per-stage breakdown of `e2e` (queue, insert, record).
-//! - [`stats`]: percentiles and rates, kept apart so they are unit-tested.
 //! - [`redis_cost`]: what a running fleet costs its Redis per second (commands, scripts, CPU).
 //! - [`process`]: reading a process's memory and CPU from `/proc`.
 
 pub mod attacks;
 pub mod fanout;
-pub mod http;
 pub mod pipeline;
 pub mod process;
 pub mod redis_cost;
-pub mod send;
 pub mod stages;
-pub mod stats;

@@ -11,8 +11,8 @@ use sluice_bench::attacks;
 use sluice_bench::fanout::{self, FanoutConfig, FanoutReport};
 use sluice_bench::pipeline::{self, Stores};
 use sluice_bench::redis_cost;
-use sluice_bench::send;
-use sluice_bench::stats::Summary;
+use sluice_client::send;
+use sluice_client::summary::Summary;
 
 #[derive(Parser)]
 #[command(
@@ -516,7 +516,7 @@ impl SendArgs {
             rate: rate.or(preset.2),
             keep_ids: ids.is_some(),
         };
-        let r = send::run(&plan).await?;
+        let r = send::run_with_bar(&plan).await?;
         if let Some(path) = ids {
             let lines: String = r.ids.iter().map(|id| format!("{id}\n")).collect();
             std::fs::write(&path, lines)

@@ -8,38 +8,13 @@ use anyhow::{Context, bail};
 use hyper::body::Bytes;
 use serde::Serialize;
 use sluice_core::Keys;
-use sluice_core::message::{Envelope, MessageRequest, NewMessage};
+use sluice_core::message::{Envelope, NewMessage};
 use uuid::Uuid;
 
-use crate::http::{self, LoadConfig, Progress};
 use crate::stages;
-use crate::stats::{Summary, rate, summarize};
-
-/// A typical chat message, so payload sizes are realistic.
-pub const SAMPLE_CONTENT: &str =
-    "hey, are we still on for the release review at 3? I pushed the last fixes";
-
-/// Message `i` (user and channel vary with `i`).
-pub fn sample_message(i: u64) -> MessageRequest {
-    let (user, channel) = (i % 10_000 + 1, i % 100 + 1);
-    MessageRequest::new(
-        user as i64,
-        channel as i64,
-        format!("{SAMPLE_CONTENT} #{i}"),
-    )
-}
-
-/// The JSON body of message `i`.
-pub fn message_json(i: u64) -> String {
-    serde_json::to_string(&sample_message(i)).unwrap_or_default()
-}
-
-/// A JSON array of `size` messages starting at `i * size`.
-pub fn batch_json(i: u64, size: usize) -> String {
-    let first = i * size as u64;
-    let items: Vec<MessageRequest> = (first..first + size as u64).map(sample_message).collect();
-    serde_json::to_string(&items).unwrap_or_default()
-}
+use sluice_client::load::{self as http, LoadConfig, Progress};
+use sluice_client::sample::{accepted_ids, batch_json, message_json};
+use sluice_client::summary::{LatencyPercentiles, Summary, rate, summarize};
 
 /// The body of request `i`: one message, or a batch of `batch` messages.
 fn request_body(i: u64, batch: Option<usize>) -> Bytes {
@@ -268,32 +243,6 @@ pub struct E2eReport {
     pub answer_latency_ms: Option<LatencyPercentiles>,
 }
 
-/// p50/p95/p99 of a latency.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct LatencyPercentiles {
-    /// Median.
-    pub p50: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// The largest.
-    pub max: f64,
-}
-
-impl LatencyPercentiles {
-    /// The percentiles of `values` (in ms); `None` when it is empty.
-    pub fn of(values: &[f64]) -> Option<Self> {
-        let latencies = crate::stats::Latencies::of(values)?;
-        Some(Self {
-            p50: latencies.quantile(0.50),
-            p95: latencies.quantile(0.95),
-            p99: latencies.quantile(0.99),
-            max: latencies.max(),
-        })
-    }
-}
-
 /// The load of an `e2e` run.
 #[derive(Debug, Clone, Copy)]
 pub struct E2eLoad {
@@ -481,24 +430,6 @@ async fn total_messages(
         .query_async::<Option<u64>>(redis)
         .await?
         .unwrap_or(0))
-}
-
-/// The message ids in 202 answers of `/messages` (`message_id`) or `/messages/batch`
-/// (`message_ids`).
-pub fn accepted_ids(bodies: &[Bytes]) -> anyhow::Result<Vec<Uuid>> {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        message_id: Option<Uuid>,
-        #[serde(default)]
-        message_ids: Vec<Uuid>,
-    }
-    let mut ids = Vec::with_capacity(bodies.len());
-    for body in bodies {
-        let answer: Answer = serde_json::from_slice(body).context("a 202 answer")?;
-        ids.extend(answer.message_id);
-        ids.extend(answer.message_ids);
-    }
-    Ok(ids)
 }
 
 /// `redis-benchmark` LPUSH rate: 64 clients, values the size of a real envelope.

@@ -21,7 +21,7 @@ use serde::Serialize;
 use sluice_core::events::BatchEvent;
 use uuid::Uuid;
 
-use crate::pipeline::LatencyPercentiles;
+use sluice_client::summary::LatencyPercentiles;
 
 /// The moments of one message's batch.
 #[derive(Debug, Clone, Copy)]

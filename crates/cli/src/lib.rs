@@ -6,7 +6,8 @@
 //! - `sluice send`: the load generator, with a progress bar.
 //! - `sluice dead-letters list|requeue|purge`: the ingest API's admin endpoints.
 //!
-//! [`api`] is the HTTP side; [`view`] turns stats and alerts into text.
+//! [`api`] names the services and runs `send` and the admin commands through `sluice-client`;
+//! [`view`] turns stats and alerts into text.
 
 pub mod api;
 pub mod tui;
@@ -16,8 +17,6 @@ pub mod watch;
 use std::io::IsTerminal;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::api::Api;
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -118,7 +117,7 @@ pub enum DeadLetters {
         ingest: IngestArgs,
         /// How many to show (at most 1000).
         #[arg(long, default_value_t = 20)]
-        limit: u32,
+        limit: usize,
         /// The API's JSON, for scripts.
         #[arg(long)]
         json: bool,
@@ -130,7 +129,7 @@ pub enum DeadLetters {
         ingest: IngestArgs,
         /// How many (default: all).
         #[arg(long)]
-        limit: Option<u64>,
+        limit: Option<usize>,
     },
     /// Delete every dead letter.
     Purge {
@@ -147,7 +146,7 @@ pub enum DeadLetters {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Watch { gateway, plain } => {
-            let api = Api::gateway(&gateway)?;
+            let api = api::gateway(&gateway)?;
             if plain || !std::io::stdout().is_terminal() {
                 watch::plain(&api, &mut std::io::stdout()).await
             } else {
@@ -155,13 +154,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Stats { gateway, json } => {
-            let api = Api::gateway(&gateway)?;
-            let stats = api.get_json("/stats").await?;
+            let stats = api::gateway(&gateway)?.stats().await?;
             print(json, &stats, view::stats_table)
         }
         Command::Alerts { gateway, json } => {
-            let api = Api::gateway(&gateway)?;
-            let alerts = api.get_json("/alerts").await?;
+            let alerts = api::gateway(&gateway)?.alerts().await?;
             print(json, &alerts, view::alerts_text)
         }
         Command::Send {
@@ -175,10 +172,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn print(
+fn print<T: serde::Serialize>(
     json: bool,
-    value: &serde_json::Value,
-    human: impl Fn(&serde_json::Value) -> String,
+    value: &T,
+    human: impl Fn(&T) -> String,
 ) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);

@@ -10,12 +10,13 @@ use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, List, ListItem, Paragraph, Sparkline};
 use ratatui::{DefaultTerminal, Frame};
-use serde_json::Value;
+use sluice_client::Client;
+use sluice_client::feed::{Event, subscribe};
+use sluice_core::stats::Stats;
 use tokio::sync::mpsc;
 
-use crate::api::Api;
 use crate::view;
-use crate::watch::{ActiveAlerts, Event, feed};
+use crate::watch::ActiveAlerts;
 
 /// Seconds of persisted/s the sparkline shows.
 const SPARK_POINTS: usize = 300;
@@ -27,8 +28,8 @@ pub struct Screen {
     pub gateway: String,
     /// `live` or why not.
     pub status: String,
-    /// The latest stats.
-    pub stats: Value,
+    /// The latest stats, once one came.
+    pub stats: Option<Stats>,
     /// persisted/s, oldest first.
     pub persisted: VecDeque<u64>,
     /// Active alerts.
@@ -45,7 +46,7 @@ impl Screen {
 }
 
 /// Runs the full-screen view until the user quits.
-pub async fn run(api: &Api) -> anyhow::Result<()> {
+pub async fn run(api: &Client) -> anyhow::Result<()> {
     let mut screen = Screen {
         gateway: api.url(""),
         status: "connecting".into(),
@@ -59,12 +60,12 @@ pub async fn run(api: &Api) -> anyhow::Result<()> {
 }
 
 async fn drive(
-    api: &Api,
+    api: &Client,
     terminal: &mut DefaultTerminal,
     screen: &mut Screen,
     mut keys: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let mut events = feed(api);
+    let mut events = subscribe(api);
     loop {
         terminal.draw(|frame| draw(frame, screen))?;
         let event = tokio::select! {
@@ -75,10 +76,10 @@ async fn drive(
             None => return Ok(()),
             Some(Event::Connected) => {
                 screen.status = "live".into();
-                if let Ok(list) = api.get_json("/alerts").await {
+                if let Ok(list) = api.alerts().await {
                     screen.alerts.reset(&list);
                 }
-                if let Ok(history) = api.get_json("/stats/history?window=5m").await {
+                if let Ok(history) = api.history("5m").await {
                     screen.persisted.clear();
                     for rate in history["persisted_per_second"]
                         .as_array()
@@ -91,8 +92,8 @@ async fn drive(
             }
             Some(Event::Disconnected(reason)) => screen.status = format!("reconnecting ({reason})"),
             Some(Event::Stats(stats)) => {
-                screen.push_rate(stats["current_rps"].as_f64().unwrap_or(0.0));
-                screen.stats = stats;
+                screen.push_rate(stats.current_rps);
+                screen.stats = Some(*stats);
             }
             Some(Event::Alert(alert)) => screen.alerts.apply(&alert),
         }
@@ -142,12 +143,16 @@ pub fn draw(frame: &mut Frame, screen: &Screen) {
             " sluice watch ".bold(),
             format!("{} ", screen.gateway).into(),
             screen.status.clone().fg(colour),
-            format!("  {}", screen.stats["timestamp"].as_str().unwrap_or("")).dim(),
+            format!(
+                "  {}",
+                screen.stats.as_ref().map_or("", |s| s.timestamp.as_str())
+            )
+            .dim(),
             "  q quits".dim(),
         ]),
         title,
     );
-    draw_cards(frame, cards, &screen.stats);
+    draw_cards(frame, cards, screen.stats.as_ref());
     // The newest points that fit, so the line ends at the right edge.
     let fits = usize::from(spark.width.saturating_sub(2));
     let skip = screen.persisted.len().saturating_sub(fits);
@@ -175,15 +180,16 @@ pub fn draw(frame: &mut Frame, screen: &Screen) {
     );
 }
 
-fn draw_cards(frame: &mut Frame, area: Rect, stats: &Value) {
+fn draw_cards(frame: &mut Frame, area: Rect, stats: Option<&Stats>) {
     let rows = Layout::vertical([Constraint::Length(3); 3]).split(area);
     for (r, row) in rows.iter().enumerate() {
         let cells = Layout::horizontal([Constraint::Ratio(1, 4); 4]).split(*row);
         for (c, cell) in cells.iter().enumerate() {
-            let (label, path) = view::CARDS[r * 4 + c];
+            let card = &view::CARDS[r * 4 + c];
+            let text = stats.map_or_else(|| "–".to_owned(), |s| card.show(s));
             frame.render_widget(
-                Paragraph::new(view::card(stats, path).bold())
-                    .block(Block::bordered().title(format!(" {label} "))),
+                Paragraph::new(text.bold())
+                    .block(Block::bordered().title(format!(" {} ", card.label))),
                 *cell,
             );
         }

@@ -2,43 +2,127 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
-use sluice_bench::send::SendReport;
+use sluice_client::send::SendReport;
+use sluice_core::api::{Alert, AlertList, DeadLetterPage};
+use sluice_core::stats::Stats;
 
-/// The cards of the dashboard: label and the stats field behind it.
-pub const CARDS: [(&str, &str); 12] = [
-    ("total messages", "total_messages"),
-    ("persisted/s", "current_rps"),
-    ("accepted/s", "accepted_per_second"),
-    ("queue depth", "queue_depth"),
-    ("in flight", "in_flight"),
-    ("batches", "total_batches"),
-    ("avg batch", "avg_batch_size"),
-    ("workers alive", "workers_alive"),
-    ("dead letters", "dead_letters"),
-    ("commit p50", "commit_latency_ms.p50"),
-    ("commit p99", "commit_latency_ms.p99"),
-    ("oldest message", "oldest_pending_age_ms"),
-];
-
-/// The value at a dotted path.
-pub fn field<'a>(stats: &'a Value, path: &str) -> &'a Value {
-    path.split('.').fold(stats, |v, key| &v[key])
+/// How a card's figure reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A count, with thousands separators.
+    Count,
+    /// A rate or an average, one decimal.
+    Decimal,
+    /// Milliseconds of latency.
+    Millis,
+    /// An age in milliseconds, as ms, s or m s.
+    Age,
 }
 
-/// A card's value as people read it.
-pub fn card(stats: &Value, path: &str) -> String {
-    let value = field(stats, path);
-    let Some(number) = value.as_f64() else {
-        return "–".into();
-    };
-    match path {
-        "current_rps" | "accepted_per_second" | "avg_batch_size" => format!("{number:.1}"),
-        "oldest_pending_age_ms" => duration(number),
-        p if p.starts_with("commit_latency_ms") => format!("{number:.1} ms"),
-        _ => thousands(number as u64),
+/// One card of the view: its label, its key in `--plain` lines (none: not in them), and the
+/// figure of [`Stats`] behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct Card {
+    /// The label, as on the dashboard.
+    pub label: &'static str,
+    /// The key of `sluice watch --plain`.
+    pub plain: Option<&'static str>,
+    /// How it reads.
+    pub unit: Unit,
+    /// The figure; `None` when there is none (a latency with no commit in the window).
+    pub value: fn(&Stats) -> Option<f64>,
+}
+
+impl Card {
+    /// The card's figure in `stats`, as people read it.
+    pub fn show(&self, stats: &Stats) -> String {
+        let Some(number) = (self.value)(stats) else {
+            return "–".into();
+        };
+        match self.unit {
+            Unit::Decimal => format!("{number:.1}"),
+            Unit::Age => duration(number),
+            Unit::Millis => format!("{number:.1} ms"),
+            Unit::Count => thousands(number as u64),
+        }
     }
 }
+
+/// The cards, in the dashboard's order.
+pub const CARDS: [Card; 12] = [
+    Card {
+        label: "total messages",
+        plain: Some("total"),
+        unit: Unit::Count,
+        value: |s| Some(s.total_messages as f64),
+    },
+    Card {
+        label: "persisted/s",
+        plain: Some("persisted/s"),
+        unit: Unit::Decimal,
+        value: |s| Some(s.current_rps),
+    },
+    Card {
+        label: "accepted/s",
+        plain: Some("accepted/s"),
+        unit: Unit::Decimal,
+        value: |s| Some(s.accepted_per_second),
+    },
+    Card {
+        label: "queue depth",
+        plain: Some("queue"),
+        unit: Unit::Count,
+        value: |s| Some(s.queue_depth as f64),
+    },
+    Card {
+        label: "in flight",
+        plain: Some("in_flight"),
+        unit: Unit::Count,
+        value: |s| Some(s.in_flight as f64),
+    },
+    Card {
+        label: "batches",
+        plain: Some("batches"),
+        unit: Unit::Count,
+        value: |s| Some(s.total_batches as f64),
+    },
+    Card {
+        label: "avg batch",
+        plain: None,
+        unit: Unit::Decimal,
+        value: |s| Some(s.avg_batch_size),
+    },
+    Card {
+        label: "workers alive",
+        plain: Some("workers"),
+        unit: Unit::Count,
+        value: |s| Some(s.workers_alive as f64),
+    },
+    Card {
+        label: "dead letters",
+        plain: Some("dead"),
+        unit: Unit::Count,
+        value: |s| Some(s.dead_letters as f64),
+    },
+    Card {
+        label: "commit p50",
+        plain: Some("p50"),
+        unit: Unit::Millis,
+        value: |s| s.commit_latency_ms.p50,
+    },
+    Card {
+        label: "commit p99",
+        plain: Some("p99"),
+        unit: Unit::Millis,
+        value: |s| s.commit_latency_ms.p99,
+    },
+    Card {
+        label: "oldest message",
+        plain: Some("oldest"),
+        unit: Unit::Age,
+        value: |s| Some(s.oldest_pending_age_ms as f64),
+    },
+];
 
 /// `12345678` → `12,345,678`.
 pub fn thousands(n: u64) -> String {
@@ -68,60 +152,43 @@ fn duration(ms: f64) -> String {
 }
 
 /// `sluice stats`: one card per line.
-pub fn stats_table(stats: &Value) -> String {
+pub fn stats_table(stats: &Stats) -> String {
     let mut out = String::new();
-    for (label, path) in CARDS {
-        let _ = writeln!(out, "{label:>15}  {}", card(stats, path));
+    for card in &CARDS {
+        let _ = writeln!(out, "{:>15}  {}", card.label, card.show(stats));
     }
-    let _ = writeln!(
-        out,
-        "{:>15}  {}",
-        "at",
-        stats["timestamp"].as_str().unwrap_or("")
-    );
+    let _ = writeln!(out, "{:>15}  {}", "at", stats.timestamp);
     out
 }
 
 /// One line per tick for `sluice watch --plain`.
-pub fn plain_line(stats: &Value, active_alerts: usize) -> String {
-    let short = |path| card(stats, path).replace(' ', "");
-    format!(
-        "{} total={} persisted/s={} accepted/s={} queue={} in_flight={} batches={} workers={} dead={} p50={} p99={} oldest={} alerts={active_alerts}",
-        stats["timestamp"].as_str().unwrap_or("-"),
-        short("total_messages"),
-        short("current_rps"),
-        short("accepted_per_second"),
-        short("queue_depth"),
-        short("in_flight"),
-        short("total_batches"),
-        short("workers_alive"),
-        short("dead_letters"),
-        short("commit_latency_ms.p50"),
-        short("commit_latency_ms.p99"),
-        short("oldest_pending_age_ms"),
-    )
+pub fn plain_line(stats: &Stats, active_alerts: usize) -> String {
+    let mut line = stats.timestamp.clone();
+    for card in &CARDS {
+        if let Some(key) = card.plain {
+            let _ = write!(line, " {key}={}", card.show(stats).replace(' ', ""));
+        }
+    }
+    let _ = write!(line, " alerts={active_alerts}");
+    line
 }
 
 /// One alert on one line: `FIRING critical no_live_workers  summary  (since …)`.
-pub fn alert_line(alert: &Value) -> String {
-    let state = alert["state"].as_str().unwrap_or("?").to_uppercase();
-    let when = alert["resolved_at"]
-        .as_str()
-        .or(alert["started_at"].as_str())
-        .unwrap_or("");
+pub fn alert_line(alert: &Alert) -> String {
+    let when = alert.resolved_at.as_deref().unwrap_or(&alert.started_at);
     format!(
-        "{state:<8} {:<8} {:<22} {}  ({when})",
-        alert["severity"].as_str().unwrap_or("?"),
-        alert["rule"].as_str().unwrap_or("?"),
-        alert["summary"].as_str().unwrap_or(""),
+        "{:<8} {:<8} {:<22} {}  ({when})",
+        alert.state.to_uppercase(),
+        alert.severity,
+        alert.rule.name(),
+        alert.summary,
     )
 }
 
 /// `sluice alerts`.
-pub fn alerts_text(list: &Value) -> String {
+pub fn alerts_text(list: &AlertList) -> String {
     let mut out = String::new();
-    for (title, key) in [("active", "active"), ("recent", "recent")] {
-        let alerts = list[key].as_array().map(Vec::as_slice).unwrap_or_default();
+    for (title, alerts) in [("active", &list.active), ("recent", &list.recent)] {
         let _ = writeln!(out, "{title} ({}):", alerts.len());
         if alerts.is_empty() {
             let _ = writeln!(out, "  none");
@@ -154,20 +221,18 @@ pub fn send_report(report: &SendReport) -> String {
 }
 
 /// `sluice dead-letters list`.
-pub fn dead_letters(page: &Value) -> String {
-    let mut out = format!("{} dead letter(s)\n", page["total"]);
-    for letter in page["dead_letters"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+pub fn dead_letters(page: &DeadLetterPage) -> String {
+    let text =
+        |letter: &serde_json::Value, key: &str| letter[key].as_str().unwrap_or("").to_owned();
+    let mut out = format!("{} dead letter(s)\n", page.total);
+    for letter in &page.dead_letters {
         let _ = writeln!(
             out,
             "{}  {}  {}\n    {}",
-            letter["failed_at"].as_str().unwrap_or(""),
-            letter["worker_id"].as_str().unwrap_or(""),
-            letter["reason"].as_str().unwrap_or(""),
-            letter["payload"].as_str().unwrap_or(""),
+            text(letter, "failed_at"),
+            text(letter, "worker_id"),
+            text(letter, "reason"),
+            text(letter, "payload"),
         );
     }
     out
@@ -176,34 +241,45 @@ pub fn dead_letters(page: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use sluice_core::stats::Latency;
+
+    fn stats() -> Stats {
+        let mut stats = Stats::new(1_234_567, 10, 0, 267.25);
+        stats.oldest_pending_age_ms = 2_500;
+        stats.workers_alive = 2;
+        stats.timestamp = "t".into();
+        stats.commit_latency_ms = Latency {
+            p50: Some(4.25),
+            p95: None,
+            p99: None,
+        };
+        stats
+    }
+
+    fn card(label: &str) -> &'static Card {
+        CARDS.iter().find(|c| c.label == label).expect("a card")
+    }
 
     #[test]
     fn cards_read_like_the_dashboard() {
-        let stats = json!({
-            "total_messages": 1234567, "current_rps": 267.25, "oldest_pending_age_ms": 2500,
-            "commit_latency_ms": {"p50": 4.25, "p99": null}
-        });
-        assert_eq!(card(&stats, "total_messages"), "1,234,567");
-        assert_eq!(card(&stats, "current_rps"), "267.2");
-        assert_eq!(card(&stats, "oldest_pending_age_ms"), "2.5 s");
-        assert_eq!(card(&stats, "commit_latency_ms.p50"), "4.2 ms");
-        assert_eq!(card(&stats, "commit_latency_ms.p99"), "–");
-        assert_eq!(card(&stats, "queue_depth"), "–");
+        let stats = stats();
+        assert_eq!(card("total messages").show(&stats), "1,234,567");
+        assert_eq!(card("persisted/s").show(&stats), "267.2");
+        assert_eq!(card("oldest message").show(&stats), "2.5 s");
+        assert_eq!(card("commit p50").show(&stats), "4.2 ms");
+        assert_eq!(card("commit p99").show(&stats), "–");
+        assert_eq!(card("queue depth").show(&stats), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
     }
 
     #[test]
-    fn a_plain_line_has_every_card() {
-        let line = plain_line(
-            &json!({"timestamp": "t", "total_messages": 5, "workers_alive": 2}),
-            1,
-        );
-        assert!(line.starts_with("t total=5 "), "{line}");
-        assert!(
-            line.contains(" workers=2 ") && line.ends_with(" alerts=1"),
-            "{line}"
+    fn a_plain_line_has_every_card_but_the_average() {
+        let line = plain_line(&stats(), 1);
+        assert_eq!(
+            line,
+            "t total=1,234,567 persisted/s=267.2 accepted/s=0.0 queue=0 in_flight=0 batches=10 \
+             workers=2 dead=0 p50=4.2ms p99=– oldest=2.5s alerts=1"
         );
     }
 }

@@ -10,6 +10,8 @@
 //! - [`upkeep`]: the once-a-second upkeep of the window figures and the history, done for the
 //!   fleet by the holder of a lease.
 //! - [`history`]: the one-second and one-minute history the upkeep records, in columns.
+//! - [`api`]: what the HTTP endpoints answer (alerts, workers, dead letters), as types that
+//!   servers and clients share.
 //! - [`backoff`]: capped exponential backoff with jitter for retry loops.
 //! - [`connect`]: Redis and PostgreSQL connections built with bounded timeouts.
 //! - [`schema`]: the PostgreSQL schema and its concurrency-safe versioned migrations.
@@ -24,6 +26,7 @@
 //! - [`shutdown`]: the process-wide cancellation token fired by SIGINT/SIGTERM.
 //! - [`error`]: the JSON error body every HTTP endpoint answers with.
 
+pub mod api;
 pub mod backoff;
 pub mod cli;
 pub mod connect;

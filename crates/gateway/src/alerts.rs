@@ -15,7 +15,7 @@ pub mod runtime;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use sluice_stream::alerts::{Alert, Rule};
+use sluice_core::api::{Alert, Rule};
 use sluice_core::settings::AlertSettings;
 use sluice_core::stats::Stats;
 use tokio::time::Instant;

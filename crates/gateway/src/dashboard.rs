@@ -95,7 +95,9 @@ async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
         .position(|a| a.path == path.as_str() && a.path != "index.html")
     {
         Some(i) => serve(&req, i),
-        None => actix_web::ResponseError::error_response(&sluice_stream::error::StreamError::NotFound),
+        None => {
+            actix_web::ResponseError::error_response(&sluice_stream::error::StreamError::NotFound)
+        }
     }
 }
 

@@ -70,4 +70,3 @@ pub async fn ready(state: web::Data<State>) -> HttpResponse {
 pub async fn not_found() -> HttpResponse {
     actix_web::ResponseError::error_response(&StreamError::NotFound)
 }
-

@@ -32,8 +32,8 @@ use actix_web::{App, web};
 use anyhow::Context;
 use sluice_core::{CancellationToken, Keys, Settings, connect};
 
-use sluice_stream::StatsStream;
 use sluice_http::{EdgeConfig, EdgeStats};
+use sluice_stream::StatsStream;
 
 use crate::accepted::Accepted;
 use crate::body::Budget;

@@ -17,14 +17,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-
 use actix_ws::Session;
 use futures_util::FutureExt;
 use sluice_core::metric;
 
 use crate::hub::Hub;
-use crate::snapshot::Snapshot;
 use crate::pace::Pacer;
+use crate::snapshot::Snapshot;
 
 /// One session's place on its thread's roster; shared by the session task and the delivery
 /// task of the thread. The session leaves the roster when it drops its [`Member`] handle.

@@ -294,7 +294,7 @@ pub fn guard(payload: Payload, limit: usize) -> (Payload, Report) {
 
 #[cfg(test)]
 mod tests {
-    use sluice_tests::ws::client_frame as frame;
+    use sluice_client::frames::client_frame as frame;
 
     use super::*;
 

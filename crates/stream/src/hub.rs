@@ -15,8 +15,8 @@ use std::time::Duration;
 use bytestring::ByteString;
 use tokio::sync::{Notify, broadcast, watch};
 
-use crate::alerts::Alert;
 use crate::snapshot::{BatchFrames, RedisState, Snapshot};
+use sluice_core::api::Alert;
 
 /// Why a new stream was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

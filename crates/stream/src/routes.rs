@@ -12,11 +12,10 @@ use sluice_core::settings::limits;
 use sluice_core::history::Window;
 
 use crate::State;
-use crate::alerts::store::AlertList;
 use crate::error::StreamError;
 use crate::protocol::Topic;
 use crate::session::{self, SessionConfig};
-use crate::workers::WorkerList;
+use sluice_core::api::{AlertList, WorkerList};
 use sluice_core::error::ErrorBody;
 use sluice_core::stats::Stats;
 

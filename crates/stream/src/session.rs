@@ -27,9 +27,9 @@ use crate::fanout::Member;
 use crate::frames::Report;
 use crate::history::HistoryCache;
 use crate::hub::{Hub, SessionGuard};
-use crate::snapshot::RedisState;
 use crate::pace::{Pacer, RedisNotice, status_message};
 use crate::protocol::{self, ClientMessage, ProtocolError, Topic};
+use crate::snapshot::RedisState;
 use sluice_core::metric;
 
 /// Longest wait for one frame to be accepted for sending.
@@ -269,7 +269,10 @@ impl Live {
         Ok(())
     }
 
-    async fn on_batch(&mut self, event: Result<Arc<crate::snapshot::BatchFrames>, RecvError>) -> Step {
+    async fn on_batch(
+        &mut self,
+        event: Result<Arc<crate::snapshot::BatchFrames>, RecvError>,
+    ) -> Step {
         let frame = match event {
             Ok(frames) if self.subs.include_ids => frames.with_ids.clone(),
             Ok(frames) => frames.without_ids.clone(),

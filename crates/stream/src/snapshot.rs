@@ -42,7 +42,6 @@ pub enum RedisState {
     Down,
 }
 
-
 /// The outcome of the poller's latest read, for observers (the gateway's alert rules). Every
 /// read replaces it, a failed one too, so an observer wakes once per read.
 #[derive(Debug, Clone, Default)]

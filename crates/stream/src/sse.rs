@@ -18,8 +18,8 @@ use bytestring::ByteString;
 use tokio::sync::broadcast;
 
 use crate::hub::{Hub, SessionGuard};
-use crate::snapshot::{BatchFrames, RedisState};
 use crate::pace::{Pacer, RedisNotice, status_message};
+use crate::snapshot::{BatchFrames, RedisState};
 
 struct SseState {
     hub: Arc<Hub>,

@@ -4,37 +4,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat};
 use redis::Script;
-use serde::{Deserialize, Serialize};
 use sluice_core::Keys;
+use sluice_core::api::{WorkerInfo, WorkerList};
 
 /// Most workers listed (most recent heartbeat first).
 pub const MAX_LISTED: usize = 500;
-
-/// One worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct WorkerInfo {
-    /// `worker.id`; its processing list is `processing:<id>`.
-    pub id: String,
-    /// Its last heartbeat (RFC 3339, UTC, by the Redis clock).
-    pub last_heartbeat: String,
-    /// How long ago that was, in ms.
-    pub heartbeat_age_ms: u64,
-    /// Messages in its processing list.
-    pub in_hand: u64,
-    /// Whether its heartbeat is fresh; a stale worker's batch is reclaimed by a live one.
-    pub alive: bool,
-    /// PostgreSQL as the worker last saw it: `up`, `down`, or `unknown`.
-    pub postgres: String,
-}
-
-/// The `GET /workers` answer.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct WorkerList {
-    /// The workers, most recent heartbeat first.
-    pub workers: Vec<WorkerInfo>,
-    /// The heartbeat age past which a worker is not alive.
-    pub dead_after_ms: u64,
-}
 
 /// Reads the worker list in one round trip.
 pub async fn read<C>(

@@ -7,8 +7,9 @@ mod ingest;
 
 use std::time::Duration;
 
+use sluice_client::frames as ws;
+use sluice_tests::TestDb;
 use sluice_tests::process::{Service, free_port, wait_http_ok};
-use sluice_tests::{TestDb, ws};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -106,14 +107,14 @@ pub async fn ws_open(port: u16, path: &str, rcvbuf: u32) -> TcpStream {
         .expect("WebSocket opens")
 }
 
-pub use sluice_tests::ws::client_frame as frame;
+pub use sluice_client::frames::client_frame as frame;
 
 /// A masked frame header declaring `len` bytes (FIN set), without its payload.
 pub fn header_only(opcode: u8, len: u64) -> Vec<u8> {
-    sluice_tests::ws::client_header(true, opcode, len)
+    sluice_client::frames::client_header(true, opcode, len)
 }
 
-pub use sluice_tests::ws::next_frame;
+pub use sluice_client::frames::next_frame;
 
 /// Reads frames until a close frame arrives; returns its code and reason and the text frames
 /// before it.

@@ -10,9 +10,10 @@ use sluice_stream::snapshot::Reading;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use sluice_stream::alerts::store::AlertStore;
-use sluice_stream::alerts::{Alert, Rule, timestamp};
 use super::{Evaluator, Transition, firing, summary};
+use sluice_core::api::{Alert, Rule};
+use sluice_stream::alerts::store::AlertStore;
+use sluice_stream::alerts::timestamp;
 use sluice_stream::hub::Hub;
 
 /// Evaluator, store and the outage this gateway is living through.

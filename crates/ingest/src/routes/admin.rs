@@ -5,9 +5,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use redis::Script;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use sluice_core::api::DeadLetterPage;
 use sluice_core::error::ErrorBody;
 
 use crate::error::ApiError;
@@ -21,15 +22,6 @@ pub const MAX_LIST: usize = 1_000;
 #[derive(Debug, Deserialize)]
 pub struct LimitQuery {
     limit: Option<String>,
-}
-
-/// `GET /admin/dead-letters` body.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DeadLetterPage {
-    /// Dead letters waiting in `dead_messages`.
-    pub total: u64,
-    /// Newest first; each `{"payload", "reason", "failed_at", "worker_id"}`.
-    pub dead_letters: Vec<serde_json::Value>,
 }
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {

@@ -1,20 +1,10 @@
 //! Alert transitions in Redis: `alerts_active`, `alerts_recent` and `alert_events`.
 
 use redis::Script;
-use serde::Serialize;
 use sluice_core::Keys;
 use sluice_core::keys::ALERTS_RECENT_MAX;
 
-use super::{Alert, Rule};
-
-/// `GET /alerts`: what fires now, and the latest transitions, newest first.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct AlertList {
-    /// Alerts firing now.
-    pub active: Vec<Alert>,
-    /// The latest transitions, firing and resolved, newest first.
-    pub recent: Vec<Alert>,
-}
+use sluice_core::api::{Alert, AlertList, Rule};
 
 /// The alert keys of one deployment and the scripts that change them atomically.
 #[derive(Debug, Clone)]

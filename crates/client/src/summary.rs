@@ -66,6 +66,32 @@ pub fn rate(count: u64, seconds: f64) -> f64 {
     }
 }
 
+/// p50/p95/p99 of a latency.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct LatencyPercentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl LatencyPercentiles {
+    /// The percentiles of `values` (in ms); `None` when it is empty.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        let latencies = Latencies::of(values)?;
+        Some(Self {
+            p50: latencies.quantile(0.50),
+            p95: latencies.quantile(0.95),
+            p99: latencies.quantile(0.99),
+            max: latencies.max(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,7 @@
 //! `send`: a load generator for users, like the one the Python stack shipped: N messages from
-//! C connections, optionally paced, with a live progress line (rate, successes, failures,
-//! ETA) on stderr and a summary at the end.
+//! C connections, optionally paced, with a live progress bar (rate, failures, ETA) on stderr and
+//! a report at the end. `sluice send` and `sluice-bench send` both run it.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,9 +10,9 @@ use hyper::body::Bytes;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::http::{self, LoadConfig, Progress};
-use crate::pipeline::{accepted_ids, message_json};
-use crate::stats::{Summary, rate, summarize};
+use crate::load::{self, LoadConfig, Progress};
+use crate::sample::{accepted_ids, message_json};
+use crate::summary::{Summary, rate, summarize};
 
 /// Presets: `(messages, concurrency, rate)`.
 pub const QUICK: (u64, usize, Option<f64>) = (1_000, 10, None);
@@ -57,50 +56,33 @@ pub struct SendReport {
     pub ids: Vec<Uuid>,
 }
 
-/// One progress line: `[#####-----] 50.0%  12345 ok  0 failed  9876/s  ETA 3s`.
-pub fn progress_line(done: u64, failed: u64, total: u64, elapsed: Duration) -> String {
-    let fraction = if total == 0 {
-        1.0
-    } else {
-        (done + failed) as f64 / total as f64
-    };
-    let filled = (fraction * 30.0).round() as usize;
-    let per_sec = rate(done, elapsed.as_secs_f64());
-    let remaining = total.saturating_sub(done + failed);
-    let eta = if per_sec > 0.0 {
-        format!("{:.0}s", remaining as f64 / per_sec)
-    } else {
-        "?".into()
-    };
-    format!(
-        "[{}{}] {:5.1}%  {done} ok  {failed} failed  {per_sec:.0}/s  ETA {eta}",
-        "#".repeat(filled.min(30)),
-        "-".repeat(30 - filled.min(30)),
-        fraction * 100.0
+/// The live progress line both `sluice send` and `sluice-bench send` show on stderr: an
+/// indicatif bar with the rate, the failures and the ETA. Hidden when stderr is not a
+/// terminal.
+pub fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let style = indicatif::ProgressStyle::with_template(
+        "{bar:30.cyan/blue} {pos}/{len} {percent}%  {per_sec}  ETA {eta}  {msg}",
     )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("█▉ ");
+    indicatif::ProgressBar::new(total).with_style(style)
 }
 
-/// Sends the plan's messages, with a progress line on stderr.
-pub async fn run(plan: &SendPlan) -> anyhow::Result<SendReport> {
-    let started = Instant::now();
-    let total = plan.messages;
-    let show = move |ok, failed| {
-        let line = progress_line(ok, failed, total, started.elapsed());
-        let mut err = std::io::stderr();
-        let _ = write!(err, "\r{line}");
-        let _ = err.flush();
-    };
-    let report = run_with_progress(plan, show).await;
-    // The last tick can come before the last answers: end on the final count (100 %).
-    if let Ok(r) = &report {
-        show(r.succeeded, r.failed);
-    }
-    eprintln!();
+/// Sends the plan's messages with [`progress_bar`] on stderr, cleared at the end.
+pub async fn run_with_bar(plan: &SendPlan) -> anyhow::Result<SendReport> {
+    let bar = progress_bar(plan.messages);
+    let shown = bar.clone();
+    let report = run(plan, move |ok, failed| {
+        shown.set_position(ok + failed);
+        shown.set_message(format!("{failed} failed"));
+    })
+    .await;
+    bar.finish_and_clear();
     report
 }
 
-/// [`run`], calling `on_progress(succeeded, failed)` four times a second instead of printing.
-pub async fn run_with_progress(
+/// Sends the plan's messages, calling `on_progress(succeeded, failed)` four times a second.
+pub async fn run(
     plan: &SendPlan,
     on_progress: impl Fn(u64, u64) + Send + 'static,
 ) -> anyhow::Result<SendReport> {
@@ -130,7 +112,7 @@ pub async fn run_with_progress(
             }
         })
     };
-    let result = http::run(&config, Arc::clone(&progress), |i| {
+    let result = load::run(&config, Arc::clone(&progress), |i| {
         Bytes::from(message_json(i))
     })
     .await;
@@ -146,26 +128,4 @@ pub async fn run_with_progress(
         latency_ms: summarize(&result.latencies_ms),
         ids: accepted_ids(&result.bodies)?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_line_shows_share_rate_and_eta() {
-        let line = progress_line(500, 0, 1000, Duration::from_secs(5));
-        assert!(
-            line.starts_with("[###############---------------]  50.0%"),
-            "{line}"
-        );
-        assert!(
-            line.contains("500 ok") && line.contains("100/s") && line.contains("ETA 5s"),
-            "{line}"
-        );
-        let line = progress_line(0, 0, 1000, Duration::ZERO);
-        assert!(line.contains("ETA ?"), "{line}");
-        let line = progress_line(990, 10, 1000, Duration::from_secs(1));
-        assert!(line.contains("100.0%") && line.contains("ETA 0s"), "{line}");
-    }
 }

@@ -1,0 +1,256 @@
+//! A typed HTTP client for one Sluice service: the stream's read endpoints (on a gateway, or
+//! on an ingest API that serves the stream) and the ingest API's admin endpoints. Every answer
+//! is one of `sluice_core`'s own types.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use sluice_core::api::{AlertList, DeadLetterPage, WorkerList};
+use sluice_core::error::ErrorBody;
+use sluice_core::stats::Stats;
+
+/// Longest wait for one answer.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a call failed, each naming the service it was made to.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The base URL is not `http(s)://host[:port]`.
+    #[error("{flag} must be a base URL like http://127.0.0.1:8001, got {given:?}")]
+    BadBaseUrl {
+        /// The option or setting that gave it.
+        flag: String,
+        /// What was given.
+        given: String,
+    },
+    /// No answer: refused, reset, timed out.
+    #[error("cannot reach {base}: {source}")]
+    Unreachable {
+        /// The service.
+        base: String,
+        /// What happened.
+        source: reqwest::Error,
+    },
+    /// An answer that is not the JSON expected.
+    #[error("{base} answered {status} with a body that is not the expected JSON: {source}")]
+    NotJson {
+        /// The service.
+        base: String,
+        /// The status it answered.
+        status: reqwest::StatusCode,
+        /// What did not parse.
+        source: reqwest::Error,
+    },
+    /// An error answer (`{"error": {"code", "message"}}`).
+    #[error("{base} answered {status}: {message}")]
+    Refused {
+        /// The service.
+        base: String,
+        /// The status it answered.
+        status: reqwest::StatusCode,
+        /// The stable error code, when the body had one.
+        code: Option<String>,
+        /// The error's message.
+        message: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(reqwest::Error),
+}
+
+/// `http://host:port` without a trailing slash; anything else is refused with an error naming
+/// `flag`.
+pub fn base_url(raw: &str, flag: &str) -> Result<String, ClientError> {
+    let base = raw.trim().trim_end_matches('/');
+    let bad = || ClientError::BadBaseUrl {
+        flag: flag.to_owned(),
+        given: raw.to_owned(),
+    };
+    let rest = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+        .ok_or_else(bad)?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err(bad());
+    }
+    Ok(base.to_owned())
+}
+
+/// One service's base URL and credentials.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    /// `?token=` for the stream's endpoints (`gateway.auth.jwt_secret`).
+    token: Option<String>,
+    /// `Authorization: Bearer` for the ingest API's admin endpoints.
+    bearer: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the service at `base` (see [`base_url`]); empty credentials count as none.
+    pub fn new(
+        base: String,
+        token: Option<String>,
+        bearer: Option<String>,
+    ) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .build()
+            .map_err(ClientError::Build)?;
+        Ok(Self {
+            base,
+            token: token.filter(|t| !t.is_empty()),
+            bearer: bearer.filter(|t| !t.is_empty()),
+            http,
+        })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Whether admin calls carry a token.
+    pub fn has_admin_token(&self) -> bool {
+        self.bearer.is_some()
+    }
+
+    /// `path` on this service, with the token when there is one.
+    pub fn url(&self, path: &str) -> String {
+        let url = format!("{}{path}", self.base);
+        match &self.token {
+            Some(token) => {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}token={token}")
+            }
+            None => url,
+        }
+    }
+
+    /// The WebSocket URL of `path`.
+    pub fn ws_url(&self, path: &str) -> String {
+        let url = self.url(path);
+        match url.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", url.trim_start_matches("http://")),
+        }
+    }
+
+    /// `GET /stats`: one reading.
+    pub async fn stats(&self) -> Result<Stats, ClientError> {
+        self.get("/stats").await
+    }
+
+    /// `GET /alerts`: what fires now and the latest transitions.
+    pub async fn alerts(&self) -> Result<AlertList, ClientError> {
+        self.get("/alerts").await
+    }
+
+    /// `GET /workers`: the worker registry.
+    pub async fn workers(&self) -> Result<WorkerList, ClientError> {
+        self.get("/workers").await
+    }
+
+    /// `GET /stats/history?window=…`, as the columns the endpoint answers with.
+    pub async fn history(&self, window: &str) -> Result<serde_json::Value, ClientError> {
+        self.get(&format!("/stats/history?window={window}")).await
+    }
+
+    /// `GET /admin/dead-letters?limit=…`.
+    pub async fn dead_letters(&self, limit: usize) -> Result<DeadLetterPage, ClientError> {
+        self.get(&format!("/admin/dead-letters?limit={limit}"))
+            .await
+    }
+
+    /// `POST /admin/dead-letters/requeue[?limit=…]`: how many went back to the queue.
+    pub async fn requeue_dead_letters(&self, limit: Option<usize>) -> Result<u64, ClientError> {
+        let path = match limit {
+            Some(n) => format!("/admin/dead-letters/requeue?limit={n}"),
+            None => "/admin/dead-letters/requeue".into(),
+        };
+        let answer: Counted = self.call(self.http.post(self.url(&path))).await?;
+        Ok(answer.requeued.unwrap_or(0))
+    }
+
+    /// `DELETE /admin/dead-letters`: how many were deleted.
+    pub async fn purge_dead_letters(&self) -> Result<u64, ClientError> {
+        let request = self.http.delete(self.url("/admin/dead-letters"));
+        let answer: Counted = self.call(request).await?;
+        Ok(answer.purged.unwrap_or(0))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(self.http.get(self.url(path))).await
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let request = match &self.bearer {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                base: self.base.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return response
+                .json()
+                .await
+                .map_err(|source| ClientError::NotJson {
+                    base: self.base.clone(),
+                    status,
+                    source,
+                });
+        }
+        let body: Option<ErrorBody> = response.json().await.ok();
+        Err(ClientError::Refused {
+            base: self.base.clone(),
+            status,
+            code: body.as_ref().map(|b| b.error.code.clone()),
+            message: body.map_or_else(|| "no message".into(), |b| b.error.message),
+        })
+    }
+}
+
+/// The admin calls' answers: `{"requeued": n}` or `{"purged": n}`.
+#[derive(serde::Deserialize)]
+struct Counted {
+    requeued: Option<u64>,
+    purged: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(
+            base_url("http://127.0.0.1:8001/", "--gateway").expect("ok"),
+            "http://127.0.0.1:8001"
+        );
+        assert!(base_url("127.0.0.1:8001", "--gateway").is_err());
+        assert!(base_url("http://host/path", "--gateway").is_err());
+        let err = base_url("http://", "--gateway").expect_err("empty host");
+        assert!(err.to_string().starts_with("--gateway must be"), "{err}");
+    }
+
+    #[test]
+    fn the_token_goes_in_the_query_and_ws_urls_follow_the_scheme() {
+        let api = Client::new("http://h:1".into(), Some("t".into()), None).expect("client");
+        assert_eq!(api.url("/stats"), "http://h:1/stats?token=t");
+        assert_eq!(api.url("/a?b=1"), "http://h:1/a?b=1&token=t");
+        assert_eq!(api.ws_url("/ws/stats"), "ws://h:1/ws/stats?token=t");
+        let tls = Client::new("https://h".into(), None, Some(String::new())).expect("client");
+        assert_eq!(tls.ws_url("/ws/stats"), "wss://h/ws/stats");
+        assert!(!tls.has_admin_token(), "an empty token is no token");
+    }
+}

@@ -1,0 +1,110 @@
+//! The live feed of a stream's WebSocket (`/ws/stats`, protocol v1): `stats` readings and
+//! `alert` transitions as `sluice_core`'s types, reconnected with backoff whenever it drops.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use sluice_core::api::Alert;
+use sluice_core::backoff::Backoff;
+use sluice_core::stats::Stats;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::api::Client;
+
+/// What the feed reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Connected (or connected again).
+    Connected,
+    /// The connection dropped or could not be made; retrying.
+    Disconnected(String),
+    /// A `stats` message.
+    Stats(Box<Stats>),
+    /// An `alert` message.
+    Alert(Alert),
+}
+
+/// The messages of the feed's topics; others (`status`, `batch_persisted`, …) are skipped.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Frame {
+    Stats(Box<Stats>),
+    Alert(Alert),
+}
+
+/// Most events buffered for a slow reader; past it the feed waits.
+const BUFFER: usize = 64;
+
+/// Starts the feed of `client`'s `/ws/stats` (topics `stats` and `alerts`); it runs until the
+/// receiver is dropped.
+pub fn subscribe(client: &Client) -> mpsc::Receiver<Event> {
+    let (tx, rx) = mpsc::channel(BUFFER);
+    let url = client.ws_url("/ws/stats?topics=stats,alerts");
+    tokio::spawn(async move {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        while !tx.is_closed() {
+            let reason = match tokio_tungstenite::connect_async(url.as_str()).await {
+                Ok((stream, _)) => {
+                    backoff.reset();
+                    if tx.send(Event::Connected).await.is_err() {
+                        return;
+                    }
+                    forward(stream, &tx).await
+                }
+                Err(e) => e.to_string(),
+            };
+            if tx.send(Event::Disconnected(reason)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    });
+    rx
+}
+
+/// Forwards the messages of one connection; returns why it ended.
+async fn forward<S>(mut stream: S, tx: &mpsc::Sender<Event>) -> String
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    while let Some(message) = stream.next().await {
+        let text = match message {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Close(frame)) => {
+                return frame.map_or("closed".into(), |f| format!("closed: {}", f.reason));
+            }
+            Ok(_) => continue,
+            Err(e) => return e.to_string(),
+        };
+        let event = match serde_json::from_str::<Frame>(&text) {
+            Ok(Frame::Stats(stats)) => Event::Stats(stats),
+            Ok(Frame::Alert(alert)) if alert.kind == "alert" => Event::Alert(alert),
+            _ => continue,
+        };
+        if tx.send(event).await.is_err() {
+            return "stopped".into();
+        }
+    }
+    "connection closed".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_of_the_two_topics_parse_and_others_do_not() {
+        let stats = serde_json::to_string(&Stats::new(5, 1, 0, 0.5)).expect("json");
+        assert!(
+            matches!(serde_json::from_str::<Frame>(&stats), Ok(Frame::Stats(s)) if s.total_messages == 5)
+        );
+        let alert = r#"{"type":"alert","rule":"no_live_workers","severity":"critical","state":"firing","value":0,"threshold":0,"started_at":"t","resolved_at":null,"summary":"s"}"#;
+        assert!(
+            matches!(serde_json::from_str::<Frame>(alert), Ok(Frame::Alert(a)) if a.state == "firing")
+        );
+        let status = r#"{"type":"status","redis":"down"}"#;
+        assert!(serde_json::from_str::<Frame>(status).is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! What the HTTP endpoints answer, as types that the servers build and the clients
+//! (`sluice-client`, the `sluice` command, the tests) read: one definition of each JSON shape.
+//! The stats themselves are [`crate::stats::Stats`].
+
+use serde::{Deserialize, Serialize};
+
+/// A rule's name, as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// More messages waiting than `queue_depth_threshold`.
+    QueueDepthHigh,
+    /// Arrivals outpace persistence.
+    QueueGrowing,
+    /// Messages wait and no worker has a fresh heartbeat.
+    NoLiveWorkers,
+    /// New dead letters.
+    DeadLettersIncreased,
+    /// POST→commit p99 above `commit_latency_p99_ms`.
+    CommitLatencyHigh,
+    /// The gateway cannot read Redis.
+    RedisDown,
+    /// A live worker reports PostgreSQL down.
+    PostgresDown,
+    /// persisted/s far from its recent mean.
+    ThroughputAnomaly,
+}
+
+impl Rule {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::QueueDepthHigh => "queue_depth_high",
+            Self::QueueGrowing => "queue_growing",
+            Self::NoLiveWorkers => "no_live_workers",
+            Self::DeadLettersIncreased => "dead_letters_increased",
+            Self::CommitLatencyHigh => "commit_latency_high",
+            Self::RedisDown => "redis_down",
+            Self::PostgresDown => "postgres_down",
+            Self::ThroughputAnomaly => "throughput_anomaly",
+        }
+    }
+
+    /// The rule's position in [`Rule`]'s declaration, for per-rule tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One alert transition, as stored and sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Alert {
+    /// Always `"alert"`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The rule.
+    pub rule: Rule,
+    /// `medium`, `high` or `critical`.
+    pub severity: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    /// The measured value when the transition happened.
+    pub value: f64,
+    /// What the value was compared with.
+    pub threshold: f64,
+    /// When the alert fired (RFC 3339, UTC).
+    pub started_at: String,
+    /// When it resolved; `null` while firing.
+    pub resolved_at: Option<String>,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// `GET /alerts`: what fires now, and the latest transitions, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AlertList {
+    /// Alerts firing now.
+    pub active: Vec<Alert>,
+    /// The latest transitions, firing and resolved, newest first.
+    pub recent: Vec<Alert>,
+}
+
+/// One worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkerInfo {
+    /// `worker.id`; its processing list is `processing:<id>`.
+    pub id: String,
+    /// Its last heartbeat (RFC 3339, UTC, by the Redis clock).
+    pub last_heartbeat: String,
+    /// How long ago that was, in ms.
+    pub heartbeat_age_ms: u64,
+    /// Messages in its processing list.
+    pub in_hand: u64,
+    /// Whether its heartbeat is fresh; a stale worker's batch is reclaimed by a live one.
+    pub alive: bool,
+    /// PostgreSQL as the worker last saw it: `up`, `down`, or `unknown`.
+    pub postgres: String,
+}
+
+/// The `GET /workers` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkerList {
+    /// The workers, most recent heartbeat first.
+    pub workers: Vec<WorkerInfo>,
+    /// The heartbeat age past which a worker is not alive.
+    pub dead_after_ms: u64,
+}
+
+/// `GET /admin/dead-letters` body.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeadLetterPage {
+    /// Dead letters waiting in `dead_messages`.
+    pub total: u64,
+    /// Newest first; each `{"payload", "reason", "failed_at", "worker_id"}`.
+    pub dead_letters: Vec<serde_json::Value>,
+}
