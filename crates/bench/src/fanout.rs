@@ -91,51 +91,15 @@ struct ClientResult {
 
 /// Runs the scenario.
 pub async fn run(config: &FanoutConfig) -> anyhow::Result<FanoutReport> {
-    let rss_before = config.gateway_pid.map(process::rss_bytes).transpose()?;
     let health = health_addr(&config.url);
+    let rss_before = config.gateway_pid.map(process::rss_bytes).transpose()?;
     let heap_before = allocated_bytes(health.as_deref()).await;
     let (phase_tx, phase_rx) = watch::channel(Phase::Warmup);
-    let phase_rx = Arc::new(phase_rx);
-    let mut tasks = Vec::with_capacity(config.clients);
-    let mut established = 0;
-    for wave in (0..config.clients)
-        .collect::<Vec<_>>()
-        .chunks(config.connect_batch.max(1))
-    {
-        let connects: Vec<_> = wave
-            .iter()
-            .map(|_| {
-                tokio_tungstenite::connect_async_with_config(
-                    config.url.clone(),
-                    Some(client_config()),
-                    false,
-                )
-            })
-            .collect();
-        for connected in futures_util::future::join_all(connects).await {
-            match connected {
-                Ok((ws, _)) => {
-                    established += 1;
-                    tasks.push(tokio::spawn(client(ws, Arc::clone(&phase_rx))));
-                }
-                Err(e) => eprintln!("sluice-bench: connection failed: {e}"),
-            }
-        }
-    }
+    let tasks = connect_all(config, &Arc::new(phase_rx)).await;
+    let established = tasks.len();
     tokio::time::sleep(config.warmup).await;
-
     let mut redis = match &config.redis_url {
-        // Generous timeouts: the machine is busy delivering to every client while we ask.
-        Some(url) => Some(
-            redis::Client::open(url.as_str())?
-                .get_multiplexed_async_connection_with_config(
-                    &redis::AsyncConnectionConfig::new()
-                        .set_connection_timeout(Some(Duration::from_secs(10)))
-                        .set_response_timeout(Some(Duration::from_secs(10))),
-                )
-                .await
-                .context("connecting to Redis")?,
-        ),
+        Some(url) => Some(redis_connection(url).await?),
         None => None,
     };
     let commands_before = match redis.as_mut() {
@@ -155,51 +119,110 @@ pub async fn run(config: &FanoutConfig) -> anyhow::Result<FanoutReport> {
         Some(conn) => Some(total_commands(conn).await?),
         None => None,
     };
-
-    let mut skews = Vec::new();
-    let mut messages = 0;
-    let (mut min_per_client, mut max_per_client) = (u64::MAX, 0);
-    for task in tasks {
-        let result = task.await.unwrap_or_default();
-        if result.connected {
-            messages += result.messages;
-            min_per_client = min_per_client.min(result.messages);
-            max_per_client = max_per_client.max(result.messages);
-            skews.extend(result.skews_ms);
-        }
-    }
+    let clients = Deliveries::gather(tasks).await;
     let per_connection = |before: Option<u64>, after: Option<u64>| match (before, after) {
         (Some(before), Some(after)) if established > 0 => {
             Some(after.saturating_sub(before) as f64 / established as f64)
         }
         _ => None,
     };
-    let cpu_seconds = match (cpu_before, cpu_after) {
-        (Some(before), Some(after)) => Some(after - before),
-        _ => None,
-    };
+    let cpu_seconds = cpu_before
+        .zip(cpu_after)
+        .map(|(before, after)| after - before);
     Ok(FanoutReport {
         clients: config.clients,
         established,
         failed: config.clients - established,
         window_secs: window,
-        messages,
-        messages_per_sec: rate(messages, window),
-        min_messages_per_client: if established == 0 { 0 } else { min_per_client },
-        skew_ms: summarize(&skews),
+        messages: clients.messages,
+        messages_per_sec: rate(clients.messages, window),
+        min_messages_per_client: if established == 0 {
+            0
+        } else {
+            clients.min_per_client
+        },
+        skew_ms: summarize(&clients.skews),
         gateway_rss_bytes: rss_with_clients,
         rss_per_connection_bytes: per_connection(rss_before, rss_with_clients),
         heap_per_connection_bytes: per_connection(heap_before, heap_with_clients),
         gateway_cpu_percent: cpu_seconds.map(|cpu| cpu / window * 100.0),
         gateway_cpu_ms_per_tick: cpu_seconds
-            .filter(|_| max_per_client > 0)
-            .map(|cpu| cpu * 1_000.0 / max_per_client as f64),
-        redis_commands_per_sec: match (commands_before, commands_after) {
-            // The second INFO is counted by Redis before it answers; the first was not.
-            (Some(before), Some(after)) => Some(rate(after.saturating_sub(before + 1), window)),
-            _ => None,
-        },
+            .filter(|_| clients.max_per_client > 0)
+            .map(|cpu| cpu * 1_000.0 / clients.max_per_client as f64),
+        // The second INFO is counted by Redis before it answers; the first was not.
+        redis_commands_per_sec: commands_before
+            .zip(commands_after)
+            .map(|(before, after)| rate(after.saturating_sub(before + 1), window)),
     })
+}
+
+/// Connects the clients in waves of `connect_batch`, each then running until the phase says
+/// done; returns the tasks of those that connected.
+async fn connect_all(
+    config: &FanoutConfig,
+    phase: &Arc<watch::Receiver<Phase>>,
+) -> Vec<tokio::task::JoinHandle<ClientResult>> {
+    let mut tasks = Vec::with_capacity(config.clients);
+    let mut left = config.clients;
+    while left > 0 {
+        let wave = left.min(config.connect_batch.max(1));
+        left -= wave;
+        let connects = (0..wave).map(|_| {
+            tokio_tungstenite::connect_async_with_config(
+                config.url.clone(),
+                Some(client_config()),
+                false,
+            )
+        });
+        for connected in futures_util::future::join_all(connects).await {
+            match connected {
+                Ok((ws, _)) => tasks.push(tokio::spawn(client(ws, Arc::clone(phase)))),
+                Err(e) => eprintln!("sluice-bench: connection failed: {e}"),
+            }
+        }
+    }
+    tasks
+}
+
+/// A connection to the gateway's Redis with generous timeouts: the machine is busy delivering
+/// to every client while we ask.
+async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(10)));
+    redis::Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .context("connecting to Redis")
+}
+
+/// What the connected clients received.
+struct Deliveries {
+    messages: u64,
+    min_per_client: u64,
+    max_per_client: u64,
+    skews: Vec<f64>,
+}
+
+impl Deliveries {
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<ClientResult>>) -> Self {
+        let mut all = Self {
+            messages: 0,
+            min_per_client: u64::MAX,
+            max_per_client: 0,
+            skews: Vec::new(),
+        };
+        for task in tasks {
+            let result = task.await.unwrap_or_default();
+            if result.connected {
+                all.messages += result.messages;
+                all.min_per_client = all.min_per_client.min(result.messages);
+                all.max_per_client = all.max_per_client.max(result.messages);
+                all.skews.extend(result.skews_ms);
+            }
+        }
+        all
+    }
 }
 
 /// A client read buffer sized for `stats` messages. tungstenite's default of 128 KiB is zeroed

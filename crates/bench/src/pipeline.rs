@@ -261,112 +261,147 @@ pub struct E2eLoad {
 /// `e2e`: paced POSTs at `rate` messages per second (single messages, or batches of `batch`)
 /// through ingest, workers and PostgreSQL.
 pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E2eReport> {
-    let E2eLoad {
-        rate_per_sec,
-        duration,
-        connections,
-        batch,
-        wait_secs,
-    } = load;
     let keys = Keys::new(&stores.key_prefix);
-    let per_request = batch.unwrap_or(1) as f64;
-    let config = LoadConfig {
-        addr: addr.to_owned(),
-        path: if batch.is_some() {
-            "/messages/batch"
-        } else {
-            "/messages"
-        }
-        .into(),
-        connections,
-        duration,
-        requests: None,
-        rate: Some(rate_per_sec / per_request),
-        expect_status: if wait_secs.is_some() { 201 } else { 202 },
-        keep_bodies: true,
-        headers: wait_secs
-            .map(|n| ("prefer", format!("wait={n}")))
-            .into_iter()
-            .collect(),
-    };
     // Every message of this run was created after this (a margin for the ingest host's clock).
     // The checks join the ids (the array appears once in the plan) and are bounded by it, so
     // they read only the partitions this run wrote: an `id = ANY($1)` of millions of ids over a
     // partitioned table copies the array into every partition's scan, and a parallel plan of
     // that outgrows PostgreSQL's 1 GB limit (or the machine's memory).
     let not_before = chrono::Utc::now() - chrono::TimeDelta::seconds(60);
-    // Sample the queue while the load runs, and once more the moment it ends.
-    let (stop_sampling, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let sampler = {
-        let mut redis = stores.redis().await?;
-        let key = keys.pending_messages.clone();
-        tokio::spawn(async move {
-            let mut max = 0u64;
-            loop {
-                let len: u64 = redis::cmd("LLEN")
-                    .arg(&key)
-                    .query_async(&mut redis)
-                    .await
-                    .unwrap_or(0);
-                max = max.max(len);
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    _ = &mut stopped => break,
-                }
-            }
-            let last: u64 = redis::cmd("LLEN")
-                .arg(&key)
-                .query_async(&mut redis)
-                .await
-                .unwrap_or(0);
-            (max.max(last), last)
-        })
-    };
+    let sampler = QueueSampler::start(stores.redis().await?, keys.pending_messages.clone());
     let mut redis = stores.redis().await?;
     // Earlier load still draining would be counted as this run's.
     wait_idle(&mut redis, &keys).await?;
     let total_before = total_messages(&mut redis, &keys).await?;
     let listener = stages::Listener::start(&stores.redis_url, &keys.batch_events).await?;
     let started = Instant::now();
-    let result = http::run(&config, Arc::new(Progress::default()), move |i| {
-        request_body(i, batch)
-    })
+    let batch = load.batch;
+    let result = http::run(
+        &e2e_config(addr, &load),
+        Arc::new(Progress::default()),
+        move |i| request_body(i, batch),
+    )
     .await?;
     let seconds = started.elapsed().as_secs_f64();
     let load_ended = Instant::now();
     let total_at_end = total_messages(&mut redis, &keys).await?;
-    let _ = stop_sampling.send(());
-    let (queue_max, queue_at_end) = sampler.await?;
+    let (queue_max, queue_at_end) = sampler.finish().await?;
     let ids = accepted_ids(&result.bodies)?;
     let accepted = ids.len() as u64;
+    wait_counted(&mut redis, &keys, total_before + accepted, load_ended).await?;
+    let backlog_secs = load_ended.elapsed().as_secs_f64();
+    let created = persisted_rows(stores, &ids, not_before).await?;
+    // The last batch's event follows its count by a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stages = stages::breakdown(&created, &listener.finish().await?);
+    Ok(E2eReport {
+        offered_per_sec: load.rate_per_sec,
+        accepted_per_sec: rate(accepted, seconds),
+        persisted_per_sec: rate(total_at_end.saturating_sub(total_before), seconds),
+        backlog_secs,
+        accepted,
+        failed: result.failed,
+        seconds,
+        queue_max,
+        queue_at_end,
+        queue_bounded: (queue_at_end as f64) < load.rate_per_sec,
+        commit_latency_ms: stages.commit,
+        stages_ms: stages,
+        answer_latency_ms: LatencyPercentiles::of(&result.latencies_ms),
+    })
+}
 
-    // Wait for the backlog to be counted, then check and read every accepted message.
+/// The requests of an `e2e` run.
+fn e2e_config(addr: &str, load: &E2eLoad) -> LoadConfig {
+    let per_request = load.batch.unwrap_or(1) as f64;
+    LoadConfig {
+        addr: addr.to_owned(),
+        path: if load.batch.is_some() {
+            "/messages/batch"
+        } else {
+            "/messages"
+        }
+        .into(),
+        connections: load.connections,
+        duration: load.duration,
+        requests: None,
+        rate: Some(load.rate_per_sec / per_request),
+        expect_status: if load.wait_secs.is_some() { 201 } else { 202 },
+        keep_bodies: true,
+        headers: load
+            .wait_secs
+            .map(|n| ("prefer", format!("wait={n}")))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Samples the queue's length every 100 ms while the load runs, and once more at its end.
+struct QueueSampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<(u64, u64)>,
+}
+
+impl QueueSampler {
+    fn start(mut redis: redis::aio::MultiplexedConnection, key: String) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut max = 0u64;
+            loop {
+                max = max.max(llen(&mut redis, &key).await);
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = &mut stopped => break,
+                }
+            }
+            let last = llen(&mut redis, &key).await;
+            (max.max(last), last)
+        });
+        Self { stop, task }
+    }
+
+    /// The longest the queue was, and its length now.
+    async fn finish(self) -> anyhow::Result<(u64, u64)> {
+        let _ = self.stop.send(());
+        Ok(self.task.await?)
+    }
+}
+
+async fn llen(redis: &mut redis::aio::MultiplexedConnection, key: &str) -> u64 {
+    redis::cmd("LLEN")
+        .arg(key)
+        .query_async(redis)
+        .await
+        .unwrap_or(0)
+}
+
+/// Waits until `total_messages` reaches `target` (the backlog counted), for at most 300 s
+/// after the load ended.
+async fn wait_counted(
+    redis: &mut redis::aio::MultiplexedConnection,
+    keys: &Keys,
+    target: u64,
+    load_ended: Instant,
+) -> anyhow::Result<()> {
     loop {
-        let total = total_messages(&mut redis, &keys).await?;
-        if total >= total_before + accepted {
-            break;
+        let total = total_messages(redis, keys).await?;
+        if total >= target {
+            return Ok(());
         }
         if load_ended.elapsed() > Duration::from_secs(300) {
-            bail!(
-                "only {} of {accepted} accepted messages were counted 300 s after the load",
-                total.saturating_sub(total_before)
-            );
+            bail!("total_messages is {total}, {target} expected, 300 s after the load");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let backlog_secs = load_ended.elapsed().as_secs_f64();
+}
+
+/// Every accepted message's row (id, `created_at`), checking that each is in PostgreSQL once.
+async fn persisted_rows(
+    stores: &Stores,
+    ids: &[Uuid],
+    not_before: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Vec<(Uuid, chrono::DateTime<chrono::Utc>)>> {
     let db = stores.postgres().await?;
-    let persisted: i64 = db
-        .query_one(
-            "SELECT count(*) FROM unnest($1::uuid[]) a(id) \
-             JOIN messages m ON m.id = a.id AND m.created_at >= $2",
-            &[&ids, &not_before],
-        )
-        .await?
-        .get(0);
-    if persisted as u64 != accepted {
-        bail!("{persisted} of {accepted} accepted messages are in PostgreSQL");
-    }
     let created: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = db
         .query(
             "SELECT m.id, m.created_at FROM unnest($1::uuid[]) a(id) \
@@ -377,26 +412,14 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    // The last batch's event follows its count by a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let stages = stages::breakdown(&created, &listener.finish().await?);
-    let answers = result.latencies_ms;
-    let answer_latency_ms = LatencyPercentiles::of(&answers);
-    Ok(E2eReport {
-        offered_per_sec: rate_per_sec,
-        accepted_per_sec: rate(accepted, seconds),
-        persisted_per_sec: rate(total_at_end.saturating_sub(total_before), seconds),
-        backlog_secs,
-        accepted,
-        failed: result.failed,
-        seconds,
-        queue_max,
-        queue_at_end,
-        queue_bounded: (queue_at_end as f64) < rate_per_sec,
-        commit_latency_ms: stages.commit,
-        stages_ms: stages,
-        answer_latency_ms,
-    })
+    if created.len() != ids.len() {
+        bail!(
+            "{} of {} accepted messages are in PostgreSQL",
+            created.len(),
+            ids.len()
+        );
+    }
+    Ok(created)
 }
 
 /// Waits until nothing is queued or in a processing list, so `total_messages` stands still.

@@ -87,93 +87,19 @@ pub async fn run<F>(
 where
     F: Fn(u64) -> Bytes + Send + Sync + 'static,
 {
-    let body = Arc::new(body);
-    let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let deadline = start + config.duration;
-    let schedule = config.rate.map(|rate| Schedule::new(start, rate));
+    let plan = Arc::new(Plan {
+        config: config.clone(),
+        body,
+        next: AtomicU64::new(0),
+        deadline: start + config.duration,
+        schedule: config.rate.map(|rate| Schedule::new(start, rate)),
+        progress,
+    });
     let mut tasks = Vec::with_capacity(config.connections);
     for _ in 0..config.connections {
-        let stream = tokio::net::TcpStream::connect(&config.addr)
-            .await
-            .with_context(|| format!("connecting to {}", config.addr))?;
-        stream.set_nodelay(true)?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        let (config, body, next, progress) = (
-            config.clone(),
-            Arc::clone(&body),
-            Arc::clone(&next),
-            Arc::clone(&progress),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut result = LoadResult::default();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if config.requests.is_some_and(|n| i >= n) {
-                    break;
-                }
-                let due = match schedule {
-                    Some(s) => {
-                        let due = s.due(i);
-                        if due >= deadline {
-                            break;
-                        }
-                        tokio::time::sleep_until(due.into()).await;
-                        due
-                    }
-                    None => {
-                        let now = Instant::now();
-                        if now >= deadline {
-                            break;
-                        }
-                        now
-                    }
-                };
-                let request = config
-                    .headers
-                    .iter()
-                    .fold(hyper::Request::post(&config.path), |r, (k, v)| {
-                        r.header(*k, v)
-                    })
-                    .header("host", &config.addr)
-                    .header("content-type", "application/json")
-                    .body(Full::new(body(i)))?;
-                if sender.ready().await.is_err() {
-                    result.failed += 1;
-                    progress.failed.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                match sender.send_request(request).await {
-                    Ok(response) => {
-                        let status = response.status().as_u16();
-                        let bytes = response.into_body().collect().await.map(|b| b.to_bytes());
-                        if status == config.expect_status && bytes.is_ok() {
-                            result.ok += 1;
-                            progress.ok.fetch_add(1, Ordering::Relaxed);
-                            result
-                                .latencies_ms
-                                .push(due.elapsed().as_secs_f64() * 1000.0);
-                            if config.keep_bodies
-                                && let Ok(bytes) = bytes
-                            {
-                                result.bodies.push(bytes);
-                            }
-                        } else {
-                            result.failed += 1;
-                            progress.failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Err(_) => {
-                        result.failed += 1;
-                        progress.failed.fetch_add(1, Ordering::Relaxed);
-                        break;
-                    }
-                }
-            }
-            anyhow::Ok(result)
-        }));
+        let sender = connect(&config.addr).await?;
+        tasks.push(tokio::spawn(Arc::clone(&plan).drive(sender)));
     }
     let mut total = LoadResult::default();
     for task in tasks {
@@ -184,6 +110,104 @@ where
         total.bodies.extend(r.bodies);
     }
     Ok(total)
+}
+
+/// One keep-alive HTTP/1.1 connection to `addr`.
+async fn connect(
+    addr: &str,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// What every connection of one run shares: the requests are numbered from `next`.
+struct Plan<F> {
+    config: LoadConfig,
+    body: F,
+    next: AtomicU64,
+    deadline: Instant,
+    schedule: Option<Schedule>,
+    progress: Arc<Progress>,
+}
+
+impl<F: Fn(u64) -> Bytes> Plan<F> {
+    /// Sends requests on one connection until the plan is done or the connection fails.
+    async fn drive(
+        self: Arc<Self>,
+        mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    ) -> anyhow::Result<LoadResult> {
+        let mut result = LoadResult::default();
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(due) = self.due(i).await else {
+                break;
+            };
+            let request = self.request(i)?;
+            if sender.ready().await.is_err() {
+                self.failed(&mut result);
+                break;
+            }
+            let Ok(response) = sender.send_request(request).await else {
+                self.failed(&mut result);
+                break;
+            };
+            let status = response.status().as_u16();
+            match response.into_body().collect().await.map(|b| b.to_bytes()) {
+                Ok(bytes) if status == self.config.expect_status => {
+                    result.ok += 1;
+                    self.progress.ok.fetch_add(1, Ordering::Relaxed);
+                    result
+                        .latencies_ms
+                        .push(due.elapsed().as_secs_f64() * 1000.0);
+                    if self.config.keep_bodies {
+                        result.bodies.push(bytes);
+                    }
+                }
+                _ => self.failed(&mut result),
+            }
+        }
+        Ok(result)
+    }
+
+    /// When request `i` is due (waiting for it on an open loop); `None` past the plan's end.
+    async fn due(&self, i: u64) -> Option<Instant> {
+        if self.config.requests.is_some_and(|n| i >= n) {
+            return None;
+        }
+        let due = match self.schedule {
+            Some(s) => s.due(i),
+            None => Instant::now(),
+        };
+        if due >= self.deadline {
+            return None;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        Some(due)
+    }
+
+    fn request(&self, i: u64) -> anyhow::Result<hyper::Request<Full<Bytes>>> {
+        let config = &self.config;
+        let request = config
+            .headers
+            .iter()
+            .fold(hyper::Request::post(&config.path), |r, (k, v)| {
+                r.header(*k, v)
+            })
+            .header("host", &config.addr)
+            .header("content-type", "application/json")
+            .body(Full::new((self.body)(i)))?;
+        Ok(request)
+    }
+
+    fn failed(&self, result: &mut LoadResult) {
+        result.failed += 1;
+        self.progress.failed.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// `GET http://{addr}{path}` on a connection of its own, parsed as JSON (for `/health`).

@@ -30,17 +30,13 @@ use std::time::Duration;
 
 use actix_web::{App, web};
 use anyhow::Context;
-use sluice_core::{CancellationToken, Keys, Settings, connect};
-
+use sluice_core::settings::IngestSettings;
+use sluice_core::{CancellationToken, Settings, connect};
 use sluice_http::{EdgeConfig, EdgeStats};
 use sluice_stream::StatsStream;
 
-use crate::accepted::Accepted;
-use crate::body::Budget;
 use crate::error::ApiError;
-use crate::persisted::Waiters;
-use crate::queue::{Depth, Retention};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 /// How long a graceful shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -53,14 +49,10 @@ pub struct Application {
     port: u16,
     server: actix_server::Server,
     shutdown: CancellationToken,
-    depth: Arc<Depth>,
-    depth_conn: sluice_core::connect::RedisConnection,
-    pending: String,
-    redis_timeout: Duration,
-    accepted: Arc<Accepted>,
-    keys: Keys,
+    shared: Arc<Shared>,
+    /// The queue-depth gauge's and the accepted counter's connection.
+    redis: sluice_core::connect::RedisConnection,
     stream: Option<StatsStream>,
-    waiters: Arc<Waiters>,
     redis_clients: Vec<redis::Client>,
 }
 
@@ -74,84 +66,41 @@ impl Application {
             Some(replica) => connect::postgres_pool(&replica)?,
             None => pool.clone(),
         };
-        let keys = Keys::new(&settings.redis.effective_key_prefix());
-        let keys_pending = keys.pending_messages.clone();
-        let redis_settings = settings.redis.clone();
-        // The queue-depth gauge's connection; building it here also fails now, not in each
-        // worker thread, if the URL is unusable.
-        let depth_conn = connect::redis_manager(&redis_settings).context("invalid redis.url")?;
-        let max_body_bytes = settings.ingest.max_body_bytes;
-        let max_batch_body_bytes = settings.ingest.max_batch_body_bytes;
-        let batch_max_messages = settings.ingest.batch_max_messages;
-        let depth = Arc::new(Depth::new(settings.ingest.max_queue_depth));
-        let admin_token: Option<Arc<str>> = Some(settings.ingest.admin_token.as_str())
-            .filter(|t| !t.is_empty())
-            .map(Arc::from);
-        let gauge = Arc::clone(&depth);
-        let ingest = &settings.ingest;
-        let budget = Budget::new(ingest.max_buffered_bytes);
-        let body_timeout = Duration::from_millis(ingest.body_timeout_ms);
-        let idempotency = Retention {
-            ttl_secs: ingest.idempotency_ttl_secs,
-            max_keys: ingest.idempotency_max_keys,
-        };
+        // Built here, so that an unusable URL fails now and not in each worker thread.
+        let redis = connect::redis_manager(&settings.redis).context("invalid redis.url")?;
         let edge_stats = Arc::new(EdgeStats::default());
         sluice_core::metric::exporter();
-        let accepted = Arc::new(Accepted::default());
-        let counter = Arc::clone(&accepted);
-        let waiters = Arc::new(Waiters::new(ingest.max_waiters));
-        let app_waiters = Arc::clone(&waiters);
-        let max_wait = Duration::from_secs(ingest.max_wait_secs);
-        let app_keys = keys.clone();
-        let edge = EdgeConfig {
-            name: "sluice-ingest",
-            workers: ingest.http_workers,
-            max_connections: ingest.max_connections,
-            write_timeout: Duration::from_millis(ingest.write_timeout_ms),
-            send_buffer_bytes: 0,
-            write_buffer_bytes: WRITE_BUFFER_BYTES,
-            shutdown_grace: SHUTDOWN_GRACE,
-            shutdown: shutdown.clone(),
-        };
-        let edge_shared = Arc::clone(&edge_stats);
+        let shared = Arc::new(Shared::new(
+            settings,
+            pool,
+            read_pool,
+            Arc::clone(&edge_stats),
+        ));
         let stream = settings
             .ingest
             .serve_stats
             .then(|| StatsStream::new(settings, Arc::clone(&edge_stats), shutdown.clone()))
             .transpose()?;
         let stream_state = stream.as_ref().map(StatsStream::state);
-        let serve_stats = stream.is_some();
+        let (redis_settings, app_shared) = (settings.redis.clone(), Arc::clone(&shared));
+        let edge = edge_config(&settings.ingest, shutdown.clone());
+        // Each HTTP worker thread: its own Redis connection, the shared state, and the stats
+        // stream when this process serves it.
         let server = sluice_http::serve(listener, edge, edge_stats, move || {
-            let redis = connect::redis_manager(&redis_settings)
-                .expect("redis.url was validated when the server was built");
             let state = AppState {
-                redis,
-                keys: app_keys.clone(),
-                pool: pool.clone(),
-                read_pool: read_pool.clone(),
-                max_body_bytes,
-                max_batch_body_bytes,
-                batch_max_messages,
-                redis_timeout: redis_settings.response_timeout(),
-                depth: Arc::clone(&depth),
-                admin_token: admin_token.clone(),
-                budget: budget.clone(),
-                body_timeout,
-                idempotency,
-                edge: Arc::clone(&edge_shared),
-                accepted: Arc::clone(&counter),
-                waiters: Arc::clone(&app_waiters),
-                max_wait,
+                redis: connect::redis_manager(&redis_settings)
+                    .expect("redis.url was validated when the server was built"),
+                shared: Arc::clone(&app_shared),
             };
             let app = App::new()
                 .wrap(actix_web::middleware::from_fn(sluice_http::observe::record))
                 .app_data(web::Data::new(state))
-                .app_data(web::Data::new(openapi::ServeStats(serve_stats)))
+                .app_data(web::Data::new(openapi::ServeStats(stream_state.is_some())))
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::InvalidQuery([("query".to_owned(), err.to_string())].into()).into()
                 }));
             match &stream_state {
-                // The stats stream at the Python stack's URL (sluice-stream, as the gateway serves it).
+                // The stats stream at the Python stack's URL, as the gateway serves it.
                 Some(stream) => app
                     .app_data(stream.clone())
                     .configure(sluice_stream::stream_routes)
@@ -163,14 +112,9 @@ impl Application {
             port,
             server,
             shutdown,
-            depth: gauge,
-            depth_conn,
-            pending: keys_pending,
-            redis_timeout: settings.redis.response_timeout(),
-            accepted,
-            keys,
+            shared,
+            redis,
             stream,
-            waiters,
             redis_clients: connect::pubsub_clients(&settings.redis).context("invalid redis.url")?,
         })
     }
@@ -183,29 +127,36 @@ impl Application {
     /// Serves until the shutdown token fires, then stops accepting connections and lets
     /// in-flight requests finish (at most [`SHUTDOWN_GRACE`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let shared = self.shared;
         let stream = self.stream.map(StatsStream::start);
         let waiting = tokio::spawn(persisted::listen(
-            Arc::clone(&self.waiters),
+            Arc::clone(&shared.waiters),
             self.redis_clients,
-            self.keys.batch_events.clone(),
+            shared.keys.batch_events.clone(),
             self.shutdown.clone(),
         ));
         sluice_http::stop_on(&self.server, self.shutdown.clone());
-        let depth = Arc::clone(&self.depth);
-        let shutdown = self.shutdown.clone();
-        let conn = self.depth_conn.clone();
+        let (gauge_state, conn, stop) = (
+            Arc::clone(&shared),
+            self.redis.clone(),
+            self.shutdown.clone(),
+        );
         let gauge = tokio::spawn(async move {
-            depth
-                .refresh_periodically(conn, self.pending, self.redis_timeout, shutdown)
+            let pending = gauge_state.keys.pending_messages.clone();
+            let timeout = gauge_state.redis_timeout;
+            gauge_state
+                .depth
+                .refresh_periodically(conn, pending, timeout, stop)
                 .await;
         });
         // The counter's last flush comes after the last request has been answered.
         let served = CancellationToken::new();
-        let accepted = Arc::clone(&self.accepted);
-        let stopped = served.clone();
+        let (count_state, conn, stop) = (Arc::clone(&shared), self.redis, served.clone());
         let counting = tokio::spawn(async move {
-            accepted
-                .flush_periodically(self.depth_conn, self.keys, self.redis_timeout, stopped)
+            let (keys, timeout) = (count_state.keys.clone(), count_state.redis_timeout);
+            count_state
+                .accepted
+                .flush_periodically(conn, keys, timeout, stop)
                 .await;
         });
         let result = self.server.await;
@@ -218,6 +169,20 @@ impl Application {
             stream.await;
         }
         result
+    }
+}
+
+/// The edge the ingest API runs on.
+fn edge_config(ingest: &IngestSettings, shutdown: CancellationToken) -> EdgeConfig {
+    EdgeConfig {
+        name: "sluice-ingest",
+        workers: ingest.http_workers,
+        max_connections: ingest.max_connections,
+        write_timeout: Duration::from_millis(ingest.write_timeout_ms),
+        send_buffer_bytes: 0,
+        write_buffer_bytes: WRITE_BUFFER_BYTES,
+        shutdown_grace: SHUTDOWN_GRACE,
+        shutdown,
     }
 }
 

@@ -1,20 +1,39 @@
-//! What every handler of one HTTP worker thread shares.
+//! What the handlers share: one [`Shared`] for the process, and per HTTP worker thread an
+//! [`AppState`] that adds the thread's own Redis connection.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use sluice_core::Keys;
 use sluice_core::connect::RedisConnection;
+use sluice_core::{Keys, Settings};
 
+use crate::accepted::Accepted;
 use crate::body::{Budget, Limits, Share};
+use crate::persisted::Waiters;
 use crate::queue::{Depth, Retention};
 
-/// Per-worker-thread application state.
+/// Per-worker-thread application state: the thread's Redis connection and the process's
+/// [`Shared`] state, which it dereferences to.
 pub struct AppState {
     /// This HTTP worker's own multiplexed Redis connection; each worker thread has one so the
     /// threads do not contend on a single socket.
     pub redis: RedisConnection,
+    /// What every thread shares.
+    pub shared: Arc<Shared>,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+/// What every handler of the process shares, built once from the settings.
+pub struct Shared {
     /// Key names under the configured prefix.
     pub keys: Keys,
     /// PostgreSQL pool (shared by every worker thread), for `/ready` and the persisted-row
@@ -43,15 +62,48 @@ pub struct AppState {
     /// What the HTTP edge counted (write timeouts, malformed requests), for `/health`.
     pub edge: Arc<sluice_http::EdgeStats>,
     /// Messages queued and not yet added to `accepted_total`, shared by every worker thread.
-    pub accepted: Arc<crate::accepted::Accepted>,
+    pub accepted: Arc<Accepted>,
     /// Requests waiting for their messages' commit (`Prefer: wait`), shared by every worker
     /// thread and fed by the process's one subscription.
-    pub waiters: Arc<crate::persisted::Waiters>,
+    pub waiters: Arc<Waiters>,
     /// `ingest.max_wait_secs`.
     pub max_wait: Duration,
 }
 
-impl AppState {
+impl Shared {
+    /// The shared state from `settings`, with the PostgreSQL pools and what the edge counts.
+    pub fn new(
+        settings: &Settings,
+        pool: Pool,
+        read_pool: Pool,
+        edge: Arc<sluice_http::EdgeStats>,
+    ) -> Self {
+        let ingest = &settings.ingest;
+        Self {
+            keys: Keys::new(&settings.redis.effective_key_prefix()),
+            pool,
+            read_pool,
+            max_body_bytes: ingest.max_body_bytes,
+            max_batch_body_bytes: ingest.max_batch_body_bytes,
+            batch_max_messages: ingest.batch_max_messages,
+            redis_timeout: settings.redis.response_timeout(),
+            depth: Arc::new(Depth::new(ingest.max_queue_depth)),
+            admin_token: Some(ingest.admin_token.as_str())
+                .filter(|t| !t.is_empty())
+                .map(Arc::from),
+            budget: Budget::new(ingest.max_buffered_bytes),
+            body_timeout: Duration::from_millis(ingest.body_timeout_ms),
+            idempotency: Retention {
+                ttl_secs: ingest.idempotency_ttl_secs,
+                max_keys: ingest.idempotency_max_keys,
+            },
+            edge,
+            accepted: Arc::new(Accepted::default()),
+            waiters: Arc::new(Waiters::new(ingest.max_waiters)),
+            max_wait: Duration::from_secs(ingest.max_wait_secs),
+        }
+    }
+
     /// How a `POST /messages` body is read.
     pub fn message_limits(&self) -> Limits<'_> {
         self.body_limits(self.max_body_bytes, Share::Single)

@@ -388,40 +388,7 @@ impl Worker {
             }
         }
         backoff.reset();
-        let maintenance = tokio::spawn(crate::maintenance::maintain_periodically(
-            self.pool.clone(),
-            self.partitions,
-            shutdown.clone(),
-        ));
-        let (upkeep_gate, upkeep_held) = tokio::sync::watch::channel(false);
-        let upkeep = tokio::spawn(
-            Upkeep::new(
-                self.queue.keys().clone(),
-                self.id.clone(),
-                self.dead_after(),
-            )
-            .run(
-                self.queue.shared_connection(),
-                Some(upkeep_held),
-                shutdown.clone(),
-            ),
-        );
-        let heartbeat = tokio::spawn(registry::beat_periodically(
-            self.queue.shared_connection(),
-            registry::Beat {
-                keys: self.queue.keys().clone(),
-                worker_id: self.id.clone(),
-                dead_after: self.dead_after(),
-                postgres: registry::PostgresView {
-                    pool: self.pool.clone(),
-                    loop_down: Arc::clone(&self.log.postgres_down),
-                },
-                status: Arc::clone(&self.status),
-                upkeep: upkeep_gate,
-            },
-            self.dead_peers_tx.clone(),
-            shutdown.clone(),
-        ));
+        let background = self.spawn_background(&shutdown);
         while !shutdown.is_cancelled() {
             match self.try_execute_task(&shutdown).await {
                 Ok(_) => backoff.reset(),
@@ -433,6 +400,7 @@ impl Worker {
                 }
             }
         }
+        let [heartbeat, upkeep, maintenance] = background;
         let _ = heartbeat.await;
         if self.finish(&shutdown).await {
             self.leave().await;
@@ -453,6 +421,45 @@ impl Worker {
         let _ = maintenance.await;
         tracing::info!(worker_id = %self.id, "worker stopped");
         Ok(())
+    }
+
+    /// The tasks beside the batching loop: the heartbeat (which also takes the stats upkeep
+    /// lease when it is free), the upkeep while this worker holds it, and partition
+    /// maintenance. Each stops when `shutdown` fires.
+    fn spawn_background(&self, shutdown: &CancellationToken) -> [tokio::task::JoinHandle<()>; 3] {
+        let (upkeep_gate, upkeep_held) = tokio::sync::watch::channel(false);
+        let heartbeat = tokio::spawn(registry::beat_periodically(
+            self.queue.shared_connection(),
+            registry::Beat {
+                keys: self.queue.keys().clone(),
+                worker_id: self.id.clone(),
+                dead_after: self.dead_after(),
+                postgres: registry::PostgresView {
+                    pool: self.pool.clone(),
+                    loop_down: Arc::clone(&self.log.postgres_down),
+                },
+                status: Arc::clone(&self.status),
+                upkeep: upkeep_gate,
+            },
+            self.dead_peers_tx.clone(),
+            shutdown.clone(),
+        ));
+        let upkeep = Upkeep::new(
+            self.queue.keys().clone(),
+            self.id.clone(),
+            self.dead_after(),
+        );
+        let upkeep = tokio::spawn(upkeep.run(
+            self.queue.shared_connection(),
+            Some(upkeep_held),
+            shutdown.clone(),
+        ));
+        let maintenance = tokio::spawn(crate::maintenance::maintain_periodically(
+            self.pool.clone(),
+            self.partitions,
+            shutdown.clone(),
+        ));
+        [heartbeat, upkeep, maintenance]
     }
 
     /// Start-up: schema, lease, and a first heartbeat before anything is taken.
