@@ -92,7 +92,6 @@ class Stack:
             SLUICE__INGEST__LISTEN=f"127.0.0.1:{self.ingest_port}",
             SLUICE__GATEWAY__LISTEN=f"127.0.0.1:{self.gateway_port}",
             SLUICE__WORKER__DEAD_AFTER_MS="2000",
-            SLUICE__GATEWAY__WORKER_DEAD_AFTER_MS="2000",
             SLUICE__GATEWAY__ALERTS__NO_LIVE_WORKERS_FOR_SECS="2",
             SLUICE__GATEWAY__ALERTS__RESOLVE_AFTER_SECS="2",
             RUST_LOG="warn",

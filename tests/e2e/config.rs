@@ -69,15 +69,15 @@ async fn every_binary_has_help_listing_its_settings_and_a_version() {
     let binaries = [
         (
             "sluice-ingest",
-            "SLUICE__INGEST__MAX_BODY_BYTES  [default: 65536]",
+            "SLUICE__INGEST__MAX_BODY_BYTES  [default: 65536, range: 256 – 67108864]",
         ),
         (
             "sluice-worker",
-            "SLUICE__WORKER__BATCH_MAX_SIZE  [default: 5000]",
+            "SLUICE__WORKER__BATCH_MAX_SIZE  [default: 5000, range: 1 – 100000]",
         ),
         (
             "sluice-gateway",
-            "SLUICE__GATEWAY__INTERVAL_MS  [default: 500]",
+            "SLUICE__GATEWAY__INTERVAL_MS  [default: 500, range: 100 – 60000]",
         ),
     ];
     for (binary, setting) in binaries {
@@ -87,6 +87,10 @@ async fn every_binary_has_help_listing_its_settings_and_a_version() {
         assert!(help.contains("--config <PATH>"), "{help}");
         assert!(help.contains(setting), "{binary}: {help}");
         assert!(help.contains("SLUICE__REDIS__URL  [default: redis://127.0.0.1:6379]"));
+        // The one freshness setting every service reads.
+        assert!(
+            help.contains("SLUICE__WORKER__DEAD_AFTER_MS  [default: 10000, range: 1000 – 3600000]")
+        );
         assert!(help.contains("SLUICE__TELEMETRY__FORMAT  [default: pretty]"));
         let (code, version) = exit_with(binary, &[], &["--version"]).await;
         assert_eq!(code, 0, "{binary}");

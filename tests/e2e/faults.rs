@@ -79,7 +79,6 @@ async fn postgres_restarting_mid_load_loses_nothing() {
             postgres_admin_url: Some(postgres.admin_url()),
             extra: &[
                 ("WORKER__DEAD_AFTER_MS", "4000"),
-                ("GATEWAY__WORKER_DEAD_AFTER_MS", "4000"),
                 ("GATEWAY__ALERTS__POSTGRES_DOWN_FOR_SECS", "1"),
                 ("GATEWAY__ALERTS__RESOLVE_AFTER_SECS", "1"),
             ],

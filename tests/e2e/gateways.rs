@@ -31,7 +31,7 @@ impl Gateway {
             ("SLUICE__REDIS__URL", redis_url),
             ("SLUICE__REDIS__KEY_PREFIX", keys.prefix()),
             ("SLUICE__GATEWAY__LISTEN", &format!("127.0.0.1:{port}")),
-            ("SLUICE__GATEWAY__WORKER_DEAD_AFTER_MS", "2000"),
+            ("SLUICE__WORKER__DEAD_AFTER_MS", "2000"),
             ("SLUICE__GATEWAY__ALERTS__NO_LIVE_WORKERS_FOR_SECS", "1"),
         ]
         .iter()

@@ -19,7 +19,6 @@ const ADMIN_TOKEN: &str = "watch-test-admin-token";
 /// Fast alerts and worker timeouts, so the tests take seconds.
 const FAST: &[(&str, &str)] = &[
     ("WORKER__DEAD_AFTER_MS", "2000"),
-    ("GATEWAY__WORKER_DEAD_AFTER_MS", "2000"),
     ("GATEWAY__ALERTS__NO_LIVE_WORKERS_FOR_SECS", "1"),
     ("GATEWAY__ALERTS__RESOLVE_AFTER_SECS", "1"),
     ("INGEST__ADMIN_TOKEN", ADMIN_TOKEN),

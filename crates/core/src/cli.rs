@@ -10,9 +10,6 @@ use std::fmt::{Display, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use serde_json::Value;
-
-use crate::settings::env_name;
 use crate::{Settings, telemetry};
 
 /// Exit status for unusable settings or arguments.
@@ -28,7 +25,8 @@ pub struct Binary {
     pub name: &'static str,
     /// One line for `--help`.
     pub about: &'static str,
-    /// Top-level sections of [`Settings`] it reads, e.g. `["redis", "postgres", "worker"]`;
+    /// Top-level sections of [`Settings`] it reads, e.g. `["redis", "postgres", "worker"]`, or
+    /// single keys of a section it reads only those of (`"worker.dead_after_ms"`);
     /// `telemetry` is always added.
     pub sections: &'static [&'static str],
 }
@@ -77,64 +75,47 @@ pub fn command(binary: Binary) -> clap::Command {
 }
 
 /// The help text of every setting under `sections` (and `telemetry`): the variable, its
-/// default, and its description.
+/// default and range, and its description ([`crate::settings::reference`]).
 pub fn settings_help(sections: &[&str]) -> String {
-    let defaults = serde_json::to_value(Settings::default()).unwrap_or_default();
-    let schema = schemars::schema_for!(Settings).to_value();
     let mut out = String::from(
         "Settings: every one is an environment variable, or a key of the --config file\n\
          ([section] key = value); the environment wins. The Python stack's REDIS_URL,\n\
          REDIS_HOST/REDIS_PORT, DATABASE_URL, BATCH_SIZE and BATCH_TIMEOUT (seconds) are read\n\
          too, below the SLUICE__ variables. RUST_LOG filters the logs.\n",
     );
+    let all = crate::settings::reference::defaults();
     for section in sections.iter().copied().chain(["telemetry"]) {
-        let key = section.to_owned();
-        let _ = write!(out, "\n[{section}]\n");
-        describe(
-            &mut out,
-            &schema,
-            &schema["properties"][section],
-            &key,
-            &defaults[section],
-        );
+        // A section, or one key of another section (`worker.dead_after_ms`).
+        let single = all.iter().any(|s| s.key == section);
+        let header = if single {
+            section.rsplit_once('.').map_or(section, |(s, _)| s)
+        } else {
+            section
+        };
+        let _ = write!(out, "\n[{header}]\n");
+        let prefix = format!("{section}.");
+        for setting in all
+            .iter()
+            .filter(|s| s.key == section || s.key.starts_with(&prefix))
+        {
+            let range = setting.range();
+            let range = if range.is_empty() {
+                String::new()
+            } else {
+                format!(", range: {range}")
+            };
+            let _ = writeln!(
+                out,
+                "  {}  [default: {}{range}]",
+                setting.env(),
+                setting.shown()
+            );
+            for line in wrap(&setting.description, HELP_WIDTH - 6) {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
     }
     out
-}
-
-/// Appends one entry per leaf setting under `key` (whose schema is `node`).
-fn describe(out: &mut String, root: &Value, node: &Value, key: &str, default: &Value) {
-    let node = resolve(root, node);
-    let Value::Object(fields) = default else {
-        let about = node["description"]
-            .as_str()
-            .unwrap_or("")
-            .replace('\n', " ");
-        let _ = writeln!(out, "  {}  [default: {}]", env_name(key), shown(default));
-        for line in wrap(&about, HELP_WIDTH - 6) {
-            let _ = writeln!(out, "      {line}");
-        }
-        return;
-    };
-    for (field, value) in fields {
-        let child = &node["properties"][field];
-        describe(out, root, child, &format!("{key}.{field}"), value);
-    }
-}
-
-/// Follows a `$ref` to its definition (schemars puts each struct under `$defs`).
-fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
-    match node["$ref"].as_str().and_then(|r| r.strip_prefix("#/")) {
-        Some(path) => path.split('/').fold(root, |at, part| &at[part]),
-        None => node,
-    }
-}
-
-fn shown(default: &Value) -> String {
-    match default {
-        Value::String(s) if s.is_empty() => "empty".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Greedy word wrap.
@@ -213,7 +194,7 @@ mod tests {
                     .map(|m| m.keys().cloned().collect::<Vec<_>>());
                 for leaf in nested.unwrap_or_else(|| vec![String::new()]) {
                     let key = [section.as_str(), field, &leaf].join(".");
-                    let var = env_name(key.trim_end_matches('.'));
+                    let var = crate::settings::env_name(key.trim_end_matches('.'));
                     assert_eq!(help.contains(&format!("  {var}  ")), listed, "{var}");
                     leaves += usize::from(listed);
                 }
@@ -221,7 +202,7 @@ mod tests {
         }
         assert!(leaves > 30, "{leaves}");
         assert!(
-            help.contains("SLUICE__WORKER__BATCH_MAX_SIZE  [default: 5000]\n"),
+            help.contains("SLUICE__WORKER__BATCH_MAX_SIZE  [default: 5000, range: 1 – 100000]\n"),
             "{help}"
         );
         assert!(help.contains("SLUICE__GATEWAY__LISTEN  [default: 127.0.0.1:8001]"));

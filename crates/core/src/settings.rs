@@ -12,6 +12,8 @@
 //! Every value is checked once here; a bad one becomes a [`SettingsError`] whose `Display` is the
 //! single line a process prints before it exits non-zero.
 
+pub mod reference;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -78,8 +80,10 @@ pub struct RedisSettings {
     /// Prepended to every key and channel name, so tenants and tests can share one Redis.
     pub key_prefix: String,
     /// How long one command may take before the caller treats Redis as unavailable.
+    #[schemars(range(min = 1, max = 60_000))]
     pub response_timeout_ms: u64,
     /// How long establishing a connection may take.
+    #[schemars(range(min = 1, max = 60_000))]
     pub connect_timeout_ms: u64,
     /// Comma-separated URLs of Redis Cluster nodes (any few of them; the rest are discovered).
     /// When set, every service uses the cluster client instead of `url`, and every key carries
@@ -145,8 +149,10 @@ pub struct PostgresSettings {
     /// Connection URL, `postgres://user[:password]@host:port/database`.
     pub url: String,
     /// Connections in each process's pool.
+    #[schemars(range(min = 1, max = 1_000))]
     pub pool_size: usize,
     /// How long establishing a connection may take.
+    #[schemars(range(min = 1, max = 60_000))]
     pub connect_timeout_ms: u64,
     /// Optional URL of a read replica: `GET /messages` reads from it instead of `url`. Empty
     /// (the default) reads from `url`.
@@ -154,11 +160,14 @@ pub struct PostgresSettings {
     /// Span of each partition of `messages`, in hours: a divisor of 24 or a multiple of it.
     /// Partitions are aligned to multiples of the span since 1970-01-01 UTC (24: one per UTC
     /// day).
+    #[schemars(range(min = 1, max = 24 * 366))]
     pub partition_hours: u64,
     /// Partitions the workers keep created ahead of the current one.
+    #[schemars(range(min = 1, max = 1_000))]
     pub partitions_ahead: u64,
     /// Partitions whose every row is older than this many days are dropped by the workers;
     /// 0 (the default) keeps every row forever.
+    #[schemars(range(min = 0, max = 100_000))]
     pub retention_days: u64,
 }
 
@@ -199,10 +208,13 @@ pub struct IngestSettings {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes; larger ones get 413.
+    #[schemars(range(min = 256, max = 64 << 20))]
     pub max_body_bytes: usize,
     /// HTTP worker threads; 0 means one per CPU core.
+    #[schemars(range(min = 0, max = 1_024))]
     pub http_workers: usize,
     /// `POST /messages` answers 429 while `pending_messages` holds this many messages.
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub max_queue_depth: u64,
     /// Most messages in one `POST /messages/batch`.
     pub batch_max_messages: usize,
@@ -212,26 +224,33 @@ pub struct IngestSettings {
     pub admin_token: String,
     /// Most open connections, split evenly among the HTTP workers; past it new connections
     /// wait in the listen backlog until one closes.
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub max_connections: usize,
     /// Longest a request body may take to arrive, from the end of its head; slower bodies get
     /// 408 and the connection is closed.
+    #[schemars(range(min = 100, max = 600_000))]
     pub body_timeout_ms: u64,
     /// Request body bytes held in memory at once, across all connections; a body that would
     /// pass it gets 503 with `Retry-After`.
     pub max_buffered_bytes: usize,
     /// A connection whose socket accepts nothing for this long is closed.
+    #[schemars(range(min = 100, max = 600_000))]
     pub write_timeout_ms: u64,
     /// How long an `Idempotency-Key` and its answer are remembered.
+    #[schemars(range(min = 1, max = 30 * 24 * 60 * 60))]
     pub idempotency_ttl_secs: u64,
     /// Most `Idempotency-Key`s remembered at once; past it the oldest are forgotten first.
+    #[schemars(range(min = 1, max = 100_000_000))]
     pub idempotency_max_keys: u64,
     /// Whether the ingest API also serves the stats stream at `/ws/stats` (and `/stats`,
     /// `/stats/stream`), the URL dashboards of the Python stack connect to.
     pub serve_stats: bool,
     /// Longest wait a `Prefer: wait=N` request gets, in seconds; larger `N` are capped to it.
+    #[schemars(range(min = 1, max = 600))]
     pub max_wait_secs: u64,
     /// Most message ids waited for at once (`Prefer: wait`) in this process; past it a request
     /// is answered at once, as if it had not asked to wait.
+    #[schemars(range(min = 1, max = 10_000_000))]
     pub max_waiters: usize,
 }
 
@@ -266,21 +285,28 @@ pub struct WorkerSettings {
     /// `<hostname>-<pid>-<random>`, unique per process.
     pub id: String,
     /// A batch is flushed as soon as it holds this many messages.
+    #[schemars(range(min = limits::BATCH_MAX_SIZE.0, max = limits::BATCH_MAX_SIZE.1))]
     pub batch_max_size: usize,
     /// How long a worker that emptied the queue keeps waiting for more messages before it
     /// inserts its batch, counted from the batch's first message. 0 inserts at once: batches
     /// still form by themselves, from what arrives while a worker inserts. A wait trades
     /// latency for fewer, larger transactions at moderate load.
+    #[schemars(range(min = limits::BATCH_MAX_WAIT_MS.0, max = limits::BATCH_MAX_WAIT_MS.1))]
     pub batch_max_wait_ms: u64,
     /// How long one blocking wait for the first message of a batch lasts before the worker
     /// checks for shutdown and refreshes `current_rps`.
+    #[schemars(range(min = 10, max = 60_000))]
     pub idle_poll_ms: u64,
-    /// A worker whose heartbeat is older than this is presumed dead, and a live worker
-    /// reclaims its batch. Every worker beats every 250 ms whatever this says, and the
-    /// smallest value allowed is four beats, so no setting makes a live peer look dead.
+    /// A worker whose heartbeat is older than this is presumed dead: a live worker reclaims
+    /// its batch, and the stats no longer count it in `workers_alive`. Every service reads
+    /// this one setting (give all of them the same). Every worker beats every 250 ms whatever
+    /// this says, and the smallest value allowed is four beats, so no setting makes a live
+    /// peer look dead.
+    #[schemars(range(min = limits::DEAD_AFTER_MS.0, max = limits::DEAD_AFTER_MS.1))]
     pub dead_after_ms: u64,
     /// Most entries kept in `dead_messages`; past it the oldest are dropped and counted in
     /// `dead_letters_trimmed`.
+    #[schemars(range(min = 1, max = 100_000_000))]
     pub dead_letters_max: u64,
     /// Address of the worker's HTTP listener (`/metrics`, `/health`, `/ready`), e.g.
     /// `127.0.0.1:9101`; empty (the default) turns it off.
@@ -315,36 +341,41 @@ pub struct GatewaySettings {
     /// Address the HTTP/WebSocket server binds.
     pub listen: SocketAddr,
     /// Default period of the stats stream, in milliseconds.
+    #[schemars(range(min = limits::INTERVAL_MS.0, max = limits::INTERVAL_MS.1))]
     pub interval_ms: u64,
     /// Period of the server's WebSocket pings.
+    #[schemars(range(min = 100, max = 600_000))]
     pub heartbeat_interval_ms: u64,
     /// A client that has sent nothing (not even a pong) for this long is closed.
     pub client_timeout_ms: u64,
     /// Most open WebSocket and SSE streams; further upgrades get 503.
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub max_connections: usize,
     /// Most open streams from one IP address; further upgrades from it get 503.
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub max_connections_per_ip: usize,
     /// Most messages a client may send per second (averaged over a second, bursts of the same
     /// size allowed); a client sending more is closed with 1008.
+    #[schemars(range(min = 1, max = 10_000))]
     pub client_max_messages_per_sec: u32,
     /// Largest message a client may send, one frame or the sum of a fragmented message's
     /// frames; a header declaring more closes the session with 1009 before its payload is read.
+    #[schemars(range(min = 128, max = 16 << 20))]
     pub max_frame_bytes: usize,
     /// A connection whose socket accepts nothing for this long is closed and counted.
+    #[schemars(range(min = 100, max = 600_000))]
     pub write_timeout_ms: u64,
     /// `SO_SNDBUF` of each connection, bounding what the kernel holds for a slow reader; 0
     /// keeps the kernel's autotuned default.
     pub send_buffer_bytes: usize,
     /// Batch events buffered per client before it is considered behind and skips ahead.
+    #[schemars(range(min = 1, max = 65_536))]
     pub client_queue: usize,
     /// Origins allowed to call the HTTP endpoints from a browser, comma-separated; `*` for any;
     /// empty for none.
     pub cors_origins: String,
     /// Authentication of dashboards.
     pub auth: GatewayAuthSettings,
-    /// A worker whose heartbeat is older than this no longer counts in `workers_alive`;
-    /// keep it equal to `worker.dead_after_ms`.
-    pub worker_dead_after_ms: u64,
     /// The alert rules' thresholds and durations.
     pub alerts: AlertSettings,
 }
@@ -381,6 +412,7 @@ pub struct AlertSettings {
     /// `throughput_anomaly`: how long the z-score must stay above `anomaly_z_medium`.
     pub anomaly_for_secs: u64,
     /// `throughput_anomaly`: seconds of persisted/s the mean and deviation are taken over.
+    #[schemars(range(min = 30, max = 3_600))]
     pub anomaly_window_secs: u64,
     /// How long a rule's condition must be false before its alert resolves.
     pub resolve_after_secs: u64,
@@ -433,7 +465,6 @@ impl Default for GatewaySettings {
             client_queue: 256,
             cors_origins: String::new(),
             auth: GatewayAuthSettings::default(),
-            worker_dead_after_ms: 10_000,
             alerts: AlertSettings::default(),
         }
     }
@@ -525,6 +556,7 @@ impl Settings {
 
     /// Checks every section; the first bad value is the error.
     fn validate(&self) -> Result<(), SettingsError> {
+        self.check_ranges()?;
         self.validate_connections()?;
         self.validate_ingest()?;
         self.validate_worker()?;
@@ -551,22 +583,6 @@ impl Settings {
             .url
             .parse::<tokio_postgres::Config>()
             .map_err(|e| invalid("postgres.url", format!("{e}: {:?}", self.postgres.url)))?;
-        check_range(
-            "redis.response_timeout_ms",
-            self.redis.response_timeout_ms,
-            (1, 60_000),
-        )?;
-        check_range(
-            "redis.connect_timeout_ms",
-            self.redis.connect_timeout_ms,
-            (1, 60_000),
-        )?;
-        check_range("postgres.pool_size", self.postgres.pool_size, (1, 1_000))?;
-        check_range(
-            "postgres.connect_timeout_ms",
-            self.postgres.connect_timeout_ms,
-            (1, 60_000),
-        )?;
         self.validate_partitions()
     }
 
@@ -584,49 +600,17 @@ impl Settings {
                 .map_err(|e| invalid("postgres.read_url", format!("{e}: {:?}", reader.url)))?;
         }
         let hours = self.postgres.partition_hours;
-        check_range("postgres.partition_hours", hours, (1, 24 * 366))?;
         if !24u64.is_multiple_of(hours) && !hours.is_multiple_of(24) {
             return Err(invalid(
                 "postgres.partition_hours",
                 format!("must divide 24 or be a multiple of 24, got {hours}"),
             ));
         }
-        check_range(
-            "postgres.partitions_ahead",
-            self.postgres.partitions_ahead,
-            (1, 1_000),
-        )?;
-        check_range(
-            "postgres.retention_days",
-            self.postgres.retention_days,
-            (0, 100_000),
-        )?;
         Ok(())
     }
 
     /// `[ingest]`.
     fn validate_ingest(&self) -> Result<(), SettingsError> {
-        check_range(
-            "ingest.max_body_bytes",
-            self.ingest.max_body_bytes,
-            (256, 64 << 20),
-        )?;
-        check_range("ingest.http_workers", self.ingest.http_workers, (0, 1_024))?;
-        check_range(
-            "ingest.max_queue_depth",
-            self.ingest.max_queue_depth,
-            (1, 1_000_000_000),
-        )?;
-        check_range(
-            "ingest.max_connections",
-            self.ingest.max_connections,
-            (1, 1_000_000),
-        )?;
-        check_range(
-            "ingest.body_timeout_ms",
-            self.ingest.body_timeout_ms,
-            (100, 600_000),
-        )?;
         let largest_body = self
             .ingest
             .max_batch_body_bytes
@@ -640,27 +624,6 @@ impl Settings {
                 ),
             ));
         }
-        check_range(
-            "ingest.write_timeout_ms",
-            self.ingest.write_timeout_ms,
-            (100, 600_000),
-        )?;
-        check_range(
-            "ingest.idempotency_ttl_secs",
-            self.ingest.idempotency_ttl_secs,
-            (1, 30 * 24 * 60 * 60),
-        )?;
-        check_range(
-            "ingest.idempotency_max_keys",
-            self.ingest.idempotency_max_keys,
-            (1, 100_000_000),
-        )?;
-        check_range("ingest.max_wait_secs", self.ingest.max_wait_secs, (1, 600))?;
-        check_range(
-            "ingest.max_waiters",
-            self.ingest.max_waiters,
-            (1, 10_000_000),
-        )?;
         if !self.ingest.admin_token.is_empty() && self.ingest.admin_token.len() < 16 {
             return Err(invalid(
                 "ingest.admin_token",
@@ -675,21 +638,6 @@ impl Settings {
 
     /// `[worker]`.
     fn validate_worker(&self) -> Result<(), SettingsError> {
-        check_range(
-            "worker.batch_max_size",
-            self.worker.batch_max_size,
-            limits::BATCH_MAX_SIZE,
-        )?;
-        check_range(
-            "worker.batch_max_wait_ms",
-            self.worker.batch_max_wait_ms,
-            limits::BATCH_MAX_WAIT_MS,
-        )?;
-        check_range(
-            "worker.idle_poll_ms",
-            self.worker.idle_poll_ms,
-            (10, 60_000),
-        )?;
         let listen = self.worker.listen.trim();
         if !listen.is_empty() && listen.parse::<SocketAddr>().is_err() {
             return Err(invalid(
@@ -697,16 +645,6 @@ impl Settings {
                 format!("must be empty or an address such as 127.0.0.1:9101, got {listen:?}"),
             ));
         }
-        check_range(
-            "worker.dead_letters_max",
-            self.worker.dead_letters_max,
-            (1, 100_000_000),
-        )?;
-        check_range(
-            "worker.dead_after_ms",
-            self.worker.dead_after_ms,
-            limits::DEAD_AFTER_MS,
-        )?;
         if self
             .worker
             .id
@@ -726,41 +664,6 @@ impl Settings {
 
     /// `[gateway]` without its alerts.
     fn validate_gateway(&self) -> Result<(), SettingsError> {
-        check_range(
-            "gateway.interval_ms",
-            self.gateway.interval_ms,
-            limits::INTERVAL_MS,
-        )?;
-        check_range(
-            "gateway.heartbeat_interval_ms",
-            self.gateway.heartbeat_interval_ms,
-            (100, 600_000),
-        )?;
-        check_range(
-            "gateway.max_connections",
-            self.gateway.max_connections,
-            (1, 1_000_000),
-        )?;
-        check_range(
-            "gateway.max_connections_per_ip",
-            self.gateway.max_connections_per_ip,
-            (1, 1_000_000),
-        )?;
-        check_range(
-            "gateway.client_max_messages_per_sec",
-            self.gateway.client_max_messages_per_sec,
-            (1, 10_000),
-        )?;
-        check_range(
-            "gateway.max_frame_bytes",
-            self.gateway.max_frame_bytes,
-            (128, 16 << 20),
-        )?;
-        check_range(
-            "gateway.write_timeout_ms",
-            self.gateway.write_timeout_ms,
-            (100, 600_000),
-        )?;
         if self.gateway.send_buffer_bytes != 0 {
             check_range(
                 "gateway.send_buffer_bytes",
@@ -768,11 +671,6 @@ impl Settings {
                 (4096, 64 << 20),
             )?;
         }
-        check_range(
-            "gateway.client_queue",
-            self.gateway.client_queue,
-            (1, 65_536),
-        )?;
         for origin in self.gateway.cors_origin_list() {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
                 return Err(invalid(
@@ -808,16 +706,6 @@ impl Settings {
 impl Settings {
     fn validate_alerts(&self) -> Result<(), SettingsError> {
         let a = &self.gateway.alerts;
-        check_range(
-            "gateway.worker_dead_after_ms",
-            self.gateway.worker_dead_after_ms,
-            (100, 3_600_000),
-        )?;
-        check_range(
-            "gateway.alerts.anomaly_window_secs",
-            a.anomaly_window_secs,
-            (30, 3_600),
-        )?;
         for (key, value) in [
             (
                 "gateway.alerts.queue_growing_min_rate",
@@ -844,6 +732,29 @@ impl Settings {
                     a.anomaly_z_medium, a.anomaly_z_high
                 ),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Checks every value against the range declared on its field (`#[schemars(range)]`), the
+    /// same declaration `--help` and `proto-docs/configuration.md` show.
+    fn check_ranges(&self) -> Result<(), SettingsError> {
+        let values = serde_json::to_value(self).unwrap_or_default();
+        let schema = schemars::schema_for!(Settings).to_value();
+        for setting in reference::leaves(&schema, &values) {
+            let Some(value) = setting.value.as_f64() else {
+                continue;
+            };
+            if let (Some(min), Some(max)) = (setting.min, setting.max)
+                && !(min..=max).contains(&value)
+            {
+                return Err(invalid(
+                    &setting.key,
+                    format!("must be between {min} and {max}, got {}", setting.value),
+                ));
+            }
         }
         Ok(())
     }

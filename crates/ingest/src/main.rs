@@ -10,7 +10,13 @@ static ALLOCATOR: memory::Allocator = memory::Allocator;
 const BINARY: cli::Binary = cli::Binary {
     name: "sluice-ingest",
     about: "The ingest API: validates messages and queues them in Redis for the workers.",
-    sections: &["redis", "postgres", "ingest", "gateway"],
+    sections: &[
+        "redis",
+        "postgres",
+        "ingest",
+        "gateway",
+        "worker.dead_after_ms",
+    ],
 };
 
 #[actix_web::main]
