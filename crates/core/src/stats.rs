@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::Keys;
 
-/// POST→commit latency percentiles over the last [`crate::keys::RATE_WINDOW_SECS`] seconds, in
+/// POST→commit latency percentiles over the last 10 seconds (`keys::RATE_WINDOW_SECS`), in
 /// milliseconds; `null` when nothing was committed in the window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Latency {

@@ -7,10 +7,6 @@
 //! log flood. Sluice counts those requests itself and logs a summary line instead. (Library
 //! debug and trace lines, off unless `RUST_LOG` asks for them, are not limited.)
 
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
-
 use tracing::Metadata;
 use tracing::subscriber::Interest;
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
@@ -23,7 +19,7 @@ use crate::settings::{LogFormat, TelemetrySettings};
 pub const DEFAULT_FILTER: &str = "warn,sluice_core=info,sluice_http=info,sluice_ingest=info,sluice_worker=info,sluice_gateway=info,sluice_stream=info";
 
 /// Most lines a second the HTTP libraries may log; the rest are dropped.
-pub const LIBRARY_LINES_PER_SEC: u64 = 5;
+pub const LIBRARY_LINES_PER_SEC: u32 = 5;
 
 /// Installs the global subscriber. Call once, first thing in `main`; a second call is a no-op.
 pub fn init(settings: &TelemetrySettings) {
@@ -44,24 +40,19 @@ pub fn init(settings: &TelemetrySettings) {
         .try_init();
 }
 
-/// Lets at most `per_sec` events a second through from targets starting with `actix`.
+/// Lets at most `per_sec` events a second through from targets starting with `actix` (a
+/// `governor` rate limiter, whose burst is one second's worth).
 #[derive(Debug)]
 pub struct LibraryRate {
-    per_sec: u64,
-    /// The second (since `epoch`) the count is for.
-    second: AtomicU64,
-    count: AtomicU64,
-    epoch: OnceLock<Instant>,
+    limiter: governor::DefaultDirectRateLimiter,
 }
 
 impl LibraryRate {
-    /// A limit of `per_sec` library lines a second.
-    pub fn new(per_sec: u64) -> Self {
+    /// A limit of `per_sec` library lines a second (at least one).
+    pub fn new(per_sec: u32) -> Self {
+        let per_sec = std::num::NonZeroU32::new(per_sec).unwrap_or(std::num::NonZeroU32::MIN);
         Self {
-            per_sec,
-            second: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-            epoch: OnceLock::new(),
+            limiter: governor::RateLimiter::direct(governor::Quota::per_second(per_sec)),
         }
     }
 
@@ -69,13 +60,9 @@ impl LibraryRate {
         meta.target().starts_with("actix") && *meta.level() <= tracing::Level::WARN
     }
 
-    /// Whether one more library line fits in the current second.
+    /// Whether one more library line fits.
     pub fn allow(&self) -> bool {
-        let now = self.epoch.get_or_init(Instant::now).elapsed().as_secs();
-        if self.second.swap(now, Ordering::Relaxed) != now {
-            self.count.store(0, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed) < self.per_sec
+        self.limiter.check().is_ok()
     }
 }
 

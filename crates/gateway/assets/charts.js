@@ -84,10 +84,6 @@ export class Charts {
     c.depth.push(depth);
   }
 
-  points() {
-    return this.columns.t.length;
-  }
-
   draw() {
     const c = this.columns;
     document.getElementById("chart-throughput").dataset.points = String(c.t.length);

@@ -54,7 +54,6 @@ export class Connection {
   }
 
   setState(name) {
-    this.state = name;
     this.handlers.state(name);
   }
 

@@ -1,6 +1,6 @@
 //! History reads for `GET /stats/history` and `get_history`, shared by every client.
 //!
-//! A window's answer is read from Redis and serialized at most once per [`HISTORY_TTL`]: a
+//! A window's answer is read from Redis and serialized at most once per [`crate::shared::SHARED_TTL`]: a
 //! thousand dashboards opening at once, or one client asking as fast as its rate limit allows,
 //! cost one read per window per second, not one per request.
 
@@ -11,11 +11,8 @@ use serde::Serialize;
 use sluice_core::Keys;
 use sluice_core::connect::RedisConnection;
 use sluice_core::history::{History, Window};
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
-/// How long a window's answer is reused: the history has one point per second.
-pub const HISTORY_TTL: Duration = Duration::from_secs(1);
+use crate::shared::Shared;
 
 /// `{"type": "history", ...}`: a [`History`] as clients receive it.
 #[derive(Serialize)]
@@ -26,12 +23,13 @@ struct Message<'a> {
     history: &'a History,
 }
 
-/// The latest answer per window.
+/// The latest answer per window, each reused for [`crate::shared::SHARED_TTL`] (the history has one point
+/// per second).
 pub struct HistoryCache {
     keys: Keys,
     redis: RedisConnection,
     timeout: Duration,
-    entries: [Mutex<Option<(Instant, ByteString)>>; 4],
+    entries: [Shared<ByteString>; 4],
 }
 
 impl std::fmt::Debug for HistoryCache {
@@ -54,14 +52,10 @@ impl HistoryCache {
     /// The `history` message for `window`; `None` when Redis does not answer.
     pub async fn get(&self, window: Window) -> Option<ByteString> {
         let index = Window::ALL.iter().position(|w| *w == window)?;
-        // Held across the read: concurrent askers wait for the one read instead of each
-        // making their own.
-        let mut entry = self.entries[index].lock().await;
-        if let Some((at, json)) = entry.as_ref()
-            && at.elapsed() < HISTORY_TTL
-        {
-            return Some(json.clone());
-        }
+        self.entries[index].get(|| self.read(window)).await
+    }
+
+    async fn read(&self, window: Window) -> Option<ByteString> {
         let mut redis = self.redis.clone();
         let read = History::read(&mut redis, &self.keys, window);
         let history = match tokio::time::timeout(self.timeout, read).await {
@@ -72,13 +66,10 @@ impl HistoryCache {
             }
             Err(_) => return None,
         };
-        let json: ByteString = serde_json::to_string(&Message {
+        let message = Message {
             kind: "history",
             history: &history,
-        })
-        .unwrap_or_default()
-        .into();
-        *entry = Some((Instant::now(), json.clone()));
-        Some(json)
+        };
+        Some(serde_json::to_string(&message).unwrap_or_default().into())
     }
 }

@@ -78,6 +78,39 @@ fn parse_bool(name: &str, raw: Option<&str>) -> Result<bool, StreamError> {
     }
 }
 
+/// `?token=`, for the OpenAPI document (`Authorization: Bearer` works too).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct TokenParam {
+    /// The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`).
+    token: Option<String>,
+}
+
+/// The failures of the read endpoints, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum ReadErrors {
+    /// Authentication is on and the token is missing, invalid or expired.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Redis cannot be read.
+    #[response(status = 503)]
+    RedisUnavailable(ErrorBody),
+}
+
+/// The failures of the streaming endpoints past their query, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum StreamErrors {
+    /// Authentication is on and the token is missing, invalid or expired.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The gateway's connection limits are reached.
+    #[response(status = 503)]
+    TooManyConnections(ErrorBody),
+}
+
 /// Authenticates (when on) and returns how long the token stays valid.
 fn authenticate(
     req: &HttpRequest,
@@ -97,13 +130,12 @@ fn authenticate(
         ("interval_ms" = Option<u64>, Query, minimum = 100, maximum = 60000, description = "Period of `stats` messages (default `gateway.interval_ms`)"),
         ("topics" = Option<String>, Query, description = "Comma-separated: `stats`, `batches`, `alerts` (default `stats`)"),
         ("include_ids" = Option<bool>, Query, description = "Whether `batch_persisted` carries message ids"),
-        ("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)"),
+        TokenParam,
     ),
     responses(
         (status = 101, description = "Switching to a WebSocket session of protocol v1 (proto-docs/websocket.md)"),
         (status = 400, description = "A query parameter is not acceptable, or the request is not a WebSocket upgrade", body = ErrorBody),
-        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
-        (status = 503, description = "The gateway's connection limits are reached", body = ErrorBody),
+        StreamErrors,
     ))]
 pub async fn ws_stats(
     req: HttpRequest,
@@ -147,10 +179,9 @@ pub async fn ws_stats(
 
 /// `GET /stats`: the latest snapshot when it is from the current poller cycle, else a fresh
 /// read.
-#[utoipa::path(get, path = "/stats", tag = "stream", params(("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)")), responses(
+#[utoipa::path(get, path = "/stats", tag = "stream", params(TokenParam), responses(
         (status = 200, description = "The latest reading, at most one interval old", body = Stats),
-        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
-        (status = 503, description = "Redis cannot be read", body = ErrorBody),
+        ReadErrors,
     ))]
 pub async fn stats(
     req: HttpRequest,
@@ -176,13 +207,12 @@ pub async fn stats(
     params(
         ("interval_ms" = Option<u64>, Query, minimum = 100, maximum = 60000, description = "Period of `stats` events"),
         ("topics" = Option<String>, Query, description = "Comma-separated: `stats`, `batches`, `alerts`"),
-        ("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)"),
+        TokenParam,
     ),
     responses(
         (status = 200, description = "Server-Sent Events: `event: stats` with the `stats` payload, `event: batch`, `event: alert`", content_type = "text/event-stream", body = String),
         (status = 400, description = "A query parameter is not acceptable", body = ErrorBody),
-        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
-        (status = 503, description = "The gateway's connection limits are reached", body = ErrorBody),
+        StreamErrors,
     ))]
 pub async fn stats_stream(
     req: HttpRequest,
@@ -220,13 +250,12 @@ pub async fn stats_stream(
 #[utoipa::path(get, path = "/stats/history", tag = "stream",
     params(
         ("window" = Option<String>, Query, description = "`1m`, `5m` (default), `1h` or `24h`"),
-        ("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)"),
+        TokenParam,
     ),
     responses(
         (status = 200, description = "The window's points in columns (proto-docs/http.md)", body = serde_json::Value),
         (status = 400, description = "`window` is not one of the four", body = ErrorBody),
-        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
-        (status = 503, description = "Redis cannot be read", body = ErrorBody),
+        ReadErrors,
     ))]
 pub async fn history(
     req: HttpRequest,
@@ -251,10 +280,9 @@ pub async fn history(
 
 /// `GET /alerts`: `{"active": [...], "recent": [...]}`. While Redis is down, `active` holds
 /// this gateway's `redis_down` alert and `recent` is empty.
-#[utoipa::path(get, path = "/alerts", tag = "stream", params(("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)")), responses(
+#[utoipa::path(get, path = "/alerts", tag = "stream", params(TokenParam), responses(
         (status = 200, description = "Alerts firing now and the latest transitions", body = AlertList),
-        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
-        (status = 503, description = "Redis cannot be read", body = ErrorBody),
+        ReadErrors,
     ))]
 pub async fn alerts(
     req: HttpRequest,
@@ -280,10 +308,9 @@ pub async fn alerts(
 }
 
 /// `GET /workers`: the registry, most recent heartbeat first.
-#[utoipa::path(get, path = "/workers", tag = "stream", params(("token" = Option<String>, Query, description = "The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`)")), responses(
+#[utoipa::path(get, path = "/workers", tag = "stream", params(TokenParam), responses(
         (status = 200, description = "The worker registry, most recent heartbeat first", body = WorkerList),
-        (status = 401, description = "Authentication is on and the token is missing, invalid or expired", body = ErrorBody),
-        (status = 503, description = "Redis cannot be read", body = ErrorBody),
+        ReadErrors,
     ))]
 pub async fn workers(
     req: HttpRequest,
