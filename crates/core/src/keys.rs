@@ -171,6 +171,40 @@ impl Keys {
         }
     }
 
+    /// The key called `name` (a constant of this module, such as `"pending_messages"`), for
+    /// scripts that name their KEYS ([`crate::lua`]).
+    pub fn named(&self, name: &str) -> Option<&str> {
+        let key = match name {
+            PENDING_MESSAGES => &self.pending_messages,
+            TOTAL_MESSAGES => &self.total_messages,
+            TOTAL_BATCHES => &self.total_batches,
+            CURRENT_RPS => &self.current_rps,
+            RATE_WINDOW => &self.rate_window,
+            BATCH_EVENTS => &self.batch_events,
+            DEAD_MESSAGES => &self.dead_messages,
+            DEAD_LETTERS => &self.dead_letters,
+            DEAD_LETTERS_TRIMMED => &self.dead_letters_trimmed,
+            WORKERS => &self.workers,
+            IDEMPOTENCY_KEYS => &self.idempotency_keys,
+            ACCEPTED_TOTAL => &self.accepted_total,
+            ACCEPTED_WINDOW => &self.accepted_window,
+            COMMIT_LATENCY => &self.commit_latency,
+            WORKERS_POSTGRES => &self.workers_postgres,
+            WORKERS_POSTGRES_DOWN => &self.workers_postgres_down,
+            IN_FLIGHT => &self.in_flight,
+            IN_FLIGHT_BY_WORKER => &self.in_flight_by_worker,
+            UPKEEP_LEASE => &self.upkeep_lease,
+            WINDOW_STATS => &self.window_stats,
+            HISTORY_1S => &self.history_1s,
+            HISTORY_1M => &self.history_1m,
+            ALERTS_ACTIVE => &self.alerts_active,
+            ALERTS_RECENT => &self.alerts_recent,
+            ALERT_EVENTS => &self.alert_events,
+            _ => return None,
+        };
+        Some(key)
+    }
+
     /// The prefix every name starts with.
     pub fn prefix(&self) -> &str {
         &self.prefix

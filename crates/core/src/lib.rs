@@ -4,6 +4,7 @@
 //! - [`settings`]: typed, layered configuration (defaults → `--config` file → legacy variables →
 //!   `SLUICE__SECTION__KEY`), validated at start-up.
 //! - [`keys`]: every Redis key and channel name, under a configurable prefix.
+//! - [`lua`]: Lua scripts whose KEYS are named in their header and filled by name.
 //! - [`message`]: the validated message types and the envelope that travels through Redis.
 //! - [`stats`]: the stats snapshot, its JSON contract and the one-round-trip Redis read, which
 //!   writes nothing.
@@ -34,6 +35,7 @@ pub mod error;
 pub mod events;
 pub mod history;
 pub mod keys;
+pub mod lua;
 pub mod memory;
 pub mod message;
 pub mod metric;

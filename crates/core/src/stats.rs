@@ -7,6 +7,7 @@ use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::Keys;
+use crate::lua::LuaScript;
 
 /// POST→commit latency percentiles over the last 10 seconds (`keys::RATE_WINDOW_SECS`), in
 /// milliseconds; `null` when nothing was committed in the window.
@@ -81,7 +82,7 @@ pub struct Stats {
 pub struct StatsReader {
     keys: Keys,
     worker_fresh_ms: u64,
-    script: redis::Script,
+    script: LuaScript,
 }
 
 impl StatsReader {
@@ -91,7 +92,7 @@ impl StatsReader {
         Self {
             keys,
             worker_fresh_ms: worker_fresh.as_millis() as u64,
-            script: redis::Script::new(include_str!("lua/stats.lua")),
+            script: LuaScript::new(include_str!("lua/stats.lua")),
         }
     }
 
@@ -101,23 +102,7 @@ impl StatsReader {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let k = &self.keys;
-        let mut invocation = self.script.prepare_invoke();
-        for key in [
-            &k.total_messages,
-            &k.total_batches,
-            &k.pending_messages,
-            &k.current_rps,
-            &k.accepted_total,
-            &k.window_stats,
-            &k.in_flight,
-            &k.workers,
-            &k.workers_postgres_down,
-            &k.dead_messages,
-            &k.dead_letters,
-        ] {
-            invocation.key(key);
-        }
+        let mut invocation = self.script.keyed(&self.keys, &[])?;
         invocation.arg(self.worker_fresh_ms);
         let reply: Vec<String> = invocation.invoke_async(conn).await?;
         Stats::from_reply(&reply).ok_or_else(|| {

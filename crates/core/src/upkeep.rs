@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::CancellationToken;
 use crate::keys::{HISTORY_1M_POINTS, HISTORY_1S_POINTS, Keys, RATE_WINDOW_SECS};
+use crate::lua::LuaScript;
 use crate::stats::LATENCY_BUCKETS_PER_OCTAVE;
 
 /// How often the holder does the upkeep.
@@ -42,7 +43,7 @@ pub struct Upkeep {
     keys: Keys,
     holder: String,
     worker_fresh_ms: u64,
-    script: redis::Script,
+    script: LuaScript,
 }
 
 impl Upkeep {
@@ -54,7 +55,7 @@ impl Upkeep {
             keys,
             holder: holder.into(),
             worker_fresh_ms: worker_fresh.as_millis() as u64,
-            script: redis::Script::new(include_str!("lua/upkeep.lua")),
+            script: LuaScript::new(include_str!("lua/upkeep.lua")),
         }
     }
 
@@ -64,7 +65,7 @@ impl Upkeep {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let (done, ms): (u8, i64) = self.invoke("run").invoke_async(conn).await?;
+        let (done, ms): (u8, i64) = self.invoke("run")?.invoke_async(conn).await?;
         Ok(match done {
             1 => Turn::Done,
             _ => Turn::HeldElsewhere(Duration::from_millis(ms.max(0) as u64)),
@@ -77,28 +78,12 @@ impl Upkeep {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let _: (u8, i64) = self.invoke("release").invoke_async(conn).await?;
+        let _: (u8, i64) = self.invoke("release")?.invoke_async(conn).await?;
         Ok(())
     }
 
-    fn invoke(&self, mode: &str) -> redis::ScriptInvocation<'_> {
-        let k = &self.keys;
-        let mut invocation = self.script.prepare_invoke();
-        for key in [
-            &k.upkeep_lease,
-            &k.rate_window,
-            &k.current_rps,
-            &k.accepted_window,
-            &k.commit_latency,
-            &k.window_stats,
-            &k.pending_messages,
-            &k.in_flight,
-            &k.workers,
-            &k.history_1s,
-            &k.history_1m,
-        ] {
-            invocation.key(key);
-        }
+    fn invoke(&self, mode: &str) -> redis::RedisResult<redis::ScriptInvocation<'_>> {
+        let mut invocation = self.script.keyed(&self.keys, &[])?;
         invocation
             .arg(&self.holder)
             .arg(LEASE.as_millis() as u64)
@@ -109,7 +94,7 @@ impl Upkeep {
             .arg(HISTORY_1M_POINTS)
             .arg(HISTORY_GAP_FILL_SECS)
             .arg(LATENCY_BUCKETS_PER_OCTAVE);
-        invocation
+        Ok(invocation)
     }
 
     /// Contends for the lease until shutdown, then releases it: runs every [`PERIOD`] while it

@@ -9,9 +9,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::Script;
 use sluice_core::connect::RedisConnection;
 use sluice_core::keys::RATE_WINDOW_SECS;
+use sluice_core::lua::LuaScript;
 use sluice_core::shutdown::Ticker;
 use sluice_core::{CancellationToken, Keys};
 
@@ -75,19 +75,21 @@ impl Accepted {
 
     /// Moves the pending count into Redis; returns false (keeping the count) if that failed.
     pub async fn flush(&self, conn: &mut RedisConnection, keys: &Keys, timeout: Duration) -> bool {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::new(include_str!("lua/count_accepted.lua")));
+        static SCRIPT: std::sync::LazyLock<LuaScript> =
+            std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/count_accepted.lua")));
         let n = self.pending.swap(0, Ordering::Relaxed);
         if n == 0 {
             return true;
         }
-        let mut invocation = SCRIPT.key(&keys.accepted_total);
-        invocation
-            .key(&keys.accepted_window)
-            .arg(n)
-            .arg(WINDOW_TTL_SECS)
-            .arg(RATE_WINDOW_SECS);
-        let call = invocation.invoke_async::<()>(conn);
+        let call = async {
+            SCRIPT
+                .keyed(keys, &[])?
+                .arg(n)
+                .arg(WINDOW_TTL_SECS)
+                .arg(RATE_WINDOW_SECS)
+                .invoke_async::<()>(conn)
+                .await
+        };
         match tokio::time::timeout(timeout, call).await {
             Ok(Ok(())) => true,
             outcome => {

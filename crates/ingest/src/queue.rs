@@ -9,9 +9,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::Script;
 use sluice_core::CancellationToken;
+use sluice_core::Keys;
 use sluice_core::connect::RedisConnection;
+use sluice_core::lua::LuaScript;
 use sluice_core::message::Envelope;
 use sluice_core::outage::{Line, OutageLog};
 
@@ -114,33 +115,31 @@ impl Depth {
 #[tracing::instrument(name = "redis.lpush", skip_all, fields(count = envelopes.len()), err(level = "debug"))]
 pub async fn push(
     conn: &mut RedisConnection,
-    list: &str,
+    keys: &Keys,
     envelopes: &[Envelope],
     depth: &Depth,
     timeout: Duration,
 ) -> Result<u64, ApiError> {
-    static BOUNDED: std::sync::LazyLock<Script> =
-        std::sync::LazyLock::new(|| Script::new(include_str!("lua/push_bounded.lua")));
+    static BOUNDED: std::sync::LazyLock<LuaScript> =
+        std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_bounded.lua")));
     let n = envelopes.len() as u64;
     let known = depth.get();
     if known + n > depth.max {
         return Err(ApiError::QueueFull { depth: known });
     }
     let reply = if known + n > depth.max - depth.margin {
-        let mut invocation = BOUNDED.key(list);
-        invocation.arg(depth.max);
-        for envelope in envelopes {
-            invocation.arg(envelope.to_json());
-        }
-        within(
-            timeout,
-            "bounded LPUSH",
-            invocation.invoke_async::<i64>(conn),
-        )
-        .await?
+        let call = async {
+            let mut invocation = BOUNDED.keyed(keys, &[])?;
+            invocation.arg(depth.max);
+            for envelope in envelopes {
+                invocation.arg(envelope.to_json());
+            }
+            invocation.invoke_async::<i64>(conn).await
+        };
+        within(timeout, "bounded LPUSH", call).await?
     } else {
         let mut cmd = redis::cmd("LPUSH");
-        cmd.arg(list);
+        cmd.arg(&keys.pending_messages);
         for envelope in envelopes {
             cmd.arg(envelope.to_json());
         }
@@ -177,12 +176,10 @@ pub enum Pushed {
 /// The keys an idempotent push touches, and how long the client's key is kept.
 #[derive(Debug, Clone, Copy)]
 pub struct IdempotentKeys<'a> {
-    /// `pending_messages`.
-    pub list: &'a str,
+    /// The deployment's keys (`pending_messages`, `idempotency_keys`).
+    pub keys: &'a Keys,
     /// `idempotency:<key>`.
     pub key: &'a str,
-    /// `idempotency_keys`.
-    pub index: &'a str,
     /// TTL and cap.
     pub retention: Retention,
 }
@@ -200,25 +197,21 @@ pub async fn push_idempotent(
     depth: &Depth,
     timeout: Duration,
 ) -> Result<Pushed, ApiError> {
-    static SCRIPT: std::sync::LazyLock<Script> =
-        std::sync::LazyLock::new(|| Script::new(include_str!("lua/push_idempotent.lua")));
-    let mut invocation = SCRIPT.key(keys.list);
-    invocation
-        .key(keys.key)
-        .key(keys.index)
-        .arg(depth.max)
-        .arg(keys.retention.ttl_secs)
-        .arg(keys.retention.max_keys)
-        .arg(answer);
-    for envelope in envelopes {
-        invocation.arg(envelope.to_json());
-    }
-    let reply = within(
-        timeout,
-        "idempotent LPUSH",
-        invocation.invoke_async::<(i64, redis::Value)>(conn),
-    )
-    .await?;
+    static SCRIPT: std::sync::LazyLock<LuaScript> =
+        std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_idempotent.lua")));
+    let call = async {
+        let mut invocation = SCRIPT.keyed(keys.keys, &[("idempotency", keys.key)])?;
+        invocation
+            .arg(depth.max)
+            .arg(keys.retention.ttl_secs)
+            .arg(keys.retention.max_keys)
+            .arg(answer);
+        for envelope in envelopes {
+            invocation.arg(envelope.to_json());
+        }
+        invocation.invoke_async::<(i64, redis::Value)>(conn).await
+    };
+    let reply = within(timeout, "idempotent LPUSH", call).await?;
     match reply {
         (1, len) => {
             if let Ok(len) = redis::from_redis_value::<u64>(len) {
@@ -244,4 +237,31 @@ pub async fn length(conn: &mut RedisConnection, list: &str, timeout: Duration) -
     within(timeout, "LLEN", llen.query_async::<u64>(conn))
         .await
         .ok()
+}
+
+#[cfg(test)]
+mod script_tests {
+    use sluice_core::Keys;
+    use sluice_core::lua::LuaScript;
+
+    #[test]
+    fn every_ingest_script_names_only_keys_it_is_given() {
+        let keys = Keys::new("");
+        for source in [
+            include_str!("lua/push_bounded.lua"),
+            include_str!("lua/push_idempotent.lua"),
+            include_str!("lua/count_accepted.lua"),
+            include_str!("lua/requeue_dead.lua"),
+            include_str!("lua/purge_dead.lua"),
+        ] {
+            let script = LuaScript::new(source);
+            assert!(!script.key_names().is_empty());
+            let extra = [("idempotency", "idempotency:k")];
+            assert!(
+                script.keyed(&keys, &extra).is_ok(),
+                "{:?}",
+                script.key_names()
+            );
+        }
+    }
 }

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat};
-use redis::Script;
 use sluice_core::Keys;
 use sluice_core::api::{WorkerInfo, WorkerList};
+use sluice_core::lua::LuaScript;
 
 /// Most workers listed (most recent heartbeat first).
 pub const MAX_LISTED: usize = 500;
@@ -19,13 +19,10 @@ pub async fn read<C>(
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    static SCRIPT: std::sync::LazyLock<Script> =
-        std::sync::LazyLock::new(|| Script::new(include_str!("lua/workers.lua")));
-    let mut invocation = SCRIPT.key(&keys.workers);
-    invocation
-        .key(&keys.workers_postgres)
-        .arg(keys.processing(""))
-        .arg(MAX_LISTED);
+    static SCRIPT: std::sync::LazyLock<LuaScript> =
+        std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/workers.lua")));
+    let mut invocation = SCRIPT.keyed(keys, &[])?;
+    invocation.arg(keys.processing("")).arg(MAX_LISTED);
     let reply: Vec<String> = invocation.invoke_async(conn).await?;
     Ok(parse(&reply, dead_after.as_millis() as u64))
 }

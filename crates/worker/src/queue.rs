@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use redis::{RedisResult, Script};
+use redis::RedisResult;
 use sluice_core::connect::RedisConnection;
+use sluice_core::lua::LuaScript;
 use sluice_core::settings::RedisSettings;
 use sluice_core::{Keys, connect};
 
@@ -27,9 +28,9 @@ pub struct Queue {
     settings: RedisSettings,
     /// Longest single BLMOVE; the blocking connection's response timeout exceeds it.
     max_block: Duration,
-    take: Script,
-    commit: Script,
-    claim: Script,
+    take: LuaScript,
+    commit: LuaScript,
+    claim: LuaScript,
     worker_id: String,
 }
 
@@ -62,9 +63,9 @@ impl Queue {
             blocking: None,
             settings: settings.clone(),
             max_block,
-            take: Script::new(moving_script!("lua/take.lua")),
-            commit: Script::new(moving_script!("lua/commit.lua")),
-            claim: Script::new(moving_script!("lua/claim.lua")),
+            take: LuaScript::new(moving_script!("lua/take.lua")),
+            commit: LuaScript::new(moving_script!("lua/commit.lua")),
+            claim: LuaScript::new(moving_script!("lua/claim.lua")),
             worker_id: worker_id.to_owned(),
         })
     }
@@ -120,10 +121,7 @@ impl Queue {
     #[tracing::instrument(name = "redis.take", skip(self), err(level = "debug"))]
     pub async fn take(&mut self, limit: usize) -> RedisResult<Vec<Vec<u8>>> {
         self.take
-            .key(&self.keys.pending_messages)
-            .key(&self.processing)
-            .key(&self.keys.in_flight)
-            .key(&self.keys.in_flight_by_worker)
+            .keyed(&self.keys, &[("processing", &self.processing)])?
             .arg(limit)
             .arg(&self.worker_id)
             .invoke_async(&mut self.redis)
@@ -148,18 +146,10 @@ impl Queue {
     /// it had already been recorded (a retry after a lost reply).
     #[tracing::instrument(name = "redis.record_batch", skip_all, fields(inserted = record.inserted), err(level = "debug"))]
     pub async fn record(&mut self, record: &Record<'_>) -> RedisResult<bool> {
-        let mut invocation = self.commit.key(&self.processing);
+        let mut invocation = self
+            .commit
+            .keyed(&self.keys, &[("processing", &self.processing)])?;
         invocation
-            .key(&self.keys.total_messages)
-            .key(&self.keys.total_batches)
-            .key(&self.keys.rate_window)
-            .key(&self.keys.batch_events)
-            .key(&self.keys.dead_messages)
-            .key(&self.keys.dead_letters)
-            .key(&self.keys.commit_latency)
-            .key(&self.keys.dead_letters_trimmed)
-            .key(&self.keys.in_flight)
-            .key(&self.keys.in_flight_by_worker)
             .arg(record.inserted)
             .arg(record.event)
             .arg(RATE_WINDOW_TTL_SECS)
@@ -177,15 +167,16 @@ impl Queue {
     /// silent. Returns how many messages moved, or `None` if the worker came back.
     #[tracing::instrument(name = "redis.claim", skip(self), err(level = "debug"))]
     pub async fn claim(&mut self, dead_id: &str, dead_after: Duration) -> RedisResult<Option<u64>> {
+        let dead_processing = self.keys.processing(dead_id);
         let moved: i64 = self
             .claim
-            .key(&self.keys.workers)
-            .key(self.keys.processing(dead_id))
-            .key(&self.processing)
-            .key(&self.keys.workers_postgres)
-            .key(&self.keys.workers_postgres_down)
-            .key(&self.keys.in_flight)
-            .key(&self.keys.in_flight_by_worker)
+            .keyed(
+                &self.keys,
+                &[
+                    ("dead_processing", &dead_processing),
+                    ("processing", &self.processing),
+                ],
+            )?
             .arg(dead_id)
             .arg(dead_after.as_millis() as u64)
             .arg(&self.worker_id)
@@ -212,5 +203,34 @@ impl Queue {
             .ignore()
             .query_async(&mut self.redis)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::Keys;
+    use sluice_core::lua::LuaScript;
+
+    #[test]
+    fn every_worker_script_names_only_keys_it_is_given() {
+        let keys = Keys::new("");
+        let extra = [
+            ("processing", "processing:w1"),
+            ("dead_processing", "processing:w0"),
+        ];
+        for source in [
+            moving_script!("lua/take.lua"),
+            moving_script!("lua/commit.lua"),
+            moving_script!("lua/claim.lua"),
+            moving_script!("lua/heartbeat.lua"),
+        ] {
+            let script = LuaScript::new(source);
+            assert!(!script.key_names().is_empty());
+            assert!(
+                script.keyed(&keys, &extra).is_ok(),
+                "{:?}",
+                script.key_names()
+            );
+        }
     }
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redis::Script;
 use sluice_core::connect::RedisConnection;
+use sluice_core::lua::LuaScript;
 use sluice_core::settings::limits;
 use sluice_core::shutdown::Ticker;
 use sluice_core::upkeep;
@@ -142,16 +142,11 @@ pub async fn beat(
     dead_after: Duration,
     postgres_up: bool,
 ) -> redis::RedisResult<BeatReply> {
-    static SCRIPT: std::sync::LazyLock<Script> =
-        std::sync::LazyLock::new(|| Script::new(moving_script!("lua/heartbeat.lua")));
+    static SCRIPT: std::sync::LazyLock<LuaScript> =
+        std::sync::LazyLock::new(|| LuaScript::new(moving_script!("lua/heartbeat.lua")));
+    let processing = keys.processing(worker_id);
     let reply: Vec<String> = SCRIPT
-        .key(&keys.workers)
-        .key(&keys.workers_postgres)
-        .key(&keys.workers_postgres_down)
-        .key(keys.processing(worker_id))
-        .key(&keys.in_flight)
-        .key(&keys.in_flight_by_worker)
-        .key(&keys.upkeep_lease)
+        .keyed(keys, &[("processing", &processing)])?
         .arg(worker_id)
         .arg(dead_after.as_millis() as u64)
         .arg(if postgres_up { "up" } else { "down" })

@@ -1,4 +1,5 @@
--- Deletes every dead letter. KEYS: dead_messages. Returns how many there were.
+-- Deletes every dead letter and returns how many there were.
+-- KEYS: dead_messages
 local n = redis.call('LLEN', KEYS[1])
 redis.call('DEL', KEYS[1])
 return n

@@ -3,7 +3,7 @@
 -- the answer to its first attempt can retry with the same key and get the original answer.
 -- At most `max keys` keys are remembered: the index (a sorted set scored by expiry time) drops
 -- the expired ones, then forgets the oldest until there is room for this one.
--- KEYS: pending_messages, idempotency key, idempotency_keys (the index)
+-- KEYS: pending_messages, idempotency (the key idempotency:<key>), idempotency_keys (the index)
 -- ARGV: bound (0 = none), key TTL in seconds, max keys, the JSON answer to record, then the
 -- envelopes
 -- Returns {1, new length} when queued, {0, recorded answer} for a replay, {-1, length} when

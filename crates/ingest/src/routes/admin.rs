@@ -4,8 +4,8 @@
 //! `Authorization: Bearer <token>`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use redis::Script;
 use serde::Deserialize;
+use sluice_core::lua::LuaScript;
 use subtle::ConstantTimeEq;
 
 use sluice_core::api::DeadLetterPage;
@@ -118,20 +118,18 @@ pub async fn requeue(
     query: web::Query<LimitQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    static SCRIPT: std::sync::LazyLock<Script> =
-        std::sync::LazyLock::new(|| Script::new(include_str!("../lua/requeue_dead.lua")));
+    static SCRIPT: std::sync::LazyLock<LuaScript> =
+        std::sync::LazyLock::new(|| LuaScript::new(include_str!("../lua/requeue_dead.lua")));
     authorize(&req, &state)?;
     let limit = parse_limit(query.limit.as_deref(), usize::MAX, usize::MAX)?;
     let mut redis = state.redis.clone();
-    let moved: u64 = queue::within(
-        state.redis_timeout,
-        "dead-letter admin call",
+    let moved: u64 = queue::within(state.redis_timeout, "dead-letter admin call", async {
         SCRIPT
-            .key(&state.keys.dead_messages)
-            .key(&state.keys.pending_messages)
+            .keyed(&state.keys, &[])?
             .arg(limit.min(i64::MAX as usize))
-            .invoke_async(&mut redis),
-    )
+            .invoke_async(&mut redis)
+            .await
+    })
     .await?;
     tracing::info!(moved, "requeued dead letters");
     Ok(HttpResponse::Ok().json(serde_json::json!({"requeued": moved})))
@@ -147,17 +145,16 @@ pub async fn requeue(
     (status = 503, description = "Redis is unavailable", body = ErrorBody),
 ))]
 pub async fn purge(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    static SCRIPT: std::sync::LazyLock<Script> =
-        std::sync::LazyLock::new(|| Script::new(include_str!("../lua/purge_dead.lua")));
+    static SCRIPT: std::sync::LazyLock<LuaScript> =
+        std::sync::LazyLock::new(|| LuaScript::new(include_str!("../lua/purge_dead.lua")));
     authorize(&req, &state)?;
     let mut redis = state.redis.clone();
-    let purged: u64 = queue::within(
-        state.redis_timeout,
-        "dead-letter admin call",
+    let purged: u64 = queue::within(state.redis_timeout, "dead-letter admin call", async {
         SCRIPT
-            .key(&state.keys.dead_messages)
-            .invoke_async(&mut redis),
-    )
+            .keyed(&state.keys, &[])?
+            .invoke_async(&mut redis)
+            .await
+    })
     .await?;
     tracing::info!(purged, "purged dead letters");
     Ok(HttpResponse::Ok().json(serde_json::json!({"purged": purged})))

@@ -325,12 +325,11 @@ async fn enqueue<A: Serialize + DeserializeOwned>(
         state.waiters.register(&ids)
     });
     let mut redis = state.redis.clone();
-    let list = &state.keys.pending_messages;
     let answer = match key {
         None => {
             queue::push(
                 &mut redis,
-                list,
+                &state.keys,
                 envelopes,
                 &state.depth,
                 state.redis_timeout,
@@ -344,9 +343,8 @@ async fn enqueue<A: Serialize + DeserializeOwned>(
             let body = serde_json::to_string(&answer).unwrap_or_default();
             let key = state.keys.idempotency(key);
             let keys = queue::IdempotentKeys {
-                list,
+                keys: &state.keys,
                 key: &key,
-                index: &state.keys.idempotency_keys,
                 retention: state.idempotency,
             };
             let pushed = queue::push_idempotent(

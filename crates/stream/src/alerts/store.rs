@@ -1,8 +1,8 @@
 //! Alert transitions in Redis: `alerts_active`, `alerts_recent` and `alert_events`.
 
-use redis::Script;
 use sluice_core::Keys;
 use sluice_core::keys::ALERTS_RECENT_MAX;
+use sluice_core::lua::LuaScript;
 
 use sluice_core::api::{Alert, AlertList, Rule};
 
@@ -10,9 +10,9 @@ use sluice_core::api::{Alert, AlertList, Rule};
 #[derive(Debug, Clone)]
 pub struct AlertStore {
     keys: Keys,
-    fire: Script,
-    resolve: Script,
-    outage: Script,
+    fire: LuaScript,
+    resolve: LuaScript,
+    outage: LuaScript,
 }
 
 impl AlertStore {
@@ -20,9 +20,9 @@ impl AlertStore {
     pub fn new(keys: Keys) -> Self {
         Self {
             keys,
-            fire: Script::new(include_str!("../lua/alert_fire.lua")),
-            resolve: Script::new(include_str!("../lua/alert_resolve.lua")),
-            outage: Script::new(include_str!("../lua/alert_outage.lua")),
+            fire: LuaScript::new(include_str!("../lua/alert_fire.lua")),
+            resolve: LuaScript::new(include_str!("../lua/alert_resolve.lua")),
+            outage: LuaScript::new(include_str!("../lua/alert_outage.lua")),
         }
     }
 
@@ -32,10 +32,8 @@ impl AlertStore {
         C: redis::aio::ConnectionLike + Send,
     {
         let json = serde_json::to_string(alert).unwrap_or_default();
-        let mut invocation = self.fire.key(&self.keys.alerts_active);
+        let mut invocation = self.fire.keyed(&self.keys, &[])?;
         invocation
-            .key(&self.keys.alerts_recent)
-            .key(&self.keys.alert_events)
             .arg(alert.rule.name())
             .arg(json)
             .arg(ALERTS_RECENT_MAX);
@@ -53,10 +51,8 @@ impl AlertStore {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let mut invocation = self.resolve.key(&self.keys.alerts_active);
+        let mut invocation = self.resolve.keyed(&self.keys, &[])?;
         invocation
-            .key(&self.keys.alerts_recent)
-            .key(&self.keys.alert_events)
             .arg(rule.name())
             .arg(super::timestamp())
             .arg(value)
@@ -75,7 +71,7 @@ impl AlertStore {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let mut invocation = self.outage.key(&self.keys.alerts_recent);
+        let mut invocation = self.outage.keyed(&self.keys, &[])?;
         invocation
             .arg(serde_json::to_string(firing).unwrap_or_default())
             .arg(serde_json::to_string(resolved).unwrap_or_default())
@@ -110,5 +106,26 @@ impl AlertStore {
             active,
             recent: parse(recent),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::Keys;
+    use sluice_core::lua::LuaScript;
+
+    #[test]
+    fn every_stream_script_names_only_keys_it_is_given() {
+        let keys = Keys::new("");
+        for source in [
+            include_str!("../lua/alert_fire.lua"),
+            include_str!("../lua/alert_resolve.lua"),
+            include_str!("../lua/alert_outage.lua"),
+            include_str!("../lua/workers.lua"),
+        ] {
+            let script = LuaScript::new(source);
+            assert!(!script.key_names().is_empty());
+            assert!(script.keyed(&keys, &[]).is_ok(), "{:?}", script.key_names());
+        }
     }
 }

@@ -2,7 +2,7 @@
 -- registry and moves its whole processing list, oldest message first, into the claimer's
 -- processing list, where it becomes the claimer's batch in hand. Atomic: a message is always
 -- in exactly one list, and only one claimer gets it.
--- KEYS: workers, dead worker's processing list, claimer's processing list, workers_postgres,
+-- KEYS: workers, dead_processing (the dead worker's list), processing (the claimer's), workers_postgres,
 --       workers_postgres_down, in_flight, in_flight_by_worker
 -- ARGV: dead worker id, dead-after in milliseconds, claimer id
 -- Returns the number of messages moved, or -1 when the worker has come back.

@@ -2,7 +2,7 @@
 -- of in_flight up to date (a message that BLMOVE took counts from here or from the next take),
 -- takes the upkeep lease when nobody holds it, and lists peers silent for too long. Everything
 -- here is O(1) but the list of the dead, so a worker's cost does not grow with the fleet.
--- KEYS: workers, workers_postgres, workers_postgres_down, processing list, in_flight,
+-- KEYS: workers, workers_postgres, workers_postgres_down, processing, in_flight,
 --       in_flight_by_worker, upkeep_lease
 -- ARGV: worker id, dead-after in milliseconds, 'up' or 'down' (PostgreSQL as this worker sees
 --       it), upkeep lease length in milliseconds

@@ -1,6 +1,6 @@
 -- Moves up to ARGV[1] messages from the consuming end (tail) of pending_messages to the head
 -- of this worker's processing list, atomically, and returns them oldest first.
--- KEYS: pending_messages, processing list, in_flight, in_flight_by_worker
+-- KEYS: pending_messages, processing, in_flight, in_flight_by_worker
 -- ARGV: most messages taken, worker id
 local limit = tonumber(ARGV[1])
 local taken = {}

@@ -1,0 +1,120 @@
+//! Lua scripts whose KEYS are named once, in their header, and filled by name.
+//!
+//! Every script opens with `-- KEYS: name, name, …` (continued on `--` lines indented further;
+//! a name may be followed by a note in parentheses).
+//! [`LuaScript::keyed`] builds the KEYS of a call from those names: each one of [`Keys`]'s
+//! (`pending_messages`, `in_flight`, …) or one the call names itself (a worker's `processing`
+//! list), so no caller writes a KEYS position and the order lives in one place, the script.
+//! Each script still has one typed Rust method, which packs its ARGV and reads its reply.
+
+use crate::Keys;
+
+/// A script and the names of its KEYS, in order.
+#[derive(Debug, Clone)]
+pub struct LuaScript {
+    script: redis::Script,
+    keys: Vec<String>,
+}
+
+impl LuaScript {
+    /// The script `source`, its KEYS named by its `-- KEYS:` header.
+    pub fn new(source: &str) -> Self {
+        Self {
+            script: redis::Script::new(source),
+            keys: key_names(source),
+        }
+    }
+
+    /// The KEYS names, in order.
+    pub fn key_names(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// An invocation with every KEY filled: from `extra` (this call's own keys, such as
+    /// `("processing", list)`) first, else from `keys`. A name neither knows is a programming
+    /// error, answered as a Redis client error naming it.
+    pub fn keyed<'a>(
+        &'a self,
+        keys: &Keys,
+        extra: &[(&str, &str)],
+    ) -> redis::RedisResult<redis::ScriptInvocation<'a>> {
+        let mut invocation = self.script.prepare_invoke();
+        for name in &self.keys {
+            let key = extra
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, key)| *key)
+                .or_else(|| keys.named(name))
+                .ok_or_else(|| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "a script names a key nobody gives",
+                        name.clone(),
+                    ))
+                })?;
+            invocation.key(key);
+        }
+        Ok(invocation)
+    }
+}
+
+/// The names of the `-- KEYS:` header.
+fn key_names(source: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut lines = source
+        .lines()
+        .skip_while(|l| !l.starts_with("-- KEYS:"))
+        .peekable();
+    let Some(first) = lines.next() else {
+        return names;
+    };
+    let mut text = first.trim_start_matches("-- KEYS:").to_owned();
+    while let Some(next) = lines.next_if(|l| l.starts_with("--   ")) {
+        text.push(',');
+        text.push_str(next.trim_start_matches("--"));
+    }
+    // Each name may be followed by a note in parentheses: `processing (the claimer's)`.
+    for name in text.split(',').filter_map(|n| n.split_whitespace().next()) {
+        names.push(name.to_owned());
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_names_the_keys_in_order_across_lines() {
+        let script = LuaScript::new(
+            "-- What it does.\n-- KEYS: pending_messages, processing (this worker's),\n--       in_flight\n-- ARGV: n\nreturn 1",
+        );
+        assert_eq!(
+            script.key_names(),
+            ["pending_messages", "processing", "in_flight"]
+        );
+        let keys = Keys::new("p:");
+        assert!(
+            script
+                .keyed(&keys, &[("processing", "p:processing:w1")])
+                .is_ok()
+        );
+        let missing = script
+            .keyed(&keys, &[])
+            .expect_err("processing is nobody's");
+        assert!(missing.to_string().contains("processing"), "{missing}");
+    }
+
+    #[test]
+    fn every_script_of_the_core_names_only_known_keys() {
+        let keys = Keys::new("");
+        for source in [
+            include_str!("lua/stats.lua"),
+            include_str!("lua/upkeep.lua"),
+        ] {
+            let script = LuaScript::new(source);
+            assert!(!script.key_names().is_empty());
+            assert!(script.keyed(&keys, &[]).is_ok(), "{:?}", script.key_names());
+        }
+    }
+}
