@@ -7,7 +7,9 @@
 //! - [`body`]: content-type and size checks before any parsing.
 //! - [`queue`]: the Redis side (`LPUSH pending_messages`).
 //! - [`accepted`]: the `accepted_total` count, kept off the hot path.
-//! - [`persisted`]: requests waiting for their commit (`Prefer: wait=N`).
+//! - [`enqueue`]: queueing a request's messages, under its `Idempotency-Key`, and waiting for
+//!   their commit (`Prefer: wait=N`); [`persisted`]: the waiting requests, fed by `batch_events`.
+//! - [`store`]: the reads of PostgreSQL (`GET /messages`, a replay's persisted messages).
 //! - [`error`]: every failure with its status code and stable `code`.
 //! - [`openapi`]: the OpenAPI 3.1 document, served at `/openapi.json`.
 //!
@@ -18,12 +20,14 @@
 
 pub mod accepted;
 pub mod body;
+pub mod enqueue;
 pub mod error;
 pub mod openapi;
 pub mod persisted;
 pub mod queue;
 pub mod routes;
 pub mod state;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -191,7 +195,7 @@ pub fn routes_config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/messages")
             .route(web::post().to(routes::messages::post_message))
-            .route(web::get().to(routes::messages::list_messages))
+            .route(web::get().to(routes::list::list_messages))
             .default_service(web::to(routes::method_not_allowed)),
     )
     .service(

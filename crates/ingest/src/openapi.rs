@@ -21,7 +21,7 @@ use crate::routes;
     paths(
         routes::messages::post_message,
         routes::messages::post_batch,
-        routes::messages::list_messages,
+        routes::list::list_messages,
         routes::health::health,
         routes::health::ready,
         routes::admin::list,

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod list;
 pub mod messages;
 
 use actix_web::HttpResponse;

@@ -1,0 +1,203 @@
+//! Queueing a request's messages: under its `Idempotency-Key` or not, and, with
+//! `Prefer: wait`, waiting for their commit. The handlers parse, call [`enqueue`], and answer
+//! with [`Answer::respond`].
+
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use chrono::SecondsFormat;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sluice_core::message::Envelope;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::persisted::{Outcome, Registration};
+use crate::queue::{self, Pushed};
+use crate::routes::messages::{BatchQueued, Queued};
+use crate::state::AppState;
+use crate::store;
+
+/// An answer a waited request completes with its messages' outcomes.
+pub trait Completed: Serialize + DeserializeOwned {
+    /// Fills in the outcomes (in the order of the answer's ids); returns the status.
+    fn complete(&mut self, outcomes: &[Outcome]) -> &'static str;
+}
+
+impl Completed for Queued {
+    fn complete(&mut self, outcomes: &[Outcome]) -> &'static str {
+        let (status, persisted_at) = summary(outcomes);
+        self.status = status.into();
+        self.persisted_at = persisted_at;
+        status
+    }
+}
+
+impl Completed for BatchQueued {
+    fn complete(&mut self, outcomes: &[Outcome]) -> &'static str {
+        let (status, persisted_at) = summary(outcomes);
+        self.dead_lettered_ids = self
+            .message_ids
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| **o == Outcome::DeadLettered)
+            .map(|(id, _)| *id)
+            .collect();
+        self.status = status.into();
+        self.persisted_at = persisted_at;
+        status
+    }
+}
+
+/// The status of a waited answer, and when the last commit was recorded.
+fn summary(outcomes: &[Outcome]) -> (&'static str, Option<String>) {
+    let last = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Persisted(at) => Some(*at),
+            Outcome::DeadLettered => None,
+        })
+        .max()
+        .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true));
+    if outcomes.contains(&Outcome::DeadLettered) {
+        ("dead_lettered", last)
+    } else {
+        ("persisted", last)
+    }
+}
+
+/// 201 for persisted, 200 for dead-lettered, both with `Preference-Applied`.
+fn waited(status: &str, wait: Duration) -> actix_web::HttpResponseBuilder {
+    let mut builder = if status == "persisted" {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    builder.insert_header(("Preference-Applied", format!("wait={}", wait.as_secs())));
+    builder
+}
+
+/// The answer to give: this request's, or, for a retry of a used `Idempotency-Key`, the one
+/// recorded the first time, already checked to be this endpoint's (and its exact text).
+pub enum Answer<A> {
+    /// This request's answer.
+    Fresh(A),
+    /// The first request's answer, parsed, and its exact text.
+    Replay(A, String),
+}
+
+impl<A: Completed> Answer<A> {
+    /// The usual 202 (a replay gets the recorded answer byte for byte), or, when the request
+    /// waited and its outcomes came, 201 or 200 with them.
+    pub fn respond(self, outcomes: Waited) -> HttpResponse {
+        match (self, outcomes) {
+            (Self::Fresh(answer), None) => HttpResponse::Accepted().json(answer),
+            (Self::Replay(_, first), None) => HttpResponse::Accepted()
+                .content_type("application/json")
+                .body(first),
+            (Self::Fresh(mut answer) | Self::Replay(mut answer, _), Some((outcomes, wait))) => {
+                let status = answer.complete(&outcomes);
+                waited(status, wait).json(answer)
+            }
+        }
+    }
+}
+
+/// Every message's outcome, and the wait that was applied.
+pub type Waited = Option<(Vec<Outcome>, Duration)>;
+
+/// Pushes `envelopes` (under the idempotency key, if any) and returns the answer to give: this
+/// request's `answer`, or, for a retry of an already used key, the answer recorded the first
+/// time. With a `wait`, it then waits for the messages' commit and returns their outcomes, or
+/// `None` when the wait runs out (or too many requests wait already).
+pub async fn enqueue<A: Serialize + DeserializeOwned>(
+    state: &AppState,
+    key: Option<&str>,
+    envelopes: &[Envelope],
+    answer: A,
+    wait: Option<Duration>,
+) -> Result<(Answer<A>, Waited), ApiError> {
+    // Registered before the push, so a commit cannot be announced before anyone listens.
+    let mut registration = wait.and_then(|_| {
+        let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
+        state.waiters.register(&ids)
+    });
+    let mut redis = state.redis.clone();
+    let answer = match key {
+        None => {
+            queue::push(
+                &mut redis,
+                &state.keys,
+                envelopes,
+                &state.depth,
+                state.redis_timeout,
+            )
+            .await?;
+            state.accepted.add(envelopes.len() as u64);
+            Answer::Fresh(answer)
+        }
+        Some(key) => {
+            // An answer holds ids, strings and a timestamp: it always serializes.
+            let body = serde_json::to_string(&answer).unwrap_or_default();
+            let key = state.keys.idempotency(key);
+            let keys = queue::IdempotentKeys {
+                keys: &state.keys,
+                key: &key,
+                retention: state.idempotency,
+            };
+            let pushed = queue::push_idempotent(
+                &mut redis,
+                keys,
+                envelopes,
+                &body,
+                &state.depth,
+                state.redis_timeout,
+            )
+            .await?;
+            match pushed {
+                Pushed::Queued => {
+                    state.accepted.add(envelopes.len() as u64);
+                    Answer::Fresh(answer)
+                }
+                Pushed::Replay(first) => {
+                    // The key may have been used on the other endpoint first.
+                    let recorded: A =
+                        serde_json::from_str(&first).map_err(|_| ApiError::IdempotencyKeyReused)?;
+                    // The messages are the first request's: wait for those instead.
+                    registration = match wait {
+                        Some(_) => replay_registration(state, &first).await,
+                        None => None,
+                    };
+                    Answer::Replay(recorded, first)
+                }
+            }
+        }
+    };
+    let (Some(wait), Some(registration)) = (wait, registration.as_mut()) else {
+        return Ok((answer, None));
+    };
+    Ok((answer, registration.wait(wait).await.map(|o| (o, wait))))
+}
+
+/// For a replayed request that asks to wait: registers the first request's ids, then resolves
+/// at once those PostgreSQL already holds (their commit was announced long ago, perhaps to
+/// nobody). One query per replay, never a poll.
+async fn replay_registration(state: &AppState, first: &str) -> Option<Registration> {
+    let answer: serde_json::Value = serde_json::from_str(first).ok()?;
+    let ids: Vec<Uuid> = match &answer["message_ids"] {
+        serde_json::Value::Array(ids) => ids
+            .iter()
+            .filter_map(|v| v.as_str()?.parse().ok())
+            .collect(),
+        _ => vec![answer["message_id"].as_str()?.parse().ok()?],
+    };
+    let registration = state.waiters.register(&ids)?;
+    let check = store::inserted_at(&state.pool, &ids);
+    match tokio::time::timeout(state.redis_timeout.max(Duration::from_secs(2)), check).await {
+        Ok(Ok(found)) => state
+            .waiters
+            .resolve(found.iter().map(|(id, at)| (id, Outcome::Persisted(*at)))),
+        _ => sluice_core::metric::postgres_error("replay_check"),
+    }
+    Some(registration)
+}
