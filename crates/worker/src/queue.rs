@@ -117,13 +117,16 @@ impl Queue {
     }
 
     /// Moves up to `limit` messages that are already waiting into the processing list, in one
-    /// round trip; returns them oldest first.
+    /// round trip; returns them oldest first. `moved_before` messages this worker moved into its
+    /// list itself just before (the batch's first, by BLMOVE) are counted in `in_flight` with
+    /// them.
     #[tracing::instrument(name = "redis.take", skip(self), err(level = "debug"))]
-    pub async fn take(&mut self, limit: usize) -> RedisResult<Vec<Vec<u8>>> {
+    pub async fn take(&mut self, limit: usize, moved_before: u64) -> RedisResult<Vec<Vec<u8>>> {
         self.take
             .keyed(&self.keys, &[("processing", &self.processing)])?
             .arg(limit)
             .arg(&self.worker_id)
+            .arg(moved_before)
             .invoke_async(&mut self.redis)
             .await
     }

@@ -75,11 +75,15 @@ pub struct Beat {
     pub upkeep: watch::Sender<bool>,
 }
 
+/// One beat in [`FULL_BEAT_EVERY`] is full: it also recounts this worker's share of `in_flight`
+/// and asks for the upkeep lease (once a second); the others only say the worker is alive.
+pub const FULL_BEAT_EVERY: u64 = 4;
+
 /// What one heartbeat found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BeatReply {
-    /// This worker holds the stats upkeep lease.
-    pub holds_upkeep: bool,
+    /// Whether this worker holds the stats upkeep lease; `None` after a light beat.
+    pub holds_upkeep: Option<bool>,
     /// Peers silent for longer than `dead_after`.
     pub dead_peers: Vec<String>,
 }
@@ -103,19 +107,22 @@ pub async fn beat_periodically(
     let probed_up = Arc::new(AtomicBool::new(true));
     let probe = tokio::spawn(postgres.probe_periodically(Arc::clone(&probed_up), shutdown.clone()));
     let mut failing = false;
+    let mut beats = 0u64;
     let mut ticker = Ticker::new(HEARTBEAT_PERIOD, shutdown);
     while ticker.tick().await {
         let postgres_up = probed_up.load(Ordering::Relaxed) && !loop_down.load(Ordering::Relaxed);
         status.postgres_up.store(postgres_up, Ordering::Relaxed);
-        match beat(&mut redis, &keys, &worker_id, dead_after, postgres_up).await {
+        let full = beats.is_multiple_of(FULL_BEAT_EVERY);
+        beats += 1;
+        match beat(&mut redis, &keys, &worker_id, dead_after, postgres_up, full).await {
             Ok(reply) => {
                 status.redis_up.store(true, Ordering::Relaxed);
                 if std::mem::take(&mut failing) {
                     tracing::info!("heartbeats resumed");
                 }
-                upkeep.send_if_modified(|held| {
-                    std::mem::replace(held, reply.holds_upkeep) != reply.holds_upkeep
-                });
+                if let Some(holds) = reply.holds_upkeep {
+                    upkeep.send_if_modified(|held| std::mem::replace(held, holds) != holds);
+                }
                 // Published every beat, so a reclaim that failed is retried at the next one.
                 dead.send_replace(reply.dead_peers);
             }
@@ -131,9 +138,10 @@ pub async fn beat_periodically(
     let _ = probe.await;
 }
 
-/// Writes one heartbeat, with whether PostgreSQL is up, takes the upkeep lease if it is free,
-/// and returns whether this worker holds it and the peers silent for longer than `dead_after`
-/// (by the Redis clock, so the workers' clocks need not agree).
+/// Writes one heartbeat, with whether PostgreSQL is up, and returns the peers silent for longer
+/// than `dead_after` (by the Redis clock, so the workers' clocks need not agree). A `full` beat
+/// also recounts this worker's share of `in_flight`, takes the upkeep lease if it is free, and
+/// says whether this worker holds it.
 #[tracing::instrument(name = "redis.heartbeat", skip(redis, keys), err(level = "debug"))]
 pub async fn beat(
     redis: &mut RedisConnection,
@@ -141,6 +149,7 @@ pub async fn beat(
     worker_id: &str,
     dead_after: Duration,
     postgres_up: bool,
+    full: bool,
 ) -> redis::RedisResult<BeatReply> {
     static SCRIPT: std::sync::LazyLock<LuaScript> =
         std::sync::LazyLock::new(|| LuaScript::new(moving_script!("lua/heartbeat.lua")));
@@ -151,10 +160,15 @@ pub async fn beat(
         .arg(dead_after.as_millis() as u64)
         .arg(if postgres_up { "up" } else { "down" })
         .arg(upkeep::LEASE.as_millis() as u64)
+        .arg(if full { "full" } else { "light" })
         .invoke_async(redis)
         .await?;
     let mut reply = reply.into_iter();
-    let holds_upkeep = reply.next().as_deref() == Some("1");
+    let holds_upkeep = match reply.next().as_deref() {
+        Some("1") => Some(true),
+        Some("0") => Some(false),
+        _ => None,
+    };
     let dead_peers = reply.filter(|id| id != worker_id).collect();
     Ok(BeatReply {
         holds_upkeep,

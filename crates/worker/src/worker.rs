@@ -163,8 +163,8 @@ impl Worker {
         Duration::from_millis(self.settings.dead_after_ms)
     }
 
-    /// Writes one heartbeat now and notes the dead peers it reports (the heartbeat task does
-    /// this periodically in [`Worker::run`]).
+    /// Writes one full heartbeat now and notes the dead peers it reports (the heartbeat task
+    /// does this periodically in [`Worker::run`]).
     pub async fn heartbeat(&mut self) -> redis::RedisResult<Vec<String>> {
         let mut conn = self.queue.shared_connection();
         let postgres_up = !self.log.postgres_down.load(Ordering::Relaxed);
@@ -174,6 +174,7 @@ impl Worker {
             &self.id,
             self.dead_after(),
             postgres_up,
+            true,
         )
         .await?;
         self.dead_peers_tx.send_replace(reply.dead_peers.clone());
@@ -352,9 +353,14 @@ impl Worker {
         let deadline = Instant::now() + Duration::from_millis(self.settings.batch_max_wait_ms);
         let mut entries = Vec::with_capacity(max.min(4096));
         entries.push(first);
+        // The first take counts the message BLMOVE moved alone in `in_flight` too.
+        let mut uncounted = 1;
         while entries.len() < max {
             let want = max - entries.len();
-            let more = self.queue.take(want).await?;
+            let more = self
+                .queue
+                .take(want, std::mem::take(&mut uncounted))
+                .await?;
             let drained = more.len() < want;
             entries.extend(more);
             if !drained {

@@ -19,6 +19,6 @@ local moved = 0
 while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do
   moved = moved + 1
 end
-sync_in_flight(KEYS[6], KEYS[7], ARGV[1], KEYS[2])
+clear_in_flight(KEYS[6], KEYS[7], ARGV[1])
 sync_in_flight(KEYS[6], KEYS[7], ARGV[3], KEYS[3])
 return moved

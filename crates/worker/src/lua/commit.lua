@@ -13,7 +13,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local inserted = tonumber(ARGV[1])
 redis.call('DEL', KEYS[1])
-sync_in_flight(KEYS[10], KEYS[11], ARGV[6], KEYS[1])
+clear_in_flight(KEYS[10], KEYS[11], ARGV[6])
 redis.call('INCRBY', KEYS[2], inserted)
 redis.call('INCR', KEYS[3])
 local now = redis.call('TIME')[1]

@@ -294,7 +294,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
     assert_eq!((stats.queue_depth, stats.in_flight), (3, 0), "no beat yet");
     let mut redis = manager();
     for worker in ["w1", "w2"] {
-        beat(&mut redis, &keys, worker, fresh, true)
+        beat(&mut redis, &keys, worker, fresh, true, true)
             .await
             .expect("beat");
     }
@@ -303,7 +303,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
     assert_eq!(stats.backlog, 9);
     assert_eq!(stats.workers_alive, 2);
     // A beat that reports PostgreSQL down counts; one that reports it up again uncounts.
-    beat(&mut redis, &keys, "w2", fresh, false)
+    beat(&mut redis, &keys, "w2", fresh, false, true)
         .await
         .expect("beat");
     assert_eq!(
@@ -314,7 +314,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
             .workers_postgres_down,
         1
     );
-    beat(&mut redis, &keys, "w2", fresh, true)
+    beat(&mut redis, &keys, "w2", fresh, true, true)
         .await
         .expect("beat");
     assert_eq!(
@@ -331,7 +331,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
         .query_async(&mut conn)
         .await
         .expect("DEL");
-    beat(&mut redis, &keys, "w2", fresh, true)
+    beat(&mut redis, &keys, "w2", fresh, true, true)
         .await
         .expect("beat");
     assert_eq!(reader.read(&mut conn).await.expect("stats").in_flight, 2);
@@ -444,10 +444,10 @@ async fn one_process_holds_the_upkeep_lease_until_it_releases_it() {
     );
     // A worker's beat does not take a held lease either.
     let mut redis = manager();
-    let reply = beat(&mut redis, &keys, "w1", fresh, true)
+    let reply = beat(&mut redis, &keys, "w1", fresh, true, true)
         .await
         .expect("beat");
-    assert!(!reply.holds_upkeep);
+    assert_eq!(reply.holds_upkeep, Some(false));
     // Released, it goes to the next to ask: here the worker's beat.
     second.release(&mut conn).await.expect("release");
     assert!(
@@ -458,10 +458,10 @@ async fn one_process_holds_the_upkeep_lease_until_it_releases_it() {
         "only the holder's release frees the lease"
     );
     first.release(&mut conn).await.expect("release");
-    let reply = beat(&mut redis, &keys, "w1", fresh, true)
+    let reply = beat(&mut redis, &keys, "w1", fresh, true, true)
         .await
         .expect("beat");
-    assert!(reply.holds_upkeep);
+    assert_eq!(reply.holds_upkeep, Some(true));
     assert!(matches!(
         first.run_once(&mut conn).await.expect("upkeep"),
         Turn::HeldElsewhere(_)
@@ -501,4 +501,54 @@ fn manager() -> sluice_core::connect::RedisConnection {
         ..Default::default()
     };
     sluice_core::connect::redis_manager(&settings).expect("manager")
+}
+
+#[tokio::test]
+async fn in_flight_counts_a_batch_from_its_first_message_until_its_commit() {
+    let prefix = sluice_tests::unique_prefix("inflight");
+    let settings = sluice_core::settings::RedisSettings {
+        url: sluice_tests::redis_url(),
+        key_prefix: prefix.clone(),
+        ..Default::default()
+    };
+    let mut queue =
+        sluice_worker::queue::Queue::new(&settings, "w1", Duration::from_secs(1)).expect("queue");
+    let keys = queue.keys().clone();
+    let mut conn = sluice_tests::redis().await.expect("redis");
+    for i in 0..5 {
+        let _: () = redis::cmd("LPUSH")
+            .arg(&keys.pending_messages)
+            .arg(envelope(i).to_json())
+            .query_async(&mut conn)
+            .await
+            .expect("LPUSH");
+    }
+    let reader = StatsReader::new(keys.clone(), Duration::from_secs(10));
+    // The batch's first message by BLMOVE, the rest by one take that counts both.
+    let first = queue
+        .wait_one(Duration::from_secs(1))
+        .await
+        .expect("BLMOVE");
+    assert!(first.is_some());
+    let rest = queue.take(10, 1).await.expect("take");
+    assert_eq!(rest.len(), 4);
+    let stats = reader.read(&mut conn).await.expect("stats");
+    assert_eq!(
+        (stats.queue_depth, stats.in_flight, stats.backlog),
+        (0, 5, 5)
+    );
+    let recorded = queue
+        .record(&sluice_worker::queue::Record {
+            inserted: 5,
+            event: "{}",
+            dead_letters: &[],
+            latency: "",
+            dead_letters_max: 10,
+        })
+        .await
+        .expect("commit");
+    assert!(recorded);
+    let stats = reader.read(&mut conn).await.expect("stats");
+    assert_eq!((stats.in_flight, stats.total_messages), (0, 5));
+    sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
 }
