@@ -185,11 +185,13 @@ fn draw_cards(frame: &mut Frame, area: Rect, stats: Option<&Stats>) {
     for (r, row) in rows.iter().enumerate() {
         let cells = Layout::horizontal([Constraint::Ratio(1, 4); 4]).split(*row);
         for (c, cell) in cells.iter().enumerate() {
-            let card = &view::CARDS[r * 4 + c];
-            let text = stats.map_or_else(|| "–".to_owned(), |s| card.show(s));
+            let Some(card) = view::cards().get(r * 4 + c) else {
+                continue;
+            };
+            let text = stats.map_or_else(|| "–".to_owned(), |s| view::show(card, s));
             frame.render_widget(
                 Paragraph::new(text.bold())
-                    .block(Block::bordered().title(format!(" {} ", card.label))),
+                    .block(Block::bordered().title(format!(" {} ", view::label(card)))),
                 *cell,
             );
         }

@@ -4,125 +4,33 @@ use std::fmt::Write;
 
 use sluice_client::send::SendReport;
 use sluice_core::api::{Alert, AlertList, DeadLetterPage};
+use sluice_core::cards::{Card, Unit};
 use sluice_core::stats::Stats;
 
-/// How a card's figure reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    /// A count, with thousands separators.
-    Count,
-    /// A rate or an average, one decimal.
-    Decimal,
-    /// Milliseconds of latency.
-    Millis,
-    /// An age in milliseconds, as ms, s or m s.
-    Age,
+/// The cards of the view: `sluice_core`'s list, the one the dashboard shows.
+pub fn cards() -> &'static [Card] {
+    static CARDS: std::sync::LazyLock<Vec<Card>> =
+        std::sync::LazyLock::new(sluice_core::cards::cards);
+    &CARDS
 }
 
-/// One card of the view: its label, its key in `--plain` lines (none: not in them), and the
-/// figure of [`Stats`] behind it.
-#[derive(Debug, Clone, Copy)]
-pub struct Card {
-    /// The label, as on the dashboard.
-    pub label: &'static str,
-    /// The key of `sluice watch --plain`.
-    pub plain: Option<&'static str>,
-    /// How it reads.
-    pub unit: Unit,
-    /// The figure; `None` when there is none (a latency with no commit in the window).
-    pub value: fn(&Stats) -> Option<f64>,
+/// A card's label as the terminal shows it (lower case).
+pub fn label(card: &Card) -> String {
+    card.label.to_lowercase()
 }
 
-impl Card {
-    /// The card's figure in `stats`, as people read it.
-    pub fn show(&self, stats: &Stats) -> String {
-        let Some(number) = (self.value)(stats) else {
-            return "–".into();
-        };
-        match self.unit {
-            Unit::Decimal => format!("{number:.1}"),
-            Unit::Age => duration(number),
-            Unit::Millis => format!("{number:.1} ms"),
-            Unit::Count => thousands(number as u64),
-        }
+/// The card's figure in `stats`, as people read it.
+pub fn show(card: &Card, stats: &Stats) -> String {
+    let Some(number) = card.value(stats) else {
+        return "–".into();
+    };
+    match card.unit {
+        Unit::Rate => format!("{number:.1}"),
+        Unit::Duration => duration(number),
+        Unit::Millis => format!("{number:.1} ms"),
+        Unit::Count => thousands(number as u64),
     }
 }
-
-/// The cards, in the dashboard's order.
-pub const CARDS: [Card; 12] = [
-    Card {
-        label: "total messages",
-        plain: Some("total"),
-        unit: Unit::Count,
-        value: |s| Some(s.total_messages as f64),
-    },
-    Card {
-        label: "persisted/s",
-        plain: Some("persisted/s"),
-        unit: Unit::Decimal,
-        value: |s| Some(s.current_rps),
-    },
-    Card {
-        label: "accepted/s",
-        plain: Some("accepted/s"),
-        unit: Unit::Decimal,
-        value: |s| Some(s.accepted_per_second),
-    },
-    Card {
-        label: "queue depth",
-        plain: Some("queue"),
-        unit: Unit::Count,
-        value: |s| Some(s.queue_depth as f64),
-    },
-    Card {
-        label: "in flight",
-        plain: Some("in_flight"),
-        unit: Unit::Count,
-        value: |s| Some(s.in_flight as f64),
-    },
-    Card {
-        label: "batches",
-        plain: Some("batches"),
-        unit: Unit::Count,
-        value: |s| Some(s.total_batches as f64),
-    },
-    Card {
-        label: "avg batch",
-        plain: None,
-        unit: Unit::Decimal,
-        value: |s| Some(s.avg_batch_size),
-    },
-    Card {
-        label: "workers alive",
-        plain: Some("workers"),
-        unit: Unit::Count,
-        value: |s| Some(s.workers_alive as f64),
-    },
-    Card {
-        label: "dead letters",
-        plain: Some("dead"),
-        unit: Unit::Count,
-        value: |s| Some(s.dead_letters as f64),
-    },
-    Card {
-        label: "commit p50",
-        plain: Some("p50"),
-        unit: Unit::Millis,
-        value: |s| s.commit_latency_ms.p50,
-    },
-    Card {
-        label: "commit p99",
-        plain: Some("p99"),
-        unit: Unit::Millis,
-        value: |s| s.commit_latency_ms.p99,
-    },
-    Card {
-        label: "oldest message",
-        plain: Some("oldest"),
-        unit: Unit::Age,
-        value: |s| Some(s.oldest_pending_age_ms as f64),
-    },
-];
 
 /// `12345678` → `12,345,678`.
 pub fn thousands(n: u64) -> String {
@@ -154,8 +62,8 @@ fn duration(ms: f64) -> String {
 /// `sluice stats`: one card per line.
 pub fn stats_table(stats: &Stats) -> String {
     let mut out = String::new();
-    for card in &CARDS {
-        let _ = writeln!(out, "{:>15}  {}", card.label, card.show(stats));
+    for card in cards() {
+        let _ = writeln!(out, "{:>15}  {}", label(card), show(card, stats));
     }
     let _ = writeln!(out, "{:>15}  {}", "at", stats.timestamp);
     out
@@ -164,9 +72,9 @@ pub fn stats_table(stats: &Stats) -> String {
 /// One line per tick for `sluice watch --plain`.
 pub fn plain_line(stats: &Stats, active_alerts: usize) -> String {
     let mut line = stats.timestamp.clone();
-    for card in &CARDS {
-        if let Some(key) = card.plain {
-            let _ = write!(line, " {key}={}", card.show(stats).replace(' ', ""));
+    for card in cards() {
+        if let Some(key) = &card.plain {
+            let _ = write!(line, " {key}={}", show(card, stats).replace(' ', ""));
         }
     }
     let _ = write!(line, " alerts={active_alerts}");
@@ -256,19 +164,19 @@ mod tests {
         stats
     }
 
-    fn card(label: &str) -> &'static Card {
-        CARDS.iter().find(|c| c.label == label).expect("a card")
+    fn card(name: &str) -> &'static Card {
+        cards().iter().find(|c| label(c) == name).expect("a card")
     }
 
     #[test]
     fn cards_read_like_the_dashboard() {
         let stats = stats();
-        assert_eq!(card("total messages").show(&stats), "1,234,567");
-        assert_eq!(card("persisted/s").show(&stats), "267.2");
-        assert_eq!(card("oldest message").show(&stats), "2.5 s");
-        assert_eq!(card("commit p50").show(&stats), "4.2 ms");
-        assert_eq!(card("commit p99").show(&stats), "–");
-        assert_eq!(card("queue depth").show(&stats), "0");
+        assert_eq!(show(card("total messages"), &stats), "1,234,567");
+        assert_eq!(show(card("persisted/s"), &stats), "267.2");
+        assert_eq!(show(card("oldest message"), &stats), "2.5 s");
+        assert_eq!(show(card("commit p50"), &stats), "4.2 ms");
+        assert_eq!(show(card("commit p99"), &stats), "–");
+        assert_eq!(show(card("queue depth"), &stats), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
     }

@@ -179,10 +179,12 @@ impl<F: Fn(u64) -> Bytes> Plan<F> {
         if self.config.requests.is_some_and(|n| i >= n) {
             return None;
         }
-        let due = match self.schedule {
-            Some(s) => s.due(i),
-            None => Instant::now(),
+        let Some(schedule) = self.schedule else {
+            // Closed loop: the next request goes now, with no timer.
+            let now = Instant::now();
+            return (now < self.deadline).then_some(now);
         };
+        let due = schedule.due(i);
         if due >= self.deadline {
             return None;
         }

@@ -13,6 +13,7 @@
 //! - [`history`]: the one-second and one-minute history the upkeep records, in columns.
 //! - [`api`]: what the HTTP endpoints answer (alerts, workers, dead letters), as types that
 //!   servers and clients share.
+//! - [`cards`]: the stats cards, listed once for the dashboard and the terminal.
 //! - [`backoff`]: capped exponential backoff with jitter for retry loops.
 //! - [`connect`]: Redis and PostgreSQL connections built with bounded timeouts.
 //! - [`schema`]: the PostgreSQL schema and its concurrency-safe versioned migrations.
@@ -29,6 +30,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod cards;
 pub mod cli;
 pub mod connect;
 pub mod error;

@@ -97,5 +97,6 @@ document.getElementById("windows").addEventListener("click", (event) => {
   const button = event.target.closest("button[data-window]");
   if (button) selectWindow(button.dataset.window);
 });
+panels.buildCards();
 setInterval(loadWorkers, WORKERS_EVERY_MS);
 connection.start();

@@ -1,20 +1,14 @@
 // The cards, the batch feed, the alert lists and the worker table. Everything that comes from
 // the server is inserted as text, never as HTML.
+import cards from "./cards.js";
 import * as format from "./format.js";
 
-const CARD_FORMATS = {
-  total_messages: format.count,
-  current_rps: format.rate,
-  accepted_per_second: format.rate,
-  queue_depth: format.count,
-  in_flight: format.count,
-  total_batches: format.count,
-  avg_batch_size: format.rate,
-  workers_alive: format.count,
-  dead_letters: format.count,
-  "commit_latency_ms.p50": format.millis,
-  "commit_latency_ms.p99": format.millis,
-  oldest_pending_age_ms: format.duration,
+// How each card's unit (cards.js) reads.
+const UNIT_FORMATS = {
+  count: format.count,
+  rate: format.rate,
+  millis: format.millis,
+  duration: format.duration,
 };
 const FEED_LENGTH = 20;
 
@@ -29,12 +23,25 @@ function element(tag, className, text) {
   return node;
 }
 
+// Builds one card per entry of cards.js, empty until the first reading.
+export function buildCards() {
+  const section = document.getElementById("cards");
+  section.replaceChildren(
+    ...cards.map((card) => {
+      const node = element("div", "card");
+      node.dataset.field = card.field;
+      node.append(element("h2", null, card.label), element("p", "value", "–"));
+      return node;
+    }),
+  );
+}
+
 export function renderStats(stats) {
-  for (const card of document.querySelectorAll(".card[data-field]")) {
-    const path = card.dataset.field;
-    const value = field(stats, path);
-    const show = CARD_FORMATS[path] ?? format.count;
-    const target = card.querySelector(".value");
+  for (const card of cards) {
+    const value = field(stats, card.field);
+    const show = UNIT_FORMATS[card.unit] ?? format.count;
+    const target = document.querySelector(`.card[data-field="${card.field}"] .value`);
+    if (!target) continue;
     target.textContent = show(value);
     target.dataset.raw = value == null ? "" : String(value);
   }

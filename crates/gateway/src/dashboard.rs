@@ -37,7 +37,7 @@ macro_rules! asset {
     };
 }
 
-static ASSETS: [Asset; 10] = [
+static ASSETS: [Asset; 11] = [
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("app.js", "text/javascript; charset=utf-8"),
@@ -45,6 +45,13 @@ static ASSETS: [Asset; 10] = [
     asset!("charts.js", "text/javascript; charset=utf-8"),
     asset!("panels.js", "text/javascript; charset=utf-8"),
     asset!("format.js", "text/javascript; charset=utf-8"),
+    // The stats cards, listed once in sluice-core for the page and the terminal.
+    Asset {
+        path: "cards.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: sluice_core::cards::CARDS_MODULE.as_bytes(),
+        immutable: false,
+    },
     asset!("favicon.svg", "image/svg+xml"),
     asset!(
         "vendor/uplot-1.6.32/uPlot.iife.min.js",

@@ -29,18 +29,22 @@ local function oldest_pending_age()
 end
 
 local window = redis.call('HMGET', KEYS[6], 'accepted_per_second', 'p50', 'p95', 'p99')
+local counters = redis.call('MGET', KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[7], KEYS[11])
+local function count(value)
+  return math.max(0, tonumber(value or '0') or 0)
+end
 return {
-  tonumber(redis.call('GET', KEYS[1]) or '0'),
-  tonumber(redis.call('GET', KEYS[2]) or '0'),
+  count(counters[1]),
+  count(counters[2]),
   redis.call('LLEN', KEYS[3]),
-  redis.call('GET', KEYS[4]) or '0.00',
-  tonumber(redis.call('GET', KEYS[5]) or '0'),
+  counters[3] or '0.00',
+  count(counters[4]),
   window[1] or '0.00',
-  math.max(0, tonumber(redis.call('GET', KEYS[7]) or '0')),
+  count(counters[5]),
   redis.call('ZCOUNT', KEYS[8], fresh_since, '+inf'),
   redis.call('ZCOUNT', KEYS[9], fresh_since, '+inf'),
   redis.call('LLEN', KEYS[10]),
-  tonumber(redis.call('GET', KEYS[11]) or '0'),
+  count(counters[6]),
   oldest_pending_age(),
   window[2] or '',
   window[3] or '',

@@ -1,0 +1,91 @@
+//! The stats cards, listed once (`cards.json`) for every view: the dashboard builds its cards
+//! from it (the gateway serves it as the module `/assets/cards.js`), and `sluice stats` and
+//! `sluice watch` print theirs from it.
+
+use serde::Deserialize;
+
+use crate::stats::Stats;
+
+/// The list, as JSON: `[{"field", "label", "plain", "unit"}, …]` in display order.
+pub const CARDS_JSON: &str = include_str!("cards.json");
+
+/// The list as a JavaScript module (`export default […]`), for the dashboard.
+pub const CARDS_MODULE: &str = concat!(
+    "// The stats cards, from sluice-core's cards.json.\nexport default ",
+    include_str!("cards.json"),
+    ";\n"
+);
+
+/// How a card's figure reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    /// A count, with thousands separators.
+    Count,
+    /// A rate or an average.
+    Rate,
+    /// Milliseconds of latency.
+    Millis,
+    /// An age in milliseconds, read as ms, s or minutes.
+    Duration,
+}
+
+/// One card.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Card {
+    /// The [`Stats`] field behind it, dotted for a nested one (`commit_latency_ms.p99`).
+    pub field: String,
+    /// The label, as the dashboard shows it.
+    pub label: String,
+    /// Its key in `sluice watch --plain` lines; `None` when it is not in them.
+    pub plain: Option<String>,
+    /// How it reads.
+    pub unit: Unit,
+}
+
+impl Card {
+    /// The card's figure in `stats`; `None` when there is none (a latency with no commit in
+    /// the window) or the field is not a number.
+    pub fn value(&self, stats: &Stats) -> Option<f64> {
+        let json = serde_json::to_value(stats).ok()?;
+        self.field
+            .split('.')
+            .try_fold(&json, |v, key| v.get(key))?
+            .as_f64()
+    }
+}
+
+/// The cards, in display order.
+pub fn cards() -> Vec<Card> {
+    serde_json::from_str(CARDS_JSON).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_card_reads_a_field_of_the_stats() {
+        let all = cards();
+        assert_eq!(all.len(), 12);
+        let mut stats = Stats::new(7, 2, 3, 1.5);
+        stats.commit_latency_ms.p99 = Some(4.5);
+        for card in &all {
+            let nested_latency = card.field.starts_with("commit_latency_ms.");
+            assert!(
+                card.value(&stats).is_some() || nested_latency,
+                "{} reads nothing",
+                card.field
+            );
+        }
+        let p99 = all
+            .iter()
+            .find(|c| c.field == "commit_latency_ms.p99")
+            .expect("p99");
+        assert_eq!(p99.value(&stats), Some(4.5));
+        assert!(
+            CARDS_MODULE.starts_with("// The stats cards")
+                && CARDS_MODULE.contains("export default [")
+        );
+    }
+}
