@@ -111,6 +111,19 @@ enum StreamErrors {
     TooManyConnections(ErrorBody),
 }
 
+/// `read` on a clone of the shared Redis connection, within the Redis timeout; `None` when it
+/// fails or times out (the answer is then 503, or the last shared one).
+async fn within<T, F, Fut>(state: &State, read: F) -> Option<T>
+where
+    F: FnOnce(sluice_core::connect::RedisConnection) -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    tokio::time::timeout(state.redis_timeout, read(state.redis.clone()))
+        .await
+        .ok()?
+        .ok()
+}
+
 /// Authenticates (when on) and returns how long the token stays valid.
 fn authenticate(
     req: &HttpRequest,
@@ -290,13 +303,11 @@ pub async fn alerts(
     state: web::Data<State>,
 ) -> Result<HttpResponse, StreamError> {
     authenticate(&req, &state, query.token.as_deref())?;
-    let read = || async {
-        let mut redis = state.redis.clone();
-        let list = state.alerts.list(&mut redis);
-        tokio::time::timeout(state.redis_timeout, list)
-            .await
-            .ok()?
-            .ok()
+    let state: &State = &state;
+    let read = || {
+        within(state, |mut redis| async move {
+            state.alerts.list(&mut redis).await
+        })
     };
     let mut list = state.alert_list.get(read).await.unwrap_or_default();
     if let Some(outage) = state.hub.outage() {
@@ -318,13 +329,11 @@ pub async fn workers(
     state: web::Data<State>,
 ) -> Result<HttpResponse, StreamError> {
     authenticate(&req, &state, query.token.as_deref())?;
-    let read = || async {
-        let mut redis = state.redis.clone();
-        let list = crate::workers::read(&mut redis, &state.keys, state.worker_dead_after);
-        tokio::time::timeout(state.redis_timeout, list)
-            .await
-            .ok()?
-            .ok()
+    let state: &State = &state;
+    let read = || {
+        within(state, |mut redis| async move {
+            crate::workers::read(&mut redis, &state.keys, state.worker_dead_after).await
+        })
     };
     match state.worker_list.get(read).await {
         Some(list) => Ok(HttpResponse::Ok()
