@@ -1,6 +1,7 @@
 //! Optional JWT authentication of dashboards (HS256, `gateway.auth.jwt_secret`).
 //!
-//! The token comes from `?token=` or `Authorization: Bearer`. It must carry `exp`; a session
+//! The token comes from `?token=` or `Authorization: Bearer`. It must carry `exp`, and is not
+//! accepted before its `nbf` when it has one (no leeway for either); a session
 //! whose token expires while connected is closed with [`TOKEN_EXPIRED_CLOSE_CODE`].
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +34,9 @@ pub enum AuthError {
     /// The token has expired.
     #[error("the token has expired")]
     Expired,
+    /// The token's `nbf` (not before) is still ahead.
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
     /// Bad signature, wrong algorithm, malformed, or no `exp`.
     #[error("the token is invalid: {0}")]
     Invalid(String),
@@ -45,7 +49,9 @@ impl Auth {
             return None;
         }
         let mut validation = Validation::new(Algorithm::HS256);
+        // `exp` and, when present, `nbf` are enforced alike, with no leeway.
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         Some(Self {
             key: DecodingKey::from_secret(secret.as_bytes()),
@@ -71,6 +77,7 @@ impl Auth {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
             |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 _ => AuthError::Invalid(e.to_string()),
             },
         )?;

@@ -34,6 +34,7 @@ impl StreamError {
             Self::InvalidQuery(_) => "invalid_query",
             Self::Unauthorized(AuthError::Missing) => "missing_token",
             Self::Unauthorized(AuthError::Expired) => "token_expired",
+            Self::Unauthorized(AuthError::NotYetValid) => "token_not_yet_valid",
             Self::Unauthorized(AuthError::Invalid(_)) => "invalid_token",
             Self::TooManyConnections(_) => "too_many_connections",
             Self::RedisUnavailable => "redis_unavailable",

@@ -78,6 +78,46 @@ async fn tokens_are_required_and_checked_before_the_upgrade() {
     g.cleanup().await;
 }
 
+/// A token valid for an hour whose `nbf` is `not_before_secs` from now.
+fn token_not_before(not_before_secs: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &Header::default(),
+        &json!({"sub": "dashboard", "exp": now + 3600, "nbf": now + not_before_secs}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("token")
+}
+
+#[tokio::test]
+async fn a_token_is_refused_before_its_nbf() {
+    let g = spawn_gateway(&[("GATEWAY__AUTH__JWT_SECRET", SECRET)]).await;
+    let early = token_not_before(500);
+    assert_eq!(
+        refused(g.port, &format!("?token={early}")).await,
+        (401, "token_not_yet_valid".into())
+    );
+    let http = reqwest::Client::new();
+    let r = http
+        .get(g.http("/stats"))
+        .bearer_auth(&early)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = http
+        .get(g.http("/stats"))
+        .bearer_auth(token_not_before(-10))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 200, "a token past its nbf is accepted");
+    g.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_session_whose_token_expires_is_closed_with_4401() {
     let g = spawn_gateway(&[("GATEWAY__AUTH__JWT_SECRET", SECRET)]).await;
