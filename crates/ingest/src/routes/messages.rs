@@ -77,11 +77,18 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// Longest accepted `Idempotency-Key`.
 pub const IDEMPOTENCY_KEY_MAX: usize = 200;
 
-/// The `Idempotency-Key` header, if present: 1 to 200 visible ASCII characters.
+/// The `Idempotency-Key` header, if present: 1 to 200 visible ASCII characters, and only one
+/// (two keys cannot both be honoured, and taking either would be a guess).
 fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
-    let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
+    let mut values = req.headers().get_all(IDEMPOTENCY_HEADER);
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(ApiError::InvalidIdempotencyKey(
+            "send one Idempotency-Key header, not several".into(),
+        ));
+    }
     let key = value.to_str().unwrap_or_default();
     if key.is_empty()
         || key.len() > IDEMPOTENCY_KEY_MAX

@@ -255,5 +255,22 @@ async fn a_retry_with_the_same_idempotency_key_queues_nothing_and_gets_the_first
         .await
         .expect("sent");
     assert_error(r, 400, "invalid_idempotency_key").await;
+    // Two keys on one request: refused, and nothing queued under either.
+    let r = app
+        .http
+        .post(app.url("/messages"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "order-44")
+        .header("idempotency-key", "order-45")
+        .body(json!({"user_id": 1, "channel_id": 1, "content": "x"}).to_string())
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 400, "invalid_idempotency_key").await;
+    assert_eq!(
+        app.pending().await.len(),
+        2,
+        "nothing queued by the refused request"
+    );
     app.cleanup().await;
 }
