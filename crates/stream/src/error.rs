@@ -25,6 +25,9 @@ pub enum StreamError {
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
+    /// `GET /ws/stats` without a valid WebSocket upgrade.
+    #[error("this endpoint takes a WebSocket upgrade: {0}")]
+    NotWebSocket(String),
 }
 
 impl StreamError {
@@ -39,6 +42,7 @@ impl StreamError {
             Self::TooManyConnections(_) => "too_many_connections",
             Self::RedisUnavailable => "redis_unavailable",
             Self::NotFound => "not_found",
+            Self::NotWebSocket(_) => "not_a_websocket_upgrade",
         }
     }
 }
@@ -46,7 +50,7 @@ impl StreamError {
 impl ResponseError for StreamError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidQuery(_) | Self::NotWebSocket(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooManyConnections(_) | Self::RedisUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,

@@ -166,7 +166,8 @@ pub async fn ws_stats(
         .map_err(StreamError::from)?;
     let (mut payload, report) = crate::frames::guard(body.into_inner(), state.max_frame_bytes);
     let body = web::Payload::from_request(&req, &mut payload).await?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) =
+        actix_ws::handle(&req, body).map_err(|e| StreamError::NotWebSocket(e.to_string()))?;
     let config = SessionConfig {
         interval,
         heartbeat: state.heartbeat,

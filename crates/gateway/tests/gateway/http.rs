@@ -210,3 +210,29 @@ async fn cors_allows_the_configured_origins() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
     g.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_plain_get_of_the_websocket_url_gets_a_json_400() {
+    let g = spawn_gateway(&[]).await;
+    let r = reqwest::get(g.http("/ws/stats")).await.expect("sent");
+    assert_eq!(r.status().as_u16(), 400);
+    let content_type = r.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_a_websocket_upgrade");
+    // The place it took within the connection limits is given back.
+    let health: serde_json::Value = reqwest::get(g.http("/health"))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["active_connections"], 0);
+    g.cleanup().await;
+}
