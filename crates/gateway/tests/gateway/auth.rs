@@ -10,17 +10,27 @@ use crate::helpers::{close_code, next_of, spawn_gateway};
 
 const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
 
-fn token(secret: &str, valid_for_secs: i64) -> String {
-    let now = SystemTime::now()
+fn now() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
-        .as_secs() as i64;
+        .as_secs() as i64
+}
+
+fn signed(secret: &str, claims: serde_json::Value) -> String {
     jsonwebtoken::encode(
         &Header::default(),
-        &json!({"sub": "dashboard", "exp": now + valid_for_secs}),
+        &claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .expect("token")
+}
+
+fn token(secret: &str, valid_for_secs: i64) -> String {
+    signed(
+        secret,
+        json!({"sub": "dashboard", "exp": now() + valid_for_secs}),
+    )
 }
 
 async fn refused(port: u16, query: &str) -> (u16, String) {
@@ -80,16 +90,11 @@ async fn tokens_are_required_and_checked_before_the_upgrade() {
 
 /// A token valid for an hour whose `nbf` is `not_before_secs` from now.
 fn token_not_before(not_before_secs: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
-    jsonwebtoken::encode(
-        &Header::default(),
-        &json!({"sub": "dashboard", "exp": now + 3600, "nbf": now + not_before_secs}),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
+    let now = now();
+    signed(
+        SECRET,
+        json!({"sub": "dashboard", "exp": now + 3600, "nbf": now + not_before_secs}),
     )
-    .expect("token")
 }
 
 #[tokio::test]
