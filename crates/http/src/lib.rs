@@ -10,6 +10,9 @@
 //!   (`write_buffer_bytes`);
 //! - a write stall: a connection whose socket accepts nothing for `write_timeout` is closed
 //!   and counted in [`EdgeStats`];
+//! - a peer that hangs up: end of stream or a reset on the reading side ends the connection at
+//!   once, and drops the request still running on it (a `Prefer: wait` that would otherwise
+//!   hold its socket, its waiter and its body to the end of the wait);
 //! - request heads: 5 s to arrive, 128 KiB at most (actix-http's own limits), answered with the
 //!   JSON error body ([`malformed`]) and logged as one rate-limited summary line, never one
 //!   line per request.
@@ -181,6 +184,11 @@ where
                 .keep_alive(KeepAlive::Timeout(HEAD_TIMEOUT))
                 .client_request_timeout(HEAD_TIMEOUT)
                 .client_disconnect_timeout(Duration::from_secs(1))
+                // A peer that closes its side (end of stream or reset) is gone: the connection
+                // ends at once and the request still running on it is dropped, with what it
+                // held (a `Prefer: wait` waiter, a body's budget). actix's default keeps such a
+                // request running to its end, and its socket in CLOSE-WAIT.
+                .h1_allow_half_closed(false)
                 .h1_write_buffer_size(config.write_buffer_bytes)
                 .local_addr(local)
                 .on_connect_ext(|conn: &Conn, data| {

@@ -4,8 +4,11 @@
 //!
 //! One Redis subscription per ingest process feeds every waiting request ([`listen`]); nothing
 //! polls. The registry is bounded (`ingest.max_waiters`): past it, a request is answered as if
-//! it had not asked to wait. A waiter whose request goes away (the client hung up) is removed
-//! with it, and shutdown releases them all, so nothing outlives its request.
+//! it had not asked to wait. Requests waiting for the same ids (retries of one
+//! `Idempotency-Key`) each get their own answer. A waiter whose request goes away is removed
+//! with it: the HTTP edge drops a request whose client hung up the moment its socket reads end
+//! of stream or a reset (`sluice_http`), and shutdown releases them all, so nothing outlives
+//! its request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,47 +30,65 @@ pub enum Outcome {
     DeadLettered,
 }
 
-/// The ids requests wait for, each with the channel its outcome goes to.
+/// The ids requests wait for, each with the channels its outcome goes to: any number of
+/// requests may wait for the same id (retries of one `Idempotency-Key`), each on its own.
 #[derive(Debug)]
 pub struct Waiters {
-    pending: Mutex<HashMap<Uuid, oneshot::Sender<Outcome>>>,
+    pending: Mutex<Pending>,
     count: AtomicUsize,
     max: usize,
 }
 
+/// Per id, the requests waiting for it, each named by its registration's serial number.
+#[derive(Debug, Default)]
+struct Pending {
+    by_id: HashMap<Uuid, Vec<(u64, oneshot::Sender<Outcome>)>>,
+    /// Channels in `by_id`: what the bound counts.
+    channels: usize,
+    next_serial: u64,
+}
+
 impl Waiters {
-    /// An empty registry holding at most `max` ids.
+    /// An empty registry holding at most `max` waited-for ids, counted once per request.
     pub fn new(max: usize) -> Self {
         Self {
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
             count: AtomicUsize::new(0),
             max,
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Registers `ids`; `None` when they would not fit.
     pub fn register(self: &Arc<Self>, ids: &[Uuid]) -> Option<Registration> {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.len() + ids.len() > self.max {
+        let mut pending = self.lock();
+        if pending.channels + ids.len() > self.max {
             return None;
         }
+        pending.next_serial += 1;
+        let serial = pending.next_serial;
         let receivers = ids
             .iter()
             .map(|id| {
                 let (tx, rx) = oneshot::channel();
-                pending.insert(*id, tx);
+                pending.by_id.entry(*id).or_default().push((serial, tx));
                 rx
             })
             .collect();
-        self.count.store(pending.len(), Ordering::Relaxed);
+        pending.channels += ids.len();
+        self.count.store(pending.channels, Ordering::Relaxed);
         Some(Registration {
             waiters: Arc::clone(self),
+            serial,
             ids: ids.to_vec(),
             receivers,
         })
     }
 
-    /// Ids registered now.
+    /// Ids waited for now, counted once per waiting request.
     pub fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }
@@ -96,30 +117,44 @@ impl Waiters {
         self.resolve(outcomes);
     }
 
-    /// Sends each outcome to its waiter, if one is registered.
+    /// Sends each outcome to every request waiting for its id.
     pub fn resolve<'a>(&self, outcomes: impl IntoIterator<Item = (&'a Uuid, Outcome)>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self.lock();
         for (id, outcome) in outcomes {
-            if let Some(tx) = pending.remove(id) {
-                let _ = tx.send(outcome);
+            if let Some(waiting) = pending.by_id.remove(id) {
+                pending.channels -= waiting.len();
+                for (_, tx) in waiting {
+                    let _ = tx.send(outcome);
+                }
             }
         }
-        self.count.store(pending.len(), Ordering::Relaxed);
+        self.count.store(pending.channels, Ordering::Relaxed);
     }
 
     /// Releases every waiter: each answers as if its wait had run out.
     pub fn release_all(&self) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.clear();
+        let mut pending = self.lock();
+        pending.by_id.clear();
+        pending.channels = 0;
         self.count.store(0, Ordering::Relaxed);
     }
 
-    fn forget(&self, ids: &[Uuid]) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+    /// Removes what registration `serial` still waits for, and nobody else's.
+    fn forget(&self, serial: u64, ids: &[Uuid]) {
+        let mut pending = self.lock();
         for id in ids {
-            pending.remove(id);
+            let Some(waiting) = pending.by_id.get_mut(id) else {
+                continue;
+            };
+            let before = waiting.len();
+            waiting.retain(|(s, _)| *s != serial);
+            let removed = before - waiting.len();
+            if waiting.is_empty() {
+                pending.by_id.remove(id);
+            }
+            pending.channels -= removed;
         }
-        self.count.store(pending.len(), Ordering::Relaxed);
+        self.count.store(pending.channels, Ordering::Relaxed);
     }
 }
 
@@ -128,6 +163,7 @@ impl Waiters {
 #[derive(Debug)]
 pub struct Registration {
     waiters: Arc<Waiters>,
+    serial: u64,
     ids: Vec<Uuid>,
     receivers: Vec<oneshot::Receiver<Outcome>>,
 }
@@ -144,7 +180,7 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.waiters.forget(&self.ids);
+        self.waiters.forget(self.serial, &self.ids);
     }
 }
 
@@ -198,6 +234,25 @@ mod tests {
         assert_eq!(outcomes[1], Outcome::DeadLettered);
         assert!(waiters.is_empty());
 
+        let mut late = waiters.register(&ids[2..]).expect("fits");
+        let mut retry = waiters.register(&ids[2..]).expect("fits");
+        drop(waiters.register(&ids[2..]).expect("fits"));
+        assert_eq!(
+            waiters.len(),
+            2,
+            "each request counts; a dropped one only itself"
+        );
+        waiters.on_event(&event(&[], &[ids[2]]));
+        assert_eq!(
+            retry.wait(Duration::from_secs(1)).await,
+            Some(vec![Outcome::DeadLettered]),
+            "a second request for the same id gets its own answer"
+        );
+        assert_eq!(
+            late.wait(Duration::from_secs(1)).await,
+            Some(vec![Outcome::DeadLettered]),
+            "and so does the first"
+        );
         let mut late = waiters.register(&ids[2..]).expect("fits");
         assert_eq!(late.wait(Duration::from_millis(50)).await, None, "ran out");
         waiters.release_all();
