@@ -39,22 +39,77 @@ impl LuaScript {
         extra: &[(&str, &str)],
     ) -> redis::RedisResult<redis::ScriptInvocation<'a>> {
         let mut invocation = self.script.prepare_invoke();
-        for name in &self.keys {
-            let key = extra
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, key)| *key)
-                .or_else(|| keys.named(name))
-                .ok_or_else(|| {
-                    redis::RedisError::from((
-                        redis::ErrorKind::Client,
-                        "a script names a key nobody gives",
-                        name.clone(),
-                    ))
-                })?;
+        for key in self.fill(keys, extra)? {
             invocation.key(key);
         }
         Ok(invocation)
+    }
+
+    /// An `EVALSHA` of this script with every KEY filled (as [`Self::keyed`]) and room for
+    /// `args` arguments of `arg_bytes` bytes in all, for calls that carry a batch of messages:
+    /// the caller writes each argument into the command once, where an invocation holds two
+    /// copies of them besides the packed command. Run it with [`Self::run`].
+    pub fn command(
+        &self,
+        keys: &Keys,
+        extra: &[(&str, &str)],
+        args: usize,
+        arg_bytes: usize,
+    ) -> redis::RedisResult<redis::Cmd> {
+        let filled = self.fill(keys, extra)?;
+        let key_bytes: usize = filled.iter().map(|k| k.len()).sum();
+        let mut cmd = redis::Cmd::with_capacity(
+            3 + filled.len() + args,
+            "EVALSHA".len() + 40 + 4 + key_bytes + arg_bytes,
+        );
+        cmd.arg("EVALSHA")
+            .arg(self.script.get_hash())
+            .arg(filled.len());
+        for key in filled {
+            cmd.arg(key);
+        }
+        Ok(cmd)
+    }
+
+    /// Runs a [`Self::command`], loading the script first when Redis does not know it (a
+    /// restarted or failed-over Redis).
+    pub async fn run<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        conn: &mut impl redis::aio::ConnectionLike,
+    ) -> redis::RedisResult<T> {
+        match cmd.query_async(conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.script.load_async(conn).await?;
+                cmd.query_async(conn).await
+            }
+            result => result,
+        }
+    }
+
+    /// The KEYS of a call, in order: from `extra` first, else from `keys`.
+    fn fill<'k>(
+        &self,
+        keys: &'k Keys,
+        extra: &[(&str, &'k str)],
+    ) -> redis::RedisResult<Vec<&'k str>> {
+        self.keys
+            .iter()
+            .map(|name| {
+                extra
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, key)| *key)
+                    .or_else(|| keys.named(name))
+                    .ok_or_else(|| {
+                        redis::RedisError::from((
+                            redis::ErrorKind::Client,
+                            "a script names a key nobody gives",
+                            name.clone(),
+                        ))
+                    })
+            })
+            .collect()
     }
 }
 

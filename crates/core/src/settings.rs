@@ -516,6 +516,22 @@ pub mod limits {
     /// Smallest and largest `worker.dead_after_ms`: at least [`HEARTBEATS_MISSED`] heartbeat
     /// periods, so a peer is presumed dead only after that many beats in a row went missing.
     pub const DEAD_AFTER_MS: (u64, u64) = (HEARTBEATS_MISSED * HEARTBEAT_PERIOD_MS, 3_600_000);
+    /// The part of `ingest.max_buffered_bytes` batch bodies may hold: however many batch
+    /// uploads stall, the rest stays free for single messages.
+    pub const BATCH_SHARE: (usize, usize) = (3, 4);
+    /// Memory that parsing and queueing a request body of `n` bytes needs besides the body
+    /// itself, in multiples of `n`: the parsed messages, then the command's arguments and the
+    /// packed command the Redis client writes (the body is freed once parsed).
+    pub const QUEUE_COST: usize = 2;
+    /// Memory each parsed message needs besides its text: the envelope, and the JSON field
+    /// names, id and timestamp in each copy of the command.
+    pub const MESSAGE_COST: usize = 512;
+
+    /// The most of `ingest.max_buffered_bytes` one request of `body` bytes holding `messages`
+    /// messages takes, from its first byte until its messages are queued.
+    pub const fn request_cost(body: usize, messages: usize) -> usize {
+        body * (1 + QUEUE_COST) + messages * MESSAGE_COST
+    }
 }
 
 impl Settings {
@@ -611,16 +627,19 @@ impl Settings {
 
     /// `[ingest]`.
     fn validate_ingest(&self) -> Result<(), SettingsError> {
-        let largest_body = self
-            .ingest
-            .max_batch_body_bytes
-            .max(self.ingest.max_body_bytes);
-        if self.ingest.max_buffered_bytes < largest_body {
+        let ingest = &self.ingest;
+        let (part, whole) = limits::BATCH_SHARE;
+        let batch = limits::request_cost(ingest.max_batch_body_bytes, ingest.batch_max_messages);
+        let single = limits::request_cost(ingest.max_body_bytes, 1);
+        let needed = single.max(batch.div_ceil(part) * whole);
+        if ingest.max_buffered_bytes < needed {
             return Err(invalid(
                 "ingest.max_buffered_bytes",
                 format!(
-                    "must be at least the largest body allowed ({largest_body}), got {}",
-                    self.ingest.max_buffered_bytes
+                    "must hold the largest request while it is parsed and queued: at least \
+                     {needed} (a full batch costs {batch} bytes, and batches may use {part}/{whole} \
+                     of the budget), got {}",
+                    ingest.max_buffered_bytes
                 ),
             ));
         }

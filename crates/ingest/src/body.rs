@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::web::{self, Bytes};
 use futures_util::StreamExt;
+use sluice_core::settings::limits::{BATCH_SHARE, MESSAGE_COST, QUEUE_COST};
 use sluice_http::Hangup;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -18,8 +19,11 @@ use crate::error::ApiError;
 pub const INITIAL_CAPACITY_MAX: usize = 64 * 1024;
 
 /// The request bytes all connections may hold in memory at once (`ingest.max_buffered_bytes`),
-/// shared by every HTTP worker thread. Bytes are counted as they arrive, so a client holds only
-/// what it actually sent, and are given back when the request is done.
+/// shared by every HTTP worker thread. A body's buffer is counted as it grows, so a client
+/// holds only what it actually sent (rounded up to the buffer's capacity, which never passes
+/// the declared `Content-Length`); once it is complete, what parsing and queueing it costs
+/// ([`QUEUE_COST`] times its size, and [`MESSAGE_COST`] per message) is counted too. All of it
+/// is given back the moment the messages are queued, before any `Prefer: wait`.
 ///
 /// Batch bodies may hold at most [`BATCH_SHARE`] of it: however many batch uploads stall, the
 /// rest stays free for single messages.
@@ -30,9 +34,6 @@ pub struct Budget {
     total: usize,
 }
 
-/// The part of the budget batch bodies may hold, in quarters.
-pub const BATCH_SHARE: (usize, usize) = (3, 4);
-
 /// Which part of the budget a body draws on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Share {
@@ -42,9 +43,12 @@ pub enum Share {
     Batch,
 }
 
-/// Permits held for one body.
-#[derive(Debug, Default)]
-pub struct Held {
+/// What one request holds of the [`Budget`]: its body's bytes as they arrive, then what
+/// parsing and queueing them costs, until its messages are queued.
+#[derive(Debug)]
+pub struct Charge {
+    budget: Budget,
+    share: Share,
     all: Option<OwnedSemaphorePermit>,
     batches: Option<OwnedSemaphorePermit>,
 }
@@ -66,14 +70,36 @@ impl Budget {
         self.total.saturating_sub(self.all.available_permits())
     }
 
-    /// Takes `n` more bytes for `held`, or fails at once if the budget cannot spare them.
-    fn take(&self, held: &mut Held, share: Share, n: usize) -> Result<(), ApiError> {
-        let busy = || ApiError::BufferBudgetExhausted { budget: self.total };
-        let n = u32::try_from(n).map_err(|_| busy())?;
-        if share == Share::Batch {
-            add(&mut held.batches, &self.batches, n).ok_or_else(busy)?;
+    /// An empty charge on this budget's `share`.
+    pub fn charge(&self, share: Share) -> Charge {
+        Charge {
+            budget: self.clone(),
+            share,
+            all: None,
+            batches: None,
         }
-        add(&mut held.all, &self.all, n).ok_or_else(busy)
+    }
+}
+
+impl Charge {
+    /// Takes `n` more bytes, or fails at once if the budget cannot spare them.
+    pub fn take(&mut self, n: usize) -> Result<(), ApiError> {
+        let budget = &self.budget;
+        let busy = || ApiError::BufferBudgetExhausted {
+            budget: budget.total,
+        };
+        let n = u32::try_from(n).map_err(|_| busy())?;
+        if self.share == Share::Batch {
+            add(&mut self.batches, &budget.batches, n).ok_or_else(busy)?;
+        }
+        add(&mut self.all, &budget.all, n).ok_or_else(busy)
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.all
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits)
     }
 }
 
@@ -86,12 +112,25 @@ fn add(held: &mut Option<OwnedSemaphorePermit>, from: &Arc<Semaphore>, n: u32) -
     Some(())
 }
 
-/// A body read in full, holding its share of the [`Budget`] until dropped.
+/// A body read in full, holding its share of the [`Budget`], and what parsing and queueing it
+/// will cost, until dropped or parsed.
 #[derive(Debug)]
 pub struct Body {
     /// The bytes.
     pub bytes: Bytes,
-    _held: Held,
+    charge: Charge,
+}
+
+impl Body {
+    /// Frees the bytes once parsed into `messages` messages, keeping the charge for what
+    /// queueing them costs (with [`MESSAGE_COST`] more per message); drop the charge once
+    /// they are queued.
+    pub fn parsed(self, messages: usize) -> Result<Charge, ApiError> {
+        let Self { bytes, mut charge } = self;
+        drop(bytes);
+        charge.take(messages.saturating_mul(MESSAGE_COST))?;
+        Ok(charge)
+    }
 }
 
 /// How a body is read.
@@ -168,8 +207,8 @@ async fn read_within(
             limit: limits.max_bytes,
         });
     }
-    let capacity = declared.map_or(1024, |len| (len as usize).min(INITIAL_CAPACITY_MAX));
-    tokio::time::timeout(limits.timeout, read_chunks(payload, capacity, limits))
+    let declared = declared.map(|len| len as usize);
+    tokio::time::timeout(limits.timeout, read_chunks(payload, declared, limits))
         .await
         .unwrap_or(Err(ApiError::BodyTimeout {
             timeout_ms: limits.timeout.as_millis() as u64,
@@ -178,23 +217,32 @@ async fn read_within(
 
 async fn read_chunks(
     mut payload: web::Payload,
-    capacity: usize,
+    declared: Option<usize>,
     limits: Limits<'_>,
 ) -> Result<Body, ApiError> {
-    let mut body = BytesMut::with_capacity(capacity);
-    let mut held = Held::default();
+    let initial = declared.map_or(1024, |len| len.min(INITIAL_CAPACITY_MAX));
+    let mut body = Vec::with_capacity(initial);
+    let mut charge = limits.budget.charge(limits.share);
+    charge.take(body.capacity())?;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::UnreadableBody(e.to_string()))?;
-        if body.len() + chunk.len() > limits.max_bytes {
+        let len = body.len() + chunk.len();
+        if len > limits.max_bytes {
             return Err(ApiError::PayloadTooLarge {
                 limit: limits.max_bytes,
             });
         }
-        limits.budget.take(&mut held, limits.share, chunk.len())?;
+        if len > body.capacity() {
+            let ceiling = declared.unwrap_or(limits.max_bytes).max(len);
+            let capacity = (body.capacity() * 2).clamp(len, ceiling);
+            charge.take(capacity - body.capacity())?;
+            body.reserve_exact(capacity - body.len());
+        }
         body.extend_from_slice(&chunk);
     }
+    charge.take(body.len() * QUEUE_COST)?;
     Ok(Body {
-        bytes: body.freeze(),
-        _held: held,
+        bytes: Bytes::from(body),
+        charge,
     })
 }

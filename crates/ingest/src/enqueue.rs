@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use sluice_core::message::Envelope;
 use uuid::Uuid;
 
+use crate::body::Charge;
 use crate::error::ApiError;
 use crate::persisted::{Outcome, Registration};
 use crate::queue::{self, Pushed};
@@ -106,77 +107,99 @@ impl<A: Completed> Answer<A> {
 /// Every message's outcome, and the wait that was applied.
 pub type Waited = Option<(Vec<Outcome>, Duration)>;
 
-/// Pushes `envelopes` (under the idempotency key, if any) and returns the answer to give: this
-/// request's `answer`, or, for a retry of an already used key, the answer recorded the first
-/// time. With a `wait`, it then waits for the messages' commit and returns their outcomes, or
-/// `None` when the wait runs out (or too many requests wait already).
+/// One request's messages on their way to the queue.
+pub struct Queueing<'a> {
+    /// Its `Idempotency-Key`, if any.
+    pub key: Option<&'a str>,
+    /// The messages, in order.
+    pub envelopes: Vec<Envelope>,
+    /// What they hold of the memory budget; given back, with them, once they are queued.
+    pub charge: Charge,
+}
+
+/// Pushes the envelopes (under the idempotency key, if any) and returns the answer to give:
+/// this request's `answer`, or, for a retry of an already used key, the answer recorded the
+/// first time. With a `wait`, it then waits for the messages' commit and returns their
+/// outcomes, or `None` when the wait runs out (or too many requests wait already). Whatever
+/// the wait, the messages and their share of the budget are freed as soon as they are queued.
 pub async fn enqueue<A: Serialize + DeserializeOwned>(
     state: &AppState,
-    key: Option<&str>,
-    envelopes: &[Envelope],
+    queueing: Queueing<'_>,
     answer: A,
     wait: Option<Duration>,
 ) -> Result<(Answer<A>, Waited), ApiError> {
+    let Queueing {
+        key,
+        envelopes,
+        charge,
+    } = queueing;
     // Registered before the push, so a commit cannot be announced before anyone listens.
     let mut registration = wait.and_then(|_| {
         let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
         state.waiters.register(&ids)
     });
-    let mut redis = state.redis.clone();
-    let answer = match key {
-        None => {
-            queue::push(
-                &mut redis,
-                &state.keys,
-                envelopes,
-                &state.depth,
-                state.redis_timeout,
-            )
-            .await?;
-            state.accepted.add(envelopes.len() as u64);
-            Answer::Fresh(answer)
-        }
-        Some(key) => {
-            // An answer holds ids, strings and a timestamp: it always serializes.
-            let body = serde_json::to_string(&answer).unwrap_or_default();
-            let key = state.keys.idempotency(key);
-            let keys = queue::IdempotentKeys {
-                keys: &state.keys,
-                key: &key,
-                retention: state.idempotency,
-            };
-            let pushed = queue::push_idempotent(
-                &mut redis,
-                keys,
-                envelopes,
-                &body,
-                &state.depth,
-                state.redis_timeout,
-            )
-            .await?;
-            match pushed {
-                Pushed::Queued => {
-                    state.accepted.add(envelopes.len() as u64);
-                    Answer::Fresh(answer)
-                }
-                Pushed::Replay(first) => {
-                    // The key may have been used on the other endpoint first.
-                    let recorded: A =
-                        serde_json::from_str(&first).map_err(|_| ApiError::IdempotencyKeyReused)?;
-                    // The messages are the first request's: wait for those instead.
-                    registration = match wait {
-                        Some(_) => replay_registration(state, &first).await,
-                        None => None,
-                    };
-                    Answer::Replay(recorded, first)
-                }
-            }
-        }
-    };
+    let answer = push(state, key, envelopes, answer).await?;
+    drop(charge);
+    if let (Some(_), Answer::Replay(_, first)) = (wait, &answer) {
+        // The messages are the first request's: wait for those instead.
+        registration = replay_registration(state, first).await;
+    }
     let (Some(wait), Some(registration)) = (wait, registration.as_mut()) else {
         return Ok((answer, None));
     };
     Ok((answer, registration.wait(wait).await.map(|o| (o, wait))))
+}
+
+/// Queues `envelopes`, under `key` if given; a used key gets the first request's answer.
+async fn push<A: Serialize + DeserializeOwned>(
+    state: &AppState,
+    key: Option<&str>,
+    envelopes: Vec<Envelope>,
+    answer: A,
+) -> Result<Answer<A>, ApiError> {
+    let mut redis = state.redis.clone();
+    let count = envelopes.len() as u64;
+    let Some(key) = key else {
+        queue::push(
+            &mut redis,
+            &state.keys,
+            envelopes,
+            &state.depth,
+            state.redis_timeout,
+        )
+        .await?;
+        state.accepted.add(count);
+        return Ok(Answer::Fresh(answer));
+    };
+    // An answer holds ids, strings and a timestamp: it always serializes.
+    let body = serde_json::to_string(&answer).unwrap_or_default();
+    let key = state.keys.idempotency(key);
+    let keys = queue::IdempotentKeys {
+        keys: &state.keys,
+        key: &key,
+        retention: state.idempotency,
+    };
+    let pushed = queue::push_idempotent(
+        &mut redis,
+        keys,
+        envelopes,
+        &body,
+        &state.depth,
+        state.redis_timeout,
+    )
+    .await?;
+    match pushed {
+        Pushed::Queued => {
+            state.accepted.add(count);
+            Ok(Answer::Fresh(answer))
+        }
+        Pushed::Replay(first) => {
+            // The key may have been used on the other endpoint first.
+            let recorded: A =
+                serde_json::from_str(&first).map_err(|_| ApiError::IdempotencyKeyReused)?;
+            Ok(Answer::Replay(recorded, first))
+        }
+    }
 }
 
 /// For a replayed request that asks to wait: registers the first request's ids, then resolves

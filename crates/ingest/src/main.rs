@@ -7,6 +7,17 @@ use sluice_core::{cli, memory, shutdown};
 #[global_allocator]
 static ALLOCATOR: memory::Allocator = memory::Allocator;
 
+/// jemalloc's options for this process: freed pages go back to the OS at once. Batch bodies
+/// come and go in megabytes; with the default 10 s decay, the pages one burst freed stayed
+/// resident while the next burst allocated new ones, and 20 concurrent 8 MB batches took RSS to
+/// 155 MiB above idle against a 96 MiB batch budget (89 MiB with this setting).
+///
+/// jemalloc reads its options from this C string at start-up; the `unsafe` is only that the
+/// symbol's name is chosen here (no other object defines it).
+#[allow(unsafe_code)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static MALLOC_CONF: &[u8; 17] = b"dirty_decay_ms:0\0";
+
 const BINARY: cli::Binary = cli::Binary {
     name: "sluice-ingest",
     about: "The ingest API: validates messages and queues them in Redis for the workers.",

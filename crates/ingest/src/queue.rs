@@ -106,6 +106,29 @@ impl Depth {
     }
 }
 
+/// A script naming a key nobody gives: a programming error, answered like Redis failing.
+fn unnamed_key(e: redis::RedisError) -> ApiError {
+    tracing::error!(error = %e, "cannot build a script call");
+    ApiError::RedisUnavailable
+}
+
+/// The bytes of every envelope's JSON.
+fn json_bytes(envelopes: &[Envelope]) -> usize {
+    envelopes.iter().map(Envelope::json_len).sum()
+}
+
+/// Writes each envelope's JSON into `cmd` as one argument, through one scratch buffer, then
+/// frees the envelopes: a batch is held twice at most (messages and command) while its command
+/// is built, and once (the command) while it is sent.
+fn add_envelopes(cmd: &mut redis::Cmd, envelopes: Vec<Envelope>) {
+    let mut scratch = Vec::with_capacity(1024);
+    for envelope in &envelopes {
+        scratch.clear();
+        envelope.write_json(&mut scratch);
+        cmd.arg(&scratch[..]);
+    }
+}
+
 /// LPUSHes `envelopes` in one round trip and returns once Redis confirmed it. The list is
 /// consumed from the tail, so envelopes pushed together are consumed in the order given.
 ///
@@ -116,7 +139,7 @@ impl Depth {
 pub async fn push(
     conn: &mut RedisConnection,
     keys: &Keys,
-    envelopes: &[Envelope],
+    envelopes: Vec<Envelope>,
     depth: &Depth,
     timeout: Duration,
 ) -> Result<u64, ApiError> {
@@ -127,22 +150,19 @@ pub async fn push(
     if known + n > depth.max {
         return Err(ApiError::QueueFull { depth: known });
     }
+    let (count, bytes) = (envelopes.len(), json_bytes(&envelopes));
     let reply = if known + n > depth.max - depth.margin {
-        let call = async {
-            let mut invocation = BOUNDED.keyed(keys, &[])?;
-            invocation.arg(depth.max);
-            for envelope in envelopes {
-                invocation.arg(envelope.to_json());
-            }
-            invocation.invoke_async::<i64>(conn).await
-        };
-        within(timeout, "bounded LPUSH", call).await?
+        let mut cmd = BOUNDED
+            .command(keys, &[], 1 + count, 20 + bytes)
+            .map_err(unnamed_key)?;
+        cmd.arg(depth.max);
+        add_envelopes(&mut cmd, envelopes);
+        within(timeout, "bounded LPUSH", BOUNDED.run::<i64>(&cmd, conn)).await?
     } else {
-        let mut cmd = redis::cmd("LPUSH");
-        cmd.arg(&keys.pending_messages);
-        for envelope in envelopes {
-            cmd.arg(envelope.to_json());
-        }
+        let key = &keys.pending_messages;
+        let mut cmd = redis::Cmd::with_capacity(2 + count, 5 + key.len() + bytes);
+        cmd.arg("LPUSH").arg(key);
+        add_envelopes(&mut cmd, envelopes);
         within(timeout, "LPUSH", cmd.query_async::<i64>(conn)).await?
     };
     if reply >= 0 {
@@ -192,25 +212,24 @@ pub struct IdempotentKeys<'a> {
 pub async fn push_idempotent(
     conn: &mut RedisConnection,
     keys: IdempotentKeys<'_>,
-    envelopes: &[Envelope],
+    envelopes: Vec<Envelope>,
     answer: &str,
     depth: &Depth,
     timeout: Duration,
 ) -> Result<Pushed, ApiError> {
     static SCRIPT: std::sync::LazyLock<LuaScript> =
         std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_idempotent.lua")));
-    let call = async {
-        let mut invocation = SCRIPT.keyed(keys.keys, &[("idempotency", keys.key)])?;
-        invocation
-            .arg(depth.max)
-            .arg(keys.retention.ttl_secs)
-            .arg(keys.retention.max_keys)
-            .arg(answer);
-        for envelope in envelopes {
-            invocation.arg(envelope.to_json());
-        }
-        invocation.invoke_async::<(i64, redis::Value)>(conn).await
-    };
+    let bytes = 60 + answer.len() + json_bytes(&envelopes);
+    let extra = [("idempotency", keys.key)];
+    let mut cmd = SCRIPT
+        .command(keys.keys, &extra, 4 + envelopes.len(), bytes)
+        .map_err(unnamed_key)?;
+    cmd.arg(depth.max)
+        .arg(keys.retention.ttl_secs)
+        .arg(keys.retention.max_keys)
+        .arg(answer);
+    add_envelopes(&mut cmd, envelopes);
+    let call = SCRIPT.run::<(i64, redis::Value)>(&cmd, conn);
     let reply = within(timeout, "idempotent LPUSH", call).await?;
     match reply {
         (1, len) => {

@@ -92,13 +92,13 @@ async fn stalled_batch_uploads_hold_bounded_memory_and_past_the_budget_get_503()
     let _shared = crate::MACHINE.read().await;
     let settings = [
         ("INGEST__BODY_TIMEOUT_MS", "3000"),
-        ("INGEST__MAX_BATCH_BODY_BYTES", "8388608"),
+        ("INGEST__MAX_BATCH_BODY_BYTES", "2097152"),
         ("INGEST__MAX_BUFFERED_BYTES", "16777216"),
     ];
     let target = Target::start("sluice-ingest", "atk_stall_up", &settings).await;
     let baseline = target.rss_mib();
-    // 100 uploads that declare 8 MiB, send 256 KiB and stall.
-    let head = post_head("/messages/batch", "Content-Length: 8388608\r\n");
+    // 100 uploads that declare 2 MiB, send 256 KiB and stall.
+    let head = post_head("/messages/batch", "Content-Length: 2097152\r\n");
     let mut uploads = Vec::new();
     for _ in 0..100 {
         let mut stream = super::connect(target.port, 0).await;

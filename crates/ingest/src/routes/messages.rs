@@ -11,7 +11,7 @@ use sluice_core::message::{Envelope, MessageRequest, NewMessage};
 use uuid::Uuid;
 
 use crate::body;
-use crate::enqueue::enqueue;
+use crate::enqueue::{Queueing, enqueue};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -125,6 +125,7 @@ pub async fn post_message(
     let key = idempotency_key(&req)?;
     let body = body::read_limited(&req, payload, state.message_limits()).await?;
     let envelope = Envelope::new(NewMessage::from_json(&body.bytes)?);
+    let charge = body.parsed(1)?;
     tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
     let answer = Queued {
         message_id: envelope.id,
@@ -135,8 +136,12 @@ pub async fn post_message(
         persisted_at: None,
     };
     let wait = wait_preference(&req, state.max_wait);
-    let (answer, outcomes) =
-        enqueue(&state, key, std::slice::from_ref(&envelope), answer, wait).await?;
+    let queued = Queueing {
+        key,
+        envelopes: vec![envelope],
+        charge,
+    };
+    let (answer, outcomes) = enqueue(&state, queued, answer, wait).await?;
     Ok(answer.respond(outcomes))
 }
 
@@ -183,6 +188,7 @@ pub async fn post_batch(
     let key = idempotency_key(&req)?;
     let body = body::read_limited(&req, payload, state.batch_limits()).await?;
     let messages = NewMessage::batch_from_json(&body.bytes, state.batch_max_messages)?;
+    let charge = body.parsed(messages.len())?;
     tracing::Span::current().record("count", messages.len());
     let created_at = Envelope::now();
     let envelopes: Vec<Envelope> = messages
@@ -197,7 +203,12 @@ pub async fn post_batch(
         dead_lettered_ids: Vec::new(),
     };
     let wait = wait_preference(&req, state.max_wait);
-    let (answer, outcomes) = enqueue(&state, key, &envelopes, answer, wait).await?;
+    let queued = Queueing {
+        key,
+        envelopes,
+        charge,
+    };
+    let (answer, outcomes) = enqueue(&state, queued, answer, wait).await?;
     Ok(answer.respond(outcomes))
 }
 
