@@ -4,6 +4,7 @@
 
 mod gateway;
 mod ingest;
+mod waiting;
 
 use std::time::Duration;
 

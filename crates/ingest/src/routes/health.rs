@@ -35,8 +35,13 @@ pub struct EdgeCounts {
     pub write_timeouts: u64,
     /// Requests the HTTP parser refused (400, 408, 431), answered with the JSON error body.
     pub malformed_requests: u64,
-    /// Request body bytes held in memory right now, across all connections.
+    /// What requests hold of `ingest.max_buffered_bytes` right now, across all connections:
+    /// bodies being read, and messages being parsed and queued.
     pub buffered_bytes: usize,
+    /// Message ids `Prefer: wait` requests wait for right now (`ingest.max_waiters`), counted
+    /// once per waiting request.
+    #[serde(default)]
+    pub waiting_ids: usize,
 }
 
 /// Liveness: always 200 while the process serves, with the queue length when Redis answers.
@@ -63,6 +68,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             write_timeouts: state.edge.write_timeouts(),
             malformed_requests: state.edge.malformed(),
             buffered_bytes: state.budget.held(),
+            waiting_ids: state.waiters.len(),
         },
         memory: memory::stats(),
     })
