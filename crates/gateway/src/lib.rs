@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use actix_web::{App, web};
 use sluice_core::{CancellationToken, Settings};
-use sluice_http::{EdgeConfig, EdgeStats};
+use sluice_http::{BodyLimits, EdgeConfig, EdgeStats};
 use sluice_stream::{StatsStream, query_config, stream_routes};
 
 use crate::alerts::Evaluator;
@@ -62,6 +62,8 @@ impl Application {
             write_buffer_bytes: WRITE_BUFFER_BYTES,
             shutdown_grace: Duration::from_secs(5),
             shutdown,
+            // The gateway reads no request body.
+            body_limits: BodyLimits::new(0),
         };
         let shared = stream.state();
         let alerting = Alerting::new(

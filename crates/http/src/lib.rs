@@ -68,6 +68,72 @@ pub struct EdgeConfig {
     pub shutdown_grace: Duration,
     /// Fired on SIGINT/SIGTERM: idle keep-alive connections close at once.
     pub shutdown: CancellationToken,
+    /// The largest body each path reads, to answer `Expect: 100-continue`.
+    pub body_limits: BodyLimits,
+}
+
+/// The largest request body each path reads. A request with `Expect: 100-continue` whose
+/// `Content-Length` is over its path's limit is answered 413 at once, before the client sends
+/// the body, instead of `100 Continue` (actix's default answers every such request with it).
+#[derive(Debug, Clone, Default)]
+pub struct BodyLimits {
+    default: usize,
+    paths: Vec<(String, usize)>,
+}
+
+impl BodyLimits {
+    /// Every path reads at most `default` bytes (0: no body at all).
+    pub fn new(default: usize) -> Self {
+        Self {
+            default,
+            paths: Vec::new(),
+        }
+    }
+
+    /// `path` reads at most `limit` bytes.
+    pub fn path(mut self, path: &str, limit: usize) -> Self {
+        self.paths.push((path.to_owned(), limit));
+        self
+    }
+
+    /// The limit of `path`.
+    pub fn of(&self, path: &str) -> usize {
+        self.paths
+            .iter()
+            .find(|(p, _)| p == path)
+            .map_or(self.default, |(_, limit)| *limit)
+    }
+
+    /// The 413 for a request that declares a body over its path's limit, if it does.
+    fn refuse(&self, req: &Request) -> Option<Response<actix_http::body::BoxBody>> {
+        let declared = actix_http::HttpMessage::headers(req)
+            .get(actix_http::header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        let limit = self.of(req.path());
+        if declared <= limit as u64 {
+            return None;
+        }
+        let message = format!("request body is larger than the limit of {limit} bytes");
+        let body = serde_json::to_string(&sluice_core::error::ErrorBody::new(
+            "payload_too_large",
+            message,
+        ))
+        .unwrap_or_default();
+        let mut response = Response::with_body(actix_http::StatusCode::PAYLOAD_TOO_LARGE, body);
+        response.headers_mut().insert(
+            actix_http::header::CONTENT_TYPE,
+            actix_http::header::HeaderValue::from_static("application/json"),
+        );
+        // The client may send the body anyway; it is not read.
+        response
+            .head_mut()
+            .set_connection_type(actix_http::ConnectionType::Close);
+        Some(response.map_into_boxed_body())
+    }
 }
 
 /// Binds `addr` for a server, the error naming the address.
@@ -191,6 +257,7 @@ where
                 .h1_allow_half_closed(false)
                 .h1_write_buffer_size(config.write_buffer_bytes)
                 .local_addr(local)
+                .expect(expect_service(config.body_limits.clone()))
                 .on_connect_ext(|conn: &Conn, data| {
                     data.insert(conn.hangup());
                 })
@@ -211,6 +278,28 @@ where
         })?
         .run();
     Ok(server)
+}
+
+/// The `Expect: 100-continue` check: a request declaring a body over its path's limit is
+/// answered 413 (its `Err`), any other goes on to `100 Continue` and the handler.
+fn expect_service(
+    limits: BodyLimits,
+) -> impl ServiceFactory<
+    Request,
+    Config = (),
+    Response = Request,
+    Error = Response<actix_http::body::BoxBody>,
+    InitError = (),
+> + Clone {
+    fn_service(move |req: Request| {
+        let refused = limits.refuse(&req);
+        async move {
+            match refused {
+                Some(response) => Err(response),
+                None => Ok(req),
+            }
+        }
+    })
 }
 
 /// Sets the socket options and wraps an accepted stream.

@@ -146,8 +146,10 @@ pub struct Limits<'a> {
     pub share: Share,
 }
 
-/// Checks the `Content-Type` is JSON (`application/json`, any parameters, or a `+json` type).
+/// Checks the `Content-Type` is JSON (`application/json`, any parameters, or a `+json` type)
+/// and the body is not encoded.
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    require_identity(headers)?;
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err(ApiError::UnsupportedMediaType(
             "Content-Type is missing; send application/json".into(),
@@ -168,6 +170,26 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
             "Content-Type {:?} is not supported; send application/json",
             String::from_utf8_lossy(value.as_bytes())
         )))
+    }
+}
+
+/// Checks the body has no `Content-Encoding` but `identity`: a compressed body would
+/// otherwise be parsed as if it were JSON (and answered `malformed_json`), and an unknown
+/// coding silently ignored.
+fn require_identity(headers: &HeaderMap) -> Result<(), ApiError> {
+    let codings = headers
+        .get_all(header::CONTENT_ENCODING)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .flat_map(|v| {
+            v.split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty() && c != "identity")
+        .collect::<Vec<_>>();
+    match codings.is_empty() {
+        true => Ok(()),
+        false => Err(ApiError::UnsupportedEncoding(codings.join(", "))),
     }
 }
 

@@ -39,6 +39,11 @@ pub enum ApiError {
     /// The `Content-Type` is missing or not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The body has a `Content-Encoding` (compression) the API does not decode.
+    #[error(
+        "Content-Encoding {0:?} is not supported; send the body uncompressed (identity), as Accept-Encoding says"
+    )]
+    UnsupportedEncoding(String),
     /// JSON, but not an acceptable message.
     #[error("{message}")]
     Validation {
@@ -91,6 +96,7 @@ impl ApiError {
             Self::BodyTimeout { .. } => "body_timeout",
             Self::BufferBudgetExhausted { .. } => "server_busy",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::UnsupportedEncoding(_) => "unsupported_content_encoding",
             Self::Validation { .. } => "validation_failed",
             Self::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -142,7 +148,9 @@ impl ResponseError for ApiError {
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BufferBudgetExhausted { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::Validation { .. } | Self::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -170,6 +178,10 @@ impl ResponseError for ApiError {
         }
         if matches!(self, Self::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, Self::UnsupportedEncoding(_)) {
+            // RFC 7694: the codings the server accepts in a request.
+            response.insert_header(("Accept-Encoding", "identity"));
         }
         response.json(ErrorBody::with_fields(
             self.code(),

@@ -36,7 +36,7 @@ use actix_web::{App, web};
 use anyhow::Context;
 use sluice_core::settings::IngestSettings;
 use sluice_core::{CancellationToken, Settings, connect};
-use sluice_http::{EdgeConfig, EdgeStats};
+use sluice_http::{BodyLimits, EdgeConfig, EdgeStats};
 use sluice_stream::StatsStream;
 
 use crate::error::ApiError;
@@ -187,6 +187,8 @@ fn edge_config(ingest: &IngestSettings, shutdown: CancellationToken) -> EdgeConf
         write_buffer_bytes: WRITE_BUFFER_BYTES,
         shutdown_grace: SHUTDOWN_GRACE,
         shutdown,
+        body_limits: BodyLimits::new(ingest.max_body_bytes)
+            .path("/messages/batch", ingest.max_batch_body_bytes),
     }
 }
 

@@ -340,3 +340,71 @@ async fn memory_drops_back_after_bursts_of_connections() {
     assert_legit_accepted(&target).await;
     target.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_oversized_body_gets_413_before_it_is_sent_and_encodings_get_415() {
+    let _shared = crate::MACHINE.read().await;
+    let target = Target::start("sluice-ingest", "atk_expect", &[]).await;
+    // 100 MB announced with Expect: 100-continue, and no body sent: 413 at once, not 100.
+    let head = post_head(
+        "/messages/batch",
+        "Expect: 100-continue\r\nContent-Length: 104857600\r\n",
+    );
+    let answer = raw_http(target.port, head.as_bytes(), Duration::from_secs(3)).await;
+    let (status, body) = status_and_json(&answer);
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(body["error"]["code"], "payload_too_large", "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+
+    // Within the limit, the client is told to go on and the message is queued.
+    let mut stream = super::connect(target.port, 0).await;
+    let head = post_head(
+        "/messages",
+        &format!(
+            "Expect: 100-continue\r\nConnection: close\r\nContent-Length: {}\r\n",
+            MESSAGE.len()
+        ),
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf))
+        .await
+        .expect("an interim answer")
+        .expect("read");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 100 Continue"),
+        "{:?}",
+        &buf[..n]
+    );
+    stream.write_all(MESSAGE.as_bytes()).await.expect("body");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+
+    // A gzip body, and a bogus coding on a plain body: 415 naming what is accepted.
+    for coding in ["gzip", "bogus"] {
+        let request = format!(
+            "{}{MESSAGE}",
+            post_head(
+                "/messages",
+                &format!(
+                    "Content-Encoding: {coding}\r\nConnection: close\r\nContent-Length: {}\r\n",
+                    MESSAGE.len()
+                )
+            )
+        );
+        let answer = raw_http(target.port, request.as_bytes(), Duration::from_secs(3)).await;
+        let (status, body) = status_and_json(&answer);
+        assert_eq!(status, 415, "{answer}");
+        assert_eq!(body["error"]["code"], "unsupported_content_encoding");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("accept-encoding: identity"),
+            "{answer}"
+        );
+    }
+    assert_legit_accepted(&target).await;
+    target.stop().await;
+}

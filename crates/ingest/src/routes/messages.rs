@@ -54,10 +54,13 @@ enum PostErrors {
     /// The body did not arrive within `ingest.body_timeout_ms`.
     #[response(status = 408)]
     BodyTimeout(ErrorBody),
-    /// The body is larger than the limit.
+    /// The body is larger than the limit; with `Expect: 100-continue`, answered before the
+    /// body is sent when `Content-Length` says so.
     #[response(status = 413)]
     TooLarge(ErrorBody),
-    /// The `Content-Type` is not JSON.
+    /// The `Content-Type` is not JSON (`unsupported_media_type`), or the body has a
+    /// `Content-Encoding` other than `identity` (`unsupported_content_encoding`, with
+    /// `Accept-Encoding: identity`).
     #[response(status = 415)]
     NotJson(ErrorBody),
     /// JSON, but not acceptable (`validation_failed`: `fields` names each problem), or the
