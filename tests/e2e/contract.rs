@@ -21,11 +21,6 @@ async fn schemathesis(document: &str, seconds: u64) {
             document,
             "--checks",
             "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
-            // A WebSocket upgrade and an endless event stream are not request-response calls.
-            "--exclude-path",
-            "/ws/stats",
-            "--exclude-path",
-            "/stats/stream",
             "--max-time",
             &seconds.to_string(),
             "--warnings",

@@ -224,7 +224,7 @@ pub async fn stats(
         TokenParam,
     ),
     responses(
-        (status = 200, description = "Server-Sent Events: `event: stats` with the `stats` payload, `event: batch`, `event: alert`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Server-Sent Events, each described here as the client reads it: the `stats` payloads (unnamed, so `message`), `status`, and with `?topics=` `batch` and `alert`", content_type = "text/event-stream", body = crate::sse::SseEvent),
         (status = 400, description = "A query parameter is not acceptable", body = ErrorBody),
         StreamErrors,
     ))]

@@ -117,6 +117,32 @@ pub fn stream(
     })
 }
 
+/// One event of the stream as a client reads it (`event`, `data`), for the OpenAPI document:
+/// under OpenAPI 3.1 the schema of a `text/event-stream` answer describes each event.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SseEvent {
+    /// The event's name.
+    pub event: SseEventName,
+    /// Its payload: one line of JSON (`stats`, `status`, `batch_persisted` or alert frame).
+    pub data: String,
+}
+
+/// The names of the stream's events.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SseEventName {
+    /// A `stats` payload (sent without a name, so it is a `message` event).
+    Message,
+    /// Redis became unavailable, or came back.
+    Status,
+    /// A committed batch (`?topics=batches`).
+    Batch,
+    /// An alert transition (`?topics=alerts`).
+    Alert,
+}
+
 fn named_event(name: &str, json: &str) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
 }
