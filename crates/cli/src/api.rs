@@ -70,14 +70,31 @@ pub async fn dead_letters(command: DeadLetters) -> anyhow::Result<()> {
             }
         }
         DeadLetters::Requeue { ingest, limit } => {
-            let requeued = admin(&ingest)?.requeue_dead_letters(limit).await?;
-            println!("requeued {requeued}");
-        }
-        DeadLetters::Purge { ingest, yes } => {
-            if !yes {
-                bail!("purging deletes every dead letter for good; add --yes to confirm");
+            let answer = admin(&ingest)?.requeue_dead_letters(limit).await?;
+            println!("requeued {}", answer.requeued);
+            if answer.unreadable > 0 {
+                println!(
+                    "skipped {} that cannot be read (now the newest); see them with \
+                     `sluice dead-letters list`, delete them with \
+                     `sluice dead-letters purge --unreadable --yes`",
+                    answer.unreadable
+                );
             }
-            let purged = admin(&ingest)?.purge_dead_letters().await?;
+        }
+        DeadLetters::Purge {
+            ingest,
+            unreadable,
+            yes,
+        } => {
+            if !yes {
+                let what = if unreadable {
+                    "every dead letter that cannot be read"
+                } else {
+                    "every dead letter"
+                };
+                bail!("purging deletes {what} for good; add --yes to confirm");
+            }
+            let purged = admin(&ingest)?.purge_dead_letters(unreadable).await?;
             println!("purged {purged}");
         }
     }

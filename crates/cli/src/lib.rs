@@ -136,6 +136,9 @@ pub enum DeadLetters {
         /// The ingest API.
         #[command(flatten)]
         ingest: IngestArgs,
+        /// Only the entries requeue skips because they cannot be read.
+        #[arg(long)]
+        unreadable: bool,
         /// Confirm: purging cannot be undone.
         #[arg(long)]
         yes: bool,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use sluice_core::api::{AlertList, DeadLetterPage, WorkerList};
+use sluice_core::api::{AlertList, DeadLetterPage, Purged, Requeued, WorkerList};
 use sluice_core::error::ErrorBody;
 use sluice_core::stats::Stats;
 
@@ -163,21 +163,27 @@ impl Client {
             .await
     }
 
-    /// `POST /admin/dead-letters/requeue[?limit=…]`: how many went back to the queue.
-    pub async fn requeue_dead_letters(&self, limit: Option<usize>) -> Result<u64, ClientError> {
+    /// `POST /admin/dead-letters/requeue[?limit=…]`: how many went back to the queue, and
+    /// how many were skipped as unreadable.
+    pub async fn requeue_dead_letters(
+        &self,
+        limit: Option<usize>,
+    ) -> Result<Requeued, ClientError> {
         let path = match limit {
             Some(n) => format!("/admin/dead-letters/requeue?limit={n}"),
             None => "/admin/dead-letters/requeue".into(),
         };
-        let answer: Counted = self.call(self.http.post(self.url(&path))).await?;
-        Ok(answer.requeued.unwrap_or(0))
+        self.call(self.http.post(self.url(&path))).await
     }
 
-    /// `DELETE /admin/dead-letters`: how many were deleted.
-    pub async fn purge_dead_letters(&self) -> Result<u64, ClientError> {
-        let request = self.http.delete(self.url("/admin/dead-letters"));
-        let answer: Counted = self.call(request).await?;
-        Ok(answer.purged.unwrap_or(0))
+    /// `DELETE /admin/dead-letters[?only=unreadable]`: how many were deleted.
+    pub async fn purge_dead_letters(&self, only_unreadable: bool) -> Result<u64, ClientError> {
+        let path = match only_unreadable {
+            true => "/admin/dead-letters?only=unreadable",
+            false => "/admin/dead-letters",
+        };
+        let answer: Purged = self.call(self.http.delete(self.url(path))).await?;
+        Ok(answer.purged)
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -218,13 +224,6 @@ impl Client {
             message: body.map_or_else(|| "no message".into(), |b| b.error.message),
         })
     }
-}
-
-/// The admin calls' answers: `{"requeued": n}` or `{"purged": n}`.
-#[derive(serde::Deserialize)]
-struct Counted {
-    requeued: Option<u64>,
-    purged: Option<u64>,
 }
 
 #[cfg(test)]

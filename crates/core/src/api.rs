@@ -114,3 +114,22 @@ pub struct DeadLetterPage {
     /// Newest first; each `{"payload", "reason", "failed_at", "worker_id"}`.
     pub dead_letters: Vec<serde_json::Value>,
 }
+
+/// `POST /admin/dead-letters/requeue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Requeued {
+    /// Dead letters moved back to `pending_messages`.
+    pub requeued: u64,
+    /// Entries skipped because they cannot be read (not JSON, no payload, bad hex): moved to
+    /// the newest end of `dead_messages`; `DELETE /admin/dead-letters?only=unreadable` deletes
+    /// them.
+    #[serde(default)]
+    pub unreadable: u64,
+}
+
+/// `DELETE /admin/dead-letters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Purged {
+    /// Dead letters deleted.
+    pub purged: u64,
+}

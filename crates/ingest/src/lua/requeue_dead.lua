@@ -1,35 +1,28 @@
--- Moves up to ARGV[1] dead letters, oldest first, back to the consuming end (tail) of
--- pending_messages, so they are retried next and in their original order, each as its exact
--- bytes (payload_hex when the entry was not UTF-8, payload otherwise). Entries whose payload
--- cannot be read stay in dead_messages.
+-- Moves up to ARGV[1] of the oldest dead letters, stopping once ARGV[2] bytes of them were
+-- read, to the back of pending_messages (its head: consumed after what is already pending),
+-- in their original order, each as its exact bytes. One call moves one bounded chunk; the
+-- caller calls again for the next, older entries first, so a requeue of any size keeps the
+-- order and never stalls Redis. An entry that cannot be read is moved to the newest end of
+-- dead_messages and counted, so it no longer blocks the oldest end; the caller bounds a whole
+-- requeue by the entries there were when it began, so each is examined once.
 -- KEYS: dead_messages, pending_messages
--- Returns the number requeued.
+-- Returns {requeued, unreadable, examined}.
 local limit = tonumber(ARGV[1])
-local available = redis.call('LLEN', KEYS[1])
-if limit > available then
-  limit = available
-end
-local payloads = {}
-local unreadable = {}
-for i = 1, limit do
+local max_bytes = tonumber(ARGV[2])
+local requeued, unreadable, bytes = 0, 0, 0
+while requeued + unreadable < limit and bytes < max_bytes do
   local entry = redis.call('RPOP', KEYS[1])
-  local ok, letter = pcall(cjson.decode, entry)
-  local hex = ok and type(letter) == 'table' and letter.payload_hex
-  if type(hex) == 'string' and #hex % 2 == 0 and not string.find(hex, '[^0-9a-f]') then
-    payloads[#payloads + 1] = string.gsub(hex, '..', function(pair)
-      return string.char(tonumber(pair, 16))
-    end)
-  elseif ok and type(letter) == 'table' and hex == nil and type(letter.payload) == 'string' then
-    payloads[#payloads + 1] = letter.payload
+  if not entry then
+    break
+  end
+  bytes = bytes + #entry
+  local payload = dead_payload(entry)
+  if payload then
+    redis.call('LPUSH', KEYS[2], payload)
+    requeued = requeued + 1
   else
-    unreadable[#unreadable + 1] = entry
+    redis.call('LPUSH', KEYS[1], entry)
+    unreadable = unreadable + 1
   end
 end
--- The oldest must end up last at the tail: push the newest first.
-for i = #payloads, 1, -1 do
-  redis.call('RPUSH', KEYS[2], payloads[i])
-end
-for i = #unreadable, 1, -1 do
-  redis.call('RPUSH', KEYS[1], unreadable[i])
-end
-return #payloads
+return {requeued, unreadable, requeued + unreadable}

@@ -159,3 +159,88 @@ async fn a_dead_letter_that_is_not_utf8_is_requeued_byte_for_byte() {
     assert_eq!(pending, [raw.to_vec()], "the exact bytes, not U+FFFD");
     app.cleanup().await;
 }
+
+async fn admin_json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.bearer_auth(TOKEN).send().await.expect("sent");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn a_requeue_of_many_goes_in_chunks_and_keeps_the_order_behind_what_is_pending() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    let _: () = redis::cmd("LPUSH")
+        .arg(&app.keys.pending_messages)
+        .arg("already pending")
+        .query_async(&mut app.redis)
+        .await
+        .expect("LPUSH");
+    // Four chunks' worth, oldest pushed first.
+    let payloads: Vec<String> = (0..1_800).map(|i| format!("m{i:04}")).collect();
+    let bytes: Vec<&[u8]> = payloads.iter().map(|p| p.as_bytes()).collect();
+    add_dead_letters(&mut app, &bytes).await;
+
+    let r = admin_json(app.http.post(app.url("/admin/dead-letters/requeue"))).await;
+    assert_eq!(r, serde_json::json!({"requeued": 1_800, "unreadable": 0}));
+    let pending = app.pending().await;
+    assert_eq!(
+        pending[0], "already pending",
+        "requeued behind what was pending"
+    );
+    assert_eq!(pending[1..], payloads[..], "every one, once, oldest first");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn unreadable_dead_letters_are_skipped_reported_and_purged_alone() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    // Oldest first: three entries requeue cannot read, then two it can.
+    for raw in [
+        "not json",
+        r#"{"payload": 42}"#,
+        r#"{"payload_hex": "7B7D"}"#,
+    ] {
+        let _: () = redis::cmd("LPUSH")
+            .arg(&app.keys.dead_messages)
+            .arg(raw)
+            .query_async(&mut app.redis)
+            .await
+            .expect("LPUSH");
+    }
+    add_dead_letters(&mut app, &[b"kept 1".as_slice(), b"kept 2"]).await;
+
+    let requeue_one = || {
+        app.http
+            .post(app.url("/admin/dead-letters/requeue?limit=1"))
+    };
+    let r = admin_json(requeue_one()).await;
+    assert_eq!(r, serde_json::json!({"requeued": 0, "unreadable": 1}));
+    let r = admin_json(requeue_one()).await;
+    assert_eq!(
+        r["unreadable"], 1,
+        "the next unreadable one, not the same again"
+    );
+    let r = admin_json(requeue_one()).await;
+    assert_eq!(r["unreadable"], 1);
+    let r = admin_json(requeue_one()).await;
+    assert_eq!(r, serde_json::json!({"requeued": 1, "unreadable": 0}));
+    assert_eq!(app.pending().await, ["kept 1"]);
+
+    let purge = app
+        .http
+        .delete(app.url("/admin/dead-letters?only=unreadable"));
+    let r = admin_json(purge).await;
+    assert_eq!(r, serde_json::json!({"purged": 3}));
+    let page = admin_json(app.http.get(app.url("/admin/dead-letters"))).await;
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["dead_letters"][0]["payload"], "kept 2");
+    let r = app
+        .http
+        .delete(app.url("/admin/dead-letters?only=everything"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 400, "invalid_query").await;
+    app.cleanup().await;
+}
