@@ -17,9 +17,12 @@ pub const RATE_WINDOW: &str = "rate_window";
 pub const WORKERS: &str = "workers";
 /// Prefix of the keys recording used `Idempotency-Key`s: `idempotency:<key>`.
 pub const IDEMPOTENCY_PREFIX: &str = "idempotency:";
-/// Sorted set indexing the remembered `idempotency:<key>` keys: member = the full key name,
-/// score = when it expires (ms, Redis clock). It bounds how many are kept.
+/// Sorted set indexing the remembered `idempotency:<key>` keys: member = `"<bytes> <key name>"`
+/// (what the entry costs, then the full key name), score = when it expires (ms, Redis clock).
+/// It bounds how many are kept, and how many bytes.
 pub const IDEMPOTENCY_KEYS: &str = "idempotency_keys";
+/// The bytes the entries of `idempotency_keys` cost in all (string holding an integer).
+pub const IDEMPOTENCY_BYTES: &str = "idempotency_bytes";
 /// Prefix of each worker's processing list: `processing:<worker_id>`.
 pub const PROCESSING_PREFIX: &str = "processing:";
 /// Pub/sub channel on which workers announce every committed batch.
@@ -107,6 +110,8 @@ pub struct Keys {
     pub workers: String,
     /// `<prefix>idempotency_keys`
     pub idempotency_keys: String,
+    /// `<prefix>idempotency_bytes`
+    pub idempotency_bytes: String,
     /// `<prefix>accepted_total`
     pub accepted_total: String,
     /// `<prefix>accepted_window`
@@ -154,6 +159,7 @@ impl Keys {
             dead_letters_trimmed: key(DEAD_LETTERS_TRIMMED),
             workers: key(WORKERS),
             idempotency_keys: key(IDEMPOTENCY_KEYS),
+            idempotency_bytes: key(IDEMPOTENCY_BYTES),
             accepted_total: key(ACCEPTED_TOTAL),
             accepted_window: key(ACCEPTED_WINDOW),
             commit_latency: key(COMMIT_LATENCY),
@@ -186,6 +192,7 @@ impl Keys {
             DEAD_LETTERS_TRIMMED => &self.dead_letters_trimmed,
             WORKERS => &self.workers,
             IDEMPOTENCY_KEYS => &self.idempotency_keys,
+            IDEMPOTENCY_BYTES => &self.idempotency_bytes,
             ACCEPTED_TOTAL => &self.accepted_total,
             ACCEPTED_WINDOW => &self.accepted_window,
             COMMIT_LATENCY => &self.commit_latency,

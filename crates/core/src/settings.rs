@@ -242,6 +242,11 @@ pub struct IngestSettings {
     /// Most `Idempotency-Key`s remembered at once; past it the oldest are forgotten first.
     #[schemars(range(min = 1, max = 100_000_000))]
     pub idempotency_max_keys: u64,
+    /// Most bytes of Redis the remembered `Idempotency-Key`s may cost (each its answer, about
+    /// 120 B for a message and 38 B more per message of a batch, its key name twice and 128 B);
+    /// past it the oldest are forgotten first.
+    #[schemars(range(min = 1_048_576, max = 1_099_511_627_776_u64))]
+    pub idempotency_max_bytes: u64,
     /// Whether the ingest API also serves the stats stream at `/ws/stats` (and `/stats`,
     /// `/stats/stream`), the URL dashboards of the Python stack connect to.
     pub serve_stats: bool,
@@ -270,6 +275,7 @@ impl Default for IngestSettings {
             write_timeout_ms: 10_000,
             idempotency_ttl_secs: 24 * 60 * 60,
             idempotency_max_keys: 100_000,
+            idempotency_max_bytes: 64 << 20,
             serve_stats: true,
             max_wait_secs: 30,
             max_waiters: 100_000,

@@ -175,13 +175,15 @@ pub async fn push(
     }
 }
 
-/// How long, and how many, `Idempotency-Key`s are remembered.
+/// How long, how many and how many bytes of `Idempotency-Key`s are remembered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// `ingest.idempotency_ttl_secs`.
     pub ttl_secs: u64,
     /// `ingest.idempotency_max_keys`: past it the oldest keys are forgotten first.
     pub max_keys: u64,
+    /// `ingest.idempotency_max_bytes`: likewise, counting what each entry costs Redis.
+    pub max_bytes: u64,
 }
 
 /// What [`push_idempotent`] did.
@@ -219,14 +221,15 @@ pub async fn push_idempotent(
 ) -> Result<Pushed, ApiError> {
     static SCRIPT: std::sync::LazyLock<LuaScript> =
         std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_idempotent.lua")));
-    let bytes = 60 + answer.len() + json_bytes(&envelopes);
+    let bytes = 80 + answer.len() + json_bytes(&envelopes);
     let extra = [("idempotency", keys.key)];
     let mut cmd = SCRIPT
-        .command(keys.keys, &extra, 4 + envelopes.len(), bytes)
+        .command(keys.keys, &extra, 5 + envelopes.len(), bytes)
         .map_err(unnamed_key)?;
     cmd.arg(depth.max)
         .arg(keys.retention.ttl_secs)
         .arg(keys.retention.max_keys)
+        .arg(keys.retention.max_bytes)
         .arg(answer);
     add_envelopes(&mut cmd, envelopes);
     let call = SCRIPT.run::<(i64, redis::Value)>(&cmd, conn);

@@ -96,6 +96,7 @@ impl Shared {
             idempotency: Retention {
                 ttl_secs: ingest.idempotency_ttl_secs,
                 max_keys: ingest.idempotency_max_keys,
+                max_bytes: ingest.idempotency_max_bytes,
             },
             edge,
             accepted: Arc::new(Accepted::default()),

@@ -282,6 +282,66 @@ async fn idempotency_keys_are_capped_and_expire() {
     target.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_answers_are_bounded_in_bytes() {
+    let settings = [("INGEST__IDEMPOTENCY_MAX_BYTES", "1048576")];
+    let target = Target::start("sluice-ingest", "atk_idem_bytes", &settings).await;
+    let client = reqwest::Client::new();
+    let batch = format!("[{}]", vec![MESSAGE; 1_000].join(","));
+    for i in 0..60 {
+        let answer = client
+            .post(target.url("/messages/batch"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", format!("batch-{i}"))
+            .body(batch.clone())
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(answer.status(), 202);
+    }
+    let mut redis = sluice_tests::redis().await.expect("redis");
+    let index = format!("{}idempotency_keys", target.prefix);
+    let counted: u64 = redis
+        .get(format!("{}idempotency_bytes", target.prefix))
+        .await
+        .expect("total");
+    assert!(
+        counted <= 1 << 20,
+        "{counted} bytes counted for a 1 MiB bound"
+    );
+    let stored = sluice_tests::keys_under(&mut redis, &format!("{}idempotency:", target.prefix))
+        .await
+        .expect("scan");
+    let kept: u64 = redis.zcard(&index).await.expect("zcard");
+    assert_eq!(stored.len() as u64, kept);
+    assert!(
+        (20..60).contains(&kept),
+        "{kept} of 60 batch answers (41 KB each) kept under 1 MiB"
+    );
+    // What Redis itself says the answers and the index cost stays near the bound.
+    let mut used = 0u64;
+    for key in stored.iter().chain(std::iter::once(&index)) {
+        let bytes: u64 = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .expect("MEMORY USAGE");
+        used += bytes;
+    }
+    assert!(
+        used <= (1 << 20) + (1 << 18),
+        "Redis holds {used} bytes of answers and index for a 1 MiB bound"
+    );
+    // The newest still replays; the oldest is forgotten (queued again: 1,000 more messages).
+    eprintln!(
+        "figures: 60 batch answers, 1 MiB bound: {kept} kept, {counted} B counted, {used} B in Redis"
+    );
+    assert!(stored.iter().any(|k| k.ends_with("batch-59")));
+    assert!(!stored.iter().any(|k| k.ends_with("batch-0")));
+    target.stop().await;
+}
+
 /// One connection per message, `count` at once, each sending its POST and reading the answer.
 async fn burst(port: u16, count: usize) {
     let length = format!("Content-Length: {}\r\n", MESSAGE.len());
