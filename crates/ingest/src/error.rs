@@ -72,6 +72,11 @@ pub enum ApiError {
     /// Redis did not confirm in time; nothing was queued.
     #[error("the message queue (Redis) is unavailable; nothing was queued, retry later")]
     RedisUnavailable,
+    /// Redis refused the push: it holds `maxmemory` (with `noeviction`); nothing was queued.
+    #[error(
+        "the message queue (Redis) is full: it holds its maxmemory; nothing was queued, retry once the workers have drained it"
+    )]
+    RedisFull,
     /// PostgreSQL could not answer.
     #[error("the message store (PostgreSQL) is unavailable; retry later")]
     PostgresUnavailable,
@@ -103,6 +108,7 @@ impl ApiError {
             Self::InvalidQuery(_) => "invalid_query",
             Self::QueueFull { .. } => "queue_full",
             Self::RedisUnavailable => "redis_unavailable",
+            Self::RedisFull => "redis_full",
             Self::PostgresUnavailable => "postgres_unavailable",
             Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
@@ -154,7 +160,9 @@ impl ResponseError for ApiError {
             Self::Validation { .. } | Self::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::RedisUnavailable | Self::PostgresUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RedisUnavailable | Self::RedisFull | Self::PostgresUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -148,6 +148,8 @@ impl Application {
         let gauge = tokio::spawn(async move {
             let pending = gauge_state.keys.pending_messages.clone();
             let timeout = gauge_state.redis_timeout;
+            let mut conn = conn;
+            queue::check_memory_policy(&mut conn, timeout).await;
             gauge_state
                 .depth
                 .refresh_periodically(conn, pending, timeout, stop)

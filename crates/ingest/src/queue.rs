@@ -6,6 +6,7 @@
 //! to it, the push is a script that checks and pushes atomically, so the queue never passes
 //! the bound however many processes push at once.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -22,9 +23,14 @@ use crate::error::ApiError;
 /// not once per failed call (the gauge alone would log ten times a second).
 static REDIS: OutageLog = OutageLog::new();
 
+/// Redis's `maxmemory` as the pushes see it: logged once when a push is refused for it, with a
+/// reminder every 30 s, and once when a push fits again.
+static FULL: OutageLog = OutageLog::new();
+
 /// Awaits a Redis call for at most `timeout`; an error or a timeout becomes
-/// [`ApiError::RedisUnavailable`], the one way every handler treats Redis failing. `what` names
-/// the call in the log.
+/// [`ApiError::RedisUnavailable`], the one way every handler treats Redis failing, except a
+/// refusal for `maxmemory` (`OOM`), which is [`ApiError::RedisFull`]: Redis is there, and says
+/// it has no room. `what` names the call in the log.
 pub async fn within<T>(
     timeout: Duration,
     what: &'static str,
@@ -32,6 +38,11 @@ pub async fn within<T>(
 ) -> Result<T, ApiError> {
     let result = match tokio::time::timeout(timeout, call).await {
         Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) if e.code() == Some("OOM") => {
+            sluice_core::metric::redis_error(what);
+            note_full(false);
+            return Err(ApiError::RedisFull);
+        }
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {timeout:?}")),
     };
@@ -56,6 +67,20 @@ pub async fn within<T>(
         tracing::debug!(error = %e, "{what} failed");
         ApiError::RedisUnavailable
     })
+}
+
+/// Records whether a push fitted in Redis's memory, logging the changes.
+fn note_full(fitted: bool) {
+    match FULL.record(fitted, std::time::Instant::now()) {
+        Some(Line::Down) => tracing::warn!(
+            "Redis is full (maxmemory): answering pushes 503 redis_full until the workers drain the queue"
+        ),
+        Some(Line::StillDown { failures }) => {
+            tracing::warn!(refused = failures, "Redis still full (maxmemory)");
+        }
+        Some(Line::Back) => tracing::info!("Redis has room again"),
+        None => {}
+    }
 }
 
 /// How often the gauge re-reads the queue length, to see workers draining it.
@@ -166,6 +191,7 @@ pub async fn push(
         within(timeout, "LPUSH", cmd.query_async::<i64>(conn)).await?
     };
     if reply >= 0 {
+        note_full(true);
         depth.set(reply as u64);
         Ok(reply as u64)
     } else {
@@ -236,6 +262,7 @@ pub async fn push_idempotent(
     let reply = within(timeout, "idempotent LPUSH", call).await?;
     match reply {
         (1, len) => {
+            note_full(true);
             if let Ok(len) = redis::from_redis_value::<u64>(len) {
                 depth.set(len);
             }
@@ -249,6 +276,35 @@ pub async fn push_idempotent(
             depth.set(len);
             Err(ApiError::QueueFull { depth: len })
         }
+    }
+}
+
+/// Warns when Redis may evict keys to make room: with any `maxmemory-policy` but
+/// `noeviction`, a full Redis drops keys, queued messages among them, where `noeviction`
+/// refuses the pushes (503 `redis_full`) and keeps what was acknowledged. Also says when no
+/// `maxmemory` is set: then only `ingest.max_queue_depth` bounds the queue. Silent when `CONFIG
+/// GET` is not allowed (a managed Redis): the operator's provider decides.
+pub async fn check_memory_policy(conn: &mut RedisConnection, timeout: Duration) {
+    let mut get = redis::cmd("CONFIG");
+    get.arg("GET").arg("maxmemory*");
+    let Ok(Ok(config)) =
+        tokio::time::timeout(timeout, get.query_async::<HashMap<String, String>>(conn)).await
+    else {
+        return tracing::debug!("cannot read Redis's maxmemory settings");
+    };
+    let policy = config.get("maxmemory-policy").map_or("", String::as_str);
+    let max = config.get("maxmemory").map_or("0", String::as_str);
+    if !policy.is_empty() && policy != "noeviction" {
+        tracing::warn!(
+            policy,
+            "Redis's maxmemory-policy may evict queued messages when Redis is full; set it to \
+             noeviction (then a full Redis refuses new messages with 503 and keeps the queue)"
+        );
+    } else if max == "0" {
+        tracing::info!(
+            "Redis has no maxmemory: only ingest.max_queue_depth bounds the queue; set maxmemory \
+             (with maxmemory-policy noeviction) to bound it in bytes"
+        );
     }
 }
 

@@ -11,9 +11,18 @@
 
 /// The source of a script that moves messages into or out of a processing list, with the
 /// in-flight bookkeeping they all share (`lua/in_flight.lua`) prepended.
+///
+/// Each runs with `allow-oom`: when Redis reaches `maxmemory` (with `noeviction`, which refuses
+/// the ingest API's pushes), workers must still take, commit and heartbeat, since draining the
+/// queue is what frees the memory. Their own writes are a few counters, a heartbeat and the
+/// dead letters of a batch, small against the queue they consume.
 macro_rules! moving_script {
     ($file:literal) => {
-        concat!(include_str!("lua/in_flight.lua"), include_str!($file))
+        concat!(
+            "#!lua flags=allow-oom\n",
+            include_str!("lua/in_flight.lua"),
+            include_str!($file)
+        )
     };
 }
 

@@ -332,9 +332,12 @@ impl Worker {
         Ok(Outcome::Committed { size, inserted })
     }
 
-    /// Takes up to `batch_max_size` messages: blocks up to `idle_poll_ms` for the first, then
-    /// keeps taking until the batch is full or `batch_max_wait_ms` after the first arrived.
+    /// Takes up to `batch_max_size` messages: what is waiting, or else blocks up to
+    /// `idle_poll_ms` for the first; then keeps taking until the batch is full or
+    /// `batch_max_wait_ms` after the first arrived.
     ///
+    /// What is waiting is taken by the take script, not BLMOVE: the script may run when Redis
+    /// is full (`allow-oom`), BLMOVE may not, and a full Redis is one whose queue must drain.
     /// The wait for stragglers polls with [`FILL_POLL`] sleeps instead of a short BLMOVE:
     /// Redis only checks blocked-client timeouts about every 100 ms (its `hz`), so a 5 ms
     /// BLMOVE could hold a lone message for 100 ms.
@@ -343,18 +346,18 @@ impl Worker {
         if shutdown.is_cancelled() {
             return Ok(Vec::new());
         }
-        let Some(first) = self
-            .queue
-            .wait_one(Duration::from_millis(self.settings.idle_poll_ms))
-            .await?
-        else {
-            return Ok(Vec::new());
-        };
+        let mut entries = self.queue.take(max, 0).await?;
+        // A message BLMOVE moved alone is counted in `in_flight` by the next take.
+        let mut uncounted = 0;
+        if entries.is_empty() {
+            let wait = Duration::from_millis(self.settings.idle_poll_ms);
+            let Some(first) = self.queue.wait_one(wait).await? else {
+                return Ok(Vec::new());
+            };
+            entries.push(first);
+            uncounted = 1;
+        }
         let deadline = Instant::now() + Duration::from_millis(self.settings.batch_max_wait_ms);
-        let mut entries = Vec::with_capacity(max.min(4096));
-        entries.push(first);
-        // The first take counts the message BLMOVE moved alone in `in_flight` too.
-        let mut uncounted = 1;
         while entries.len() < max {
             let want = max - entries.len();
             let more = self
