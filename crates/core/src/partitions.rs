@@ -10,6 +10,10 @@
 //!
 //! `messages_default` takes the rows no range covers, so an insert never fails for lack of a
 //! partition; [`maintain`] reports how many rows it holds (normally none).
+//!
+//! Each partition of `messages` has its twin in `message_ids` (migration 4), named alike
+//! (`message_ids_20261129`) and covering the UUIDv7 ids of the same span ([`Range::ids`]): they
+//! are created and dropped together.
 
 use std::time::Duration;
 
@@ -90,6 +94,29 @@ impl Range {
             format!("messages_{}", self.from.format("%Y%m%d_%H%M"))
         }
     }
+}
+
+impl Range {
+    /// The same span as a range of UUIDv7 ids: the smallest id of each bound's millisecond.
+    pub fn ids(&self) -> (uuid::Uuid, uuid::Uuid) {
+        (uuid_floor(self.from), uuid_floor(self.to))
+    }
+}
+
+/// The smallest UUIDv7 of the millisecond of `t` (what migration 4's `sluice_uuid_floor` gives).
+pub fn uuid_floor(t: DateTime<Utc>) -> uuid::Uuid {
+    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    uuid::Uuid::from_bytes(bytes)
+}
+
+/// The `message_ids` partition twinned with the `messages` partition `name`.
+pub fn ids_twin(name: &str) -> String {
+    format!(
+        "message_ids{}",
+        name.strip_prefix("messages").unwrap_or(name)
+    )
 }
 
 /// A partition of `messages` as the catalog describes it.
@@ -233,7 +260,9 @@ pub async fn maintain(
         create(&mut tx, range, &mut done).await?;
     }
     for partition in expired(plan, &existing, now) {
-        tx.batch_execute(&format!("DROP TABLE {}", quote_ident(&partition.name)))
+        let twin = quote_ident(&ids_twin(&partition.name));
+        let name = quote_ident(&partition.name);
+        tx.batch_execute(&format!("DROP TABLE {name}; DROP TABLE IF EXISTS {twin}"))
             .await?;
         done.dropped.push(partition.name.clone());
     }
@@ -245,19 +274,22 @@ pub async fn maintain(
     Ok(done)
 }
 
-/// Creates one partition inside a savepoint, so a refusal (rows for it already in the default
-/// partition) is recorded and the rest goes on.
+/// Creates one partition and its twin of `message_ids` inside a savepoint, so a refusal (rows
+/// for it already in a default partition) is recorded and the rest goes on.
 async fn create(
     tx: &mut tokio_postgres::Transaction<'_>,
     range: Range,
     done: &mut Maintenance,
 ) -> Result<(), tokio_postgres::Error> {
     let name = range.name();
+    let (first_id, end_id) = range.ids();
     let sql = format!(
-        "CREATE TABLE {} PARTITION OF messages FOR VALUES FROM ('{}') TO ('{}')",
+        "CREATE TABLE {} PARTITION OF messages FOR VALUES FROM ('{}') TO ('{}');
+         CREATE TABLE IF NOT EXISTS {} PARTITION OF message_ids FOR VALUES FROM ('{first_id}') TO ('{end_id}')",
         quote_ident(&name),
         range.from.to_rfc3339(),
-        range.to.to_rfc3339()
+        range.to.to_rfc3339(),
+        quote_ident(&ids_twin(&name)),
     );
     let savepoint = tx.savepoint("partition").await?;
     match savepoint.batch_execute(&sql).await {
@@ -305,6 +337,22 @@ mod tests {
             ahead,
             retention: retention_days.map(TimeDelta::days),
         }
+    }
+
+    #[test]
+    fn id_bounds_are_the_first_uuidv7_of_their_millisecond() {
+        let t = at("2026-12-02T00:00:00Z");
+        // What migration 4's sluice_uuid_floor gives for the same instant.
+        assert_eq!(
+            uuid_floor(t).to_string(),
+            "01a2340d-0c00-0000-0000-000000000000"
+        );
+        let now = Utc::now();
+        let id = uuid::Uuid::now_v7();
+        assert!(uuid_floor(now) <= id, "an id made now is in now's range");
+        assert!(id < uuid_floor(now + TimeDelta::seconds(1)));
+        assert_eq!(ids_twin("messages_20261202"), "message_ids_20261202");
+        assert_eq!(ids_twin("messages_legacy"), "message_ids_legacy");
     }
 
     #[test]

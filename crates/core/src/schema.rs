@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "partition_messages",
         sql: include_str!("../migrations/0003_partition_messages.sql"),
     },
+    Migration {
+        version: 4,
+        name: "unique_message_ids",
+        sql: include_str!("../migrations/0004_unique_message_ids.sql"),
+    },
 ];
 
 /// Where refinery records the applied migrations.

@@ -167,6 +167,50 @@ async fn a_redelivered_message_never_becomes_a_second_row() {
 }
 
 #[tokio::test]
+async fn an_id_is_one_row_whatever_created_at_a_copy_claims() {
+    let mut t = spawn_worker(&[]).await;
+    let e = envelope(0);
+    t.push(&[e.clone()]).await;
+    t.step().await;
+    // A forged copy (a dead letter edited and requeued): the same id, another created_at, in
+    // the same partition and in one a day later; and both in one batch.
+    let mut later = e.clone();
+    later.created_at += chrono::TimeDelta::seconds(1);
+    let mut next_day = e.clone();
+    next_day.created_at += chrono::TimeDelta::days(1);
+    t.push(&[later.clone()]).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 1,
+            inserted: 0
+        }
+    );
+    t.push(&[next_day, later]).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 2,
+            inserted: 0
+        }
+    );
+    let fresh = envelope(1);
+    let mut twin = fresh.clone();
+    twin.created_at += chrono::TimeDelta::seconds(1);
+    t.push(&[fresh, twin]).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 2,
+            inserted: 1
+        },
+        "an id twice in one batch is one row"
+    );
+    assert_eq!(t.row_count().await, 2);
+    t.cleanup().await;
+}
+
+#[tokio::test]
 async fn poison_goes_to_dead_messages_and_its_batch_mates_commit() {
     let mut t = spawn_worker(&[]).await;
     let good = envelope(0);

@@ -87,7 +87,7 @@ async fn a_database_migrated_by_the_earlier_runner_is_adopted_without_running_an
     let report = schema::migrate(&mut pooled).await.expect("adopted");
     assert_eq!(
         report.applied,
-        [3],
+        [3, 4],
         "only what it did not know ran: {report:?}"
     );
     assert!(report.unknown.is_empty());
@@ -161,7 +161,7 @@ async fn migrated_with_rows(db: &TestDb, rows: i64) -> tokio_postgres::Client {
     let pool = pool_for(db);
     let mut pooled = pool.get().await.expect("connection");
     let report = schema::migrate(&mut pooled).await.expect("migrated");
-    assert_eq!(report.applied, [3]);
+    assert_eq!(report.applied, [3, 4]);
     client
 }
 
@@ -208,6 +208,26 @@ async fn the_plain_table_becomes_partitioned_with_every_row_and_id_kept() {
         .and_utc();
     assert_eq!((existing[0].from, existing[0].to), (None, Some(tomorrow)));
     assert_eq!(rows(&client).await, 1_000);
+    // Every stored id is recorded once in message_ids (these are random UUIDs, not v7, so
+    // most fall outside the twin of messages_legacy, into message_ids_default).
+    let (ids, distinct): (i64, i64) = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT m.id) FROM messages m JOIN message_ids USING (id)",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .expect("ids");
+    assert_eq!((ids, distinct), (1_000, 1_000));
+    let twin: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname = 'message_ids_legacy'",
+            &[],
+        )
+        .await
+        .expect("twin")
+        .get(0);
+    assert_eq!(twin, 1, "messages_legacy has its twin in message_ids");
 
     // The same message again is still one row, whichever way it is inserted.
     let again = "INSERT INTO messages (id, user_id, channel_id, content, created_at)
@@ -266,6 +286,28 @@ async fn the_plain_table_becomes_partitioned_with_every_row_and_id_kept() {
         .expect("retention");
     assert_eq!(done.dropped, ["messages_legacy"], "{done:?}");
     assert_eq!(rows(&client).await, 2, "tomorrow's row and the far one");
+    let twins: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'message_ids'::regclass ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("twins")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut expected: Vec<String> = partitions::list(&client)
+        .await
+        .expect("list")
+        .iter()
+        .map(|p| partitions::ids_twin(&p.name))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        twins, expected,
+        "each partition of messages has its twin, dropped with it"
+    );
     drop(client);
     db.drop_db().await.expect("dropped");
 }
