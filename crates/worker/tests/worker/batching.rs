@@ -170,7 +170,7 @@ async fn a_redelivered_message_never_becomes_a_second_row() {
 async fn an_id_is_one_row_whatever_created_at_a_copy_claims() {
     let mut t = spawn_worker(&[]).await;
     let e = envelope(0);
-    t.push(&[e.clone()]).await;
+    t.push(std::slice::from_ref(&e)).await;
     t.step().await;
     // A forged copy (a dead letter edited and requeued): the same id, another created_at, in
     // the same partition and in one a day later; and both in one batch.
