@@ -205,9 +205,13 @@ struct AttacksArgs {
     /// Seconds the stalled-reader attacks hold their clients.
     #[arg(long, default_value_t = 30)]
     stall_secs: u64,
+    /// The ingest API's admin token, for the dead-letters attack (skipped without it).
+    #[arg(long, env = "SLUICE__INGEST__ADMIN_TOKEN")]
+    admin_token: Option<String>,
     /// Attacks to run (frame-flood, frame-10mb, fragments, ping-flood, close-code,
     /// stalled-ws, stalled-sse, slow-bodies, stalled-uploads, parser-errors, idempotency,
-    /// bursts); all when none is named.
+    /// bursts, hangup-waits, waiting-bodies, batch-memory, concurrent-waits,
+    /// idempotency-batches, dead-letters, edges); all when none is named.
     only: Vec<String>,
 }
 
@@ -471,6 +475,7 @@ impl AttacksArgs {
             redis,
             key_prefix,
             stall_secs,
+            admin_token,
             only,
         } = self;
         sluice_core::cli::raise_open_files_limit();
@@ -480,6 +485,7 @@ impl AttacksArgs {
             redis_url: redis,
             key_prefix,
             stall_secs,
+            admin_token,
         };
         println!("attacks");
         let figures = attacks::run(&targets, &only).await?;

@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 
 use crate::process::{rss_bytes, send_queues};
 
+mod hardening;
+
 /// What to attack.
 #[derive(Debug, Clone)]
 pub struct Targets {
@@ -30,6 +32,8 @@ pub struct Targets {
     pub key_prefix: String,
     /// How long the stalled-reader attacks run.
     pub stall_secs: u64,
+    /// The ingest API's admin token, for the dead-letter attack.
+    pub admin_token: Option<String>,
 }
 
 /// One attack's outcome.
@@ -88,6 +92,30 @@ pub async fn run(t: &Targets, only: &[String]) -> anyhow::Result<Vec<Figure>> {
     }
     if wanted("bursts") {
         note("bursts", bursts(t).await?);
+    }
+    if wanted("hangup-waits") {
+        note("hangup-waits", hardening::hangup_waits(t).await?);
+    }
+    if wanted("waiting-bodies") {
+        note("waiting-bodies", hardening::waiting_bodies(t).await?);
+    }
+    if wanted("batch-memory") {
+        note("batch-memory", hardening::batch_memory(t).await?);
+    }
+    if wanted("concurrent-waits") {
+        note("concurrent-waits", hardening::concurrent_waits(t).await?);
+    }
+    if wanted("idempotency-batches") {
+        note(
+            "idempotency-batches",
+            hardening::idempotency_batches(t).await?,
+        );
+    }
+    if wanted("dead-letters") {
+        note("dead-letters", hardening::dead_letters(t).await?);
+    }
+    if wanted("edges") {
+        note("edges", hardening::edges(t).await?);
     }
     Ok(figures)
 }
