@@ -230,8 +230,10 @@ pub struct IngestSettings {
     /// 408 and the connection is closed.
     #[schemars(range(min = 100, max = 600_000))]
     pub body_timeout_ms: u64,
-    /// Request body bytes held in memory at once, across all connections; a body that would
-    /// pass it gets 503 with `Retry-After`.
+    /// Memory requests may hold at once, across all connections: each its body's buffer as it
+    /// arrives, then three times the body and 512 B per message while it is parsed and queued,
+    /// given back once queued (batches at most three quarters of it); a request that would pass
+    /// it gets 503 with `Retry-After`.
     pub max_buffered_bytes: usize,
     /// A connection whose socket accepts nothing for this long is closed.
     #[schemars(range(min = 100, max = 600_000))]
