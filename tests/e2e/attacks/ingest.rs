@@ -468,3 +468,123 @@ async fn an_announced_oversized_body_gets_413_before_it_is_sent_and_encodings_ge
     assert_legit_accepted(&target).await;
     target.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_large_batches_keep_rss_within_the_budget() {
+    let _shared = crate::MACHINE.read().await;
+    let settings = [
+        ("INGEST__HTTP_WORKERS", "2"),
+        ("INGEST__MAX_BATCH_BODY_BYTES", "2097152"),
+        ("INGEST__MAX_BUFFERED_BYTES", "33554432"),
+    ];
+    let target = Target::start("sluice-ingest", "atk_batch_rss", &settings).await;
+    let baseline = target.rss_mib();
+    // 20 batches of 500 × 1,000 emoji (2 MB each) at once, against a 24 MiB batch share.
+    let one =
+        serde_json::json!({"user_id": 1, "channel_id": 1, "content": "\u{1F600}".repeat(1_000)});
+    let body = std::sync::Arc::new(serde_json::to_string(&vec![one; 500]).expect("json"));
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (url, body) = (target.url("/messages/batch"), std::sync::Arc::clone(&body));
+        tasks.push(tokio::spawn(async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.as_str().to_owned())
+                .send()
+                .await
+                .expect("answered");
+            response.status().as_u16()
+        }));
+    }
+    let mut peak = baseline;
+    while !tasks.iter().all(tokio::task::JoinHandle::is_finished) {
+        peak = peak.max(target.rss_mib());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_legit_accepted(&target).await;
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.expect("task"));
+    }
+    let accepted = statuses.iter().filter(|&&s| s == 202).count();
+    assert!(
+        accepted > 0 && statuses.iter().all(|&s| s == 202 || s == 503),
+        "{statuses:?}"
+    );
+    eprintln!(
+        "figures: 20 concurrent 2 MB batches, 32 MiB budget: {accepted} accepted, RSS {baseline:.1} -> peak {peak:.1} MiB"
+    );
+    // The budget, plus what it does not count: each HTTP thread's Redis write buffer (up to
+    // twice the largest command) and the bodies of the batches refused mid-read.
+    assert!(
+        peak - baseline <= 32.0 + 2.0 * 2.0 * 2.2 + 8.0,
+        "RSS grew {:.1} MiB for a 32 MiB budget",
+        peak - baseline
+    );
+    target.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requeue_of_many_dead_letters_is_many_small_redis_calls() {
+    let _shared = crate::MACHINE.read().await;
+    // A private Redis, so that its command counts are this test's alone.
+    let redis = sluice_tests::servers::RedisServer::start()
+        .await
+        .expect("private Redis");
+    let url = redis.url();
+    let token = "attack-admin-token-0123456789";
+    let settings = [("REDIS__URL", url.as_str()), ("INGEST__ADMIN_TOKEN", token)];
+    let target = Target::start("sluice-ingest", "atk_requeue", &settings).await;
+    let mut conn = sluice_tests::redis_at(&url).await.expect("redis");
+    let list = format!("{}dead_messages", target.prefix);
+    for _ in 0..20 {
+        let mut pipe = redis::pipe();
+        for _ in 0..1_000 {
+            let letter = serde_json::json!({"payload": MESSAGE, "reason": "test"});
+            pipe.lpush(&list, letter.to_string()).ignore();
+        }
+        let _: () = pipe.query_async(&mut conn).await.expect("LPUSH");
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .expect("RESETSTAT");
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(target.url("/admin/dead-letters/requeue"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        answer,
+        serde_json::json!({"requeued": 20_000, "unreadable": 0})
+    );
+    assert_legit_accepted(&target).await;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_evalsha:"))
+        .expect("script calls");
+    let calls: u64 = line
+        .split(['=', ','])
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("calls");
+    eprintln!("figures: 20,000 dead letters requeued: {line}");
+    // 500 entries at most per call, and one call per legitimate message besides.
+    assert!(
+        calls >= 40,
+        "{calls} script calls for 20,000 entries: {line}"
+    );
+    target.stop().await;
+    drop(redis);
+}
