@@ -56,31 +56,22 @@ pub struct Inserted {
     pub existing: u64,
 }
 
-/// The fast path for a freshly taken batch: no `ON CONFLICT`, whose speculative insertion
-/// costs PostgreSQL about a quarter more per row. A fresh batch only holds an id already in the
-/// table after a redelivery, rare enough to pay for with a failed statement and a retry of
-/// [`INSERT`]. Every id goes into `message_ids` too, whose primary key is the id alone
-/// (migration 4): an id is never two rows, whatever `created_at` says.
-const INSERT_FRESH: &str = "
+/// The lease every statement holds `FOR SHARE`.
+macro_rules! lease_cte {
+    () => {
+        "
 WITH lease AS (
     SELECT 1 FROM sluice_worker_leases WHERE worker_id = $6 AND token = $7 FOR SHARE
-), ids AS (
-    INSERT INTO message_ids (id)
-    SELECT unnest($1::uuid[]) WHERE EXISTS (SELECT 1 FROM lease)
-), ins AS (
-    INSERT INTO messages (id, user_id, channel_id, content, created_at)
-    SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
-    WHERE EXISTS (SELECT 1 FROM lease)
-    RETURNING 1
-)
-SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8";
+)"
+    };
+}
 
-/// Skips ids already in the table: a row goes in only when its id is new to `message_ids` (so
-/// also once when a batch holds an id twice).
-const INSERT: &str = "
-WITH lease AS (
-    SELECT 1 FROM sluice_worker_leases WHERE worker_id = $6 AND token = $7 FOR SHARE
-), ids AS (
+/// The inserts of the statements that skip ids already stored: the batch's ids into
+/// `message_ids`, then the rows whose id that added (one per id, should the batch hold an id
+/// twice).
+macro_rules! skipping_inserts {
+    () => {
+        ", ids AS (
     INSERT INTO message_ids (id)
     SELECT unnest($1::uuid[]) WHERE EXISTS (SELECT 1 FROM lease)
     ON CONFLICT (id) DO NOTHING
@@ -96,15 +87,42 @@ WITH lease AS (
     -- a rolling upgrade) is still skipped.
     ON CONFLICT (id, created_at) DO NOTHING
     RETURNING 1
+)"
+    };
+}
+
+/// The fast path for a freshly taken batch: no `ON CONFLICT`, whose speculative insertion
+/// costs PostgreSQL about a quarter more per row. A fresh batch only holds an id already in the
+/// table after a redelivery, rare enough to pay for with a failed statement and a retry of
+/// [`INSERT`]. Every id goes into `message_ids` too, whose primary key is the id alone
+/// (migration 4): an id is never two rows, whatever `created_at` says.
+const INSERT_FRESH: &str = concat!(
+    lease_cte!(),
+    ", ids AS (
+    INSERT INTO message_ids (id)
+    SELECT unnest($1::uuid[]) WHERE EXISTS (SELECT 1 FROM lease)
+), ins AS (
+    INSERT INTO messages (id, user_id, channel_id, content, created_at)
+    SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
+    WHERE EXISTS (SELECT 1 FROM lease)
+    RETURNING 1
 )
-SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8";
+SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8"
+);
+
+/// Skips ids already in the table: a row goes in only when its id is new to `message_ids`.
+const INSERT: &str = concat!(
+    lease_cte!(),
+    skipping_inserts!(),
+    "
+SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8"
+);
 
 /// The same, also counting the batch's ids that were already there: for a batch resumed from
 /// a processing list, whose earlier insert may have committed without being counted.
-const INSERT_RESUMED: &str = "
-WITH lease AS (
-    SELECT 1 FROM sluice_worker_leases WHERE worker_id = $6 AND token = $7 FOR SHARE
-), existing AS (
+const INSERT_RESUMED: &str = concat!(
+    lease_cte!(),
+    ", existing AS (
     -- The bounds on created_at let PostgreSQL look in the batch's partitions only.
     SELECT count(*) AS n FROM (
         SELECT id FROM message_ids WHERE id = ANY($1::uuid[])
@@ -114,24 +132,11 @@ WITH lease AS (
           AND created_at BETWEEN (SELECT min(c) FROM unnest($5::timestamptz[]) c)
                              AND (SELECT max(c) FROM unnest($5::timestamptz[]) c)
     ) e
-), ids AS (
-    INSERT INTO message_ids (id)
-    SELECT unnest($1::uuid[]) WHERE EXISTS (SELECT 1 FROM lease)
-    ON CONFLICT (id) DO NOTHING
-    RETURNING id
-), ins AS (
-    INSERT INTO messages (id, user_id, channel_id, content, created_at)
-    SELECT DISTINCT ON (m.id) m.*
-    FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
-        AS m(id, user_id, channel_id, content, created_at)
-    WHERE m.id IN (SELECT id FROM ids)
-    ORDER BY m.id
-    -- A row stored without its id in message_ids (by a worker of before migration 4, during
-    -- a rolling upgrade) is still skipped.
-    ON CONFLICT (id, created_at) DO NOTHING
-    RETURNING 1
-)
-SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), (SELECT n FROM existing)";
+)",
+    skipping_inserts!(),
+    "
+SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), (SELECT n FROM existing)"
+);
 
 /// Inserts `envelopes` in one statement under `lease`. Ids already in the table are skipped, so
 /// a message never becomes two rows.
