@@ -86,6 +86,12 @@ pub enum ApiError {
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
+    /// An `/admin` route while `ingest.admin_token` is empty: answered like a missing route
+    /// (404 `not_found`), with a message that says how to turn them on.
+    #[error(
+        "the admin endpoints are off: start the ingest API with SLUICE__INGEST__ADMIN_TOKEN set (16 characters or more), then send it as Authorization: Bearer <token>"
+    )]
+    AdminDisabled,
     /// The route exists, the method does not.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -111,7 +117,7 @@ impl ApiError {
             Self::RedisFull => "redis_full",
             Self::PostgresUnavailable => "postgres_unavailable",
             Self::Unauthorized => "unauthorized",
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::AdminDisabled => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -164,7 +170,7 @@ impl ResponseError for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::AdminDisabled => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }

@@ -26,7 +26,7 @@ pub struct LimitQuery {
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(expected) = state.admin_token.as_deref() else {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::AdminDisabled);
     };
     let given = req
         .headers()

@@ -28,7 +28,13 @@ async fn admin_is_off_unless_a_token_is_configured() {
         .send()
         .await
         .expect("sent");
-    assert_error(r, 404, "not_found").await;
+    let body = assert_error(r, 404, "not_found").await;
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(
+        message.contains("admin endpoints are off")
+            && message.contains("SLUICE__INGEST__ADMIN_TOKEN"),
+        "{message}"
+    );
     app.cleanup().await;
 }
 
