@@ -424,6 +424,40 @@ async fn a_dead_letter_fires_its_alert_and_sluice_dead_letters_manages_it() {
 }
 
 #[tokio::test]
+async fn sluice_send_counts_what_it_never_sent_when_the_api_goes_away() {
+    let _machine = crate::MACHINE.read().await;
+    let mut stack = Stack::start("send-gone", 1).await;
+    let ingest = stack.ingest_url.clone();
+    let send = tokio::spawn(async move {
+        let args = [
+            "send", "--ingest", &ingest, "-n", "50000", "-c", "4", "--rate", "5000", "--json",
+        ];
+        sluice(&args).await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stack.ingest.stop(Duration::from_secs(15)).await;
+    let (ok, out, err) = send.await.expect("send ran");
+    assert!(!ok, "an incomplete run exits non-zero: {out}{err}");
+    assert!(
+        err.contains("not accepted") && err.contains("not sent"),
+        "{err}"
+    );
+    let report: Value = serde_json::from_str(&out).expect("the JSON report");
+    let count = |k: &str| report[k].as_u64().expect(k);
+    assert_eq!(
+        count("succeeded") + count("refused") + count("unanswered") + count("not_sent"),
+        50_000,
+        "every message is accounted for: {report}"
+    );
+    assert!(
+        count("succeeded") > 0 && count("not_sent") > 10_000,
+        "{report}"
+    );
+    assert_eq!(count("failed"), 50_000 - count("succeeded"));
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn sluice_send_stats_alerts_and_watch_work_against_a_live_stack() {
     let _machine = crate::MACHINE.read().await;
     let stack = Stack::start("watch-cli", 1).await;
@@ -431,7 +465,11 @@ async fn sluice_send_stats_alerts_and_watch_work_against_a_live_stack() {
     let ingest = stack.ingest_url.clone();
     let (ok, out, err) = sluice(&["send", "--ingest", &ingest, "-n", "200", "-c", "4"]).await;
     assert!(ok, "{err}");
-    assert!(out.contains("200 accepted, 0 failed"), "{out}");
+    assert!(
+        out.contains("200 accepted")
+            && out.contains("0 refused, 0 sent without an answer, 0 not sent"),
+        "{out}"
+    );
     // sluice-bench send runs the same generator (its bar, like sluice send's, is drawn only on
     // a terminal) and reports every message; its help shows the defaults.
     let addr = ingest.trim_start_matches("http://");

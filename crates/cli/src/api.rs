@@ -46,9 +46,12 @@ pub async fn send(
     }
     if report.failed > 0 {
         bail!(
-            "{} of {} messages were not accepted",
+            "{} of {} messages were not accepted ({} refused, {} without an answer, {} not sent)",
             report.failed,
-            messages
+            messages,
+            report.refused,
+            report.unanswered,
+            report.not_sent
         );
     }
     Ok(())

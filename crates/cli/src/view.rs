@@ -111,12 +111,14 @@ pub fn alerts_text(list: &AlertList) -> String {
 /// `sluice send`'s summary.
 pub fn send_report(report: &SendReport) -> String {
     let mut out = format!(
-        "sent {} messages in {:.1} s: {} accepted, {} failed, {:.0} msg/s\n",
+        "{} messages in {:.1} s: {} accepted ({:.0} msg/s), {} refused, {} sent without an answer, {} not sent\n",
         thousands(report.messages),
         report.seconds,
         thousands(report.succeeded),
-        thousands(report.failed),
         report.messages_per_sec,
+        thousands(report.refused),
+        thousands(report.unanswered),
+        thousands(report.not_sent),
     );
     if let Some(latency) = &report.latency_ms {
         let _ = writeln!(

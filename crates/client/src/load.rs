@@ -37,8 +37,12 @@ impl Schedule {
 pub struct LoadResult {
     /// Requests answered with the expected status.
     pub ok: u64,
-    /// Requests answered otherwise, or failed.
+    /// Requests answered otherwise, or failed (and connections that broke before sending).
     pub failed: u64,
+    /// Of those, requests answered with another status.
+    pub refused: u64,
+    /// Of those, requests sent whose answer never came (the connection broke).
+    pub unanswered: u64,
     /// Latency of each successful request, in milliseconds (for paced runs, from the time it
     /// was due, so queueing in the client counts).
     pub latencies_ms: Vec<f64>,
@@ -106,6 +110,8 @@ where
         let r = task.await??;
         total.ok += r.ok;
         total.failed += r.failed;
+        total.refused += r.refused;
+        total.unanswered += r.unanswered;
         total.latencies_ms.extend(r.latencies_ms);
         total.bodies.extend(r.bodies);
     }
@@ -153,6 +159,7 @@ impl<F: Fn(u64) -> Bytes> Plan<F> {
                 break;
             }
             let Ok(response) = sender.send_request(request).await else {
+                result.unanswered += 1;
                 self.failed(&mut result);
                 break;
             };
@@ -168,7 +175,14 @@ impl<F: Fn(u64) -> Bytes> Plan<F> {
                         result.bodies.push(bytes);
                     }
                 }
-                _ => self.failed(&mut result),
+                Ok(_) => {
+                    result.refused += 1;
+                    self.failed(&mut result);
+                }
+                Err(_) => {
+                    result.unanswered += 1;
+                    self.failed(&mut result);
+                }
             }
         }
         Ok(result)

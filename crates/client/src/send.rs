@@ -43,8 +43,14 @@ pub struct SendReport {
     pub messages: u64,
     /// Answered 202.
     pub succeeded: u64,
-    /// Refused or failed.
+    /// Not accepted: refused, unanswered or never sent (`messages - succeeded`).
     pub failed: u64,
+    /// Answered with another status than 202.
+    pub refused: u64,
+    /// Sent, but no answer came (the connection broke).
+    pub unanswered: u64,
+    /// Never sent: their connections broke first (the API went away).
+    pub not_sent: u64,
     /// Seconds taken.
     pub seconds: f64,
     /// Accepted messages per second.
@@ -119,10 +125,14 @@ pub async fn run(
     reporter.abort();
     let result = result?;
     let seconds = started.elapsed().as_secs_f64();
+    let sent = result.ok + result.refused + result.unanswered;
     Ok(SendReport {
         messages: plan.messages,
         succeeded: result.ok,
-        failed: result.failed,
+        failed: plan.messages.saturating_sub(result.ok),
+        refused: result.refused,
+        unanswered: result.unanswered,
+        not_sent: plan.messages.saturating_sub(sent),
         seconds,
         messages_per_sec: rate(result.ok, seconds),
         latency_ms: summarize(&result.latencies_ms),
