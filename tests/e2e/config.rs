@@ -150,3 +150,82 @@ async fn legacy_variables_configure_a_real_service() {
     gateway.stop(Duration::from_secs(10)).await.expect("stops");
     sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
 }
+
+/// Waits up to `within` for `service`'s log to contain `text`; returns the log.
+async fn log_until(service: &Service, text: &str, within: Duration) -> String {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let log = service.logs();
+        if log.contains(text) || tokio::time::Instant::now() > deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn connection_errors_name_the_server_and_its_address_but_no_password() {
+    let closed = format!("127.0.0.1:{}", free_port());
+    let redis_url = format!("redis://:s3cret@{closed}");
+    let postgres_url = format!("postgres://postgres:s3cret@{closed}/sluice");
+    // A database of its own: with PostgreSQL there, the worker migrates it before it
+    // reaches for Redis.
+    let db = sluice_tests::TestDb::create("named")
+        .await
+        .expect("database");
+    // A worker whose PostgreSQL is not there, then one whose Redis is not there.
+    for (redis, postgres, named) in [
+        (
+            sluice_tests::redis_url(),
+            postgres_url.clone(),
+            format!("PostgreSQL at {closed}"),
+        ),
+        (
+            redis_url.clone(),
+            db.url.clone(),
+            format!("Redis at {closed}"),
+        ),
+    ] {
+        let env = vec![
+            ("SLUICE__REDIS__URL".to_owned(), redis),
+            ("SLUICE__POSTGRES__URL".to_owned(), postgres),
+            (
+                "SLUICE__REDIS__KEY_PREFIX".to_owned(),
+                sluice_tests::unique_prefix("named"),
+            ),
+        ];
+        let mut worker = Service::start("sluice-worker", &env, &[]).expect("starts");
+        let log = log_until(&worker, &named, Duration::from_secs(15)).await;
+        let _ = worker.stop(Duration::from_secs(10)).await;
+        assert!(log.contains(&named), "the log names {named}: {log}");
+        assert!(!log.contains("s3cret"), "{log}");
+    }
+    db.drop_db().await.expect("dropped");
+    // The ingest API, answering 503 when a message cannot reach Redis.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let env = vec![
+        ("SLUICE__REDIS__URL".to_owned(), redis_url),
+        ("SLUICE__INGEST__LISTEN".to_owned(), listen.clone()),
+    ];
+    let mut ingest = Service::start("sluice-ingest", &env, &[]).expect("starts");
+    wait_http_ok(
+        &mut ingest,
+        &format!("http://{listen}/health"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("up");
+    let status = reqwest::Client::new()
+        .post(format!("http://{listen}/messages"))
+        .header("content-type", "application/json")
+        .body(r#"{"user_id": 1, "channel_id": 1, "content": "x"}"#)
+        .send()
+        .await
+        .expect("answered")
+        .status();
+    assert_eq!(status, 503);
+    let named = format!("Redis at {closed} unavailable");
+    let log = log_until(&ingest, &named, Duration::from_secs(5)).await;
+    let _ = ingest.stop(Duration::from_secs(10)).await;
+    assert!(log.contains(&named) && !log.contains("s3cret"), "{log}");
+}

@@ -48,6 +48,7 @@ pub fn start(binary: Binary) -> Result<Settings, ExitCode> {
     match Settings::load(file.map(PathBuf::as_path), std::env::vars()) {
         Ok(settings) => {
             telemetry::init(&settings.telemetry);
+            crate::connect::name_servers(&settings);
             crate::memory::configure();
             raise_open_files_limit();
             Ok(settings)

@@ -96,6 +96,27 @@ fn cluster(
     Ok((client, config))
 }
 
+/// Where this process's Redis and PostgreSQL are, as messages name them.
+static SERVERS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// Records where this process's Redis and PostgreSQL are (`Redis at host:port`, never a
+/// password), so every message about them can say which; [`crate::cli::start`] does it.
+pub fn name_servers(settings: &crate::Settings) {
+    let _ = SERVERS.set((settings.redis.describe(), settings.postgres.describe()));
+}
+
+/// `Redis at host:port`, or `Redis` in a process that has not named its servers.
+pub fn redis_name() -> &'static str {
+    SERVERS.get().map_or("Redis", |(redis, _)| redis.as_str())
+}
+
+/// `PostgreSQL at host:port`, or `PostgreSQL` in a process that has not named its servers.
+pub fn postgres_name() -> &'static str {
+    SERVERS
+        .get()
+        .map_or("PostgreSQL", |(_, postgres)| postgres.as_str())
+}
+
 /// A self-reconnecting Redis connection. It connects lazily, so this succeeds while Redis is
 /// down; commands then fail fast until it is back.
 pub fn redis_manager(settings: &RedisSettings) -> RedisResult<RedisConnection> {

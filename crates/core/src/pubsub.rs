@@ -45,7 +45,7 @@ pub async fn listen(
             Ok(pubsub) => pubsub,
             Err(e) => {
                 if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(%e, "cannot subscribe to {what}; retrying");
+                    tracing::warn!(%e, "cannot subscribe to {what} on {}; retrying", crate::connect::redis_name());
                 }
                 tokio::select! {
                     () = tokio::time::sleep(backoff.next_delay()) => continue,
@@ -67,6 +67,9 @@ pub async fn listen(
                 () = shutdown.cancelled() => return,
             }
         }
-        tracing::warn!("subscription to {what} lost; resubscribing");
+        tracing::warn!(
+            "subscription to {what} on {} lost; resubscribing",
+            crate::connect::redis_name()
+        );
     }
 }

@@ -104,7 +104,26 @@ impl Default for RedisSettings {
     }
 }
 
+/// The `host:port` of a URL (`scheme://[user[:password]@]host:port[/…]`), without its
+/// credentials, for messages that must say where a connection went.
+pub fn url_address(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
 impl RedisSettings {
+    /// Where Redis is, for messages: `Redis at host:port`, or `Redis Cluster at a, b`; never
+    /// a password.
+    pub fn describe(&self) -> String {
+        let nodes = self.cluster_node_urls();
+        if nodes.is_empty() {
+            return format!("Redis at {}", url_address(&self.url));
+        }
+        let nodes: Vec<&str> = nodes.into_iter().map(url_address).collect();
+        format!("Redis Cluster at {}", nodes.join(", "))
+    }
+
     /// The cluster nodes' URLs; empty when Redis is a single server.
     pub fn cluster_node_urls(&self) -> Vec<&str> {
         self.cluster_nodes
@@ -186,6 +205,11 @@ impl Default for PostgresSettings {
 }
 
 impl PostgresSettings {
+    /// Where PostgreSQL is, for messages: `PostgreSQL at host:port`; never a password.
+    pub fn describe(&self) -> String {
+        format!("PostgreSQL at {}", url_address(&self.url))
+    }
+
     /// The settings for the read replica, when `read_url` names one.
     pub fn reader(&self) -> Option<Self> {
         let url = self.read_url.trim();
@@ -910,6 +934,21 @@ fn legacy_aliases(env: &HashMap<String, String>) -> Result<config::Config, Setti
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn connection_descriptions_name_the_address_and_never_the_password() {
+        let mut redis = RedisSettings::default();
+        redis.url = "redis://user:s3cret@cache.internal:6390/2".into();
+        assert_eq!(redis.describe(), "Redis at cache.internal:6390");
+        redis.cluster_nodes = "redis://:pw@10.0.0.1:7000, redis://10.0.0.2:7001".into();
+        assert_eq!(
+            redis.describe(),
+            "Redis Cluster at 10.0.0.1:7000, 10.0.0.2:7001"
+        );
+        let mut postgres = PostgresSettings::default();
+        postgres.url = "postgres://app:p%40ss@db.internal:5433/sluice?sslmode=disable".into();
+        assert_eq!(postgres.describe(), "PostgreSQL at db.internal:5433");
+    }
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -161,7 +161,11 @@ impl Upkeep {
     fn failed(&self, error: &str, failing: &mut bool) -> Duration {
         crate::metric::redis_error("upkeep");
         if !std::mem::replace(failing, true) {
-            tracing::warn!(error, "cannot run the stats upkeep; retrying every second");
+            tracing::warn!(
+                error,
+                "cannot run the stats upkeep on {}; retrying every second",
+                crate::connect::redis_name()
+            );
         }
         PERIOD
     }

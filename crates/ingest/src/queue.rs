@@ -52,15 +52,17 @@ pub async fn within<T>(
     match REDIS.record(result.is_ok(), std::time::Instant::now()) {
         Some(Line::Down) => {
             let error = result.as_ref().err().map_or("", String::as_str);
+            let redis = sluice_core::connect::redis_name();
             tracing::warn!(
                 error,
-                "Redis unavailable ({what} failed); answering 503 until it is back"
+                "{redis} unavailable ({what} failed); answering 503 until it is back"
             );
         }
         Some(Line::StillDown { failures }) => {
-            tracing::warn!(failures, "Redis still unavailable");
+            let redis = sluice_core::connect::redis_name();
+            tracing::warn!(failures, "{redis} still unavailable");
         }
-        Some(Line::Back) => tracing::info!("Redis is back"),
+        Some(Line::Back) => tracing::info!("{} is back", sluice_core::connect::redis_name()),
         None => {}
     }
     result.map_err(|e| {
@@ -73,12 +75,16 @@ pub async fn within<T>(
 fn note_full(fitted: bool) {
     match FULL.record(fitted, std::time::Instant::now()) {
         Some(Line::Down) => tracing::warn!(
-            "Redis is full (maxmemory): answering pushes 503 redis_full until the workers drain the queue"
+            "{} is full (maxmemory): answering pushes 503 redis_full until the workers drain the queue",
+            sluice_core::connect::redis_name()
         ),
         Some(Line::StillDown { failures }) => {
-            tracing::warn!(refused = failures, "Redis still full (maxmemory)");
+            let redis = sluice_core::connect::redis_name();
+            tracing::warn!(refused = failures, "{redis} still full (maxmemory)");
         }
-        Some(Line::Back) => tracing::info!("Redis has room again"),
+        Some(Line::Back) => {
+            tracing::info!("{} has room again", sluice_core::connect::redis_name());
+        }
         None => {}
     }
 }

@@ -81,7 +81,8 @@ fn set_state(hub: &Hub, state: RedisState) -> bool {
 
 fn mark_down(hub: &Hub, error: &str) {
     if set_state(hub, RedisState::Down) {
-        tracing::warn!(error, "cannot read stats from Redis; retrying every tick");
+        let redis = sluice_core::connect::redis_name();
+        tracing::warn!(error, "cannot read stats from {redis}; retrying every tick");
     }
 }
 

@@ -39,7 +39,7 @@ pub async fn maintain_periodically(pool: Pool, plan: Plan, shutdown: Cancellatio
     }
     while ticker.tick().await {
         if let Err(e) = run_once(&pool, &plan).await {
-            tracing::warn!(error = %format!("{e:#}"), "partition maintenance failed; retrying in 10 minutes");
+            tracing::warn!(error = %format!("{e:#}"), "partition maintenance in {} failed; retrying in 10 minutes", sluice_core::connect::postgres_name());
         }
     }
 }

@@ -130,7 +130,7 @@ pub async fn beat_periodically(
                 status.redis_up.store(false, Ordering::Relaxed);
                 sluice_core::metric::redis_error("heartbeat");
                 if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(%e, "cannot write heartbeat; retrying");
+                    tracing::warn!(%e, "cannot write heartbeat to {}; retrying", sluice_core::connect::redis_name());
                 }
             }
         }

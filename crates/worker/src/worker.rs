@@ -69,6 +69,10 @@ pub enum Outcome {
 struct DependencyLog {
     redis_down: bool,
     postgres_down: Arc<AtomicBool>,
+    /// `Redis at host:port`, as messages name it.
+    redis: String,
+    /// `PostgreSQL at host:port`.
+    postgres: String,
 }
 
 impl DependencyLog {
@@ -80,11 +84,11 @@ impl DependencyLog {
         let name = match error {
             StepError::Redis(_) => {
                 metric::redis_error("batch");
-                "Redis"
+                &self.redis
             }
             StepError::Postgres(_) => {
                 metric::postgres_error("batch");
-                "PostgreSQL"
+                &self.postgres
             }
         };
         if !was_down {
@@ -94,13 +98,13 @@ impl DependencyLog {
 
     fn redis_ok(&mut self) {
         if std::mem::take(&mut self.redis_down) {
-            tracing::info!("Redis is back");
+            tracing::info!("{} is back", self.redis);
         }
     }
 
     fn postgres_ok(&mut self) {
         if self.postgres_down.swap(false, Ordering::Relaxed) {
-            tracing::info!("PostgreSQL is back");
+            tracing::info!("{} is back", self.postgres);
         }
     }
 }
@@ -148,7 +152,11 @@ impl Worker {
             lease: None,
             dead_peers,
             dead_peers_tx,
-            log: DependencyLog::default(),
+            log: DependencyLog {
+                redis: settings.redis.describe(),
+                postgres: settings.postgres.describe(),
+                ..DependencyLog::default()
+            },
             status: Arc::default(),
             partitions: Plan::from_settings(&settings.postgres),
         })
@@ -390,7 +398,7 @@ impl Worker {
                 Ok(()) => break,
                 Err(e) => {
                     if backoff.attempts() == 0 {
-                        tracing::warn!(error = %format!("{e:#}"), "cannot prepare the schema and lease yet; retrying");
+                        tracing::warn!(error = %format!("{e:#}"), "cannot start yet; retrying");
                     }
                     sleep_or_shutdown(backoff.next_delay(), &shutdown).await;
                 }
@@ -473,13 +481,19 @@ impl Worker {
 
     /// Start-up: schema, lease, and a first heartbeat before anything is taken.
     async fn prepare(&mut self) -> anyhow::Result<()> {
-        self.migrate().await?;
+        use anyhow::Context as _;
+        let postgres = format!(
+            "cannot prepare the schema and lease in {}",
+            self.log.postgres
+        );
+        let redis = format!("cannot write the first heartbeat to {}", self.log.redis);
+        self.migrate().await.context(postgres.clone())?;
         // Without its partitions, rows go to messages_default: nothing is lost if this fails.
         if let Err(e) = crate::maintenance::run_once(&self.pool, &self.partitions).await {
             tracing::warn!(error = %format!("{e:#}"), "cannot create the partitions of messages yet");
         }
-        self.lease().await?;
-        self.heartbeat().await?;
+        self.lease().await.context(postgres)?;
+        self.heartbeat().await.context(redis)?;
         Ok(())
     }
 
