@@ -936,16 +936,20 @@ fn legacy_aliases(env: &HashMap<String, String>) -> Result<config::Config, Setti
 mod tests {
     #[test]
     fn connection_descriptions_name_the_address_and_never_the_password() {
-        let mut redis = RedisSettings::default();
-        redis.url = "redis://user:s3cret@cache.internal:6390/2".into();
+        let mut redis = RedisSettings {
+            url: "redis://user:s3cret@cache.internal:6390/2".into(),
+            ..RedisSettings::default()
+        };
         assert_eq!(redis.describe(), "Redis at cache.internal:6390");
         redis.cluster_nodes = "redis://:pw@10.0.0.1:7000, redis://10.0.0.2:7001".into();
         assert_eq!(
             redis.describe(),
             "Redis Cluster at 10.0.0.1:7000, 10.0.0.2:7001"
         );
-        let mut postgres = PostgresSettings::default();
-        postgres.url = "postgres://app:p%40ss@db.internal:5433/sluice?sslmode=disable".into();
+        let postgres = PostgresSettings {
+            url: "postgres://app:p%40ss@db.internal:5433/sluice?sslmode=disable".into(),
+            ..PostgresSettings::default()
+        };
         assert_eq!(postgres.describe(), "PostgreSQL at db.internal:5433");
     }
 
