@@ -54,6 +54,34 @@ psql_admin() {
   psql -X -q -v ON_ERROR_STOP=1 -h "$SLUICE_PG_HOST" -p "$SLUICE_PG_PORT" -U postgres -d postgres "$@"
 }
 
+# Whether test run RUN (a pid) is still going.
+test_run_alive() { [[ $1 =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null; }
+
+# drop_test_data [RUN]: what tests left in PostgreSQL and Redis. Their databases and key
+# prefixes carry their run's id (sluice_test_<run>_…, test:<run>:…; SLUICE_TEST_RUN, the pid of
+# ./scripts/test, or the test process's own): with RUN, that run's; without, every run whose
+# process is gone. A run still going, another user's concurrent ./scripts/test, is never touched.
+drop_test_data() {
+  local only=${1:-} db run
+  psql_admin -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'sluice\_test\_%'" |
+    while read -r db; do
+      [ -n "$db" ] || continue
+      run=${db#sluice_test_}
+      run=${run%%_*}
+      if [ -n "$only" ]; then [ "$run" = "$only" ] || continue
+      elif test_run_alive "$run"; then continue; fi
+      psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+    done
+  command -v redis-cli >/dev/null || return 0
+  local redis=(redis-cli -u "$SLUICE_TEST_REDIS_URL")
+  "${redis[@]}" --scan --pattern 'test:*' | cut -d: -f2 | sort -u |
+    while read -r run; do
+      if [ -n "$only" ]; then [ "$run" = "$only" ] || continue
+      elif test_run_alive "$run"; then continue; fi
+      "${redis[@]}" --scan --pattern "test:$run:*" | xargs -r -n 500 "${redis[@]}" DEL >/dev/null
+    done
+}
+
 ensure_postgres() {
   if ! pg_answers; then
     local installed_now=""

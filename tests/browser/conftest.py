@@ -78,8 +78,11 @@ class Stack:
 
     def __init__(self):
         tag = secrets.token_hex(4)
-        self.prefix = f"browser:{tag}:"
-        self.database = f"sluice_test_browser_{tag}"
+        # The run's id, as the Rust tests' (tests/src/lib.rs: run_id), so that a cleanup can
+        # tell a run still going from one whose process is gone.
+        run = os.environ.get("SLUICE_TEST_RUN") or str(os.getpid())
+        self.prefix = f"test:{run}:browser:{tag}:"
+        self.database = f"sluice_test_{run}_browser_{tag}"
         self.ingest_port = free_port()
         self.gateway_port = free_port()
         self.auth_port = free_port()

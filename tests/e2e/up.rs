@@ -273,3 +273,88 @@ async fn taken_addresses_are_named_and_nothing_starts() {
     assert!(Path::new(REPO).join("scripts/up").exists());
     setup.cleanup().await;
 }
+
+/// Runs `drop_test_data` of `scripts/lib.sh` against the test servers.
+async fn drop_test_data(args: &str) {
+    let postgres = sluice_tests::postgres_admin_url();
+    let authority = postgres
+        .split_once('@')
+        .map_or(postgres.as_str(), |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let (host, port) = authority.split_once(':').unwrap_or((authority, "5432"));
+    let status = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source scripts/lib.sh && drop_test_data {args}"))
+        .current_dir(REPO)
+        .env("SLUICE_PG_HOST", host)
+        .env("SLUICE_PG_PORT", port)
+        .env("SLUICE_TEST_REDIS_URL", sluice_tests::redis_url())
+        .status()
+        .await
+        .expect("bash runs");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn the_test_cleanup_drops_only_what_runs_that_are_gone_left() {
+    let gone = {
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let pid = child.id();
+        child.wait().expect("exits");
+        pid
+    };
+    let live = std::process::id();
+    let admin = sluice_tests::connect(&sluice_tests::postgres_admin_url())
+        .await
+        .expect("admin");
+    let tag = sluice_tests::unique_prefix("cleanup").replace(':', "_");
+    let mut redis = sluice_tests::redis().await.expect("redis");
+    for run in [gone, live] {
+        let db = format!("sluice_test_{run}_{tag}");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{db}\""))
+            .await
+            .expect("create");
+        let _: () = redis::cmd("SET")
+            .arg(format!("test:{run}:{tag}key"))
+            .arg(1)
+            .query_async(&mut redis)
+            .await
+            .expect("SET");
+    }
+    let exists = |run: u32| {
+        let admin = &admin;
+        let db = format!("sluice_test_{run}_{tag}");
+        async move {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_database WHERE datname = $1",
+                    &[&db],
+                )
+                .await
+                .expect("query")
+                .get::<_, i64>(0)
+                == 1
+        }
+    };
+    drop_test_data("").await;
+    assert!(!exists(gone).await, "a gone run's database is dropped");
+    assert!(exists(live).await, "a running run's database is left alone");
+    let keys = |run: u32| format!("test:{run}:{tag}key");
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(keys(gone))
+        .arg(keys(live))
+        .query_async(&mut redis)
+        .await
+        .expect("EXISTS");
+    assert_eq!(left, 1, "only the running run's key is left");
+    // At its end a run drops its own.
+    drop_test_data(&live.to_string()).await;
+    assert!(!exists(live).await);
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(keys(live))
+        .query_async(&mut redis)
+        .await
+        .expect("EXISTS");
+    assert_eq!(left, 0);
+}

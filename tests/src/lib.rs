@@ -39,9 +39,19 @@ fn random_suffix() -> String {
         .collect()
 }
 
-/// A key prefix no other test uses: `test:<tag>:<random>:`.
+/// The run this test process belongs to: `SLUICE_TEST_RUN` (`./scripts/test` sets it to its
+/// pid), else this process's pid. Every database and key prefix a test makes carries it, so a
+/// cleanup can tell a run still going from one whose process is gone, and leave the first alone.
+pub fn run_id() -> String {
+    std::env::var("SLUICE_TEST_RUN")
+        .ok()
+        .filter(|run| !run.is_empty() && run.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| std::process::id().to_string())
+}
+
+/// A key prefix no other test uses: `test:<run>:<tag>:<random>:`.
 pub fn unique_prefix(tag: &str) -> String {
-    format!("test:{tag}:{}:", random_suffix())
+    format!("test:{}:{tag}:{}:", run_id(), random_suffix())
 }
 
 /// A fresh, empty database, dropped by [`TestDb::drop_db`].
@@ -56,14 +66,14 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// Creates a database named `sluice_test_<tag>_<random>` on the shared server.
+    /// Creates a database named `sluice_test_<run>_<tag>_<random>` on the shared server.
     pub async fn create(tag: &str) -> anyhow::Result<Self> {
         Self::create_on(&postgres_admin_url(), tag).await
     }
 
     /// Creates the database on the server `admin_url` connects to.
     pub async fn create_on(admin_url: &str, tag: &str) -> anyhow::Result<Self> {
-        let name = format!("{TEST_DB_PREFIX}{tag}_{}", random_suffix());
+        let name = format!("{TEST_DB_PREFIX}{}_{tag}_{}", run_id(), random_suffix());
         let admin = connect(admin_url).await?;
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
