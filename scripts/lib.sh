@@ -34,16 +34,51 @@ redis_answers() {
     printf 'PING\r\n' >&3 && timeout 2 head -c 5 <&3 | grep -q PONG) 2>/dev/null
 }
 
+# Whether this script may start a server at HOST:PORT: at the default address, or anywhere when
+# SLUICE_START_SERVERS is set (scripts/test sets it; scripts/up only with
+# SLUICE_UP_START_SERVERS=1). Elsewhere a server that does not answer is a mistake to report,
+# not one to paper over with a throwaway server.
+may_start_server() {
+  local host=$1 port=$2 default_port=$3
+  [ -n "${SLUICE_START_SERVERS:-}" ] && return 0
+  [ "$port" = "$default_port" ] && { [ "$host" = 127.0.0.1 ] || [ "$host" = localhost ]; }
+}
+
+# What ensure_redis and ensure_postgres started, for stop_started_servers.
+SLUICE_STARTED_REDIS=""
+SLUICE_STARTED_POSTGRES=""
+
 ensure_redis() {
   redis_answers && return 0
+  may_start_server "$SLUICE_REDIS_HOST" "$SLUICE_REDIS_PORT" 6379 ||
+    die "Redis does not answer at $SLUICE_REDIS_HOST:$SLUICE_REDIS_PORT (SLUICE__REDIS__URL); start it or fix the URL (a Redis is started here only at 127.0.0.1:6379, or anywhere with SLUICE_UP_START_SERVERS=1)"
   command -v redis-server >/dev/null || apt_install redis-server
   say "starting redis-server on $SLUICE_REDIS_HOST:$SLUICE_REDIS_PORT"
   mkdir -p "$SLUICE_STATE_DIR/redis"
   redis-server --daemonize yes --bind "$SLUICE_REDIS_HOST" --port "$SLUICE_REDIS_PORT" \
     --save "" --appendonly no --dir "$SLUICE_STATE_DIR/redis" \
+    --pidfile "$SLUICE_STATE_DIR/redis/redis-$SLUICE_REDIS_PORT.pid" \
     --logfile "$SLUICE_STATE_DIR/redis/redis.log" >/dev/null
-  for _ in $(seq 50); do redis_answers && return 0; sleep 0.1; done
+  for _ in $(seq 50); do
+    if redis_answers; then
+      SLUICE_STARTED_REDIS="$SLUICE_STATE_DIR/redis/redis-$SLUICE_REDIS_PORT.pid"
+      return 0
+    fi
+    sleep 0.1
+  done
   die "redis-server did not start; see $SLUICE_STATE_DIR/redis/redis.log"
+}
+
+# Stops the Redis and PostgreSQL that ensure_redis and ensure_postgres started, if they did.
+stop_started_servers() {
+  if [ -n "$SLUICE_STARTED_REDIS" ] && [ -f "$SLUICE_STARTED_REDIS" ]; then
+    say "stopping the redis-server started here"
+    kill -TERM "$(cat "$SLUICE_STARTED_REDIS")" 2>/dev/null || true
+  fi
+  if [ -n "$SLUICE_STARTED_POSTGRES" ]; then
+    say "stopping PostgreSQL $SLUICE_STARTED_POSTGRES/main, started here"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$SLUICE_STARTED_POSTGRES" main stop || true
+  fi
 }
 
 pg_answers() {
@@ -84,6 +119,8 @@ drop_test_data() {
 
 ensure_postgres() {
   if ! pg_answers; then
+    may_start_server "$SLUICE_PG_HOST" "$SLUICE_PG_PORT" 5432 ||
+      die "PostgreSQL does not answer at $SLUICE_PG_HOST:$SLUICE_PG_PORT (SLUICE__POSTGRES__URL); start it or fix the URL (a PostgreSQL is started here only at 127.0.0.1:5432, or anywhere with SLUICE_UP_START_SERVERS=1)"
     local installed_now=""
     if ! command -v pg_ctlcluster >/dev/null && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
       apt_install postgresql
@@ -102,6 +139,7 @@ ensure_postgres() {
       fi
       say "starting PostgreSQL $version/main"
       as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+      SLUICE_STARTED_POSTGRES=$version
     else
       die "PostgreSQL is not reachable on $SLUICE_PG_HOST:$SLUICE_PG_PORT and cannot be started here"
     fi

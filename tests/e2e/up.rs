@@ -142,6 +142,18 @@ impl Setup {
             .get(0)
     }
 
+    /// Polls until `rows` rows are persisted, at most 20 s.
+    async fn wait_rows(&self, rows: i64) -> i64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let n = self.rows().await;
+            if n >= rows || tokio::time::Instant::now() > deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn listening(&self, address: &str) -> bool {
         std::net::TcpStream::connect(address).is_ok()
     }
@@ -357,4 +369,112 @@ async fn the_test_cleanup_drops_only_what_runs_that_are_gone_left() {
         .await
         .expect("EXISTS");
     assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn a_service_that_exits_before_it_is_ready_stops_the_script_without_a_banner() {
+    let _shared = crate::MACHINE.read().await;
+    let mut setup = Setup::new("up_invalid").await;
+    setup
+        .env
+        .push(("SLUICE__WORKER__BATCH_MAX_SIZE".into(), "abc".into()));
+    let mut up = setup.start(2, None);
+    let code = exits_within(&mut up, Duration::from_secs(30), || setup.logs()).await;
+    let logs = setup.logs();
+    assert_eq!(code, 1, "{logs}");
+    assert!(
+        logs.contains("exited (status 2) before it was ready"),
+        "{logs}"
+    );
+    assert!(logs.contains("SLUICE__WORKER__BATCH_MAX_SIZE"), "{logs}");
+    assert!(!logs.contains("Sluice is running"), "{logs}");
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_is_named_and_none_is_started_in_its_place() {
+    let _shared = crate::MACHINE.read().await;
+    let mut setup = Setup::new("up_noredis").await;
+    let address = format!("127.0.0.1:{}", free_port());
+    setup.env.retain(|(k, _)| k != "SLUICE__REDIS__URL");
+    setup
+        .env
+        .push(("SLUICE__REDIS__URL".into(), format!("redis://{address}")));
+    let mut up = setup.start(1, None);
+    let code = exits_within(&mut up, Duration::from_secs(30), || setup.logs()).await;
+    let logs = setup.logs();
+    assert_eq!(code, 1, "{logs}");
+    assert!(
+        logs.contains(&format!("Redis does not answer at {address}")),
+        "{logs}"
+    );
+    assert!(
+        !setup.listening(&address),
+        "a Redis was started at {address}"
+    );
+    setup.cleanup().await;
+}
+
+/// The pid `scripts/up` logged for worker `i` last.
+fn worker_pid(logs: &str, i: usize) -> i32 {
+    let marker = format!("worker {i} started (pid ");
+    let start = logs.rfind(&marker).expect("started") + marker.len();
+    logs[start..]
+        .split(')')
+        .next()
+        .and_then(|pid| pid.parse().ok())
+        .expect("a pid")
+}
+
+#[tokio::test]
+async fn a_worker_that_stops_is_let_go_one_that_crashes_is_restarted_and_the_stack_serves() {
+    let _shared = crate::MACHINE.read().await;
+    let setup = Setup::new("up_workers").await;
+    let mut up = setup.start(2, None);
+    setup.wait_ready(&mut up).await;
+    // The banner comes once every service answers /ready; only then does the script supervise.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !setup.logs().contains("Sluice is running") {
+        assert!(tokio::time::Instant::now() < deadline, "{}", setup.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = setup.logs();
+    let (first, second) = (worker_pid(&logs, 1), worker_pid(&logs, 2));
+    kill(Pid::from_raw(first), Signal::SIGTERM).expect("SIGTERM");
+    kill(Pid::from_raw(second), Signal::SIGKILL).expect("SIGKILL");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while worker_pid(&setup.logs(), 2) == second || !setup.logs().contains("worker 1 stopped") {
+        assert!(tokio::time::Instant::now() < deadline, "{}", setup.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let logs = setup.logs();
+    assert!(
+        logs.contains("worker 1 stopped (status 0) and is not restarted"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("worker 2 exited (status 137); restarting it in 1 s"),
+        "{logs}"
+    );
+    assert!(
+        up.try_wait().expect("status").is_none(),
+        "the script still runs"
+    );
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/messages", setup.ingest))
+        .header("content-type", "application/json")
+        .body(r#"{"user_id": 1, "channel_id": 1, "content": "still here"}"#)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        setup.wait_rows(1).await,
+        1,
+        "the restarted worker persists it"
+    );
+    killpg(Pid::from_raw(up.id().expect("pid") as i32), Signal::SIGINT).expect("SIGINT");
+    let code = exits_within(&mut up, Duration::from_secs(30), || setup.logs()).await;
+    assert_eq!(code, 0, "{}", setup.logs());
+    setup.cleanup().await;
 }
