@@ -162,6 +162,38 @@ def test_a_phone_sees_the_page_without_sideways_scrolling_in_its_colour_scheme(s
         context.close()
 
 
+# Every word of the workers table that the browser laid out on more than one line.
+SPLIT_WORDS = """() => {
+  const split = [];
+  for (const cell of document.querySelectorAll('.workers th, .workers td')) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const word of node.textContent.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) split.push(word[0]);
+      }
+    }
+  }
+  return split;
+}"""
+
+
+def test_the_workers_table_never_splits_a_word_even_on_a_phone(stack, browser):
+    for width in (390, 1280):
+        context = browser.new_context(viewport={"width": width, "height": 844})
+        page = context.new_page()
+        page.goto(stack.gateway("/"))
+        wait_state(page, "live")
+        page.wait_for_function("document.querySelectorAll('#workers tr td').length >= 8")
+        assert page.evaluate(SPLIT_WORDS) == [], f"{width}px: words split across lines"
+        width_now = page.evaluate("document.documentElement.scrollWidth")
+        assert width_now <= width, f"the page is {width_now}px wide at {width}px"
+        context.close()
+
+
 def test_the_page_and_its_assets_carry_a_strict_policy(stack, page):
     response = page.goto(stack.gateway("/"))
     policy = response.headers["content-security-policy"]
