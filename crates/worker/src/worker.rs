@@ -69,10 +69,6 @@ pub enum Outcome {
 struct DependencyLog {
     redis_down: bool,
     postgres_down: Arc<AtomicBool>,
-    /// `Redis at host:port`, as messages name it.
-    redis: String,
-    /// `PostgreSQL at host:port`.
-    postgres: String,
 }
 
 impl DependencyLog {
@@ -84,11 +80,11 @@ impl DependencyLog {
         let name = match error {
             StepError::Redis(_) => {
                 metric::redis_error("batch");
-                &self.redis
+                connect::redis_name()
             }
             StepError::Postgres(_) => {
                 metric::postgres_error("batch");
-                &self.postgres
+                connect::postgres_name()
             }
         };
         if !was_down {
@@ -98,13 +94,13 @@ impl DependencyLog {
 
     fn redis_ok(&mut self) {
         if std::mem::take(&mut self.redis_down) {
-            tracing::info!("{} is back", self.redis);
+            tracing::info!("{} is back", connect::redis_name());
         }
     }
 
     fn postgres_ok(&mut self) {
         if self.postgres_down.swap(false, Ordering::Relaxed) {
-            tracing::info!("{} is back", self.postgres);
+            tracing::info!("{} is back", connect::postgres_name());
         }
     }
 }
@@ -152,11 +148,7 @@ impl Worker {
             lease: None,
             dead_peers,
             dead_peers_tx,
-            log: DependencyLog {
-                redis: settings.redis.describe(),
-                postgres: settings.postgres.describe(),
-                ..DependencyLog::default()
-            },
+            log: DependencyLog::default(),
             status: Arc::default(),
             partitions: Plan::from_settings(&settings.postgres),
         })
@@ -484,9 +476,12 @@ impl Worker {
         use anyhow::Context as _;
         let postgres = format!(
             "cannot prepare the schema and lease in {}",
-            self.log.postgres
+            connect::postgres_name()
         );
-        let redis = format!("cannot write the first heartbeat to {}", self.log.redis);
+        let redis = format!(
+            "cannot write the first heartbeat to {}",
+            connect::redis_name()
+        );
         self.migrate().await.context(postgres.clone())?;
         // Without its partitions, rows go to messages_default: nothing is lost if this fails.
         if let Err(e) = crate::maintenance::run_once(&self.pool, &self.partitions).await {
