@@ -111,7 +111,12 @@ pub struct WorkerList {
 pub struct DeadLetterPage {
     /// Dead letters waiting in `dead_messages`.
     pub total: u64,
-    /// Newest first; each `{"payload", "reason", "failed_at", "worker_id"}`.
+    /// Newer entries skipped before this page (`offset` of the request).
+    #[serde(default)]
+    pub offset: u64,
+    /// Newest first; each `{"id", "payload", "reason", "failed_at", "worker_id"}` (and
+    /// `payload_hex` when the bytes are not UTF-8), or `{"id", "unreadable"}` for an entry
+    /// that is not such an object. `id` names it in the calls on one dead letter.
     pub dead_letters: Vec<serde_json::Value>,
 }
 

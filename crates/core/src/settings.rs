@@ -406,6 +406,9 @@ pub struct GatewaySettings {
     /// Origins allowed to call the HTTP endpoints from a browser, comma-separated; `*` for any;
     /// empty for none.
     pub cors_origins: String,
+    /// Bearer token for the `/admin` endpoints (the dashboard's dead-letters page); empty (the
+    /// default) disables them. It may be the ingest API's `ingest.admin_token`.
+    pub admin_token: String,
     /// Authentication of dashboards.
     pub auth: GatewayAuthSettings,
     /// The alert rules' thresholds and durations.
@@ -496,6 +499,7 @@ impl Default for GatewaySettings {
             send_buffer_bytes: 64 * 1024,
             client_queue: 256,
             cors_origins: String::new(),
+            admin_token: String::new(),
             auth: GatewayAuthSettings::default(),
             alerts: AlertSettings::default(),
         }
@@ -675,16 +679,7 @@ impl Settings {
                 ),
             ));
         }
-        if !self.ingest.admin_token.is_empty() && self.ingest.admin_token.len() < 16 {
-            return Err(invalid(
-                "ingest.admin_token",
-                format!(
-                    "must be at least 16 characters (or empty to disable /admin), got {}",
-                    self.ingest.admin_token.len()
-                ),
-            ));
-        }
-        Ok(())
+        check_admin_token("ingest.admin_token", &self.ingest.admin_token)
     }
 
     /// `[worker]`.
@@ -715,6 +710,7 @@ impl Settings {
 
     /// `[gateway]` without its alerts.
     fn validate_gateway(&self) -> Result<(), SettingsError> {
+        check_admin_token("gateway.admin_token", &self.gateway.admin_token)?;
         if self.gateway.send_buffer_bytes != 0 {
             check_range(
                 "gateway.send_buffer_bytes",
@@ -886,6 +882,20 @@ fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), SettingsErr
 }
 
 /// Turns the Python stack's variables into a configuration layer that sits below `SLUICE__…`.
+/// An admin token is empty (off) or at least 16 characters.
+fn check_admin_token(name: &str, token: &str) -> Result<(), SettingsError> {
+    if token.is_empty() || token.len() >= 16 {
+        return Ok(());
+    }
+    Err(invalid(
+        name,
+        format!(
+            "must be at least 16 characters (or empty to disable /admin), got {}",
+            token.len()
+        ),
+    ))
+}
+
 fn legacy_aliases(env: &HashMap<String, String>) -> Result<config::Config, SettingsError> {
     let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let mut layer = config::Config::builder();

@@ -8,7 +8,8 @@
 //!   fires, and closes every session with 1001.
 //! - [`alerts`]: the alert rules, evaluated on every reading of the stream's poller and
 //!   deduplicated through Redis, so an alert fires once however many gateways run.
-//! - [`routes`]: `GET /health`, `GET /ready`; [`dashboard`]: `GET /` and its assets;
+//! - [`routes`]: `GET /health`, `GET /ready`; [`dashboard`]: `GET /` and its assets (with the
+//!   dead-letters page, on `sluice_admin`'s routes, which the ingest API mounts too);
 //!   [`openapi`]: the gateway's OpenAPI document.
 
 pub mod alerts;
@@ -72,6 +73,13 @@ impl Application {
             Arc::clone(&shared.hub),
             shared.redis_timeout,
         );
+        let admin = actix_web::web::Data::new(sluice_admin::Admin::new(
+            shared.redis.clone(),
+            shared.keys.clone(),
+            shared.redis_timeout,
+            &gateway.admin_token,
+            "SLUICE__GATEWAY__ADMIN_TOKEN",
+        ));
         let origins: Vec<String> = gateway
             .cors_origin_list()
             .into_iter()
@@ -83,7 +91,9 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(sluice_http::observe::record))
                 .app_data(shared.clone())
                 .app_data(query_config())
+                .app_data(admin.clone())
                 .configure(stream_routes)
+                .configure(sluice_admin::routes)
                 .route("/health", web::get().to(routes::health))
                 .route("/ready", web::get().to(routes::ready))
                 .route("/metrics", web::get().to(sluice_http::observe::metrics))

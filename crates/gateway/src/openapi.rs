@@ -1,6 +1,7 @@
 //! The gateway's OpenAPI 3.1 document, generated from the handlers' annotations and the answer
 //! types themselves, and served at `GET /openapi.json`: its own routes and the stream's
-//! ([`sluice_stream::openapi::StreamApi`], which the ingest API serves too).
+//! ([`sluice_stream::openapi::StreamApi`]) and the admin routes
+//! ([`sluice_admin::openapi::AdminApi`]), both of which the ingest API serves too.
 
 use std::sync::LazyLock;
 
@@ -35,6 +36,7 @@ pub fn document() -> &'static str {
     static JSON: LazyLock<String> = LazyLock::new(|| {
         let mut api = GatewayApi::openapi();
         api.merge(StreamApi::openapi());
+        api.merge(sluice_admin::openapi::AdminApi::openapi());
         api.to_json().unwrap_or_default()
     });
     &JSON

@@ -80,18 +80,9 @@ pub enum ApiError {
     /// PostgreSQL could not answer.
     #[error("the message store (PostgreSQL) is unavailable; retry later")]
     PostgresUnavailable,
-    /// Missing or wrong admin token.
-    #[error("a valid admin token is required (Authorization: Bearer <token>)")]
-    Unauthorized,
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
-    /// An `/admin` route while `ingest.admin_token` is empty: answered like a missing route
-    /// (404 `not_found`), with a message that says how to turn them on.
-    #[error(
-        "the admin endpoints are off: start the ingest API with SLUICE__INGEST__ADMIN_TOKEN set (16 characters or more), then send it as Authorization: Bearer <token>"
-    )]
-    AdminDisabled,
     /// The route exists, the method does not.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -116,8 +107,7 @@ impl ApiError {
             Self::RedisUnavailable => "redis_unavailable",
             Self::RedisFull => "redis_full",
             Self::PostgresUnavailable => "postgres_unavailable",
-            Self::Unauthorized => "unauthorized",
-            Self::NotFound | Self::AdminDisabled => "not_found",
+            Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -169,8 +159,7 @@ impl ResponseError for ApiError {
             Self::RedisUnavailable | Self::RedisFull | Self::PostgresUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound | Self::AdminDisabled => StatusCode::NOT_FOUND,
+            Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -189,9 +178,6 @@ impl ResponseError for ApiError {
         }
         if self.leaves_body_unread() {
             response.force_close();
-        }
-        if matches!(self, Self::Unauthorized) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
         }
         if matches!(self, Self::UnsupportedEncoding(_)) {
             // RFC 7694: the codings the server accepts in a request.

@@ -35,7 +35,7 @@ use std::time::Duration;
 use actix_web::{App, web};
 use anyhow::Context;
 use sluice_core::settings::IngestSettings;
-use sluice_core::{CancellationToken, Settings, connect};
+use sluice_core::{CancellationToken, Keys, Settings, connect};
 use sluice_http::{BodyLimits, EdgeConfig, EdgeStats};
 use sluice_stream::StatsStream;
 
@@ -74,6 +74,13 @@ impl Application {
         let redis = connect::redis_manager(&settings.redis).context("invalid redis.url")?;
         let edge_stats = Arc::new(EdgeStats::default());
         sluice_core::metric::exporter();
+        let admin = web::Data::new(sluice_admin::Admin::new(
+            redis.clone(),
+            Keys::new(&settings.redis.effective_key_prefix()),
+            settings.redis.response_timeout(),
+            &settings.ingest.admin_token,
+            "SLUICE__INGEST__ADMIN_TOKEN",
+        ));
         let shared = Arc::new(Shared::new(
             settings,
             pool,
@@ -99,6 +106,7 @@ impl Application {
             let app = App::new()
                 .wrap(actix_web::middleware::from_fn(sluice_http::observe::record))
                 .app_data(web::Data::new(state))
+                .app_data(admin.clone())
                 .app_data(web::Data::new(openapi::ServeStats(stream_state.is_some())))
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::InvalidQuery([("query".to_owned(), err.to_string())].into()).into()
@@ -227,16 +235,6 @@ pub fn routes_config(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(sluice_http::observe::metrics))
             .default_service(web::to(routes::method_not_allowed)),
     )
-    .service(
-        web::resource("/admin/dead-letters")
-            .route(web::get().to(routes::admin::list))
-            .route(web::delete().to(routes::admin::purge))
-            .default_service(web::to(routes::method_not_allowed)),
-    )
-    .service(
-        web::resource("/admin/dead-letters/requeue")
-            .route(web::post().to(routes::admin::requeue))
-            .default_service(web::to(routes::method_not_allowed)),
-    )
+    .configure(sluice_admin::routes)
     .default_service(web::to(routes::not_found));
 }

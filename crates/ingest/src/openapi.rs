@@ -5,7 +5,6 @@ use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes;
 
@@ -24,40 +23,27 @@ use crate::routes;
         routes::list::list_messages,
         routes::health::health,
         routes::health::ready,
-        routes::admin::list,
-        routes::admin::requeue,
-        routes::admin::purge,
         sluice_http::observe::metrics,
         openapi_json,
     ),
-    modifiers(&AdminToken),
     tags(
         (name = "messages", description = "Queue messages and read the persisted ones"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
-        (name = "admin", description = "Dead letters; off unless `ingest.admin_token` is set"),
     )
 )]
 pub struct IngestApi;
 
-struct AdminToken;
-
-impl utoipa::Modify for AdminToken {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "admin_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The document as JSON, built once. With `ingest.serve_stats` the stats stream's routes are
-/// part of it too.
+/// The document as JSON, built once: this API's routes and the admin routes
+/// ([`sluice_admin::openapi::AdminApi`]), and with `ingest.serve_stats` the stats stream's.
 pub fn document(serve_stats: bool) -> &'static str {
-    static PLAIN: LazyLock<String> =
-        LazyLock::new(|| IngestApi::openapi().to_json().unwrap_or_default());
-    static WITH_STATS: LazyLock<String> = LazyLock::new(|| {
+    fn api() -> utoipa::openapi::OpenApi {
         let mut api = IngestApi::openapi();
+        api.merge(sluice_admin::openapi::AdminApi::openapi());
+        api
+    }
+    static PLAIN: LazyLock<String> = LazyLock::new(|| api().to_json().unwrap_or_default());
+    static WITH_STATS: LazyLock<String> = LazyLock::new(|| {
+        let mut api = api();
         api.merge(sluice_stream::openapi::StreamApi::openapi());
         api.to_json().unwrap_or_default()
     });

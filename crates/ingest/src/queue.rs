@@ -335,9 +335,6 @@ mod script_tests {
             include_str!("lua/push_bounded.lua"),
             include_str!("lua/push_idempotent.lua"),
             include_str!("lua/count_accepted.lua"),
-            include_str!("lua/requeue_dead.lua"),
-            include_str!("lua/purge_dead.lua"),
-            include_str!("lua/purge_unreadable.lua"),
         ] {
             let script = LuaScript::new(source);
             assert!(!script.key_names().is_empty());

@@ -51,8 +51,6 @@ pub struct Shared {
     pub redis_timeout: Duration,
     /// Queue length gauge and bound, shared by every worker thread.
     pub depth: Arc<Depth>,
-    /// `ingest.admin_token`; `None` disables `/admin`.
-    pub admin_token: Option<Arc<str>>,
     /// `ingest.max_buffered_bytes`, shared by every worker thread.
     pub budget: Budget,
     /// `ingest.body_timeout_ms`.
@@ -88,9 +86,6 @@ impl Shared {
             batch_max_messages: ingest.batch_max_messages,
             redis_timeout: settings.redis.response_timeout(),
             depth: Arc::new(Depth::new(ingest.max_queue_depth)),
-            admin_token: Some(ingest.admin_token.as_str())
-                .filter(|t| !t.is_empty())
-                .map(Arc::from),
             budget: Budget::new(ingest.max_buffered_bytes),
             body_timeout: Duration::from_millis(ingest.body_timeout_ms),
             idempotency: Retention {

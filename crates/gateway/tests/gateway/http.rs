@@ -236,3 +236,59 @@ async fn a_plain_get_of_the_websocket_url_gets_a_json_400() {
     assert_eq!(health["active_connections"], 0);
     g.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_dead_letter_admin_is_served_here_with_the_gateways_own_token() {
+    let off = spawn_gateway(&[]).await;
+    let r = reqwest::get(off.http("/admin/dead-letters"))
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 404);
+    let body: serde_json::Value = r.json().await.expect("json");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("SLUICE__GATEWAY__ADMIN_TOKEN"),
+        "{message}"
+    );
+    off.cleanup().await;
+
+    let token = "gateway-admin-token-0123";
+    let mut g = spawn_gateway(&[("GATEWAY__ADMIN_TOKEN", token)]).await;
+    let dead = g.keys.dead_messages.clone();
+    let letter = json!({"payload": "p", "reason": "r", "failed_at": "2026-12-02T00:00:00Z", "worker_id": "w"});
+    let _: () = redis::cmd("LPUSH")
+        .arg(&dead)
+        .arg(letter.to_string())
+        .query_async(&mut g.redis)
+        .await
+        .expect("LPUSH");
+    let http = reqwest::Client::new();
+    let r = http
+        .get(g.http("/admin/dead-letters"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 401);
+    let page: serde_json::Value = http
+        .get(g.http("/admin/dead-letters"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["total"], 1);
+    let id = page["dead_letters"][0]["id"].as_str().expect("id");
+    let r = http
+        .post(g.http(&format!("/admin/dead-letters/{id}/requeue")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let pending = g.keys.pending_messages.clone();
+    assert_eq!(g.lrange(&pending).await, ["p"]);
+    assert!(g.lrange(&dead).await.is_empty());
+    g.cleanup().await;
+}

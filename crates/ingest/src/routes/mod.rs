@@ -1,6 +1,5 @@
 //! HTTP handlers.
 
-pub mod admin;
 pub mod health;
 pub mod list;
 pub mod messages;

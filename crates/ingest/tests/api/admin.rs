@@ -250,3 +250,144 @@ async fn unreadable_dead_letters_are_skipped_reported_and_purged_alone() {
     assert_error(r, 400, "invalid_query").await;
     app.cleanup().await;
 }
+
+async fn page(app: &TestApp, query: &str) -> serde_json::Value {
+    admin_json(
+        app.http
+            .get(app.url(&format!("/admin/dead-letters?{query}"))),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn dead_letters_are_paged_newest_first_each_with_its_id() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    add_dead_letters(&mut app, &[b"m0".as_slice(), b"m1", b"m2", b"m3"]).await;
+    let second = page(&app, "offset=1&limit=2").await;
+    assert_eq!(
+        (second["total"].as_u64(), second["offset"].as_u64()),
+        (Some(4), Some(1))
+    );
+    let letters = second["dead_letters"].as_array().expect("array");
+    let payloads: Vec<&str> = letters
+        .iter()
+        .map(|d| d["payload"].as_str().expect("payload"))
+        .collect();
+    assert_eq!(payloads, ["m2", "m1"]);
+    let stored: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(&app.keys.dead_messages)
+        .arg(1)
+        .arg(1)
+        .query_async(&mut app.redis)
+        .await
+        .expect("LRANGE");
+    assert_eq!(
+        letters[0]["id"],
+        sluice_admin::routes::dead_letter_id(&stored[0])
+    );
+    assert_eq!(
+        page(&app, "offset=9").await["dead_letters"],
+        serde_json::json!([])
+    );
+    let r = app
+        .http
+        .get(app.url("/admin/dead-letters?offset=-1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 400, "invalid_query").await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn one_dead_letter_is_found_by_its_id_wherever_it_moved_and_requeued_or_deleted() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    // More than two search chunks, oldest pushed first: "m1199" is the newest.
+    let payloads: Vec<String> = (0..1_200).map(|i| format!("m{i:04}")).collect();
+    let bytes: Vec<&[u8]> = payloads.iter().map(|p| p.as_bytes()).collect();
+    add_dead_letters(&mut app, &bytes).await;
+    let listed = page(&app, "offset=600&limit=1").await;
+    let id = listed["dead_letters"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(listed["dead_letters"][0]["payload"], "m0599");
+    // Newer dead letters push it 700 places further than the page said.
+    let newer: Vec<String> = (0..700).map(|i| format!("n{i:04}")).collect();
+    add_dead_letters(
+        &mut app,
+        &newer.iter().map(|p| p.as_bytes()).collect::<Vec<_>>(),
+    )
+    .await;
+
+    let url = format!("/admin/dead-letters/{id}/requeue?near=600");
+    let r = admin_json(app.http.post(app.url(&url))).await;
+    assert_eq!(r, serde_json::json!({"requeued": 1, "unreadable": 0}));
+    assert_eq!(app.pending().await, ["m0599"], "that one, once");
+    assert_eq!(page(&app, "limit=1").await["total"], 1_899);
+    let r = app
+        .http
+        .post(app.url(&url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 404, "dead_letter_not_found").await;
+
+    // Searched from far past the end, it is still found (the search wraps to the newest).
+    let oldest = page(&app, "offset=1898&limit=1").await;
+    let oldest_id = oldest["dead_letters"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let delete = app
+        .http
+        .delete(app.url(&format!("/admin/dead-letters/{oldest_id}?near=5000")));
+    assert_eq!(admin_json(delete).await, serde_json::json!({"purged": 1}));
+    assert_eq!(page(&app, "limit=1").await["total"], 1_898);
+    assert_eq!(app.pending().await, ["m0599"], "a delete requeues nothing");
+
+    let r = app
+        .http
+        .delete(app.url("/admin/dead-letters/nope"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 404, "dead_letter_not_found").await;
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_dead_letter_is_refused_requeue_but_can_be_deleted() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    let _: () = redis::cmd("LPUSH")
+        .arg(&app.keys.dead_messages)
+        .arg("not json")
+        .query_async(&mut app.redis)
+        .await
+        .expect("LPUSH");
+    let listed = page(&app, "").await;
+    let letter = &listed["dead_letters"][0];
+    assert_eq!(letter["unreadable"], "not json");
+    let id = letter["id"].as_str().expect("id");
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/dead-letters/{id}/requeue")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 409, "dead_letter_unreadable").await;
+    assert_eq!(page(&app, "").await["total"], 1, "left where it was");
+    let r = admin_json(
+        app.http
+            .delete(app.url(&format!("/admin/dead-letters/{id}"))),
+    )
+    .await;
+    assert_eq!(r["purged"], 1);
+    assert_eq!(page(&app, "").await["total"], 0);
+    assert!(app.pending().await.is_empty());
+    app.cleanup().await;
+}

@@ -1,0 +1,100 @@
+//! The admin endpoints' HTTP errors, each with its status and stable `code` (the same codes the
+//! ingest API has always answered on these paths).
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use sluice_core::error::ErrorBody;
+
+/// An error answered as `{"error": {"code", "message", "fields"}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The admin endpoints are off on this server: answered like a missing route (404
+    /// `not_found`), with a message naming the variable that turns them on.
+    #[error(
+        "the admin endpoints are off: start this server with {0} set (16 characters or more), then send it as Authorization: Bearer <token>"
+    )]
+    Disabled(&'static str),
+    /// Missing or wrong token.
+    #[error("a valid admin token is required (Authorization: Bearer <token>)")]
+    Unauthorized,
+    /// A query parameter is not acceptable; reason per parameter.
+    #[error("invalid query parameters")]
+    InvalidQuery(BTreeMap<String, String>),
+    /// No dead letter has this id (it was requeued or deleted already, or never existed).
+    #[error("no dead letter has the id {0:?}; it may have been requeued or deleted already")]
+    NoSuchDeadLetter(String),
+    /// The dead letter cannot be read, so its bytes cannot be requeued.
+    #[error(
+        "dead letter {0:?} cannot be read (not JSON, no payload, or bad hex), so it cannot be requeued; delete it instead"
+    )]
+    Unreadable(String),
+    /// Redis did not answer in time.
+    #[error("Redis is unavailable; retry later (what was done before stays done)")]
+    RedisUnavailable,
+    /// Redis refused a write: it holds its `maxmemory`.
+    #[error(
+        "Redis is full (it holds its maxmemory); nothing was moved, retry once the workers have drained it"
+    )]
+    RedisFull,
+    /// The path exists, the method does not.
+    #[error("method not allowed on this endpoint")]
+    MethodNotAllowed,
+}
+
+impl AdminError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Disabled(_) => "not_found",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::NoSuchDeadLetter(_) => "dead_letter_not_found",
+            Self::Unreadable(_) => "dead_letter_unreadable",
+            Self::RedisUnavailable => "redis_unavailable",
+            Self::RedisFull => "redis_full",
+            Self::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    /// One query parameter's reason.
+    pub fn query(name: &str, reason: String) -> Self {
+        Self::InvalidQuery([(name.to_owned(), reason)].into())
+    }
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Disabled(_) | Self::NoSuchDeadLetter(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Self::Unreadable(_) => StatusCode::CONFLICT,
+            Self::RedisUnavailable | Self::RedisFull => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::RedisUnavailable | Self::RedisFull => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
+        }
+        let fields = match self {
+            Self::InvalidQuery(fields) => fields.clone(),
+            _ => BTreeMap::new(),
+        };
+        response.json(ErrorBody::with_fields(
+            self.code(),
+            self.to_string(),
+            fields,
+        ))
+    }
+}
