@@ -93,8 +93,21 @@ pub struct WorkerInfo {
     pub in_hand: u64,
     /// Whether its heartbeat is fresh; a stale worker's batch is reclaimed by a live one.
     pub alive: bool,
+    /// Whether its heartbeat is late (older than `late_after_ms`) though it is not yet
+    /// presumed dead: a worker that is stuck, paused or cut off, shown before it is dropped.
+    #[serde(default)]
+    pub late: bool,
     /// PostgreSQL as the worker last saw it: `up`, `down`, or `unknown`.
     pub postgres: String,
+    /// Batches it recorded since it started; `None` from a worker that does not report it.
+    #[serde(default)]
+    pub batches: Option<u64>,
+    /// Rows it persisted since it started.
+    #[serde(default)]
+    pub persisted: Option<u64>,
+    /// Rows it persisted per second, averaged over its last 10 seconds.
+    #[serde(default)]
+    pub persisted_per_second: Option<f64>,
 }
 
 /// The `GET /workers` answer.
@@ -104,6 +117,10 @@ pub struct WorkerList {
     pub workers: Vec<WorkerInfo>,
     /// The heartbeat age past which a worker is not alive.
     pub dead_after_ms: u64,
+    /// The heartbeat age past which a worker is late: a quarter of `dead_after_ms`, at least
+    /// one second (four heartbeats are 1 s).
+    #[serde(default)]
+    pub late_after_ms: u64,
 }
 
 /// `GET /admin/dead-letters` body.

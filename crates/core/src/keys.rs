@@ -47,6 +47,9 @@ pub const ACCEPTED_WINDOW: &str = "accepted_window";
 pub const COMMIT_LATENCY: &str = "commit_latency";
 /// Hash of each live worker's view of PostgreSQL: field = worker id, value = `up` or `down`.
 pub const WORKERS_POSTGRES: &str = "workers_postgres";
+/// Hash of what each live worker has done since it started, as its last full heartbeat said:
+/// field = worker id, value = `<batches> <rows persisted> <rows per second, last 10 s>`.
+pub const WORKERS_OUTPUT: &str = "workers_output";
 /// Sorted set of the workers whose last heartbeat reported PostgreSQL down: member = worker id,
 /// score = that heartbeat (ms, Redis clock). Counting its fresh members is O(log workers).
 pub const WORKERS_POSTGRES_DOWN: &str = "workers_postgres_down";
@@ -122,6 +125,8 @@ pub struct Keys {
     pub workers_postgres: String,
     /// `<prefix>workers_postgres_down`
     pub workers_postgres_down: String,
+    /// `<prefix>workers_output`
+    pub workers_output: String,
     /// `<prefix>in_flight`
     pub in_flight: String,
     /// `<prefix>in_flight_by_worker`
@@ -165,6 +170,7 @@ impl Keys {
             commit_latency: key(COMMIT_LATENCY),
             workers_postgres: key(WORKERS_POSTGRES),
             workers_postgres_down: key(WORKERS_POSTGRES_DOWN),
+            workers_output: key(WORKERS_OUTPUT),
             in_flight: key(IN_FLIGHT),
             in_flight_by_worker: key(IN_FLIGHT_BY_WORKER),
             upkeep_lease: key(UPKEEP_LEASE),
@@ -198,6 +204,7 @@ impl Keys {
             COMMIT_LATENCY => &self.commit_latency,
             WORKERS_POSTGRES => &self.workers_postgres,
             WORKERS_POSTGRES_DOWN => &self.workers_postgres_down,
+            WORKERS_OUTPUT => &self.workers_output,
             IN_FLIGHT => &self.in_flight,
             IN_FLIGHT_BY_WORKER => &self.in_flight_by_worker,
             UPKEEP_LEASE => &self.upkeep_lease,

@@ -32,10 +32,13 @@ fn parse(reply: &[String], dead_after_ms: u64) -> WorkerList {
     let workers = reply
         .get(1..)
         .unwrap_or_default()
-        .chunks_exact(4)
+        .chunks_exact(5)
         .map(|w| {
             let seen: u64 = w[1].parse::<f64>().map_or(0, |ms| ms as u64);
             let age = now.saturating_sub(seen);
+            let mut output = w[4].split(' ');
+            let mut next = || output.next().filter(|s| !s.is_empty());
+            let (batches, persisted, rate) = (next(), next(), next());
             WorkerInfo {
                 id: w[0].clone(),
                 last_heartbeat: DateTime::from_timestamp_millis(seen as i64)
@@ -44,18 +47,29 @@ fn parse(reply: &[String], dead_after_ms: u64) -> WorkerList {
                 heartbeat_age_ms: age,
                 in_hand: w[2].parse().unwrap_or(0),
                 alive: age < dead_after_ms,
+                late: age >= late_after(dead_after_ms) && age < dead_after_ms,
                 postgres: if w[3].is_empty() {
                     "unknown".into()
                 } else {
                     w[3].clone()
                 },
+                batches: batches.and_then(|s| s.parse().ok()),
+                persisted: persisted.and_then(|s| s.parse().ok()),
+                persisted_per_second: rate.and_then(|s| s.parse().ok()),
             }
         })
         .collect();
     WorkerList {
         workers,
         dead_after_ms,
+        late_after_ms: late_after(dead_after_ms),
     }
+}
+
+/// The heartbeat age past which a worker is late: a quarter of `dead_after_ms`, at least a
+/// second (four heartbeats).
+pub fn late_after(dead_after_ms: u64) -> u64 {
+    (dead_after_ms / 4).max(1_000)
 }
 
 #[cfg(test)]
@@ -70,15 +84,36 @@ mod tests {
             "1700000009500",
             "12",
             "up",
+            "4 1200 40.5",
             "w2",
             "1700000000000",
             "3",
             "",
+            "",
+            "w3",
+            "1700000008000",
+            "0",
+            "up",
+            "1 10 0.0",
         ]
         .map(String::from)
         .to_vec();
         let list = parse(&reply, 5_000);
-        assert_eq!(list.workers.len(), 2);
+        assert_eq!(list.workers.len(), 3);
+        assert_eq!(list.late_after_ms, 1_250);
+        let w1 = &list.workers[0];
+        assert_eq!((w1.batches, w1.persisted), (Some(4), Some(1200)));
+        assert_eq!(w1.persisted_per_second, Some(40.5));
+        assert!(!w1.late);
+        assert!(
+            list.workers[2].late && list.workers[2].alive,
+            "2 s late of 5"
+        );
+        assert!(!list.workers[1].late, "dead, not late");
+        assert_eq!(
+            list.workers[1].batches, None,
+            "a worker that does not report it"
+        );
         assert_eq!(list.workers[0].id, "w1");
         assert_eq!(list.workers[0].heartbeat_age_ms, 500);
         assert_eq!(list.workers[0].in_hand, 12);

@@ -204,6 +204,10 @@ impl Queue {
             .arg(&self.keys.workers_postgres_down)
             .arg(&self.worker_id)
             .ignore()
+            .cmd("HDEL")
+            .arg(&self.keys.workers_output)
+            .arg(&self.worker_id)
+            .ignore()
             .query_async(&mut self.redis)
             .await
     }

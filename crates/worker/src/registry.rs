@@ -9,7 +9,7 @@
 //! ([`sluice_core::upkeep`]), so a worker contends for it at no extra cost.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sluice_core::connect::RedisConnection;
@@ -59,6 +59,56 @@ impl PostgresView {
     }
 }
 
+/// What this worker has persisted since it started: the batching loop adds each recorded
+/// batch, and each full heartbeat reports it in `workers_output`.
+#[derive(Debug, Default)]
+pub struct Output {
+    batches: AtomicU64,
+    rows: AtomicU64,
+}
+
+impl Output {
+    /// Counts one recorded batch of `rows` new rows.
+    pub fn add(&self, rows: u64) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+    }
+}
+
+/// Over how long a worker's reported rate is averaged.
+pub const OUTPUT_RATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// The samples behind a worker's rate: `(when, rows so far)`, one per full beat, spanning
+/// [`OUTPUT_RATE_WINDOW`] at most.
+#[derive(Debug, Default)]
+pub(crate) struct OutputRate {
+    samples: std::collections::VecDeque<(tokio::time::Instant, u64)>,
+}
+
+impl OutputRate {
+    /// `'<batches> <rows> <rows/s>'` for `output` now: the rate over the samples of the last
+    /// [`OUTPUT_RATE_WINDOW`], and over one second at least (0 until there are two samples).
+    pub(crate) fn report(&mut self, output: &Output, now: tokio::time::Instant) -> String {
+        let (batches, rows) = (
+            output.batches.load(Ordering::Relaxed),
+            output.rows.load(Ordering::Relaxed),
+        );
+        self.samples.push_back((now, rows));
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > OUTPUT_RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+        let (since, rows_then) = self.samples.front().copied().unwrap_or((now, rows));
+        // Over at least a second, so a worker's first beats do not report a burst as a rate.
+        let secs = now.duration_since(since).as_secs_f64().max(1.0);
+        let rate = (rows - rows_then) as f64 / secs;
+        format!("{batches} {rows} {rate:.1}")
+    }
+}
+
 /// What each heartbeat writes.
 pub struct Beat {
     /// Key names.
@@ -73,6 +123,8 @@ pub struct Beat {
     pub status: Arc<crate::http::Status>,
     /// Told after every beat whether this worker holds the upkeep lease.
     pub upkeep: watch::Sender<bool>,
+    /// Reported in `workers_output` with each full beat.
+    pub output: Arc<Output>,
 }
 
 /// One beat in [`FULL_BEAT_EVERY`] is full: it also recounts this worker's share of `in_flight`
@@ -102,7 +154,9 @@ pub async fn beat_periodically(
         postgres,
         status,
         upkeep,
+        output,
     } = beat_info;
+    let mut rate = OutputRate::default();
     let loop_down = Arc::clone(&postgres.loop_down);
     let probed_up = Arc::new(AtomicBool::new(true));
     let probe = tokio::spawn(postgres.probe_periodically(Arc::clone(&probed_up), shutdown.clone()));
@@ -114,7 +168,12 @@ pub async fn beat_periodically(
         status.postgres_up.store(postgres_up, Ordering::Relaxed);
         let full = beats.is_multiple_of(FULL_BEAT_EVERY);
         beats += 1;
-        match beat(&mut redis, &keys, &worker_id, dead_after, postgres_up, full).await {
+        let report = full.then(|| rate.report(&output, tokio::time::Instant::now()));
+        let said = BeatSays {
+            postgres_up,
+            output: report.as_deref(),
+        };
+        match beat(&mut redis, &keys, &worker_id, dead_after, said).await {
             Ok(reply) => {
                 status.redis_up.store(true, Ordering::Relaxed);
                 if std::mem::take(&mut failing) {
@@ -138,18 +197,26 @@ pub async fn beat_periodically(
     let _ = probe.await;
 }
 
+/// What a worker says in one heartbeat.
+#[derive(Debug, Clone, Copy)]
+pub struct BeatSays<'a> {
+    /// Whether PostgreSQL answers, as this worker sees it.
+    pub postgres_up: bool,
+    /// On a full beat, its output (`'<batches> <rows> <rows/s>'`); `None` for a light beat.
+    pub output: Option<&'a str>,
+}
+
 /// Writes one heartbeat, with whether PostgreSQL is up, and returns the peers silent for longer
-/// than `dead_after` (by the Redis clock, so the workers' clocks need not agree). A `full` beat
-/// also recounts this worker's share of `in_flight`, takes the upkeep lease if it is free, and
-/// says whether this worker holds it.
+/// than `dead_after` (by the Redis clock, so the workers' clocks need not agree). A full beat
+/// (one with an output) also records the output, recounts this worker's share of `in_flight`,
+/// takes the upkeep lease if it is free, and says whether this worker holds it.
 #[tracing::instrument(name = "redis.heartbeat", skip(redis, keys), err(level = "debug"))]
 pub async fn beat(
     redis: &mut RedisConnection,
     keys: &Keys,
     worker_id: &str,
     dead_after: Duration,
-    postgres_up: bool,
-    full: bool,
+    says: BeatSays<'_>,
 ) -> redis::RedisResult<BeatReply> {
     static SCRIPT: std::sync::LazyLock<LuaScript> =
         std::sync::LazyLock::new(|| LuaScript::new(moving_script!("lua/heartbeat.lua")));
@@ -158,9 +225,14 @@ pub async fn beat(
         .keyed(keys, &[("processing", &processing)])?
         .arg(worker_id)
         .arg(dead_after.as_millis() as u64)
-        .arg(if postgres_up { "up" } else { "down" })
+        .arg(if says.postgres_up { "up" } else { "down" })
         .arg(upkeep::LEASE.as_millis() as u64)
-        .arg(if full { "full" } else { "light" })
+        .arg(if says.output.is_some() {
+            "full"
+        } else {
+            "light"
+        })
+        .arg(says.output.unwrap_or(""))
         .invoke_async(redis)
         .await?;
     let mut reply = reply.into_iter();

@@ -126,6 +126,10 @@ pub struct Worker {
     status: Arc<crate::http::Status>,
     /// The partitions of `messages` to keep (`postgres.partition_hours` and friends).
     partitions: Plan,
+    /// What this worker has persisted, reported by its heartbeats.
+    output: Arc<registry::Output>,
+    /// The rate of [`Self::heartbeat`]'s reports (the heartbeat task keeps its own).
+    output_rate: registry::OutputRate,
 }
 
 impl Worker {
@@ -151,6 +155,8 @@ impl Worker {
             log: DependencyLog::default(),
             status: Arc::default(),
             partitions: Plan::from_settings(&settings.postgres),
+            output: Arc::default(),
+            output_rate: registry::OutputRate::default(),
         })
     }
 
@@ -167,14 +173,19 @@ impl Worker {
     /// does this periodically in [`Worker::run`]).
     pub async fn heartbeat(&mut self) -> redis::RedisResult<Vec<String>> {
         let mut conn = self.queue.shared_connection();
-        let postgres_up = !self.log.postgres_down.load(Ordering::Relaxed);
+        let output = self
+            .output_rate
+            .report(&self.output, tokio::time::Instant::now());
+        let says = registry::BeatSays {
+            postgres_up: !self.log.postgres_down.load(Ordering::Relaxed),
+            output: Some(&output),
+        };
         let reply = registry::beat(
             &mut conn,
             self.queue.keys(),
             &self.id,
             self.dead_after(),
-            postgres_up,
-            true,
+            says,
         )
         .await?;
         self.dead_peers_tx.send_replace(reply.dead_peers.clone());
@@ -320,6 +331,7 @@ impl Worker {
         self.log.redis_ok();
         if applied {
             batch.record_metrics(inserted, committed_at);
+            self.output.add(inserted);
         } else {
             tracing::info!(
                 batch_id = %batch.id,
@@ -449,6 +461,7 @@ impl Worker {
                 },
                 status: Arc::clone(&self.status),
                 upkeep: upkeep_gate,
+                output: Arc::clone(&self.output),
             },
             self.dead_peers_tx.clone(),
             shutdown.clone(),

@@ -3,7 +3,7 @@
 -- processing list, where it becomes the claimer's batch in hand. Atomic: a message is always
 -- in exactly one list, and only one claimer gets it.
 -- KEYS: workers, dead_processing (the dead worker's list), processing (the claimer's), workers_postgres,
---       workers_postgres_down, in_flight, in_flight_by_worker
+--       workers_postgres_down, in_flight, in_flight_by_worker, workers_output
 -- ARGV: dead worker id, dead-after in milliseconds, claimer id
 -- Returns the number of messages moved, or -1 when the worker has come back.
 local t = redis.call('TIME')
@@ -15,6 +15,7 @@ end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('HDEL', KEYS[8], ARGV[1])
 local moved = 0
 while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do
   moved = moved + 1

@@ -4,9 +4,10 @@
 -- it. Everything here is O(1) but the list of the dead, so a worker's cost does not grow with
 -- the fleet.
 -- KEYS: workers, workers_postgres, workers_postgres_down, processing, in_flight,
---       in_flight_by_worker, upkeep_lease
+--       in_flight_by_worker, upkeep_lease, workers_output
 -- ARGV: worker id, dead-after in milliseconds, 'up' or 'down' (PostgreSQL as this worker sees
---       it), upkeep lease length in milliseconds, 'full' or 'light'
+--       it), upkeep lease length in milliseconds, 'full' or 'light', this worker's output
+--       ('<batches> <rows> <rows/s>', written on a full beat)
 -- Returns {'1' when this worker holds the upkeep lease, '0' when it does not, '' on a light
 -- beat (unknown); then the ids of the workers presumed dead}.
 local t = redis.call('TIME')
@@ -25,6 +26,7 @@ end
 local holds = ''
 if ARGV[5] == 'full' then
   sync_in_flight(KEYS[5], KEYS[6], ARGV[1], KEYS[4])
+  redis.call('HSET', KEYS[8], ARGV[1], ARGV[6])
   local holder = redis.call('GET', KEYS[7])
   holds = '0'
   if holder == ARGV[1] then

@@ -166,6 +166,13 @@ async fn a_reclaimed_batch_committed_before_its_worker_died_is_counted_once() {
         .query_async(&mut t.redis)
         .await
         .expect("ZADD");
+    let _: () = redis::cmd("HSET")
+        .arg(&t.keys.workers_output)
+        .arg("ghost")
+        .arg("9 99 9.9")
+        .query_async(&mut t.redis)
+        .await
+        .expect("HSET");
     let client = t.db.client().await.expect("client");
     for e in &envelopes[..3] {
         client
@@ -202,6 +209,22 @@ async fn a_reclaimed_batch_committed_before_its_worker_died_is_counted_once() {
         .await
         .expect("ZSCORE");
     assert_eq!(registered, None, "the dead worker left the registry");
+    t.worker.heartbeat().await.expect("heartbeat");
+    let output: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&t.keys.workers_output)
+        .query_async(&mut t.redis)
+        .await
+        .expect("HGETALL");
+    let reports: Vec<&str> = output.values().map(String::as_str).collect();
+    assert_eq!(reports.len(), 1, "the ghost's report is gone: {reports:?}");
+    let report = reports[0]
+        .strip_prefix("1 5 ")
+        .expect("one batch of 5 rows");
+    let rate: f64 = report.parse().expect("a rate");
+    assert!(
+        rate > 0.0 && rate <= 5.0,
+        "5 rows over a second at least: {rate}"
+    );
     t.cleanup().await;
 }
 
@@ -294,7 +317,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
     assert_eq!((stats.queue_depth, stats.in_flight), (3, 0), "no beat yet");
     let mut redis = manager();
     for worker in ["w1", "w2"] {
-        beat(&mut redis, &keys, worker, fresh, true, true)
+        beat(&mut redis, &keys, worker, fresh, says(true))
             .await
             .expect("beat");
     }
@@ -303,7 +326,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
     assert_eq!(stats.backlog, 9);
     assert_eq!(stats.workers_alive, 2);
     // A beat that reports PostgreSQL down counts; one that reports it up again uncounts.
-    beat(&mut redis, &keys, "w2", fresh, false, true)
+    beat(&mut redis, &keys, "w2", fresh, says(false))
         .await
         .expect("beat");
     assert_eq!(
@@ -314,7 +337,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
             .workers_postgres_down,
         1
     );
-    beat(&mut redis, &keys, "w2", fresh, true, true)
+    beat(&mut redis, &keys, "w2", fresh, says(true))
         .await
         .expect("beat");
     assert_eq!(
@@ -331,7 +354,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
         .query_async(&mut conn)
         .await
         .expect("DEL");
-    beat(&mut redis, &keys, "w2", fresh, true, true)
+    beat(&mut redis, &keys, "w2", fresh, says(true))
         .await
         .expect("beat");
     assert_eq!(reader.read(&mut conn).await.expect("stats").in_flight, 2);
@@ -444,7 +467,7 @@ async fn one_process_holds_the_upkeep_lease_until_it_releases_it() {
     );
     // A worker's beat does not take a held lease either.
     let mut redis = manager();
-    let reply = beat(&mut redis, &keys, "w1", fresh, true, true)
+    let reply = beat(&mut redis, &keys, "w1", fresh, says(true))
         .await
         .expect("beat");
     assert_eq!(reply.holds_upkeep, Some(false));
@@ -458,7 +481,7 @@ async fn one_process_holds_the_upkeep_lease_until_it_releases_it() {
         "only the holder's release frees the lease"
     );
     first.release(&mut conn).await.expect("release");
-    let reply = beat(&mut redis, &keys, "w1", fresh, true, true)
+    let reply = beat(&mut redis, &keys, "w1", fresh, says(true))
         .await
         .expect("beat");
     assert_eq!(reply.holds_upkeep, Some(true));
@@ -551,4 +574,12 @@ async fn in_flight_counts_a_batch_from_its_first_message_until_its_commit() {
     let stats = reader.read(&mut conn).await.expect("stats");
     assert_eq!((stats.in_flight, stats.total_messages), (0, 5));
     sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+}
+
+/// A full heartbeat's words: PostgreSQL `up` or not, and an output.
+fn says(postgres_up: bool) -> sluice_worker::registry::BeatSays<'static> {
+    sluice_worker::registry::BeatSays {
+        postgres_up,
+        output: Some("3 120 12.5"),
+    }
 }
