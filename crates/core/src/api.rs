@@ -80,6 +80,15 @@ pub struct AlertList {
     pub recent: Vec<Alert>,
 }
 
+/// `GET /batches/recent`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RecentBatches {
+    /// The latest `batch_persisted` messages this process saw, newest first: each the fields of
+    /// a batch event (`batch_id`, `worker_id`, `size`, `inserted`, `committed_at`, ...) and
+    /// `"type": "batch_persisted"`, without the id lists.
+    pub batches: Vec<serde_json::Value>,
+}
+
 /// One worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerInfo {

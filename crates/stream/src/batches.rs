@@ -63,7 +63,7 @@ fn forward(hub: &Hub, payload: &[u8]) {
             return;
         }
     };
-    hub.publish_batch(|| frames(&event));
+    hub.publish_batch(frames(&event));
 }
 
 /// The `batch_persisted` frame: the [`BatchEvent`]'s own fields and `"type"`, with and without

@@ -6,7 +6,7 @@
 //! the latest value, so a slow reader skips snapshots instead of queueing them. Batch events go through a bounded `broadcast` channel: a session that falls more than
 //! `gateway.client_queue` events behind skips ahead and is told how many it missed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -41,6 +41,9 @@ struct Registry {
     total: usize,
 }
 
+/// How many batch events a process keeps for `GET /batches/recent` (a few hundred bytes each).
+pub const RECENT_BATCHES: usize = 50;
+
 /// Shared gateway state.
 #[derive(Debug)]
 pub struct Hub {
@@ -49,6 +52,8 @@ pub struct Hub {
     pub(crate) redis_state: watch::Sender<RedisState>,
     /// Batch events, bounded per receiver.
     batches: broadcast::Sender<Arc<BatchFrames>>,
+    /// The last [`RECENT_BATCHES`] batch events, newest last, for `GET /batches/recent`.
+    recent_batches: Mutex<VecDeque<Arc<BatchFrames>>>,
     /// Alert transitions as `alert` frames, bounded per receiver.
     alerts: broadcast::Sender<ByteString>,
     /// The `redis_down` alert firing on this gateway (it cannot be stored in Redis).
@@ -80,6 +85,7 @@ impl Hub {
             snapshots: rx,
             redis_state: watch::Sender::new(RedisState::Unknown),
             batches: broadcast::Sender::new(client_queue),
+            recent_batches: Mutex::new(VecDeque::with_capacity(RECENT_BATCHES)),
             alerts: broadcast::Sender::new(client_queue),
             outage: Mutex::new(None),
             registry: Mutex::new(Registry::default()),
@@ -121,12 +127,31 @@ impl Hub {
         self.batches.subscribe()
     }
 
-    /// Publishes a batch event, if anyone listens; returns whether someone did.
-    pub(crate) fn publish_batch(&self, frames: impl FnOnce() -> BatchFrames) -> bool {
-        if self.batches.receiver_count() == 0 {
-            return false;
+    /// Keeps a batch event among the recent ones and publishes it, if anyone listens; returns
+    /// whether someone did.
+    pub(crate) fn publish_batch(&self, frames: BatchFrames) -> bool {
+        let frames = Arc::new(frames);
+        {
+            let mut recent = self
+                .recent_batches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if recent.len() == RECENT_BATCHES {
+                recent.pop_front();
+            }
+            recent.push_back(Arc::clone(&frames));
         }
-        self.batches.send(Arc::new(frames())).is_ok()
+        self.batches.receiver_count() > 0 && self.batches.send(frames).is_ok()
+    }
+
+    /// The last [`RECENT_BATCHES`] `batch_persisted` frames this process saw (without their id
+    /// lists), newest first.
+    pub fn recent_batches(&self) -> Vec<ByteString> {
+        let recent = self
+            .recent_batches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recent.iter().rev().map(|f| f.without_ids.clone()).collect()
     }
 
     /// A receiver of alert frames for one stream.

@@ -12,7 +12,7 @@
 //! - [`StatsStream`]: the hub, poller, subscription and upkeep of one process, and
 //!   [`stream_routes`], which both servers mount.
 //! - [`routes`]: `GET /ws/stats`, `GET /stats`, `GET /stats/stream`, `GET /stats/history`,
-//!   `GET /alerts`, `GET /workers`; [`openapi`]: their OpenAPI document.
+//!   `GET /alerts`, `GET /workers`, `GET /batches/recent`; [`openapi`]: their OpenAPI document.
 //! - [`snapshot`]: what the poller and the subscription produce; [`hub`]: what every session
 //!   of a process shares.
 //! - [`protocol`]: the messages of protocol v1; [`session`] runs one WebSocket session,
@@ -213,14 +213,15 @@ impl StatsStream {
 }
 
 /// Registers the stream's routes (`/ws/stats`, `/stats`, `/stats/stream`, `/stats/history`,
-/// `/alerts`, `/workers`); the `State` must be in the app data.
+/// `/alerts`, `/workers`, `/batches/recent`); the `State` must be in the app data.
 pub fn stream_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws/stats", web::get().to(routes::ws_stats))
         .route("/stats", web::get().to(routes::stats))
         .route("/stats/stream", web::get().to(routes::stats_stream))
         .route("/stats/history", web::get().to(routes::history))
         .route("/alerts", web::get().to(routes::alerts))
-        .route("/workers", web::get().to(routes::workers));
+        .route("/workers", web::get().to(routes::workers))
+        .route("/batches/recent", web::get().to(routes::recent_batches));
 }
 
 /// The query-string error handler both servers use for the stream's routes.

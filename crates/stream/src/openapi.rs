@@ -15,6 +15,7 @@ use crate::routes;
         routes::history,
         routes::alerts,
         routes::workers,
+        routes::recent_batches,
     ),
     tags((name = "stream", description = "The pipeline's live stats, history, alerts and workers"))
 )]

@@ -344,6 +344,34 @@ pub async fn workers(
     }
 }
 
+/// `GET /batches/recent`: the last batches this process saw committed, newest first, as the
+/// `batch_persisted` messages of the stream (without their id lists), so a dashboard opened now
+/// shows what happened just before. Held in memory: a process that just started has none.
+#[utoipa::path(get, path = "/batches/recent", tag = "stream", params(TokenParam), responses(
+        (status = 200, description = "The latest batch events, newest first", body = sluice_core::api::RecentBatches),
+        (status = 401, description = "Authentication is on and the token is missing or invalid", body = ErrorBody),
+    ))]
+pub async fn recent_batches(
+    req: HttpRequest,
+    query: web::Query<TokenQuery>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, StreamError> {
+    authenticate(&req, &state, query.token.as_deref())?;
+    let frames = state.hub.recent_batches();
+    let mut body = String::from("{\"batches\":[");
+    for (i, frame) in frames.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(frame);
+    }
+    body.push_str("]}");
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .content_type("application/json")
+        .body(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

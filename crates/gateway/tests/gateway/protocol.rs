@@ -286,3 +286,54 @@ async fn connection_limits_refuse_the_upgrade_with_503() {
     assert_eq!(r.status().as_u16(), 503, "SSE streams count too");
     g.cleanup().await;
 }
+
+#[tokio::test]
+async fn recent_batches_are_kept_for_a_page_opened_later_newest_first_without_ids() {
+    let mut g = spawn_gateway(&[]).await;
+    let empty: serde_json::Value = reqwest::get(g.http("/batches/recent"))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(empty, json!({"batches": []}));
+    // Nobody is connected: the gateway keeps them anyway, the last RECENT_BATCHES only.
+    let first = event(2);
+    publish_until_heard(&mut g, &first).await;
+    let total = sluice_stream::hub::RECENT_BATCHES + 5;
+    let mut last = Vec::new();
+    for _ in 1..total {
+        let e = event(1);
+        publish(&mut g, &e).await;
+        last.push(e.batch_id.to_string());
+    }
+    let mut body = json!(null);
+    for _ in 0..50 {
+        body = reqwest::get(g.http("/batches/recent"))
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        if body["batches"][0]["batch_id"] == json!(last.last()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let batches = body["batches"].as_array().expect("array");
+    assert_eq!(batches.len(), sluice_stream::hub::RECENT_BATCHES);
+    let ids: Vec<&str> = batches
+        .iter()
+        .map(|b| b["batch_id"].as_str().expect("id"))
+        .collect();
+    let newest_first: Vec<&str> = last
+        .iter()
+        .rev()
+        .take(ids.len())
+        .map(String::as_str)
+        .collect();
+    assert_eq!(ids, newest_first);
+    assert_eq!(batches[0]["type"], "batch_persisted");
+    assert!(batches[0].get("message_ids").is_none(), "{}", batches[0]);
+    g.cleanup().await;
+}
