@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 JWT_SECRET = "browser-test-secret-of-at-least-32-bytes"
+ADMIN_TOKEN = "browser-admin-token-0123456789"
 
 
 def free_port():
@@ -97,6 +98,7 @@ class Stack:
             SLUICE__WORKER__DEAD_AFTER_MS="2000",
             SLUICE__GATEWAY__ALERTS__NO_LIVE_WORKERS_FOR_SECS="2",
             SLUICE__GATEWAY__ALERTS__RESOLVE_AFTER_SECS="2",
+            SLUICE__GATEWAY__ADMIN_TOKEN=ADMIN_TOKEN,
             RUST_LOG="warn",
         )
         self.processes = {}

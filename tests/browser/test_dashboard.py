@@ -78,12 +78,29 @@ def test_an_alert_appears_when_workers_stop_and_clears_when_they_return(stack, p
     try:
         page.wait_for_selector('#alerts-active .alert[data-rule="no_live_workers"]', timeout=20_000)
         assert page.locator('#alerts-active .alert[data-rule="no_live_workers"] .state').inner_text() == "firing"
+        # The cards whose figure the alert is about take its severity's colour.
+        severity = page.locator('#alerts-active .alert[data-rule="no_live_workers"] .severity').text_content()
+        workers_card = page.locator('.card[data-field="workers_alive"]')
+        assert workers_card.get_attribute("data-severity") == severity
+        assert page.locator('.card[data-field="total_messages"]').get_attribute("data-severity") is None
+        colour = workers_card.evaluate("(n) => getComputedStyle(n.querySelector('.value')).color")
+        plain = page.locator('.card[data-field="total_messages"] .value').evaluate("(n) => getComputedStyle(n).color")
+        assert colour != plain
+        page.screenshot(path=str(OUT / "dashboard-alert.png"), full_page=True)
     finally:
         sender.stop()
         stack.start_workers()
     page.wait_for_selector('#alerts-active .alert[data-rule="no_live_workers"]', state="detached", timeout=30_000)
-    resolved = page.locator('#alerts-recent .alert.resolved[data-rule="no_live_workers"]')
-    assert resolved.count() >= 1
+    # One entry for the alert, resolved, with how long it lasted; not a firing and a resolved.
+    entries = page.locator('#alerts-recent .alert[data-rule="no_live_workers"]')
+    first = entries.first
+    assert "resolved" in first.get_attribute("class")
+    assert re.search(r"\d\d:\d\d:\d\d → \d\d:\d\d:\d\d · lasted \d", first.locator(".when").inner_text())
+    starts = page.eval_on_selector_all(
+        '#alerts-recent .alert[data-rule="no_live_workers"] .when', "(ns) => ns.map((n) => n.textContent.slice(0, 8))"
+    )
+    assert len(starts) == len(set(starts)), f"one entry per alert: {starts}"
+    assert page.locator('.card[data-field="workers_alive"]').get_attribute("data-severity") is None
     wait_for(lambda: stack.stats()["workers_alive"] == 2, 20, "workers back")
 
 
@@ -187,7 +204,7 @@ def test_the_workers_table_never_splits_a_word_even_on_a_phone(stack, browser):
         page = context.new_page()
         page.goto(stack.gateway("/"))
         wait_state(page, "live")
-        page.wait_for_function("document.querySelectorAll('#workers tr td').length >= 8")
+        wait_for(lambda: page.locator("#workers tr td").count() >= 14, 10, "two workers listed")
         assert page.evaluate(SPLIT_WORDS) == [], f"{width}px: words split across lines"
         width_now = page.evaluate("document.documentElement.scrollWidth")
         assert width_now <= width, f"the page is {width_now}px wide at {width}px"

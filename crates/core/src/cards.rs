@@ -6,7 +6,9 @@ use serde::Deserialize;
 
 use crate::stats::Stats;
 
-/// The list, as JSON: `[{"field", "label", "plain", "unit"}, …]` in display order.
+/// The list, as JSON: `[{"field", "label", "note", "plain", "unit", "alerts"}, …]` in display
+/// order. `alerts` names the rules whose firing concerns the card's figure (the dashboard colours
+/// the card by their severity); `note` says how the figure is averaged.
 pub const CARDS_JSON: &str = include_str!("cards.json");
 
 /// The list as a JavaScript module (`export default […]`), for the dashboard.
@@ -41,6 +43,12 @@ pub struct Card {
     pub plain: Option<String>,
     /// How it reads.
     pub unit: Unit,
+    /// How it is averaged (`10-s average`), when it is.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The alert rules (`Rule::name`) whose firing concerns this figure.
+    #[serde(default)]
+    pub alerts: Vec<String>,
 }
 
 impl Card {
@@ -83,6 +91,12 @@ mod tests {
             .find(|c| c.field == "commit_latency_ms.p99")
             .expect("p99");
         assert_eq!(p99.value(&stats), Some(4.5));
+        for card in &all {
+            for rule in &card.alerts {
+                let named = serde_json::from_value::<crate::api::Rule>(rule.as_str().into());
+                assert!(named.is_ok(), "{}: no rule {rule}", card.field);
+            }
+        }
         assert!(
             CARDS_MODULE.starts_with("// The stats cards")
                 && CARDS_MODULE.contains("export default [")

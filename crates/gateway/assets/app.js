@@ -8,6 +8,8 @@ const WORKERS_EVERY_MS = 2000;
 const MINUTE_HISTORY_EVERY_MS = 30000;
 
 const charts = new Charts();
+const batches = new panels.BatchFeed(document.getElementById("batches"));
+const workers = new panels.WorkerTable(document.getElementById("workers"));
 const alerts = { active: new Map(), recent: [] };
 const connection = new Connection({
   token: params.get("token") ?? "",
@@ -28,6 +30,10 @@ function showState(name) {
   badge.textContent = labels[name] ?? name;
 }
 
+function showAlerts() {
+  panels.renderAlerts([...alerts.active.values()], alerts.recent);
+}
+
 function handle(message) {
   switch (message.type) {
     case "stats":
@@ -35,52 +41,46 @@ function handle(message) {
       charts.addStats(message);
       break;
     case "batch_persisted":
-      panels.addBatch(message);
+      batches.add(message);
       break;
     case "alert":
       if (message.state === "firing") alerts.active.set(message.rule, message);
       else alerts.active.delete(message.rule);
       alerts.recent.unshift(message);
       alerts.recent.length = Math.min(alerts.recent.length, 100);
-      panels.renderAlerts([...alerts.active.values()], alerts.recent);
+      showAlerts();
       break;
     default:
       break;
   }
 }
 
-async function loadHistory() {
+async function load(path, params, use) {
   try {
-    charts.setHistory(await connection.get("/stats/history", { window: windowName }));
+    use(await connection.get(path, params));
   } catch (error) {
-    console.warn("history unavailable:", error.message);
+    console.warn(`${path} unavailable:`, error.message);
   }
 }
 
-async function loadAlerts() {
-  try {
-    const list = await connection.get("/alerts");
+function loadHistory() {
+  return load("/stats/history", { window: windowName }, (history) => charts.setHistory(history));
+}
+
+function loadAlerts() {
+  return load("/alerts", {}, (list) => {
     alerts.active = new Map(list.active.map((alert) => [alert.rule, alert]));
     alerts.recent = list.recent;
-    panels.renderAlerts(list.active, list.recent);
-  } catch (error) {
-    console.warn("alerts unavailable:", error.message);
-  }
-}
-
-async function loadWorkers() {
-  try {
-    panels.renderWorkers(await connection.get("/workers"));
-  } catch {
-    // Shown as stale until the next try.
-  }
+    showAlerts();
+  });
 }
 
 // On every (re)connection: history fills whatever gap the page missed.
 function refresh() {
   loadHistory();
   loadAlerts();
-  loadWorkers();
+  load("/workers", {}, (list) => workers.render(list));
+  load("/batches/recent", {}, (recent) => batches.load(recent.batches));
 }
 
 function selectWindow(name) {
@@ -88,6 +88,7 @@ function selectWindow(name) {
   for (const button of document.querySelectorAll("#windows button")) {
     button.setAttribute("aria-pressed", String(button.dataset.window === name));
   }
+  charts.selectWindow(name);
   loadHistory();
   clearInterval(historyTimer);
   if (name === "1h" || name === "24h") historyTimer = setInterval(loadHistory, MINUTE_HISTORY_EVERY_MS);
@@ -98,5 +99,7 @@ document.getElementById("windows").addEventListener("click", (event) => {
   if (button) selectWindow(button.dataset.window);
 });
 panels.buildCards();
-setInterval(loadWorkers, WORKERS_EVERY_MS);
+// Workers every 2 s; the active alerts' durations once a second.
+setInterval(() => load("/workers", {}, (list) => workers.render(list)), WORKERS_EVERY_MS);
+setInterval(showAlerts, 1000);
 connection.start();

@@ -1,5 +1,8 @@
 // The throughput and queue-depth charts (uPlot), filled from the history and extended by each
-// live reading. A gap of more than two points in the data is drawn as a gap, not a line.
+// live reading. The x-axis always spans the selected window, ending now, from the first paint;
+// a gap of more than two points in the data is drawn as a gap, not a line. The legends show the
+// latest values unless the pointer is over a chart.
+import * as format from "./format.js";
 
 const SPANS = { "1m": 60, "5m": 300, "1h": 3600, "24h": 86400 };
 const HEIGHT = 180;
@@ -8,39 +11,86 @@ function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
-function axes() {
+// Ticks and the legend read the time as the rest of the page does (24-hour clock).
+function timeLabel(seconds, withSeconds) {
+  return format.clock(new Date(seconds * 1000).toISOString(), withSeconds);
+}
+
+function axes(charts) {
   const stroke = css("--muted");
   const grid = { stroke: css("--line"), width: 1 };
   return [
-    { stroke, grid, ticks: grid },
-    { stroke, grid, ticks: grid, size: 60 },
+    { stroke, grid, ticks: grid, space: 90, values: (_, ticks) => ticks.map((t) => timeLabel(t, charts.span() < 3600)) },
+    { stroke, grid, ticks: grid, size: 60, values: (_, ticks) => ticks.map((v) => format.rate(v)) },
   ];
 }
 
-function chart(target, series) {
+function chart(target, series, charts) {
   const options = {
     width: Math.max(200, target.clientWidth),
     height: HEIGHT,
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true }, y: { range: (_, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: axes(),
-    series: [{}, ...series.map(([label, color]) => ({ label, stroke: css(color), width: 2, spanGaps: false, points: { show: false } }))],
+    scales: {
+      x: { time: true, range: () => charts.range() },
+      y: { range: (_, min, max) => [0, Math.max(1, max * 1.1)] },
+    },
+    axes: axes(charts),
+    series: [
+      { label: "time", value: (_, t) => (t == null ? "–" : timeLabel(t, true)) },
+      ...series.map(([label, color, dash]) => ({
+        label,
+        stroke: css(color),
+        width: dash ? 3 : 2,
+        dash,
+        spanGaps: false,
+        points: { show: false },
+        value: (_, v) => format.rate(v),
+      })),
+    ],
+    hooks: { setCursor: [(u) => showLatestUnlessHovered(u)] },
   };
   const plot = new globalThis.uPlot(options, [[], ...series.map(() => [])], target);
   new ResizeObserver(() => plot.setSize({ width: Math.max(200, target.clientWidth), height: HEIGHT })).observe(target);
   return plot;
 }
 
+// The legend at the last point when the pointer is not over the chart.
+function showLatestUnlessHovered(plot) {
+  if (plot.cursor.idx != null) return;
+  const last = lastValueIndex(plot.data);
+  if (last != null) plot.setLegend({ idx: last });
+}
+
+function lastValueIndex(data) {
+  for (let i = data[0].length - 1; i >= 0; i -= 1) {
+    if (data.slice(1).some((column) => column[i] != null)) return i;
+  }
+  return null;
+}
+
 export class Charts {
   constructor() {
-    this.throughput = chart(document.getElementById("chart-throughput"), [
-      ["accepted/s", "--accepted"],
-      ["persisted/s", "--persisted"],
-    ]);
-    this.queue = chart(document.getElementById("chart-queue"), [["queue depth", "--queue"]]);
     this.window = "5m";
     this.resolution = 1;
     this.columns = { t: [], accepted: [], persisted: [], depth: [] };
+    // Accepted is dashed and drawn under persisted, so both show when they are equal.
+    this.throughput = chart(document.getElementById("chart-throughput"), [
+      ["accepted/s", "--accepted", [6, 4]],
+      ["persisted/s", "--persisted"],
+    ], this);
+    this.queue = chart(document.getElementById("chart-queue"), [["queue depth", "--queue"]], this);
+    this.draw();
+  }
+
+  span() {
+    return SPANS[this.window];
+  }
+
+  // The window, ending at the latest point or now, whichever is later.
+  range() {
+    const last = this.columns.t[this.columns.t.length - 1] ?? 0;
+    const end = Math.max(last, Math.floor(Date.now() / 1000));
+    return [end - this.span(), end];
   }
 
   // Replaces the data with a `history` answer.
@@ -55,6 +105,12 @@ export class Charts {
     this.draw();
   }
 
+  // Shows `name`'s span at once, before its history arrives.
+  selectWindow(name) {
+    this.window = name;
+    this.draw();
+  }
+
   // Adds a live reading; windows of one-minute points are refreshed from the history instead.
   addStats(stats) {
     if (this.resolution !== 1) return;
@@ -63,7 +119,7 @@ export class Charts {
     const last = c.t[c.t.length - 1];
     if (last !== undefined && t <= last) return;
     this.push(c, t, stats.accepted_per_second, stats.current_rps, stats.queue_depth);
-    const since = t - SPANS[this.window];
+    const since = t - this.span();
     while (c.t.length && c.t[0] <= since) {
       for (const key of Object.keys(c)) c[key].shift();
     }
@@ -86,8 +142,13 @@ export class Charts {
 
   draw() {
     const c = this.columns;
-    document.getElementById("chart-throughput").dataset.points = String(c.t.length);
+    const target = document.getElementById("chart-throughput");
+    target.dataset.points = String(c.t.length);
+    const [from, to] = this.range();
+    target.dataset.from = String(from);
+    target.dataset.to = String(to);
     this.throughput.setData([c.t, c.accepted, c.persisted]);
     this.queue.setData([c.t, c.depth]);
+    for (const plot of [this.throughput, this.queue]) showLatestUnlessHovered(plot);
   }
 }

@@ -29,7 +29,20 @@ export function duration(ms) {
   return `${Math.floor(minutes / 60)} h ${minutes % 60} m`;
 }
 
-export function clock(iso) {
+// Every time on the page reads this way: 24-hour local time, HH:MM:SS (HH:MM for ticks of long
+// windows).
+export function clock(iso, withSeconds = true) {
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString("en-GB", { hour12: false });
+  if (Number.isNaN(date.getTime())) return "";
+  const options = { hour: "2-digit", minute: "2-digit", hour12: false };
+  if (withSeconds) options.second = "2-digit";
+  return date.toLocaleTimeString("en-GB", options);
+}
+
+// The date part, as YYYY-MM-DD (local).
+export function day(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }

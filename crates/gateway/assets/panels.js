@@ -11,12 +11,17 @@ const UNIT_FORMATS = {
   duration: format.duration,
 };
 const FEED_LENGTH = 20;
+// Past this many batches in one second, the feed shows that second as one summary line.
+const BATCHES_LISTED_PER_SECOND = 3;
+// A worker that left the registry stays listed, as gone, for this long.
+const GONE_SHOWN_MS = 60000;
+const SEVERITY_RANK = { medium: 1, high: 2, critical: 3 };
 
 function field(stats, path) {
   return path.split(".").reduce((value, key) => (value == null ? undefined : value[key]), stats);
 }
 
-function element(tag, className, text) {
+export function element(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text != null) node.textContent = text;
@@ -31,9 +36,17 @@ export function buildCards() {
       const node = element("div", "card");
       node.dataset.field = card.field;
       node.append(element("h2", null, card.label), element("p", "value", "–"));
+      if (card.note) node.append(element("p", "note muted", card.note));
+      if (card.field === "dead_letters") node.append(link("/dead-letters.html", "inspect"));
       return node;
     }),
   );
+}
+
+function link(href, text) {
+  const a = element("a", "card-link", text);
+  a.href = href;
+  return a;
 }
 
 export function renderStats(stats) {
@@ -48,60 +61,176 @@ export function renderStats(stats) {
   document.getElementById("updated").textContent = `updated ${format.clock(stats.timestamp)}`;
 }
 
-export function addBatch(batch) {
-  const list = document.getElementById("batches");
-  list.querySelector(".empty")?.remove();
+// Colours each card by the most severe active alert among the rules it lists (cards.js).
+export function markCards(active) {
+  for (const card of cards) {
+    const node = document.querySelector(`.card[data-field="${card.field}"]`);
+    if (!node) continue;
+    const firing = active.filter((alert) => (card.alerts ?? []).includes(alert.rule));
+    let worst = null;
+    for (const alert of firing) {
+      if (!worst || (SEVERITY_RANK[alert.severity] ?? 0) > (SEVERITY_RANK[worst.severity] ?? 0)) worst = alert;
+    }
+    if (worst) {
+      node.dataset.severity = worst.severity;
+      node.title = firing.map((alert) => `${alert.rule}: ${alert.summary ?? ""}`).join("\n");
+    } else {
+      delete node.dataset.severity;
+      node.removeAttribute("title");
+    }
+  }
+}
+
+// The batch feed: each batch while they are few, one line per second when they are many.
+export class BatchFeed {
+  constructor(list) {
+    this.list = list;
+    this.second = null;
+    this.pending = [];
+  }
+
+  // Fills the feed from `GET /batches/recent` (newest first).
+  load(batches) {
+    this.list.replaceChildren();
+    this.second = null;
+    this.pending = [];
+    for (const batch of [...batches].reverse()) this.add(batch);
+    this.flush();
+    if (!this.list.children.length) this.list.append(element("li", "muted empty", "No batch yet"));
+  }
+
+  add(batch) {
+    const second = Math.floor(Date.parse(batch.committed_at) / 1000);
+    if (this.second !== null && second !== this.second) this.flush();
+    this.second = second;
+    this.pending.push(batch);
+    if (this.pending.length <= BATCHES_LISTED_PER_SECOND) this.prepend(batchItem(batch));
+    else this.summarise();
+  }
+
+  // Ends the current second's lines.
+  flush() {
+    this.pending = [];
+    this.current = null;
+  }
+
+  summarise() {
+    const batches = this.pending;
+    for (let i = 0; i < BATCHES_LISTED_PER_SECOND && !this.current; i += 1) this.list.firstElementChild?.remove();
+    const rows = batches.reduce((sum, b) => sum + b.inserted, 0);
+    const size = batches.reduce((sum, b) => sum + b.size, 0);
+    const workers = new Set(batches.map((b) => b.worker_id)).size;
+    const item = element("li", "summary");
+    item.append(
+      element("span", "muted", format.clock(batches[0].committed_at)),
+      element("span", null, `${format.count(batches.length)} batches in this second`),
+      element("span", null, `${format.count(rows)} rows · ${format.rate(size / batches.length)} per batch`),
+      element("span", "muted", `${workers} worker${workers === 1 ? "" : "s"}`),
+    );
+    if (this.current) this.current.replaceWith(item);
+    else this.prepend(item);
+    this.current = item;
+  }
+
+  prepend(item) {
+    this.list.querySelector(".empty")?.remove();
+    this.list.prepend(item);
+    while (this.list.children.length > FEED_LENGTH) this.list.lastElementChild.remove();
+  }
+}
+
+function batchItem(batch) {
   const item = element("li");
   item.append(
     element("span", "muted", format.clock(batch.committed_at)),
     element("span", null, `${format.count(batch.inserted)} of ${format.count(batch.size)} inserted`),
     element("span", "muted", batch.worker_id),
   );
-  list.prepend(item);
-  while (list.children.length > FEED_LENGTH) list.lastElementChild.remove();
+  return item;
 }
 
-function alertItem(tag, alert) {
+// One entry per alert: its firing and its resolution, newest first.
+export function episodes(transitions) {
+  const byStart = new Map();
+  for (const alert of transitions) {
+    const key = `${alert.rule}|${alert.started_at}`;
+    const seen = byStart.get(key);
+    if (!seen || (alert.state === "resolved" && seen.state !== "resolved")) byStart.set(key, alert);
+  }
+  return [...byStart.values()].sort((a, b) => Date.parse(b.resolved_at ?? b.started_at) - Date.parse(a.resolved_at ?? a.started_at));
+}
+
+function alertItem(tag, alert, now) {
   const item = element(tag, `alert ${alert.state}`);
   item.dataset.rule = alert.rule;
+  const started = Date.parse(alert.started_at);
+  const when =
+    alert.state === "resolved"
+      ? `${format.clock(alert.started_at)} → ${format.clock(alert.resolved_at)} · lasted ${format.duration(Date.parse(alert.resolved_at) - started)}`
+      : `since ${format.clock(alert.started_at)} · ${format.duration(Math.max(0, now - started))}`;
   item.append(
     element("span", `severity ${alert.severity}`, alert.severity),
     element("span", "rule", alert.rule),
     element("span", "state", alert.state),
     element("span", null, alert.summary ?? ""),
-    element("span", "muted", format.clock(alert.resolved_at ?? alert.started_at)),
+    element("span", "muted when", when),
   );
   return item;
 }
 
-export function renderAlerts(active, recent) {
+export function renderAlerts(active, recent, now = Date.now()) {
   const banner = document.getElementById("alerts-active");
-  banner.replaceChildren(...active.map((alert) => alertItem("div", alert)));
+  banner.replaceChildren(...active.map((alert) => alertItem("div", alert, now)));
   banner.hidden = active.length === 0;
   const list = document.getElementById("alerts-recent");
-  const items = recent.slice(0, FEED_LENGTH).map((alert) => alertItem("li", alert));
+  const items = episodes(recent).slice(0, FEED_LENGTH).map((alert) => alertItem("li", alert, now));
   list.replaceChildren(...(items.length ? items : [element("li", "muted empty", "No alert yet")]));
+  markCards(active);
 }
 
-export function renderWorkers(list) {
-  const body = document.getElementById("workers");
-  const rows = list.workers.map((worker) => {
-    const row = element("tr", worker.alive ? null : "stale");
-    row.dataset.worker = worker.id;
-    row.append(
-      element("td", null, worker.id),
-      element("td", null, `${format.duration(worker.heartbeat_age_ms)} ago`),
-      element("td", null, format.count(worker.in_hand)),
-      element("td", worker.postgres === "down" ? "down" : null, worker.postgres),
-    );
-    return row;
-  });
-  if (rows.length === 0) {
-    const row = element("tr");
-    const cell = element("td", "muted", "No worker");
-    cell.colSpan = 4;
-    row.append(cell);
-    rows.push(row);
+// The worker table. Workers that left the registry stay a minute, as gone.
+export class WorkerTable {
+  constructor(body) {
+    this.body = body;
+    this.seen = new Map();
   }
-  body.replaceChildren(...rows);
+
+  render(list, now = Date.now()) {
+    const present = new Set(list.workers.map((w) => w.id));
+    for (const worker of list.workers) this.seen.set(worker.id, { worker, at: now });
+    const gone = [...this.seen.values()].filter(({ worker, at }) => !present.has(worker.id) && now - at < GONE_SHOWN_MS);
+    for (const [id, { at }] of this.seen) if (now - at >= GONE_SHOWN_MS) this.seen.delete(id);
+    const rows = [...list.workers.map((w) => workerRow(w, status(w))), ...gone.map(({ worker, at }) => workerRow(worker, { name: "gone", text: `gone ${format.duration(now - at)} ago` }))];
+    if (rows.length === 0) {
+      const row = element("tr");
+      const cell = element("td", "muted", "No worker");
+      cell.colSpan = 7;
+      row.append(cell);
+      rows.push(row);
+    }
+    this.body.replaceChildren(...rows);
+  }
+}
+
+function status(worker) {
+  if (!worker.alive) return { name: "dead", text: "presumed dead" };
+  if (worker.late) return { name: "late", text: "late" };
+  return { name: "up", text: "up" };
+}
+
+function workerRow(worker, state) {
+  const row = element("tr", `worker-${state.name}`);
+  row.dataset.worker = worker.id;
+  row.dataset.state = state.name;
+  const rate = worker.persisted_per_second;
+  row.append(
+    element("td", null, worker.id),
+    element("td", "status", state.text),
+    element("td", null, `${format.duration(worker.heartbeat_age_ms)} ago`),
+    element("td", "num", format.count(worker.in_hand)),
+    element("td", "num", rate == null ? "–" : format.rate(rate)),
+    element("td", "num", format.count(worker.batches)),
+    element("td", worker.postgres === "down" ? "down" : null, worker.postgres),
+  );
+  return row;
 }

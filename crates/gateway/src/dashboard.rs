@@ -1,4 +1,4 @@
-//! `GET /`: the dashboard. Its HTML, CSS, JavaScript modules and the vendored uPlot are
+//! `GET /`: the dashboard, and `GET /dead-letters.html`, its dead-letters page. Its HTML, CSS, JavaScript modules and the vendored uPlot are
 //! embedded in the binary (no build step, no third-party origin), served with an ETag and a
 //! strict Content-Security-Policy: scripts, styles and connections from this origin only, no
 //! inline script, no framing.
@@ -37,14 +37,16 @@ macro_rules! asset {
     };
 }
 
-static ASSETS: [Asset; 11] = [
+static ASSETS: [Asset; 13] = [
     asset!("index.html", "text/html; charset=utf-8"),
+    asset!("dead-letters.html", "text/html; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("app.js", "text/javascript; charset=utf-8"),
     asset!("connection.js", "text/javascript; charset=utf-8"),
     asset!("charts.js", "text/javascript; charset=utf-8"),
     asset!("panels.js", "text/javascript; charset=utf-8"),
     asset!("format.js", "text/javascript; charset=utf-8"),
+    asset!("dead-letters.js", "text/javascript; charset=utf-8"),
     // The stats cards, listed once in sluice-core for the page and the terminal.
     Asset {
         path: "cards.js",
@@ -79,11 +81,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Registers `/`, `/index.html` and `/assets/{path}` (GET and HEAD).
+/// Registers `/`, `/index.html`, `/dead-letters.html` and `/assets/{path}` (GET and HEAD).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
         .route("/", web::head().to(index))
         .route("/index.html", web::get().to(index))
+        .route("/dead-letters.html", web::get().to(dead_letters))
+        .route("/dead-letters.html", web::head().to(dead_letters))
         .service(
             web::scope("/assets")
                 .wrap(Compress::default())
@@ -96,10 +100,15 @@ async fn index(req: HttpRequest) -> HttpResponse {
     serve(&req, 0)
 }
 
+/// `GET /dead-letters.html`: the dead-letters page (on `/admin/dead-letters`).
+async fn dead_letters(req: HttpRequest) -> HttpResponse {
+    serve(&req, 1)
+}
+
 async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     match ASSETS
         .iter()
-        .position(|a| a.path == path.as_str() && a.path != "index.html")
+        .position(|a| a.path == path.as_str() && !a.path.ends_with(".html"))
     {
         Some(i) => serve(&req, i),
         None => {

@@ -1,0 +1,158 @@
+// The dead-letters page: lists `dead_messages` newest first, a page at a time, and requeues or
+// deletes one or all, through the gateway's /admin/dead-letters with the admin token (kept for
+// this tab only, in sessionStorage). Payloads are inserted as text, never as HTML.
+import * as format from "./format.js";
+import { element } from "./panels.js";
+
+const PAGE = 25;
+const TOKEN_KEY = "sluice.admin_token";
+const state = { token: sessionStorage.getItem(TOKEN_KEY) ?? "", offset: 0, total: 0, letters: [] };
+const $ = (id) => document.getElementById(id);
+
+function say(text, kind = "") {
+  $("status").textContent = text;
+  $("status").dataset.kind = kind;
+}
+
+// Calls the admin API; resolves to the JSON answer, or throws an Error with the server's message.
+async function call(method, path, params = {}) {
+  const url = new URL(path, location.href);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  const response = await fetch(url, { method, headers: { Authorization: `Bearer ${state.token}` }, cache: "no-store" });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(body.error?.message ?? `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+async function show() {
+  try {
+    const page = await call("GET", "/admin/dead-letters", { limit: PAGE, offset: state.offset });
+    if (page.total > 0 && state.offset >= page.total) {
+      state.offset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE);
+      return show();
+    }
+    Object.assign(state, { total: page.total, letters: page.dead_letters });
+    render();
+    $("letters-panel").hidden = false;
+    $("forget").hidden = false;
+    if ($("status").dataset.kind !== "done") say(page.total ? "" : "No dead letter: every message was inserted.");
+  } catch (error) {
+    $("letters-panel").hidden = true;
+    say(error.status === 401 ? "That token was refused." : error.message, "error");
+  }
+}
+
+function render() {
+  const { offset, total, letters } = state;
+  $("total").textContent = `(${format.count(total)})`;
+  $("range").textContent = total ? `${format.count(offset + 1)}–${format.count(offset + letters.length)} of ${format.count(total)}, newest first` : "";
+  $("newer").disabled = offset === 0;
+  $("older").disabled = offset + letters.length >= total;
+  $("requeue-all").disabled = $("purge").disabled = total === 0;
+  $("letters").replaceChildren(...letters.map((letter, i) => row(letter, offset + i)));
+}
+
+function row(letter, position) {
+  const tr = element("tr");
+  tr.dataset.id = letter.id;
+  const open = element("button", "link", "Inspect");
+  open.type = "button";
+  open.addEventListener("click", () => inspect(letter, position));
+  tr.append(
+    element("td", null, letter.failed_at ? `${format.day(letter.failed_at)} ${format.clock(letter.failed_at)}` : "–"),
+    element("td", "reason", letter.reason ?? "unreadable entry"),
+    element("td", null, letter.worker_id ?? "–"),
+    element("td", "preview", preview(letter)),
+    element("td", null),
+  );
+  tr.lastElementChild.append(open);
+  return tr;
+}
+
+function text(letter) {
+  return letter.payload ?? letter.unreadable ?? "";
+}
+
+function preview(letter) {
+  const t = text(letter).replace(/\s+/g, " ");
+  return t.length > 80 ? `${t.slice(0, 79)}…` : t;
+}
+
+// The exact bytes: payload_hex when the entry was not UTF-8, else the UTF-8 of the text.
+function hex(letter) {
+  const raw = letter.payload_hex ?? [...new TextEncoder().encode(text(letter))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return raw.match(/.{1,32}/g)?.map((line) => line.match(/../g).join(" ")).join("\n") ?? "";
+}
+
+function inspect(letter, position) {
+  const meta = [
+    ["Id", letter.id],
+    ["Failed at", letter.failed_at ? `${format.day(letter.failed_at)} ${format.clock(letter.failed_at)}` : "–"],
+    ["Reason", letter.reason ?? "the entry is not a dead letter Sluice wrote; it cannot be requeued"],
+    ["Worker", letter.worker_id ?? "–"],
+    ["Position", `${format.count(position + 1)} of ${format.count(state.total)}, newest first`],
+  ];
+  $("inspect-meta").replaceChildren(...meta.flatMap(([k, v]) => [element("dt", null, k), element("dd", null, v)]));
+  $("inspect-text").textContent = text(letter);
+  $("inspect-hex").textContent = hex(letter);
+  $("inspect-requeue").disabled = letter.unreadable !== undefined;
+  $("inspect-requeue").onclick = () => act("POST", `/admin/dead-letters/${letter.id}/requeue`, position, "Requeued one dead letter.");
+  $("inspect-delete").onclick = () => confirm("Delete this dead letter? Its message will be lost.") && act("DELETE", `/admin/dead-letters/${letter.id}`, position, "Deleted one dead letter.");
+  $("inspect").showModal();
+}
+
+async function act(method, path, near, done) {
+  try {
+    await call(method, path, { near });
+    say(done, "done");
+  } catch (error) {
+    say(error.message, "error");
+  }
+  $("inspect").close();
+  show();
+}
+
+async function bulk(method, path, describe) {
+  try {
+    say(describe(await call(method, path)), "done");
+  } catch (error) {
+    say(error.message, "error");
+  }
+  state.offset = 0;
+  show();
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.token = $("token").value.trim();
+  sessionStorage.setItem(TOKEN_KEY, state.token);
+  $("status").dataset.kind = "";
+  show();
+});
+$("forget").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  Object.assign(state, { token: "", offset: 0 });
+  $("token").value = "";
+  $("letters-panel").hidden = $("forget").hidden = true;
+  say("Token forgotten.");
+});
+$("refresh").addEventListener("click", () => show());
+$("newer").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); show(); });
+$("older").addEventListener("click", () => { state.offset += PAGE; show(); });
+$("requeue-all").addEventListener("click", () => {
+  if (!confirm(`Requeue all ${format.count(state.total)} dead letters? They go back to the queue, behind what is pending.`)) return;
+  bulk("POST", "/admin/dead-letters/requeue", (r) => `Requeued ${format.count(r.requeued)}${r.unreadable ? `; ${format.count(r.unreadable)} unreadable left` : ""}.`);
+});
+$("purge").addEventListener("click", () => {
+  if (!confirm(`Delete all ${format.count(state.total)} dead letters? Their messages will be lost.`)) return;
+  bulk("DELETE", "/admin/dead-letters", (r) => `Deleted ${format.count(r.purged)}.`);
+});
+$("inspect-close").addEventListener("click", () => $("inspect").close());
+if (state.token) {
+  $("token").value = state.token;
+  show();
+}

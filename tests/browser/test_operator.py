@@ -1,0 +1,199 @@
+"""What an operator keeps open all day: the dead-letters page, late workers, the batch feed,
+charts that span their window, at desktop and phone widths, light and dark."""
+
+import hashlib
+import json
+import re
+import signal
+import time
+
+from conftest import ADMIN_TOKEN, OUT, Sender, wait_for
+
+TIME = re.compile(r"^\d\d:\d\d:\d\d$")
+
+
+def wait_live(page):
+    page.wait_for_selector('#conn[data-state="live"]', timeout=20_000)
+
+
+def dead_letter(stack, payload, reason="row rejected by PostgreSQL", hex_bytes=None):
+    letter = {"payload": payload, "reason": reason, "failed_at": "2026-12-02T10:00:00Z", "worker_id": "w-test"}
+    if hex_bytes is not None:
+        letter["payload_hex"] = hex_bytes
+    raw = json.dumps(letter)
+    stack.redis("LPUSH", stack.prefix + "dead_messages", raw)
+    return hashlib.sha1(raw.encode()).hexdigest()
+
+
+def open_dead_letters(page, stack, token=ADMIN_TOKEN):
+    page.goto(stack.gateway("/dead-letters.html"))
+    page.fill("#token", token)
+    page.click("#token-form button[type=submit]")
+
+
+def test_the_dead_letters_page_pages_inspects_requeues_and_purges(stack, page):
+    page.network_errors_expected = True  # the wrong token's 401, on purpose
+    stack.redis("DEL", stack.prefix + "dead_messages")
+    for i in range(28):
+        dead_letter(stack, f"poison {i:02}")
+    odd = dead_letter(stack, "\ufffd{}", hex_bytes="ff7b7d")
+    stack.redis("LPUSH", stack.prefix + "dead_messages", "written by hand")
+
+    open_dead_letters(page, stack, token="wrong-token-wrong-token")
+    page.wait_for_selector('#status[data-kind="error"]')
+    assert "refused" in page.inner_text("#status")
+    assert page.locator("#letters-panel").is_hidden()
+
+    open_dead_letters(page, stack)
+    page.wait_for_selector("#letters tr")
+    assert page.inner_text("#total") == "(30)"
+    assert page.locator("#letters tr").count() == 25
+    assert "newest first" in page.inner_text("#range")
+    first = page.locator("#letters tr").first
+    assert "written by hand" in first.inner_text() and "unreadable entry" in first.inner_text()
+    page.click("#older")
+    wait_for(lambda: page.locator("#letters tr").count() == 5, 5, "the older page")
+    assert page.inner_text("#range").startswith("26–30 of 30")
+    page.click("#newer")
+    wait_for(lambda: page.locator("#letters tr").count() == 25, 5, "the newer page")
+
+    # Inspect the one that was not UTF-8: its text, and its exact bytes in hex.
+    page.locator(f'#letters tr[data-id="{odd}"] button').click()
+    assert page.locator("#inspect").is_visible()
+    assert page.inner_text("#inspect-hex") == "ff 7b 7d"
+    assert "w-test" in page.inner_text("#inspect-meta") and "row rejected" in page.inner_text("#inspect-meta")
+    page.screenshot(path=str(OUT / "dead-letters-inspect.png"), full_page=True)
+    ever = stack.counter("dead_letters")
+    page.click("#inspect-requeue")
+    page.wait_for_selector('#status[data-kind="done"]')
+    assert page.inner_text("#status") == "Requeued one dead letter."
+    # Back in the queue, the workers took it and (still poison) dead-lettered it again.
+    wait_for(lambda: stack.counter("dead_letters") == ever + 1, 20, "the requeued letter to come back")
+    assert odd not in [hashlib.sha1(e.encode()).hexdigest() for e in stack.redis("LRANGE", stack.prefix + "dead_messages", "0", "-1").splitlines()]
+
+    # The hand-written entry cannot be requeued; it can be deleted.
+    page.click("#refresh")
+    page.wait_for_selector("#letters tr")
+    hand = page.locator("#letters tr", has_text="written by hand")
+    hand.locator("button").click()
+    assert page.locator("#inspect-requeue").is_disabled()
+    page.once("dialog", lambda d: d.accept())
+    page.click("#inspect-delete")
+    page.wait_for_selector('#status[data-kind="done"]')
+    wait_for(lambda: "written by hand" not in page.inner_text("#letters"), 5, "the deleted row to go")
+    page.screenshot(path=str(OUT / "dead-letters.png"), full_page=True)
+
+    page.once("dialog", lambda d: d.accept())
+    page.click("#purge")
+    page.wait_for_selector("#letters-panel")
+    wait_for(lambda: page.inner_text("#total") == "(0)", 5, "an empty list")
+    assert page.inner_text("#status").startswith("Deleted ")
+    assert stack.redis("LLEN", stack.prefix + "dead_messages") == "0"
+
+
+def test_a_late_worker_is_marked_with_its_age_before_it_is_presumed_dead(stack, page):
+    page.goto(stack.gateway("/"))
+    wait_live(page)
+    sender = Sender(stack, per_second=50)
+    try:
+        wait_for(
+            lambda: page.evaluate(
+                "[...document.querySelectorAll('#workers tr[data-state=up] td:nth-child(6)')].some((td) => Number(td.textContent.replace(/,/g, '')) > 0)"
+            ),
+            20,
+            "a worker's batches",
+        )
+        rates = page.eval_on_selector_all("#workers tr[data-state=up] td:nth-child(5)", "(ns) => ns.map((n) => n.textContent)")
+        assert all(re.match(r"^[\d,.]+$", r) for r in rates), rates
+        worker = stack.processes["worker-1"]
+        worker.send_signal(signal.SIGSTOP)
+        try:
+            row = page.locator(f'#workers tr[data-worker="{stack.prefix}worker-1"]')
+            page.wait_for_selector(f'#workers tr[data-worker="{stack.prefix}worker-1"][data-state="late"]', timeout=10_000)
+            assert row.locator(".status").inner_text() == "late"
+            assert re.match(r"^\d+\.\d s ago$", row.locator("td:nth-child(3)").inner_text())
+            page.screenshot(path=str(OUT / "workers-late.png"), full_page=True)
+            # Past dead_after: presumed dead, then taken over by its peer, then listed as gone.
+            page.wait_for_selector(
+                f'#workers tr[data-worker="{stack.prefix}worker-1"]:is([data-state="dead"], [data-state="gone"])',
+                timeout=15_000,
+            )
+        finally:
+            worker.send_signal(signal.SIGCONT)
+        page.wait_for_selector(f'#workers tr[data-worker="{stack.prefix}worker-1"][data-state="up"]', timeout=20_000)
+    finally:
+        sender.stop()
+
+
+def publish_batches(stack, n, second="2026-12-02T10:00:00"):
+    for i in range(n):
+        event = {
+            "batch_id": f"01900000-0000-7000-8000-{i:012d}",
+            "worker_id": "w-burst",
+            "size": 100,
+            "inserted": 100,
+            "committed_at": f"{second}.{i:03d}Z",
+            "message_ids": [],
+        }
+        stack.redis("PUBLISH", stack.prefix + "batch_events", json.dumps(event))
+
+
+def test_recent_batches_are_there_on_load_and_summarised_when_many(stack, page):
+    stack.post(3)
+    wait_for(lambda: stack.stats()["queue_depth"] == 0 and stack.stats()["in_flight"] == 0, 20, "drain")
+    page.goto(stack.gateway("/"))
+    # Filled from GET /batches/recent before any new batch.
+    page.wait_for_selector("#batches li:not(.empty)", timeout=5_000)
+    for clock in page.eval_on_selector_all("#batches li span:first-child", "(ns) => ns.map((n) => n.textContent)"):
+        assert TIME.match(clock), clock
+    wait_live(page)
+    publish_batches(stack, 12)
+    summary = page.locator("#batches li.summary").first
+    summary.wait_for(timeout=5_000)
+    wait_for(lambda: "12 batches in this second" in summary.inner_text(), 5, "the burst summarised")
+    assert "1,200 rows · 100.0 per batch" in summary.inner_text()
+    assert page.locator("#batches li", has_text="w-burst").count() == 0, "no line per batch"
+
+
+def test_charts_span_their_window_from_the_first_paint_with_latest_values_in_the_legend(stack, page):
+    page.goto(stack.gateway("/"))
+    chart = page.locator("#chart-throughput")
+    span = lambda: int(chart.get_attribute("data-to")) - int(chart.get_attribute("data-from"))  # noqa: E731
+    assert span() == 300, "5m from the first paint, before any data"
+    wait_live(page)
+    page.click('#windows button[data-window="1m"]')
+    assert span() == 60
+    wait_for(lambda: int(chart.get_attribute("data-points") or 0) > 2, 10, "points")
+    legend = page.eval_on_selector_all("#chart-throughput .u-legend .u-value", "(ns) => ns.map((n) => n.textContent)")
+    assert len(legend) == 3 and "--" not in legend, legend
+    assert TIME.match(legend[0]), legend
+    ticks = page.eval_on_selector_all("#chart-throughput .u-axis .u-label", "(ns) => ns.map((n) => n.textContent)")
+    assert page.inner_text("#chart-throughput + h3, h3") and "10-second averages" in page.inner_text(".panel h3")
+    page.click('#windows button[data-window="5m"]')
+    assert span() == 300
+    del ticks
+
+
+def test_screenshots_desktop_and_phone_light_and_dark(stack, browser):
+    sender = Sender(stack, per_second=30)
+    try:
+        for width, height, name in ((1280, 900, "desktop"), (390, 844, "phone")):
+            for scheme in ("light", "dark"):
+                context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+                page = context.new_page()
+                page.goto(stack.gateway("/"))
+                wait_live(page)
+                chart = page.locator("#chart-throughput")
+                wait_for(lambda: int(chart.get_attribute("data-points") or 0) > 5, 15, "points")
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.screenshot(path=str(OUT / f"operator-{name}-{scheme}.png"), full_page=True)
+                page.goto(stack.gateway("/dead-letters.html"))
+                page.fill("#token", ADMIN_TOKEN)
+                page.click("#token-form button[type=submit]")
+                page.wait_for_selector("#letters-panel:not([hidden])")
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.screenshot(path=str(OUT / f"dead-letters-{name}-{scheme}.png"), full_page=True)
+                context.close()
+    finally:
+        sender.stop()
+    time.sleep(0)
