@@ -576,9 +576,9 @@ async fn sluice_send_stats_alerts_and_watch_work_against_a_live_stack() {
         "-s".into(),
         session.clone(),
         "-x".into(),
-        "100".into(),
+        "80".into(),
         "-y".into(),
-        "30".into(),
+        "24".into(),
         command,
     ])
     .await;
@@ -598,19 +598,36 @@ async fn sluice_send_stats_alerts_and_watch_work_against_a_live_stack() {
             ])
             .await;
             let screen = String::from_utf8_lossy(&out.stdout).into_owned();
-            (screen.contains("live") && screen.contains("│300")).then_some(screen)
+            let full = screen.contains("│300") && screen.contains("workers (1)");
+            (screen.contains("live") && full).then_some(screen)
         }
     })
     .await;
+    // At 80×24: the cards, the sparkline with its span and scale, the workers and the batches
+    // (loaded at start: the 300 messages were persisted before the view opened).
     for label in [
         "total messages",
-        "persisted/s",
+        "persisted/s, last ",
+        " · max ",
         "workers alive",
         "commit p99",
-        "active alerts",
+        "no active alert",
+        "workers (1)",
+        "recent batches",
     ] {
         assert!(screen.contains(label), "{label} missing:\n{screen}");
     }
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("│up ") && l.contains("/s")),
+        "a live worker, marked up:\n{screen}"
+    );
+    assert_eq!(screen.lines().count(), 24, "{screen}");
+    let saved = binary("sluice")
+        .expect("built")
+        .with_file_name("watch-80x24.txt");
+    std::fs::write(saved, &screen).expect("the screen saved beside the binary");
     tmux(vec![
         "send-keys".into(),
         "-t".into(),

@@ -1,5 +1,7 @@
-//! `sluice watch` full screen: the cards, a persisted/s sparkline and the active alerts, drawn
-//! with ratatui. q, Esc or Ctrl-C quits.
+//! `sluice watch` full screen: the cards, a persisted/s sparkline (history loaded at start, the
+//! newest second at the right edge, its span and scale in the title), the active alerts, and
+//! panes for the workers (late and dead ones marked) and the recent batches, drawn with
+//! ratatui; readable at 80×24. q, Esc or Ctrl-C quits.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -11,15 +13,20 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, List, ListItem, Paragraph, Sparkline};
 use ratatui::{DefaultTerminal, Frame};
 use sluice_client::Client;
-use sluice_client::feed::{Event, subscribe};
+use sluice_client::feed::{Batch, Event, subscribe};
+use sluice_core::api::WorkerList;
 use sluice_core::stats::Stats;
 use tokio::sync::mpsc;
 
 use crate::view;
 use crate::watch::ActiveAlerts;
 
-/// Seconds of persisted/s the sparkline shows.
+/// Seconds of persisted/s kept for the sparkline (it shows the newest that fit).
 const SPARK_POINTS: usize = 300;
+/// Recent batches kept for their pane.
+const BATCHES_KEPT: usize = 200;
+/// How often the workers pane is refreshed.
+const WORKERS_EVERY: Duration = Duration::from_secs(2);
 
 /// What the screen shows.
 #[derive(Debug, Default)]
@@ -30,17 +37,38 @@ pub struct Screen {
     pub status: String,
     /// The latest stats, once one came.
     pub stats: Option<Stats>,
-    /// persisted/s, oldest first.
-    pub persisted: VecDeque<u64>,
+    /// persisted/s, one per second, oldest first; `None` for a second with no reading.
+    pub persisted: VecDeque<Option<u64>>,
     /// Active alerts.
     pub alerts: ActiveAlerts,
+    /// The worker registry, as last read.
+    pub workers: Option<WorkerList>,
+    /// The latest batches, newest first.
+    pub batches: VecDeque<Batch>,
 }
 
 impl Screen {
-    fn push_rate(&mut self, rate: f64) {
-        self.persisted.push_back(rate.round() as u64);
+    fn push_rate(&mut self, rate: Option<f64>) {
+        self.persisted.push_back(rate.map(|r| r.round() as u64));
         while self.persisted.len() > SPARK_POINTS {
             self.persisted.pop_front();
+        }
+    }
+
+    fn push_batch(&mut self, batch: Batch) {
+        self.batches.push_front(batch);
+        self.batches.truncate(BATCHES_KEPT);
+    }
+
+    /// Replaces the sparkline's points with a 5-minute `history` answer.
+    fn load_history(&mut self, history: &serde_json::Value) {
+        self.persisted.clear();
+        for rate in history["persisted_per_second"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            self.push_rate(rate.as_f64());
         }
     }
 }
@@ -65,39 +93,46 @@ async fn drive(
     screen: &mut Screen,
     mut keys: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let mut events = subscribe(api);
+    let mut events = subscribe(api, true);
+    let mut workers = tokio::time::interval(WORKERS_EVERY);
     loop {
         terminal.draw(|frame| draw(frame, screen))?;
         let event = tokio::select! {
             event = events.recv() => event,
+            _ = workers.tick() => {
+                screen.workers = api.workers().await.ok();
+                continue;
+            }
             _ = keys.recv() => return Ok(()),
         };
         match event {
             None => return Ok(()),
-            Some(Event::Connected) => {
-                screen.status = "live".into();
-                if let Ok(list) = api.alerts().await {
-                    screen.alerts.reset(&list);
-                }
-                if let Ok(history) = api.history("5m").await {
-                    screen.persisted.clear();
-                    for rate in history["persisted_per_second"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                    {
-                        screen.push_rate(rate.as_f64().unwrap_or(0.0));
-                    }
-                }
-            }
+            Some(Event::Connected) => connected(api, screen).await,
             Some(Event::Disconnected(reason)) => screen.status = format!("reconnecting ({reason})"),
             Some(Event::Stats(stats)) => {
-                screen.push_rate(stats.current_rps);
+                screen.push_rate(Some(stats.current_rps));
                 screen.stats = Some(*stats);
             }
             Some(Event::Alert(alert)) => screen.alerts.apply(&alert),
+            Some(Event::Batch(batch)) => screen.push_batch(batch),
         }
     }
+}
+
+/// On every (re)connection: the alerts, the last 5 minutes and the recent batches, so the
+/// screen is full at once and fills whatever gap it missed.
+async fn connected(api: &Client, screen: &mut Screen) {
+    screen.status = "live".into();
+    if let Ok(list) = api.alerts().await {
+        screen.alerts.reset(&list);
+    }
+    if let Ok(history) = api.history("5m").await {
+        screen.load_history(&history);
+    }
+    if let Ok(batches) = api.recent_batches().await {
+        screen.batches = batches.into();
+    }
+    screen.workers = api.workers().await.ok();
 }
 
 /// A thread reading the keyboard; sends once when the user asks to quit.
@@ -126,58 +161,185 @@ fn keys() -> mpsc::Receiver<()> {
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, screen: &Screen) {
-    let [title, cards, spark, alerts] = Layout::vertical([
+    let alert_rows = if screen.alerts.0.is_empty() {
+        0
+    } else {
+        screen.alerts.0.len().min(3) as u16 + 2
+    };
+    let [title, cards, spark, alerts, panes] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(9),
         Constraint::Length(6),
+        Constraint::Length(alert_rows),
         Constraint::Min(3),
     ])
     .areas(frame.area());
+    draw_title(frame, title, screen);
+    draw_cards(frame, cards, screen.stats.as_ref());
+    draw_sparkline(frame, spark, &screen.persisted);
+    if alert_rows > 0 {
+        let items: Vec<ListItem> = screen
+            .alerts
+            .0
+            .values()
+            .map(|a| ListItem::new(view::alert_line(a)).fg(Color::Red))
+            .collect();
+        frame.render_widget(
+            List::new(items).block(Block::bordered().title(" active alerts ")),
+            alerts,
+        );
+    }
+    let [workers, batches] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(panes);
+    draw_workers(frame, workers, screen.workers.as_ref());
+    draw_batches(frame, batches, &screen.batches);
+}
+
+fn draw_title(frame: &mut Frame, area: Rect, screen: &Screen) {
     let colour = if screen.status == "live" {
         Color::Green
     } else {
         Color::Red
+    };
+    let alerts = match screen.alerts.0.len() {
+        0 => "no active alert".dim(),
+        n => format!("{n} active alert{}", if n == 1 { "" } else { "s" }).fg(Color::Red),
     };
     frame.render_widget(
         Line::from(vec![
             " sluice watch ".bold(),
             format!("{} ", screen.gateway).into(),
             screen.status.clone().fg(colour),
-            format!(
-                "  {}",
-                screen.stats.as_ref().map_or("", |s| s.timestamp.as_str())
-            )
-            .dim(),
+            "  ".into(),
+            alerts,
             "  q quits".dim(),
         ]),
-        title,
+        area,
     );
-    draw_cards(frame, cards, screen.stats.as_ref());
-    // The newest points that fit, so the line ends at the right edge.
-    let fits = usize::from(spark.width.saturating_sub(2));
-    let skip = screen.persisted.len().saturating_sub(fits);
-    let data: Vec<u64> = screen.persisted.iter().skip(skip).copied().collect();
+}
+
+/// The newest seconds that fit, ending at the right edge; the title says how long they span,
+/// the highest and the latest value.
+fn draw_sparkline(frame: &mut Frame, area: Rect, persisted: &VecDeque<Option<u64>>) {
+    let fits = usize::from(area.width.saturating_sub(2));
+    let shown: Vec<Option<u64>> = persisted
+        .iter()
+        .skip(persisted.len().saturating_sub(fits))
+        .copied()
+        .collect();
+    let pad = fits.saturating_sub(shown.len());
+    let bars: Vec<Option<u64>> = std::iter::repeat_n(None, pad)
+        .chain(shown.iter().copied())
+        .collect();
+    let max = shown.iter().flatten().copied().max().unwrap_or(0);
+    let latest = shown.iter().rev().flatten().next().copied();
+    let title = format!(
+        " persisted/s, last {} · max {}/s · now {} ",
+        span(shown.len()),
+        view::thousands(max),
+        latest.map_or_else(|| "–".to_owned(), |v| format!("{}/s", view::thousands(v)))
+    );
     frame.render_widget(
         Sparkline::default()
-            .block(Block::bordered().title(" persisted/s, last 5 minutes "))
-            .data(&data)
+            .block(Block::bordered().title(title))
+            .data(bars)
+            .max(max.max(1))
             .style(Style::default().fg(Color::Green)),
-        spark,
+        area,
     );
-    let items: Vec<ListItem> = if screen.alerts.0.is_empty() {
-        vec![ListItem::new("no active alert".dim())]
+}
+
+/// `seconds` as the title reads it: `78 s`, `5 min`, `2 min 10 s`.
+pub fn span(seconds: usize) -> String {
+    match (seconds / 60, seconds % 60) {
+        (0, s) => format!("{s} s"),
+        (m, 0) => format!("{m} min"),
+        (m, s) => format!("{m} min {s} s"),
+    }
+}
+
+/// One line per worker: its state (late and dead in colour), heartbeat age, rows/s, batches,
+/// then its id, which is cut first when the pane is narrow.
+fn draw_workers(frame: &mut Frame, area: Rect, list: Option<&WorkerList>) {
+    let items: Vec<ListItem> = match list {
+        None => vec![ListItem::new("workers unavailable".dim())],
+        Some(list) if list.workers.is_empty() => vec![ListItem::new("no worker".dim())],
+        Some(list) => list.workers.iter().map(worker_line).collect(),
+    };
+    let title = list.map_or(" workers ".to_owned(), |l| {
+        format!(" workers ({}) ", l.workers.len())
+    });
+    frame.render_widget(List::new(items).block(Block::bordered().title(title)), area);
+}
+
+fn worker_line(worker: &sluice_core::api::WorkerInfo) -> ListItem<'static> {
+    let (state, colour) = if !worker.alive {
+        ("dead", Color::Red)
+    } else if worker.late {
+        ("late", Color::Yellow)
     } else {
-        screen
-            .alerts
-            .0
-            .values()
-            .map(|a| ListItem::new(view::alert_line(a)).fg(Color::Red))
+        ("up", Color::Green)
+    };
+    let rate = worker
+        .persisted_per_second
+        .map_or_else(|| "–".to_owned(), |r| view::thousands(r.round() as u64));
+    let batches = worker
+        .batches
+        .map_or_else(|| "–".to_owned(), view::thousands);
+    let age = format!("{:.1}s", worker.heartbeat_age_ms as f64 / 1000.0);
+    ListItem::new(Line::from(vec![
+        format!("{state:<4} ").fg(colour).bold(),
+        format!("{age:>5} {rate:>5}/s {batches:>5}b ").fg(colour),
+        worker.id.clone().into(),
+    ]))
+}
+
+/// The recent batches, newest first: one line each, or one line per second when a second had
+/// more than one (`12 batches · 1,200 rows`).
+fn draw_batches(frame: &mut Frame, area: Rect, batches: &VecDeque<Batch>) {
+    let rows = usize::from(area.height.saturating_sub(2));
+    let items: Vec<ListItem> = if batches.is_empty() {
+        vec![ListItem::new("no batch yet".dim())]
+    } else {
+        batch_lines(batches, rows)
+            .into_iter()
+            .map(ListItem::new)
             .collect()
     };
     frame.render_widget(
-        List::new(items).block(Block::bordered().title(" active alerts ")),
-        alerts,
+        List::new(items).block(Block::bordered().title(" recent batches (UTC) ")),
+        area,
     );
+}
+
+/// At most `rows` lines for `batches` (newest first), a second's batches summarised in one.
+pub fn batch_lines(batches: &VecDeque<Batch>, rows: usize) -> Vec<String> {
+    let second = |b: &Batch| b.committed_at.get(11..19).unwrap_or("").to_owned();
+    let mut lines = Vec::new();
+    let mut i = 0;
+    while i < batches.len() && lines.len() < rows {
+        let at = second(&batches[i]);
+        let same = batches
+            .iter()
+            .skip(i)
+            .take_while(|b| second(b) == at)
+            .count();
+        let group = batches.iter().skip(i).take(same);
+        lines.push(if same == 1 {
+            let b = &batches[i];
+            format!(
+                "{at}  {} of {}  {}",
+                view::thousands(b.inserted),
+                view::thousands(b.size),
+                b.worker_id
+            )
+        } else {
+            let rows: u64 = group.map(|b| b.inserted).sum();
+            format!("{at}  {same} batches · {} rows", view::thousands(rows))
+        });
+        i += same;
+    }
+    lines
 }
 
 fn draw_cards(frame: &mut Frame, area: Rect, stats: Option<&Stats>) {
@@ -195,5 +357,108 @@ fn draw_cards(frame: &mut Frame, area: Rect, stats: Option<&Stats>) {
                 *cell,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn batch(at: &str, worker: &str, rows: u64) -> Batch {
+        Batch {
+            worker_id: worker.into(),
+            size: rows,
+            inserted: rows,
+            committed_at: format!("2026-12-02T{at}.000Z"),
+        }
+    }
+
+    fn render(screen: &Screen, width: u16, height: u16) -> Vec<String> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+        terminal.draw(|frame| draw(frame, screen)).expect("drawn");
+        let buffer = terminal.backend().buffer().clone();
+        (0..height)
+            .map(|y| {
+                (0..width)
+                    .map(|x| buffer[(x, y)].symbol().to_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_sparkline_ends_at_the_right_edge_and_its_title_says_its_span_and_scale() {
+        let mut screen = Screen::default();
+        for rate in [10.0, 20.0, 40.0] {
+            screen.push_rate(Some(rate));
+        }
+        let lines = render(&screen, 80, 24);
+        let spark: Vec<&String> = lines[10..16].iter().collect();
+        assert!(
+            spark[0].contains("persisted/s, last 3 s · max 40/s · now 40/s"),
+            "{}",
+            spark[0]
+        );
+        let bottom = spark[4].trim_end_matches('│').trim_end();
+        let inner: Vec<char> = spark[4].chars().collect();
+        assert_ne!(
+            inner[77], ' ',
+            "the newest point is at the right edge: {bottom:?}"
+        );
+        assert_eq!(inner[10], ' ', "nothing grows from the left: {bottom:?}");
+    }
+
+    #[test]
+    fn at_80_by_24_the_workers_and_batches_panes_are_there() {
+        let mut screen = Screen::default();
+        screen.workers = Some(WorkerList {
+            workers: vec![sluice_core::api::WorkerInfo {
+                id: "host-1-abcdef".into(),
+                last_heartbeat: String::new(),
+                heartbeat_age_ms: 3_200,
+                in_hand: 0,
+                alive: true,
+                late: true,
+                postgres: "up".into(),
+                batches: Some(12),
+                persisted: Some(1_200),
+                persisted_per_second: Some(40.4),
+            }],
+            dead_after_ms: 10_000,
+            late_after_ms: 2_500,
+        });
+        screen.batches = [batch("10:00:01", "w-1", 5)].into_iter().collect();
+        let text = render(&screen, 80, 24).join("\n");
+        assert!(text.contains("workers (1)"), "{text}");
+        assert!(
+            text.contains("late  3.2s    40/s    12b host-1-abcdef"),
+            "{text}"
+        );
+        assert!(text.contains("10:00:01  5 of 5  w-1"), "{text}");
+    }
+
+    #[test]
+    fn a_busy_second_is_one_line() {
+        let batches: VecDeque<Batch> = [
+            batch("10:00:02", "w-1", 1),
+            batch("10:00:01", "w-1", 100),
+            batch("10:00:01", "w-2", 100),
+            batch("10:00:00", "w-2", 7),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            batch_lines(&batches, 10),
+            [
+                "10:00:02  1 of 1  w-1",
+                "10:00:01  2 batches · 200 rows",
+                "10:00:00  7 of 7  w-2"
+            ]
+        );
+        assert_eq!(batch_lines(&batches, 1).len(), 1);
+        assert_eq!(span(78), "1 min 18 s");
+        assert_eq!(span(300), "5 min");
     }
 }

@@ -36,7 +36,7 @@ impl ActiveAlerts {
 
 /// `sluice watch --plain`: one line per tick, one per alert transition, until interrupted.
 pub async fn plain(api: &Client, out: &mut impl Write) -> anyhow::Result<()> {
-    let mut events = subscribe(api);
+    let mut events = subscribe(api, false);
     let mut alerts = ActiveAlerts::default();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -61,6 +61,7 @@ pub async fn plain(api: &Client, out: &mut impl Write) -> anyhow::Result<()> {
                 alerts.apply(&alert);
                 format!("ALERT {}", view::alert_line(&alert))
             }
+            Event::Batch(_) => continue,
         };
         // A closed pipe (`sluice watch --plain | head`) ends the command quietly.
         if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {

@@ -152,6 +152,15 @@ impl Client {
         self.get("/workers").await
     }
 
+    /// `GET /batches/recent`: the latest batches the stream saw, newest first.
+    pub async fn recent_batches(&self) -> Result<Vec<crate::feed::Batch>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Recent {
+            batches: Vec<crate::feed::Batch>,
+        }
+        Ok(self.get::<Recent>("/batches/recent").await?.batches)
+    }
+
     /// `GET /stats/history?window=…`, as the columns the endpoint answers with.
     pub async fn history(&self, window: &str) -> Result<serde_json::Value, ClientError> {
         self.get(&format!("/stats/history?window={window}")).await

@@ -24,24 +24,45 @@ pub enum Event {
     Stats(Box<Stats>),
     /// An `alert` message.
     Alert(Alert),
+    /// A `batch_persisted` message (with the `batches` topic).
+    Batch(Batch),
 }
 
-/// The messages of the feed's topics; others (`status`, `batch_persisted`, …) are skipped.
+/// A committed batch, as a `batch_persisted` message (or `GET /batches/recent`) tells it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Batch {
+    /// The worker that committed it.
+    pub worker_id: String,
+    /// Messages in the batch.
+    pub size: u64,
+    /// Rows it added.
+    pub inserted: u64,
+    /// When PostgreSQL confirmed it (RFC 3339).
+    pub committed_at: String,
+}
+
+/// The messages of the feed's topics; others (`status`, …) are skipped.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Frame {
     Stats(Box<Stats>),
     Alert(Alert),
+    Batch(Batch),
 }
 
 /// Most events buffered for a slow reader; past it the feed waits.
 const BUFFER: usize = 64;
 
-/// Starts the feed of `client`'s `/ws/stats` (topics `stats` and `alerts`); it runs until the
-/// receiver is dropped.
-pub fn subscribe(client: &Client) -> mpsc::Receiver<Event> {
+/// Starts the feed of `client`'s `/ws/stats` (topics `stats` and `alerts`, and `batches` when
+/// `batches`); it runs until the receiver is dropped.
+pub fn subscribe(client: &Client, batches: bool) -> mpsc::Receiver<Event> {
     let (tx, rx) = mpsc::channel(BUFFER);
-    let url = client.ws_url("/ws/stats?topics=stats,alerts");
+    let topics = if batches {
+        "stats,alerts,batches"
+    } else {
+        "stats,alerts"
+    };
+    let url = client.ws_url(&format!("/ws/stats?topics={topics}"));
     tokio::spawn(async move {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
         while !tx.is_closed() {
@@ -81,6 +102,7 @@ where
         let event = match serde_json::from_str::<Frame>(&text) {
             Ok(Frame::Stats(stats)) => Event::Stats(stats),
             Ok(Frame::Alert(alert)) if alert.kind == "alert" => Event::Alert(alert),
+            Ok(Frame::Batch(batch)) => Event::Batch(batch),
             _ => continue,
         };
         if tx.send(event).await.is_err() {
@@ -103,6 +125,10 @@ mod tests {
         let alert = r#"{"type":"alert","rule":"no_live_workers","severity":"critical","state":"firing","value":0,"threshold":0,"started_at":"t","resolved_at":null,"summary":"s"}"#;
         assert!(
             matches!(serde_json::from_str::<Frame>(alert), Ok(Frame::Alert(a)) if a.state == "firing")
+        );
+        let batch = r#"{"type":"batch_persisted","batch_id":"b","worker_id":"w-1","size":3,"inserted":2,"committed_at":"2026-12-02T10:00:00Z"}"#;
+        assert!(
+            matches!(serde_json::from_str::<Frame>(batch), Ok(Frame::Batch(b)) if b.inserted == 2 && b.worker_id == "w-1")
         );
         let status = r#"{"type":"status","redis":"down"}"#;
         assert!(serde_json::from_str::<Frame>(status).is_err());
