@@ -412,8 +412,7 @@ mod tests {
 
     #[test]
     fn at_80_by_24_the_workers_and_batches_panes_are_there() {
-        let mut screen = Screen::default();
-        screen.workers = Some(WorkerList {
+        let workers = Some(WorkerList {
             workers: vec![sluice_core::api::WorkerInfo {
                 id: "host-1-abcdef".into(),
                 last_heartbeat: String::new(),
@@ -429,7 +428,11 @@ mod tests {
             dead_after_ms: 10_000,
             late_after_ms: 2_500,
         });
-        screen.batches = [batch("10:00:01", "w-1", 5)].into_iter().collect();
+        let screen = Screen {
+            workers,
+            batches: [batch("10:00:01", "w-1", 5)].into_iter().collect(),
+            ..Screen::default()
+        };
         let text = render(&screen, 80, 24).join("\n");
         assert!(text.contains("workers (1)"), "{text}");
         assert!(
