@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use sluice_core::connect::RedisConnection;
+use sluice_core::connect::{CallFailed, RedisConnection};
 use sluice_core::keys::Keys;
 use subtle::ConstantTimeEq;
 
@@ -80,23 +80,23 @@ impl Admin {
         }
     }
 
-    /// Awaits a Redis call for at most `redis_timeout`: a timeout or an error is
-    /// [`AdminError::RedisUnavailable`], a refusal for `maxmemory` [`AdminError::RedisFull`].
+    /// Awaits a Redis call for at most `redis_timeout` ([`sluice_core::connect::within`]): a
+    /// timeout or an error is [`AdminError::RedisUnavailable`], a refusal for `maxmemory`
+    /// [`AdminError::RedisFull`].
     async fn within<T>(
         &self,
         what: &'static str,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, AdminError> {
-        let error = match tokio::time::timeout(self.redis_timeout, call).await {
-            Ok(Ok(value)) => return Ok(value),
-            Ok(Err(e)) if e.code() == Some("OOM") => return Err(AdminError::RedisFull),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {:?}", self.redis_timeout),
-        };
-        sluice_core::metric::redis_error(what);
-        let redis = sluice_core::connect::redis_name();
-        tracing::warn!(error, "{redis} unavailable ({what} failed)");
-        Err(AdminError::RedisUnavailable)
+        match sluice_core::connect::within(self.redis_timeout, what, call).await {
+            Ok(value) => Ok(value),
+            Err(CallFailed::Full) => Err(AdminError::RedisFull),
+            Err(CallFailed::Unavailable(error)) => {
+                let redis = sluice_core::connect::redis_name();
+                tracing::warn!(error, "{redis} unavailable ({what} failed)");
+                Err(AdminError::RedisUnavailable)
+            }
+        }
     }
 }
 

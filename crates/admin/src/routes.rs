@@ -259,47 +259,55 @@ enum Action {
     Delete,
 }
 
-/// Finds the dead letter `id` and requeues or deletes it: from `near` (where the page showed
-/// it; entries added since push it further) to the oldest end, then the newer ones it skipped,
-/// one bounded chunk per call.
+/// Finds the dead letter `id` and requeues or deletes it: from a little before `near` (where
+/// the page showed it; entries added since push it further) to the oldest end, then the newer
+/// ones it skipped, one bounded chunk per call.
 async fn take_one(admin: &Admin, id: &str, near: u64, action: Action) -> Result<(), AdminError> {
     let mut redis = admin.redis.clone();
-    let verb = if action == Action::Requeue {
-        "requeue"
-    } else {
-        "delete"
+    let verb = match action {
+        Action::Requeue => "requeue",
+        Action::Delete => "delete",
     };
-    let mut from = near.saturating_sub(CHUNK_ENTRIES / 10);
-    let start = from;
-    let mut wrapped = false;
-    loop {
-        let [found, examined]: [i64; 2] = admin
-            .within("dead-letter admin call", async {
-                TAKE_ONE
-                    .keyed(&admin.keys, &[])?
-                    .arg(id)
-                    .arg(from)
-                    .arg(CHUNK_ENTRIES)
-                    .arg(CHUNK_BYTES)
-                    .arg(verb)
-                    .invoke_async(&mut redis)
-                    .await
-            })
-            .await?;
-        match found {
-            1 => return Ok(()),
-            -1 => return Err(AdminError::Unreadable(id.to_owned())),
-            _ => {}
-        }
-        from += examined.max(0) as u64;
-        let end = examined == 0 || (wrapped && from >= start);
-        if end && (wrapped || start == 0) {
-            return Err(AdminError::NoSuchDeadLetter(id.to_owned()));
-        }
-        if end {
-            (from, wrapped) = (0, true);
+    let start = near.saturating_sub(CHUNK_ENTRIES / 10);
+    for (mut from, end) in [(start, u64::MAX), (0, start)] {
+        while from < end {
+            let [found, examined]: [i64; 2] = admin
+                .within("dead-letter admin call", async {
+                    TAKE_ONE
+                        .keyed(&admin.keys, &[])?
+                        .arg(id)
+                        .arg(from)
+                        .arg(CHUNK_ENTRIES.min(end - from))
+                        .arg(CHUNK_BYTES)
+                        .arg(verb)
+                        .invoke_async(&mut redis)
+                        .await
+                })
+                .await?;
+            match (found, examined) {
+                (1, _) => return Ok(()),
+                (-1, _) => return Err(AdminError::Unreadable(id.to_owned())),
+                (_, 0) => break,
+                _ => from += examined.max(0) as u64,
+            }
         }
     }
+    Err(AdminError::NoSuchDeadLetter(id.to_owned()))
+}
+
+/// What both calls on one dead letter do: authorize, parse, [`take_one`], log.
+async fn on_one(
+    req: &HttpRequest,
+    id: &str,
+    query: &OneQuery,
+    admin: &Admin,
+    action: Action,
+) -> Result<(), AdminError> {
+    admin.authorize(req)?;
+    let near = parse("near", query.near.as_deref(), 0, i64::MAX as u64)?.unwrap_or(0);
+    take_one(admin, parse_id(id)?, near, action).await?;
+    tracing::info!(id, ?action, "took a dead letter out");
+    Ok(())
 }
 
 /// Checks that `id` looks like one (40 lower-case hex digits).
@@ -332,10 +340,7 @@ pub async fn requeue_one(
     query: web::Query<OneQuery>,
     admin: web::Data<Admin>,
 ) -> Result<HttpResponse, AdminError> {
-    admin.authorize(&req)?;
-    let near = parse("near", query.near.as_deref(), 0, i64::MAX as u64)?.unwrap_or(0);
-    take_one(&admin, parse_id(&id)?, near, Action::Requeue).await?;
-    tracing::info!(id = %id, "requeued a dead letter");
+    on_one(&req, &id, &query, &admin, Action::Requeue).await?;
     Ok(HttpResponse::Ok().json(Requeued {
         requeued: 1,
         unreadable: 0,
@@ -361,10 +366,7 @@ pub async fn delete_one(
     query: web::Query<OneQuery>,
     admin: web::Data<Admin>,
 ) -> Result<HttpResponse, AdminError> {
-    admin.authorize(&req)?;
-    let near = parse("near", query.near.as_deref(), 0, i64::MAX as u64)?.unwrap_or(0);
-    take_one(&admin, parse_id(&id)?, near, Action::Delete).await?;
-    tracing::info!(id = %id, "deleted a dead letter");
+    on_one(&req, &id, &query, &admin, Action::Delete).await?;
     Ok(HttpResponse::Ok().json(Purged { purged: 1 }))
 }
 

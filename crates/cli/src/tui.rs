@@ -13,8 +13,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, List, ListItem, Paragraph, Sparkline};
 use ratatui::{DefaultTerminal, Frame};
 use sluice_client::Client;
-use sluice_client::feed::{Batch, Event, subscribe};
+use sluice_client::feed::{Event, subscribe};
 use sluice_core::api::WorkerList;
+use sluice_core::events::BatchEvent;
 use sluice_core::stats::Stats;
 use tokio::sync::mpsc;
 
@@ -44,7 +45,7 @@ pub struct Screen {
     /// The worker registry, as last read.
     pub workers: Option<WorkerList>,
     /// The latest batches, newest first.
-    pub batches: VecDeque<Batch>,
+    pub batches: VecDeque<BatchEvent>,
 }
 
 impl Screen {
@@ -55,7 +56,7 @@ impl Screen {
         }
     }
 
-    fn push_batch(&mut self, batch: Batch) {
+    fn push_batch(&mut self, batch: BatchEvent) {
         self.batches.push_front(batch);
         self.batches.truncate(BATCHES_KEPT);
     }
@@ -296,7 +297,7 @@ fn worker_line(worker: &sluice_core::api::WorkerInfo) -> ListItem<'static> {
 
 /// The recent batches, newest first: one line each, or one line per second when a second had
 /// more than one (`12 batches · 1,200 rows`).
-fn draw_batches(frame: &mut Frame, area: Rect, batches: &VecDeque<Batch>) {
+fn draw_batches(frame: &mut Frame, area: Rect, batches: &VecDeque<BatchEvent>) {
     let rows = usize::from(area.height.saturating_sub(2));
     let items: Vec<ListItem> = if batches.is_empty() {
         vec![ListItem::new("no batch yet".dim())]
@@ -313,8 +314,8 @@ fn draw_batches(frame: &mut Frame, area: Rect, batches: &VecDeque<Batch>) {
 }
 
 /// At most `rows` lines for `batches` (newest first), a second's batches summarised in one.
-pub fn batch_lines(batches: &VecDeque<Batch>, rows: usize) -> Vec<String> {
-    let second = |b: &Batch| b.committed_at.get(11..19).unwrap_or("").to_owned();
+pub fn batch_lines(batches: &VecDeque<BatchEvent>, rows: usize) -> Vec<String> {
+    let second = |b: &BatchEvent| b.committed_at.format("%H:%M:%S").to_string();
     let mut lines = Vec::new();
     let mut i = 0;
     while i < batches.len() && lines.len() < rows {
@@ -366,13 +367,12 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
-    fn batch(at: &str, worker: &str, rows: u64) -> Batch {
-        Batch {
-            worker_id: worker.into(),
-            size: rows,
-            inserted: rows,
-            committed_at: format!("2026-12-02T{at}.000Z"),
-        }
+    fn batch(at: &str, worker: &str, rows: u64) -> BatchEvent {
+        let event = serde_json::json!({
+            "batch_id": "01900000-0000-7000-8000-000000000001", "worker_id": worker,
+            "size": rows, "inserted": rows, "committed_at": format!("2026-12-02T{at}.000Z"),
+        });
+        serde_json::from_value(event).expect("a batch event")
     }
 
     fn render(screen: &Screen, width: u16, height: u16) -> Vec<String> {
@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn a_busy_second_is_one_line() {
-        let batches: VecDeque<Batch> = [
+        let batches: VecDeque<BatchEvent> = [
             batch("10:00:02", "w-1", 1),
             batch("10:00:01", "w-1", 100),
             batch("10:00:01", "w-2", 100),

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use sluice_core::api::{AlertList, DeadLetterPage, Purged, Requeued, WorkerList};
+use sluice_core::api::{AlertList, DeadLetterPage, Purged, RecentBatches, Requeued, WorkerList};
 use sluice_core::error::ErrorBody;
+use sluice_core::events::BatchEvent;
 use sluice_core::stats::Stats;
 
 /// Longest wait for one answer.
@@ -153,12 +154,8 @@ impl Client {
     }
 
     /// `GET /batches/recent`: the latest batches the stream saw, newest first.
-    pub async fn recent_batches(&self) -> Result<Vec<crate::feed::Batch>, ClientError> {
-        #[derive(serde::Deserialize)]
-        struct Recent {
-            batches: Vec<crate::feed::Batch>,
-        }
-        Ok(self.get::<Recent>("/batches/recent").await?.batches)
+    pub async fn recent_batches(&self) -> Result<Vec<BatchEvent>, ClientError> {
+        Ok(self.get::<RecentBatches>("/batches/recent").await?.batches)
     }
 
     /// `GET /stats/history?window=…`, as the columns the endpoint answers with.

@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use sluice_core::api::Alert;
 use sluice_core::backoff::Backoff;
+use sluice_core::events::BatchEvent;
 use sluice_core::stats::Stats;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -24,21 +25,8 @@ pub enum Event {
     Stats(Box<Stats>),
     /// An `alert` message.
     Alert(Alert),
-    /// A `batch_persisted` message (with the `batches` topic).
-    Batch(Batch),
-}
-
-/// A committed batch, as a `batch_persisted` message (or `GET /batches/recent`) tells it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Batch {
-    /// The worker that committed it.
-    pub worker_id: String,
-    /// Messages in the batch.
-    pub size: u64,
-    /// Rows it added.
-    pub inserted: u64,
-    /// When PostgreSQL confirmed it (RFC 3339).
-    pub committed_at: String,
+    /// A `batch_persisted` message (with the `batches` topic), without its ids.
+    Batch(BatchEvent),
 }
 
 /// The messages of the feed's topics; others (`status`, …) are skipped.
@@ -47,7 +35,7 @@ pub struct Batch {
 enum Frame {
     Stats(Box<Stats>),
     Alert(Alert),
-    Batch(Batch),
+    Batch(BatchEvent),
 }
 
 /// Most events buffered for a slow reader; past it the feed waits.
@@ -126,7 +114,7 @@ mod tests {
         assert!(
             matches!(serde_json::from_str::<Frame>(alert), Ok(Frame::Alert(a)) if a.state == "firing")
         );
-        let batch = r#"{"type":"batch_persisted","batch_id":"b","worker_id":"w-1","size":3,"inserted":2,"committed_at":"2026-12-02T10:00:00Z"}"#;
+        let batch = r#"{"type":"batch_persisted","batch_id":"01900000-0000-7000-8000-000000000001","worker_id":"w-1","size":3,"inserted":2,"committed_at":"2026-12-02T10:00:00Z"}"#;
         assert!(
             matches!(serde_json::from_str::<Frame>(batch), Ok(Frame::Batch(b)) if b.inserted == 2 && b.worker_id == "w-1")
         );

@@ -86,7 +86,8 @@ pub struct RecentBatches {
     /// The latest `batch_persisted` messages this process saw, newest first: each the fields of
     /// a batch event (`batch_id`, `worker_id`, `size`, `inserted`, `committed_at`, ...) and
     /// `"type": "batch_persisted"`, without the id lists.
-    pub batches: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub batches: Vec<crate::events::BatchEvent>,
 }
 
 /// One worker.

@@ -117,6 +117,33 @@ pub fn postgres_name() -> &'static str {
         .map_or("PostgreSQL", |(_, postgres)| postgres.as_str())
 }
 
+/// Why a call bounded by [`within`] has no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallFailed {
+    /// Redis refused a write for `maxmemory` (`OOM`): it is there, and has no room.
+    Full,
+    /// An error, or no answer in time; the text says which.
+    Unavailable(String),
+}
+
+/// Awaits a Redis call for at most `timeout`. A failure is counted in the
+/// `redis_errors_total{operation = what}` metric and returned as what it means to a caller:
+/// [`CallFailed::Full`] or [`CallFailed::Unavailable`].
+pub async fn within<T>(
+    timeout: Duration,
+    what: &'static str,
+    call: impl std::future::Future<Output = RedisResult<T>>,
+) -> Result<T, CallFailed> {
+    let failed = match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(e)) if e.code() == Some("OOM") => CallFailed::Full,
+        Ok(Err(e)) => CallFailed::Unavailable(e.to_string()),
+        Err(_) => CallFailed::Unavailable(format!("no answer within {timeout:?}")),
+    };
+    crate::metric::redis_error(what);
+    Err(failed)
+}
+
 /// A self-reconnecting Redis connection. It connects lazily, so this succeeds while Redis is
 /// down; commands then fail fast until it is back.
 pub fn redis_manager(settings: &RedisSettings) -> RedisResult<RedisConnection> {

@@ -22,7 +22,9 @@ pub struct BatchEvent {
     pub taken_at: Option<DateTime<Utc>>,
     /// When PostgreSQL confirmed the commit.
     pub committed_at: DateTime<Utc>,
-    /// Ids of the messages the batch persisted, in consumption order.
+    /// Ids of the messages the batch persisted, in consumption order; absent from the
+    /// `batch_persisted` messages of clients that did not ask for ids.
+    #[serde(default)]
     pub message_ids: Vec<Uuid>,
     /// Ids of messages of the batch PostgreSQL refused, now in `dead_messages`; absent when
     /// there are none.

@@ -86,7 +86,9 @@ export class BatchFeed {
   constructor(list) {
     this.list = list;
     this.second = null;
+    // This second's batches, and its summary line once they are too many to list.
     this.pending = [];
+    this.current = null;
   }
 
   // Fills the feed from `GET /batches/recent` (newest first).

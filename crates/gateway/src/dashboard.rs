@@ -97,12 +97,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn index(req: HttpRequest) -> HttpResponse {
-    serve(&req, 0)
+    page(&req, "index.html")
 }
 
 /// `GET /dead-letters.html`: the dead-letters page (on `/admin/dead-letters`).
 async fn dead_letters(req: HttpRequest) -> HttpResponse {
-    serve(&req, 1)
+    page(&req, "dead-letters.html")
+}
+
+/// Serves the page `path`, one of [`ASSETS`].
+fn page(req: &HttpRequest, path: &str) -> HttpResponse {
+    let index = ASSETS.iter().position(|a| a.path == path).unwrap_or(0);
+    serve(req, index)
 }
 
 async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {

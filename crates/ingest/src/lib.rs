@@ -35,7 +35,7 @@ use std::time::Duration;
 use actix_web::{App, web};
 use anyhow::Context;
 use sluice_core::settings::IngestSettings;
-use sluice_core::{CancellationToken, Keys, Settings, connect};
+use sluice_core::{CancellationToken, Settings, connect};
 use sluice_http::{BodyLimits, EdgeConfig, EdgeStats};
 use sluice_stream::StatsStream;
 
@@ -74,18 +74,18 @@ impl Application {
         let redis = connect::redis_manager(&settings.redis).context("invalid redis.url")?;
         let edge_stats = Arc::new(EdgeStats::default());
         sluice_core::metric::exporter();
-        let admin = web::Data::new(sluice_admin::Admin::new(
-            redis.clone(),
-            Keys::new(&settings.redis.effective_key_prefix()),
-            settings.redis.response_timeout(),
-            &settings.ingest.admin_token,
-            "SLUICE__INGEST__ADMIN_TOKEN",
-        ));
         let shared = Arc::new(Shared::new(
             settings,
             pool,
             read_pool,
             Arc::clone(&edge_stats),
+        ));
+        let admin = web::Data::new(sluice_admin::Admin::new(
+            redis.clone(),
+            shared.keys.clone(),
+            shared.redis_timeout,
+            &settings.ingest.admin_token,
+            "SLUICE__INGEST__ADMIN_TOKEN",
         ));
         let stream = settings
             .ingest

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sluice_core::CancellationToken;
 use sluice_core::Keys;
-use sluice_core::connect::RedisConnection;
+use sluice_core::connect::{CallFailed, RedisConnection};
 use sluice_core::lua::LuaScript;
 use sluice_core::message::Envelope;
 use sluice_core::outage::{Line, OutageLog};
@@ -36,19 +36,14 @@ pub async fn within<T>(
     what: &'static str,
     call: impl std::future::Future<Output = redis::RedisResult<T>>,
 ) -> Result<T, ApiError> {
-    let result = match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) if e.code() == Some("OOM") => {
-            sluice_core::metric::redis_error(what);
+    let result = match sluice_core::connect::within(timeout, what, call).await {
+        Ok(value) => Ok(value),
+        Err(CallFailed::Full) => {
             note_full(false);
             return Err(ApiError::RedisFull);
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Err(CallFailed::Unavailable(e)) => Err(e),
     };
-    if result.is_err() {
-        sluice_core::metric::redis_error(what);
-    }
     match REDIS.record(result.is_ok(), std::time::Instant::now()) {
         Some(Line::Down) => {
             let error = result.as_ref().err().map_or("", String::as_str);

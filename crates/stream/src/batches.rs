@@ -9,7 +9,7 @@ use sluice_core::CancellationToken;
 use sluice_core::events::BatchEvent;
 
 use crate::hub::Hub;
-use crate::snapshot::BatchFrames;
+use bytestring::ByteString;
 
 /// The channels a gateway subscribes to.
 #[derive(Debug, Clone)]
@@ -54,30 +54,35 @@ fn forward_alert(hub: &Hub, payload: &[u8]) {
     }
 }
 
-/// Turns one event into its two `batch_persisted` frames and publishes them.
+/// Turns one event into its `batch_persisted` frames and publishes them. The frame without
+/// ids is built from the event with its id lists taken out, and the one with them only when a
+/// session listens, so a process nobody watches never writes the ids out.
 fn forward(hub: &Hub, payload: &[u8]) {
-    let event: BatchEvent = match serde_json::from_slice(payload) {
+    let mut event: BatchEvent = match serde_json::from_slice(payload) {
         Ok(event) => event,
         Err(e) => {
             tracing::debug!(%e, "ignoring a batch event that does not parse");
             return;
         }
     };
-    hub.publish_batch(frames(&event));
+    let message_ids = std::mem::take(&mut event.message_ids);
+    let dead_letter_ids = std::mem::take(&mut event.dead_letter_ids);
+    let without_ids = frame(&event, false);
+    hub.publish_batch(without_ids, || {
+        event.message_ids = message_ids;
+        event.dead_letter_ids = dead_letter_ids;
+        frame(&event, true)
+    });
 }
 
-/// The `batch_persisted` frame: the [`BatchEvent`]'s own fields and `"type"`, with and without
-/// the id lists.
-pub fn frames(event: &BatchEvent) -> BatchFrames {
+/// The `batch_persisted` frame of `event`: its own fields and `"type"`, without the id lists
+/// unless `with_ids`.
+pub fn frame(event: &BatchEvent, with_ids: bool) -> ByteString {
     let mut message = serde_json::to_value(event).unwrap_or_default();
     message["type"] = json!("batch_persisted");
-    let with_ids = message.to_string().into();
-    if let Some(fields) = message.as_object_mut() {
+    if let Some(fields) = message.as_object_mut().filter(|_| !with_ids) {
         fields.remove("message_ids");
         fields.remove("dead_letter_ids");
     }
-    BatchFrames {
-        with_ids,
-        without_ids: message.to_string().into(),
-    }
+    message.to_string().into()
 }

@@ -52,8 +52,9 @@ pub struct Hub {
     pub(crate) redis_state: watch::Sender<RedisState>,
     /// Batch events, bounded per receiver.
     batches: broadcast::Sender<Arc<BatchFrames>>,
-    /// The last [`RECENT_BATCHES`] batch events, newest last, for `GET /batches/recent`.
-    recent_batches: Mutex<VecDeque<Arc<BatchFrames>>>,
+    /// The last [`RECENT_BATCHES`] `batch_persisted` frames without ids, newest last, for
+    /// `GET /batches/recent`.
+    recent_batches: Mutex<VecDeque<ByteString>>,
     /// Alert transitions as `alert` frames, bounded per receiver.
     alerts: broadcast::Sender<ByteString>,
     /// The `redis_down` alert firing on this gateway (it cannot be stored in Redis).
@@ -127,10 +128,13 @@ impl Hub {
         self.batches.subscribe()
     }
 
-    /// Keeps a batch event among the recent ones and publishes it, if anyone listens; returns
-    /// whether someone did.
-    pub(crate) fn publish_batch(&self, frames: BatchFrames) -> bool {
-        let frames = Arc::new(frames);
+    /// Keeps a batch event's frame among the recent ones and publishes the event, if anyone
+    /// listens (only then is the frame with ids built); returns whether someone did.
+    pub(crate) fn publish_batch(
+        &self,
+        without_ids: ByteString,
+        with_ids: impl FnOnce() -> ByteString,
+    ) -> bool {
         {
             let mut recent = self
                 .recent_batches
@@ -139,9 +143,16 @@ impl Hub {
             if recent.len() == RECENT_BATCHES {
                 recent.pop_front();
             }
-            recent.push_back(Arc::clone(&frames));
+            recent.push_back(without_ids.clone());
         }
-        self.batches.receiver_count() > 0 && self.batches.send(frames).is_ok()
+        if self.batches.receiver_count() == 0 {
+            return false;
+        }
+        let frames = BatchFrames {
+            with_ids: with_ids(),
+            without_ids,
+        };
+        self.batches.send(Arc::new(frames)).is_ok()
     }
 
     /// The last [`RECENT_BATCHES`] `batch_persisted` frames this process saw (without their id
@@ -151,7 +162,7 @@ impl Hub {
             .recent_batches
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        recent.iter().rev().map(|f| f.without_ids.clone()).collect()
+        recent.iter().rev().cloned().collect()
     }
 
     /// A receiver of alert frames for one stream.
