@@ -429,7 +429,11 @@ fn worker_pid(logs: &str, i: usize) -> i32 {
 #[tokio::test]
 async fn a_worker_that_stops_is_let_go_one_that_crashes_is_restarted_and_the_stack_serves() {
     let _shared = crate::MACHINE.read().await;
-    let setup = Setup::new("up_workers").await;
+    let mut setup = Setup::new("up_workers").await;
+    let token = "up-admin-token-0123456789";
+    setup
+        .env
+        .push(("SLUICE__INGEST__ADMIN_TOKEN".into(), token.into()));
     let mut up = setup.start(2, None);
     setup.wait_ready(&mut up).await;
     // The banner comes once every service answers /ready; only then does the script supervise.
@@ -439,6 +443,16 @@ async fn a_worker_that_stops_is_let_go_one_that_crashes_is_restarted_and_the_sta
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let logs = setup.logs();
+    // The ingest API's admin token turns the gateway's dead-letters page on too.
+    let page = format!("dead letters   http://{}/dead-letters.html", setup.gateway);
+    assert!(logs.contains(&page), "{logs}");
+    let answer = reqwest::Client::new()
+        .get(format!("http://{}/admin/dead-letters", setup.gateway))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(answer.status(), 200);
     let (first, second) = (worker_pid(&logs, 1), worker_pid(&logs, 2));
     kill(Pid::from_raw(first), Signal::SIGTERM).expect("SIGTERM");
     kill(Pid::from_raw(second), Signal::SIGKILL).expect("SIGKILL");
