@@ -9,8 +9,9 @@
 //!   PostgreSQL is down and recovers when it comes back.
 //!
 //! With `redis.cluster_nodes` set, the Redis connections are the `redis` crate's cluster
-//! client, which follows the slot map through failovers; [`RedisConnection`] lets every caller
-//! use either kind the same way.
+//! client, which follows the slot map through failovers. With `redis.sentinels` set, they go to
+//! the primary the sentinels name, and ask them again once it is lost ([`SentinelConnection`]).
+//! [`RedisConnection`] lets every caller use any kind the same way.
 
 use std::time::Duration;
 
@@ -18,9 +19,15 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
+use std::sync::{Arc, Mutex};
+
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
+    RedisResult, Value,
+};
 
 use crate::settings::{PostgresSettings, RedisSettings};
 
@@ -34,6 +41,8 @@ pub enum RedisConnection {
     Direct(MultiplexedConnection),
     /// A cluster, `redis.cluster_nodes`.
     Cluster(ClusterConnection),
+    /// The primary the sentinels name, `redis.sentinels`.
+    Sentinel(SentinelConnection),
 }
 
 impl ConnectionLike for RedisConnection {
@@ -42,6 +51,7 @@ impl ConnectionLike for RedisConnection {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Direct(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -55,6 +65,7 @@ impl ConnectionLike for RedisConnection {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Direct(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -63,6 +74,7 @@ impl ConnectionLike for RedisConnection {
             Self::Single(c) => c.get_db(),
             Self::Direct(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
+            Self::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -73,8 +85,134 @@ impl std::fmt::Debug for RedisConnection {
             Self::Single(_) => "RedisConnection::Single",
             Self::Direct(_) => "RedisConnection::Direct",
             Self::Cluster(_) => "RedisConnection::Cluster",
+            Self::Sentinel(_) => "RedisConnection::Sentinel",
         })
     }
+}
+
+/// A multiplexed connection to the primary the sentinels name. Clones share it. A command that
+/// fails because the connection is lost (the primary died, or was demoted and answers
+/// `READONLY`) drops it, and the next command asks the sentinels where the primary is now, so a
+/// failover costs the commands in flight and no more.
+#[derive(Clone)]
+pub struct SentinelConnection(Arc<SentinelState>);
+
+struct SentinelState {
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    config: AsyncConnectionConfig,
+    db: i64,
+    current: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl SentinelConnection {
+    fn new(settings: &RedisSettings, response_timeout: Duration) -> RedisResult<Self> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout()))
+            .set_response_timeout(Some(response_timeout));
+        Ok(Self(Arc::new(SentinelState {
+            sentinels: tokio::sync::Mutex::new(sentinel_client(settings)?),
+            config,
+            db: settings
+                .url
+                .as_str()
+                .into_connection_info()?
+                .redis_settings()
+                .db(),
+            current: Mutex::new(None),
+        })))
+    }
+
+    fn current(&self) -> Option<MultiplexedConnection> {
+        self.0.current.lock().ok()?.clone()
+    }
+
+    /// The connection to the primary, asking the sentinels for it when there is none.
+    async fn connection(&self) -> RedisResult<MultiplexedConnection> {
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let mut sentinels = self.0.sentinels.lock().await;
+        // Another caller may have connected while this one waited for the sentinels.
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let client = sentinels.async_get_client().await?;
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&self.0.config)
+            .await?;
+        if let Ok(mut current) = self.0.current.lock() {
+            *current = Some(conn.clone());
+        }
+        tracing::debug!(primary = ?client.get_connection_info().addr(), "connected to the primary the sentinels name");
+        Ok(conn)
+    }
+
+    /// Drops the connection after an error that means it no longer reaches the primary.
+    fn forget_if_lost<T>(&self, result: &RedisResult<T>) {
+        let Err(e) = result else { return };
+        if lost_primary(e)
+            && let Ok(mut current) = self.0.current.lock()
+        {
+            *current = None;
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.db
+    }
+}
+
+/// Whether `e` says the connection does not reach a primary any more.
+fn lost_primary(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_unrecoverable_error()
+        || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"))
+}
+
+impl ConnectionLike for SentinelConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let result = conn.req_packed_command(cmd).await;
+            self.forget_if_lost(&result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let result = conn.req_packed_commands(pipeline, offset, count).await;
+            self.forget_if_lost(&result);
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        SentinelConnection::get_db(self)
+    }
+}
+
+/// The sentinels of `settings`, asked for the primary `redis.sentinel_primary`, which is
+/// reached with `redis.url`'s credentials and database.
+fn sentinel_client(settings: &RedisSettings) -> RedisResult<SentinelClient> {
+    let primary = settings.url.as_str().into_connection_info()?;
+    let node = SentinelNodeConnectionInfo::default()
+        .set_redis_connection_info(primary.redis_settings().clone());
+    SentinelClient::build(
+        settings.sentinel_urls(),
+        settings.sentinel_primary.clone(),
+        Some(node),
+        SentinelServerType::Master,
+    )
 }
 
 /// The cluster client for `settings`, commands bounded by `response_timeout`.
@@ -147,16 +285,28 @@ pub async fn within<T>(
 /// A self-reconnecting Redis connection. It connects lazily, so this succeeds while Redis is
 /// down; commands then fail fast until it is back.
 pub fn redis_manager(settings: &RedisSettings) -> RedisResult<RedisConnection> {
+    redis_manager_within(settings, settings.response_timeout())
+}
+
+/// [`redis_manager`] with its own bound on a command's answer, for a connection whose commands
+/// may take longer than `redis.response_timeout_ms` (a push followed by `WAIT`).
+pub fn redis_manager_within(
+    settings: &RedisSettings,
+    response_timeout: Duration,
+) -> RedisResult<RedisConnection> {
     if !settings.cluster_node_urls().is_empty() {
-        let (client, config) = cluster(settings, settings.response_timeout())?;
+        let (client, config) = cluster(settings, response_timeout)?;
         return Ok(RedisConnection::Cluster(
             client.get_pending_async_connection_with_config(config),
         ));
     }
+    if !settings.sentinel_urls().is_empty() {
+        return SentinelConnection::new(settings, response_timeout).map(RedisConnection::Sentinel);
+    }
     let client = Client::open(settings.url.as_str())?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout()))
-        .set_response_timeout(Some(settings.response_timeout()))
+        .set_response_timeout(Some(response_timeout))
         // Reconnection is retried on the next command; a command must not wait out a long
         // series of attempts.
         .set_number_of_retries(1)
@@ -177,7 +327,11 @@ pub async fn redis_dedicated(
             client.get_async_connection_with_config(config).await?,
         ));
     }
-    let client = Client::open(settings.url.as_str())?;
+    let client = if settings.sentinel_urls().is_empty() {
+        Client::open(settings.url.as_str())?
+    } else {
+        sentinel_client(settings)?.async_get_client().await?
+    };
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout()))
         .set_response_timeout(Some(response_timeout));
@@ -187,14 +341,52 @@ pub async fn redis_dedicated(
         .map(RedisConnection::Direct)
 }
 
-/// Where subscriptions connect: the one server, or each cluster node in turn (a PUBLISH
-/// reaches subscribers on every node of a cluster, so any live node will do).
-pub fn pubsub_clients(settings: &RedisSettings) -> RedisResult<Vec<Client>> {
+/// Where subscriptions connect: the one server, each cluster node in turn (a PUBLISH reaches
+/// subscribers on every node of a cluster, so any live node will do), or the primary the
+/// sentinels name at the time.
+pub enum Subscriptions {
+    /// One server, or the nodes of a cluster.
+    Nodes(Vec<Client>),
+    /// The sentinels.
+    Sentinel(Box<SentinelClient>),
+}
+
+impl Subscriptions {
+    /// Where the `attempt`-th subscription connects.
+    pub async fn client(&mut self, attempt: usize) -> RedisResult<Client> {
+        match self {
+            Self::Nodes(clients) => clients
+                .get(attempt % clients.len().max(1))
+                .cloned()
+                .ok_or_else(|| {
+                    RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "no Redis to subscribe on",
+                    ))
+                }),
+            Self::Sentinel(sentinels) => sentinels.async_get_client().await,
+        }
+    }
+}
+
+/// Where the subscriptions of a process connect (see [`Subscriptions`]).
+pub fn pubsub_clients(settings: &RedisSettings) -> RedisResult<Subscriptions> {
+    if !settings.sentinel_urls().is_empty() {
+        return Ok(Subscriptions::Sentinel(Box::new(sentinel_client(
+            settings,
+        )?)));
+    }
     let nodes = settings.cluster_node_urls();
     if nodes.is_empty() {
-        return Ok(vec![Client::open(settings.url.as_str())?]);
+        return Ok(Subscriptions::Nodes(vec![Client::open(
+            settings.url.as_str(),
+        )?]));
     }
-    nodes.into_iter().map(Client::open).collect()
+    let clients = nodes
+        .into_iter()
+        .map(Client::open)
+        .collect::<RedisResult<_>>()?;
+    Ok(Subscriptions::Nodes(clients))
 }
 
 /// Why a PostgreSQL pool could not be built.

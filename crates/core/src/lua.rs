@@ -87,6 +87,12 @@ impl LuaScript {
         }
     }
 
+    /// Loads the script into Redis (`SCRIPT LOAD`), for a caller that sends its
+    /// [`Self::command`]s in a pipeline and met `NOSCRIPT`.
+    pub async fn load(&self, conn: &mut impl redis::aio::ConnectionLike) -> redis::RedisResult<()> {
+        self.script.load_async(conn).await.map(drop)
+    }
+
     /// The KEYS of a call, in order: from `extra` first, else from `keys`.
     fn fill<'k>(
         &self,

@@ -13,11 +13,11 @@ use crate::backoff::Backoff;
 /// `shutdown`. `what` names the subscription in the (once per outage) log lines. Messages
 /// published while the connection is down are lost, as Redis pub/sub always loses them.
 ///
-/// `clients` holds one server, or the nodes of a cluster (a PUBLISH reaches the subscribers of
-/// every node): each new attempt goes to the next one, so losing a node moves the subscription
-/// to another.
+/// `clients` says where each attempt connects: the next node of a cluster (a PUBLISH reaches
+/// the subscribers of every node), so losing a node moves the subscription to another, or the
+/// primary the sentinels name at the time.
 pub async fn listen(
-    clients: Vec<redis::Client>,
+    mut clients: crate::connect::Subscriptions,
     channels: &[String],
     what: &str,
     mut on_message: impl FnMut(&str, &[u8]),
@@ -27,13 +27,10 @@ pub async fn listen(
     let mut failing = false;
     let mut next = 0;
     while !shutdown.is_cancelled() {
-        let Some(client) = clients.get(next % clients.len().max(1)) else {
-            tracing::error!("no Redis to subscribe to {what} on");
-            return;
-        };
+        let attempt = next;
         next += 1;
         let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = clients.client(attempt).await?.get_async_pubsub().await?;
             pubsub.subscribe(channels).await?;
             redis::RedisResult::Ok(pubsub)
         };

@@ -90,6 +90,25 @@ pub struct RedisSettings {
     /// the hash tag `{<key_prefix>}` (`{sluice}` when the prefix is empty) so that all of them,
     /// and so every script, live in one slot. Empty (the default): one Redis at `url`.
     pub cluster_nodes: String,
+    /// Comma-separated URLs of Redis Sentinels (`redis://[:password@]host:port`, the
+    /// sentinels' own credentials). When set, every service asks them where the primary named
+    /// `sentinel_primary` is, connects there with `url`'s credentials and database (its host
+    /// is not used), and asks again after losing it, so it follows a failover by itself.
+    /// Empty (the default): no Sentinel.
+    pub sentinels: String,
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> …`).
+    pub sentinel_primary: String,
+    /// Replicas that must hold a push before the ingest API answers 202 (Redis's `WAIT`), and
+    /// that must hold a worker's take and commit record before it moves on. 0 (the default):
+    /// answer as soon as the primary has the push; a failover can then lose the last
+    /// acknowledged messages.
+    #[schemars(range(min = 0, max = 100))]
+    pub ack_replicas: u32,
+    /// How long the replicas have to confirm a push (`WAIT`'s timeout). Past it the ingest API
+    /// answers 503 `not_replicated` (the push may still be queued: retry with the same
+    /// `Idempotency-Key`).
+    #[schemars(range(min = 1, max = 60_000))]
+    pub ack_timeout_ms: u64,
 }
 
 impl Default for RedisSettings {
@@ -100,8 +119,20 @@ impl Default for RedisSettings {
             response_timeout_ms: 1_000,
             connect_timeout_ms: 1_000,
             cluster_nodes: String::new(),
+            sentinels: String::new(),
+            sentinel_primary: "mymaster".into(),
+            ack_replicas: 0,
+            ack_timeout_ms: 1_000,
         }
     }
+}
+
+/// The non-empty items of a comma-separated list, trimmed.
+fn comma_list(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
 }
 
 /// The `host:port` of a URL (`scheme://[user[:password]@]host:port[/…]`), without its
@@ -117,6 +148,15 @@ impl RedisSettings {
     /// a password.
     pub fn describe(&self) -> String {
         let nodes = self.cluster_node_urls();
+        let sentinels = self.sentinel_urls();
+        if !sentinels.is_empty() {
+            let sentinels: Vec<&str> = sentinels.into_iter().map(url_address).collect();
+            return format!(
+                "Redis primary {:?} of Sentinel at {}",
+                self.sentinel_primary,
+                sentinels.join(", ")
+            );
+        }
         if nodes.is_empty() {
             return format!("Redis at {}", url_address(&self.url));
         }
@@ -126,11 +166,17 @@ impl RedisSettings {
 
     /// The cluster nodes' URLs; empty when Redis is a single server.
     pub fn cluster_node_urls(&self) -> Vec<&str> {
-        self.cluster_nodes
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .collect()
+        comma_list(&self.cluster_nodes)
+    }
+
+    /// The sentinels' URLs; empty when Sentinel is not used.
+    pub fn sentinel_urls(&self) -> Vec<&str> {
+        comma_list(&self.sentinels)
+    }
+
+    /// [`Self::ack_timeout_ms`] as a duration.
+    pub fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.ack_timeout_ms)
     }
 
     /// The prefix every key is built with: [`Self::key_prefix`], made a hash tag in cluster
@@ -626,6 +672,7 @@ impl Settings {
         for node in self.redis.cluster_node_urls() {
             check_url("redis.cluster_nodes", node, &["redis", "rediss"])?;
         }
+        self.validate_sentinels()?;
         check_url(
             "postgres.url",
             &self.postgres.url,
@@ -636,6 +683,32 @@ impl Settings {
             .parse::<tokio_postgres::Config>()
             .map_err(|e| invalid("postgres.url", format!("{e}: {:?}", self.postgres.url)))?;
         self.validate_partitions()
+    }
+
+    /// `redis.sentinels`: URLs, a primary's name, and not with a cluster.
+    fn validate_sentinels(&self) -> Result<(), SettingsError> {
+        let redis = &self.redis;
+        if redis.sentinel_urls().is_empty() {
+            return Ok(());
+        }
+        for sentinel in redis.sentinel_urls() {
+            check_url("redis.sentinels", sentinel, &["redis", "rediss"])?;
+        }
+        if !redis.cluster_node_urls().is_empty() {
+            return Err(invalid(
+                "redis.sentinels",
+                "a Redis Cluster has no sentinels: set redis.sentinels or redis.cluster_nodes, \
+                 not both"
+                    .into(),
+            ));
+        }
+        if redis.sentinel_primary.trim().is_empty() {
+            return Err(invalid(
+                "redis.sentinel_primary",
+                "must name the primary the sentinels monitor (sentinel monitor <name> ...)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// `postgres.read_url` and the partitioning of `messages`.

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::body::Charge;
 use crate::error::ApiError;
+use crate::group::{Push, Pushed};
 use crate::persisted::{Outcome, Registration};
-use crate::queue::{self, Pushed};
 use crate::routes::messages::{BatchQueued, Queued};
 use crate::state::AppState;
 use crate::store;
@@ -157,38 +157,17 @@ async fn push<A: Serialize + DeserializeOwned>(
     envelopes: Vec<Envelope>,
     answer: A,
 ) -> Result<Answer<A>, ApiError> {
-    let mut redis = state.redis.clone();
     let count = envelopes.len() as u64;
-    let Some(key) = key else {
-        queue::push(
-            &mut redis,
-            &state.keys,
+    let push = match key {
+        None => Push::Plain(envelopes),
+        Some(key) => Push::Idempotent {
+            key: state.keys.idempotency(key),
+            // An answer holds ids, strings and a timestamp: it always serializes.
+            answer: serde_json::to_string(&answer).unwrap_or_default(),
             envelopes,
-            &state.depth,
-            state.redis_timeout,
-        )
-        .await?;
-        state.accepted.add(count);
-        return Ok(Answer::Fresh(answer));
+        },
     };
-    // An answer holds ids, strings and a timestamp: it always serializes.
-    let body = serde_json::to_string(&answer).unwrap_or_default();
-    let key = state.keys.idempotency(key);
-    let keys = queue::IdempotentKeys {
-        keys: &state.keys,
-        key: &key,
-        retention: state.idempotency,
-    };
-    let pushed = queue::push_idempotent(
-        &mut redis,
-        keys,
-        envelopes,
-        &body,
-        &state.depth,
-        state.redis_timeout,
-    )
-    .await?;
-    match pushed {
+    match state.pusher.push(push).await? {
         Pushed::Queued => {
             state.accepted.add(count);
             Ok(Answer::Fresh(answer))

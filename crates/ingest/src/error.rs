@@ -77,6 +77,16 @@ pub enum ApiError {
         "the message queue (Redis) is full: it holds its maxmemory; nothing was queued, retry once the workers have drained it"
     )]
     RedisFull,
+    /// Fewer replicas than `redis.ack_replicas` confirmed the push within `redis.ack_timeout_ms`.
+    #[error(
+        "{confirmed} of the {wanted} Redis replicas required confirmed the push in time; it may be queued or not: retry with the same Idempotency-Key"
+    )]
+    NotReplicated {
+        /// Replicas that confirmed.
+        confirmed: u64,
+        /// `redis.ack_replicas`.
+        wanted: u32,
+    },
     /// PostgreSQL could not answer.
     #[error("the message store (PostgreSQL) is unavailable; retry later")]
     PostgresUnavailable,
@@ -106,6 +116,7 @@ impl ApiError {
             Self::QueueFull { .. } => "queue_full",
             Self::RedisUnavailable => "redis_unavailable",
             Self::RedisFull => "redis_full",
+            Self::NotReplicated { .. } => "not_replicated",
             Self::PostgresUnavailable => "postgres_unavailable",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -114,6 +125,19 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// The same failure once more, for every request of a group that failed as one: Redis
+    /// full, or else unavailable.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::RedisFull => Self::RedisFull,
+            Self::NotReplicated { confirmed, wanted } => Self::NotReplicated {
+                confirmed: *confirmed,
+                wanted: *wanted,
+            },
+            _ => Self::RedisUnavailable,
+        }
+    }
+
     /// Whether the request body was left unread, so the connection cannot carry another
     /// request and is closed after the answer.
     pub fn leaves_body_unread(&self) -> bool {
@@ -156,9 +180,10 @@ impl ResponseError for ApiError {
             Self::Validation { .. } | Self::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            Self::RedisUnavailable | Self::RedisFull | Self::PostgresUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::RedisUnavailable
+            | Self::RedisFull
+            | Self::NotReplicated { .. }
+            | Self::PostgresUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }

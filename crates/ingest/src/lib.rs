@@ -5,7 +5,9 @@
 //! - [`routes`]: the handlers (`POST /messages`, `POST /messages/batch`, `GET /messages`, `/health`, `/ready`, and the
 //!   token-guarded `/admin/dead-letters`).
 //! - [`body`]: content-type and size checks before any parsing.
-//! - [`queue`]: the Redis side (`LPUSH pending_messages`).
+//! - [`group`]: group commit, every push of a thread sent with those that arrived while the
+//!   last was in flight, in one round trip, confirmed by one `WAIT` with `redis.ack_replicas`.
+//! - [`queue`]: the queue bound and Redis's failures as answers.
 //! - [`accepted`]: the `accepted_total` count, kept off the hot path.
 //! - [`enqueue`]: queueing a request's messages, under its `Idempotency-Key`, and waiting for
 //!   their commit (`Prefer: wait=N`); [`persisted`]: the waiting requests, fed by `batch_events`.
@@ -22,6 +24,7 @@ pub mod accepted;
 pub mod body;
 pub mod enqueue;
 pub mod error;
+pub mod group;
 pub mod openapi;
 pub mod persisted;
 pub mod queue;
@@ -38,6 +41,8 @@ use sluice_core::settings::IngestSettings;
 use sluice_core::{CancellationToken, Settings, connect};
 use sluice_http::{BodyLimits, EdgeConfig, EdgeStats};
 use sluice_stream::StatsStream;
+
+use crate::group::Pusher;
 
 use crate::error::ApiError;
 use crate::state::{AppState, Shared};
@@ -57,7 +62,7 @@ pub struct Application {
     /// The queue-depth gauge's and the accepted counter's connection.
     redis: sluice_core::connect::RedisConnection,
     stream: Option<StatsStream>,
-    redis_clients: Vec<redis::Client>,
+    redis_clients: connect::Subscriptions,
 }
 
 impl Application {
@@ -98,9 +103,11 @@ impl Application {
         // Each HTTP worker thread: its own Redis connection, the shared state, and the stats
         // stream when this process serves it.
         let server = sluice_http::serve(listener, edge, edge_stats, move || {
+            let valid = "redis.url was validated when the server was built";
+            let pushes = connect::redis_manager_within(&redis_settings, app_shared.push_timeout());
             let state = AppState {
-                redis: connect::redis_manager(&redis_settings)
-                    .expect("redis.url was validated when the server was built"),
+                redis: connect::redis_manager(&redis_settings).expect(valid),
+                pusher: Pusher::start(pushes.expect(valid), app_shared.push_config()),
                 shared: Arc::clone(&app_shared),
             };
             let app = App::new()

@@ -187,7 +187,7 @@ impl Drop for Registration {
 /// Feeds `waiters` from `batch_events` until shutdown, then releases them all.
 pub async fn listen(
     waiters: Arc<Waiters>,
-    clients: Vec<redis::Client>,
+    clients: sluice_core::connect::Subscriptions,
     channel: String,
     shutdown: CancellationToken,
 ) {

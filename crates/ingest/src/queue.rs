@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sluice_core::CancellationToken;
-use sluice_core::Keys;
 use sluice_core::connect::{CallFailed, RedisConnection};
-use sluice_core::lua::LuaScript;
 use sluice_core::message::Envelope;
 use sluice_core::outage::{Line, OutageLog};
 
@@ -111,8 +109,20 @@ impl Depth {
         self.value.load(Ordering::Relaxed)
     }
 
-    fn set(&self, len: u64) {
+    /// Records a length Redis gave.
+    pub fn set(&self, len: u64) {
         self.value.store(len, Ordering::Relaxed);
+    }
+
+    /// The bound, `ingest.max_queue_depth`.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// Whether a queue of `len` is close enough to the bound that a push must check it
+    /// atomically, with the bounding script.
+    pub fn near(&self, len: u64) -> bool {
+        len > self.max - self.margin
     }
 
     /// Keeps the gauge current until shutdown.
@@ -133,72 +143,20 @@ impl Depth {
 }
 
 /// A script naming a key nobody gives: a programming error, answered like Redis failing.
-fn unnamed_key(e: redis::RedisError) -> ApiError {
+pub fn unnamed_key(e: redis::RedisError) -> ApiError {
     tracing::error!(error = %e, "cannot build a script call");
     ApiError::RedisUnavailable
-}
-
-/// The bytes of every envelope's JSON.
-fn json_bytes(envelopes: &[Envelope]) -> usize {
-    envelopes.iter().map(Envelope::json_len).sum()
 }
 
 /// Writes each envelope's JSON into `cmd` as one argument, through one scratch buffer, then
 /// frees the envelopes: a batch is held twice at most (messages and command) while its command
 /// is built, and once (the command) while it is sent.
-fn add_envelopes(cmd: &mut redis::Cmd, envelopes: Vec<Envelope>) {
+pub fn add_envelopes(cmd: &mut redis::Cmd, envelopes: impl IntoIterator<Item = Envelope>) {
     let mut scratch = Vec::with_capacity(1024);
-    for envelope in &envelopes {
+    for envelope in envelopes {
         scratch.clear();
         envelope.write_json(&mut scratch);
         cmd.arg(&scratch[..]);
-    }
-}
-
-/// LPUSHes `envelopes` in one round trip and returns once Redis confirmed it. The list is
-/// consumed from the tail, so envelopes pushed together are consumed in the order given.
-///
-/// Fails with [`ApiError::QueueFull`] when the push would take the queue past its bound, and
-/// with [`ApiError::RedisUnavailable`] when Redis errors or does not answer within `timeout`;
-/// either way nothing was queued.
-#[tracing::instrument(name = "redis.lpush", skip_all, fields(count = envelopes.len()), err(level = "debug"))]
-pub async fn push(
-    conn: &mut RedisConnection,
-    keys: &Keys,
-    envelopes: Vec<Envelope>,
-    depth: &Depth,
-    timeout: Duration,
-) -> Result<u64, ApiError> {
-    static BOUNDED: std::sync::LazyLock<LuaScript> =
-        std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_bounded.lua")));
-    let n = envelopes.len() as u64;
-    let known = depth.get();
-    if known + n > depth.max {
-        return Err(ApiError::QueueFull { depth: known });
-    }
-    let (count, bytes) = (envelopes.len(), json_bytes(&envelopes));
-    let reply = if known + n > depth.max - depth.margin {
-        let mut cmd = BOUNDED
-            .command(keys, &[], 1 + count, 20 + bytes)
-            .map_err(unnamed_key)?;
-        cmd.arg(depth.max);
-        add_envelopes(&mut cmd, envelopes);
-        within(timeout, "bounded LPUSH", BOUNDED.run::<i64>(&cmd, conn)).await?
-    } else {
-        let key = &keys.pending_messages;
-        let mut cmd = redis::Cmd::with_capacity(2 + count, 5 + key.len() + bytes);
-        cmd.arg("LPUSH").arg(key);
-        add_envelopes(&mut cmd, envelopes);
-        within(timeout, "LPUSH", cmd.query_async::<i64>(conn)).await?
-    };
-    if reply >= 0 {
-        note_full(true);
-        depth.set(reply as u64);
-        Ok(reply as u64)
-    } else {
-        let len = (-reply - 1) as u64;
-        depth.set(len);
-        Err(ApiError::QueueFull { depth: len })
     }
 }
 
@@ -213,71 +171,23 @@ pub struct Retention {
     pub max_bytes: u64,
 }
 
-/// What [`push_idempotent`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pushed {
-    /// The envelopes were queued.
-    Queued,
-    /// The key was used before: nothing was queued; this is the first request's answer.
-    Replay(String),
+/// A push Redis took: the gauge learns the new length, and a full Redis is logged as having
+/// room again.
+pub fn pushed(depth: &Depth, len: u64) {
+    note_full(true);
+    depth.set(len);
 }
 
-/// The keys an idempotent push touches, and how long the client's key is kept.
-#[derive(Debug, Clone, Copy)]
-pub struct IdempotentKeys<'a> {
-    /// The deployment's keys (`pending_messages`, `idempotency_keys`).
-    pub keys: &'a Keys,
-    /// `idempotency:<key>`.
-    pub key: &'a str,
-    /// TTL and cap.
-    pub retention: Retention,
-}
-
-/// Queues `envelopes` under the client's idempotency key (a full Redis key) and
-/// records `answer`, in one round trip: a retry with the same key queues nothing and gets the
-/// first answer back, even when the first answer was lost (for example when Redis went down
-/// just after queueing).
-#[tracing::instrument(name = "redis.lpush_idempotent", skip_all, fields(count = envelopes.len()), err(level = "debug"))]
-pub async fn push_idempotent(
-    conn: &mut RedisConnection,
-    keys: IdempotentKeys<'_>,
-    envelopes: Vec<Envelope>,
-    answer: &str,
-    depth: &Depth,
-    timeout: Duration,
-) -> Result<Pushed, ApiError> {
-    static SCRIPT: std::sync::LazyLock<LuaScript> =
-        std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_idempotent.lua")));
-    let bytes = 80 + answer.len() + json_bytes(&envelopes);
-    let extra = [("idempotency", keys.key)];
-    let mut cmd = SCRIPT
-        .command(keys.keys, &extra, 5 + envelopes.len(), bytes)
-        .map_err(unnamed_key)?;
-    cmd.arg(depth.max)
-        .arg(keys.retention.ttl_secs)
-        .arg(keys.retention.max_keys)
-        .arg(keys.retention.max_bytes)
-        .arg(answer);
-    add_envelopes(&mut cmd, envelopes);
-    let call = SCRIPT.run::<(i64, redis::Value)>(&cmd, conn);
-    let reply = within(timeout, "idempotent LPUSH", call).await?;
-    match reply {
-        (1, len) => {
-            note_full(true);
-            if let Ok(len) = redis::from_redis_value::<u64>(len) {
-                depth.set(len);
-            }
-            Ok(Pushed::Queued)
-        }
-        (0, previous) => Ok(Pushed::Replay(
-            redis::from_redis_value::<String>(previous).unwrap_or_default(),
-        )),
-        (_, len) => {
-            let len = redis::from_redis_value::<u64>(len).unwrap_or(depth.max);
-            depth.set(len);
-            Err(ApiError::QueueFull { depth: len })
-        }
+/// A push Redis refused: for `maxmemory` ([`ApiError::RedisFull`]) or any other reason
+/// ([`ApiError::RedisUnavailable`]).
+pub fn refused(e: &redis::RedisError) -> ApiError {
+    if e.code() == Some("OOM") {
+        note_full(false);
+        return ApiError::RedisFull;
     }
+    tracing::debug!(error = %e, "a push failed");
+    sluice_core::metric::redis_error("push");
+    ApiError::RedisUnavailable
 }
 
 /// Warns when Redis may evict keys to make room: with any `maxmemory-policy` but

@@ -11,6 +11,7 @@ use sluice_core::{Keys, Settings};
 
 use crate::accepted::Accepted;
 use crate::body::{Budget, Limits, Share};
+use crate::group::{self, Pusher};
 use crate::persisted::Waiters;
 use crate::queue::{Depth, Retention};
 
@@ -20,6 +21,8 @@ pub struct AppState {
     /// This HTTP worker's own multiplexed Redis connection; each worker thread has one so the
     /// threads do not contend on a single socket.
     pub redis: RedisConnection,
+    /// This HTTP worker's group commit: every push of the thread goes through it.
+    pub pusher: Pusher,
     /// What every thread shares.
     pub shared: Arc<Shared>,
 }
@@ -66,6 +69,8 @@ pub struct Shared {
     pub waiters: Arc<Waiters>,
     /// `ingest.max_wait_secs`.
     pub max_wait: Duration,
+    /// `redis.ack_replicas` and `redis.ack_timeout_ms`, when acknowledgements are on.
+    pub acks: Option<(u32, Duration)>,
 }
 
 impl Shared {
@@ -97,7 +102,25 @@ impl Shared {
             accepted: Arc::new(Accepted::default()),
             waiters: Arc::new(Waiters::new(ingest.max_waiters)),
             max_wait: Duration::from_secs(ingest.max_wait_secs),
+            acks: (settings.redis.ack_replicas > 0)
+                .then(|| (settings.redis.ack_replicas, settings.redis.ack_timeout())),
         }
+    }
+
+    /// How the group commit of each thread pushes.
+    pub fn push_config(&self) -> group::Config {
+        group::Config {
+            keys: self.keys.clone(),
+            depth: Arc::clone(&self.depth),
+            timeout: self.redis_timeout,
+            retention: self.idempotency,
+            acks: self.acks,
+        }
+    }
+
+    /// How long a push may take: Redis's answer, and the replicas' with acknowledgements on.
+    pub fn push_timeout(&self) -> Duration {
+        self.redis_timeout + self.acks.map_or(Duration::ZERO, |(_, wait)| wait)
     }
 
     /// How a `POST /messages` body is read.

@@ -24,7 +24,7 @@ pub struct Channels {
 /// backoff whenever the connection drops.
 pub async fn run(
     hub: Arc<Hub>,
-    clients: Vec<redis::Client>,
+    clients: sluice_core::connect::Subscriptions,
     channels: Channels,
     shutdown: CancellationToken,
 ) {

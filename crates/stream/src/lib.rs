@@ -109,7 +109,7 @@ pub struct StatsStream {
     state: web::Data<State>,
     sender: watch::Sender<Option<Arc<Snapshot>>>,
     readings: watch::Sender<Reading>,
-    redis_clients: Vec<redis::Client>,
+    redis_clients: connect::Subscriptions,
     channels: Channels,
 }
 

@@ -9,11 +9,14 @@
 --   idempotency_bytes (the total)
 -- ARGV: bound (0 = none), key TTL in seconds, max keys, max bytes, the JSON answer to record,
 -- then the envelopes
--- Returns {1, new length} when queued, {0, recorded answer} for a replay, {-1, length} when
--- the queue is full.
+-- Returns {1, new length} when queued, {0, recorded answer} for a replay (rewritten, so a WAIT
+-- after it covers the first push), {-1, length} when the queue is full.
 local ENTRY_OVERHEAD = 128
 local previous = redis.call('GET', KEYS[2])
 if previous then
+  -- Written again (same value, same expiry) so that this connection's WAIT covers the first
+  -- request's push, which may have come through another connection.
+  redis.call('SET', KEYS[2], previous, 'KEEPTTL')
   return {0, previous}
 end
 local count = #ARGV - 5

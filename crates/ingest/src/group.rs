@@ -1,0 +1,437 @@
+//! Group commit: every push of an HTTP worker thread goes through its one [`Pusher`], whose task
+//! sends each group of pushes that arrived while the previous group was in flight as one
+//! pipeline, in one round trip:
+//!
+//! - one `LPUSH` carrying every plain request's messages (the bounding script instead, close to
+//!   `ingest.max_queue_depth`, which still accepts or refuses each request whole);
+//! - one script call per request with an `Idempotency-Key`;
+//! - with `redis.ack_replicas` = N > 0, one `WAIT N ack_timeout_ms` after them: `WAIT` covers
+//!   every write the connection made before it, so one wait confirms the whole group.
+//!
+//! A lone request goes out at once, so a quiet API adds no latency; under load a group holds
+//! whatever arrived during one round trip, at most [`MAX_GROUP`] requests or
+//! [`MAX_GROUP_BYTES`] of messages (plus the request that crossed it). The task ends once the
+//! thread's state (every sender) is dropped, after the last group it was given.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value;
+use sluice_core::Keys;
+use sluice_core::connect::RedisConnection;
+use sluice_core::lua::LuaScript;
+use sluice_core::message::Envelope;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ApiError;
+use crate::queue::{self, Depth, Retention};
+
+/// Most requests in one group.
+pub const MAX_GROUP: usize = 512;
+
+/// Most bytes of messages in one group, past which it is sent without waiting for more.
+pub const MAX_GROUP_BYTES: usize = 4 << 20;
+
+/// Requests waiting for the task, per HTTP worker thread; a request past it waits its turn.
+const QUEUED_REQUESTS: usize = 4 * MAX_GROUP;
+
+static BOUNDED: std::sync::LazyLock<LuaScript> =
+    std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_bounded.lua")));
+static IDEMPOTENT: std::sync::LazyLock<LuaScript> =
+    std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_idempotent.lua")));
+
+/// One request's push.
+#[derive(Debug)]
+pub enum Push {
+    /// Messages without an `Idempotency-Key`.
+    Plain(Vec<Envelope>),
+    /// Messages under an `Idempotency-Key`, with the answer to record for it.
+    Idempotent {
+        /// The full Redis key, `idempotency:<key>`.
+        key: String,
+        /// The answer a retry gets back.
+        answer: String,
+        /// The messages.
+        envelopes: Vec<Envelope>,
+    },
+}
+
+impl Push {
+    fn envelopes(&self) -> &[Envelope] {
+        match self {
+            Self::Plain(envelopes) | Self::Idempotent { envelopes, .. } => envelopes,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.envelopes().iter().map(Envelope::json_len).sum()
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// The messages were queued (and, with acknowledgements on, the replicas hold them).
+    Queued,
+    /// The key was used before: nothing was queued; this is the first request's answer.
+    Replay(String),
+}
+
+/// How the task pushes, the same for every thread of the process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Key names.
+    pub keys: Keys,
+    /// The queue bound and gauge.
+    pub depth: Arc<Depth>,
+    /// How long Redis has to answer (`redis.response_timeout_ms`), the `WAIT` aside.
+    pub timeout: Duration,
+    /// How `Idempotency-Key`s are kept.
+    pub retention: Retention,
+    /// `redis.ack_replicas` and `redis.ack_timeout_ms`, when acknowledgements are on.
+    pub acks: Option<(u32, Duration)>,
+}
+
+type Reply = oneshot::Sender<Result<Pushed, ApiError>>;
+
+/// The way into one thread's group-commit task.
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    requests: mpsc::Sender<(Push, Reply)>,
+}
+
+impl Pusher {
+    /// Starts the task on the current runtime, pushing through `conn`, which must allow a
+    /// command `config.timeout` plus the `WAIT` to answer.
+    pub fn start(conn: RedisConnection, config: Config) -> Self {
+        let (requests, queued) = mpsc::channel(QUEUED_REQUESTS);
+        tokio::spawn(run(queued, conn, config));
+        Self { requests }
+    }
+
+    /// Pushes one request's messages with the next group and returns what happened to them.
+    pub async fn push(&self, push: Push) -> Result<Pushed, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send((push, reply))
+            .await
+            .map_err(|_| ApiError::RedisUnavailable)?;
+        answer.await.unwrap_or(Err(ApiError::RedisUnavailable))
+    }
+}
+
+/// The task: takes whatever is waiting, sends it as one group, answers each request.
+async fn run(mut queued: mpsc::Receiver<(Push, Reply)>, mut conn: RedisConnection, config: Config) {
+    let mut group = Vec::new();
+    while let Some(first) = queued.recv().await {
+        let mut bytes = first.0.bytes();
+        group.push(first);
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+            let Ok(next) = queued.try_recv() else { break };
+            bytes += next.0.bytes();
+            group.push(next);
+        }
+        let (pushes, replies): (Vec<Push>, Vec<Reply>) = group.drain(..).unzip();
+        let outcomes = send(&mut conn, &config, pushes).await;
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// One group's commands, in order, and which request each answers.
+struct Commands {
+    /// The commands, `WAIT` aside, errors answered per command.
+    pipe: redis::Pipeline,
+    /// The script each command runs, if it is one (to load it into a Redis that lost it).
+    scripts: Vec<Option<&'static LuaScript>>,
+    /// Per request: the command answering it.
+    owners: Vec<Owner>,
+}
+
+#[derive(Clone, Copy)]
+enum Owner {
+    /// The group's `LPUSH` at this command.
+    Lpush(usize),
+    /// The bounding script at this command; the request is its `n`-th.
+    Bounded(usize, usize),
+    /// Its own idempotent script at this command.
+    Idempotent(usize),
+    /// Refused before any command: the queue holds this many.
+    Full(u64),
+}
+
+/// Sends one group and returns each request's outcome, in order.
+async fn send(
+    conn: &mut RedisConnection,
+    config: &Config,
+    pushes: Vec<Push>,
+) -> Vec<Result<Pushed, ApiError>> {
+    let count = pushes.len();
+    let failed = |e: ApiError| (0..count).map(|_| Err(e.duplicate())).collect();
+    let mut commands = match build(config, pushes) {
+        Ok(commands) => commands,
+        Err(e) => return failed(e),
+    };
+    let budget = config.timeout + config.acks.map_or(Duration::ZERO, |(_, t)| t);
+    let call = exchange(conn, &mut commands, config.acks);
+    let (replies, confirmed) = match queue::within(budget, "push group", call).await {
+        Ok(replies) => replies,
+        Err(e) => return failed(e),
+    };
+    let mut outcomes: Vec<_> = commands
+        .owners
+        .iter()
+        .map(|owner| outcome(*owner, &replies, &config.depth))
+        .collect();
+    if let (Some((wanted, _)), Some(confirmed)) = (config.acks, confirmed)
+        && confirmed < u64::from(wanted)
+    {
+        for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+            *outcome = Err(ApiError::NotReplicated { confirmed, wanted });
+        }
+    }
+    outcomes
+}
+
+/// The group's commands: one push for the plain requests, one script per idempotent request.
+fn build(config: &Config, pushes: Vec<Push>) -> Result<Commands, ApiError> {
+    let depth = &config.depth;
+    let known = depth.get();
+    let mut commands = Commands {
+        pipe: redis::pipe(),
+        scripts: Vec::new(),
+        owners: Vec::with_capacity(pushes.len()),
+    };
+    commands.pipe.ignore_errors();
+    let mut plain = Vec::new();
+    for push in pushes {
+        let n = push.envelopes().len() as u64;
+        if known + n > depth.max() {
+            commands.owners.push(Owner::Full(known));
+            continue;
+        }
+        match push {
+            Push::Plain(envelopes) => {
+                commands.owners.push(Owner::Lpush(usize::MAX));
+                plain.push((commands.owners.len() - 1, envelopes));
+            }
+            Push::Idempotent {
+                key,
+                answer,
+                envelopes,
+            } => {
+                let cmd = idempotent(config, &key, &answer, envelopes)?;
+                commands
+                    .owners
+                    .push(Owner::Idempotent(commands.scripts.len()));
+                commands.add(cmd, Some(&IDEMPOTENT));
+            }
+        }
+    }
+    if !plain.is_empty() {
+        add_plain(config, &mut commands, plain)?;
+    }
+    Ok(commands)
+}
+
+impl Commands {
+    fn add(&mut self, cmd: redis::Cmd, script: Option<&'static LuaScript>) {
+        self.pipe.add_command(cmd);
+        self.scripts.push(script);
+    }
+}
+
+/// The plain requests' messages in one command: an `LPUSH`, or, close to the bound, the
+/// bounding script, which takes or refuses each request whole.
+fn add_plain(
+    config: &Config,
+    commands: &mut Commands,
+    plain: Vec<(usize, Vec<Envelope>)>,
+) -> Result<(), ApiError> {
+    let at = commands.scripts.len();
+    let count: usize = plain.iter().map(|(_, e)| e.len()).sum();
+    let bytes: usize = plain
+        .iter()
+        .flat_map(|(_, e)| e)
+        .map(Envelope::json_len)
+        .sum();
+    let cmd = if config.depth.near(config.depth.get() + count as u64) {
+        let mut cmd = BOUNDED
+            .command(
+                &config.keys,
+                &[],
+                2 + plain.len() + count,
+                20 * plain.len() + bytes,
+            )
+            .map_err(queue::unnamed_key)?;
+        cmd.arg(config.depth.max()).arg(plain.len());
+        for (n, (request, envelopes)) in plain.iter().enumerate() {
+            commands.owners[*request] = Owner::Bounded(at, n);
+            cmd.arg(envelopes.len());
+        }
+        commands.scripts.push(Some(&BOUNDED));
+        cmd
+    } else {
+        let key = &config.keys.pending_messages;
+        let mut cmd = redis::Cmd::with_capacity(2 + count, 5 + key.len() + bytes);
+        cmd.arg("LPUSH").arg(key);
+        for (request, _) in &plain {
+            commands.owners[*request] = Owner::Lpush(at);
+        }
+        commands.scripts.push(None);
+        cmd
+    };
+    let mut cmd = cmd;
+    queue::add_envelopes(&mut cmd, plain.into_iter().flat_map(|(_, e)| e));
+    commands.pipe.add_command(cmd);
+    Ok(())
+}
+
+/// The idempotent script's call for one request.
+fn idempotent(
+    config: &Config,
+    key: &str,
+    answer: &str,
+    envelopes: Vec<Envelope>,
+) -> Result<redis::Cmd, ApiError> {
+    let bytes = 80 + answer.len() + envelopes.iter().map(Envelope::json_len).sum::<usize>();
+    let mut cmd = IDEMPOTENT
+        .command(
+            &config.keys,
+            &[("idempotency", key)],
+            5 + envelopes.len(),
+            bytes,
+        )
+        .map_err(queue::unnamed_key)?;
+    let retention = config.retention;
+    cmd.arg(config.depth.max())
+        .arg(retention.ttl_secs)
+        .arg(retention.max_keys)
+        .arg(retention.max_bytes)
+        .arg(answer);
+    queue::add_envelopes(&mut cmd, envelopes);
+    Ok(cmd)
+}
+
+/// Replies per command, and, with acknowledgements on, how many replicas confirmed them.
+type Exchanged = (Vec<redis::RedisResult<Value>>, Option<u64>);
+
+/// Sends the commands (and a `WAIT` with `acks`) in one round trip. A script Redis does not
+/// know (a restarted or failed-over Redis) is loaded, and the commands that ran into it are sent
+/// again, with a `WAIT` of their own.
+async fn exchange(
+    conn: &mut RedisConnection,
+    commands: &mut Commands,
+    acks: Option<(u32, Duration)>,
+) -> redis::RedisResult<Exchanged> {
+    let (mut replies, mut confirmed) = query(conn, &mut commands.pipe, acks).await?;
+    let missing: Vec<usize> = (0..replies.len())
+        .filter(|&i| matches!(&replies[i], Err(e) if no_script(e)))
+        .collect();
+    if missing.is_empty() {
+        return Ok((replies, confirmed));
+    }
+    let mut again = redis::pipe();
+    again.ignore_errors();
+    for &i in &missing {
+        if let Some(script) = commands.scripts[i] {
+            script.load(conn).await?;
+        }
+        if let Some(cmd) = commands.pipe.cmd_iter().nth(i) {
+            again.add_command(cmd.clone());
+        }
+    }
+    let (retried, retried_confirmed) = query(conn, &mut again, acks).await?;
+    for (i, reply) in missing.into_iter().zip(retried) {
+        replies[i] = reply;
+    }
+    confirmed = retried_confirmed.or(confirmed);
+    Ok((replies, confirmed))
+}
+
+/// Sends `pipe`, with a `WAIT` appended with `acks`, and splits off the `WAIT`'s answer.
+async fn query(
+    conn: &mut RedisConnection,
+    pipe: &mut redis::Pipeline,
+    acks: Option<(u32, Duration)>,
+) -> redis::RedisResult<Exchanged> {
+    if let Some((replicas, timeout)) = acks {
+        pipe.cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout.as_millis() as u64);
+    }
+    let mut replies: Vec<redis::RedisResult<Value>> = pipe.query_async(conn).await?;
+    let confirmed = match acks {
+        Some(_) => Some(redis::from_redis_value::<u64>(
+            replies.pop().transpose()?.unwrap_or(Value::Nil),
+        )?),
+        None => None,
+    };
+    Ok((replies, confirmed))
+}
+
+fn no_script(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
+/// One request's outcome from the replies.
+fn outcome(
+    owner: Owner,
+    replies: &[redis::RedisResult<Value>],
+    depth: &Depth,
+) -> Result<Pushed, ApiError> {
+    let reply = |i: usize| match replies.get(i) {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => Err(queue::refused(e)),
+        None => Err(ApiError::RedisUnavailable),
+    };
+    match owner {
+        Owner::Full(len) => Err(ApiError::QueueFull { depth: len }),
+        Owner::Lpush(i) => {
+            let len: u64 = redis::from_redis_value(reply(i)?.clone())
+                .map_err(|_| ApiError::RedisUnavailable)?;
+            queue::pushed(depth, len);
+            Ok(Pushed::Queued)
+        }
+        Owner::Bounded(i, n) => {
+            let flags: Vec<u64> = redis::from_redis_value(reply(i)?.clone())
+                .map_err(|_| ApiError::RedisUnavailable)?;
+            let len = flags.first().copied().unwrap_or(depth.max());
+            match flags.get(1 + n) {
+                Some(1) => {
+                    queue::pushed(depth, len);
+                    Ok(Pushed::Queued)
+                }
+                _ => {
+                    depth.set(len);
+                    Err(ApiError::QueueFull { depth: len })
+                }
+            }
+        }
+        Owner::Idempotent(i) => idempotent_outcome(reply(i)?, depth),
+    }
+}
+
+/// The idempotent script's reply: `{1, length}` queued, `{0, answer}` a replay, `{-1, length}`
+/// refused for the bound.
+fn idempotent_outcome(reply: &Value, depth: &Depth) -> Result<Pushed, ApiError> {
+    let (code, value): (i64, Value) =
+        redis::from_redis_value(reply.clone()).map_err(|_| ApiError::RedisUnavailable)?;
+    match code {
+        1 => {
+            if let Ok(len) = redis::from_redis_value::<u64>(value) {
+                queue::pushed(depth, len);
+            }
+            Ok(Pushed::Queued)
+        }
+        0 => Ok(Pushed::Replay(
+            redis::from_redis_value::<String>(value).unwrap_or_default(),
+        )),
+        _ => {
+            let len = redis::from_redis_value::<u64>(value).unwrap_or(depth.max());
+            depth.set(len);
+            Err(ApiError::QueueFull { depth: len })
+        }
+    }
+}
