@@ -4,7 +4,7 @@
 mod attacks;
 mod bench_smoke;
 mod capacity;
-mod cluster;
+mod failover;
 mod config;
 mod contract;
 mod deploy;

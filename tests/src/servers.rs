@@ -337,8 +337,21 @@ impl RedisCluster {
         spawn_redis(
             port,
             &dir,
-            &["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"],
+            &["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"],
         )
+    }
+
+    /// Starts the killed node on `port` again, with what it kept on disk (its `nodes.conf`):
+    /// it rejoins the cluster as a replica of the node that took its place. Returns once it has
+    /// synced.
+    pub async fn restart(&mut self, port: u16) -> anyhow::Result<()> {
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .context("no such node")?;
+        self.children[i] = Some(self.launch(port)?);
+        wait_synced(port, Duration::from_secs(30)).await
     }
 
     /// The nodes' URLs, comma-separated: the value of `redis.cluster_nodes`.
@@ -472,6 +485,184 @@ impl Drop for RedisCluster {
 
 /// `redis-server` on 127.0.0.1:`port` as the deploy configuration runs it (AOF on,
 /// `appendfsync everysec`), data and log in `dir`, plus `extra` flags.
+/// Waits until the replica on `port` reports its link to its primary up.
+async fn wait_synced(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Ok(info) = cli(port, &["INFO", "replication"]).await
+            && info.contains("master_link_status:up")
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the replica on {port} did not sync within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A private primary with one replica, watched by three Redis Sentinels on loopback (quorum
+/// 2, `down-after-milliseconds` 1000), the primary named [`RedisSentinels::NAME`]. Every server
+/// as [`RedisServer`] runs (AOF on, `appendfsync everysec`).
+#[derive(Debug)]
+pub struct RedisSentinels {
+    /// The data servers' ports: the first started as primary.
+    pub ports: Vec<u16>,
+    /// The sentinels' ports.
+    pub sentinel_ports: Vec<u16>,
+    dir: PathBuf,
+    servers: Vec<Option<Child>>,
+    sentinels: Vec<Child>,
+}
+
+impl RedisSentinels {
+    /// The name the sentinels monitor the primary under.
+    pub const NAME: &'static str = "sluice";
+
+    /// Starts the primary, its replica and the sentinels; returns once the replica has synced
+    /// and every sentinel knows both.
+    pub async fn start() -> anyhow::Result<Self> {
+        let dir = scratch_dir("sentinel")?;
+        let ports = vec![free_port(), free_port()];
+        let mut group = Self {
+            ports: ports.clone(),
+            sentinel_ports: Vec::new(),
+            dir,
+            servers: vec![None, None],
+            sentinels: Vec::new(),
+        };
+        group.servers[0] = Some(group.launch(ports[0], None)?);
+        wait_for(&format!("redis://127.0.0.1:{}", ports[0]), Duration::from_secs(10)).await?;
+        group.servers[1] = Some(group.launch(ports[1], Some(ports[0]))?);
+        wait_synced(ports[1], Duration::from_secs(10)).await?;
+        for _ in 0..3 {
+            let port = free_port();
+            group.sentinels.push(group.launch_sentinel(port, ports[0])?);
+            group.sentinel_ports.push(port);
+        }
+        group.until_known().await?;
+        Ok(group)
+    }
+
+    fn launch(&self, port: u16, primary: Option<u16>) -> anyhow::Result<Child> {
+        let dir = self.dir.join(port.to_string());
+        std::fs::create_dir_all(&dir)?;
+        let primary = primary.map(|p| p.to_string());
+        let mut extra = vec![];
+        if let Some(primary) = &primary {
+            extra.extend(["--replicaof", "127.0.0.1", primary.as_str()]);
+        }
+        spawn_redis(port, &dir, &extra)
+    }
+
+    fn launch_sentinel(&self, port: u16, primary: u16) -> anyhow::Result<Child> {
+        let dir = self.dir.join(format!("sentinel-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let name = Self::NAME;
+        let config = dir.join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor {name} 127.0.0.1 {primary} 2\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 10000\n\
+                 sentinel parallel-syncs {name} 1\n",
+                dir.display()
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join("sentinel.log"))?;
+        Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting redis-server --sentinel")
+    }
+
+    /// Waits until every sentinel names the same primary and counts its replica.
+    async fn until_known(&self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut known = 0;
+            for port in &self.sentinel_ports {
+                let replicas = cli(*port, &["SENTINEL", "REPLICAS", Self::NAME]).await;
+                if replicas.is_ok_and(|r| r.contains("slave")) {
+                    known += 1;
+                }
+            }
+            if known == self.sentinel_ports.len() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the sentinels did not all see the replica within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The sentinels' URLs, comma-separated: the value of `redis.sentinels`.
+    pub fn sentinels(&self) -> String {
+        self.sentinel_ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The port of the primary, as the first sentinel that answers names it.
+    pub async fn primary(&self) -> anyhow::Result<u16> {
+        for port in &self.sentinel_ports {
+            let args = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::NAME];
+            if let Ok(address) = cli(*port, &args).await
+                && let Some(port) = address.lines().nth(1)
+            {
+                return Ok(port.trim().parse()?);
+            }
+        }
+        bail!("no sentinel answers")
+    }
+
+    /// SIGKILLs the primary, waits until the sentinels have promoted the replica and it
+    /// accepts writes, then starts the killed server again as the new primary's replica (as
+    /// the sentinels would make it) and waits for it to sync. Returns the new primary's port.
+    pub async fn kill_primary(&mut self) -> anyhow::Result<u16> {
+        let old = self.primary().await?;
+        let i = self.ports.iter().position(|p| *p == old).context("unknown primary")?;
+        if let Some(mut child) = self.servers[i].take() {
+            child.kill().await?;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let new = loop {
+            if let Ok(new) = self.primary().await
+                && new != old
+                && cli(new, &["ROLE"]).await.is_ok_and(|r| r.starts_with("master"))
+            {
+                break new;
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("no failover within 30 s of killing {old}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        self.servers[i] = Some(self.launch(old, Some(new))?);
+        wait_synced(old, Duration::from_secs(30)).await?;
+        Ok(new)
+    }
+}
+
+impl Drop for RedisSentinels {
+    fn drop(&mut self) {
+        for child in self.servers.iter_mut().flatten().chain(&mut self.sentinels) {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn spawn_redis(port: u16, dir: &Path, extra: &[&str]) -> anyhow::Result<Child> {
     let log = std::fs::File::create(dir.join("redis.log"))?;
     Command::new("redis-server")

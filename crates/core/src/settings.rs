@@ -179,6 +179,17 @@ impl RedisSettings {
         Duration::from_millis(self.ack_timeout_ms)
     }
 
+    /// `redis.ack_replicas` and `redis.ack_timeout_ms`, when acknowledgements are on.
+    pub fn acks(&self) -> Option<(u32, Duration)> {
+        (self.ack_replicas > 0).then(|| (self.ack_replicas, self.ack_timeout()))
+    }
+
+    /// How long a command followed by its `WAIT` may take: the response timeout, plus the
+    /// replicas' with acknowledgements on.
+    pub fn confirmed_timeout(&self) -> Duration {
+        self.response_timeout() + self.acks().map_or(Duration::ZERO, |(_, wait)| wait)
+    }
+
     /// The prefix every key is built with: [`Self::key_prefix`], made a hash tag in cluster
     /// mode unless it already holds one.
     pub fn effective_key_prefix(&self) -> String {

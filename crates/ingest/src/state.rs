@@ -102,8 +102,7 @@ impl Shared {
             accepted: Arc::new(Accepted::default()),
             waiters: Arc::new(Waiters::new(ingest.max_waiters)),
             max_wait: Duration::from_secs(ingest.max_wait_secs),
-            acks: (settings.redis.ack_replicas > 0)
-                .then(|| (settings.redis.ack_replicas, settings.redis.ack_timeout())),
+            acks: settings.redis.acks(),
         }
     }
 

@@ -59,7 +59,8 @@ impl Queue {
         Ok(Self {
             processing: keys.processing(worker_id),
             keys,
-            redis: connect::redis_manager(settings)?,
+            // Its WAITs (with redis.ack_replicas) may take their own timeout besides.
+            redis: connect::redis_manager_within(settings, settings.confirmed_timeout())?,
             blocking: None,
             settings: settings.clone(),
             max_block,
@@ -143,6 +144,31 @@ impl Queue {
             .await?;
         items.reverse();
         Ok(items)
+    }
+
+    /// How many replicas hold every write of this connection, waiting up to `timeout` for
+    /// `replicas` of them (`WAIT`). With `touch`, it first adds 0 to this worker's count in
+    /// `in_flight_by_worker`: a write that changes nothing, after which the `WAIT` covers
+    /// everything written before it by any connection (a processing list this worker resumes,
+    /// a message its blocking connection moved).
+    #[tracing::instrument(name = "redis.wait", skip(self), err(level = "debug"))]
+    pub async fn confirm(
+        &mut self,
+        replicas: u32,
+        timeout: Duration,
+        touch: bool,
+    ) -> RedisResult<u64> {
+        let mut pipe = redis::pipe();
+        if touch {
+            pipe.cmd("HINCRBY")
+                .arg(&self.keys.in_flight_by_worker)
+                .arg(&self.worker_id)
+                .arg(0)
+                .ignore();
+        }
+        pipe.cmd("WAIT").arg(replicas).arg(timeout.as_millis() as u64);
+        let (confirmed,): (u64,) = pipe.query_async(&mut self.redis).await?;
+        Ok(confirmed)
     }
 
     /// Records a committed batch in one atomic step (see `lua/commit.lua`). Returns `false` if

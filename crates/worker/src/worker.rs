@@ -42,6 +42,14 @@ pub enum StepError {
     /// PostgreSQL failed.
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] StoreError),
+    /// Fewer replicas than `redis.ack_replicas` confirmed this worker's writes in time.
+    #[error("Redis: {confirmed} of the {wanted} replicas required confirmed the worker's writes in time")]
+    NotReplicated {
+        /// Replicas that confirmed.
+        confirmed: u64,
+        /// `redis.ack_replicas`.
+        wanted: u32,
+    },
 }
 
 /// What one step did.
@@ -74,11 +82,13 @@ struct DependencyLog {
 impl DependencyLog {
     fn failed(&mut self, error: &StepError) {
         let was_down = match error {
-            StepError::Redis(_) => std::mem::replace(&mut self.redis_down, true),
+            StepError::Redis(_) | StepError::NotReplicated { .. } => {
+                std::mem::replace(&mut self.redis_down, true)
+            }
             StepError::Postgres(_) => self.postgres_down.swap(true, Ordering::Relaxed),
         };
         let name = match error {
-            StepError::Redis(_) => {
+            StepError::Redis(_) | StepError::NotReplicated { .. } => {
                 metric::redis_error("batch");
                 connect::redis_name()
             }
@@ -130,6 +140,8 @@ pub struct Worker {
     output: Arc<registry::Output>,
     /// The rate of [`Self::heartbeat`]'s reports (the heartbeat task keeps its own).
     output_rate: registry::OutputRate,
+    /// `redis.ack_replicas` and `redis.ack_timeout_ms`, when acknowledgements are on.
+    acks: Option<(u32, Duration)>,
 }
 
 impl Worker {
@@ -157,6 +169,7 @@ impl Worker {
             partitions: Plan::from_settings(&settings.postgres),
             output: Arc::default(),
             output_rate: registry::OutputRate::default(),
+            acks: settings.redis.acks(),
         })
     }
 
@@ -285,6 +298,9 @@ impl Worker {
     /// Inserts and records the batch in hand, resuming wherever a previous attempt stopped.
     async fn commit_in_hand(&mut self) -> Result<Outcome, StepError> {
         if self.in_hand.as_ref().is_some_and(|b| b.committed.is_none()) {
+            // Nothing goes into PostgreSQL that a failover could put back in the queue (the
+            // take), or back in the processing list (the last batch's record).
+            self.confirm_replicated(true).await?;
             let lease = self.lease().await?;
             let Some(batch) = self.in_hand.as_mut() else {
                 return Ok(Outcome::Idle);
@@ -329,6 +345,16 @@ impl Worker {
             })
             .await?;
         self.log.redis_ok();
+        if let Err(e) = self.confirm_replicated(false).await {
+            // Unconfirmed, the record may be lost in a failover, and the batch back in the
+            // processing list: look there before taking more.
+            self.resync = true;
+            self.in_hand = None;
+            return Err(e);
+        }
+        let Some(batch) = self.in_hand.as_mut() else {
+            return Ok(Outcome::Idle);
+        };
         if applied {
             batch.record_metrics(inserted, committed_at);
             self.output.add(inserted);
@@ -342,6 +368,28 @@ impl Worker {
         tracing::debug!(batch_id = %batch.id, size, inserted, "batch committed");
         self.in_hand = None;
         Ok(Outcome::Committed { size, inserted })
+    }
+
+    /// With `redis.ack_replicas`, waits until that many replicas hold every write this worker
+    /// made (see [`Queue::confirm`]; `touch` for writes made by another connection). Unconfirmed,
+    /// the worker re-reads its processing list before its next step.
+    async fn confirm_replicated(&mut self, touch: bool) -> Result<(), StepError> {
+        let Some((wanted, timeout)) = self.acks else {
+            return Ok(());
+        };
+        let confirmed = match self.queue.confirm(wanted, timeout, touch).await {
+            Ok(confirmed) => confirmed,
+            Err(e) => {
+                self.resync = true;
+                return Err(e.into());
+            }
+        };
+        if confirmed < u64::from(wanted) {
+            self.resync = true;
+            self.in_hand = None;
+            return Err(StepError::NotReplicated { confirmed, wanted });
+        }
+        Ok(())
     }
 
     /// Takes up to `batch_max_size` messages: what is waiting, or else blocks up to

@@ -1,0 +1,299 @@
+//! Failovers under load (issues 11 and 21), on a Redis Cluster (three primaries, three
+//! replicas) and on a primary with one replica under three Sentinels: every service follows
+//! the primary by itself, and a loop SIGKILLs the primary holding Sluice's keys while clients
+//! post, waits for the failover, and starts the killed server again as a replica. With
+//! `redis.ack_replicas` = 1 no message answered 202 may be lost and the counters must equal the
+//! rows; without, the losses are counted and printed (`FAILOVER …` lines, which
+//! `scripts/failover` gathers over 20 runs per topology).
+//!
+//! `SLUICE_FAILOVER_RUNS` sets the kills per test (2 by default, as `./scripts/test` runs
+//! them); the tests without acknowledgements are `#[ignore]`d there and run by
+//! `scripts/failover`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use sluice_core::Keys;
+use sluice_core::connect::{self, RedisConnection};
+use sluice_core::settings::RedisSettings;
+use sluice_tests::servers::{RedisCluster, RedisSentinels};
+use uuid::Uuid;
+
+use crate::stack::{Options, Stack, produce_as};
+
+/// Messages posted around each kill.
+const PER_RUN: usize = 1_000;
+
+/// What PostgreSQL and Redis hold once the pipeline is idle.
+#[derive(Debug)]
+struct Outcome {
+    rows: usize,
+    missing: HashSet<Uuid>,
+    unexpected: usize,
+    total_messages: i64,
+}
+
+async fn get(redis: &mut RedisConnection, key: &str) -> i64 {
+    redis::cmd("GET")
+        .arg(key)
+        .query_async::<Option<i64>>(redis)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// Waits until nothing is pending and `total_messages` has stopped moving, then compares the
+/// rows with every id accepted so far.
+async fn settle(
+    stack: &Stack,
+    redis: &mut RedisConnection,
+    keys: &Keys,
+    accepted: &[Uuid],
+) -> Outcome {
+    let client = stack.db.client().await.expect("client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last = (-1, -1);
+    loop {
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let pending: i64 = redis::cmd("LLEN")
+            .arg(&keys.pending_messages)
+            .query_async(redis)
+            .await
+            .unwrap_or(-1);
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM messages", &[])
+            .await
+            .expect("count")
+            .get(0);
+        let now = (rows, get(redis, &keys.total_messages).await);
+        if pending == 0 && now == last && now.0 == now.1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not idle: pending {pending}, rows and total {now:?}"
+        );
+        last = now;
+    }
+    let stored: Vec<Uuid> = client
+        .query("SELECT id FROM messages", &[])
+        .await
+        .expect("ids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let stored_set: HashSet<Uuid> = stored.iter().copied().collect();
+    assert_eq!(stored_set.len(), stored.len(), "no id stored twice");
+    let accepted: HashSet<Uuid> = accepted.iter().copied().collect();
+    Outcome {
+        rows: stored.len(),
+        missing: accepted.difference(&stored_set).copied().collect(),
+        unexpected: stored_set.difference(&accepted).count(),
+        total_messages: get(redis, &keys.total_messages).await,
+    }
+}
+
+/// The Redis servers of one test, and how to kill the primary holding Sluice's keys.
+enum Topology {
+    Cluster(RedisCluster),
+    Sentinel(RedisSentinels),
+}
+
+impl Topology {
+    async fn start(cluster: bool) -> Self {
+        if cluster {
+            Self::Cluster(RedisCluster::start().await.expect("a 6-node cluster"))
+        } else {
+            Self::Sentinel(RedisSentinels::start().await.expect("a primary, a replica, 3 sentinels"))
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Cluster(_) => "cluster",
+            Self::Sentinel(_) => "sentinel",
+        }
+    }
+
+    /// The test's own settings (the services get the same as variables).
+    fn settings(&self) -> RedisSettings {
+        match self {
+            Self::Cluster(cluster) => RedisSettings {
+                cluster_nodes: cluster.nodes(),
+                ..RedisSettings::default()
+            },
+            Self::Sentinel(group) => RedisSettings {
+                sentinels: group.sentinels(),
+                sentinel_primary: RedisSentinels::NAME.into(),
+                ..RedisSettings::default()
+            },
+        }
+    }
+
+    /// SIGKILLs the primary holding `key`, waits for its replica to take over, and starts the
+    /// killed server again as a replica.
+    async fn kill_primary(&mut self, key: &str) -> anyhow::Result<()> {
+        match self {
+            Self::Sentinel(group) => group.kill_primary().await.map(drop),
+            Self::Cluster(cluster) => {
+                let primary = cluster.primary_of(key).await?;
+                let replica = cluster.replica_of(primary).await?;
+                cluster.kill(primary).await?;
+                cluster.until_primary(replica, key).await?;
+                cluster.restart(primary).await
+            }
+        }
+    }
+}
+
+/// The number of kills: `SLUICE_FAILOVER_RUNS`, or 2.
+fn runs() -> usize {
+    std::env::var("SLUICE_FAILOVER_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+/// Starts `topology` and a stack on it (two workers), with `ack_replicas`.
+async fn stack_on(topology: &Topology, ack_replicas: u32) -> (Stack, RedisSettings) {
+    let settings = topology.settings();
+    let acks = ack_replicas.to_string();
+    let mut extra = vec![
+        ("REDIS__ACK_REPLICAS", acks.as_str()),
+        ("WORKER__DEAD_AFTER_MS", "2000"),
+    ];
+    match topology {
+        Topology::Cluster(_) => extra.push(("REDIS__CLUSTER_NODES", &settings.cluster_nodes)),
+        Topology::Sentinel(_) => {
+            extra.push(("REDIS__SENTINELS", &settings.sentinels));
+            extra.push(("REDIS__SENTINEL_PRIMARY", RedisSentinels::NAME));
+        }
+    }
+    let options = Options {
+        // Unused with a cluster or sentinels but for the stack's own checks.
+        redis_url: Some(settings.url.clone()),
+        extra: &extra,
+        ..Options::default()
+    };
+    let tag = format!("failover_{}_{ack_replicas}", topology.name());
+    let stack = Stack::start_with(&tag, 2, options).await;
+    let settings = RedisSettings {
+        key_prefix: stack.keys.prefix().to_owned(),
+        ..settings
+    };
+    (stack, settings)
+}
+
+/// Kills the primary `runs()` times under load, then checks every id answered 202: with
+/// acknowledgements none may be lost and the counters must be exact; without, the losses are
+/// printed.
+async fn kill_loop(cluster: bool, ack_replicas: u32) {
+    let _machine = crate::MACHINE.read().await;
+    let mut topology = Topology::start(cluster).await;
+    let (stack, settings) = stack_on(&topology, ack_replicas).await;
+    let keys = Keys::new(&settings.effective_key_prefix());
+    let mut redis = connect::redis_manager(&settings).expect("client");
+    let mut accepted: Vec<Vec<Uuid>> = Vec::new();
+    if let Topology::Cluster(cluster) = &topology {
+        accepted.push(graceful_failover(cluster, &stack, &keys).await);
+    }
+    for run in 0..runs() {
+        let url = stack.ingest_url.clone();
+        let label = format!("run{run}");
+        let load = tokio::spawn(async move { produce_as(&url, &label, PER_RUN, 8).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let killed = topology.kill_primary(&keys.pending_messages).await;
+        accepted.push(load.await.expect("load"));
+        killed.expect("failover");
+    }
+    let all: Vec<Uuid> = accepted.iter().flatten().copied().collect();
+    let outcome = settle(&stack, &mut redis, &keys, &all).await;
+    report(topology.name(), ack_replicas, &accepted, &outcome);
+    assert_eq!(outcome.unexpected, 0, "no row but accepted ones");
+    if ack_replicas > 0 {
+        assert!(outcome.missing.is_empty(), "{} acknowledged messages lost", outcome.missing.len());
+        assert_eq!(outcome.total_messages, outcome.rows as i64, "counters exact: {outcome:?}");
+    }
+    assert_waits_for_persistence(&stack).await;
+    stack.stop().await;
+}
+
+/// One `FAILOVER …` line per kill (the cluster's graceful failover is run 0 there), and one
+/// for the whole loop.
+fn report(topology: &str, acks: u32, accepted: &[Vec<Uuid>], outcome: &Outcome) {
+    for (run, ids) in accepted.iter().enumerate() {
+        let lost = ids.iter().filter(|id| outcome.missing.contains(id)).count();
+        eprintln!(
+            "FAILOVER topology={topology} ack_replicas={acks} run={run} accepted={} lost={lost}",
+            ids.len()
+        );
+    }
+    eprintln!(
+        "FAILOVER topology={topology} ack_replicas={acks} total accepted={} lost={} rows={} \
+         total_messages={}",
+        accepted.iter().map(Vec::len).sum::<usize>(),
+        outcome.missing.len(),
+        outcome.rows,
+        outcome.total_messages
+    );
+}
+
+/// A graceful `CLUSTER FAILOVER` under load loses nothing, acknowledgements or not: the replica
+/// takes over once it has caught up. Returns the ids accepted.
+async fn graceful_failover(cluster: &RedisCluster, stack: &Stack, keys: &Keys) -> Vec<Uuid> {
+    let primary = cluster.primary_of(&keys.pending_messages).await.expect("primary");
+    let replica = cluster.replica_of(primary).await.expect("replica");
+    let url = stack.ingest_url.clone();
+    let load = tokio::spawn(async move { produce_as(&url, "graceful", PER_RUN, 8).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster
+        .failover(replica, &keys.pending_messages)
+        .await
+        .expect("failover");
+    load.await.expect("load")
+}
+
+/// After the kills, `Prefer: wait` still answers 201: the waiting rides the batch events, which
+/// the ingest API's subscription found again on the new primary.
+async fn assert_waits_for_persistence(stack: &Stack) {
+    let waited = reqwest::Client::new()
+        .post(format!("{}/messages", stack.ingest_url))
+        .header("prefer", "wait=10")
+        .json(&serde_json::json!({"user_id": 1, "channel_id": 1, "content": "after the kills"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(waited.status().as_u16(), 201, "persisted, and told so");
+    // The gateway reads the same counters through its own connection.
+    let stats: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{}/stats", stack.gateway_port))
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+    assert!(stats["total_messages"].as_i64().is_some_and(|n| n > 0), "{stats}");
+}
+
+#[tokio::test]
+async fn sentinel_kills_lose_no_acknowledged_message() {
+    kill_loop(false, 1).await;
+}
+
+#[tokio::test]
+async fn cluster_kills_lose_no_acknowledged_message() {
+    kill_loop(true, 1).await;
+}
+
+#[tokio::test]
+#[ignore = "the losses without acknowledgements, counted by scripts/failover"]
+async fn sentinel_kills_without_acknowledgements() {
+    kill_loop(false, 0).await;
+}
+
+#[tokio::test]
+#[ignore = "the losses without acknowledgements, counted by scripts/failover"]
+async fn cluster_kills_without_acknowledgements() {
+    kill_loop(true, 0).await;
+}
