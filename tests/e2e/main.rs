@@ -4,10 +4,10 @@
 mod attacks;
 mod bench_smoke;
 mod capacity;
-mod failover;
 mod config;
 mod contract;
 mod deploy;
+mod failover;
 mod faults;
 mod gateways;
 mod metrics;

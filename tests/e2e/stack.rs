@@ -246,21 +246,37 @@ pub async fn produce_as(
     total: usize,
     concurrency: usize,
 ) -> Vec<Uuid> {
+    produce_while(ingest_url, label, concurrency, move |i| i < total).await
+}
+
+/// Like [`produce_as`], but message `i` is posted only while `more(i)` holds (a count, or a
+/// flag another task clears to end a load of unknown length).
+pub async fn produce_while(
+    ingest_url: &str,
+    label: &str,
+    concurrency: usize,
+    more: impl Fn(usize) -> bool + Send + Sync + 'static,
+) -> Vec<Uuid> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client");
-    let next = Arc::new(AtomicUsize::new(0));
+    let (next, more) = (Arc::new(AtomicUsize::new(0)), Arc::new(more));
     let url = format!("{ingest_url}/messages");
     let tasks: Vec<_> = (0..concurrency)
         .map(|client| {
-            let (http, next, url) = (http.clone(), Arc::clone(&next), url.clone());
+            let (http, next, url, more) = (
+                http.clone(),
+                Arc::clone(&next),
+                url.clone(),
+                Arc::clone(&more),
+            );
             let label = label.to_owned();
             tokio::spawn(async move {
                 let mut ids = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
+                    if !more(i) {
                         return ids;
                     }
                     let body = serde_json::json!({
@@ -269,46 +285,45 @@ pub async fn produce_as(
                         "content": format!("message {i} from client {client}"),
                     })
                     .to_string();
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                    loop {
-                        let sent = http
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .header("idempotency-key", format!("{label}-{i}"))
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        if let Ok(response) = sent {
-                            let status = response.status().as_u16();
-                            if status == 202 {
-                                let answer: serde_json::Value =
-                                    response.json().await.expect("JSON");
-                                ids.push(
-                                    answer["message_id"]
-                                        .as_str()
-                                        .expect("id")
-                                        .parse::<Uuid>()
-                                        .expect("uuid"),
-                                );
-                                break;
-                            }
-                            assert!(matches!(status, 429 | 503), "unexpected status {status}");
-                        }
-                        assert!(
-                            tokio::time::Instant::now() < deadline,
-                            "message {i} never accepted"
-                        );
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    ids.push(post_until_accepted(&http, &url, body, format!("{label}-{i}")).await);
                 }
             })
         })
         .collect();
-    let mut accepted = Vec::with_capacity(total);
+    let mut accepted = Vec::new();
     for task in tasks {
         accepted.extend(task.await.expect("producer"));
     }
     accepted
+}
+
+/// POSTs one message until it is answered 202 (retrying 429, 503 and connection errors with
+/// the same `Idempotency-Key` for up to 60 s) and returns its id.
+async fn post_until_accepted(http: &reqwest::Client, url: &str, body: String, key: String) -> Uuid {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", &key)
+            .body(body.clone())
+            .send()
+            .await;
+        if let Ok(response) = sent {
+            let status = response.status().as_u16();
+            if status == 202 {
+                let answer: serde_json::Value = response.json().await.expect("JSON");
+                let id = answer["message_id"].as_str().expect("id");
+                return id.parse::<Uuid>().expect("uuid");
+            }
+            assert!(matches!(status, 429 | 503), "unexpected status {status}");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "message {key} never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until the workers have created the schema (tests query `messages` right away; the

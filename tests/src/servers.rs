@@ -438,6 +438,32 @@ impl RedisCluster {
         self.until_primary(replica, key).await
     }
 
+    /// SIGKILL to the primary on `primary`. With `cut`, its replica on `replica` is first
+    /// partitioned from it ([`partition`]) for that long, and healed just after the kill.
+    pub async fn kill_partitioned(
+        &mut self,
+        primary: u16,
+        replica: u16,
+        cut: Option<Duration>,
+    ) -> anyhow::Result<()> {
+        let at = |port: u16| {
+            self.ports
+                .iter()
+                .position(|p| *p == port)
+                .context("no such node")
+        };
+        let replica = at(replica)?;
+        if let Some(cut) = cut {
+            partition(primary, self.children[replica].as_ref()).await?;
+            tokio::time::sleep(cut).await;
+        }
+        self.kill(primary).await?;
+        if cut.is_some() {
+            heal(self.children[replica].as_ref())?;
+        }
+        Ok(())
+    }
+
     /// SIGKILL to the node on `port`: no chance to replicate or fsync anything more.
     pub async fn kill(&mut self, port: u16) -> anyhow::Result<()> {
         let i = self
@@ -483,8 +509,30 @@ impl Drop for RedisCluster {
     }
 }
 
-/// `redis-server` on 127.0.0.1:`port` as the deploy configuration runs it (AOF on,
-/// `appendfsync everysec`), data and log in `dir`, plus `extra` flags.
+/// Partitions a replica from its primary on `primary`, as a network failure would: the replica
+/// is stopped (`SIGSTOP`), so it reads nothing more, and the primary drops the link
+/// (`CLIENT KILL TYPE replica`, as its `repl-timeout` would, sooner), so whatever it takes from
+/// now on exists on the primary alone. [`heal`] resumes the replica. (Cutting the link alone
+/// does nothing on loopback: the replica is back within a millisecond with a partial resync.)
+async fn partition(primary: u16, replica: Option<&Child>) -> anyhow::Result<()> {
+    signal(replica, Signal::SIGSTOP)?;
+    cli(primary, &["CLIENT", "KILL", "TYPE", "replica"])
+        .await
+        .map(drop)
+}
+
+/// Resumes a replica [`partition`] stopped.
+fn heal(replica: Option<&Child>) -> anyhow::Result<()> {
+    signal(replica, Signal::SIGCONT)
+}
+
+/// Sends `signal` to a server's process.
+fn signal(child: Option<&Child>, signal: Signal) -> anyhow::Result<()> {
+    let pid = child.and_then(Child::id).context("no such live server")?;
+    kill(Pid::from_raw(i32::try_from(pid)?), signal)?;
+    Ok(())
+}
+
 /// Waits until the replica on `port` reports its link to its primary up.
 async fn wait_synced(port: u16, timeout: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -532,7 +580,11 @@ impl RedisSentinels {
             sentinels: Vec::new(),
         };
         group.servers[0] = Some(group.launch(ports[0], None)?);
-        wait_for(&format!("redis://127.0.0.1:{}", ports[0]), Duration::from_secs(10)).await?;
+        wait_for(
+            &format!("redis://127.0.0.1:{}", ports[0]),
+            Duration::from_secs(10),
+        )
+        .await?;
         group.servers[1] = Some(group.launch(ports[1], Some(ports[0]))?);
         wait_synced(ports[1], Duration::from_secs(10)).await?;
         for _ in 0..3 {
@@ -629,17 +681,32 @@ impl RedisSentinels {
     /// SIGKILLs the primary, waits until the sentinels have promoted the replica and it
     /// accepts writes, then starts the killed server again as the new primary's replica (as
     /// the sentinels would make it) and waits for it to sync. Returns the new primary's port.
-    pub async fn kill_primary(&mut self) -> anyhow::Result<u16> {
+    /// With `cut`, the replica is partitioned from the primary ([`partition`]) that long before
+    /// the kill, and healed just after it: it lacks what the primary took meanwhile.
+    pub async fn kill_primary(&mut self, cut: Option<Duration>) -> anyhow::Result<u16> {
         let old = self.primary().await?;
-        let i = self.ports.iter().position(|p| *p == old).context("unknown primary")?;
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == old)
+            .context("unknown primary")?;
+        if let Some(cut) = cut {
+            partition(old, self.servers[1 - i].as_ref()).await?;
+            tokio::time::sleep(cut).await;
+        }
         if let Some(mut child) = self.servers[i].take() {
             child.kill().await?;
+        }
+        if cut.is_some() {
+            heal(self.servers[1 - i].as_ref())?;
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let new = loop {
             if let Ok(new) = self.primary().await
                 && new != old
-                && cli(new, &["ROLE"]).await.is_ok_and(|r| r.starts_with("master"))
+                && cli(new, &["ROLE"])
+                    .await
+                    .is_ok_and(|r| r.starts_with("master"))
             {
                 break new;
             }
@@ -663,6 +730,8 @@ impl Drop for RedisSentinels {
     }
 }
 
+/// `redis-server` on 127.0.0.1:`port` as the deploy configuration runs it (AOF on,
+/// `appendfsync everysec`), data and log in `dir`, plus `extra` flags.
 fn spawn_redis(port: u16, dir: &Path, extra: &[&str]) -> anyhow::Result<Child> {
     let log = std::fs::File::create(dir.join("redis.log"))?;
     Command::new("redis-server")

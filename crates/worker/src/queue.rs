@@ -166,7 +166,9 @@ impl Queue {
                 .arg(0)
                 .ignore();
         }
-        pipe.cmd("WAIT").arg(replicas).arg(timeout.as_millis() as u64);
+        pipe.cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout.as_millis() as u64);
         let (confirmed,): (u64,) = pipe.query_async(&mut self.redis).await?;
         Ok(confirmed)
     }

@@ -43,7 +43,9 @@ pub enum StepError {
     #[error("PostgreSQL: {0}")]
     Postgres(#[from] StoreError),
     /// Fewer replicas than `redis.ack_replicas` confirmed this worker's writes in time.
-    #[error("Redis: {confirmed} of the {wanted} replicas required confirmed the worker's writes in time")]
+    #[error(
+        "Redis: {confirmed} of the {wanted} replicas required confirmed the worker's writes in time"
+    )]
     NotReplicated {
         /// Replicas that confirmed.
         confirmed: u64,
