@@ -1090,6 +1090,61 @@ mod tests {
     }
 
     #[test]
+    fn sentinels_name_a_primary_and_exclude_a_cluster() {
+        let sentinels = (
+            "SLUICE__REDIS__SENTINELS",
+            "redis://s1:26379, redis://:pw@s2:26379",
+        );
+        let s = load(&[sentinels, ("SLUICE__REDIS__SENTINEL_PRIMARY", "main")]).expect("valid");
+        assert_eq!(
+            s.redis.sentinel_urls(),
+            ["redis://s1:26379", "redis://:pw@s2:26379"]
+        );
+        assert_eq!(
+            s.redis.describe(),
+            r#"Redis primary "main" of Sentinel at s1:26379, s2:26379"#
+        );
+        assert_eq!(
+            s.redis.effective_key_prefix(),
+            "",
+            "one server: no hash tag"
+        );
+        let both = load(&[
+            sentinels,
+            ("SLUICE__REDIS__CLUSTER_NODES", "redis://a:7000"),
+        ]);
+        let e = both.expect_err("refused").to_string();
+        assert!(
+            e.contains("SLUICE__REDIS__SENTINELS") && e.contains("not both"),
+            "{e}"
+        );
+        let unnamed = load(&[sentinels, ("SLUICE__REDIS__SENTINEL_PRIMARY", " ")]);
+        let e = unnamed.expect_err("refused").to_string();
+        assert!(e.contains("SLUICE__REDIS__SENTINEL_PRIMARY"), "{e}");
+        let e = load(&[("SLUICE__REDIS__SENTINELS", "s1:26379")]).expect_err("refused");
+        assert!(e.to_string().contains("redis://"), "{e}");
+    }
+
+    #[test]
+    fn acknowledgements_are_off_by_default_and_add_their_wait_to_the_bound() {
+        let off = load(&[]).expect("valid");
+        assert_eq!(off.redis.acks(), None);
+        assert_eq!(off.redis.confirmed_timeout(), off.redis.response_timeout());
+        let on = load(&[
+            ("SLUICE__REDIS__ACK_REPLICAS", "2"),
+            ("SLUICE__REDIS__ACK_TIMEOUT_MS", "250"),
+        ])
+        .expect("valid");
+        assert_eq!(on.redis.acks(), Some((2, Duration::from_millis(250))));
+        assert_eq!(on.redis.confirmed_timeout(), Duration::from_millis(1_250));
+        let e = load(&[("SLUICE__REDIS__ACK_TIMEOUT_MS", "0")]).expect_err("refused");
+        assert!(
+            e.to_string().contains("SLUICE__REDIS__ACK_TIMEOUT_MS"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn cluster_mode_tags_every_key_with_one_hash_tag() {
         let single = load(&[("SLUICE__REDIS__KEY_PREFIX", "t:")]).expect("valid");
         assert_eq!(single.redis.effective_key_prefix(), "t:");

@@ -435,3 +435,151 @@ fn idempotent_outcome(reply: &Value, depth: &Depth) -> Result<Pushed, ApiError> 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sluice_core::Keys;
+    use sluice_core::message::{Envelope, NewMessage};
+
+    use super::{Config, Owner, Push, Pushed, build, send};
+    use crate::error::ApiError;
+    use crate::queue::{Depth, Retention};
+
+    fn envelopes(n: usize) -> Vec<Envelope> {
+        (0..n)
+            .map(|i| {
+                let body = format!(r#"{{"user_id":1,"channel_id":1,"content":"m{i}"}}"#);
+                Envelope::new(NewMessage::from_json(body.as_bytes()).expect("valid"))
+            })
+            .collect()
+    }
+
+    fn config(prefix: &str, max: u64) -> Config {
+        Config {
+            keys: Keys::new(prefix),
+            depth: Arc::new(Depth::new(max)),
+            timeout: Duration::from_secs(1),
+            retention: Retention {
+                ttl_secs: 60,
+                max_keys: 100,
+                max_bytes: 1 << 20,
+            },
+            acks: None,
+        }
+    }
+
+    fn args(commands: &super::Commands) -> Vec<usize> {
+        commands
+            .pipe
+            .cmd_iter()
+            .map(|c| c.args_iter().count())
+            .collect()
+    }
+
+    #[test]
+    fn plain_requests_share_one_lpush_and_idempotent_ones_get_a_script_each() {
+        let pushes = vec![
+            Push::Plain(envelopes(2)),
+            Push::Idempotent {
+                key: "idempotency:k".into(),
+                answer: "{}".into(),
+                envelopes: envelopes(1),
+            },
+            Push::Plain(envelopes(3)),
+        ];
+        let commands = build(&config("t:", 1_000_000), pushes).expect("built");
+        // The idempotent script first (EVALSHA sha 4 keys, 5 arguments, 1 envelope), then one
+        // LPUSH with both plain requests' five envelopes.
+        assert_eq!(args(&commands), [3 + 4 + 5 + 1, 2 + 5]);
+        let owners: Vec<_> = commands
+            .owners
+            .iter()
+            .map(|o| match o {
+                Owner::Lpush(i) => format!("lpush {i}"),
+                Owner::Idempotent(i) => format!("idempotent {i}"),
+                Owner::Bounded(i, n) => format!("bounded {i} {n}"),
+                Owner::Full(d) => format!("full {d}"),
+            })
+            .collect();
+        assert_eq!(owners, ["lpush 1", "idempotent 0", "lpush 1"]);
+    }
+
+    #[test]
+    fn near_the_bound_the_plain_requests_go_through_the_bounding_script_and_past_it_none() {
+        // A bound of 10: the margin is all of it, so every push checks atomically.
+        let commands = build(
+            &config("t:", 10),
+            vec![
+                Push::Plain(envelopes(4)),
+                Push::Plain(envelopes(11)),
+                Push::Plain(envelopes(6)),
+            ],
+        )
+        .expect("built");
+        // EVALSHA sha 1 key, bound, 2 requests, their counts 4 and 6, then 10 envelopes; the
+        // request of 11 can never fit and is refused before any command.
+        assert_eq!(args(&commands), [3 + 1 + 2 + 2 + 10]);
+        assert!(matches!(
+            commands.owners[..],
+            [Owner::Bounded(0, 0), Owner::Full(0), Owner::Bounded(0, 1)]
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_bounding_script_takes_or_refuses_each_request_whole_in_order() {
+        let prefix = sluice_tests::unique_prefix("group");
+        let settings = sluice_core::settings::RedisSettings {
+            url: sluice_tests::redis_url(),
+            ..Default::default()
+        };
+        let mut conn = sluice_core::connect::redis_manager(&settings).expect("connection");
+        let config = config(&prefix, 10);
+        let pushes = vec![
+            Push::Plain(envelopes(4)),
+            Push::Plain(envelopes(7)),
+            Push::Idempotent {
+                key: format!("{prefix}idempotency:a"),
+                answer: "{}".into(),
+                envelopes: envelopes(3),
+            },
+            Push::Plain(envelopes(3)),
+            Push::Plain(envelopes(1)),
+        ];
+        let outcomes = send(&mut conn, &config, pushes).await;
+        let summary: Vec<String> = outcomes
+            .iter()
+            .map(|o| match o {
+                Ok(Pushed::Queued) => "queued".to_owned(),
+                Ok(Pushed::Replay(_)) => "replay".to_owned(),
+                Err(e) => e.code().to_owned(),
+            })
+            .collect();
+        // The idempotent request runs first (3), then 4 fits, 7 does not, 3 fits: 10, full.
+        assert_eq!(
+            summary,
+            ["queued", "queue_full", "queued", "queued", "queue_full"]
+        );
+        let len: u64 = redis::cmd("LLEN")
+            .arg(&config.keys.pending_messages)
+            .query_async(&mut conn)
+            .await
+            .expect("LLEN");
+        assert_eq!(len, 10);
+        assert_eq!(config.depth.get(), 10, "the gauge learns the length");
+        let _: () = redis::cmd("DEL")
+            .arg(&config.keys.pending_messages)
+            .arg(format!("{prefix}idempotency:a"))
+            .arg(&config.keys.idempotency_keys)
+            .arg(&config.keys.idempotency_bytes)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
+        assert!(matches!(
+            outcomes[1],
+            Err(ApiError::QueueFull { depth: 10 })
+        ));
+    }
+}

@@ -198,7 +198,7 @@ mod tests {
                 .any(|s| s.key == "gateway.alerts.anomaly_window_secs")
         );
         assert_eq!(
-            all[0].key, "redis.cluster_nodes",
+            all[0].key, "redis.ack_replicas",
             "sections in declaration order"
         );
         let sections: Vec<&str> = all

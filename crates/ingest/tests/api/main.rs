@@ -9,4 +9,5 @@ mod hostile;
 mod list_messages;
 mod overload;
 mod post_message;
+mod replication;
 mod wait;

@@ -346,3 +346,34 @@ async fn rows_postgres_rejects_are_isolated_and_dead_lettered() {
     assert_eq!(original, envelopes[3]);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn without_the_replicas_required_nothing_is_inserted_and_the_batch_stays_in_hand() {
+    // The shared test Redis has no replica: the take is never confirmed.
+    let mut t = spawn_worker(&[
+        ("REDIS__ACK_REPLICAS", "1"),
+        ("REDIS__ACK_TIMEOUT_MS", "50"),
+    ])
+    .await;
+    let envelopes: Vec<_> = (0..5).map(envelope).collect();
+    t.push(&envelopes).await;
+    for _ in 0..2 {
+        let failed = t.worker.try_execute_task(&t.shutdown).await;
+        assert!(
+            matches!(
+                failed,
+                Err(sluice_worker::worker::StepError::NotReplicated {
+                    confirmed: 0,
+                    wanted: 1
+                })
+            ),
+            "{failed:?}"
+        );
+        // Taken into the processing list, then resumed from it: never inserted, never lost.
+        assert_eq!(t.processing_len().await, 5);
+        assert_eq!(t.row_count().await, 0);
+    }
+    let total = t.keys.total_messages.clone();
+    assert_eq!(t.counter(&total).await, 0);
+    t.cleanup().await;
+}

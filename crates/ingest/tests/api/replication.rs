@@ -1,0 +1,58 @@
+//! `redis.ack_replicas`: a push is answered 202 only once that many replicas confirmed it. The
+//! shared test Redis has no replica, so every push here is unconfirmed.
+
+use serde_json::json;
+
+use crate::helpers::{assert_error, spawn_app_with};
+
+const NO_REPLICA: [(&str, &str); 2] = [
+    ("REDIS__ACK_REPLICAS", "1"),
+    ("REDIS__ACK_TIMEOUT_MS", "100"),
+];
+
+#[tokio::test]
+async fn an_unconfirmed_push_is_answered_503_not_replicated_and_may_be_queued() {
+    let mut app = spawn_app_with(&NO_REPLICA).await;
+    let message = json!({"user_id": 1, "channel_id": 2, "content": "hello"});
+    let response = app.post_json(&message).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body = assert_error(response, 503, "not_replicated").await;
+    let text = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("0 of the 1") && text.contains("Idempotency-Key"),
+        "{text}"
+    );
+    // WAIT confirms after the push: the primary holds it, as a 503 allows.
+    assert_eq!(app.pending().await.len(), 1);
+
+    let batch = app
+        .http
+        .post(app.url("/messages/batch"))
+        .json(&json!([message, message]))
+        .send()
+        .await
+        .expect("sent");
+    assert_error(batch, 503, "not_replicated").await;
+    assert_eq!(app.pending().await.len(), 3);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_key_queues_nothing_more_and_is_unconfirmed_too() {
+    let mut app = spawn_app_with(&NO_REPLICA).await;
+    let message = json!({"user_id": 1, "channel_id": 2, "content": "hello"});
+    for _ in 0..3 {
+        let response = app
+            .http
+            .post(app.url("/messages"))
+            .header("idempotency-key", "order-21")
+            .json(&message)
+            .send()
+            .await
+            .expect("sent");
+        // A replay of an unconfirmed first push cannot promise more than the push did.
+        assert_error(response, 503, "not_replicated").await;
+    }
+    assert_eq!(app.pending().await.len(), 1, "queued once");
+    app.cleanup().await;
+}
