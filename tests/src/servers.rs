@@ -550,7 +550,8 @@ async fn wait_synced(port: u16, timeout: Duration) -> anyhow::Result<()> {
 }
 
 /// A private primary with one replica, watched by three Redis Sentinels on loopback (quorum
-/// 2, `down-after-milliseconds` 1000), the primary named [`RedisSentinels::NAME`]. Every server
+/// 2, `down-after-milliseconds` 3000, `failover-timeout` 2000 so that the next failover may
+/// start 4 s after the last), the primary named [`RedisSentinels::NAME`]. Every server
 /// as [`RedisServer`] runs (AOF on, `appendfsync everysec`).
 #[derive(Debug)]
 pub struct RedisSentinels {
@@ -617,8 +618,8 @@ impl RedisSentinels {
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {}\n\
                  sentinel monitor {name} 127.0.0.1 {primary} 2\n\
-                 sentinel down-after-milliseconds {name} 1000\n\
-                 sentinel failover-timeout {name} 10000\n\
+                 sentinel down-after-milliseconds {name} 3000\n\
+                 sentinel failover-timeout {name} 2000\n\
                  sentinel parallel-syncs {name} 1\n",
                 dir.display()
             ),
@@ -690,6 +691,10 @@ impl RedisSentinels {
             .iter()
             .position(|p| *p == old)
             .context("unknown primary")?;
+        let new = self.ports[1 - i];
+        // The scenario is a primary dying under a replica that follows it, not one still
+        // loading or syncing (the sentinels would promote it all the same, stale).
+        wait_synced(new, Duration::from_secs(30)).await?;
         if let Some(cut) = cut {
             partition(old, self.servers[1 - i].as_ref()).await?;
             tokio::time::sleep(cut).await;
@@ -700,24 +705,33 @@ impl RedisSentinels {
         if cut.is_some() {
             heal(self.servers[1 - i].as_ref())?;
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let new = loop {
-            if let Ok(new) = self.primary().await
-                && new != old
-                && cli(new, &["ROLE"])
-                    .await
-                    .is_ok_and(|r| r.starts_with("master"))
-            {
-                break new;
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("no failover within 30 s of killing {old}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        self.until_promoted(new).await?;
         self.servers[i] = Some(self.launch(old, Some(new))?);
         wait_synced(old, Duration::from_secs(30)).await?;
         Ok(new)
+    }
+
+    /// Waits until every sentinel names `new` the primary and it accepts writes.
+    async fn until_promoted(&self, new: u16) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut agree = cli(new, &["ROLE"])
+                .await
+                .is_ok_and(|r| r.starts_with("master"));
+            for port in &self.sentinel_ports {
+                let args = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::NAME];
+                let named = cli(*port, &args).await.ok();
+                agree &=
+                    named.and_then(|a| a.lines().nth(1)?.trim().parse::<u16>().ok()) == Some(new);
+            }
+            if agree {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("the sentinels did not all promote {new} within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -726,7 +740,12 @@ impl Drop for RedisSentinels {
         for child in self.servers.iter_mut().flatten().chain(&mut self.sentinels) {
             let _ = child.start_kill();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            // The servers' and sentinels' logs say what went wrong.
+            eprintln!("sentinel group's files kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
