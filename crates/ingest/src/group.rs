@@ -173,11 +173,16 @@ async fn send(
         Ok(commands) => commands,
         Err(e) => return failed(e),
     };
-    let budget = config.timeout + config.acks.map_or(Duration::ZERO, |(_, t)| t);
-    let call = exchange(conn, &mut commands, config.acks);
-    let (replies, confirmed) = match queue::within(budget, "push group", call).await {
-        Ok(replies) => replies,
-        Err(e) => return failed(e),
+    let (replies, confirmed) = if commands.scripts.is_empty() {
+        // Every request was refused for the bound before any command: nothing to send.
+        (Vec::new(), None)
+    } else {
+        let budget = config.timeout + config.acks.map_or(Duration::ZERO, |(_, t)| t);
+        let call = exchange(conn, &mut commands, config.acks);
+        match queue::within(budget, "push group", call).await {
+            Ok(replies) => replies,
+            Err(e) => return failed(e),
+        }
     };
     let mut outcomes: Vec<_> = commands
         .owners
@@ -526,6 +531,26 @@ mod tests {
             commands.owners[..],
             [Owner::Bounded(0, 0), Owner::Full(0), Owner::Bounded(0, 1)]
         ));
+    }
+
+    #[tokio::test]
+    async fn a_group_refused_whole_for_the_bound_sends_nothing_and_answers_429() {
+        let settings = sluice_core::settings::RedisSettings {
+            // Nothing listens there: a command sent would fail with 503, not 429.
+            url: "redis://127.0.0.1:1".into(),
+            ..Default::default()
+        };
+        let mut conn = sluice_core::connect::redis_manager(&settings).expect("connection");
+        let config = config("t:", 10);
+        config.depth.set(10);
+        let pushes = vec![Push::Plain(envelopes(1)), Push::Plain(envelopes(2))];
+        let outcomes = send(&mut conn, &config, pushes).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Err(ApiError::QueueFull { depth: 10 }))),
+            "{outcomes:?}"
+        );
     }
 
     #[tokio::test]
