@@ -104,10 +104,19 @@ impl Application {
         // stream when this process serves it.
         let server = sluice_http::serve(listener, edge, edge_stats, move || {
             let valid = "redis.url was validated when the server was built";
-            let pushes = connect::redis_manager_within(&redis_settings, app_shared.push_timeout());
+            let redis = connect::redis_manager(&redis_settings).expect(valid);
+            // A WAIT holds its connection in Redis: with acknowledgements the pushes get a
+            // connection of their own, so that /health and /ready never queue behind one.
+            let pushes = match app_shared.acks {
+                None => redis.clone(),
+                Some(_) => {
+                    connect::redis_manager_within(&redis_settings, app_shared.push_timeout())
+                        .expect(valid)
+                }
+            };
             let state = AppState {
-                redis: connect::redis_manager(&redis_settings).expect(valid),
-                pusher: Pusher::start(pushes.expect(valid), app_shared.push_config()),
+                redis,
+                pusher: Pusher::start(pushes, app_shared.push_config()),
                 shared: Arc::clone(&app_shared),
             };
             let app = App::new()

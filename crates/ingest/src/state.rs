@@ -21,7 +21,8 @@ pub struct AppState {
     /// This HTTP worker's own multiplexed Redis connection; each worker thread has one so the
     /// threads do not contend on a single socket.
     pub redis: RedisConnection,
-    /// This HTTP worker's group commit: every push of the thread goes through it.
+    /// This HTTP worker's group commit: every push of the thread goes through it, on
+    /// [`Self::redis`] (a connection of its own with acknowledgements on).
     pub pusher: Pusher,
     /// What every thread shares.
     pub shared: Arc<Shared>,
