@@ -109,10 +109,11 @@ impl Application {
             // connection of their own, so that /health and /ready never queue behind one.
             let pushes = match app_shared.acks {
                 None => redis.clone(),
-                Some(_) => {
-                    connect::redis_manager_within(&redis_settings, app_shared.push_timeout())
-                        .expect(valid)
-                }
+                Some(_) => connect::redis_manager_within(
+                    &redis_settings,
+                    redis_settings.confirmed_timeout(),
+                )
+                .expect(valid),
             };
             let state = AppState {
                 redis,

@@ -118,11 +118,6 @@ impl Shared {
         }
     }
 
-    /// How long a push may take: Redis's answer, and the replicas' with acknowledgements on.
-    pub fn push_timeout(&self) -> Duration {
-        self.redis_timeout + self.acks.map_or(Duration::ZERO, |(_, wait)| wait)
-    }
-
     /// How a `POST /messages` body is read.
     pub fn message_limits(&self) -> Limits<'_> {
         self.body_limits(self.max_body_bytes, Share::Single)
