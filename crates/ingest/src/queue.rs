@@ -1,9 +1,10 @@
-//! Pushing envelopes onto `pending_messages`, within the queue bound.
+//! The queue bound, and Redis's failures as the ingest API answers them; the pushes themselves
+//! are [`crate::group`]'s.
 //!
 //! The bound (`ingest.max_queue_depth`) is checked without a Redis round trip of its own: every
-//! process keeps the queue depth in a [`Depth`] gauge, updated from each LPUSH reply and by a
-//! background LLEN every [`DEPTH_REFRESH`]. Far from the bound a push is a plain LPUSH; close
-//! to it, the push is a script that checks and pushes atomically, so the queue never passes
+//! process keeps the queue depth in a [`Depth`] gauge, updated from each push's reply and by a
+//! background LLEN every [`DEPTH_REFRESH`]. Far from the bound a group's plain requests are one
+//! LPUSH; close to it, a script that checks and pushes atomically, so the queue never passes
 //! the bound however many processes push at once.
 
 use std::collections::HashMap;
