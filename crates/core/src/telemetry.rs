@@ -9,6 +9,7 @@
 
 use tracing::Metadata;
 use tracing::subscriber::Interest;
+use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, fmt};
@@ -30,13 +31,13 @@ pub fn init(settings: &TelemetrySettings) {
         LogFormat::Pretty => output.boxed(),
         LogFormat::Json => output.json().flatten_event(true).boxed(),
     };
+    // One filter, not two nested ones: a callsite `RUST_LOG` turns off is then off for good
+    // (`Interest::never`), so a span it disables is never created. Nested, the outer filter
+    // kept every span alive in the registry, which cost 5 % of the ingest API's CPU.
+    let filter = filter.and(LibraryRate::new(LIBRARY_LINES_PER_SEC));
     // `try_init` fails only if a subscriber is already installed, which is fine.
     let _ = tracing_subscriber::registry()
-        .with(
-            output
-                .with_filter(filter)
-                .with_filter(LibraryRate::new(LIBRARY_LINES_PER_SEC)),
-        )
+        .with(output.with_filter(filter))
         .try_init();
 }
 
