@@ -403,30 +403,9 @@ impl Envelope {
         let _ = serde_json::to_writer(out, self);
     }
 
-    /// The length of [`Self::to_json`], without building it.
-    pub fn json_len(&self) -> usize {
-        let mut counter = Counter(0);
-        let _ = serde_json::to_writer(&mut counter, self);
-        counter.0
-    }
-
     /// Parses an envelope read from Redis.
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
-    }
-}
-
-/// An `io::Write` that only counts bytes.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

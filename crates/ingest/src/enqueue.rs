@@ -15,6 +15,7 @@ use crate::body::Charge;
 use crate::error::ApiError;
 use crate::group::{Push, Pushed};
 use crate::persisted::{Outcome, Registration};
+use crate::queue::Encoded;
 use crate::routes::messages::{BatchQueued, Queued};
 use crate::state::AppState;
 use crate::store;
@@ -158,6 +159,7 @@ async fn push<A: Serialize + DeserializeOwned>(
     answer: A,
 ) -> Result<Answer<A>, ApiError> {
     let count = envelopes.len() as u64;
+    let envelopes = Encoded::new(envelopes);
     let push = match key {
         None => Push::Plain(envelopes),
         Some(key) => Push::Idempotent {

@@ -20,11 +20,10 @@ use redis::Value;
 use sluice_core::Keys;
 use sluice_core::connect::RedisConnection;
 use sluice_core::lua::LuaScript;
-use sluice_core::message::Envelope;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
-use crate::queue::{self, Depth, Retention};
+use crate::queue::{self, Depth, Encoded, Retention};
 
 /// Most requests in one group.
 pub const MAX_GROUP: usize = 512;
@@ -44,7 +43,7 @@ static IDEMPOTENT: std::sync::LazyLock<LuaScript> =
 #[derive(Debug)]
 pub enum Push {
     /// Messages without an `Idempotency-Key`.
-    Plain(Vec<Envelope>),
+    Plain(Encoded),
     /// Messages under an `Idempotency-Key`, with the answer to record for it.
     Idempotent {
         /// The full Redis key, `idempotency:<key>`.
@@ -52,19 +51,19 @@ pub enum Push {
         /// The answer a retry gets back.
         answer: String,
         /// The messages.
-        envelopes: Vec<Envelope>,
+        envelopes: Encoded,
     },
 }
 
 impl Push {
-    fn envelopes(&self) -> &[Envelope] {
+    fn envelopes(&self) -> &Encoded {
         match self {
             Self::Plain(envelopes) | Self::Idempotent { envelopes, .. } => envelopes,
         }
     }
 
     fn bytes(&self) -> usize {
-        self.envelopes().iter().map(Envelope::json_len).sum()
+        self.envelopes().bytes()
     }
 }
 
@@ -252,15 +251,11 @@ impl Commands {
 fn add_plain(
     config: &Config,
     commands: &mut Commands,
-    plain: Vec<(usize, Vec<Envelope>)>,
+    plain: Vec<(usize, Encoded)>,
 ) -> Result<(), ApiError> {
     let at = commands.scripts.len();
     let count: usize = plain.iter().map(|(_, e)| e.len()).sum();
-    let bytes: usize = plain
-        .iter()
-        .flat_map(|(_, e)| e)
-        .map(Envelope::json_len)
-        .sum();
+    let bytes: usize = plain.iter().map(|(_, e)| e.bytes()).sum();
     let cmd = if config.depth.near(config.depth.get() + count as u64) {
         let mut cmd = BOUNDED
             .command(
@@ -288,7 +283,9 @@ fn add_plain(
         cmd
     };
     let mut cmd = cmd;
-    queue::add_envelopes(&mut cmd, plain.into_iter().flat_map(|(_, e)| e));
+    for (_, envelopes) in plain {
+        envelopes.add_to(&mut cmd);
+    }
     commands.pipe.add_command(cmd);
     Ok(())
 }
@@ -298,9 +295,9 @@ fn idempotent(
     config: &Config,
     key: &str,
     answer: &str,
-    envelopes: Vec<Envelope>,
+    envelopes: Encoded,
 ) -> Result<redis::Cmd, ApiError> {
-    let bytes = 80 + answer.len() + envelopes.iter().map(Envelope::json_len).sum::<usize>();
+    let bytes = 80 + answer.len() + envelopes.bytes();
     let mut cmd = IDEMPOTENT
         .command(
             &config.keys,
@@ -315,7 +312,7 @@ fn idempotent(
         .arg(retention.max_keys)
         .arg(retention.max_bytes)
         .arg(answer);
-    queue::add_envelopes(&mut cmd, envelopes);
+    envelopes.add_to(&mut cmd);
     Ok(cmd)
 }
 
@@ -451,15 +448,16 @@ mod tests {
 
     use super::{Config, Owner, Push, Pushed, build, send};
     use crate::error::ApiError;
-    use crate::queue::{Depth, Retention};
+    use crate::queue::{Depth, Encoded, Retention};
 
-    fn envelopes(n: usize) -> Vec<Envelope> {
-        (0..n)
+    fn envelopes(n: usize) -> Encoded {
+        let envelopes = (0..n)
             .map(|i| {
                 let body = format!(r#"{{"user_id":1,"channel_id":1,"content":"m{i}"}}"#);
                 Envelope::new(NewMessage::from_json(body.as_bytes()).expect("valid"))
             })
-            .collect()
+            .collect();
+        Encoded::new(envelopes)
     }
 
     fn config(prefix: &str, max: u64) -> Config {
