@@ -50,6 +50,17 @@ pub struct LoadResult {
     pub bodies: Vec<Bytes>,
 }
 
+impl LoadResult {
+    fn add(&mut self, other: Self) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.refused += other.refused;
+        self.unanswered += other.unanswered;
+        self.latencies_ms.extend(other.latencies_ms);
+        self.bodies.extend(other.bodies);
+    }
+}
+
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
@@ -100,22 +111,54 @@ where
         schedule: config.rate.map(|rate| Schedule::new(start, rate)),
         progress,
     });
-    let mut tasks = Vec::with_capacity(config.connections);
-    for _ in 0..config.connections {
-        let sender = connect(&config.addr).await?;
-        tasks.push(tokio::spawn(Arc::clone(&plan).drive(sender)));
+    // One thread per core, each running its share of the connections on a runtime of its
+    // own: a response then wakes a task on the thread that reads it, never one on another
+    // thread (which costs a futex call and a context switch per request, CPU the server under
+    // test does not get on a small machine).
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(config.connections.max(1));
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let share = config.connections / threads + usize::from(t < config.connections % threads);
+        let (plan, addr) = (Arc::clone(&plan), config.addr.clone());
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("load-{t}"))
+            .spawn(move || {
+                let _ = done.send(run_share(plan, addr, share));
+            })
+            .context("starting a load thread")?;
+        handles.push(result);
     }
     let mut total = LoadResult::default();
-    for task in tasks {
-        let r = task.await??;
-        total.ok += r.ok;
-        total.failed += r.failed;
-        total.refused += r.refused;
-        total.unanswered += r.unanswered;
-        total.latencies_ms.extend(r.latencies_ms);
-        total.bodies.extend(r.bodies);
+    for handle in handles {
+        total.add(handle.await.context("a load thread panicked")??);
     }
     Ok(total)
+}
+
+/// Runs `connections` connections of `plan` on a single-threaded runtime, on this thread.
+fn run_share<F>(plan: Arc<Plan<F>>, addr: String, connections: usize) -> anyhow::Result<LoadResult>
+where
+    F: Fn(u64) -> Bytes + Send + Sync + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a load runtime")?;
+    runtime.block_on(async move {
+        let mut tasks = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            let sender = connect(&addr).await?;
+            tasks.push(tokio::spawn(Arc::clone(&plan).drive(sender)));
+        }
+        let mut total = LoadResult::default();
+        for task in tasks {
+            total.add(task.await??);
+        }
+        Ok(total)
+    })
 }
 
 /// One keep-alive HTTP/1.1 connection to `addr`.
