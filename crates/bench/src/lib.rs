@@ -3,6 +3,8 @@
 //!
 //! - [`pipeline`]: `ingest`, `ingest-batch`, `drain`, `e2e`, and the Redis and PostgreSQL
 //!   ceilings they are compared with.
+//! - [`http_ceiling`]: what actix-web answers with a no-op handler, the HTTP stack's part of
+//!   the `ingest` figure.
 //! - [`fanout`]: N WebSocket dashboards against a gateway: connections, delivery skew, message
 //!   rate, the gateway's memory and CPU, and the Redis load it causes.
 //! - [`attacks`]: the hardening attacks at full scale, as figures to compare builds.
@@ -12,6 +14,7 @@
 
 pub mod attacks;
 pub mod fanout;
+pub mod http_ceiling;
 pub mod pipeline;
 pub mod process;
 pub mod redis_cost;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use sluice_bench::attacks;
 use sluice_bench::fanout::{self, FanoutConfig, FanoutReport};
+use sluice_bench::http_ceiling;
 use sluice_bench::pipeline::{self, Stores};
 use sluice_bench::redis_cost;
 use sluice_client::send;
@@ -88,6 +89,15 @@ struct CeilingsArgs {
     /// Rows copied.
     #[arg(long, default_value_t = 500_000)]
     copy_rows: u64,
+    /// Seconds of load on a no-op actix-web server (the HTTP stack's own ceiling); 0 skips it.
+    #[arg(long, default_value_t = 10.0)]
+    http_seconds: f64,
+    /// The no-op server's threads (0: one per core, the ingest API's default).
+    #[arg(long, default_value_t = 0)]
+    http_workers: usize,
+    /// Keep-alive connections to it, as `ingest` uses.
+    #[arg(long, default_value_t = 64)]
+    http_connections: usize,
 }
 
 /// The options of `sluice-bench ingest`.
@@ -104,6 +114,9 @@ struct IngestArgs {
     /// Same-run redis-benchmark LPUSH rate, to print the ratio to it.
     #[arg(long)]
     ceiling: Option<f64>,
+    /// Same-run no-op HTTP server rate (`ceilings`), to print the ratio to it.
+    #[arg(long)]
+    http_ceiling: Option<f64>,
 }
 
 /// The options of `sluice-bench ingest-batch`.
@@ -341,10 +354,28 @@ impl CeilingsArgs {
             lpush_requests,
             postgres,
             copy_rows,
+            http_seconds,
+            http_workers,
+            http_connections,
         } = self;
         let lpush = pipeline::redis_lpush_ceiling(&redis_host, redis_port, lpush_requests).await?;
         let copy = pipeline::copy_ceiling(&postgres, copy_rows).await?;
-        print_ceilings(lpush, copy);
+        let workers = match http_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let http = match http_seconds > 0.0 {
+            true => Some(
+                http_ceiling::http_noop_ceiling(
+                    workers,
+                    http_connections,
+                    Duration::from_secs_f64(http_seconds),
+                )
+                .await?,
+            ),
+            false => None,
+        };
+        print_ceilings(lpush, copy, http);
         Ok(())
     }
 }
@@ -356,13 +387,19 @@ impl IngestArgs {
             connections,
             duration,
             ceiling,
+            http_ceiling,
         } = self;
         let r =
             pipeline::ingest(&addr, connections, Duration::from_secs_f64(duration), None).await?;
         println!("ingest: {connections} connections, single messages");
         ingest_rows(&r);
-        let ratio = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
-        json_line("ingest", &r, ratio);
+        let lpush = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
+        let http = ratio(r.messages_per_sec, http_ceiling, "no-op HTTP ceiling");
+        println!(
+            "{}",
+            serde_json::json!({"scenario": "ingest", "report": r, "ratio_to_ceiling": lpush,
+                "ratio_to_http_ceiling": http})
+        );
         Ok(())
     }
 }
@@ -533,13 +570,17 @@ impl SendArgs {
     }
 }
 
-fn print_ceilings(lpush: f64, copy: f64) {
+fn print_ceilings(lpush: f64, copy: f64, http: Option<f64>) {
     println!("ceilings");
     row("redis-benchmark LPUSH", format!("{lpush:.0}/s"));
     row("PostgreSQL COPY", format!("{copy:.0} rows/s"));
+    if let Some(http) = http {
+        row("no-op actix-web POST", format!("{http:.0}/s"));
+    }
     json_line(
         "ceilings",
-        &serde_json::json!({"lpush_per_sec": lpush, "copy_rows_per_sec": copy}),
+        &serde_json::json!({"lpush_per_sec": lpush, "copy_rows_per_sec": copy,
+            "http_noop_per_sec": http}),
         None,
     );
 }
