@@ -22,6 +22,11 @@ async fn every_benchmark_scenario_runs() {
     assert!(r.messages > 0 && r.failed == 0, "{r:?}");
     assert!(r.latency_ms.is_some());
 
+    let http = sluice_bench::http_ceiling::http_noop_ceiling(1, 4, second)
+        .await
+        .expect("the no-op HTTP ceiling");
+    assert!(http > 0.0, "{http}");
+
     let r = pipeline::ingest(&addr, 2, second, Some(10))
         .await
         .expect("ingest-batch");
