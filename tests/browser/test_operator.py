@@ -108,6 +108,13 @@ def test_a_late_worker_is_marked_with_its_age_before_it_is_presumed_dead(stack, 
         worker = stack.processes["worker-1"]
         worker.send_signal(signal.SIGSTOP)
         try:
+            # With dead_after 2 s a worker is late for one second only (1 to 2 s after its last
+            # heartbeat, which comes every 250 ms), and the page reads the list every 2 s: the
+            # next periodic read can fall past that second, and on a fast machine it did every
+            # time (the stop follows a read within 0.1 s). Loading the page once the worker
+            # must be late reads the list then.
+            time.sleep(1.1)
+            page.reload()
             row = page.locator(f'#workers tr[data-worker="{stack.prefix}worker-1"]')
             page.wait_for_selector(f'#workers tr[data-worker="{stack.prefix}worker-1"][data-state="late"]', timeout=10_000)
             assert row.locator(".status").inner_text() == "late"
