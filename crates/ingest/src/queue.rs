@@ -165,6 +165,7 @@ impl Encoded {
     /// and JSON) while it is encoded, then twice (JSON and command) while its command is built.
     pub fn new(envelopes: Vec<Envelope>) -> Self {
         let mut encoded = Self {
+            // About what a short message's envelope takes; a longer one grows the buffer.
             json: Vec::with_capacity(envelopes.len() * 192),
             ends: Vec::with_capacity(envelopes.len()),
         };
