@@ -207,7 +207,11 @@ mod tests {
             "{help}"
         );
         assert!(help.contains("SLUICE__GATEWAY__LISTEN  [default: 127.0.0.1:8001]"));
-        assert!(help.contains("SLUICE__GATEWAY__ALERTS__ANOMALY_Z_HIGH  [default: 3.5]"));
+        assert!(
+            help.contains(
+                "SLUICE__GATEWAY__ALERTS__ANOMALY_Z_HIGH  [default: 3.5, range: 0.1 – 100]"
+            )
+        );
         assert!(help.contains("SLUICE__GATEWAY__AUTH__JWT_SECRET  [default: empty]"));
         assert!(help.contains("      A batch is flushed as soon as it holds this many messages."));
     }

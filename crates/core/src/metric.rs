@@ -16,7 +16,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::stats::Stats;
 
-/// Messages the ingest API answered 202 (or 201) for. Counter; ingest.
+/// Messages the ingest API put on the queue (counted as `accepted_total` counts them: answered
+/// 202, or 503 `not_replicated` once queued; a replay is not counted again). Counter; ingest.
 pub const MESSAGES_ACCEPTED: &str = "sluice_messages_accepted_total";
 /// Rows the worker's batch inserts added to PostgreSQL. Counter; worker.
 pub const MESSAGES_PERSISTED: &str = "sluice_messages_persisted_total";
@@ -124,7 +125,10 @@ fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    describe_counter!(MESSAGES_ACCEPTED, "Messages the ingest API accepted.");
+    describe_counter!(
+        MESSAGES_ACCEPTED,
+        "Messages the ingest API put on the queue."
+    );
     describe_counter!(
         MESSAGES_PERSISTED,
         "Rows batch inserts added to PostgreSQL."
@@ -210,7 +214,7 @@ mod tests {
         let text = render();
         assert!(
             text.contains(
-                "# HELP sluice_messages_accepted_total Messages the ingest API accepted."
+                "# HELP sluice_messages_accepted_total Messages the ingest API put on the queue."
             ),
             "{text}"
         );

@@ -298,8 +298,10 @@ pub struct IngestSettings {
     #[schemars(range(min = 1, max = 1_000_000_000))]
     pub max_queue_depth: u64,
     /// Most messages in one `POST /messages/batch`.
+    #[schemars(range(min = 1, max = 100_000))]
     pub batch_max_messages: usize,
     /// Largest `POST /messages/batch` body, in bytes.
+    #[schemars(range(min = 256, max = 256 << 20))]
     pub max_batch_body_bytes: usize,
     /// Bearer token for the `/admin` endpoints; empty (the default) disables them.
     pub admin_token: String,
@@ -315,6 +317,7 @@ pub struct IngestSettings {
     /// arrives, then three times the body and 512 B per message while it is parsed and queued,
     /// given back once queued (batches at most three quarters of it); a request that would pass
     /// it gets 503 with `Retry-After`.
+    #[schemars(range(min = 1 << 20, max = 68_719_476_736_u64))]
     pub max_buffered_bytes: usize,
     /// A connection whose socket accepts nothing for this long is closed.
     #[schemars(range(min = 100, max = 600_000))]
@@ -436,6 +439,7 @@ pub struct GatewaySettings {
     #[schemars(range(min = 100, max = 600_000))]
     pub heartbeat_interval_ms: u64,
     /// A client that has sent nothing (not even a pong) for this long is closed.
+    #[schemars(range(min = 200, max = 3_600_000))]
     pub client_timeout_ms: u64,
     /// Most open WebSocket and SSE streams; further upgrades get 503.
     #[schemars(range(min = 1, max = 1_000_000))]
@@ -456,6 +460,7 @@ pub struct GatewaySettings {
     pub write_timeout_ms: u64,
     /// `SO_SNDBUF` of each connection, bounding what the kernel holds for a slow reader; 0
     /// keeps the kernel's autotuned default.
+    #[schemars(range(min = 0, max = 64 << 20))]
     pub send_buffer_bytes: usize,
     /// Batch events buffered per client before it is considered behind and skips ahead.
     #[schemars(range(min = 1, max = 65_536))]
@@ -478,35 +483,49 @@ pub struct GatewaySettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AlertSettings {
     /// `queue_depth_high`: messages waiting in `pending_messages`.
+    #[schemars(range(min = 1, max = 1_000_000_000))]
     pub queue_depth_threshold: u64,
     /// `queue_depth_high`: how long the depth must stay above the threshold.
+    #[schemars(range(min = 0, max = 86_400))]
     pub queue_depth_for_secs: u64,
     /// `queue_growing`: accepted/s minus persisted/s, in messages per second.
+    #[schemars(range(min = 0.001, max = 1e9))]
     pub queue_growing_min_rate: f64,
     /// `queue_growing`: how long arrivals must outpace persistence.
+    #[schemars(range(min = 0, max = 86_400))]
     pub queue_growing_for_secs: u64,
     /// `no_live_workers`: how long messages may wait with no live worker.
+    #[schemars(range(min = 0, max = 86_400))]
     pub no_live_workers_for_secs: u64,
     /// `dead_letters_increased` resolves after this long without a new dead letter.
+    #[schemars(range(min = 1, max = 86_400))]
     pub dead_letters_quiet_secs: u64,
     /// `commit_latency_high`: POST→commit p99, in milliseconds.
+    #[schemars(range(min = 1, max = 3_600_000))]
     pub commit_latency_p99_ms: f64,
     /// `commit_latency_high`: how long the p99 must stay above the threshold.
+    #[schemars(range(min = 0, max = 86_400))]
     pub commit_latency_for_secs: u64,
     /// `redis_down`: how long the gateway's reads must fail.
+    #[schemars(range(min = 0, max = 86_400))]
     pub redis_down_for_secs: u64,
     /// `postgres_down`: how long a live worker must report PostgreSQL down.
+    #[schemars(range(min = 0, max = 86_400))]
     pub postgres_down_for_secs: u64,
     /// `throughput_anomaly`: z-score of persisted/s for severity `medium`.
+    #[schemars(range(min = 0.1, max = 100))]
     pub anomaly_z_medium: f64,
     /// `throughput_anomaly`: z-score of persisted/s for severity `high`.
+    #[schemars(range(min = 0.1, max = 100))]
     pub anomaly_z_high: f64,
     /// `throughput_anomaly`: how long the z-score must stay above `anomaly_z_medium`.
+    #[schemars(range(min = 0, max = 86_400))]
     pub anomaly_for_secs: u64,
     /// `throughput_anomaly`: seconds of persisted/s the mean and deviation are taken over.
     #[schemars(range(min = 30, max = 3_600))]
     pub anomaly_window_secs: u64,
     /// How long a rule's condition must be false before its alert resolves.
+    #[schemars(range(min = 0, max = 86_400))]
     pub resolve_after_secs: u64,
 }
 

@@ -158,7 +158,6 @@ async fn push<A: Serialize + DeserializeOwned>(
     envelopes: Vec<Envelope>,
     answer: A,
 ) -> Result<Answer<A>, ApiError> {
-    let count = envelopes.len() as u64;
     let envelopes = Encoded::new(envelopes);
     let push = match key {
         None => Push::Plain(envelopes),
@@ -170,10 +169,7 @@ async fn push<A: Serialize + DeserializeOwned>(
         },
     };
     match state.pusher.push(push).await? {
-        Pushed::Queued => {
-            state.accepted.add(count);
-            Ok(Answer::Fresh(answer))
-        }
+        Pushed::Queued => Ok(Answer::Fresh(answer)),
         Pushed::Replay(first) => {
             // The key may have been used on the other endpoint first.
             let recorded: A =

@@ -2,11 +2,16 @@
 //! sends each group of pushes that arrived while the previous group was in flight as one
 //! pipeline, in one round trip:
 //!
-//! - one `LPUSH` carrying every plain request's messages (the bounding script instead, close to
-//!   `ingest.max_queue_depth`, which still accepts or refuses each request whole);
-//! - one script call per request with an `Idempotency-Key`;
+//! - one call of the bounding script carrying every plain request's messages, which takes or
+//!   refuses each request whole against `ingest.max_queue_depth`, atomically, however many
+//!   groups of however many processes push at once;
+//! - one script call per request with an `Idempotency-Key`, so that one request's failure
+//!   (a key of the wrong type, say) never changes another's answer;
 //! - with `redis.ack_replicas` = N > 0, one `WAIT N ack_timeout_ms` after them: `WAIT` covers
 //!   every write the connection made before it, so one wait confirms the whole group.
+//!
+//! Each script counts what it queued in `accepted_total` in the same atomic step, and pushes in
+//! chunks ([`lua/accept.lua`](lua/accept.lua)), so that no request size meets Lua's stack limit.
 //!
 //! A lone request goes out at once, so a quiet API adds no latency; under load a group holds
 //! whatever arrived during one round trip, at most [`MAX_GROUP`] requests or
@@ -19,6 +24,7 @@ use std::time::Duration;
 use redis::Value;
 use sluice_core::Keys;
 use sluice_core::connect::RedisConnection;
+use sluice_core::keys::RATE_WINDOW_SECS;
 use sluice_core::lua::LuaScript;
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,10 +40,14 @@ pub const MAX_GROUP_BYTES: usize = 4 << 20;
 /// Requests waiting for the task, per HTTP worker thread; a request past it waits its turn.
 const QUEUED_REQUESTS: usize = 4 * MAX_GROUP;
 
-static BOUNDED: std::sync::LazyLock<LuaScript> =
-    std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_bounded.lua")));
-static IDEMPOTENT: std::sync::LazyLock<LuaScript> =
-    std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/push_idempotent.lua")));
+/// The chunked push and the accepted count, prepended to both scripts.
+const ACCEPT: &str = include_str!("lua/accept.lua");
+static BOUNDED: std::sync::LazyLock<LuaScript> = std::sync::LazyLock::new(|| {
+    LuaScript::new(&[ACCEPT, include_str!("lua/push_bounded.lua")].concat())
+});
+static IDEMPOTENT: std::sync::LazyLock<LuaScript> = std::sync::LazyLock::new(|| {
+    LuaScript::new(&[ACCEPT, include_str!("lua/push_idempotent.lua")].concat())
+});
 
 /// One request's push.
 #[derive(Debug)]
@@ -150,8 +160,6 @@ struct Commands {
 
 #[derive(Clone, Copy)]
 enum Owner {
-    /// The group's `LPUSH` at this command.
-    Lpush(usize),
     /// The bounding script at this command; the request is its `n`-th.
     Bounded(usize, usize),
     /// Its own idempotent script at this command.
@@ -167,6 +175,7 @@ async fn send(
     pushes: Vec<Push>,
 ) -> Vec<Result<Pushed, ApiError>> {
     let count = pushes.len();
+    let sizes: Vec<u64> = pushes.iter().map(|p| p.envelopes().len() as u64).collect();
     let failed = |e: ApiError| (0..count).map(|_| Err(e.duplicate())).collect();
     let mut commands = match build(config, pushes) {
         Ok(commands) => commands,
@@ -188,6 +197,15 @@ async fn send(
         .iter()
         .map(|owner| outcome(*owner, &replies, &config.depth))
         .collect();
+    // What entered the queue, answered 202 or not: the scripts counted the same in
+    // `accepted_total`.
+    let queued: u64 = outcomes
+        .iter()
+        .zip(&sizes)
+        .filter(|(o, _)| matches!(o, Ok(Pushed::Queued)))
+        .map(|(_, n)| n)
+        .sum();
+    metrics::counter!(sluice_core::metric::MESSAGES_ACCEPTED).increment(queued);
     if let (Some((wanted, _)), Some(confirmed)) = (config.acks, confirmed)
         && confirmed < u64::from(wanted)
     {
@@ -217,8 +235,8 @@ fn build(config: &Config, pushes: Vec<Push>) -> Result<Commands, ApiError> {
         }
         match push {
             Push::Plain(envelopes) => {
-                commands.owners.push(Owner::Lpush(usize::MAX));
-                plain.push((commands.owners.len() - 1, envelopes));
+                plain.push((commands.owners.len(), envelopes));
+                commands.owners.push(Owner::Full(known));
             }
             Push::Idempotent {
                 key,
@@ -246,8 +264,8 @@ impl Commands {
     }
 }
 
-/// The plain requests' messages in one command: an `LPUSH`, or, close to the bound, the
-/// bounding script, which takes or refuses each request whole.
+/// The plain requests' messages in one call of the bounding script, which takes or refuses
+/// each request whole.
 fn add_plain(
     config: &Config,
     commands: &mut Commands,
@@ -256,37 +274,25 @@ fn add_plain(
     let at = commands.scripts.len();
     let count: usize = plain.iter().map(|(_, e)| e.len()).sum();
     let bytes: usize = plain.iter().map(|(_, e)| e.bytes()).sum();
-    let cmd = if config.depth.near(config.depth.get() + count as u64) {
-        let mut cmd = BOUNDED
-            .command(
-                &config.keys,
-                &[],
-                2 + plain.len() + count,
-                20 * plain.len() + bytes,
-            )
-            .map_err(queue::unnamed_key)?;
-        cmd.arg(config.depth.max()).arg(plain.len());
-        for (n, (request, envelopes)) in plain.iter().enumerate() {
-            commands.owners[*request] = Owner::Bounded(at, n);
-            cmd.arg(envelopes.len());
-        }
-        commands.scripts.push(Some(&BOUNDED));
-        cmd
-    } else {
-        let key = &config.keys.pending_messages;
-        let mut cmd = redis::Cmd::with_capacity(2 + count, 5 + key.len() + bytes);
-        cmd.arg("LPUSH").arg(key);
-        for (request, _) in &plain {
-            commands.owners[*request] = Owner::Lpush(at);
-        }
-        commands.scripts.push(None);
-        cmd
-    };
-    let mut cmd = cmd;
+    let mut cmd = BOUNDED
+        .command(
+            &config.keys,
+            &[],
+            3 + plain.len() + count,
+            30 * plain.len() + bytes,
+        )
+        .map_err(queue::unnamed_key)?;
+    cmd.arg(config.depth.max())
+        .arg(RATE_WINDOW_SECS)
+        .arg(plain.len());
+    for (n, (request, envelopes)) in plain.iter().enumerate() {
+        commands.owners[*request] = Owner::Bounded(at, n);
+        cmd.arg(envelopes.len());
+    }
     for (_, envelopes) in plain {
         envelopes.add_to(&mut cmd);
     }
-    commands.pipe.add_command(cmd);
+    commands.add(cmd, Some(&BOUNDED));
     Ok(())
 }
 
@@ -302,7 +308,7 @@ fn idempotent(
         .command(
             &config.keys,
             &[("idempotency", key)],
-            5 + envelopes.len(),
+            6 + envelopes.len(),
             bytes,
         )
         .map_err(queue::unnamed_key)?;
@@ -311,7 +317,8 @@ fn idempotent(
         .arg(retention.ttl_secs)
         .arg(retention.max_keys)
         .arg(retention.max_bytes)
-        .arg(answer);
+        .arg(answer)
+        .arg(RATE_WINDOW_SECS);
     envelopes.add_to(&mut cmd);
     Ok(cmd)
 }
@@ -390,12 +397,6 @@ fn outcome(
     };
     match owner {
         Owner::Full(len) => Err(ApiError::QueueFull { depth: len }),
-        Owner::Lpush(i) => {
-            let len: u64 = redis::from_redis_value(reply(i)?.clone())
-                .map_err(|_| ApiError::RedisUnavailable)?;
-            queue::pushed(depth, len);
-            Ok(Pushed::Queued)
-        }
         Owner::Bounded(i, n) => {
             let flags: Vec<u64> = redis::from_redis_value(reply(i)?.clone())
                 .map_err(|_| ApiError::RedisUnavailable)?;
@@ -444,6 +445,7 @@ mod tests {
     use std::time::Duration;
 
     use sluice_core::Keys;
+    use sluice_core::connect::RedisConnection;
     use sluice_core::message::{Envelope, NewMessage};
 
     use super::{Config, Owner, Push, Pushed, build, send};
@@ -482,8 +484,20 @@ mod tests {
             .collect()
     }
 
+    fn owners(commands: &super::Commands) -> Vec<String> {
+        commands
+            .owners
+            .iter()
+            .map(|o| match o {
+                Owner::Idempotent(i) => format!("idempotent {i}"),
+                Owner::Bounded(i, n) => format!("bounded {i} {n}"),
+                Owner::Full(d) => format!("full {d}"),
+            })
+            .collect()
+    }
+
     #[test]
-    fn plain_requests_share_one_lpush_and_idempotent_ones_get_a_script_each() {
+    fn plain_requests_share_one_bounded_push_and_idempotent_ones_get_a_script_each() {
         let pushes = vec![
             Push::Plain(envelopes(2)),
             Push::Idempotent {
@@ -494,25 +508,18 @@ mod tests {
             Push::Plain(envelopes(3)),
         ];
         let commands = build(&config("t:", 1_000_000), pushes).expect("built");
-        // The idempotent script first (EVALSHA sha 4 keys, 5 arguments, 1 envelope), then one
-        // LPUSH with both plain requests' five envelopes.
-        assert_eq!(args(&commands), [3 + 4 + 5 + 1, 2 + 5]);
-        let owners: Vec<_> = commands
-            .owners
-            .iter()
-            .map(|o| match o {
-                Owner::Lpush(i) => format!("lpush {i}"),
-                Owner::Idempotent(i) => format!("idempotent {i}"),
-                Owner::Bounded(i, n) => format!("bounded {i} {n}"),
-                Owner::Full(d) => format!("full {d}"),
-            })
-            .collect();
-        assert_eq!(owners, ["lpush 1", "idempotent 0", "lpush 1"]);
+        // The idempotent script first (EVALSHA sha 6 keys, 6 arguments, 1 envelope), then the
+        // bounding script (EVALSHA sha 3 keys, bound, window, 2 requests, their counts 2 and 3)
+        // with both plain requests' five envelopes.
+        assert_eq!(args(&commands), [3 + 6 + 6 + 1, 3 + 3 + 3 + 2 + 5]);
+        assert_eq!(
+            owners(&commands),
+            ["bounded 1 0", "idempotent 0", "bounded 1 1"]
+        );
     }
 
     #[test]
-    fn near_the_bound_the_plain_requests_go_through_the_bounding_script_and_past_it_none() {
-        // A bound of 10: the margin is all of it, so every push checks atomically.
+    fn a_request_that_can_never_fit_is_refused_before_any_command() {
         let commands = build(
             &config("t:", 10),
             vec![
@@ -522,13 +529,10 @@ mod tests {
             ],
         )
         .expect("built");
-        // EVALSHA sha 1 key, bound, 2 requests, their counts 4 and 6, then 10 envelopes; the
-        // request of 11 can never fit and is refused before any command.
-        assert_eq!(args(&commands), [3 + 1 + 2 + 2 + 10]);
-        assert!(matches!(
-            commands.owners[..],
-            [Owner::Bounded(0, 0), Owner::Full(0), Owner::Bounded(0, 1)]
-        ));
+        // The request of 11 can never fit a queue of 10; the others go to the script, which
+        // checks them against the queue as Redis holds it.
+        assert_eq!(args(&commands), [3 + 3 + 3 + 2 + 10]);
+        assert_eq!(owners(&commands), ["bounded 0 0", "full 0", "bounded 0 1"]);
     }
 
     #[tokio::test]
@@ -551,58 +555,159 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_bounding_script_takes_or_refuses_each_request_whole_in_order() {
-        let prefix = sluice_tests::unique_prefix("group");
-        let settings = sluice_core::settings::RedisSettings {
-            url: sluice_tests::redis_url(),
-            ..Default::default()
-        };
-        let mut conn = sluice_core::connect::redis_manager(&settings).expect("connection");
-        let config = config(&prefix, 10);
-        let pushes = vec![
-            Push::Plain(envelopes(4)),
-            Push::Plain(envelopes(7)),
-            Push::Idempotent {
-                key: format!("{prefix}idempotency:a"),
-                answer: "{}".into(),
-                envelopes: envelopes(3),
-            },
-            Push::Plain(envelopes(3)),
-            Push::Plain(envelopes(1)),
-        ];
-        let outcomes = send(&mut conn, &config, pushes).await;
-        let summary: Vec<String> = outcomes
+    fn summary(outcomes: &[Result<Pushed, ApiError>]) -> Vec<String> {
+        outcomes
             .iter()
             .map(|o| match o {
                 Ok(Pushed::Queued) => "queued".to_owned(),
                 Ok(Pushed::Replay(_)) => "replay".to_owned(),
                 Err(e) => e.code().to_owned(),
             })
-            .collect();
+            .collect()
+    }
+
+    fn idempotent(key: String, n: usize) -> Push {
+        Push::Idempotent {
+            key,
+            answer: format!("{{\"n\":{n}}}"),
+            envelopes: envelopes(n),
+        }
+    }
+
+    async fn redis() -> sluice_core::connect::RedisConnection {
+        let settings = sluice_core::settings::RedisSettings {
+            url: sluice_tests::redis_url(),
+            ..Default::default()
+        };
+        sluice_core::connect::redis_manager(&settings).expect("connection")
+    }
+
+    /// `LLEN pending_messages` and `accepted_total`.
+    async fn queued_and_counted(conn: &mut RedisConnection, keys: &Keys) -> (u64, u64) {
+        redis::pipe()
+            .cmd("LLEN")
+            .arg(&keys.pending_messages)
+            .cmd("GET")
+            .arg(&keys.accepted_total)
+            .query_async::<(u64, Option<u64>)>(conn)
+            .await
+            .map(|(len, total)| (len, total.unwrap_or(0)))
+            .expect("LLEN, GET")
+    }
+
+    #[tokio::test]
+    async fn the_bounding_script_takes_or_refuses_each_request_whole_in_order() {
+        let prefix = sluice_tests::unique_prefix("group");
+        let mut conn = redis().await;
+        let config = config(&prefix, 10);
+        let pushes = vec![
+            Push::Plain(envelopes(4)),
+            Push::Plain(envelopes(7)),
+            idempotent(format!("{prefix}idempotency:a"), 3),
+            Push::Plain(envelopes(3)),
+            Push::Plain(envelopes(1)),
+        ];
+        let outcomes = send(&mut conn, &config, pushes).await;
         // The idempotent request runs first (3), then 4 fits, 7 does not, 3 fits: 10, full.
         assert_eq!(
-            summary,
+            summary(&outcomes),
             ["queued", "queue_full", "queued", "queued", "queue_full"]
         );
-        let len: u64 = redis::cmd("LLEN")
-            .arg(&config.keys.pending_messages)
-            .query_async(&mut conn)
-            .await
-            .expect("LLEN");
-        assert_eq!(len, 10);
-        assert_eq!(config.depth.get(), 10, "the gauge learns the length");
-        let _: () = redis::cmd("DEL")
-            .arg(&config.keys.pending_messages)
-            .arg(format!("{prefix}idempotency:a"))
-            .arg(&config.keys.idempotency_keys)
-            .arg(&config.keys.idempotency_bytes)
-            .query_async(&mut conn)
-            .await
-            .expect("DEL");
         assert!(matches!(
             outcomes[1],
             Err(ApiError::QueueFull { depth: 10 })
         ));
+        // Exactly what was queued is counted, in the same step.
+        assert_eq!(queued_and_counted(&mut conn, &config.keys).await, (10, 10));
+        assert_eq!(config.depth.get(), 10, "the gauge learns the length");
+        sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_group_mixing_a_failing_request_and_huge_ones_answers_each_as_it_was_treated() {
+        let prefix = sluice_tests::unique_prefix("groupmix");
+        let mut conn = redis().await;
+        let config = config(&prefix, 1_000_000);
+        // A key of the wrong type: its request fails inside Redis, and only it.
+        let broken = format!("{prefix}idempotency:broken");
+        let _: () = redis::cmd("RPUSH")
+            .arg(&broken)
+            .arg("not an answer")
+            .query_async(&mut conn)
+            .await
+            .expect("RPUSH");
+        let big = format!("{prefix}idempotency:big");
+        // 9,000 values are past what one Lua `unpack` can hand over (about 8,000).
+        let pushes = vec![
+            Push::Plain(envelopes(2)),
+            idempotent(broken.clone(), 5),
+            idempotent(big.clone(), 9_000),
+            Push::Plain(envelopes(9_000)),
+            Push::Plain(envelopes(1)),
+        ];
+        let outcomes = send(&mut conn, &config, pushes).await;
+        assert_eq!(
+            summary(&outcomes),
+            ["queued", "redis_unavailable", "queued", "queued", "queued"]
+        );
+        assert_eq!(
+            queued_and_counted(&mut conn, &config.keys).await,
+            (18_003, 18_003)
+        );
+        // The retry of the big batch replays its answer and queues nothing; the broken key is
+        // as it was.
+        let again = send(&mut conn, &config, vec![idempotent(big, 9_000)]).await;
+        assert_eq!(summary(&again), ["replay"]);
+        assert!(matches!(&again[0], Ok(Pushed::Replay(a)) if a == r#"{"n":9000}"#));
+        assert_eq!(
+            queued_and_counted(&mut conn, &config.keys).await,
+            (18_003, 18_003)
+        );
+        let kind: String = redis::cmd("TYPE")
+            .arg(&broken)
+            .query_async(&mut conn)
+            .await
+            .expect("TYPE");
+        assert_eq!(kind, "list");
+        sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_push_that_fails_records_no_answer() {
+        let prefix = sluice_tests::unique_prefix("groupfail");
+        let mut conn = redis().await;
+        let config = config(&prefix, 1_000_000);
+        // The queue itself is unusable: the push fails, and must leave no record behind that a
+        // retry would replay as if its messages were queued.
+        let _: () = redis::cmd("SET")
+            .arg(&config.keys.pending_messages)
+            .arg("not a list")
+            .query_async(&mut conn)
+            .await
+            .expect("SET");
+        let key = format!("{prefix}idempotency:k");
+        let outcomes = send(&mut conn, &config, vec![idempotent(key.clone(), 3)]).await;
+        assert_eq!(summary(&outcomes), ["redis_unavailable"]);
+        let (recorded, index, counted): (bool, u64, Option<u64>) = redis::pipe()
+            .cmd("EXISTS")
+            .arg(&key)
+            .cmd("ZCARD")
+            .arg(&config.keys.idempotency_keys)
+            .cmd("GET")
+            .arg(&config.keys.accepted_total)
+            .query_async(&mut conn)
+            .await
+            .expect("reads");
+        assert_eq!((recorded, index, counted), (false, 0, None));
+        // Once the queue is usable again, the retry queues the messages.
+        let _: () = redis::cmd("DEL")
+            .arg(&config.keys.pending_messages)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
+        let retried = send(&mut conn, &config, vec![idempotent(key, 3)]).await;
+        assert_eq!(summary(&retried), ["queued"]);
+        assert_eq!(queued_and_counted(&mut conn, &config.keys).await, (3, 3));
+        sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
     }
 }

@@ -8,7 +8,6 @@
 //! - [`group`]: group commit, every push of a thread sent with those that arrived while the
 //!   last was in flight, in one round trip, confirmed by one `WAIT` with `redis.ack_replicas`.
 //! - [`queue`]: the queue bound and Redis's failures as answers.
-//! - [`accepted`]: the `accepted_total` count, kept off the hot path.
 //! - [`enqueue`]: queueing a request's messages, under its `Idempotency-Key`, and waiting for
 //!   their commit (`Prefer: wait=N`); [`persisted`]: the waiting requests, fed by `batch_events`.
 //! - [`store`]: the reads of PostgreSQL (`GET /messages`, a replay's persisted messages).
@@ -20,7 +19,6 @@
 //! `sluice_stream::StatsStream`, at the URL the Python stack's dashboards connect to. It does
 //! not evaluate alert rules: gateways do, and the stream serves what they recorded.
 
-pub mod accepted;
 pub mod body;
 pub mod enqueue;
 pub mod error;
@@ -59,7 +57,7 @@ pub struct Application {
     server: actix_server::Server,
     shutdown: CancellationToken,
     shared: Arc<Shared>,
-    /// The queue-depth gauge's and the accepted counter's connection.
+    /// The queue-depth gauge's connection.
     redis: sluice_core::connect::RedisConnection,
     stream: Option<StatsStream>,
     redis_clients: connect::Subscriptions,
@@ -165,11 +163,7 @@ impl Application {
             self.shutdown.clone(),
         ));
         sluice_http::stop_on(&self.server, self.shutdown.clone());
-        let (gauge_state, conn, stop) = (
-            Arc::clone(&shared),
-            self.redis.clone(),
-            self.shutdown.clone(),
-        );
+        let (gauge_state, conn, stop) = (Arc::clone(&shared), self.redis, self.shutdown.clone());
         let gauge = tokio::spawn(async move {
             let pending = gauge_state.keys.pending_messages.clone();
             let timeout = gauge_state.redis_timeout;
@@ -180,21 +174,9 @@ impl Application {
                 .refresh_periodically(conn, pending, timeout, stop)
                 .await;
         });
-        // The counter's last flush comes after the last request has been answered.
-        let served = CancellationToken::new();
-        let (count_state, conn, stop) = (Arc::clone(&shared), self.redis, served.clone());
-        let counting = tokio::spawn(async move {
-            let (keys, timeout) = (count_state.keys.clone(), count_state.redis_timeout);
-            count_state
-                .accepted
-                .flush_periodically(conn, keys, timeout, stop)
-                .await;
-        });
         let result = self.server.await;
         self.shutdown.cancel();
-        served.cancel();
         let _ = gauge.await;
-        let _ = counting.await;
         let _ = waiting.await;
         if let Some(stream) = stream {
             stream.await;

@@ -1,11 +1,11 @@
 //! The queue bound, and Redis's failures as the ingest API answers them; the pushes themselves
 //! are [`crate::group`]'s.
 //!
-//! The bound (`ingest.max_queue_depth`) is checked without a Redis round trip of its own: every
-//! process keeps the queue depth in a [`Depth`] gauge, updated from each push's reply and by a
-//! background LLEN every [`DEPTH_REFRESH`]. Far from the bound a group's plain requests are one
-//! LPUSH; close to it, a script that checks and pushes atomically, so the queue never passes
-//! the bound however many processes push at once.
+//! The bound (`ingest.max_queue_depth`) is checked by every push's script in the same atomic
+//! step as the push, so the queue never passes it however many processes push at once. Every
+//! process also keeps the queue depth in a [`Depth`] gauge, updated from each push's reply and by
+//! a background LLEN every [`DEPTH_REFRESH`], to refuse at once, without sending them, requests
+//! that would not fit a queue known to be full.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,8 +91,6 @@ pub const DEPTH_REFRESH: Duration = Duration::from_millis(100);
 pub struct Depth {
     value: AtomicU64,
     max: u64,
-    /// Above `max - margin`, pushes go through the checking script.
-    margin: u64,
 }
 
 impl Depth {
@@ -101,7 +99,6 @@ impl Depth {
         Self {
             value: AtomicU64::new(0),
             max,
-            margin: (max / 10).clamp(1_000.min(max), max),
         }
     }
 
@@ -118,12 +115,6 @@ impl Depth {
     /// The bound, `ingest.max_queue_depth`.
     pub fn max(&self) -> u64 {
         self.max
-    }
-
-    /// Whether a queue of `len` is close enough to the bound that a push must check it
-    /// atomically, with the bounding script.
-    pub fn near(&self, len: u64) -> bool {
-        len > self.max - self.margin
     }
 
     /// Keeps the gauge current until shutdown.
@@ -286,7 +277,6 @@ mod script_tests {
         for source in [
             include_str!("lua/push_bounded.lua"),
             include_str!("lua/push_idempotent.lua"),
-            include_str!("lua/count_accepted.lua"),
         ] {
             let script = LuaScript::new(source);
             assert!(!script.key_names().is_empty());

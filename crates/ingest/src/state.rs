@@ -9,7 +9,6 @@ use deadpool_postgres::Pool;
 use sluice_core::connect::RedisConnection;
 use sluice_core::{Keys, Settings};
 
-use crate::accepted::Accepted;
 use crate::body::{Budget, Limits, Share};
 use crate::group::{self, Pusher};
 use crate::persisted::Waiters;
@@ -63,8 +62,6 @@ pub struct Shared {
     pub idempotency: Retention,
     /// What the HTTP edge counted (write timeouts, malformed requests), for `/health`.
     pub edge: Arc<sluice_http::EdgeStats>,
-    /// Messages queued and not yet added to `accepted_total`, shared by every worker thread.
-    pub accepted: Arc<Accepted>,
     /// Requests waiting for their messages' commit (`Prefer: wait`), shared by every worker
     /// thread and fed by the process's one subscription.
     pub waiters: Arc<Waiters>,
@@ -100,7 +97,6 @@ impl Shared {
                 max_bytes: ingest.idempotency_max_bytes,
             },
             edge,
-            accepted: Arc::new(Accepted::default()),
             waiters: Arc::new(Waiters::new(ingest.max_waiters)),
             max_wait: Duration::from_secs(ingest.max_wait_secs),
             acks: settings.redis.acks(),

@@ -209,4 +209,17 @@ mod tests {
         seen.dedup();
         assert_eq!(seen, SECTIONS, "each section once, in order");
     }
+
+    #[test]
+    fn every_numeric_setting_declares_its_range() {
+        let unbounded: Vec<String> = defaults()
+            .into_iter()
+            .filter(|s| s.value.is_number() && (s.min.is_none() || s.max.is_none()))
+            .map(|s| s.key)
+            .collect();
+        assert!(
+            unbounded.is_empty(),
+            "numeric settings without #[schemars(range)]: {unbounded:?}"
+        );
+    }
 }

@@ -187,3 +187,41 @@ async fn a_key_used_on_one_endpoint_is_refused_on_the_other() {
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn batches_at_the_largest_batch_max_messages_are_queued_whole_and_replayed_whole() {
+    let max = sluice_core::settings::reference::defaults()
+        .into_iter()
+        .find(|s| s.key == "ingest.batch_max_messages")
+        .and_then(|s| s.max)
+        .expect("a declared range") as usize;
+    let max_text = max.to_string();
+    let mut app = spawn_app_with(&[("INGEST__BATCH_MAX_MESSAGES", &max_text)]).await;
+    let batch: Vec<_> = (0..max)
+        .map(|i| json!({"user_id": 1, "channel_id": 1, "content": format!("{i}")}))
+        .collect();
+    let body = json!(batch);
+    let r = post_batch(&app, &body).await;
+    assert_eq!(r.status().as_u16(), 202, "a plain batch of {max}");
+    let mut first = None;
+    for _ in 0..2 {
+        let r = app
+            .http
+            .post(app.url("/messages/batch"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "the-largest")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status().as_u16(), 202, "an idempotent batch of {max}");
+        let answer: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(answer["message_ids"].as_array().map(Vec::len), Some(max));
+        // The retry gets the first answer, with the same ids, and queues nothing.
+        assert!(first.is_none_or(|f| f == answer), "the replay differs");
+        first = Some(answer);
+    }
+    let (queued, counted) = app.queued_and_counted().await;
+    assert_eq!((queued, counted), (2 * max as u64, 2 * max as u64));
+    app.cleanup().await;
+}

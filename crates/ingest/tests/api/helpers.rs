@@ -27,11 +27,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         .await
         .expect("migrations apply");
     let prefix = sluice_tests::unique_prefix("ingest");
-    let settings = sluice_tests::settings(&prefix, &db, extra);
-    let shutdown = CancellationToken::new();
-    let app = Application::build(&settings, shutdown.clone()).expect("app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let (address, shutdown) = start(&prefix, &db, extra);
     TestApp {
         address,
         keys: Keys::new(&prefix),
@@ -40,6 +36,16 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         http: reqwest::Client::new(),
         shutdown,
     }
+}
+
+/// Starts an ingest server on `prefix` and `db`; returns its address and its shutdown.
+fn start(prefix: &str, db: &TestDb, extra: &[(&str, &str)]) -> (String, CancellationToken) {
+    let settings = sluice_tests::settings(prefix, db, extra);
+    let shutdown = CancellationToken::new();
+    let app = Application::build(&settings, shutdown.clone()).expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    (address, shutdown)
 }
 
 async fn deadpool_client(db: &TestDb) -> deadpool_postgres::Client {
@@ -65,6 +71,25 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// Another ingest server on this one's keys and database, with `extra` settings: its
+    /// address, and the token that stops it.
+    pub fn spawn_peer(&self, extra: &[(&str, &str)]) -> (String, CancellationToken) {
+        start(self.keys.prefix(), &self.db, extra)
+    }
+
+    /// `LLEN pending_messages` and `accepted_total`.
+    pub async fn queued_and_counted(&mut self) -> (u64, u64) {
+        redis::pipe()
+            .cmd("LLEN")
+            .arg(&self.keys.pending_messages)
+            .cmd("GET")
+            .arg(&self.keys.accepted_total)
+            .query_async::<(u64, Option<u64>)>(&mut self.redis)
+            .await
+            .map(|(len, total)| (len, total.unwrap_or(0)))
+            .expect("LLEN, GET")
     }
 
     /// The raw entries of `pending_messages`, oldest (next to be consumed) first.

@@ -3,6 +3,7 @@
 
 mod admin;
 mod batch;
+mod exact;
 mod health;
 mod helpers;
 mod hostile;

@@ -34,6 +34,8 @@ async fn an_unconfirmed_push_is_answered_503_not_replicated_and_may_be_queued() 
         .expect("sent");
     assert_error(batch, 503, "not_replicated").await;
     assert_eq!(app.pending().await.len(), 3);
+    // Queued, so counted, whatever the answer said.
+    assert_eq!(app.queued_and_counted().await, (3, 3));
     app.cleanup().await;
 }
 
@@ -54,5 +56,6 @@ async fn a_retry_with_the_same_key_queues_nothing_more_and_is_unconfirmed_too() 
         assert_error(response, 503, "not_replicated").await;
     }
     assert_eq!(app.pending().await.len(), 1, "queued once");
+    assert_eq!(app.queued_and_counted().await, (1, 1), "counted once");
     app.cleanup().await;
 }
