@@ -93,11 +93,45 @@ async fn settle(
     let stored_set: HashSet<Uuid> = stored.iter().copied().collect();
     assert_eq!(stored_set.len(), stored.len(), "no id stored twice");
     let accepted: HashSet<Uuid> = accepted.iter().copied().collect();
+    let unexpected: Vec<Uuid> = stored_set.difference(&accepted).copied().collect();
+    explain_unexpected(&client, &unexpected, &accepted).await;
     Outcome {
         rows: stored.len(),
         missing: accepted.difference(&stored_set).copied().collect(),
-        unexpected: stored_set.difference(&accepted).count(),
+        unexpected: unexpected.len(),
         total_messages: get(redis, &keys.total_messages).await,
+    }
+}
+
+/// Prints each row no client was answered 202 for, with the rows of the same message (the
+/// same content: each message's is unique) and whether one of those was answered 202.
+async fn explain_unexpected(
+    client: &tokio_postgres::Client,
+    unexpected: &[Uuid],
+    accepted: &HashSet<Uuid>,
+) {
+    for id in unexpected {
+        let rows = client
+            .query(
+                "SELECT m.id, m.content, m.created_at::text, m.inserted_at::text FROM messages m \
+                 WHERE m.content = (SELECT content FROM messages WHERE id = $1) ORDER BY m.id",
+                &[id],
+            )
+            .await
+            .expect("rows of one message");
+        for row in rows {
+            let (same, content): (Uuid, String) = (row.get(0), row.get(1));
+            let (created, inserted): (String, String) = (row.get(2), row.get(3));
+            eprintln!(
+                "UNEXPECTED row {id}: {same} {content:?} created {created} inserted {inserted} \
+                 {}",
+                if accepted.contains(&same) {
+                    "answered 202"
+                } else {
+                    "never answered 202"
+                }
+            );
+        }
     }
 }
 

@@ -282,7 +282,7 @@ pub async fn produce_while(
                     let body = serde_json::json!({
                         "user_id": client + 1,
                         "channel_id": i % 7 + 1,
-                        "content": format!("message {i} from client {client}"),
+                        "content": format!("{label} message {i} from client {client}"),
                     })
                     .to_string();
                     ids.push(post_until_accepted(&http, &url, body, format!("{label}-{i}")).await);

@@ -402,11 +402,31 @@ pub enum PoolError {
 
 /// A PostgreSQL connection pool of `pool_size` connections, created on demand.
 pub fn postgres_pool(settings: &PostgresSettings) -> Result<Pool, PoolError> {
+    postgres_pool_sized(settings, settings.pool_size, None)
+}
+
+/// A pool of `size` connections to `settings.url`, created on demand; with a
+/// `statement_timeout`, PostgreSQL cancels any statement of theirs that runs longer (SQLSTATE
+/// 57014, `query_canceled`). For a pool kept apart from the main one: reads that must not take
+/// the connections writes need, or a readiness probe that must not wait behind either.
+pub fn postgres_pool_sized(
+    settings: &PostgresSettings,
+    size: usize,
+    statement_timeout: Option<Duration>,
+) -> Result<Pool, PoolError> {
     let mut pg: tokio_postgres::Config = settings.url.parse()?;
     let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
     pg.connect_timeout(connect_timeout);
     if pg.get_application_name().is_none() {
         pg.application_name("sluice");
+    }
+    if let Some(timeout) = statement_timeout {
+        let option = format!("-c statement_timeout={}", timeout.as_millis());
+        let options = match pg.get_options() {
+            Some(given) => format!("{given} {option}"),
+            None => option,
+        };
+        pg.options(&options);
     }
     let manager = Manager::from_config(
         pg,
@@ -416,7 +436,7 @@ pub fn postgres_pool(settings: &PostgresSettings) -> Result<Pool, PoolError> {
         },
     );
     Pool::builder(manager)
-        .max_size(settings.pool_size)
+        .max_size(size)
         .runtime(Runtime::Tokio1)
         .create_timeout(Some(connect_timeout))
         .wait_timeout(Some(connect_timeout * 2))

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "unique_message_ids",
         sql: include_str!("../migrations/0004_unique_message_ids.sql"),
     },
+    Migration {
+        version: 5,
+        name: "channel_user_index",
+        sql: include_str!("../migrations/0005_channel_user_index.sql"),
+    },
 ];
 
 /// Where refinery records the applied migrations.

@@ -343,6 +343,15 @@ pub struct IngestSettings {
     /// is answered at once, as if it had not asked to wait.
     #[schemars(range(min = 1, max = 10_000_000))]
     pub max_waiters: usize,
+    /// Most `GET /messages` queries this process runs at once, each on a connection of the
+    /// read pool (which holds this many); past it a request is answered 503 `server_busy` at
+    /// once. Reads never take a connection that writes or readiness need.
+    #[schemars(range(min = 1, max = 1_000))]
+    pub read_concurrency: usize,
+    /// Longest a `GET /messages` query may run (PostgreSQL's `statement_timeout` on the read
+    /// pool's connections); past it the query is cancelled and answered 503 `read_timeout`.
+    #[schemars(range(min = 10, max = 600_000))]
+    pub read_timeout_ms: u64,
 }
 
 impl Default for IngestSettings {
@@ -365,6 +374,8 @@ impl Default for IngestSettings {
             serve_stats: true,
             max_wait_secs: 30,
             max_waiters: 100_000,
+            read_concurrency: 4,
+            read_timeout_ms: 2_000,
         }
     }
 }

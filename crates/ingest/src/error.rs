@@ -90,6 +90,20 @@ pub enum ApiError {
     /// PostgreSQL could not answer.
     #[error("the message store (PostgreSQL) is unavailable; retry later")]
     PostgresUnavailable,
+    /// `ingest.read_concurrency` reads of stored messages are running already.
+    #[error(
+        "this server is running as many reads of stored messages as it may ({limit}); retry later"
+    )]
+    ReadsBusy {
+        /// `ingest.read_concurrency`.
+        limit: usize,
+    },
+    /// A read ran past `ingest.read_timeout_ms` and was cancelled.
+    #[error("the read took longer than {timeout_ms} ms and was cancelled; retry later")]
+    ReadTimeout {
+        /// `ingest.read_timeout_ms`.
+        timeout_ms: u64,
+    },
     /// No such route.
     #[error("no such endpoint")]
     NotFound,
@@ -118,6 +132,8 @@ impl ApiError {
             Self::RedisFull => "redis_full",
             Self::NotReplicated { .. } => "not_replicated",
             Self::PostgresUnavailable => "postgres_unavailable",
+            Self::ReadsBusy { .. } => "server_busy",
+            Self::ReadTimeout { .. } => "read_timeout",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
         }
@@ -183,7 +199,9 @@ impl ResponseError for ApiError {
             Self::RedisUnavailable
             | Self::RedisFull
             | Self::NotReplicated { .. }
-            | Self::PostgresUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::PostgresUnavailable
+            | Self::ReadsBusy { .. }
+            | Self::ReadTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }

@@ -68,21 +68,11 @@ impl Application {
     /// connected lazily, so this succeeds while they are down (requests then get 503).
     pub fn build(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let (listener, port) = sluice_http::bind(settings.ingest.listen)?;
-        let pool = connect::postgres_pool(&settings.postgres)?;
-        let read_pool = match settings.postgres.reader() {
-            Some(replica) => connect::postgres_pool(&replica)?,
-            None => pool.clone(),
-        };
         // Built here, so that an unusable URL fails now and not in each worker thread.
         let redis = connect::redis_manager(&settings.redis).context("invalid redis.url")?;
         let edge_stats = Arc::new(EdgeStats::default());
         sluice_core::metric::exporter();
-        let shared = Arc::new(Shared::new(
-            settings,
-            pool,
-            read_pool,
-            Arc::clone(&edge_stats),
-        ));
+        let shared = Arc::new(Shared::new(settings, Arc::clone(&edge_stats))?);
         let admin = web::Data::new(sluice_admin::Admin::new(
             redis.clone(),
             shared.keys.clone(),

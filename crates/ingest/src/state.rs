@@ -6,13 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use sluice_core::connect::RedisConnection;
+use sluice_core::connect::{self, RedisConnection};
 use sluice_core::{Keys, Settings};
 
 use crate::body::{Budget, Limits, Share};
 use crate::group::{self, Pusher};
 use crate::persisted::Waiters;
 use crate::queue::{Depth, Retention};
+
+/// How long `/ready` waits for PostgreSQL to answer `SELECT 1`.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Per-worker-thread application state: the thread's Redis connection and the process's
 /// [`Shared`] state, which it dereferences to.
@@ -39,11 +42,20 @@ impl Deref for AppState {
 pub struct Shared {
     /// Key names under the configured prefix.
     pub keys: Keys,
-    /// PostgreSQL pool (shared by every worker thread), for `/ready` and the persisted-row
-    /// checks of `Prefer: wait`.
+    /// PostgreSQL pool (shared by every worker thread), for the persisted-row checks of a
+    /// replayed `Prefer: wait`.
     pub pool: Pool,
-    /// Where `GET /messages` reads: the replica at `postgres.read_url`, or [`Self::pool`].
+    /// Where `GET /messages` reads, a pool of its own (`ingest.read_concurrency` connections,
+    /// each with `ingest.read_timeout_ms` as its `statement_timeout`): to the replica at
+    /// `postgres.read_url`, or to `postgres.url`.
     pub read_pool: Pool,
+    /// How many more reads may start now; a read that finds none is answered 503
+    /// `server_busy` rather than waiting for a connection.
+    pub read_permits: Arc<tokio::sync::Semaphore>,
+    /// `ingest.read_timeout_ms`, named in the answer to a read it cancelled.
+    pub read_timeout: Duration,
+    /// `/ready`'s own connection, so readiness never waits behind reads or writes.
+    pub probe: Pool,
     /// `ingest.max_body_bytes`.
     pub max_body_bytes: usize,
     /// `ingest.max_batch_body_bytes`.
@@ -72,18 +84,27 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The shared state from `settings`, with the PostgreSQL pools and what the edge counts.
+    /// The shared state from `settings`, with what the edge counts; builds the PostgreSQL
+    /// pools (they connect lazily).
     pub fn new(
         settings: &Settings,
-        pool: Pool,
-        read_pool: Pool,
         edge: Arc<sluice_http::EdgeStats>,
-    ) -> Self {
+    ) -> Result<Self, sluice_core::connect::PoolError> {
         let ingest = &settings.ingest;
-        Self {
+        let postgres = &settings.postgres;
+        let read_timeout = Duration::from_millis(ingest.read_timeout_ms);
+        let reads_from = postgres.reader().unwrap_or_else(|| postgres.clone());
+        Ok(Self {
             keys: Keys::new(&settings.redis.effective_key_prefix()),
-            pool,
-            read_pool,
+            pool: connect::postgres_pool(postgres)?,
+            read_pool: connect::postgres_pool_sized(
+                &reads_from,
+                ingest.read_concurrency,
+                Some(read_timeout),
+            )?,
+            read_permits: Arc::new(tokio::sync::Semaphore::new(ingest.read_concurrency)),
+            read_timeout,
+            probe: connect::postgres_pool_sized(postgres, 1, Some(PROBE_TIMEOUT))?,
             max_body_bytes: ingest.max_body_bytes,
             max_batch_body_bytes: ingest.max_batch_body_bytes,
             batch_max_messages: ingest.batch_max_messages,
@@ -100,7 +121,7 @@ impl Shared {
             waiters: Arc::new(Waiters::new(ingest.max_waiters)),
             max_wait: Duration::from_secs(ingest.max_wait_secs),
             acks: settings.redis.acks(),
-        }
+        })
     }
 
     /// How the group commit of each thread pushes.
@@ -112,6 +133,11 @@ impl Shared {
             retention: self.idempotency,
             acks: self.acks,
         }
+    }
+
+    /// `ingest.read_concurrency`.
+    pub fn read_concurrency(&self) -> usize {
+        self.read_pool.status().max_size
     }
 
     /// How a `POST /messages` body is read.

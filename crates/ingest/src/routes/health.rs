@@ -1,7 +1,5 @@
 //! `GET /health` (liveness) and `GET /ready` (readiness).
 
-use std::time::Duration;
-
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
@@ -99,12 +97,14 @@ async fn redis_up(state: &AppState) -> Dependency {
     }
 }
 
+/// `SELECT 1` on the probe's own connection: readiness says whether PostgreSQL answers, not
+/// whether this process has a connection to spare.
 async fn postgres_up(state: &AppState) -> Dependency {
     let check = async {
-        let client = state.pool.get().await.ok()?;
+        let client = state.probe.get().await.ok()?;
         client.simple_query("SELECT 1").await.ok()
     };
-    match tokio::time::timeout(Duration::from_secs(2), check).await {
+    match tokio::time::timeout(crate::state::PROBE_TIMEOUT, check).await {
         Ok(Some(_)) => Dependency::Up,
         _ => Dependency::Down,
     }

@@ -139,7 +139,7 @@ pub struct MessagePage {
     responses(
         (status = 200, description = "Newest first", body = MessagePage),
         (status = 400, description = "A parameter is not acceptable: `fields` names each", body = ErrorBody),
-        (status = 503, description = "PostgreSQL is unavailable", body = ErrorBody),
+        (status = 503, description = "PostgreSQL is unavailable (`postgres_unavailable`), `ingest.read_concurrency` reads are running already (`server_busy`), or the query ran past `ingest.read_timeout_ms` (`read_timeout`)", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
 #[tracing::instrument(name = "list_messages", skip_all)]
@@ -148,9 +148,22 @@ pub async fn list_messages(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = ListQuery::parse(query.into_inner())?;
+    let Ok(_permit) = state.read_permits.try_acquire() else {
+        return Err(ApiError::ReadsBusy {
+            limit: state.read_concurrency(),
+        });
+    };
     let page = store::page(&state.read_pool, &query).await.map_err(|e| {
-        tracing::warn!(error = %e, "listing messages failed");
         sluice_core::metric::postgres_error("list_messages");
+        if store::cancelled(&e) {
+            // Counted in sluice_postgres_errors_total; one line per request would let a client
+            // write the log as fast as it reads.
+            tracing::debug!(query = ?query, "a read ran past ingest.read_timeout_ms");
+            return ApiError::ReadTimeout {
+                timeout_ms: state.read_timeout.as_millis() as u64,
+            };
+        }
+        tracing::warn!(error = %e, "listing messages failed");
         ApiError::PostgresUnavailable
     })?;
     Ok(HttpResponse::Ok().json(page))

@@ -152,3 +152,133 @@ async fn pages_come_from_the_read_replica_when_one_is_set() {
     app.cleanup().await;
     replica.drop_db().await.expect("dropped");
 }
+
+/// The plan nodes of `EXPLAIN (FORMAT JSON)`, flattened.
+fn plan_nodes(plan: &Value, out: &mut Vec<Value>) {
+    out.push(plan.clone());
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        plan_nodes(child, out);
+    }
+}
+
+#[tokio::test]
+async fn every_filter_combination_is_one_index_range_scan() {
+    use sluice_ingest::routes::list::ListQuery;
+    use sluice_ingest::store::PageQuery;
+
+    let app = spawn_app().await;
+    seed(&app, 30).await;
+    let client = app.db.client().await.expect("client");
+    // Whatever the table's size, a plan that could avoid a scan of a whole partition must.
+    client
+        .batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+        .await
+        .expect("SET");
+    let channel = Some(sluice_core::message::ChannelId::try_from(2).expect("id"));
+    let user = Some(sluice_core::message::UserId::try_from(1).expect("id"));
+    for (channel_id, user_id) in [(None, None), (channel, None), (None, user), (channel, user)] {
+        for before in [None, Some(Uuid::now_v7())] {
+            let query = ListQuery {
+                limit: 50,
+                channel_id,
+                user_id,
+                before,
+            };
+            let sql = PageQuery::new(&query).sql();
+            // Literal values in place of the parameters, for EXPLAIN.
+            let literal = sql.replace("channel_id = $1", "channel_id = 2").replace(
+                &format!("user_id = ${}", 1 + usize::from(channel_id.is_some())),
+                "user_id = 1",
+            );
+            let literal = (1..=4).rev().fold(literal, |sql, n| {
+                let value = if sql.contains(&format!("id < ${n}")) {
+                    format!("'{}'", before.unwrap_or_default())
+                } else {
+                    "50".to_owned()
+                };
+                sql.replace(&format!("${n}"), &value)
+            });
+            let row = client
+                .query_one(&format!("EXPLAIN (FORMAT JSON) {literal}"), &[])
+                .await
+                .expect("EXPLAIN");
+            let plan: Value = row.get(0);
+            let mut nodes = Vec::new();
+            plan_nodes(&plan[0]["Plan"], &mut nodes);
+            for node in &nodes {
+                let kind = node["Node Type"].as_str().unwrap_or("");
+                assert!(!kind.contains("Seq Scan"), "{literal}: {plan:#}");
+                assert!(
+                    node.get("Filter").is_none(),
+                    "{literal}: a row-by-row filter: {plan:#}"
+                );
+            }
+            assert!(
+                nodes
+                    .iter()
+                    .any(|n| n["Node Type"].as_str() == Some("Index Scan")),
+                "{literal}: {plan:#}"
+            );
+        }
+    }
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn reads_that_cannot_finish_never_take_readiness_down() {
+    let app = spawn_app_with(&[
+        ("INGEST__READ_CONCURRENCY", "2"),
+        ("INGEST__READ_TIMEOUT_MS", "500"),
+    ])
+    .await;
+    seed(&app, 5).await;
+    // Every read of `messages` waits behind this lock until its statement timeout.
+    let mut locker = app.db.client().await.expect("client");
+    let lock = locker.transaction().await.expect("BEGIN");
+    lock.batch_execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("LOCK");
+    let reads: Vec<_> = (0..64)
+        .map(|_| {
+            let (http, url) = (
+                app.http.clone(),
+                app.url("/messages?channel_id=1&user_id=2"),
+            );
+            tokio::spawn(async move {
+                let r = http.get(url).send().await.expect("sent");
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.expect("json");
+                (
+                    status,
+                    body["error"]["code"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let ready = app.http.get(app.url("/ready")).send().await.expect("sent");
+    assert_eq!(ready.status().as_u16(), 200, "ready while reads are stuck");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let mut answers = std::collections::BTreeMap::<(u16, String), usize>::new();
+    for read in reads {
+        *answers.entry(read.await.expect("read")).or_default() += 1;
+    }
+    // Two ran, until their statement timeout; the rest were refused at once.
+    assert_eq!(
+        answers.keys().cloned().collect::<Vec<_>>(),
+        [
+            (503, "read_timeout".to_owned()),
+            (503, "server_busy".to_owned())
+        ],
+        "{answers:?}"
+    );
+    assert!(
+        answers[&(503, "read_timeout".to_owned())] >= 2,
+        "{answers:?}"
+    );
+    lock.rollback().await.expect("ROLLBACK");
+    let page = get(&app, "channel_id=1").await;
+    assert!(!ids(&page).is_empty());
+    app.cleanup().await;
+}
