@@ -5,9 +5,10 @@ import hashlib
 import json
 import re
 import signal
+import subprocess
 import time
 
-from conftest import ADMIN_TOKEN, OUT, Sender, wait_for
+from conftest import ADMIN_TOKEN, OUT, REDIS_URL, Sender, wait_for
 
 TIME = re.compile(r"^\d\d:\d\d:\d\d$")
 
@@ -89,6 +90,47 @@ def test_the_dead_letters_page_pages_inspects_requeues_and_purges(stack, page):
     wait_for(lambda: page.inner_text("#total") == "(0)", 5, "an empty list")
     assert page.inner_text("#status").startswith("Deleted ")
     assert stack.redis("LLEN", stack.prefix + "dead_messages") == "0"
+
+
+def push_raw(stack, entry):
+    """LPUSHes `entry` (bytes) onto dead_messages as it is, as a hand with Redis access might."""
+    key = stack.prefix + "dead_messages"
+    subprocess.run(["redis-cli", "-u", REDIS_URL, "-x", "LPUSH", key], input=entry, check=True, capture_output=True)
+
+
+def test_every_entry_is_listed_whatever_its_shape(stack, page):
+    stack.redis("DEL", stack.prefix + "dead_messages")
+    dead_letter(stack, "an ordinary one")
+    push_raw(stack, json.dumps({"payload": {"an": "object"}, "reason": "by hand"}).encode())
+    push_raw(stack, b"\xc3\x28\xff raw bytes")
+    push_raw(stack, json.dumps({"payload": "odd fields", "reason": 7, "failed_at": None}).encode())
+    cut = {"payload": "x" * 100, "payload_bytes": 10485760, "reason": "too long", "failed_at": "2026-12-02T10:00:00Z", "worker_id": "w-test"}
+    push_raw(stack, json.dumps(cut).encode())
+
+    open_dead_letters(page, stack)
+    page.wait_for_selector("#letters tr")
+    wait_for(lambda: page.locator("#letters tr").count() == 5, 5, "every entry listed")
+    assert page.inner_text("#total") == "(5)"
+    rows = page.locator("#letters tr")
+    assert "too long (first bytes only)" in rows.nth(0).inner_text()
+    assert "unreadable" not in rows.nth(1).inner_text()
+    # Newest first: the letter that kept only its first bytes can be inspected, not requeued.
+    rows.nth(0).locator("button").click()
+    assert page.locator("#inspect-requeue").is_disabled()
+    assert "10,485,760-byte entry" in page.inner_text("#inspect-meta")
+    page.click("#inspect-close")
+    rows.nth(1).locator("button").click()
+    assert page.inner_text("#inspect-text") == "odd fields"
+    assert not page.locator("#inspect-requeue").is_disabled()
+    page.click("#inspect-close")
+    # Bytes that are not UTF-8 and an object payload: unreadable entries, shown with their bytes.
+    rows.nth(2).locator("button").click()
+    assert page.inner_text("#inspect-hex").startswith("c3 28 ff 20 72 61 77")
+    assert page.locator("#inspect-requeue").is_disabled()
+    page.click("#inspect-close")
+    assert "object" in rows.nth(3).inner_text() and "unreadable entry" in rows.nth(3).inner_text()
+    assert "an ordinary one" in rows.nth(4).inner_text()
+    page.screenshot(path=str(OUT / "dead-letters-shapes.png"), full_page=True)
 
 
 def test_a_late_worker_is_marked_with_its_age_before_it_is_presumed_dead(stack, page):

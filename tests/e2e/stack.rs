@@ -257,6 +257,33 @@ pub async fn produce_while(
     concurrency: usize,
     more: impl Fn(usize) -> bool + Send + Sync + 'static,
 ) -> Vec<Uuid> {
+    produce_posted(ingest_url, label, concurrency, more)
+        .await
+        .into_iter()
+        .map(|posted| posted.id)
+        .collect()
+}
+
+/// One message as its client saw it.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    /// The id it was answered 202 with.
+    pub id: Uuid,
+    /// Its content, unique to it.
+    pub content: String,
+    /// Whether an attempt before the one answered 202 got another answer (503, or none at all):
+    /// that attempt may have been queued too, under an id the client never learnt, if a
+    /// failover without acknowledgements then lost its `Idempotency-Key` record.
+    pub retried: bool,
+}
+
+/// Like [`produce_while`], with each message's content and whether it was retried.
+pub async fn produce_posted(
+    ingest_url: &str,
+    label: &str,
+    concurrency: usize,
+    more: impl Fn(usize) -> bool + Send + Sync + 'static,
+) -> Vec<Posted> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -279,13 +306,20 @@ pub async fn produce_while(
                     if !more(i) {
                         return ids;
                     }
+                    let content = format!("{label} message {i} from client {client}");
                     let body = serde_json::json!({
                         "user_id": client + 1,
                         "channel_id": i % 7 + 1,
-                        "content": format!("{label} message {i} from client {client}"),
+                        "content": content,
                     })
                     .to_string();
-                    ids.push(post_until_accepted(&http, &url, body, format!("{label}-{i}")).await);
+                    let key = format!("{label}-{i}");
+                    let (id, retried) = post_until_accepted(&http, &url, body, key).await;
+                    ids.push(Posted {
+                        id,
+                        content,
+                        retried,
+                    });
                 }
             })
         })
@@ -298,9 +332,16 @@ pub async fn produce_while(
 }
 
 /// POSTs one message until it is answered 202 (retrying 429, 503 and connection errors with
-/// the same `Idempotency-Key` for up to 60 s) and returns its id.
-async fn post_until_accepted(http: &reqwest::Client, url: &str, body: String, key: String) -> Uuid {
+/// the same `Idempotency-Key` for up to 60 s); returns its id, and whether an attempt got
+/// another answer than 202 or 429 first (one that may have queued it).
+async fn post_until_accepted(
+    http: &reqwest::Client,
+    url: &str,
+    body: String,
+    key: String,
+) -> (Uuid, bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut retried = false;
     loop {
         let sent = http
             .post(url)
@@ -314,9 +355,13 @@ async fn post_until_accepted(http: &reqwest::Client, url: &str, body: String, ke
             if status == 202 {
                 let answer: serde_json::Value = response.json().await.expect("JSON");
                 let id = answer["message_id"].as_str().expect("id");
-                return id.parse::<Uuid>().expect("uuid");
+                return (id.parse::<Uuid>().expect("uuid"), retried);
             }
             assert!(matches!(status, 429 | 503), "unexpected status {status}");
+            // A 429 is refused before any push; a 503 may follow one.
+            retried |= status == 503;
+        } else {
+            retried = true;
         }
         assert!(
             tokio::time::Instant::now() < deadline,

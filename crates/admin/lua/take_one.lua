@@ -5,26 +5,24 @@
 -- dead letter: LREM removes the newest copy.
 -- KEYS: dead_messages, pending_messages
 -- Returns {found, examined}: found is 1 when taken, 0 when not among those examined, -1 when
--- found but unreadable (not requeued: requeue cannot know its bytes).
+-- found but it cannot be requeued (unreadable or truncated: requeue cannot know its bytes).
 local wanted, from = ARGV[1], tonumber(ARGV[2])
 local limit, max_bytes, action = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local entries = redis.call('LRANGE', KEYS[1], from, from + limit - 1)
-local bytes = 0
-for i, entry in ipairs(entries) do
-  if redis.sha1hex(entry) == wanted then
-    if action == 'requeue' then
-      local payload = dead_payload(entry)
-      if not payload then
-        return {-1, i}
-      end
-      redis.call('LPUSH', KEYS[2], payload)
+local found = 0
+local examined = each_entry(KEYS[1], from, limit, max_bytes, function(entry)
+  if redis.sha1hex(entry) ~= wanted then
+    return false
+  end
+  if action == 'requeue' then
+    local payload = dead_payload(entry)
+    if not payload then
+      found = -1
+      return true
     end
-    redis.call('LREM', KEYS[1], 1, entry)
-    return {1, i}
+    redis.call('LPUSH', KEYS[2], payload)
   end
-  bytes = bytes + #entry
-  if bytes >= max_bytes then
-    return {0, i}
-  end
-end
-return {0, #entries}
+  redis.call('LREM', KEYS[1], 1, entry)
+  found = 1
+  return true
+end)
+return {found, examined}

@@ -27,7 +27,7 @@ pub enum AdminError {
     NoSuchDeadLetter(String),
     /// The dead letter cannot be read, so its bytes cannot be requeued.
     #[error(
-        "dead letter {0:?} cannot be read (not JSON, no payload, or bad hex), so it cannot be requeued; delete it instead"
+        "dead letter {0:?} cannot be requeued: it cannot be read (not JSON, no text payload, or bad hex), or it kept only the first bytes of a longer entry; delete it instead"
     )]
     Unreadable(String),
     /// Redis did not answer in time.

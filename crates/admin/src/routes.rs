@@ -19,6 +19,16 @@ use crate::error::AdminError;
 
 /// Largest page of `GET /admin/dead-letters`.
 pub const MAX_LIST: usize = 1_000;
+/// Most bytes of entries one page of `GET /admin/dead-letters` reads: a page ends after the
+/// entry that reaches it, so a page of large entries holds fewer than its `limit`.
+pub const PAGE_BYTES: u64 = 1 << 20;
+/// Most bytes of one entry a page carries: the largest dead letter a worker writes
+/// (`worker.dead_letter_max_bytes` at its largest, 128 KiB, is at most about 8 times that in
+/// JSON and hex). A longer entry (written by hand, or by a release without that bound) is
+/// listed as unreadable, with its size and its first bytes.
+pub const ENTRY_BYTES: u64 = 1 << 20;
+/// Bytes of an unreadable entry shown, as text and as hex.
+pub const UNREADABLE_SHOWN: usize = 4 * 1024;
 /// Most entries one Redis call of a requeue, purge or search examines.
 pub const CHUNK_ENTRIES: u64 = 500;
 /// Most bytes of entries one call reads: with [`CHUNK_ENTRIES`], what keeps each call to a
@@ -31,6 +41,9 @@ fn script(parts: &[&str]) -> LuaScript {
 }
 
 const DEAD_PAYLOAD: &str = include_str!("../lua/dead_payload.lua");
+const ENTRIES: &str = include_str!("../lua/entries.lua");
+static LIST: LazyLock<LuaScript> =
+    LazyLock::new(|| script(&[ENTRIES, include_str!("../lua/list_dead.lua")]));
 static REQUEUE: LazyLock<LuaScript> =
     LazyLock::new(|| script(&[DEAD_PAYLOAD, include_str!("../lua/requeue_dead.lua")]));
 static PURGE_UNREADABLE: LazyLock<LuaScript> =
@@ -38,7 +51,7 @@ static PURGE_UNREADABLE: LazyLock<LuaScript> =
 static PURGE: LazyLock<LuaScript> =
     LazyLock::new(|| script(&[include_str!("../lua/purge_dead.lua")]));
 static TAKE_ONE: LazyLock<LuaScript> =
-    LazyLock::new(|| script(&[DEAD_PAYLOAD, include_str!("../lua/take_one.lua")]));
+    LazyLock::new(|| script(&[DEAD_PAYLOAD, ENTRIES, include_str!("../lua/take_one.lua")]));
 
 /// Query of the list call.
 #[derive(Debug, Deserialize)]
@@ -84,17 +97,62 @@ pub fn dead_letter_id(entry: &[u8]) -> String {
         .collect()
 }
 
-/// One entry as listed: its JSON object with its `id` added; an entry that is not a JSON object
-/// becomes `{"id", "unreadable": <its text>}`.
-fn listed(raw: String) -> serde_json::Value {
-    let id = serde_json::Value::String(dead_letter_id(raw.as_bytes()));
-    match serde_json::from_str::<serde_json::Value>(&raw) {
-        Ok(serde_json::Value::Object(mut letter)) => {
-            letter.insert("id".to_owned(), id);
-            serde_json::Value::Object(letter)
+/// One entry as listed, from its id, its size and its first bytes (all of it unless `size`
+/// says more): a dead letter (an object whose `payload` is a string, with valid
+/// `payload_hex` if any) as `{"id", "bytes", "payload", …}` with only the fields of a dead
+/// letter, each of its type; anything else as `{"id", "bytes", "unreadable", "unreadable_hex"}`,
+/// its first [`UNREADABLE_SHOWN`] bytes as text and as hex, whatever they are.
+fn listed(id: String, size: u64, head: &[u8]) -> serde_json::Value {
+    use serde_json::Value;
+    let whole = head.len() as u64 == size;
+    let letter = whole
+        .then(|| serde_json::from_slice::<Value>(head).ok())
+        .flatten()
+        .filter(readable);
+    let mut out = serde_json::Map::new();
+    out.insert("id".into(), Value::String(id));
+    out.insert("bytes".into(), size.into());
+    match letter {
+        Some(Value::Object(letter)) => {
+            for (key, value) in letter {
+                let keep = match key.as_str() {
+                    "payload" | "payload_hex" | "reason" | "failed_at" | "worker_id" => {
+                        value.is_string()
+                    }
+                    "payload_bytes" => value.is_u64(),
+                    _ => false,
+                };
+                if keep {
+                    out.insert(key, value);
+                }
+            }
         }
-        _ => serde_json::json!({ "id": id, "unreadable": raw }),
+        _ => {
+            let shown = &head[..head.len().min(UNREADABLE_SHOWN)];
+            let text = String::from_utf8_lossy(shown).into_owned();
+            let hex: String = shown.iter().map(|b| format!("{b:02x}")).collect();
+            out.insert("unreadable".into(), Value::String(text));
+            out.insert("unreadable_hex".into(), Value::String(hex));
+        }
     }
+    Value::Object(out)
+}
+
+/// Whether `letter` is a dead letter the page and the CLI can show as one, as requeue reads it
+/// (`lua/dead_payload.lua`): an object whose `payload` is a string, and whose `payload_hex`, if
+/// any, is lower-case hex pairs.
+fn readable(letter: &serde_json::Value) -> bool {
+    let hex_ok = match letter.get("payload_hex") {
+        None => true,
+        Some(serde_json::Value::String(hex)) => {
+            hex.len() % 2 == 0 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        }
+        Some(_) => false,
+    };
+    letter
+        .get("payload")
+        .is_some_and(serde_json::Value::is_string)
+        && hex_ok
 }
 
 /// `GET /admin/dead-letters?limit=100&offset=0`: a page of dead letters, newest first, and how
@@ -120,24 +178,42 @@ pub async fn list(
     let limit = parse("limit", query.limit.as_deref(), 1, MAX_LIST as u64)?.unwrap_or(100);
     let offset = parse("offset", query.offset.as_deref(), 0, i64::MAX as u64)?.unwrap_or(0);
     let mut redis = admin.redis.clone();
-    let (total, entries): (u64, Vec<String>) = admin
-        .within(
-            "dead-letter admin call",
-            redis::pipe()
-                .cmd("LLEN")
-                .arg(&admin.keys.dead_messages)
-                .cmd("LRANGE")
-                .arg(&admin.keys.dead_messages)
+    let reply: Vec<redis::Value> = admin
+        .within("dead-letter admin call", async {
+            LIST.keyed(&admin.keys, &[])?
                 .arg(offset)
-                .arg(offset + limit - 1)
-                .query_async(&mut redis),
-        )
+                .arg(limit)
+                .arg(PAGE_BYTES)
+                .arg(ENTRY_BYTES)
+                .invoke_async(&mut redis)
+                .await
+        })
         .await?;
+    let (total, dead_letters) = page(reply);
+    let next = offset + dead_letters.len() as u64;
     Ok(HttpResponse::Ok().json(DeadLetterPage {
         total,
         offset,
-        dead_letters: entries.into_iter().map(listed).collect(),
+        next_offset: (next < total).then_some(next),
+        dead_letters,
     }))
+}
+
+/// The list script's reply: the number of entries, then each one's id, size and first bytes.
+fn page(reply: Vec<redis::Value>) -> (u64, Vec<serde_json::Value>) {
+    let mut values = reply.into_iter();
+    let total = values
+        .next()
+        .and_then(|v| redis::from_redis_value::<u64>(v).ok())
+        .unwrap_or(0);
+    let mut letters = Vec::new();
+    while let (Some(id), Some(size), Some(head)) = (values.next(), values.next(), values.next()) {
+        let id = redis::from_redis_value::<String>(id).unwrap_or_default();
+        let size = redis::from_redis_value::<u64>(size).unwrap_or(0);
+        let head = redis::from_redis_value::<Vec<u8>>(head).unwrap_or_default();
+        letters.push(listed(id, size, &head));
+    }
+    (total, letters)
 }
 
 /// Runs `script` over the oldest `limit` dead letters (all when `None`), one bounded chunk per
@@ -377,7 +453,7 @@ mod tests {
     #[test]
     fn every_admin_script_names_only_keys_it_is_given() {
         let keys = sluice_core::Keys::new("p:");
-        for script in [&*REQUEUE, &*PURGE_UNREADABLE, &*PURGE, &*TAKE_ONE] {
+        for script in [&*REQUEUE, &*PURGE_UNREADABLE, &*PURGE, &*TAKE_ONE, &*LIST] {
             assert!(!script.key_names().is_empty());
             assert!(script.keyed(&keys, &[]).is_ok(), "{:?}", script.key_names());
         }
@@ -401,17 +477,49 @@ mod tests {
         }
     }
 
+    fn whole(entry: &[u8]) -> serde_json::Value {
+        listed(dead_letter_id(entry), entry.len() as u64, entry)
+    }
+
     #[test]
     fn entries_are_listed_with_their_id_readable_or_not() {
-        let letter = listed(r#"{"payload":"p","reason":"r"}"#.to_owned());
+        let letter = whole(br#"{"payload":"p","reason":"r","extra":{"x":1}}"#);
         assert_eq!(letter["payload"], "p");
-        assert_eq!(
-            letter["id"],
-            dead_letter_id(br#"{"payload":"p","reason":"r"}"#)
-        );
-        let junk = listed("not json".to_owned());
+        assert_eq!(letter["bytes"], 44);
+        assert!(letter.get("extra").is_none(), "{letter}");
+        let junk = whole(b"not json");
         assert_eq!(junk["unreadable"], "not json");
+        assert_eq!(junk["unreadable_hex"], "6e6f74206a736f6e");
         assert_eq!(junk["id"], dead_letter_id(b"not json"));
-        assert_eq!(listed("[1]".to_owned())["unreadable"], "[1]");
+        assert_eq!(whole(b"[1]")["unreadable"], "[1]");
+    }
+
+    #[test]
+    fn every_shape_is_listed_and_only_dead_letters_as_such() {
+        // A payload that is not a string, hex that is not hex, bytes that are not UTF-8, a
+        // field of the wrong type: each listed, none with a `payload` that is not text.
+        for entry in [
+            &br#"{"payload":{"nested":true},"reason":"r"}"#[..],
+            br#"{"payload":"p","payload_hex":"zz"}"#,
+            b"\xff\xfe{\"payload\":\"p\"}",
+            br#"{"reason":"no payload"}"#,
+        ] {
+            let listed = whole(entry);
+            assert!(listed.get("payload").is_none(), "{listed}");
+            assert!(listed["unreadable_hex"].is_string(), "{listed}");
+        }
+        let odd = whole(br#"{"payload":"p","reason":7,"failed_at":null}"#);
+        assert_eq!(odd["payload"], "p");
+        assert!(
+            odd.get("reason").is_none() && odd.get("failed_at").is_none(),
+            "{odd}"
+        );
+        // An entry longer than what a page carries of it: its first bytes, as unreadable.
+        let cut = listed("id".into(), 50 << 20, &[b'a'; 10_000]);
+        assert_eq!(cut["bytes"], 50 << 20);
+        assert_eq!(
+            cut["unreadable"].as_str().map(str::len),
+            Some(UNREADABLE_SHOWN)
+        );
     }
 }

@@ -63,9 +63,10 @@ pub async fn dead_letters(command: DeadLetters) -> anyhow::Result<()> {
         DeadLetters::List {
             ingest,
             limit,
+            offset,
             json,
         } => {
-            let page = admin(&ingest)?.dead_letters(limit).await?;
+            let page = admin(&ingest)?.dead_letters(limit, offset).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
             } else {

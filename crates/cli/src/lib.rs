@@ -115,9 +115,12 @@ pub enum DeadLetters {
         /// The ingest API.
         #[command(flatten)]
         ingest: IngestArgs,
-        /// How many to show (at most 1000).
+        /// How many to show (at most 1000; a page also ends once it holds 1 MiB).
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Newer entries to skip: the `next_offset` a previous page gave.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
         /// The API's JSON, for scripts.
         #[arg(long)]
         json: bool,

@@ -130,20 +130,38 @@ pub fn send_report(report: &SendReport) -> String {
     out
 }
 
-/// `sluice dead-letters list`.
+/// `sluice dead-letters list`: each entry on two lines, unreadable ones as such with their
+/// first bytes in hex.
 pub fn dead_letters(page: &DeadLetterPage) -> String {
     let text =
         |letter: &serde_json::Value, key: &str| letter[key].as_str().unwrap_or("").to_owned();
     let mut out = format!("{} dead letter(s)\n", page.total);
     for letter in &page.dead_letters {
+        let bytes = letter["bytes"].as_u64().unwrap_or(0);
+        if letter.get("unreadable").is_some() {
+            let _ = writeln!(
+                out,
+                "unreadable entry {} ({bytes} bytes; delete it with `sluice dead-letters purge --unreadable`)\n    hex {}",
+                text(letter, "id"),
+                text(letter, "unreadable_hex"),
+            );
+            continue;
+        }
+        let kept = match letter["payload_bytes"].as_u64() {
+            Some(size) => format!("  (first bytes of {size}; cannot be requeued)"),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{}  {}  {}\n    {}",
+            "{}  {}  {}{kept}\n    {}",
             text(letter, "failed_at"),
             text(letter, "worker_id"),
             text(letter, "reason"),
             text(letter, "payload"),
         );
+    }
+    if let Some(next) = page.next_offset {
+        let _ = writeln!(out, "(more: --offset {next})");
     }
     out
 }

@@ -163,10 +163,16 @@ impl Client {
         self.get(&format!("/stats/history?window={window}")).await
     }
 
-    /// `GET /admin/dead-letters?limit=…`.
-    pub async fn dead_letters(&self, limit: usize) -> Result<DeadLetterPage, ClientError> {
-        self.get(&format!("/admin/dead-letters?limit={limit}"))
-            .await
+    /// `GET /admin/dead-letters?limit=…&offset=…`: a page of dead letters, newest first.
+    pub async fn dead_letters(
+        &self,
+        limit: usize,
+        offset: u64,
+    ) -> Result<DeadLetterPage, ClientError> {
+        self.get(&format!(
+            "/admin/dead-letters?limit={limit}&offset={offset}"
+        ))
+        .await
     }
 
     /// `POST /admin/dead-letters/requeue[?limit=…]`: how many went back to the queue, and

@@ -141,9 +141,17 @@ pub struct DeadLetterPage {
     /// Newer entries skipped before this page (`offset` of the request).
     #[serde(default)]
     pub offset: u64,
-    /// Newest first; each `{"id", "payload", "reason", "failed_at", "worker_id"}` (and
-    /// `payload_hex` when the bytes are not UTF-8), or `{"id", "unreadable"}` for an entry
-    /// that is not such an object. `id` names it in the calls on one dead letter.
+    /// The `offset` of the next page; `null` after the last. A page holds at most `limit`
+    /// entries and ends after the one that brings it to 1 MiB, so it may hold fewer.
+    #[serde(default)]
+    pub next_offset: Option<u64>,
+    /// Newest first. Each has `id` (which names it in the calls on one dead letter) and
+    /// `bytes` (its size in `dead_messages`). A dead letter adds `payload` (text), and, when
+    /// present and of their type, `payload_hex` (when the bytes are not UTF-8),
+    /// `payload_bytes` (when only its first bytes were kept: it cannot be requeued), `reason`,
+    /// `failed_at` and `worker_id`. Any other entry (not JSON, no text `payload`, bad hex, or
+    /// longer than a page carries) adds `unreadable` and `unreadable_hex`: its first 4 KiB as
+    /// text (invalid bytes as U+FFFD) and as hex.
     pub dead_letters: Vec<serde_json::Value>,
 }
 

@@ -411,6 +411,12 @@ pub struct WorkerSettings {
     /// `dead_letters_trimmed`.
     #[schemars(range(min = 1, max = 100_000_000))]
     pub dead_letters_max: u64,
+    /// Most bytes of an entry a dead letter keeps: a longer one (which the ingest API never
+    /// queues: its largest message is about 8.3 KB) keeps its first bytes and its size, and
+    /// cannot be requeued. An entry of `dead_messages` costs at most about 8 times this (its
+    /// JSON, and hex for bytes that are not UTF-8).
+    #[schemars(range(min = 1_024, max = 131_072))]
+    pub dead_letter_max_bytes: usize,
     /// Address of the worker's HTTP listener (`/metrics`, `/health`, `/ready`), e.g.
     /// `127.0.0.1:9101`; empty (the default) turns it off.
     pub listen: String,
@@ -432,6 +438,7 @@ impl Default for WorkerSettings {
             idle_poll_ms: 1_000,
             dead_after_ms: 10_000,
             dead_letters_max: 100_000,
+            dead_letter_max_bytes: 16_384,
             listen: String::new(),
         }
     }

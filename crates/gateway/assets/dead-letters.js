@@ -6,7 +6,10 @@ import { element } from "./panels.js";
 
 const PAGE = 25;
 const TOKEN_KEY = "sluice.admin_token";
-const state = { token: sessionStorage.getItem(TOKEN_KEY) ?? "", offset: 0, total: 0, letters: [] };
+// `next` is where the next (older) page starts: a page ends early once it holds 1 MiB, so it
+// is the server's `next_offset`, not offset + PAGE; `back` holds the offsets of the pages
+// walked through, for "newer".
+const state = { token: sessionStorage.getItem(TOKEN_KEY) ?? "", offset: 0, next: null, back: [], total: 0, letters: [] };
 const $ = (id) => document.getElementById(id);
 
 function say(text, kind = "") {
@@ -32,10 +35,11 @@ async function show() {
   try {
     const page = await call("GET", "/admin/dead-letters", { limit: PAGE, offset: state.offset });
     if (page.total > 0 && state.offset >= page.total) {
-      state.offset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE);
+      // Entries went (requeued, deleted) since this page was shown: back to the one before.
+      state.offset = state.back.pop() ?? 0;
       return show();
     }
-    Object.assign(state, { total: page.total, letters: page.dead_letters });
+    Object.assign(state, { total: page.total, letters: page.dead_letters, next: page.next_offset ?? null });
     render();
     $("letters-panel").hidden = false;
     $("forget").hidden = false;
@@ -51,7 +55,7 @@ function render() {
   $("total").textContent = `(${format.count(total)})`;
   $("range").textContent = total ? `${format.count(offset + 1)}–${format.count(offset + letters.length)} of ${format.count(total)}, newest first` : "";
   $("newer").disabled = offset === 0;
-  $("older").disabled = offset + letters.length >= total;
+  $("older").disabled = state.next === null;
   $("requeue-all").disabled = $("purge").disabled = total === 0;
   $("letters").replaceChildren(...letters.map((letter, i) => row(letter, offset + i)));
 }
@@ -64,7 +68,7 @@ function row(letter, position) {
   open.addEventListener("click", () => inspect(letter, position));
   tr.append(
     element("td", null, letter.failed_at ? `${format.day(letter.failed_at)} ${format.clock(letter.failed_at)}` : "–"),
-    element("td", "reason", letter.reason ?? "unreadable entry"),
+    element("td", "reason", reason(letter)),
     element("td", null, letter.worker_id ?? "–"),
     element("td", "preview", preview(letter)),
     element("td", null),
@@ -73,8 +77,22 @@ function row(letter, position) {
   return tr;
 }
 
+// The server lists every entry, dead letter or not: a letter's payload and an unreadable
+// entry's first bytes are always strings, but the page does not rely on it.
 function text(letter) {
-  return letter.payload ?? letter.unreadable ?? "";
+  return String(letter.payload ?? letter.unreadable ?? "");
+}
+
+function reason(letter) {
+  if (letter.unreadable !== undefined) return "unreadable entry";
+  const given = letter.reason ?? "–";
+  return letter.payload_bytes === undefined ? given : `${given} (first bytes only)`;
+}
+
+// Whether requeue can put this entry's exact bytes back: not for an unreadable entry, nor for
+// a letter that kept only the first bytes of a longer entry.
+function requeueable(letter) {
+  return letter.unreadable === undefined && letter.payload_bytes === undefined;
 }
 
 function preview(letter) {
@@ -82,10 +100,20 @@ function preview(letter) {
   return t.length > 80 ? `${t.slice(0, 79)}…` : t;
 }
 
-// The exact bytes: payload_hex when the entry was not UTF-8, else the UTF-8 of the text.
+// The exact bytes: payload_hex when the entry was not UTF-8 (unreadable_hex for an entry that
+// is not a dead letter), else the UTF-8 of the text.
 function hex(letter) {
-  const raw = letter.payload_hex ?? [...new TextEncoder().encode(text(letter))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const given = letter.payload_hex ?? letter.unreadable_hex;
+  const raw = typeof given === "string" ? given : [...new TextEncoder().encode(text(letter))].map((b) => b.toString(16).padStart(2, "0")).join("");
   return raw.match(/.{1,32}/g)?.map((line) => line.match(/../g).join(" ")).join("\n") ?? "";
+}
+
+// What the page shows of an entry's size, and why it shows only part of it.
+function size(letter) {
+  const bytes = `${format.count(letter.bytes ?? 0)} bytes in Redis`;
+  if (letter.payload_bytes !== undefined) return `${bytes}; only the first bytes of a ${format.count(letter.payload_bytes)}-byte entry were kept, so it cannot be requeued`;
+  if (letter.unreadable !== undefined && letter.unreadable_hex.length / 2 < (letter.bytes ?? 0)) return `${bytes}; the first ${format.count(letter.unreadable_hex.length / 2)} shown`;
+  return bytes;
 }
 
 function inspect(letter, position) {
@@ -94,12 +122,13 @@ function inspect(letter, position) {
     ["Failed at", letter.failed_at ? `${format.day(letter.failed_at)} ${format.clock(letter.failed_at)}` : "–"],
     ["Reason", letter.reason ?? "the entry is not a dead letter Sluice wrote; it cannot be requeued"],
     ["Worker", letter.worker_id ?? "–"],
+    ["Size", size(letter)],
     ["Position", `${format.count(position + 1)} of ${format.count(state.total)}, newest first`],
   ];
   $("inspect-meta").replaceChildren(...meta.flatMap(([k, v]) => [element("dt", null, k), element("dd", null, v)]));
   $("inspect-text").textContent = text(letter);
   $("inspect-hex").textContent = hex(letter);
-  $("inspect-requeue").disabled = letter.unreadable !== undefined;
+  $("inspect-requeue").disabled = !requeueable(letter);
   $("inspect-requeue").onclick = () => act("POST", `/admin/dead-letters/${letter.id}/requeue`, position, "Requeued one dead letter.");
   $("inspect-delete").onclick = () => confirm("Delete this dead letter? Its message will be lost.") && act("DELETE", `/admin/dead-letters/${letter.id}`, position, "Deleted one dead letter.");
   $("inspect").showModal();
@@ -122,7 +151,7 @@ async function bulk(method, path, describe) {
   } catch (error) {
     say(error.message, "error");
   }
-  state.offset = 0;
+  Object.assign(state, { offset: 0, back: [] });
   show();
 }
 
@@ -135,14 +164,19 @@ $("token-form").addEventListener("submit", (event) => {
 });
 $("forget").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
-  Object.assign(state, { token: "", offset: 0 });
+  Object.assign(state, { token: "", offset: 0, back: [] });
   $("token").value = "";
   $("letters-panel").hidden = $("forget").hidden = true;
   say("Token forgotten.");
 });
 $("refresh").addEventListener("click", () => show());
-$("newer").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); show(); });
-$("older").addEventListener("click", () => { state.offset += PAGE; show(); });
+$("newer").addEventListener("click", () => { state.offset = state.back.pop() ?? 0; show(); });
+$("older").addEventListener("click", () => {
+  if (state.next === null) return;
+  state.back.push(state.offset);
+  state.offset = state.next;
+  show();
+});
 $("requeue-all").addEventListener("click", () => {
   if (!confirm(`Requeue all ${format.count(state.total)} dead letters? They go back to the queue, behind what is pending.`)) return;
   bulk("POST", "/admin/dead-letters/requeue", (r) => `Requeued ${format.count(r.requeued)}${r.unreadable ? `; ${format.count(r.unreadable)} unreadable left` : ""}.`);

@@ -29,12 +29,19 @@ pub struct Batch {
     pub taken_at: DateTime<Utc>,
     /// Set once PostgreSQL has committed the batch: rows to count and when.
     pub committed: Option<(u64, DateTime<Utc>)>,
+    /// `worker.dead_letter_max_bytes`: most of an entry a dead letter keeps.
+    letter_max_bytes: usize,
 }
 
 impl Batch {
     /// Parses raw entries (oldest first). Entries that are not valid envelopes become dead
-    /// letters; an id seen twice is kept once.
-    pub fn parse(entries: Vec<Vec<u8>>, worker_id: &str, resumed: bool) -> Self {
+    /// letters, keeping at most `letter_max_bytes` of each; an id seen twice is kept once.
+    pub fn parse(
+        entries: Vec<Vec<u8>>,
+        worker_id: &str,
+        resumed: bool,
+        letter_max_bytes: usize,
+    ) -> Self {
         let size = entries.len();
         let mut seen = HashSet::with_capacity(size);
         let mut envelopes = Vec::with_capacity(size);
@@ -49,7 +56,7 @@ impl Batch {
                 Err(e) => {
                     let reason = format!("not a valid message envelope: {e}");
                     tracing::warn!(%reason, "dead-lettering a poison message");
-                    dead_letters.push(dead_letter(&raw, reason, worker_id));
+                    dead_letters.push(dead_letter(&raw, reason, worker_id, letter_max_bytes));
                 }
             }
         }
@@ -62,6 +69,7 @@ impl Batch {
             resumed,
             taken_at: Utc::now(),
             committed: None,
+            letter_max_bytes,
         }
     }
 
@@ -75,6 +83,7 @@ impl Batch {
                     &envelope.to_json(),
                     format!("rejected by PostgreSQL: {reason}"),
                     worker_id,
+                    self.letter_max_bytes,
                 ));
             }
         }
@@ -123,8 +132,8 @@ impl Batch {
     }
 }
 
-fn dead_letter(raw: &[u8], reason: String, worker_id: &str) -> String {
-    let letter = DeadLetter::new(raw, reason, Utc::now(), worker_id);
+fn dead_letter(raw: &[u8], reason: String, worker_id: &str, max_bytes: usize) -> String {
+    let letter = DeadLetter::new(raw, reason, Utc::now(), worker_id, max_bytes);
     serde_json::to_string(&letter).unwrap_or_default()
 }
 
@@ -143,7 +152,7 @@ mod tests {
         let a = envelope("a");
         let b = envelope("b");
         let entries = vec![a.to_json(), b"not json".to_vec(), b.to_json(), a.to_json()];
-        let batch = Batch::parse(entries, "w1", false);
+        let batch = Batch::parse(entries, "w1", false, 1 << 14);
         assert_eq!(batch.size, 4);
         assert_eq!(batch.envelopes, vec![a, b]);
         assert_eq!(batch.dead_letters.len(), 1);
@@ -156,7 +165,7 @@ mod tests {
     #[test]
     fn event_lists_the_ids_in_consumption_order() {
         let (a, b) = (envelope("a"), envelope("b"));
-        let batch = Batch::parse(vec![a.to_json(), b.to_json()], "w", false);
+        let batch = Batch::parse(vec![a.to_json(), b.to_json()], "w", false, 1 << 14);
         let event = batch.event("w", 2, Utc::now());
         assert_eq!(event.message_ids, vec![a.id, b.id]);
         assert_eq!(event.size, 2);

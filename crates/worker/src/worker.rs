@@ -263,6 +263,7 @@ impl Worker {
             if self.dead_peers.has_changed().unwrap_or(false) {
                 self.reclaim_dead_peers().await?;
             }
+            let letter_max = self.settings.dead_letter_max_bytes;
             let mut resumed = Vec::new();
             if self.resync {
                 resumed = self.queue.in_hand().await?;
@@ -287,9 +288,9 @@ impl Worker {
                     self.log.redis_ok();
                     return Ok(Outcome::Idle);
                 }
-                Batch::parse(entries, &self.id, false)
+                Batch::parse(entries, &self.id, false, letter_max)
             } else {
-                Batch::parse(resumed, &self.id, true)
+                Batch::parse(resumed, &self.id, true, letter_max)
             };
             self.log.redis_ok();
             self.in_hand = Some(batch);

@@ -292,6 +292,7 @@ async fn fill_dead_letters(
                 "attack".into(),
                 chrono::Utc::now(),
                 "attack",
+                usize::MAX,
             );
             pipe.cmd("LPUSH")
                 .arg(list)

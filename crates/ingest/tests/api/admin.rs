@@ -8,7 +8,7 @@ const TOKEN: &str = "test-admin-token-0123456789";
 
 async fn add_dead_letters(app: &mut TestApp, payloads: &[&[u8]]) {
     for payload in payloads {
-        let letter = DeadLetter::new(payload, "test".into(), chrono::Utc::now(), "w");
+        let letter = DeadLetter::new(payload, "test".into(), chrono::Utc::now(), "w", 1 << 14);
         let _: () = redis::cmd("LPUSH")
             .arg(&app.keys.dead_messages)
             .arg(serde_json::to_string(&letter).expect("json"))
@@ -389,5 +389,118 @@ async fn an_unreadable_dead_letter_is_refused_requeue_but_can_be_deleted() {
     assert_eq!(r["purged"], 1);
     assert_eq!(page(&app, "").await["total"], 0);
     assert!(app.pending().await.is_empty());
+    app.cleanup().await;
+}
+
+/// LPUSHes raw entries onto `dead_messages`, as something other than a worker might.
+async fn add_raw(app: &mut TestApp, entries: &[&[u8]]) {
+    for entry in entries {
+        let _: () = redis::cmd("LPUSH")
+            .arg(&app.keys.dead_messages)
+            .arg(*entry)
+            .query_async(&mut app.redis)
+            .await
+            .expect("LPUSH");
+    }
+}
+
+#[tokio::test]
+async fn every_entry_is_listed_whatever_its_shape_and_pages_are_bounded_in_bytes() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    add_dead_letters(&mut app, &[b"readable".as_slice()]).await;
+    let huge = vec![0xffu8; 3 << 20];
+    add_raw(
+        &mut app,
+        &[
+            huge.as_slice(),
+            br#"{"payload":{"an":"object"},"reason":"r"}"#,
+            b"\xc3\x28 not UTF-8",
+            huge.as_slice(),
+        ],
+    )
+    .await;
+    add_dead_letters(&mut app, &[b"newest".as_slice()]).await;
+    // Newest first: a letter, 3 MiB of garbage (the page's byte budget ends the page there).
+    let first = page(&app, "limit=25").await;
+    let letters = first["dead_letters"].as_array().expect("letters");
+    assert_eq!(first["total"], 6);
+    assert_eq!(letters.len(), 2, "{first}");
+    assert_eq!(letters[0]["payload"], "newest");
+    assert_eq!(letters[1]["bytes"], 3 << 20);
+    assert_eq!(
+        letters[1]["unreadable_hex"].as_str().map(str::len),
+        Some(8192)
+    );
+    assert_eq!(first["next_offset"], 2);
+    let body = serde_json::to_string(&first).expect("json");
+    assert!(body.len() < 64 * 1024, "a page of {} bytes", body.len());
+    // The rest, from the offset the page gave: the odd shapes are listed, as unreadable.
+    let rest = page(&app, "limit=25&offset=2").await;
+    let letters = rest["dead_letters"].as_array().expect("letters");
+    assert_eq!(letters.len(), 3, "{rest}");
+    assert_eq!(
+        letters[0]["unreadable_hex"].as_str().map(|h| &h[..6]),
+        Some("c32820")
+    );
+    assert!(
+        letters[1]["unreadable"]
+            .as_str()
+            .is_some_and(|t| t.contains("object"))
+    );
+    assert!(letters[1].get("payload").is_none());
+    let last = page(&app, "limit=25&offset=5").await;
+    assert_eq!(last["dead_letters"][0]["payload"], "readable");
+    assert!(last["next_offset"].is_null());
+    // Requeue takes the letters and leaves the four unreadable entries.
+    let requeued = admin_json(app.http.post(app.url("/admin/dead-letters/requeue"))).await;
+    assert_eq!(
+        (
+            requeued["requeued"].as_u64(),
+            requeued["unreadable"].as_u64()
+        ),
+        (Some(2), Some(4))
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_that_kept_only_its_first_bytes_is_listed_but_never_requeued() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    let letter = DeadLetter::new(
+        &[b'x'; 5_000],
+        "long".into(),
+        chrono::Utc::now(),
+        "w",
+        1_024,
+    );
+    add_raw(
+        &mut app,
+        &[serde_json::to_vec(&letter).expect("json").as_slice()],
+    )
+    .await;
+    let listed = page(&app, "").await;
+    let shown = &listed["dead_letters"][0];
+    assert_eq!(
+        (
+            shown["payload_bytes"].as_u64(),
+            shown["payload"].as_str().map(str::len)
+        ),
+        (Some(5_000), Some(1_024))
+    );
+    let id = shown["id"].as_str().expect("id");
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/dead-letters/{id}/requeue")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 409, "dead_letter_unreadable").await;
+    let requeued = admin_json(app.http.post(app.url("/admin/dead-letters/requeue"))).await;
+    assert_eq!(requeued["requeued"], 0);
+    assert!(
+        app.pending().await.is_empty(),
+        "no part of a message is queued"
+    );
     app.cleanup().await;
 }

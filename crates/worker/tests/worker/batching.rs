@@ -377,3 +377,30 @@ async fn without_the_replicas_required_nothing_is_inserted_and_the_batch_stays_i
     assert_eq!(t.counter(&total).await, 0);
     t.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_huge_poison_entry_becomes_a_dead_letter_of_bounded_size() {
+    let mut t = spawn_worker(&[("WORKER__DEAD_LETTER_MAX_BYTES", "4096")]).await;
+    // 10 MB of bytes that are not UTF-8, as a client with Redis access might push.
+    let garbage = vec![0x80u8; 10 << 20];
+    t.push_raw(&[garbage.clone(), envelope(0).to_json()]).await;
+    assert_eq!(
+        t.step().await,
+        Outcome::Committed {
+            size: 2,
+            inserted: 1
+        }
+    );
+    let newest: Vec<u8> = redis::cmd("LINDEX")
+        .arg(&t.keys.dead_messages)
+        .arg(0)
+        .query_async(&mut t.redis)
+        .await
+        .expect("LINDEX");
+    // 4 KiB kept, as text (U+FFFD, 3 bytes each) and hex (2 bytes each), with the JSON around.
+    assert!(newest.len() < 24 * 1024, "{} bytes", newest.len());
+    let letter: DeadLetter = serde_json::from_slice(&newest).expect("json");
+    assert_eq!(letter.payload_bytes, Some(10 << 20));
+    assert_eq!(letter.bytes(), garbage[..4096]);
+    t.cleanup().await;
+}
