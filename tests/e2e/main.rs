@@ -4,6 +4,7 @@
 mod attacks;
 mod bench_smoke;
 mod capacity;
+mod clock;
 mod config;
 mod contract;
 mod deploy;

@@ -32,6 +32,7 @@ pub mod api;
 pub mod backoff;
 pub mod cards;
 pub mod cli;
+pub mod clock;
 pub mod connect;
 pub mod error;
 pub mod events;

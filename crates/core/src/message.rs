@@ -373,16 +373,17 @@ impl Envelope {
         Self::stamped(message, Self::now())
     }
 
-    /// The current time at the precision envelopes keep (microseconds, like PostgreSQL).
+    /// The fleet's current time ([`crate::clock::now`]) at the precision envelopes keep
+    /// (microseconds, like PostgreSQL).
     pub fn now() -> DateTime<Utc> {
-        Utc::now().trunc_subsecs(6)
+        crate::clock::now().trunc_subsecs(6)
     }
 
     /// Stamps a validated message with a fresh id and `created_at` (messages of one batch
     /// share it; their ids still increase in order).
     pub fn stamped(message: NewMessage, created_at: DateTime<Utc>) -> Self {
         Self {
-            id: Uuid::now_v7(),
+            id: crate::clock::new_id(),
             user_id: message.user_id,
             channel_id: message.channel_id,
             content: message.content,

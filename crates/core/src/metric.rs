@@ -58,6 +58,9 @@ pub const WS_MESSAGES_SENT: &str = "sluice_ws_messages_sent_total";
 pub const WS_LAGGED: &str = "sluice_ws_lagged_total";
 /// WebSocket sessions ended, by `reason`. Counter; gateway.
 pub const WS_CLOSED: &str = "sluice_ws_closed_total";
+/// Redis's clock minus this process's, as last measured ([`crate::clock`]); every timestamp
+/// the process writes is corrected by it. Gauge, seconds; ingest, worker, gateway.
+pub const CLOCK_OFFSET: &str = "sluice_clock_offset_seconds";
 
 /// Buckets of [`HTTP_REQUEST_DURATION`], seconds.
 const HTTP_BUCKETS: &[f64] = &[
@@ -148,6 +151,10 @@ fn describe() {
     describe_counter!(REDIS_ERRORS, "Redis commands that failed or timed out.");
     describe_counter!(POSTGRES_ERRORS, "PostgreSQL calls that failed.");
     describe_gauge!(QUEUE_DEPTH, "Messages waiting in pending_messages.");
+    describe_gauge!(
+        CLOCK_OFFSET,
+        "Redis's clock minus this process's, in seconds; the process's timestamps are corrected by it."
+    );
     describe_gauge!(IN_FLIGHT, "Messages taken by workers, not yet committed.");
     describe_gauge!(WORKERS_ALIVE, "Workers with a fresh heartbeat.");
     describe_gauge!(

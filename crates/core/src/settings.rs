@@ -109,6 +109,13 @@ pub struct RedisSettings {
     /// `Idempotency-Key`).
     #[schemars(range(min = 1, max = 60_000))]
     pub ack_timeout_ms: u64,
+    /// Largest difference between this host's clock and Redis's `TIME` a process starts with.
+    /// Every process stamps ids and times with its own clock corrected to Redis's (measured at
+    /// start and every 30 s; `sluice_clock_offset_seconds`), so the fleet agrees whatever each
+    /// host's clock says, but a clock this far off is a broken host: the process refuses to
+    /// start, and logs an error while it stays past the bound.
+    #[schemars(range(min = 10, max = 86_400_000))]
+    pub max_clock_skew_ms: u64,
 }
 
 impl Default for RedisSettings {
@@ -123,6 +130,7 @@ impl Default for RedisSettings {
             sentinel_primary: "mymaster".into(),
             ack_replicas: 0,
             ack_timeout_ms: 1_000,
+            max_clock_skew_ms: 5_000,
         }
     }
 }
@@ -172,6 +180,11 @@ impl RedisSettings {
     /// The sentinels' URLs; empty when Sentinel is not used.
     pub fn sentinel_urls(&self) -> Vec<&str> {
         comma_list(&self.sentinels)
+    }
+
+    /// [`Self::max_clock_skew_ms`] as a duration.
+    pub fn max_clock_skew(&self) -> Duration {
+        Duration::from_millis(self.max_clock_skew_ms)
     }
 
     /// [`Self::ack_timeout_ms`] as a duration.

@@ -3,7 +3,7 @@
 //! The field names and types are a public contract inherited from the Python stack, so a
 //! dashboard written for it keeps working: see `proto-docs/websocket.md`.
 
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::Keys;
@@ -145,7 +145,7 @@ impl Stats {
             queue_length,
             total_batches,
             avg_batch_size,
-            timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            timestamp: crate::clock::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             accepted_total: 0,
             accepted_per_second: 0.0,
             in_flight: 0,

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use sluice_core::{cli, memory, shutdown};
+use sluice_core::{cli, clock, memory, shutdown};
 
 #[global_allocator]
 static ALLOCATOR: memory::Allocator = memory::Allocator;
@@ -20,7 +20,9 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     let result = async {
-        let app = sluice_gateway::Application::build(&settings, shutdown::on_signal())?;
+        let shutdown = shutdown::on_signal();
+        clock::follow_redis(&settings.redis, shutdown.clone()).await?;
+        let app = sluice_gateway::Application::build(&settings, shutdown)?;
         tracing::info!(port = app.port(), "stats gateway listening");
         app.run_until_stopped().await?;
         tracing::info!("stats gateway stopped");

@@ -6,9 +6,9 @@
 
 pub mod store;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 
 /// The current time as alerts carry it.
 pub fn timestamp() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    sluice_core::clock::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -61,13 +61,13 @@ impl Batch {
             }
         }
         Self {
-            id: Uuid::now_v7(),
+            id: sluice_core::clock::new_id(),
             size,
             envelopes,
             dead_letters,
             rejected_ids: Vec::new(),
             resumed,
-            taken_at: Utc::now(),
+            taken_at: sluice_core::clock::now(),
             committed: None,
             letter_max_bytes,
         }
@@ -133,7 +133,7 @@ impl Batch {
 }
 
 fn dead_letter(raw: &[u8], reason: String, worker_id: &str, max_bytes: usize) -> String {
-    let letter = DeadLetter::new(raw, reason, Utc::now(), worker_id, max_bytes);
+    let letter = DeadLetter::new(raw, reason, sluice_core::clock::now(), worker_id, max_bytes);
     serde_json::to_string(&letter).unwrap_or_default()
 }
 

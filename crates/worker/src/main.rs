@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use sluice_core::{cli, memory, shutdown};
+use sluice_core::{cli, clock, memory, shutdown};
 use sluice_worker::http::Listener;
 
 #[global_allocator]
@@ -23,8 +23,9 @@ async fn main() -> ExitCode {
         Err(code) => return code,
     };
     let result = async {
-        let worker = sluice_worker::Worker::new(&settings)?;
         let shutdown = shutdown::on_signal();
+        clock::follow_redis(&settings.redis, shutdown.clone()).await?;
+        let worker = sluice_worker::Worker::new(&settings)?;
         let listener = match settings.worker.listen_addr() {
             Some(addr) => Some(Listener::bind(addr, worker.status())?),
             None => None,

@@ -1,7 +1,6 @@
 //! Keeps the partitions of `messages` ahead of time and within retention
 //! (`sluice_core::partitions`), once before the first batch and then from a task of its own.
 
-use chrono::Utc;
 use deadpool_postgres::Pool;
 use sluice_core::CancellationToken;
 use sluice_core::partitions::{self, MAINTENANCE_PERIOD, Maintenance, Plan};
@@ -10,7 +9,7 @@ use sluice_core::shutdown::Ticker;
 /// One maintenance run, its outcome logged.
 pub async fn run_once(pool: &Pool, plan: &Plan) -> anyhow::Result<Maintenance> {
     let mut client = pool.get().await?;
-    let done = partitions::maintain(&mut client, plan, Utc::now()).await?;
+    let done = partitions::maintain(&mut client, plan, sluice_core::clock::now()).await?;
     if !done.created.is_empty() {
         tracing::info!(partitions = ?done.created, "created partitions of messages");
     }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
 use deadpool_postgres::Pool;
 use sluice_core::backoff::Backoff;
 use sluice_core::metric;
@@ -326,7 +325,7 @@ impl Worker {
                 return Ok(Outcome::Fenced);
             }
             batch.reject(rejected, &self.id);
-            batch.committed = Some((done.inserted + done.existing, Utc::now()));
+            batch.committed = Some((done.inserted + done.existing, sluice_core::clock::now()));
         }
         let Some(batch) = self.in_hand.as_mut() else {
             return Ok(Outcome::Idle);
