@@ -139,14 +139,20 @@ enum Topology {
 
 impl Topology {
     async fn start(cluster: bool) -> Self {
+        Self::start_as(cluster, false).await
+    }
+
+    /// With `decoy` (Sentinel only), the first sentinel watches another Redis.
+    async fn start_as(cluster: bool, decoy: bool) -> Self {
         if cluster {
             Self::Cluster(RedisCluster::start().await.expect("a 6-node cluster"))
         } else {
-            Self::Sentinel(
-                RedisSentinels::start()
-                    .await
-                    .expect("a primary, a replica, 3 sentinels"),
-            )
+            let group = if decoy {
+                RedisSentinels::start_with_decoy().await
+            } else {
+                RedisSentinels::start().await
+            };
+            Self::Sentinel(group.expect("a primary, a replica, 3 sentinels"))
         }
     }
 
@@ -409,4 +415,36 @@ async fn sentinel_kills_without_acknowledgements() {
 #[tokio::test]
 async fn cluster_kills_without_acknowledgements() {
     kill_loop(true, 0).await;
+}
+
+/// One sentinel of three watches a decoy, another primary under the same name, and is the
+/// first asked. Every process follows the majority: through a failover under load, nothing is
+/// ever written to the decoy, and every acknowledged message is persisted once.
+#[tokio::test]
+async fn a_sentinel_naming_a_decoy_is_outvoted() {
+    let _machine = crate::MACHINE.read().await;
+    let mut topology = Topology::start_as(false, true).await;
+    let (stack, settings) = stack_on(&topology, 1).await;
+    let keys = Keys::new(&settings.effective_key_prefix());
+    let mut redis = connect::redis_manager(&settings).expect("client");
+    let load = Load::start(&stack, "decoy").await;
+    let killed = topology.kill_primary(&keys.pending_messages, None).await;
+    let posted = load.stop().await;
+    killed.expect("failover");
+    let outcome = settle(&stack, &mut redis, &keys, &posted, true).await;
+    report("sentinel-decoy", 1, &[posted], &outcome);
+    assert!(outcome.missing.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.unexpected, [], "no row but accepted ones");
+    assert_eq!(outcome.total_messages, outcome.rows as i64);
+    let Topology::Sentinel(group) = &topology else {
+        unreachable!("a Sentinel topology")
+    };
+    let decoy = format!("redis://127.0.0.1:{}", group.decoy_port().expect("a decoy"));
+    let mut decoy = sluice_tests::redis_at(&decoy).await.expect("the decoy");
+    let written: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut decoy)
+        .await
+        .expect("DBSIZE");
+    assert_eq!(written, 0, "nothing was written to the decoy");
+    stack.stop().await;
 }

@@ -553,6 +553,9 @@ async fn wait_synced(port: u16, timeout: Duration) -> anyhow::Result<()> {
 /// 2, `down-after-milliseconds` 3000, `failover-timeout` 2000 so that the next failover may
 /// start 4 s after the last), the primary named [`RedisSentinels::NAME`]. Every server
 /// as [`RedisServer`] runs (AOF on, `appendfsync everysec`).
+///
+/// [`RedisSentinels::start_with_decoy`] points the first sentinel at another Redis instead, a
+/// primary of its own under the same name, as a misconfigured sentinel would.
 #[derive(Debug)]
 pub struct RedisSentinels {
     /// The data servers' ports: the first started as primary.
@@ -562,6 +565,8 @@ pub struct RedisSentinels {
     dir: PathBuf,
     servers: Vec<Option<Child>>,
     sentinels: Vec<Child>,
+    /// The decoy's port and process, watched by the first sentinel.
+    decoy: Option<Box<(u16, Child)>>,
 }
 
 impl RedisSentinels {
@@ -571,6 +576,26 @@ impl RedisSentinels {
     /// Starts the primary, its replica and the sentinels; returns once the replica has synced
     /// and every sentinel knows both.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_group(false).await
+    }
+
+    /// Like [`Self::start`], but the first sentinel watches a decoy: another Redis, a primary
+    /// under the same name, empty. The other two still make a majority for the real primary.
+    pub async fn start_with_decoy() -> anyhow::Result<Self> {
+        Self::start_group(true).await
+    }
+
+    /// The decoy's port, when there is one.
+    pub fn decoy_port(&self) -> Option<u16> {
+        self.decoy.as_ref().map(|decoy| decoy.0)
+    }
+
+    /// The sentinels that watch the real primary.
+    fn watching(&self) -> &[u16] {
+        &self.sentinel_ports[usize::from(self.decoy.is_some())..]
+    }
+
+    async fn start_group(decoy: bool) -> anyhow::Result<Self> {
         let dir = scratch_dir("sentinel")?;
         let ports = vec![free_port(), free_port()];
         let mut group = Self {
@@ -579,7 +604,21 @@ impl RedisSentinels {
             dir,
             servers: vec![None, None],
             sentinels: Vec::new(),
+            decoy: None,
         };
+        if decoy {
+            let port = free_port();
+            let child = group.launch(port, None)?;
+            wait_for(
+                &format!("redis://127.0.0.1:{port}"),
+                Duration::from_secs(10),
+            )
+            .await?;
+            let sentinel = free_port();
+            group.sentinels.push(group.launch_sentinel(sentinel, port)?);
+            group.sentinel_ports.push(sentinel);
+            group.decoy = Some(Box::new((port, child)));
+        }
         group.servers[0] = Some(group.launch(ports[0], None)?);
         wait_for(
             &format!("redis://127.0.0.1:{}", ports[0]),
@@ -588,7 +627,7 @@ impl RedisSentinels {
         .await?;
         group.servers[1] = Some(group.launch(ports[1], Some(ports[0]))?);
         wait_synced(ports[1], Duration::from_secs(10)).await?;
-        for _ in 0..3 {
+        for _ in group.sentinel_ports.len()..3 {
             let port = free_port();
             group.sentinels.push(group.launch_sentinel(port, ports[0])?);
             group.sentinel_ports.push(port);
@@ -641,13 +680,13 @@ impl RedisSentinels {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let mut known = 0;
-            for port in &self.sentinel_ports {
+            for port in self.watching() {
                 let replicas = cli(*port, &["SENTINEL", "REPLICAS", Self::NAME]).await;
                 if replicas.is_ok_and(|r| r.contains("slave")) {
                     known += 1;
                 }
             }
-            if known == self.sentinel_ports.len() {
+            if known == self.watching().len() {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
@@ -657,7 +696,8 @@ impl RedisSentinels {
         }
     }
 
-    /// The sentinels' URLs, comma-separated: the value of `redis.sentinels`.
+    /// The sentinels' URLs, comma-separated (the decoy's first): the value of
+    /// `redis.sentinels`.
     pub fn sentinels(&self) -> String {
         self.sentinel_ports
             .iter()
@@ -666,9 +706,9 @@ impl RedisSentinels {
             .join(",")
     }
 
-    /// The port of the primary, as the first sentinel that answers names it.
+    /// The port of the primary, as the first sentinel watching it that answers names it.
     pub async fn primary(&self) -> anyhow::Result<u16> {
-        for port in &self.sentinel_ports {
+        for port in self.watching() {
             let args = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::NAME];
             if let Ok(address) = cli(*port, &args).await
                 && let Some(port) = address.lines().nth(1)
@@ -718,7 +758,7 @@ impl RedisSentinels {
             let mut agree = cli(new, &["ROLE"])
                 .await
                 .is_ok_and(|r| r.starts_with("master"));
-            for port in &self.sentinel_ports {
+            for port in self.watching() {
                 let args = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::NAME];
                 let named = cli(*port, &args).await.ok();
                 agree &=
@@ -737,7 +777,14 @@ impl RedisSentinels {
 
 impl Drop for RedisSentinels {
     fn drop(&mut self) {
-        for child in self.servers.iter_mut().flatten().chain(&mut self.sentinels) {
+        let decoy = self.decoy.iter_mut().map(|decoy| &mut decoy.1);
+        for child in self
+            .servers
+            .iter_mut()
+            .flatten()
+            .chain(&mut self.sentinels)
+            .chain(decoy)
+        {
             let _ = child.start_kill();
         }
         if std::thread::panicking() {

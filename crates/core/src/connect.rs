@@ -21,9 +21,9 @@ use redis::aio::{
 };
 use std::sync::{Arc, Mutex};
 
+use crate::sentinel::{Address, Sentinels};
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
     RedisResult, Value,
@@ -90,18 +90,24 @@ impl std::fmt::Debug for RedisConnection {
     }
 }
 
-/// A multiplexed connection to the primary the sentinels name. Clones share it. A command that
-/// fails because the connection is lost (the primary died, or was demoted and answers
-/// `READONLY`) drops it, and the next command asks the sentinels where the primary is now, so a
-/// failover costs the commands in flight and no more.
+/// A multiplexed connection to the primary a majority of the sentinels names
+/// ([`crate::sentinel`]). Clones share it. A command that fails because the connection is lost
+/// (the primary died, or was demoted and answers `READONLY`) drops it, and the next command
+/// asks the sentinels where the primary is now, so a failover costs the commands in flight and
+/// no more. Every [`crate::sentinel::RECHECK_EVERY`] a task asks them again and drops a
+/// connection to a server the majority no longer names.
 #[derive(Clone)]
 pub struct SentinelConnection(Arc<SentinelState>);
 
 struct SentinelState {
-    sentinels: tokio::sync::Mutex<SentinelClient>,
+    /// Held while connecting, so that one caller asks the sentinels and the others wait.
+    sentinels: tokio::sync::Mutex<Sentinels>,
     config: AsyncConnectionConfig,
     db: i64,
-    current: Mutex<Option<MultiplexedConnection>>,
+    /// The connection, and the primary it reaches.
+    current: Mutex<Option<(MultiplexedConnection, Address)>>,
+    /// Whether the re-check task runs (it starts with the first connection, on its runtime).
+    rechecking: std::sync::atomic::AtomicBool,
 }
 
 impl SentinelConnection {
@@ -110,7 +116,7 @@ impl SentinelConnection {
             .set_connection_timeout(Some(settings.connect_timeout()))
             .set_response_timeout(Some(response_timeout));
         Ok(Self(Arc::new(SentinelState {
-            sentinels: tokio::sync::Mutex::new(sentinel_client(settings)?),
+            sentinels: tokio::sync::Mutex::new(Sentinels::new(settings)?),
             config,
             db: settings
                 .url
@@ -119,11 +125,12 @@ impl SentinelConnection {
                 .redis_settings()
                 .db(),
             current: Mutex::new(None),
+            rechecking: std::sync::atomic::AtomicBool::new(false),
         })))
     }
 
     fn current(&self) -> Option<MultiplexedConnection> {
-        self.0.current.lock().ok()?.clone()
+        Some(self.0.current.lock().ok()?.as_ref()?.0.clone())
     }
 
     /// The connection to the primary, asking the sentinels for it when there is none.
@@ -131,19 +138,23 @@ impl SentinelConnection {
         if let Some(conn) = self.current() {
             return Ok(conn);
         }
-        let mut sentinels = self.0.sentinels.lock().await;
+        let sentinels = self.0.sentinels.lock().await;
         // Another caller may have connected while this one waited for the sentinels.
         if let Some(conn) = self.current() {
             return Ok(conn);
         }
-        let client = sentinels.async_get_client().await?;
-        let conn = client
-            .get_multiplexed_async_connection_with_config(&self.0.config)
-            .await?;
+        let (conn, address) = sentinels.primary(&self.0.config).await?;
+        tracing::debug!(primary = ?address, "connected to the primary the sentinels name");
         if let Ok(mut current) = self.0.current.lock() {
-            *current = Some(conn.clone());
+            *current = Some((conn.clone(), address));
         }
-        tracing::debug!(primary = ?client.get_connection_info().addr(), "connected to the primary the sentinels name");
+        if !self
+            .0
+            .rechecking
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tokio::spawn(recheck(Arc::downgrade(&self.0)));
+        }
         Ok(conn)
     }
 
@@ -159,6 +170,29 @@ impl SentinelConnection {
 
     fn get_db(&self) -> i64 {
         self.0.db
+    }
+}
+
+/// Asks the sentinels every [`crate::sentinel::RECHECK_EVERY`] where the primary is, and drops
+/// the connection of `state` when a majority names another server; ends with the connection's
+/// last clone.
+async fn recheck(state: std::sync::Weak<SentinelState>) {
+    loop {
+        tokio::time::sleep(crate::sentinel::RECHECK_EVERY).await;
+        let Some(state) = state.upgrade() else { return };
+        let sentinels = state.sentinels.lock().await.clone();
+        let Ok(named) = sentinels.primary_address().await else {
+            continue;
+        };
+        if let Ok(mut current) = state.current.lock()
+            && current.as_ref().is_some_and(|(_, at)| *at != named)
+        {
+            tracing::warn!(
+                primary = ?named,
+                "the sentinels name another primary now; leaving the one this process used"
+            );
+            *current = None;
+        }
     }
 }
 
@@ -199,20 +233,6 @@ impl ConnectionLike for SentinelConnection {
     fn get_db(&self) -> i64 {
         SentinelConnection::get_db(self)
     }
-}
-
-/// The sentinels of `settings`, asked for the primary `redis.sentinel_primary`, which is
-/// reached with `redis.url`'s credentials and database.
-fn sentinel_client(settings: &RedisSettings) -> RedisResult<SentinelClient> {
-    let primary = settings.url.as_str().into_connection_info()?;
-    let node = SentinelNodeConnectionInfo::default()
-        .set_redis_connection_info(primary.redis_settings().clone());
-    SentinelClient::build(
-        settings.sentinel_urls(),
-        settings.sentinel_primary.clone(),
-        Some(node),
-        SentinelServerType::Master,
-    )
 }
 
 /// The cluster client for `settings`, commands bounded by `response_timeout`.
@@ -330,7 +350,7 @@ pub async fn redis_dedicated(
     let client = if settings.sentinel_urls().is_empty() {
         Client::open(settings.url.as_str())?
     } else {
-        sentinel_client(settings)?.async_get_client().await?
+        Sentinels::new(settings)?.primary_client().await?
     };
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout()))
@@ -348,7 +368,7 @@ pub enum Subscriptions {
     /// One server, or the nodes of a cluster.
     Nodes(Vec<Client>),
     /// The sentinels.
-    Sentinel(Box<SentinelClient>),
+    Sentinel(Box<Sentinels>),
 }
 
 impl Subscriptions {
@@ -364,7 +384,7 @@ impl Subscriptions {
                         "no Redis to subscribe on",
                     ))
                 }),
-            Self::Sentinel(sentinels) => sentinels.async_get_client().await,
+            Self::Sentinel(sentinels) => sentinels.primary_client().await,
         }
     }
 }
@@ -372,9 +392,7 @@ impl Subscriptions {
 /// Where the subscriptions of a process connect (see [`Subscriptions`]).
 pub fn pubsub_clients(settings: &RedisSettings) -> RedisResult<Subscriptions> {
     if !settings.sentinel_urls().is_empty() {
-        return Ok(Subscriptions::Sentinel(Box::new(sentinel_client(
-            settings,
-        )?)));
+        return Ok(Subscriptions::Sentinel(Box::new(Sentinels::new(settings)?)));
     }
     let nodes = settings.cluster_node_urls();
     if nodes.is_empty() {

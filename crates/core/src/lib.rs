@@ -46,6 +46,7 @@ pub mod outage;
 pub mod partitions;
 pub mod pubsub;
 pub mod schema;
+pub mod sentinel;
 pub mod settings;
 pub mod shutdown;
 pub mod stats;
