@@ -112,10 +112,20 @@ pub type Waited = Option<(Vec<Outcome>, Duration)>;
 pub struct Queueing<'a> {
     /// Its `Idempotency-Key`, if any.
     pub key: Option<&'a str>,
-    /// The messages, in order.
-    pub envelopes: Vec<Envelope>,
+    /// The messages' ids, in order.
+    pub ids: Vec<Uuid>,
+    /// The messages, encoded for Redis, in the same order.
+    pub envelopes: Encoded,
     /// What they hold of the memory budget; given back, with them, once they are queued.
     pub charge: Charge,
+}
+
+impl Queueing<'_> {
+    /// The envelopes of one request, encoded; their ids come with them.
+    pub fn encode(envelopes: Vec<Envelope>) -> (Vec<Uuid>, Encoded) {
+        let ids = envelopes.iter().map(|e| e.id).collect();
+        (ids, Encoded::new(envelopes))
+    }
 }
 
 /// Pushes the envelopes (under the idempotency key, if any) and returns the answer to give:
@@ -131,14 +141,12 @@ pub async fn enqueue<A: Serialize + DeserializeOwned>(
 ) -> Result<(Answer<A>, Waited), ApiError> {
     let Queueing {
         key,
+        ids,
         envelopes,
         charge,
     } = queueing;
     // Registered before the push, so a commit cannot be announced before anyone listens.
-    let mut registration = wait.and_then(|_| {
-        let ids: Vec<Uuid> = envelopes.iter().map(|e| e.id).collect();
-        state.waiters.register(&ids)
-    });
+    let mut registration = wait.and_then(|_| state.waiters.register(&ids));
     let answer = push(state, key, envelopes, answer).await?;
     drop(charge);
     if let (Some(_), Answer::Replay(_, first)) = (wait, &answer) {
@@ -155,10 +163,9 @@ pub async fn enqueue<A: Serialize + DeserializeOwned>(
 async fn push<A: Serialize + DeserializeOwned>(
     state: &AppState,
     key: Option<&str>,
-    envelopes: Vec<Envelope>,
+    envelopes: Encoded,
     answer: A,
 ) -> Result<Answer<A>, ApiError> {
-    let envelopes = Encoded::new(envelopes);
     let push = match key {
         None => Push::Plain(envelopes),
         Some(key) => Push::Idempotent {

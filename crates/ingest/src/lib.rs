@@ -4,7 +4,8 @@
 //!   and runs until the shutdown token fires, draining in-flight requests.
 //! - [`routes`]: the handlers (`POST /messages`, `POST /messages/batch`, `GET /messages`, `/health`, `/ready`, and the
 //!   token-guarded `/admin/dead-letters`).
-//! - [`body`]: content-type and size checks before any parsing.
+//! - [`body`]: content-type and size checks before any parsing; [`parse`]: large bodies parsed
+//!   off the threads that answer requests.
 //! - [`group`]: group commit, every push of a thread sent with those that arrived while the
 //!   last was in flight, in one round trip, confirmed by one `WAIT` with `redis.ack_replicas`.
 //! - [`queue`]: the queue bound and Redis's failures as answers.
@@ -24,6 +25,7 @@ pub mod enqueue;
 pub mod error;
 pub mod group;
 pub mod openapi;
+pub mod parse;
 pub mod persisted;
 pub mod queue;
 pub mod routes;

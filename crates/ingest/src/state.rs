@@ -11,6 +11,7 @@ use sluice_core::{Keys, Settings};
 
 use crate::body::{Budget, Limits, Share};
 use crate::group::{self, Pusher};
+use crate::parse::Parsers;
 use crate::persisted::Waiters;
 use crate::queue::{Depth, Retention};
 
@@ -68,6 +69,8 @@ pub struct Shared {
     pub depth: Arc<Depth>,
     /// `ingest.max_buffered_bytes`, shared by every worker thread.
     pub budget: Budget,
+    /// Where large bodies are parsed, shared by every worker thread.
+    pub parsers: Parsers,
     /// `ingest.body_timeout_ms`.
     pub body_timeout: Duration,
     /// `ingest.idempotency_ttl_secs` and `ingest.idempotency_max_keys`.
@@ -111,6 +114,7 @@ impl Shared {
             redis_timeout: settings.redis.response_timeout(),
             depth: Arc::new(Depth::new(ingest.max_queue_depth)),
             budget: Budget::new(ingest.max_buffered_bytes),
+            parsers: Parsers::for_this_machine(),
             body_timeout: Duration::from_millis(ingest.body_timeout_ms),
             idempotency: Retention {
                 ttl_secs: ingest.idempotency_ttl_secs,

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::body;
 use crate::enqueue::{Queueing, enqueue};
 use crate::error::ApiError;
+use crate::queue::Encoded;
 use crate::state::AppState;
 
 /// Answer to an accepted message.
@@ -139,13 +140,39 @@ pub async fn post_message(
         persisted_at: None,
     };
     let wait = wait_preference(&req, state.max_wait);
+    let (ids, envelopes) = Queueing::encode(vec![envelope]);
     let queued = Queueing {
         key,
-        envelopes: vec![envelope],
+        ids,
+        envelopes,
         charge,
     };
     let (answer, outcomes) = enqueue(&state, queued, answer, wait).await?;
     Ok(answer.respond(outcomes))
+}
+
+/// A batch body parsed, stamped and encoded for Redis.
+struct ParsedBatch {
+    ids: Vec<Uuid>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    envelopes: Encoded,
+}
+
+/// Parses a batch body, stamps its messages and encodes them: the work of a large body, done
+/// off the thread that serves requests ([`crate::parse`]).
+fn parse_batch(body: &[u8], max: usize) -> Result<ParsedBatch, ApiError> {
+    let messages = NewMessage::batch_from_json(body, max)?;
+    let created_at = Envelope::now();
+    let envelopes: Vec<Envelope> = messages
+        .into_iter()
+        .map(|m| Envelope::stamped(m, created_at))
+        .collect();
+    let (ids, envelopes) = Queueing::encode(envelopes);
+    Ok(ParsedBatch {
+        ids,
+        created_at,
+        envelopes,
+    })
 }
 
 /// Answer to an accepted batch.
@@ -190,25 +217,27 @@ pub async fn post_batch(
     body::require_json(req.headers())?;
     let key = idempotency_key(&req)?;
     let body = body::read_limited(&req, payload, state.batch_limits()).await?;
-    let messages = NewMessage::batch_from_json(&body.bytes, state.batch_max_messages)?;
-    let charge = body.parsed(messages.len())?;
-    tracing::Span::current().record("count", messages.len());
-    let created_at = Envelope::now();
-    let envelopes: Vec<Envelope> = messages
-        .into_iter()
-        .map(|m| Envelope::stamped(m, created_at))
-        .collect();
+    let (bytes, max) = (body.bytes.clone(), state.batch_max_messages);
+    let parsed = state
+        .parsers
+        .run(bytes.len(), move || parse_batch(&bytes, max))
+        .await?;
+    let charge = body.parsed(parsed.ids.len())?;
+    tracing::Span::current().record("count", parsed.ids.len());
     let answer = BatchQueued {
-        message_ids: envelopes.iter().map(|e| e.id).collect(),
+        message_ids: parsed.ids.clone(),
         status: "queued".into(),
-        queued_at: created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        queued_at: parsed
+            .created_at
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
         persisted_at: None,
         dead_lettered_ids: Vec::new(),
     };
     let wait = wait_preference(&req, state.max_wait);
     let queued = Queueing {
         key,
-        envelopes,
+        ids: parsed.ids,
+        envelopes: parsed.envelopes,
         charge,
     };
     let (answer, outcomes) = enqueue(&state, queued, answer, wait).await?;

@@ -5,6 +5,7 @@ mod admin;
 mod batch;
 mod exact;
 mod health;
+mod heavy;
 mod helpers;
 mod hostile;
 mod list_messages;
