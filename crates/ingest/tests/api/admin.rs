@@ -504,3 +504,33 @@ async fn a_dead_letter_that_kept_only_its_first_bytes_is_listed_but_never_requeu
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_before_any_work() {
+    // Nothing listens where Redis should be: any call that reached Redis would answer 503.
+    let nowhere = format!("redis://127.0.0.1:{}", sluice_tests::process::free_port());
+    let app = spawn_app_with(&[
+        ("INGEST__ADMIN_TOKEN", TOKEN),
+        ("REDIS__URL", nowhere.as_str()),
+    ])
+    .await;
+    for _ in 0..100 {
+        let r = app
+            .http
+            .get(app.url("/admin/dead-letters"))
+            .bearer_auth("x".repeat(TOKEN.len()))
+            .send()
+            .await
+            .expect("sent");
+        assert_error(r, 401, "unauthorized").await;
+    }
+    let r = app
+        .http
+        .get(app.url("/admin/dead-letters"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(r, 503, "redis_unavailable").await;
+    app.cleanup().await;
+}
