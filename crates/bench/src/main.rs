@@ -221,10 +221,15 @@ struct AttacksArgs {
     /// The ingest API's admin token, for the dead-letters attack (skipped without it).
     #[arg(long, env = "SLUICE__INGEST__ADMIN_TOKEN")]
     admin_token: Option<String>,
+    /// The services' PostgreSQL, for slow-reads to give a channel a million rows first.
+    #[arg(long)]
+    postgres: Option<String>,
     /// Attacks to run (frame-flood, frame-10mb, fragments, ping-flood, close-code,
     /// stalled-ws, stalled-sse, slow-bodies, stalled-uploads, parser-errors, idempotency,
     /// bursts, hangup-waits, waiting-bodies, batch-memory, concurrent-waits,
-    /// idempotency-batches, dead-letters, edges); all when none is named.
+    /// idempotency-batches, dead-letters, edges); all of those when none is named. The third
+    /// pass's run only when named: big-idempotent, queue-bound, hangups, slow-reads,
+    /// dead-letter-shapes, admin-guess, heavy-batches.
     only: Vec<String>,
 }
 
@@ -520,6 +525,7 @@ impl AttacksArgs {
             key_prefix,
             stall_secs,
             admin_token,
+            postgres,
             only,
         } = self;
         sluice_core::cli::raise_open_files_limit();
@@ -530,6 +536,7 @@ impl AttacksArgs {
             key_prefix,
             stall_secs,
             admin_token,
+            postgres_url: postgres,
         };
         println!("attacks");
         let figures = attacks::run(&targets, &only).await?;

@@ -1,5 +1,5 @@
-//! Group commit: every push of an HTTP worker thread goes through its one [`Pusher`], whose task
-//! sends each group of pushes that arrived while the previous group was in flight as one
+//! Group commit: every push of an HTTP worker thread goes through its one [`Pusher`], whose tasks
+//! send each group of pushes that arrived while the previous group was in flight as one
 //! pipeline, in one round trip:
 //!
 //! - one call of the bounding script carrying every plain request's messages, which takes or
@@ -15,8 +15,10 @@
 //!
 //! A lone request goes out at once, so a quiet API adds no latency; under load a group holds
 //! whatever arrived during one round trip, at most [`MAX_GROUP`] requests or
-//! [`MAX_GROUP_BYTES`] of messages (plus the request that crossed it). The task ends once the
-//! thread's state (every sender) is dropped, after the last group it was given.
+//! [`MAX_GROUP_BYTES`] of messages (plus the request that crossed it). Pushes over
+//! [`LARGE_PUSH_BYTES`] (batches of megabytes) have a task and a connection of their own, so
+//! that the small ones never queue behind them. A task ends once the thread's state (every
+//! sender) is dropped, after the last group it was given.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +41,11 @@ pub const MAX_GROUP_BYTES: usize = 4 << 20;
 
 /// Requests waiting for the task, per HTTP worker thread; a request past it waits its turn.
 const QUEUED_REQUESTS: usize = 4 * MAX_GROUP;
+
+/// A push of more bytes than this goes through the thread's second task and connection, so
+/// that a single message never waits for megabytes of someone's batch to be written to Redis
+/// and answered first.
+pub const LARGE_PUSH_BYTES: usize = 256 * 1024;
 
 /// The chunked push and the accepted count, prepended to both scripts.
 const ACCEPT: &str = include_str!("lua/accept.lua");
@@ -103,26 +110,38 @@ pub struct Config {
 
 type Reply = oneshot::Sender<Result<Pushed, ApiError>>;
 
-/// The way into one thread's group-commit task.
+/// The way into one thread's group-commit tasks: one for the pushes of up to
+/// [`LARGE_PUSH_BYTES`], one for larger ones, each on its own connection.
 #[derive(Debug, Clone)]
 pub struct Pusher {
-    requests: mpsc::Sender<(Push, Reply)>,
+    small: mpsc::Sender<(Push, Reply)>,
+    large: mpsc::Sender<(Push, Reply)>,
 }
 
 impl Pusher {
-    /// Starts the task on the current runtime, pushing through `conn`, which must allow a
-    /// command `config.timeout` plus the `WAIT` to answer.
-    pub fn start(conn: RedisConnection, config: Config) -> Self {
-        let (requests, queued) = mpsc::channel(QUEUED_REQUESTS);
-        tokio::spawn(run(queued, conn, config));
-        Self { requests }
+    /// Starts the tasks on the current runtime, pushing through `small` and `large`, which
+    /// must each allow a command `config.timeout` plus the `WAIT` to answer.
+    pub fn start(small: RedisConnection, large: RedisConnection, config: Config) -> Self {
+        let lane = |conn| {
+            let (requests, queued) = mpsc::channel(QUEUED_REQUESTS);
+            tokio::spawn(run(queued, conn, config.clone()));
+            requests
+        };
+        Self {
+            small: lane(small),
+            large: lane(large),
+        }
     }
 
     /// Pushes one request's messages with the next group and returns what happened to them.
     pub async fn push(&self, push: Push) -> Result<Pushed, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send((push, reply))
+        let lane = if push.bytes() > LARGE_PUSH_BYTES {
+            &self.large
+        } else {
+            &self.small
+        };
+        lane.send((push, reply))
             .await
             .map_err(|_| ApiError::RedisUnavailable)?;
         answer.await.unwrap_or(Err(ApiError::RedisUnavailable))

@@ -97,17 +97,18 @@ impl Application {
             let redis = connect::redis_manager(&redis_settings).expect(valid);
             // A WAIT holds its connection in Redis: with acknowledgements the pushes get a
             // connection of their own, so that /health and /ready never queue behind one.
+            // Large pushes always have one (connected when the first comes).
+            let own = || {
+                connect::redis_manager_within(&redis_settings, redis_settings.confirmed_timeout())
+                    .expect(valid)
+            };
             let pushes = match app_shared.acks {
                 None => redis.clone(),
-                Some(_) => connect::redis_manager_within(
-                    &redis_settings,
-                    redis_settings.confirmed_timeout(),
-                )
-                .expect(valid),
+                Some(_) => own(),
             };
             let state = AppState {
                 redis,
-                pusher: Pusher::start(pushes, app_shared.push_config()),
+                pusher: Pusher::start(pushes, own(), app_shared.push_config()),
                 shared: Arc::clone(&app_shared),
             };
             let app = App::new()

@@ -12,7 +12,12 @@ use tokio::net::TcpStream;
 use super::{POST_HEAD, Targets, mib};
 
 /// A request with a JSON body on a fresh connection, not waiting for the answer.
-async fn send(addr: &str, path: &str, extra: &str, body: &[u8]) -> anyhow::Result<TcpStream> {
+pub(super) async fn send(
+    addr: &str,
+    path: &str,
+    extra: &str,
+    body: &[u8],
+) -> anyhow::Result<TcpStream> {
     let mut stream = TcpStream::connect(addr).await?;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n",
@@ -61,7 +66,7 @@ fn sockets(pid: u32) -> usize {
     })
 }
 
-fn batch_of(messages: usize, content: &str) -> Vec<u8> {
+pub(super) fn batch_of(messages: usize, content: &str) -> Vec<u8> {
     let one = serde_json::json!({"user_id": 1, "channel_id": 1, "content": content});
     serde_json::to_vec(&vec![one; messages]).unwrap_or_default()
 }

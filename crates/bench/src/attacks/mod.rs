@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use crate::process::{rss_bytes, send_queues};
 
 mod hardening;
+mod third;
 
 /// What to attack.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct Targets {
     pub stall_secs: u64,
     /// The ingest API's admin token, for the dead-letter attack.
     pub admin_token: Option<String>,
+    /// The services' PostgreSQL, to seed a large channel for the slow-reads attack.
+    pub postgres_url: Option<String>,
 }
 
 /// One attack's outcome.
@@ -117,7 +120,40 @@ pub async fn run(t: &Targets, only: &[String]) -> anyhow::Result<Vec<Figure>> {
     if wanted("edges") {
         note("edges", hardening::edges(t).await?);
     }
+    let named = |name: &str| only.iter().any(|o| o == name);
+    third_pass(t, &named, &mut note).await?;
     Ok(figures)
+}
+
+/// The attacks of the third pass ([`third`]), each run only when named: they fill the queue,
+/// load the machine or need settings of their own (see `crates/bench/README.md`).
+async fn third_pass(
+    t: &Targets,
+    named: &impl Fn(&str) -> bool,
+    note: &mut impl FnMut(&'static str, String),
+) -> anyhow::Result<()> {
+    if named("big-idempotent") {
+        note("big-idempotent", third::big_idempotent(t).await?);
+    }
+    if named("queue-bound") {
+        note("queue-bound", third::queue_bound(t).await?);
+    }
+    if named("hangups") {
+        note("hangups", third::hangups(t).await?);
+    }
+    if named("slow-reads") {
+        note("slow-reads", third::slow_reads(t).await?);
+    }
+    if named("dead-letter-shapes") {
+        note("dead-letter-shapes", third::dead_letter_shapes(t).await?);
+    }
+    if named("admin-guess") {
+        note("admin-guess", third::admin_guess(t).await?);
+    }
+    if named("heavy-batches") {
+        note("heavy-batches", third::heavy_batches(t).await?);
+    }
+    Ok(())
 }
 
 /// Receive buffer of the clients that stop reading: small, so the server's side fills fast.
