@@ -124,7 +124,8 @@ pub async fn hangups(t: &Targets) -> anyhow::Result<String> {
 
 /// 128 connections reading `GET /messages` with a channel and a user that never posted there
 /// for 10 s, while `GET /ready` is asked every 100 ms: what readiness said, and what the reads
-/// were answered. With `--postgres`, the channel is first given a million rows.
+/// were answered. With `--postgres`, the channel is first given a million rows, and the user a
+/// million in another channel, so that neither filter alone is selective.
 pub async fn slow_reads(t: &Targets) -> anyhow::Result<String> {
     if let Some(url) = &t.postgres_url {
         seed_channel(url).await?;
@@ -137,7 +138,7 @@ pub async fn slow_reads(t: &Targets) -> anyhow::Result<String> {
             tokio::spawn(async move {
                 let mut answers = std::collections::BTreeMap::<u16, u64>::new();
                 while Instant::now() < stop {
-                    let url = format!("http://{addr}/messages?channel_id=999999&user_id=424242");
+                    let url = format!("http://{addr}/messages?channel_id=999999&user_id=1");
                     let status = http
                         .get(url)
                         .send()
@@ -174,7 +175,8 @@ pub async fn slow_reads(t: &Targets) -> anyhow::Result<String> {
     ))
 }
 
-/// Gives channel 999999 a million rows (once), straight into PostgreSQL.
+/// Gives channel 999999 a million rows of users 2 to 1,001, and user 1 a million rows in
+/// channel 999998 (once), straight into PostgreSQL.
 async fn seed_channel(url: &str) -> anyhow::Result<()> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
@@ -189,8 +191,12 @@ async fn seed_channel(url: &str) -> anyhow::Result<()> {
         client
             .batch_execute(
                 "INSERT INTO messages (id, user_id, channel_id, content, created_at) \
-                 SELECT gen_random_uuid(), 1 + i % 1000, 999999, 'seed', now() \
-                 FROM generate_series(1, 1000000) i",
+                 SELECT gen_random_uuid(), 2 + i % 1000, 999999, 'seed', now() \
+                 FROM generate_series(1, 1000000) i; \
+                 INSERT INTO messages (id, user_id, channel_id, content, created_at) \
+                 SELECT gen_random_uuid(), 1, 999998, 'seed', now() \
+                 FROM generate_series(1, 1000000) i; \
+                 ANALYZE messages",
             )
             .await?;
     }
