@@ -87,6 +87,9 @@ pub const ALERTS_RECENT_MAX: usize = 100;
 /// Width of the window `current_rps` averages over.
 pub const RATE_WINDOW_SECS: u64 = 10;
 
+/// How long `accepted_window` lives without a new count.
+pub const ACCEPTED_WINDOW_TTL_SECS: u64 = 120;
+
 /// The key names for one key prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {

@@ -13,14 +13,26 @@ use crate::Keys;
 #[derive(Debug, Clone)]
 pub struct LuaScript {
     script: redis::Script,
+    /// The code as Redis gets it: the source without its comment lines, which Redis would
+    /// otherwise hash on every `EVAL` ([`Self::eval_command`]).
+    code: String,
     keys: Vec<String>,
 }
 
 impl LuaScript {
     /// The script `source`, its KEYS named by its `-- KEYS:` header.
     pub fn new(source: &str) -> Self {
+        let code: String = source
+            .lines()
+            .filter(|line| {
+                let line = line.trim_start();
+                !line.is_empty() && !line.starts_with("--")
+            })
+            .flat_map(|line| [line, "\n"])
+            .collect();
         Self {
-            script: redis::Script::new(source),
+            script: redis::Script::new(&code),
+            code,
             keys: key_names(source),
         }
     }
@@ -65,6 +77,30 @@ impl LuaScript {
         cmd.arg("EVALSHA")
             .arg(self.script.get_hash())
             .arg(filled.len());
+        for key in filled {
+            cmd.arg(key);
+        }
+        Ok(cmd)
+    }
+
+    /// An `EVAL` of this script, its code in the command, with every KEY filled (as
+    /// [`Self::keyed`]) and room for `args` arguments of `arg_bytes` bytes: for a script
+    /// queued in a transaction (`MULTI` … `EXEC`), where an `EVALSHA` of a script Redis lost
+    /// would fail at `EXEC`, after the commands before it in the transaction ran.
+    pub fn eval_command(
+        &self,
+        keys: &Keys,
+        extra: &[(&str, &str)],
+        args: usize,
+        arg_bytes: usize,
+    ) -> redis::RedisResult<redis::Cmd> {
+        let filled = self.fill(keys, extra)?;
+        let key_bytes: usize = filled.iter().map(|k| k.len()).sum();
+        let mut cmd = redis::Cmd::with_capacity(
+            3 + filled.len() + args,
+            "EVAL".len() + self.code.len() + 4 + key_bytes + arg_bytes,
+        );
+        cmd.arg("EVAL").arg(&self.code).arg(filled.len());
         for key in filled {
             cmd.arg(key);
         }

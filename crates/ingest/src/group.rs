@@ -2,16 +2,19 @@
 //! send each group of pushes that arrived while the previous group was in flight as one
 //! pipeline, in one round trip:
 //!
-//! - one call of the bounding script carrying every plain request's messages, which takes or
-//!   refuses each request whole against `ingest.max_queue_depth`, atomically, however many
-//!   groups of however many processes push at once;
-//! - one script call per request with an `Idempotency-Key`, so that one request's failure
-//!   (a key of the wrong type, say) never changes another's answer;
+//! - one transaction for every plain request's messages: `MULTI`, one native `LPUSH` of them
+//!   all, their count, then `lua/admit_plain.lua`, which keeps or takes out each request whole
+//!   against `ingest.max_queue_depth`, `EXEC`: the bound holds however many groups of however
+//!   many processes push at once, and the messages never pass through Lua;
+//! - one such transaction per request with an `Idempotency-Key` (`lua/admit_idempotent.lua`
+//!   records the key with the push, or takes the messages out again), so that one request's
+//!   failure (a key of the wrong type, say) never changes another's answer;
 //! - with `redis.ack_replicas` = N > 0, one `WAIT N ack_timeout_ms` after them: `WAIT` covers
 //!   every write the connection made before it, so one wait confirms the whole group.
 //!
-//! Each script counts what it queued in `accepted_total` in the same atomic step, and pushes in
-//! chunks ([`lua/accept.lua`](lua/accept.lua)), so that no request size meets Lua's stack limit.
+//! What stays queued is counted in `accepted_total` in the same atomic step. The scripts are
+//! sent with `EVAL`, not `EVALSHA`: inside a transaction a script Redis lost (a restart, a
+//! failover) would fail at `EXEC`, after the `LPUSH` before it had run.
 //!
 //! A lone request goes out at once, so a quiet API adds no latency; under load a group holds
 //! whatever arrived during one round trip, at most [`MAX_GROUP`] requests or
@@ -26,7 +29,7 @@ use std::time::Duration;
 use redis::Value;
 use sluice_core::Keys;
 use sluice_core::connect::RedisConnection;
-use sluice_core::keys::RATE_WINDOW_SECS;
+use sluice_core::keys::{ACCEPTED_WINDOW_TTL_SECS, RATE_WINDOW_SECS};
 use sluice_core::lua::LuaScript;
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,13 +50,13 @@ const QUEUED_REQUESTS: usize = 4 * MAX_GROUP;
 /// and answered first.
 pub const LARGE_PUSH_BYTES: usize = 256 * 1024;
 
-/// The chunked push and the accepted count, prepended to both scripts.
-const ACCEPT: &str = include_str!("lua/accept.lua");
-static BOUNDED: std::sync::LazyLock<LuaScript> = std::sync::LazyLock::new(|| {
-    LuaScript::new(&[ACCEPT, include_str!("lua/push_bounded.lua")].concat())
+/// What both admit scripts share: the count of what stays queued, and putting messages back.
+const ADMIT: &str = include_str!("lua/admit.lua");
+static PLAIN: std::sync::LazyLock<LuaScript> = std::sync::LazyLock::new(|| {
+    LuaScript::new(&[ADMIT, include_str!("lua/admit_plain.lua")].concat())
 });
 static IDEMPOTENT: std::sync::LazyLock<LuaScript> = std::sync::LazyLock::new(|| {
-    LuaScript::new(&[ACCEPT, include_str!("lua/push_idempotent.lua")].concat())
+    LuaScript::new(&[ADMIT, include_str!("lua/admit_idempotent.lua")].concat())
 });
 
 /// One request's push.
@@ -151,6 +154,7 @@ impl Pusher {
 /// The task: takes whatever is waiting, sends it as one group, answers each request.
 async fn run(mut queued: mpsc::Receiver<(Push, Reply)>, mut conn: RedisConnection, config: Config) {
     let mut group = Vec::new();
+    let mut trimmed = None;
     while let Some(first) = queued.recv().await {
         let mut bytes = first.0.bytes();
         group.push(first);
@@ -160,47 +164,54 @@ async fn run(mut queued: mpsc::Receiver<(Push, Reply)>, mut conn: RedisConnectio
             group.push(next);
         }
         let (pushes, replies): (Vec<Push>, Vec<Reply>) = group.drain(..).unzip();
-        let outcomes = send(&mut conn, &config, pushes).await;
+        let outcomes = send(&mut conn, &config, pushes, &mut trimmed).await;
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             let _ = reply.send(outcome);
         }
     }
 }
 
-/// One group's commands, in order, and which request each answers.
+/// One group's transactions, in order, and which request each answers. Each transaction is
+/// `MULTI`, an `LPUSH` of its messages, for the plain requests their count added to
+/// `accepted_total` and `accepted_window`, an `EVAL` of the script that admits them (keeps them,
+/// or takes them out again and corrects the counts), and `EXEC`: the messages never pass
+/// through Lua, and no other client ever sees them before the script has decided.
 struct Commands {
-    /// The commands, `WAIT` aside, errors answered per command.
+    /// The transactions, errors answered per command.
     pipe: redis::Pipeline,
-    /// The script each command runs, if it is one (to load it into a Redis that lost it).
-    scripts: Vec<Option<&'static LuaScript>>,
-    /// Per request: the command answering it.
+    /// Each transaction's `EXEC` (its index among the pipeline's commands) and the number of
+    /// commands it ran, the admit script being the last.
+    transactions: Vec<(usize, usize)>,
+    /// Per request: the transaction answering it.
     owners: Vec<Owner>,
 }
 
 #[derive(Clone, Copy)]
 enum Owner {
-    /// The bounding script at this command; the request is its `n`-th.
-    Bounded(usize, usize),
-    /// Its own idempotent script at this command.
+    /// The plain requests' transaction, this one; the request is its `n`-th.
+    Plain(usize, usize),
+    /// Its own transaction, this one.
     Idempotent(usize),
     /// Refused before any command: the queue holds this many.
     Full(u64),
 }
 
-/// Sends one group and returns each request's outcome, in order.
+/// Sends one group and returns each request's outcome, in order. `trimmed` is the task's
+/// (see [`build`]).
 async fn send(
     conn: &mut RedisConnection,
     config: &Config,
     pushes: Vec<Push>,
+    trimmed: &mut Option<i64>,
 ) -> Vec<Result<Pushed, ApiError>> {
     let count = pushes.len();
     let sizes: Vec<u64> = pushes.iter().map(|p| p.envelopes().len() as u64).collect();
     let failed = |e: ApiError| (0..count).map(|_| Err(e.duplicate())).collect();
-    let mut commands = match build(config, pushes) {
+    let mut commands = match build(config, pushes, trimmed) {
         Ok(commands) => commands,
         Err(e) => return failed(e),
     };
-    let (replies, confirmed) = if commands.scripts.is_empty() {
+    let (replies, confirmed) = if commands.transactions.is_empty() {
         // Every request was refused for the bound before any command: nothing to send.
         (Vec::new(), None)
     } else {
@@ -214,7 +225,7 @@ async fn send(
     let mut outcomes: Vec<_> = commands
         .owners
         .iter()
-        .map(|owner| outcome(*owner, &replies, &config.depth))
+        .map(|owner| outcome(*owner, &commands, &replies, &config.depth))
         .collect();
     // What entered the queue, answered 202 or not: the scripts counted the same in
     // `accepted_total`.
@@ -235,13 +246,18 @@ async fn send(
     outcomes
 }
 
-/// The group's commands: one push for the plain requests, one script per idempotent request.
-fn build(config: &Config, pushes: Vec<Push>) -> Result<Commands, ApiError> {
+/// The group's transactions: one for the plain requests, one per idempotent request.
+/// `trimmed` is the second this task last had `accepted_window` trimmed in.
+fn build(
+    config: &Config,
+    pushes: Vec<Push>,
+    trimmed: &mut Option<i64>,
+) -> Result<Commands, ApiError> {
     let depth = &config.depth;
     let known = depth.get();
     let mut commands = Commands {
         pipe: redis::pipe(),
-        scripts: Vec::new(),
+        transactions: Vec::new(),
         owners: Vec::with_capacity(pushes.len()),
     };
     commands.pipe.ignore_errors();
@@ -262,74 +278,100 @@ fn build(config: &Config, pushes: Vec<Push>) -> Result<Commands, ApiError> {
                 answer,
                 envelopes,
             } => {
-                let cmd = idempotent(config, &key, &answer, envelopes)?;
-                commands
-                    .owners
-                    .push(Owner::Idempotent(commands.scripts.len()));
-                commands.add(cmd, Some(&IDEMPOTENT));
+                let admit = admit_idempotent(config, &key, &answer, envelopes.len())?;
+                let at = commands.transaction([lpush(config, [&envelopes]), admit]);
+                commands.owners.push(Owner::Idempotent(at));
             }
         }
     }
     if !plain.is_empty() {
-        add_plain(config, &mut commands, plain)?;
+        add_plain(config, &mut commands, plain, trimmed)?;
     }
     Ok(commands)
 }
 
 impl Commands {
-    fn add(&mut self, cmd: redis::Cmd, script: Option<&'static LuaScript>) {
-        self.pipe.add_command(cmd);
-        self.scripts.push(script);
+    /// Adds a transaction of `commands`, the admit script last; returns its index.
+    fn transaction<const N: usize>(&mut self, commands: [redis::Cmd; N]) -> usize {
+        self.pipe.cmd("MULTI");
+        for cmd in commands {
+            self.pipe.add_command(cmd);
+        }
+        self.pipe.cmd("EXEC");
+        let exec = self.pipe.len() - 1;
+        self.transactions.push((exec, N));
+        self.transactions.len() - 1
     }
 }
 
-/// The plain requests' messages in one call of the bounding script, which takes or refuses
-/// each request whole.
+/// `LPUSH pending_messages` of every message of `requests`, each request's in order, the
+/// requests one after the other.
+fn lpush<'a>(
+    config: &Config,
+    requests: impl IntoIterator<Item = &'a Encoded> + Clone,
+) -> redis::Cmd {
+    let key = &config.keys.pending_messages;
+    let count: usize = requests.clone().into_iter().map(Encoded::len).sum();
+    let bytes: usize = requests.clone().into_iter().map(Encoded::bytes).sum();
+    let mut cmd = redis::Cmd::with_capacity(2 + count, 5 + key.len() + bytes);
+    cmd.arg("LPUSH").arg(key);
+    for envelopes in requests {
+        envelopes.add_to(&mut cmd);
+    }
+    cmd
+}
+
+/// The plain requests' transaction: one `LPUSH` of all their messages, their count added to
+/// `accepted_total` and to this second of `accepted_window`, then the script that keeps or takes
+/// out each request whole against the bound. The second is this process's clock's, which
+/// follows Redis's ([`sluice_core::clock`]); the idempotent script reads Redis's `TIME`.
 fn add_plain(
     config: &Config,
     commands: &mut Commands,
     plain: Vec<(usize, Encoded)>,
+    trimmed: &mut Option<i64>,
 ) -> Result<(), ApiError> {
-    let at = commands.scripts.len();
-    let count: usize = plain.iter().map(|(_, e)| e.len()).sum();
-    let bytes: usize = plain.iter().map(|(_, e)| e.bytes()).sum();
-    let mut cmd = BOUNDED
-        .command(
-            &config.keys,
-            &[],
-            3 + plain.len() + count,
-            30 * plain.len() + bytes,
-        )
+    let keys = &config.keys;
+    let total: usize = plain.iter().map(|(_, e)| e.len()).sum();
+    let second = sluice_core::clock::now().timestamp();
+    let trim = trimmed.replace(second) != Some(second);
+    let mut admit = PLAIN
+        .eval_command(keys, &[], 5 + plain.len(), 12 * (5 + plain.len()))
         .map_err(queue::unnamed_key)?;
-    cmd.arg(config.depth.max())
+    admit
+        .arg(config.depth.max())
         .arg(RATE_WINDOW_SECS)
+        .arg(second)
+        .arg(u8::from(trim))
         .arg(plain.len());
-    for (n, (request, envelopes)) in plain.iter().enumerate() {
-        commands.owners[*request] = Owner::Bounded(at, n);
-        cmd.arg(envelopes.len());
+    for (_, envelopes) in &plain {
+        admit.arg(envelopes.len());
     }
-    for (_, envelopes) in plain {
-        envelopes.add_to(&mut cmd);
+    let mut incrby = redis::cmd("INCRBY");
+    incrby.arg(&keys.accepted_total).arg(total);
+    let mut hincrby = redis::cmd("HINCRBY");
+    hincrby.arg(&keys.accepted_window).arg(second).arg(total);
+    let mut expire = redis::cmd("EXPIRE");
+    expire
+        .arg(&keys.accepted_window)
+        .arg(ACCEPTED_WINDOW_TTL_SECS);
+    let push = lpush(config, plain.iter().map(|(_, e)| e));
+    let at = commands.transaction([push, incrby, hincrby, expire, admit]);
+    for (n, (request, _)) in plain.iter().enumerate() {
+        commands.owners[*request] = Owner::Plain(at, n);
     }
-    commands.add(cmd, Some(&BOUNDED));
     Ok(())
 }
 
-/// The idempotent script's call for one request.
-fn idempotent(
+/// The admit script's call for one request under an `Idempotency-Key`, of `count` messages.
+fn admit_idempotent(
     config: &Config,
     key: &str,
     answer: &str,
-    envelopes: Encoded,
+    count: usize,
 ) -> Result<redis::Cmd, ApiError> {
-    let bytes = 80 + answer.len() + envelopes.bytes();
     let mut cmd = IDEMPOTENT
-        .command(
-            &config.keys,
-            &[("idempotency", key)],
-            6 + envelopes.len(),
-            bytes,
-        )
+        .eval_command(&config.keys, &[("idempotency", key)], 8, 90 + answer.len())
         .map_err(queue::unnamed_key)?;
     let retention = config.retention;
     cmd.arg(config.depth.max())
@@ -337,53 +379,29 @@ fn idempotent(
         .arg(retention.max_keys)
         .arg(retention.max_bytes)
         .arg(answer)
-        .arg(RATE_WINDOW_SECS);
-    envelopes.add_to(&mut cmd);
+        .arg(RATE_WINDOW_SECS)
+        .arg(ACCEPTED_WINDOW_TTL_SECS)
+        .arg(count);
     Ok(cmd)
 }
 
-/// Replies per command, and, with acknowledgements on, how many replicas confirmed them.
-type Exchanged = (Vec<redis::RedisResult<Value>>, Option<u64>);
+/// One command's reply.
+type RedisReply = redis::RedisResult<Value>;
 
-/// Sends the commands (and a `WAIT` with `acks`) in one round trip. A script Redis does not
-/// know (a restarted or failed-over Redis) is loaded, and the commands that ran into it are sent
-/// again, with a `WAIT` of their own.
+/// One request's outcome.
+type Outcome = Result<Pushed, ApiError>;
+
+/// Replies per command, and, with acknowledgements on, how many replicas confirmed them.
+type Exchanged = (Vec<RedisReply>, Option<u64>);
+
+/// Sends the transactions, and a `WAIT` after them with `acks`, in one round trip; splits off
+/// the `WAIT`'s answer.
 async fn exchange(
     conn: &mut RedisConnection,
     commands: &mut Commands,
     acks: Option<(u32, Duration)>,
 ) -> redis::RedisResult<Exchanged> {
-    let (mut replies, mut confirmed) = query(conn, &mut commands.pipe, acks).await?;
-    let missing: Vec<usize> = (0..replies.len())
-        .filter(|&i| matches!(&replies[i], Err(e) if no_script(e)))
-        .collect();
-    if missing.is_empty() {
-        return Ok((replies, confirmed));
-    }
-    let mut again = redis::pipe();
-    again.ignore_errors();
-    for &i in &missing {
-        if let Some(script) = commands.scripts[i] {
-            script.load(conn).await?;
-        }
-        if let Some(cmd) = commands.pipe.cmd_iter().nth(i) {
-            again.add_command(cmd.clone());
-        }
-    }
-    let (retried, retried_confirmed) = query(conn, &mut again, acks).await?;
-    for (i, reply) in missing.into_iter().zip(retried) {
-        replies[i] = reply;
-    }
-    confirmed = retried_confirmed.or(confirmed);
-    Ok((replies, confirmed))
-}
-
-/// Sends `pipe`, with a `WAIT` appended with `acks`, and splits off the `WAIT`'s answer.
-async fn query(
-    conn: &mut RedisConnection,
-    pipe: &mut redis::Pipeline,
-    acks: Option<(u32, Duration)>,
-) -> redis::RedisResult<Exchanged> {
+    let pipe = &mut commands.pipe;
     if let Some((replicas, timeout)) = acks {
         pipe.cmd("WAIT")
             .arg(replicas)
@@ -399,26 +417,41 @@ async fn query(
     Ok((replies, confirmed))
 }
 
-fn no_script(e: &redis::RedisError) -> bool {
-    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+/// What transaction `at` answered: its script's reply, or why there is none. A transaction
+/// Redis refused (`EXECABORT`, after `OOM` at queueing) ran nothing; one whose `LPUSH` failed
+/// (a key of another type) had its script fail on the same key and queued nothing.
+fn admitted(
+    replies: &[redis::RedisResult<Value>],
+    (exec, commands): (usize, usize),
+) -> Result<Value, ApiError> {
+    let failed = |e: &redis::RedisError| Err(queue::refused(e));
+    // The queued commands answer QUEUED, or the error that aborted the transaction.
+    let queued = exec.saturating_sub(commands)..exec.min(replies.len());
+    for reply in &replies[queued] {
+        if let Err(e) = reply {
+            return failed(e);
+        }
+    }
+    let results = match replies.get(exec) {
+        Some(Ok(Value::Array(results))) => results,
+        Some(Err(e)) => return failed(e),
+        _ => return Err(ApiError::RedisUnavailable),
+    };
+    match results.get(commands - 1) {
+        Some(Value::ServerError(e)) => failed(&redis::RedisError::from(e.clone())),
+        Some(reply) => Ok(reply.clone()),
+        None => Err(ApiError::RedisUnavailable),
+    }
 }
 
 /// One request's outcome from the replies.
-fn outcome(
-    owner: Owner,
-    replies: &[redis::RedisResult<Value>],
-    depth: &Depth,
-) -> Result<Pushed, ApiError> {
-    let reply = |i: usize| match replies.get(i) {
-        Some(Ok(value)) => Ok(value),
-        Some(Err(e)) => Err(queue::refused(e)),
-        None => Err(ApiError::RedisUnavailable),
-    };
+fn outcome(owner: Owner, commands: &Commands, replies: &[RedisReply], depth: &Depth) -> Outcome {
+    let script = |at: usize| admitted(replies, commands.transactions[at]);
     match owner {
         Owner::Full(len) => Err(ApiError::QueueFull { depth: len }),
-        Owner::Bounded(i, n) => {
-            let flags: Vec<u64> = redis::from_redis_value(reply(i)?.clone())
-                .map_err(|_| ApiError::RedisUnavailable)?;
+        Owner::Plain(at, n) => {
+            let flags: Vec<u64> =
+                redis::from_redis_value(script(at)?).map_err(|_| ApiError::RedisUnavailable)?;
             let len = flags.first().copied().unwrap_or(depth.max());
             match flags.get(1 + n) {
                 Some(1) => {
@@ -431,15 +464,15 @@ fn outcome(
                 }
             }
         }
-        Owner::Idempotent(i) => idempotent_outcome(reply(i)?, depth),
+        Owner::Idempotent(at) => idempotent_outcome(script(at)?, depth),
     }
 }
 
 /// The idempotent script's reply: `{1, length}` queued, `{0, answer}` a replay, `{-1, length}`
-/// refused for the bound.
-fn idempotent_outcome(reply: &Value, depth: &Depth) -> Result<Pushed, ApiError> {
+/// refused for the bound, `{-2, error}` a key of the wrong type (nothing queued).
+fn idempotent_outcome(reply: Value, depth: &Depth) -> Result<Pushed, ApiError> {
     let (code, value): (i64, Value) =
-        redis::from_redis_value(reply.clone()).map_err(|_| ApiError::RedisUnavailable)?;
+        redis::from_redis_value(reply).map_err(|_| ApiError::RedisUnavailable)?;
     match code {
         1 => {
             if let Ok(len) = redis::from_redis_value::<u64>(value) {
@@ -450,10 +483,16 @@ fn idempotent_outcome(reply: &Value, depth: &Depth) -> Result<Pushed, ApiError> 
         0 => Ok(Pushed::Replay(
             redis::from_redis_value::<String>(value).unwrap_or_default(),
         )),
-        _ => {
+        -1 => {
             let len = redis::from_redis_value::<u64>(value).unwrap_or(depth.max());
             depth.set(len);
             Err(ApiError::QueueFull { depth: len })
+        }
+        _ => {
+            let error = redis::from_redis_value::<String>(value).unwrap_or_default();
+            tracing::debug!(error, "a push under an Idempotency-Key was refused");
+            sluice_core::metric::redis_error("push");
+            Err(ApiError::RedisUnavailable)
         }
     }
 }
@@ -495,12 +534,23 @@ mod tests {
         }
     }
 
-    fn args(commands: &super::Commands) -> Vec<usize> {
+    /// Each command's name and number of arguments (its name included).
+    fn args(commands: &super::Commands) -> Vec<(String, usize)> {
         commands
             .pipe
             .cmd_iter()
-            .map(|c| c.args_iter().count())
+            .map(|c| {
+                let name = match c.args_iter().next() {
+                    Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).into_owned(),
+                    _ => String::new(),
+                };
+                (name, c.args_iter().count())
+            })
             .collect()
+    }
+
+    fn named(list: &[(&str, usize)]) -> Vec<(String, usize)> {
+        list.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
     }
 
     fn owners(commands: &super::Commands) -> Vec<String> {
@@ -509,7 +559,7 @@ mod tests {
             .iter()
             .map(|o| match o {
                 Owner::Idempotent(i) => format!("idempotent {i}"),
-                Owner::Bounded(i, n) => format!("bounded {i} {n}"),
+                Owner::Plain(i, n) => format!("plain {i} {n}"),
                 Owner::Full(d) => format!("full {d}"),
             })
             .collect()
@@ -526,14 +576,27 @@ mod tests {
             },
             Push::Plain(envelopes(3)),
         ];
-        let commands = build(&config("t:", 1_000_000), pushes).expect("built");
-        // The idempotent script first (EVALSHA sha 6 keys, 6 arguments, 1 envelope), then the
-        // bounding script (EVALSHA sha 3 keys, bound, window, 2 requests, their counts 2 and 3)
-        // with both plain requests' five envelopes.
-        assert_eq!(args(&commands), [3 + 6 + 6 + 1, 3 + 3 + 3 + 2 + 5]);
+        let commands = build(&config("t:", 1_000_000), pushes, &mut None).expect("built");
+        // The idempotent request's transaction first (LPUSH key, 1 envelope; EVAL code, 6
+        // keys, 8 arguments), then the plain requests' (LPUSH key, 5 envelopes; the 5 counted;
+        // EVAL code, 3 keys, bound, window, second, 2 requests, their counts 2 and 3).
+        let wanted = [
+            ("MULTI", 1),
+            ("LPUSH", 2 + 1),
+            ("EVAL", 3 + 6 + 8),
+            ("EXEC", 1),
+            ("MULTI", 1),
+            ("LPUSH", 2 + 5),
+            ("INCRBY", 3),
+            ("HINCRBY", 4),
+            ("EXPIRE", 3),
+            ("EVAL", 3 + 3 + 5 + 2),
+            ("EXEC", 1),
+        ];
+        assert_eq!(args(&commands), named(&wanted));
         assert_eq!(
             owners(&commands),
-            ["bounded 1 0", "idempotent 0", "bounded 1 1"]
+            ["plain 1 0", "idempotent 0", "plain 1 1"]
         );
     }
 
@@ -546,12 +609,22 @@ mod tests {
                 Push::Plain(envelopes(11)),
                 Push::Plain(envelopes(6)),
             ],
+            &mut None,
         )
         .expect("built");
         // The request of 11 can never fit a queue of 10; the others go to the script, which
         // checks them against the queue as Redis holds it.
-        assert_eq!(args(&commands), [3 + 3 + 3 + 2 + 10]);
-        assert_eq!(owners(&commands), ["bounded 0 0", "full 0", "bounded 0 1"]);
+        let wanted = [
+            ("MULTI", 1),
+            ("LPUSH", 2 + 10),
+            ("INCRBY", 3),
+            ("HINCRBY", 4),
+            ("EXPIRE", 3),
+            ("EVAL", 3 + 3 + 5 + 2),
+            ("EXEC", 1),
+        ];
+        assert_eq!(args(&commands), named(&wanted));
+        assert_eq!(owners(&commands), ["plain 0 0", "full 0", "plain 0 1"]);
     }
 
     #[tokio::test]
@@ -565,7 +638,7 @@ mod tests {
         let config = config("t:", 10);
         config.depth.set(10);
         let pushes = vec![Push::Plain(envelopes(1)), Push::Plain(envelopes(2))];
-        let outcomes = send(&mut conn, &config, pushes).await;
+        let outcomes = send(&mut conn, &config, pushes, &mut None).await;
         assert!(
             outcomes
                 .iter()
@@ -626,7 +699,7 @@ mod tests {
             Push::Plain(envelopes(3)),
             Push::Plain(envelopes(1)),
         ];
-        let outcomes = send(&mut conn, &config, pushes).await;
+        let outcomes = send(&mut conn, &config, pushes, &mut None).await;
         // The idempotent request runs first (3), then 4 fits, 7 does not, 3 fits: 10, full.
         assert_eq!(
             summary(&outcomes),
@@ -639,6 +712,58 @@ mod tests {
         // Exactly what was queued is counted, in the same step.
         assert_eq!(queued_and_counted(&mut conn, &config.keys).await, (10, 10));
         assert_eq!(config.depth.get(), 10, "the gauge learns the length");
+        sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+    }
+
+    /// `n` envelopes whose contents are `<tag>0`, `<tag>1`, ….
+    fn tagged(tag: &str, n: usize) -> Encoded {
+        let envelopes = (0..n)
+            .map(|i| {
+                let body = format!(r#"{{"user_id":1,"channel_id":1,"content":"{tag}{i}"}}"#);
+                Envelope::new(NewMessage::from_json(body.as_bytes()).expect("valid"))
+            })
+            .collect();
+        Encoded::new(envelopes)
+    }
+
+    #[tokio::test]
+    async fn requests_put_back_after_a_refusal_keep_their_order_behind_what_was_queued() {
+        let prefix = sluice_tests::unique_prefix("grouporder");
+        let mut conn = redis().await;
+        let config = config(&prefix, 6);
+        let first = send(
+            &mut conn,
+            &config,
+            vec![Push::Plain(tagged("x", 1))],
+            &mut None,
+        )
+        .await;
+        assert_eq!(summary(&first), ["queued"]);
+        let pushes = vec![
+            Push::Plain(tagged("a", 2)),
+            Push::Plain(tagged("b", 5)),
+            Push::Plain(tagged("c", 3)),
+        ];
+        let outcomes = send(&mut conn, &config, pushes, &mut None).await;
+        assert_eq!(summary(&outcomes), ["queued", "queue_full", "queued"]);
+        // Consumed from the tail: what was there first, then a's and c's, each in order.
+        let queue: Vec<String> = redis::cmd("LRANGE")
+            .arg(&config.keys.pending_messages)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .expect("LRANGE");
+        let contents: Vec<String> = queue
+            .iter()
+            .rev()
+            .map(|raw| {
+                let envelope = Envelope::from_json(raw.as_bytes()).expect("an envelope");
+                envelope.content.as_str().to_owned()
+            })
+            .collect();
+        assert_eq!(contents, ["x0", "a0", "a1", "c0", "c1", "c2"]);
+        assert_eq!(queued_and_counted(&mut conn, &config.keys).await, (6, 6));
         sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
     }
 
@@ -664,7 +789,7 @@ mod tests {
             Push::Plain(envelopes(9_000)),
             Push::Plain(envelopes(1)),
         ];
-        let outcomes = send(&mut conn, &config, pushes).await;
+        let outcomes = send(&mut conn, &config, pushes, &mut None).await;
         assert_eq!(
             summary(&outcomes),
             ["queued", "redis_unavailable", "queued", "queued", "queued"]
@@ -675,7 +800,7 @@ mod tests {
         );
         // The retry of the big batch replays its answer and queues nothing; the broken key is
         // as it was.
-        let again = send(&mut conn, &config, vec![idempotent(big, 9_000)]).await;
+        let again = send(&mut conn, &config, vec![idempotent(big, 9_000)], &mut None).await;
         assert_eq!(summary(&again), ["replay"]);
         assert!(matches!(&again[0], Ok(Pushed::Replay(a)) if a == r#"{"n":9000}"#));
         assert_eq!(
@@ -688,6 +813,34 @@ mod tests {
             .await
             .expect("TYPE");
         assert_eq!(kind, "list");
+        sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_plain_push_onto_a_queue_of_the_wrong_type_counts_nothing() {
+        let prefix = sluice_tests::unique_prefix("groupwrong");
+        let mut conn = redis().await;
+        let config = config(&prefix, 1_000_000);
+        let _: () = redis::cmd("SET")
+            .arg(&config.keys.pending_messages)
+            .arg("not a list")
+            .query_async(&mut conn)
+            .await
+            .expect("SET");
+        let outcomes = send(
+            &mut conn,
+            &config,
+            vec![Push::Plain(envelopes(3))],
+            &mut None,
+        )
+        .await;
+        assert_eq!(summary(&outcomes), ["redis_unavailable"]);
+        let counted: Option<i64> = redis::cmd("GET")
+            .arg(&config.keys.accepted_total)
+            .query_async(&mut conn)
+            .await
+            .expect("GET");
+        assert_eq!(counted.unwrap_or(0), 0, "nothing entered the queue");
         sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
     }
 
@@ -705,7 +858,13 @@ mod tests {
             .await
             .expect("SET");
         let key = format!("{prefix}idempotency:k");
-        let outcomes = send(&mut conn, &config, vec![idempotent(key.clone(), 3)]).await;
+        let outcomes = send(
+            &mut conn,
+            &config,
+            vec![idempotent(key.clone(), 3)],
+            &mut None,
+        )
+        .await;
         assert_eq!(summary(&outcomes), ["redis_unavailable"]);
         let (recorded, index, counted): (bool, u64, Option<u64>) = redis::pipe()
             .cmd("EXISTS")
@@ -724,7 +883,7 @@ mod tests {
             .query_async(&mut conn)
             .await
             .expect("DEL");
-        let retried = send(&mut conn, &config, vec![idempotent(key, 3)]).await;
+        let retried = send(&mut conn, &config, vec![idempotent(key, 3)], &mut None).await;
         assert_eq!(summary(&retried), ["queued"]);
         assert_eq!(queued_and_counted(&mut conn, &config.keys).await, (3, 3));
         sluice_tests::delete_prefix(&prefix).await.expect("cleanup");

@@ -275,8 +275,8 @@ mod script_tests {
     fn every_ingest_script_names_only_keys_it_is_given() {
         let keys = Keys::new("");
         for source in [
-            include_str!("lua/push_bounded.lua"),
-            include_str!("lua/push_idempotent.lua"),
+            include_str!("lua/admit_plain.lua"),
+            include_str!("lua/admit_idempotent.lua"),
         ] {
             let script = LuaScript::new(source);
             assert!(!script.key_names().is_empty());

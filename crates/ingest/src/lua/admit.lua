@@ -1,0 +1,41 @@
+-- Prepended to the scripts that admit a push. Every push is one transaction: MULTI, the LPUSH
+-- of the request's messages (native, so the messages never pass through Lua), the admit script,
+-- then EXEC. The script sees the messages already at the head of pending_messages and keeps
+-- them or takes them out again (LTRIM), before any other client can see the queue: the bound,
+-- the idempotency record and the accepted count are decided in the same atomic step as the push.
+
+-- Most values one `unpack` hands to one LPUSH: Lua's C stack stops near 8,000 values.
+local CHUNK = 1000
+
+-- LPUSHes `items` (a Lua array) onto `list` in order, in chunks.
+local function push_list(list, items)
+  for at = 1, #items, CHUNK do
+    redis.call('LPUSH', list, unpack(items, at, math.min(at + CHUNK - 1, #items)))
+  end
+end
+
+-- Keeps accepted_window (per-second counts, `window` seconds wide) small even when no upkeep
+-- trims it: past four windows' worth of seconds, drops those older than one window.
+local function trim_window(window_key, window, now)
+  local held = redis.pcall('HLEN', window_key)
+  if type(held) == 'number' and held > 4 * window then
+    for _, second in ipairs(redis.call('HKEYS', window_key)) do
+      if tonumber(second) == nil or tonumber(second) < now - window then
+        redis.call('HDEL', window_key, second)
+      end
+    end
+  end
+end
+
+-- Adds `n` queued messages to accepted_total and to the current second of accepted_window,
+-- which lives `ttl` seconds without a new count. `redis.pcall`: a counter key someone
+-- overwrote with another type must not fail a push that was admitted.
+local function count_accepted(total_key, window_key, n, window, ttl)
+  local now = tonumber(redis.call('TIME')[1])
+  redis.pcall('INCRBY', total_key, n)
+  if redis.pcall('HINCRBY', window_key, now, n) == n then
+    -- A new second: the first count in it.
+    redis.pcall('EXPIRE', window_key, ttl)
+    trim_window(window_key, window, now)
+  end
+end
