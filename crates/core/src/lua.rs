@@ -57,32 +57,6 @@ impl LuaScript {
         Ok(invocation)
     }
 
-    /// An `EVALSHA` of this script with every KEY filled (as [`Self::keyed`]) and room for
-    /// `args` arguments of `arg_bytes` bytes in all, for calls that carry a batch of messages:
-    /// the caller writes each argument into the command once, where an invocation holds two
-    /// copies of them besides the packed command. Run it with [`Self::run`].
-    pub fn command(
-        &self,
-        keys: &Keys,
-        extra: &[(&str, &str)],
-        args: usize,
-        arg_bytes: usize,
-    ) -> redis::RedisResult<redis::Cmd> {
-        let filled = self.fill(keys, extra)?;
-        let key_bytes: usize = filled.iter().map(|k| k.len()).sum();
-        let mut cmd = redis::Cmd::with_capacity(
-            3 + filled.len() + args,
-            "EVALSHA".len() + 40 + 4 + key_bytes + arg_bytes,
-        );
-        cmd.arg("EVALSHA")
-            .arg(self.script.get_hash())
-            .arg(filled.len());
-        for key in filled {
-            cmd.arg(key);
-        }
-        Ok(cmd)
-    }
-
     /// An `EVAL` of this script, its code in the command, with every KEY filled (as
     /// [`Self::keyed`]) and room for `args` arguments of `arg_bytes` bytes: for a script
     /// queued in a transaction (`MULTI` … `EXEC`), where an `EVALSHA` of a script Redis lost
@@ -105,28 +79,6 @@ impl LuaScript {
             cmd.arg(key);
         }
         Ok(cmd)
-    }
-
-    /// Runs a [`Self::command`], loading the script first when Redis does not know it (a
-    /// restarted or failed-over Redis).
-    pub async fn run<T: redis::FromRedisValue>(
-        &self,
-        cmd: &redis::Cmd,
-        conn: &mut impl redis::aio::ConnectionLike,
-    ) -> redis::RedisResult<T> {
-        match cmd.query_async(conn).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.script.load_async(conn).await?;
-                cmd.query_async(conn).await
-            }
-            result => result,
-        }
-    }
-
-    /// Loads the script into Redis (`SCRIPT LOAD`), for a caller that sends its
-    /// [`Self::command`]s in a pipeline and met `NOSCRIPT`.
-    pub async fn load(&self, conn: &mut impl redis::aio::ConnectionLike) -> redis::RedisResult<()> {
-        self.script.load_async(conn).await.map(drop)
     }
 
     /// The KEYS of a call, in order: from `extra` first, else from `keys`.

@@ -251,6 +251,16 @@ async fn unreadable_dead_letters_are_skipped_reported_and_purged_alone() {
     app.cleanup().await;
 }
 
+/// `POST /admin/dead-letters/{id}/requeue` with the token.
+async fn requeue_one(app: &TestApp, id: &str) -> reqwest::Response {
+    app.http
+        .post(app.url(&format!("/admin/dead-letters/{id}/requeue")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("sent")
+}
+
 async fn page(app: &TestApp, query: &str) -> serde_json::Value {
     admin_json(
         app.http
@@ -372,14 +382,7 @@ async fn an_unreadable_dead_letter_is_refused_requeue_but_can_be_deleted() {
     let letter = &listed["dead_letters"][0];
     assert_eq!(letter["unreadable"], "not json");
     let id = letter["id"].as_str().expect("id");
-    let r = app
-        .http
-        .post(app.url(&format!("/admin/dead-letters/{id}/requeue")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sent");
-    assert_error(r, 409, "dead_letter_unreadable").await;
+    assert_error(requeue_one(&app, id).await, 409, "dead_letter_unreadable").await;
     assert_eq!(page(&app, "").await["total"], 1, "left where it was");
     let r = admin_json(
         app.http
@@ -488,14 +491,7 @@ async fn a_dead_letter_that_kept_only_its_first_bytes_is_listed_but_never_requeu
         (Some(5_000), Some(1_024))
     );
     let id = shown["id"].as_str().expect("id");
-    let r = app
-        .http
-        .post(app.url(&format!("/admin/dead-letters/{id}/requeue")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sent");
-    assert_error(r, 409, "dead_letter_unreadable").await;
+    assert_error(requeue_one(&app, id).await, 409, "dead_letter_unreadable").await;
     let requeued = admin_json(app.http.post(app.url("/admin/dead-letters/requeue"))).await;
     assert_eq!(requeued["requeued"], 0);
     assert!(
