@@ -768,6 +768,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refusal_among_huge_requests_puts_back_the_others_whole() {
+        let prefix = sluice_tests::unique_prefix("grouphuge");
+        let mut conn = redis().await;
+        let config = config(&prefix, 10_000);
+        // 9,000 fit, 2,000 more would not, 500 do: 9,500 put back, past Lua's unpack limit.
+        let pushes = vec![
+            Push::Plain(tagged("a", 9_000)),
+            Push::Plain(tagged("b", 2_000)),
+            Push::Plain(tagged("c", 500)),
+        ];
+        let outcomes = send(&mut conn, &config, pushes, &mut None).await;
+        assert_eq!(summary(&outcomes), ["queued", "queue_full", "queued"]);
+        assert_eq!(
+            queued_and_counted(&mut conn, &config.keys).await,
+            (9_500, 9_500)
+        );
+        sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+    }
+
+    #[tokio::test]
     async fn a_group_mixing_a_failing_request_and_huge_ones_answers_each_as_it_was_treated() {
         let prefix = sluice_tests::unique_prefix("groupmix");
         let mut conn = redis().await;
