@@ -101,6 +101,13 @@ impl Skew {
         Duration::from_micros(self.offset_us.unsigned_abs())
     }
 
+    /// Whether the clocks are surely further apart than `bound`: by more than it plus the
+    /// measurement's own uncertainty (half its round trip), so that a distant Redis never makes
+    /// a good clock look off.
+    pub fn past(&self, bound: Duration) -> bool {
+        self.magnitude().saturating_sub(self.round_trip / 2) > bound
+    }
+
     /// `"this host's clock is 7199999 ms (2.0 h) behind Redis's"`, for a log line or an error.
     pub fn describe(&self) -> String {
         let ms = self.offset_us.unsigned_abs() / 1_000;
@@ -200,7 +207,7 @@ pub async fn start(settings: &RedisSettings) -> Result<Clock, StartError> {
     };
     let budget = settings.connect_timeout() + settings.response_timeout() * SAMPLES as u32;
     match tokio::time::timeout(budget, measure_with(&mut clock.conn, SystemTime::now)).await {
-        Ok(Ok(skew)) if skew.magnitude() > clock.bound => {
+        Ok(Ok(skew)) if skew.past(clock.bound) => {
             return Err(TooFarOff(skew, clock.bound).into());
         }
         Ok(Ok(skew)) => clock.adopt(skew, tracing::Level::WARN),
@@ -249,14 +256,14 @@ impl Clock {
         adopt(skew);
         let offset_ms = skew.offset_us / 1_000;
         let bound_ms = self.bound.as_millis();
-        if skew.magnitude() > self.bound && level == tracing::Level::ERROR {
+        if skew.past(self.bound) && level == tracing::Level::ERROR {
             tracing::error!(
                 offset_ms,
                 "{}, past redis.max_clock_skew_ms ({bound_ms} ms); ids and timestamps follow \
                  Redis's clock, but fix this host's time",
                 skew.describe()
             );
-        } else if skew.magnitude() > self.bound / 10 {
+        } else if skew.past(self.bound / 10) {
             tracing::warn!(
                 offset_ms,
                 "{}; ids and timestamps follow Redis's clock",
@@ -299,6 +306,15 @@ mod tests {
             .duration_since(SystemTime::now())
             .unwrap_or_else(|e| e.duration());
         assert!(off < Duration::from_millis(50), "{off:?}");
+        assert!(skew.past(Duration::from_secs(5)) && !skew.past(behind + Duration::from_secs(1)));
+        let slow = Skew {
+            offset_us: 30_000,
+            round_trip: Duration::from_millis(80),
+        };
+        assert!(
+            !slow.past(Duration::from_millis(10)),
+            "within the measurement's uncertainty"
+        );
         let refused = TooFarOff(skew, Duration::from_secs(5)).to_string();
         assert!(
             refused.contains("(2.0 h) behind") && refused.contains("MAX_CLOCK_SKEW_MS"),
