@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 use sluice_core::Keys;
-use sluice_core::message::{Envelope, MessageRequest, NewMessage};
+use sluice_proto::message::{MessageRequest, NewMessage};
 use sluice_tests::process::{Service, free_port, wait_http_ok};
 use sluice_tests::servers::RedisServer;
 use tokio::task::JoinSet;
@@ -160,7 +160,7 @@ async fn seed(redis: &mut redis::aio::MultiplexedConnection, keys: &Keys) {
     for i in 0..5 {
         let body = serde_json::to_vec(&MessageRequest::new(i + 1, 1, format!("waiting {i}")))
             .expect("json");
-        let envelope = Envelope::new(NewMessage::from_json(&body).expect("valid"));
+        let envelope = sluice_core::clock::envelope(NewMessage::from_json(&body).expect("valid"));
         let _: () = redis::cmd("LPUSH")
             .arg(&keys.pending_messages)
             .arg(envelope.to_json())

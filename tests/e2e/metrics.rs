@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use sluice_core::message::MessageRequest;
+use sluice_proto::message::MessageRequest;
 use sluice_tests::process::free_port;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_core::message::MessageRequest;
+use sluice_proto::message::MessageRequest;
 use uuid::Uuid;
 
 use crate::stack::Stack;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sluice_core::message::MessageRequest;
+use sluice_proto::message::MessageRequest;
 use sluice_tests::process::{Service, binary, free_port, wait_http_ok};
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;

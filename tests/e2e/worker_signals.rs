@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sluice_core::Keys;
-use sluice_core::message::{Envelope, MessageRequest, NewMessage};
+use sluice_proto::message::{MessageRequest, NewMessage};
 use sluice_tests::TestDb;
 use sluice_tests::process::Service;
 
@@ -27,7 +27,7 @@ async fn sigterm_commits_the_batch_in_hand_and_exits_0() {
         .map(|i| {
             let body =
                 serde_json::to_vec(&MessageRequest::new(1, 1, format!("m{i}"))).expect("json");
-            Envelope::new(NewMessage::from_json(&body).expect("valid")).to_json()
+            sluice_core::clock::envelope(NewMessage::from_json(&body).expect("valid")).to_json()
         })
         .collect();
     let _: () = redis::cmd("LPUSH")

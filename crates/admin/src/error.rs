@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use sluice_core::error::ErrorBody;
+use sluice_proto::error::ErrorBody;
 
 /// An error answered as `{"error": {"code", "message", "fields"}}`.
 #[derive(Debug, thiserror::Error)]

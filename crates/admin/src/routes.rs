@@ -10,9 +10,9 @@ use std::sync::LazyLock;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
-use sluice_core::api::{DeadLetterPage, Purged, Requeued};
-use sluice_core::error::ErrorBody;
 use sluice_core::lua::LuaScript;
+use sluice_proto::api::{DeadLetterPage, Purged, Requeued};
+use sluice_proto::error::ErrorBody;
 
 use crate::Admin;
 use crate::error::AdminError;

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use hyper::body::Bytes;
 use serde::Serialize;
 use sluice_core::Keys;
-use sluice_core::message::{Envelope, NewMessage};
+use sluice_proto::message::{Envelope, NewMessage};
 use uuid::Uuid;
 
 use crate::stages;
@@ -28,7 +28,7 @@ fn request_body(i: u64, batch: Option<usize>) -> Bytes {
 pub fn sample_envelope(i: u64) -> Envelope {
     let message = NewMessage::from_json(message_json(i).as_bytes())
         .unwrap_or_else(|e| unreachable!("the sample message is valid: {e}"));
-    Envelope::new(message)
+    sluice_core::clock::envelope(message)
 }
 
 /// Result of `ingest` and `ingest-batch`.

@@ -18,7 +18,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
-use sluice_core::events::BatchEvent;
+use sluice_proto::events::BatchEvent;
 use uuid::Uuid;
 
 use sluice_client::summary::LatencyPercentiles;

@@ -14,9 +14,9 @@ use ratatui::widgets::{Block, List, ListItem, Paragraph, Sparkline};
 use ratatui::{DefaultTerminal, Frame};
 use sluice_client::Client;
 use sluice_client::feed::{Event, subscribe};
-use sluice_core::api::WorkerList;
-use sluice_core::events::BatchEvent;
-use sluice_core::stats::Stats;
+use sluice_proto::api::WorkerList;
+use sluice_proto::events::BatchEvent;
+use sluice_proto::stats::Stats;
 use tokio::sync::mpsc;
 
 use crate::view;
@@ -273,7 +273,7 @@ fn draw_workers(frame: &mut Frame, area: Rect, list: Option<&WorkerList>) {
     frame.render_widget(List::new(items).block(Block::bordered().title(title)), area);
 }
 
-fn worker_line(worker: &sluice_core::api::WorkerInfo) -> ListItem<'static> {
+fn worker_line(worker: &sluice_proto::api::WorkerInfo) -> ListItem<'static> {
     let (state, colour) = if !worker.alive {
         ("dead", Color::Red)
     } else if worker.late {
@@ -413,7 +413,7 @@ mod tests {
     #[test]
     fn at_80_by_24_the_workers_and_batches_panes_are_there() {
         let workers = Some(WorkerList {
-            workers: vec![sluice_core::api::WorkerInfo {
+            workers: vec![sluice_proto::api::WorkerInfo {
                 id: "host-1-abcdef".into(),
                 last_heartbeat: String::new(),
                 heartbeat_age_ms: 3_200,

@@ -3,14 +3,14 @@
 use std::fmt::Write;
 
 use sluice_client::send::SendReport;
-use sluice_core::api::{Alert, AlertList, DeadLetterPage};
-use sluice_core::cards::{Card, Unit};
-use sluice_core::stats::Stats;
+use sluice_proto::api::{Alert, AlertList, DeadLetterPage};
+use sluice_proto::cards::{Card, Unit};
+use sluice_proto::stats::Stats;
 
-/// The cards of the view: `sluice_core`'s list, the one the dashboard shows.
+/// The cards of the view: `sluice_proto`'s list, the one the dashboard shows.
 pub fn cards() -> &'static [Card] {
     static CARDS: std::sync::LazyLock<Vec<Card>> =
-        std::sync::LazyLock::new(sluice_core::cards::cards);
+        std::sync::LazyLock::new(sluice_proto::cards::cards);
     &CARDS
 }
 
@@ -169,10 +169,10 @@ pub fn dead_letters(page: &DeadLetterPage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::stats::Latency;
+    use sluice_proto::stats::Latency;
 
     fn stats() -> Stats {
-        let mut stats = Stats::new(1_234_567, 10, 0, 267.25);
+        let mut stats = Stats::at(chrono::Utc::now(), 1_234_567, 10, 0, 267.25);
         stats.oldest_pending_age_ms = 2_500;
         stats.workers_alive = 2;
         stats.timestamp = "t".into();

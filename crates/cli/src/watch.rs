@@ -6,7 +6,7 @@ use std::io::Write;
 
 use sluice_client::Client;
 use sluice_client::feed::{Event, subscribe};
-use sluice_core::api::{Alert, AlertList};
+use sluice_proto::api::{Alert, AlertList};
 
 use crate::view;
 

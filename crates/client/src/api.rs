@@ -1,14 +1,14 @@
 //! A typed HTTP client for one Sluice service: the stream's read endpoints (on a gateway, or
 //! on an ingest API that serves the stream) and the ingest API's admin endpoints. Every answer
-//! is one of `sluice_core`'s own types.
+//! is one of `sluice_proto`'s types.
 
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use sluice_core::api::{AlertList, DeadLetterPage, Purged, RecentBatches, Requeued, WorkerList};
-use sluice_core::error::ErrorBody;
-use sluice_core::events::BatchEvent;
-use sluice_core::stats::Stats;
+use sluice_proto::api::{AlertList, DeadLetterPage, Purged, RecentBatches, Requeued, WorkerList};
+use sluice_proto::error::ErrorBody;
+use sluice_proto::events::BatchEvent;
+use sluice_proto::stats::Stats;
 
 /// Longest wait for one answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,14 +1,14 @@
 //! The live feed of a stream's WebSocket (`/ws/stats`, protocol v1): `stats` readings and
-//! `alert` transitions as `sluice_core`'s types, reconnected with backoff whenever it drops.
+//! `alert` transitions as `sluice_proto`'s types, reconnected with backoff whenever it drops.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Deserialize;
-use sluice_core::api::Alert;
-use sluice_core::backoff::Backoff;
-use sluice_core::events::BatchEvent;
-use sluice_core::stats::Stats;
+use sluice_proto::api::Alert;
+use sluice_proto::backoff::Backoff;
+use sluice_proto::events::BatchEvent;
+use sluice_proto::stats::Stats;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -106,7 +106,8 @@ mod tests {
 
     #[test]
     fn frames_of_the_two_topics_parse_and_others_do_not() {
-        let stats = serde_json::to_string(&Stats::new(5, 1, 0, 0.5)).expect("json");
+        let stats =
+            serde_json::to_string(&Stats::at(chrono::Utc::now(), 5, 1, 0, 0.5)).expect("json");
         assert!(
             matches!(serde_json::from_str::<Frame>(&stats), Ok(Frame::Stats(s)) if s.total_messages == 5)
         );

@@ -1,5 +1,5 @@
 //! `sluice-client`: the client side of Sluice, for the `sluice` command, the benchmarks and the
-//! tests. Its types are `sluice_core`'s own, so a client reads exactly what the servers write.
+//! tests. Its types are `sluice_proto`'s, so a client reads exactly what the servers write.
 //!
 //! - [`api`]: a typed HTTP client for the stream's read endpoints and the admin endpoints.
 //! - [`feed`]: the live `/ws/stats` feed, reconnected with backoff.

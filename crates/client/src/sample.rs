@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use hyper::body::Bytes;
-use sluice_core::message::MessageRequest;
+use sluice_proto::api::{BatchQueued, Queued};
+use sluice_proto::message::MessageRequest;
 use uuid::Uuid;
 
 /// A typical chat message, so payload sizes are realistic.
@@ -34,17 +35,19 @@ pub fn batch_json(i: u64, size: usize) -> String {
 /// The message ids in 202 answers of `/messages` (`message_id`) or `/messages/batch`
 /// (`message_ids`).
 pub fn accepted_ids(bodies: &[Bytes]) -> anyhow::Result<Vec<Uuid>> {
+    /// Either endpoint's answer, told apart by its fields.
     #[derive(serde::Deserialize)]
-    struct Answer {
-        message_id: Option<Uuid>,
-        #[serde(default)]
-        message_ids: Vec<Uuid>,
+    #[serde(untagged)]
+    enum Answer {
+        Batch(BatchQueued),
+        One(Queued),
     }
     let mut ids = Vec::with_capacity(bodies.len());
     for body in bodies {
-        let answer: Answer = serde_json::from_slice(body).context("a 202 answer")?;
-        ids.extend(answer.message_id);
-        ids.extend(answer.message_ids);
+        match serde_json::from_slice(body).context("a 202 answer")? {
+            Answer::Batch(batch) => ids.extend(batch.message_ids),
+            Answer::One(one) => ids.push(one.message_id),
+        }
     }
     Ok(ids)
 }

@@ -17,7 +17,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
+use sluice_proto::message::{Envelope, NewMessage};
 use uuid::Uuid;
 
 use crate::CancellationToken;
@@ -55,6 +56,22 @@ thread_local! {
 /// The fleet's time: this process's clock corrected by its measured offset from Redis's.
 pub fn now() -> DateTime<Utc> {
     DateTime::<Utc>::from(corrected())
+}
+
+/// [`now`] at the precision envelopes keep (microseconds, like PostgreSQL).
+pub fn now_micros() -> DateTime<Utc> {
+    now().trunc_subsecs(6)
+}
+
+/// `message` stamped with a fresh id and the fleet's time: how the ingest API queues it.
+pub fn envelope(message: NewMessage) -> Envelope {
+    envelope_at(message, now_micros())
+}
+
+/// `message` stamped with a fresh id and `created_at` (the messages of one batch share it;
+/// their ids still increase in order).
+pub fn envelope_at(message: NewMessage, created_at: DateTime<Utc>) -> Envelope {
+    Envelope::stamped(message, new_id(), created_at)
 }
 
 /// A new UUIDv7 whose time is [`now`]'s; strictly increasing within a thread, unless a

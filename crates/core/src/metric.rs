@@ -14,7 +14,7 @@ use std::time::Duration;
 use metrics::{describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::stats::Stats;
+use sluice_proto::stats::Stats;
 
 /// Messages the ingest API put on the queue (counted as `accepted_total` counts them: answered
 /// 202, or 503 `not_replicated` once queued; a replay is not counted again). Counter; ingest.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
+use sluice_proto::backoff::Backoff;
 
 /// Subscribes to `channels` and calls `on_message(channel, payload)` for every message until
 /// `shutdown`. `what` names the subscription in the (once per outage) log lines. Messages

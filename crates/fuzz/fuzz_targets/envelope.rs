@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_core::events::DeadLetter;
-use sluice_core::message::Envelope;
+use sluice_proto::events::DeadLetter;
+use sluice_proto::message::Envelope;
 use sluice_worker::batch::Batch;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_core::message::{Envelope, MessageError, NewMessage};
+use sluice_proto::message::{Envelope, MessageError, NewMessage};
 
 fn check_refusal(error: &MessageError) {
     match error {
@@ -13,7 +13,7 @@ fn check_refusal(error: &MessageError) {
 }
 
 fn round_trip(message: NewMessage) {
-    let envelope = Envelope::new(message);
+    let envelope = sluice_core::clock::envelope(message);
     let back = Envelope::from_json(&envelope.to_json()).expect("an envelope we wrote parses");
     assert_eq!(back, envelope);
 }

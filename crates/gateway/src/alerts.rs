@@ -15,9 +15,9 @@ pub mod runtime;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use sluice_core::api::{Alert, Rule};
 use sluice_core::settings::AlertSettings;
-use sluice_core::stats::Stats;
+use sluice_proto::api::{Alert, Rule};
+use sluice_proto::stats::Stats;
 use tokio::time::Instant;
 
 /// The rules evaluated from readings (all but `redis_down`).

@@ -51,7 +51,7 @@ static ASSETS: [Asset; 13] = [
     Asset {
         path: "cards.js",
         content_type: "text/javascript; charset=utf-8",
-        body: sluice_core::cards::CARDS_MODULE.as_bytes(),
+        body: sluice_proto::cards::CARDS_MODULE.as_bytes(),
         immutable: false,
     },
     asset!("favicon.svg", "image/svg+xml"),

@@ -118,7 +118,7 @@ impl BodyLimits {
             return None;
         }
         let message = format!("request body is larger than the limit of {limit} bytes");
-        let body = serde_json::to_string(&sluice_core::error::ErrorBody::new(
+        let body = serde_json::to_string(&sluice_proto::error::ErrorBody::new(
             "payload_too_large",
             message,
         ))

@@ -7,7 +7,7 @@
 //! 400 or more whose first header is `content-length: 0` can only be one of those. [`rewrite`]
 //! replaces it with the same status and headers plus the documented error body.
 
-use sluice_core::error::ErrorBody;
+use sluice_proto::error::ErrorBody;
 
 /// How actix-http's body-less answers continue after their status line.
 const EMPTY_BODY: &[u8] = b"\r\ncontent-length: 0\r\n";

@@ -8,7 +8,7 @@ use actix_web::HttpResponse;
 use chrono::SecondsFormat;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sluice_core::message::Envelope;
+use sluice_proto::message::Envelope;
 use uuid::Uuid;
 
 use crate::body::Charge;
@@ -16,27 +16,27 @@ use crate::error::ApiError;
 use crate::group::{Push, Pushed};
 use crate::persisted::{Outcome, Registration};
 use crate::queue::Encoded;
-use crate::routes::messages::{BatchQueued, Queued};
 use crate::state::AppState;
 use crate::store;
+use sluice_proto::api::{BatchQueued, MessageStatus, Queued};
 
 /// An answer a waited request completes with its messages' outcomes.
 pub trait Completed: Serialize + DeserializeOwned {
     /// Fills in the outcomes (in the order of the answer's ids); returns the status.
-    fn complete(&mut self, outcomes: &[Outcome]) -> &'static str;
+    fn complete(&mut self, outcomes: &[Outcome]) -> MessageStatus;
 }
 
 impl Completed for Queued {
-    fn complete(&mut self, outcomes: &[Outcome]) -> &'static str {
+    fn complete(&mut self, outcomes: &[Outcome]) -> MessageStatus {
         let (status, persisted_at) = summary(outcomes);
-        self.status = status.into();
+        self.status = status;
         self.persisted_at = persisted_at;
         status
     }
 }
 
 impl Completed for BatchQueued {
-    fn complete(&mut self, outcomes: &[Outcome]) -> &'static str {
+    fn complete(&mut self, outcomes: &[Outcome]) -> MessageStatus {
         let (status, persisted_at) = summary(outcomes);
         self.dead_lettered_ids = self
             .message_ids
@@ -45,14 +45,14 @@ impl Completed for BatchQueued {
             .filter(|(_, o)| **o == Outcome::DeadLettered)
             .map(|(id, _)| *id)
             .collect();
-        self.status = status.into();
+        self.status = status;
         self.persisted_at = persisted_at;
         status
     }
 }
 
 /// The status of a waited answer, and when the last commit was recorded.
-fn summary(outcomes: &[Outcome]) -> (&'static str, Option<String>) {
+fn summary(outcomes: &[Outcome]) -> (MessageStatus, Option<String>) {
     let last = outcomes
         .iter()
         .filter_map(|o| match o {
@@ -62,15 +62,15 @@ fn summary(outcomes: &[Outcome]) -> (&'static str, Option<String>) {
         .max()
         .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true));
     if outcomes.contains(&Outcome::DeadLettered) {
-        ("dead_lettered", last)
+        (MessageStatus::DeadLettered, last)
     } else {
-        ("persisted", last)
+        (MessageStatus::Persisted, last)
     }
 }
 
 /// 201 for persisted, 200 for dead-lettered, both with `Preference-Applied`.
-fn waited(status: &str, wait: Duration) -> actix_web::HttpResponseBuilder {
-    let mut builder = if status == "persisted" {
+fn waited(status: MessageStatus, wait: Duration) -> actix_web::HttpResponseBuilder {
+    let mut builder = if status == MessageStatus::Persisted {
         HttpResponse::Created()
     } else {
         HttpResponse::Ok()

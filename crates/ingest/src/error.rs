@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use sluice_core::error::ErrorBody;
-use sluice_core::message::MessageError;
+use sluice_proto::error::ErrorBody;
+use sluice_proto::message::MessageError;
 
 /// An error answered to the client as `{"error": {"code", "message", "fields"}}`.
 #[derive(Debug, thiserror::Error)]

@@ -504,7 +504,7 @@ mod tests {
 
     use sluice_core::Keys;
     use sluice_core::connect::RedisConnection;
-    use sluice_core::message::{Envelope, NewMessage};
+    use sluice_proto::message::{Envelope, NewMessage};
 
     use super::{Config, Owner, Push, Pushed, build, send};
     use crate::error::ApiError;
@@ -514,7 +514,7 @@ mod tests {
         let envelopes = (0..n)
             .map(|i| {
                 let body = format!(r#"{{"user_id":1,"channel_id":1,"content":"m{i}"}}"#);
-                Envelope::new(NewMessage::from_json(body.as_bytes()).expect("valid"))
+                sluice_core::clock::envelope(NewMessage::from_json(body.as_bytes()).expect("valid"))
             })
             .collect();
         Encoded::new(envelopes)
@@ -720,7 +720,7 @@ mod tests {
         let envelopes = (0..n)
             .map(|i| {
                 let body = format!(r#"{{"user_id":1,"channel_id":1,"content":"{tag}{i}"}}"#);
-                Envelope::new(NewMessage::from_json(body.as_bytes()).expect("valid"))
+                sluice_core::clock::envelope(NewMessage::from_json(body.as_bytes()).expect("valid"))
             })
             .collect();
         Encoded::new(envelopes)

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sluice_core::CancellationToken;
-use sluice_core::events::BatchEvent;
+use sluice_proto::events::BatchEvent;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use sluice_core::CancellationToken;
 use sluice_core::connect::{CallFailed, RedisConnection};
-use sluice_core::message::Envelope;
 use sluice_core::outage::{Line, OutageLog};
+use sluice_proto::message::Envelope;
 
 use crate::error::ApiError;
 
@@ -292,7 +292,7 @@ mod script_tests {
 
 #[cfg(test)]
 mod tests {
-    use sluice_core::message::NewMessage;
+    use sluice_proto::message::NewMessage;
 
     use super::*;
 
@@ -302,7 +302,9 @@ mod tests {
             .iter()
             .map(|content| {
                 let body = serde_json::json!({"user_id": 7, "channel_id": 9, "content": content});
-                Envelope::new(NewMessage::from_json(body.to_string().as_bytes()).expect("valid"))
+                sluice_core::clock::envelope(
+                    NewMessage::from_json(body.to_string().as_bytes()).expect("valid"),
+                )
             })
             .collect();
         let expected: Vec<Vec<u8>> = envelopes.iter().map(Envelope::to_json).collect();

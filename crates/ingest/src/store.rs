@@ -6,7 +6,9 @@ use deadpool_postgres::Pool;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::routes::list::{ListQuery, MessagePage, StoredMessage};
+use sluice_proto::api::{MessagePage, StoredMessage};
+
+use crate::routes::list::ListQuery;
 
 /// The SQL of a `GET /messages` page and its parameters, in one order. Every combination of
 /// filters is a range scan of one index, newest first, that stops after `limit` rows:

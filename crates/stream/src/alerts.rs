@@ -1,5 +1,5 @@
 //! Alerts in Redis: [`store`] reads and records them. Their types are
-//! [`sluice_core::api::Alert`] and its kin, which clients share.
+//! [`sluice_proto::api::Alert`] and its kin, which clients share.
 //!
 //! Alerts are evaluated by gateways only (`sluice-gateway`'s `alerts`); every stream, the ingest
 //! API's too, serves what they recorded.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use sluice_core::CancellationToken;
-use sluice_core::events::BatchEvent;
+use sluice_proto::events::BatchEvent;
 
 use crate::hub::Hub;
 use bytestring::ByteString;
@@ -48,7 +48,7 @@ pub async fn run(
 
 /// Publishes one alert transition as it was recorded, if it is one.
 fn forward_alert(hub: &Hub, payload: &[u8]) {
-    match serde_json::from_slice::<sluice_core::api::Alert>(payload) {
+    match serde_json::from_slice::<sluice_proto::api::Alert>(payload) {
         Ok(alert) => hub.publish_alert(serde_json::to_string(&alert).unwrap_or_default().into()),
         Err(e) => tracing::debug!(%e, "ignoring an alert event that does not parse"),
     }

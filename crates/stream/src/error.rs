@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use sluice_core::error::ErrorBody;
+use sluice_proto::error::ErrorBody;
 
 use crate::auth::AuthError;
 use crate::hub::LimitError;

@@ -212,7 +212,7 @@ mod tests {
         Arc::new(Snapshot {
             seq,
             taken_at: tokio::time::Instant::now(),
-            stats: sluice_core::stats::Stats::new(0, 0, 0, 0.0),
+            stats: sluice_proto::stats::Stats::at(chrono::Utc::now(), 0, 0, 0, 0.0),
             json: ByteString::from_static(r#"{"type":"stats"}"#),
         })
     }

@@ -10,7 +10,7 @@ use bytestring::ByteString;
 use serde::Serialize;
 use sluice_core::Keys;
 use sluice_core::connect::RedisConnection;
-use sluice_core::history::{History, Window};
+use sluice_proto::history::{History, Window};
 
 use crate::shared::Shared;
 
@@ -57,7 +57,7 @@ impl HistoryCache {
 
     async fn read(&self, window: Window) -> Option<ByteString> {
         let mut redis = self.redis.clone();
-        let read = History::read(&mut redis, &self.keys, window);
+        let read = sluice_core::history::read(&mut redis, &self.keys, window);
         let history = match tokio::time::timeout(self.timeout, read).await {
             Ok(Ok(history)) => history,
             Ok(Err(e)) => {

@@ -16,7 +16,7 @@ use bytestring::ByteString;
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::snapshot::{BatchFrames, RedisState, Snapshot};
-use sluice_core::api::Alert;
+use sluice_proto::api::Alert;
 
 /// Why a new stream was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -79,9 +79,9 @@ pub struct State {
     /// The alert keys.
     pub alerts: AlertStore,
     /// `GET /alerts`' Redis part, shared by every request for a second.
-    pub alert_list: shared::Shared<sluice_core::api::AlertList>,
+    pub alert_list: shared::Shared<sluice_proto::api::AlertList>,
     /// `GET /workers`, shared by every request for a second.
-    pub worker_list: shared::Shared<sluice_core::api::WorkerList>,
+    pub worker_list: shared::Shared<sluice_proto::api::WorkerList>,
     /// `worker.dead_after_ms`: how late a heartbeat may be before its worker is not alive.
     pub worker_dead_after: Duration,
     /// Longest wait for Redis.

@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 
 use sluice_core::CancellationToken;
 use sluice_core::connect::RedisConnection;
-use sluice_core::stats::{Stats, StatsReader};
+use sluice_core::stats::StatsReader;
+use sluice_proto::stats::Stats;
 use tokio::sync::watch;
 use tokio::time::Instant;
 

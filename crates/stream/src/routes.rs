@@ -9,15 +9,15 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use sluice_core::settings::limits;
 
-use sluice_core::history::Window;
+use sluice_proto::history::Window;
 
 use crate::State;
 use crate::error::StreamError;
 use crate::protocol::Topic;
 use crate::session::{self, SessionConfig};
-use sluice_core::api::{AlertList, WorkerList};
-use sluice_core::error::ErrorBody;
-use sluice_core::stats::Stats;
+use sluice_proto::api::{AlertList, WorkerList};
+use sluice_proto::error::ErrorBody;
+use sluice_proto::stats::Stats;
 
 /// Query of `GET /ws/stats` and `GET /stats/stream`.
 #[derive(Debug, Deserialize)]
@@ -348,7 +348,7 @@ pub async fn workers(
 /// `batch_persisted` messages of the stream (without their id lists), so a dashboard opened now
 /// shows what happened just before. Held in memory: a process that just started has none.
 #[utoipa::path(get, path = "/batches/recent", tag = "stream", params(TokenParam), responses(
-        (status = 200, description = "The latest batch events, newest first", body = sluice_core::api::RecentBatches),
+        (status = 200, description = "The latest batch events, newest first", body = sluice_proto::api::RecentBatches),
         (status = 401, description = "Authentication is on and the token is missing or invalid", body = ErrorBody),
     ))]
 pub async fn recent_batches(

@@ -16,8 +16,8 @@ use actix_ws::{
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use sluice_core::CancellationToken;
-use sluice_core::history::Window;
 use sluice_core::settings::limits;
+use sluice_proto::history::Window;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use sluice_core::stats::Stats;
+use sluice_proto::stats::Stats;
 use tokio::time::Instant;
 
 /// One stats reading, serialized once for every session.

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat};
 use sluice_core::Keys;
-use sluice_core::api::{WorkerInfo, WorkerList};
 use sluice_core::lua::LuaScript;
+use sluice_proto::api::{WorkerInfo, WorkerList, WorkerOutput};
 
 /// Most workers listed (most recent heartbeat first).
 pub const MAX_LISTED: usize = 500;
@@ -36,9 +36,7 @@ fn parse(reply: &[String], dead_after_ms: u64) -> WorkerList {
         .map(|w| {
             let seen: u64 = w[1].parse::<f64>().map_or(0, |ms| ms as u64);
             let age = now.saturating_sub(seen);
-            let mut output = w[4].split(' ');
-            let mut next = || output.next().filter(|s| !s.is_empty());
-            let (batches, persisted, rate) = (next(), next(), next());
+            let output = WorkerOutput::from_field(&w[4]);
             WorkerInfo {
                 id: w[0].clone(),
                 last_heartbeat: DateTime::from_timestamp_millis(seen as i64)
@@ -53,9 +51,9 @@ fn parse(reply: &[String], dead_after_ms: u64) -> WorkerList {
                 } else {
                     w[3].clone()
                 },
-                batches: batches.and_then(|s| s.parse().ok()),
-                persisted: persisted.and_then(|s| s.parse().ok()),
-                persisted_per_second: rate.and_then(|s| s.parse().ok()),
+                batches: output.map(|o| o.batches),
+                persisted: output.map(|o| o.persisted),
+                persisted_per_second: output.map(|o| o.persisted_per_second),
             }
         })
         .collect();

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use sluice_core::events::{BatchEvent, DeadLetter};
-use sluice_core::message::Envelope;
+use sluice_proto::events::{BatchEvent, DeadLetter};
+use sluice_proto::message::Envelope;
 use uuid::Uuid;
 
 /// The messages a worker holds in its processing list, and how far their commit has got.
@@ -140,11 +140,13 @@ fn dead_letter(raw: &[u8], reason: String, worker_id: &str, max_bytes: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::message::NewMessage;
+    use sluice_proto::message::NewMessage;
 
     fn envelope(content: &str) -> Envelope {
         let body = serde_json::json!({"user_id": 1, "channel_id": 2, "content": content});
-        Envelope::new(NewMessage::from_json(body.to_string().as_bytes()).expect("valid"))
+        sluice_core::clock::envelope(
+            NewMessage::from_json(body.to_string().as_bytes()).expect("valid"),
+        )
     }
 
     #[test]

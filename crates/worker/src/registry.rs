@@ -18,6 +18,7 @@ use sluice_core::settings::limits;
 use sluice_core::shutdown::Ticker;
 use sluice_core::upkeep;
 use sluice_core::{CancellationToken, Keys};
+use sluice_proto::api::WorkerOutput;
 use tokio::sync::watch;
 
 /// How often every worker beats: fixed, so no worker's settings change how often its peers
@@ -104,8 +105,12 @@ impl OutputRate {
         let (since, rows_then) = self.samples.front().copied().unwrap_or((now, rows));
         // Over at least a second, so a worker's first beats do not report a burst as a rate.
         let secs = now.duration_since(since).as_secs_f64().max(1.0);
-        let rate = (rows - rows_then) as f64 / secs;
-        format!("{batches} {rows} {rate:.1}")
+        WorkerOutput {
+            batches,
+            persisted: rows,
+            persisted_per_second: (rows - rows_then) as f64 / secs,
+        }
+        .to_field()
     }
 }
 

@@ -7,7 +7,7 @@
 //! can commit nothing, so the reclaimer sees every row the peer will ever have inserted.
 
 use deadpool_postgres::Pool;
-use sluice_core::message::Envelope;
+use sluice_proto::message::Envelope;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 

@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use sluice_core::backoff::Backoff;
 use sluice_core::metric;
 use sluice_core::partitions::Plan;
 use sluice_core::settings::{Settings, WorkerSettings};
 use sluice_core::upkeep::Upkeep;
 use sluice_core::{CancellationToken, connect, schema};
+use sluice_proto::backoff::Backoff;
 use tokio::time::Instant;
 
 use tokio::sync::watch;

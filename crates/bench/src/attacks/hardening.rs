@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_core::events::DeadLetter;
-use sluice_core::message::{Envelope, MessageRequest, NewMessage};
+use sluice_proto::events::DeadLetter;
+use sluice_proto::message::{MessageRequest, NewMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -291,7 +291,7 @@ async fn fill_dead_letters(
     for _ in 0..count / 1_000 {
         let mut pipe = redis::pipe();
         for _ in 0..1_000 {
-            let envelope = Envelope::new(NewMessage::from_json(&body)?);
+            let envelope = sluice_core::clock::envelope(NewMessage::from_json(&body)?);
             let letter = DeadLetter::new(
                 &envelope.to_json(),
                 "attack".into(),

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_core::connect::RedisConnection;
-use sluice_core::stats::Stats;
+use sluice_proto::stats::Stats;
 use sluice_stream::snapshot::Reading;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Evaluator, Transition, firing, summary};
-use sluice_core::api::{Alert, Rule};
+use sluice_proto::api::{Alert, Rule};
 use sluice_stream::alerts::store::AlertStore;
 use sluice_stream::alerts::timestamp;
 use sluice_stream::hub::Hub;

@@ -13,7 +13,7 @@ fn settings() -> AlertSettings {
 
 /// A reading at Redis second `second` with one live worker and nothing else going on.
 fn reading(second: i64) -> Stats {
-    let mut s = Stats::new(0, 0, 0, 0.0);
+    let mut s = Stats::at(chrono::Utc::now(), 0, 0, 0, 0.0);
     s.workers_alive = 1;
     s.timestamp = chrono::DateTime::from_timestamp(1_700_000_000 + second, 0)
         .expect("valid")

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use sluice_core::events::BatchEvent;
+use sluice_proto::events::BatchEvent;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{TestGateway, close_code, next_json, next_of, send_json, spawn_gateway};

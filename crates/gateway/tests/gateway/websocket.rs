@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
-use sluice_core::stats::Stats;
+use sluice_proto::stats::Stats;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{close_code, next_of, spawn_gateway};

@@ -1,10 +1,10 @@
 //! `GET /messages`: persisted messages, newest first, parsed at the edge into a [`ListQuery`].
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sluice_core::error::ErrorBody;
-use sluice_core::message::{ChannelId, UserId};
+use serde::Deserialize;
+use sluice_proto::api::MessagePage;
+use sluice_proto::error::ErrorBody;
+use sluice_proto::message::{ChannelId, UserId};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -96,32 +96,6 @@ impl ListQuery {
             Err(ApiError::InvalidQuery(errors))
         }
     }
-}
-
-/// One persisted message.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct StoredMessage {
-    /// Message id.
-    pub id: Uuid,
-    /// Author.
-    pub user_id: i64,
-    /// Channel.
-    pub channel_id: i64,
-    /// Text.
-    pub content: String,
-    /// When the ingest API accepted it.
-    pub created_at: DateTime<Utc>,
-    /// When a worker committed it.
-    pub inserted_at: DateTime<Utc>,
-}
-
-/// A page of `GET /messages`.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct MessagePage {
-    /// Newest first.
-    pub messages: Vec<StoredMessage>,
-    /// Pass as `before` to get the next (older) page; `null` on the last page.
-    pub next_before: Option<Uuid>,
 }
 
 /// `GET /messages`: persisted messages, newest first, keyset-paginated by id (UUIDv7 ids are

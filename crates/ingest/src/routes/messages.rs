@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::SecondsFormat;
-use serde::{Deserialize, Serialize};
-use sluice_core::error::ErrorBody;
-use sluice_core::message::{Envelope, MessageRequest, NewMessage};
+use sluice_proto::api::{BatchQueued, MessageStatus, Queued};
+use sluice_proto::error::ErrorBody;
+use sluice_proto::message::{Envelope, MessageRequest, NewMessage};
 use uuid::Uuid;
 
 use crate::body;
@@ -15,20 +15,6 @@ use crate::enqueue::{Queueing, enqueue};
 use crate::error::ApiError;
 use crate::queue::Encoded;
 use crate::state::AppState;
-
-/// Answer to an accepted message.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Queued {
-    /// The id the message will have in PostgreSQL.
-    pub message_id: Uuid,
-    /// `"queued"`; after a `Prefer: wait`, `"persisted"` or `"dead_lettered"`.
-    pub status: String,
-    /// When the message was accepted; also its `created_at`.
-    pub queued_at: String,
-    /// When the worker's commit was recorded (`"persisted"` answers only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub persisted_at: Option<String>,
-}
 
 /// The headers `POST /messages` and `/messages/batch` read, for the OpenAPI document.
 #[derive(utoipa::IntoParams)]
@@ -128,12 +114,12 @@ pub async fn post_message(
     body::require_json(req.headers())?;
     let key = idempotency_key(&req)?;
     let body = body::read_limited(&req, payload, state.message_limits()).await?;
-    let envelope = Envelope::new(NewMessage::from_json(&body.bytes)?);
+    let envelope = sluice_core::clock::envelope(NewMessage::from_json(&body.bytes)?);
     let charge = body.parsed(1)?;
     tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
     let answer = Queued {
         message_id: envelope.id,
-        status: "queued".into(),
+        status: MessageStatus::Queued,
         queued_at: envelope
             .created_at
             .to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -162,10 +148,10 @@ struct ParsedBatch {
 /// off the thread that serves requests ([`crate::parse`]).
 fn parse_batch(body: &[u8], max: usize) -> Result<ParsedBatch, ApiError> {
     let messages = NewMessage::batch_from_json(body, max)?;
-    let created_at = Envelope::now();
+    let created_at = sluice_core::clock::now_micros();
     let envelopes: Vec<Envelope> = messages
         .into_iter()
-        .map(|m| Envelope::stamped(m, created_at))
+        .map(|m| sluice_core::clock::envelope_at(m, created_at))
         .collect();
     let (ids, envelopes) = Queueing::encode(envelopes);
     Ok(ParsedBatch {
@@ -173,24 +159,6 @@ fn parse_batch(body: &[u8], max: usize) -> Result<ParsedBatch, ApiError> {
         created_at,
         envelopes,
     })
-}
-
-/// Answer to an accepted batch.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct BatchQueued {
-    /// The ids the messages will have in PostgreSQL, in the order they were sent.
-    pub message_ids: Vec<Uuid>,
-    /// `"queued"`; after a `Prefer: wait`, `"persisted"` (every message) or `"dead_lettered"`
-    /// (some were refused: see `dead_lettered_ids`; the others are persisted).
-    pub status: String,
-    /// When the batch was accepted; the `created_at` of every message in it.
-    pub queued_at: String,
-    /// When the last of the workers' commits was recorded (waited answers only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub persisted_at: Option<String>,
-    /// The messages PostgreSQL refused, now in `dead_messages` (`"dead_lettered"` answers).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dead_lettered_ids: Vec<Uuid>,
 }
 
 /// `POST /messages/batch`: a JSON array of messages, validated all or nothing, pushed in one
@@ -226,7 +194,7 @@ pub async fn post_batch(
     tracing::Span::current().record("count", parsed.ids.len());
     let answer = BatchQueued {
         message_ids: parsed.ids.clone(),
-        status: "queued".into(),
+        status: MessageStatus::Queued,
         queued_at: parsed
             .created_at
             .to_rfc3339_opts(SecondsFormat::Micros, true),

@@ -1,6 +1,6 @@
 //! `/admin/dead-letters`: off by default, token-guarded, list / requeue / purge.
 
-use sluice_core::events::DeadLetter;
+use sluice_proto::events::DeadLetter;
 
 use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 

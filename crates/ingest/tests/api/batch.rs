@@ -1,7 +1,7 @@
 //! `POST /messages/batch`: all-or-nothing validation, one push, ids in order.
 
 use serde_json::json;
-use sluice_core::message::Envelope;
+use sluice_proto::message::Envelope;
 
 use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 

@@ -174,8 +174,8 @@ async fn every_filter_combination_is_one_index_range_scan() {
         .batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
         .await
         .expect("SET");
-    let channel = Some(sluice_core::message::ChannelId::try_from(2).expect("id"));
-    let user = Some(sluice_core::message::UserId::try_from(1).expect("id"));
+    let channel = Some(sluice_proto::message::ChannelId::try_from(2).expect("id"));
+    let user = Some(sluice_proto::message::UserId::try_from(1).expect("id"));
     for (channel_id, user_id) in [(None, None), (channel, None), (None, user), (channel, user)] {
         for before in [None, Some(Uuid::now_v7())] {
             let query = ListQuery {

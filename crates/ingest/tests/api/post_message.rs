@@ -1,7 +1,7 @@
 //! `POST /messages`: queueing and every error status, with real requests.
 
 use serde_json::json;
-use sluice_core::message::Envelope;
+use sluice_proto::message::Envelope;
 
 use crate::helpers::{assert_error, spawn_app, spawn_app_with};
 

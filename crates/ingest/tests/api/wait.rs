@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_core::events::BatchEvent;
-use sluice_core::message::{Envelope, MessageRequest};
+use sluice_proto::events::BatchEvent;
+use sluice_proto::message::{Envelope, MessageRequest};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};

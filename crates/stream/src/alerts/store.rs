@@ -4,7 +4,7 @@ use sluice_core::Keys;
 use sluice_core::keys::ALERTS_RECENT_MAX;
 use sluice_core::lua::LuaScript;
 
-use sluice_core::api::{Alert, AlertList, Rule};
+use sluice_proto::api::{Alert, AlertList, Rule};
 
 /// The alert keys of one deployment and the scripts that change them atomically.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use sluice_core::events::{BatchEvent, DeadLetter};
+use sluice_proto::events::{BatchEvent, DeadLetter};
 use sluice_worker::Outcome;
 
 use crate::helpers::{envelope, spawn_worker};
@@ -341,7 +341,7 @@ async fn rows_postgres_rejects_are_isolated_and_dead_lettered() {
         .expect("LRANGE");
     let letter: DeadLetter = serde_json::from_str(&entries[0]).expect("dead letter JSON");
     assert!(letter.reason.contains("test_reject"), "{}", letter.reason);
-    let original: sluice_core::message::Envelope =
+    let original: sluice_proto::message::Envelope =
         serde_json::from_str(&letter.payload).expect("the payload is the envelope");
     assert_eq!(original, envelopes[3]);
     t.cleanup().await;

@@ -1,8 +1,8 @@
 //! A worker with its own key prefix and database.
 
 use redis::aio::MultiplexedConnection;
-use sluice_core::message::{Envelope, MessageRequest, NewMessage};
 use sluice_core::{CancellationToken, Keys, Settings};
+use sluice_proto::message::{Envelope, MessageRequest, NewMessage};
 use sluice_tests::TestDb;
 use sluice_worker::{Outcome, Worker};
 
@@ -34,7 +34,7 @@ pub async fn spawn_worker(extra: &[(&str, &str)]) -> TestWorker {
 pub fn envelope(i: usize) -> Envelope {
     let message = MessageRequest::new(i as i64 + 1, 1, format!("message {i}"));
     let body = serde_json::to_vec(&message).expect("json");
-    Envelope::new(NewMessage::from_json(&body).expect("valid"))
+    sluice_core::clock::envelope(NewMessage::from_json(&body).expect("valid"))
 }
 
 impl TestWorker {

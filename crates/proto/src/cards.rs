@@ -13,7 +13,7 @@ pub const CARDS_JSON: &str = include_str!("cards.json");
 
 /// The list as a JavaScript module (`export default […]`), for the dashboard.
 pub const CARDS_MODULE: &str = concat!(
-    "// The stats cards, from sluice-core's cards.json.\nexport default ",
+    "// The stats cards, from sluice-proto's cards.json.\nexport default ",
     include_str!("cards.json"),
     ";\n"
 );
@@ -76,7 +76,7 @@ mod tests {
     fn every_card_reads_a_field_of_the_stats() {
         let all = cards();
         assert_eq!(all.len(), 12);
-        let mut stats = Stats::new(7, 2, 3, 1.5);
+        let mut stats = Stats::at(chrono::Utc::now(), 7, 2, 3, 1.5);
         stats.commit_latency_ms.p99 = Some(4.5);
         for card in &all {
             let nested_latency = card.field.starts_with("commit_latency_ms.");

@@ -2,10 +2,13 @@
 //! (`sluice-client`, the `sluice` command, the tests) read: one definition of each JSON shape.
 //! The stats themselves are [`crate::stats::Stats`].
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// A rule's name, as clients see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// More messages waiting than `queue_depth_threshold`.
@@ -48,7 +51,8 @@ impl Rule {
 }
 
 /// One alert transition, as stored and sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     /// Always `"alert"`.
     #[serde(rename = "type")]
@@ -72,7 +76,8 @@ pub struct Alert {
 }
 
 /// `GET /alerts`: what fires now, and the latest transitions, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertList {
     /// Alerts firing now.
     pub active: Vec<Alert>,
@@ -81,17 +86,19 @@ pub struct AlertList {
 }
 
 /// `GET /batches/recent`.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecentBatches {
     /// The latest `batch_persisted` messages this process saw, newest first: each the fields of
     /// a batch event (`batch_id`, `worker_id`, `size`, `inserted`, `committed_at`, ...) and
     /// `"type": "batch_persisted"`, without the id lists.
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub batches: Vec<crate::events::BatchEvent>,
 }
 
 /// One worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerInfo {
     /// `worker.id`; its processing list is `processing:<id>`.
     pub id: String,
@@ -121,7 +128,8 @@ pub struct WorkerInfo {
 }
 
 /// The `GET /workers` answer.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerList {
     /// The workers, most recent heartbeat first.
     pub workers: Vec<WorkerInfo>,
@@ -134,7 +142,8 @@ pub struct WorkerList {
 }
 
 /// `GET /admin/dead-letters` body.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetterPage {
     /// Dead letters waiting in `dead_messages`.
     pub total: u64,
@@ -156,7 +165,8 @@ pub struct DeadLetterPage {
 }
 
 /// `POST /admin/dead-letters/requeue`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Requeued {
     /// Dead letters moved back to `pending_messages`.
     pub requeued: u64,
@@ -168,8 +178,141 @@ pub struct Requeued {
 }
 
 /// `DELETE /admin/dead-letters`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Purged {
     /// Dead letters deleted.
     pub purged: u64,
+}
+
+/// Where a message is, as the ingest API answers for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    /// In Redis, waiting for a worker (every 202).
+    Queued,
+    /// In PostgreSQL (a `Prefer: wait` answered 201).
+    Persisted,
+    /// Refused by PostgreSQL, now in `dead_messages` (a `Prefer: wait` answered 200).
+    DeadLettered,
+}
+
+/// The answer to an accepted message (`POST /messages`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Queued {
+    /// The id the message will have in PostgreSQL.
+    pub message_id: Uuid,
+    /// `queued`; after a `Prefer: wait`, `persisted` or `dead_lettered`.
+    pub status: MessageStatus,
+    /// When the message was accepted; also its `created_at`.
+    pub queued_at: String,
+    /// When the worker's commit was recorded (`persisted` answers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted_at: Option<String>,
+}
+
+/// The answer to an accepted batch (`POST /messages/batch`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchQueued {
+    /// The ids the messages will have in PostgreSQL, in the order they were sent.
+    pub message_ids: Vec<Uuid>,
+    /// `queued`; after a `Prefer: wait`, `persisted` (every message) or `dead_lettered` (some
+    /// were refused: see `dead_lettered_ids`; the others are persisted).
+    pub status: MessageStatus,
+    /// When the batch was accepted; the `created_at` of every message in it.
+    pub queued_at: String,
+    /// When the last of the workers' commits was recorded (waited answers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persisted_at: Option<String>,
+    /// The messages PostgreSQL refused, now in `dead_messages` (`dead_lettered` answers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_lettered_ids: Vec<Uuid>,
+}
+
+/// One persisted message (`GET /messages`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoredMessage {
+    /// Message id.
+    pub id: Uuid,
+    /// Author.
+    pub user_id: i64,
+    /// Channel.
+    pub channel_id: i64,
+    /// Text.
+    pub content: String,
+    /// When the ingest API accepted it.
+    pub created_at: DateTime<Utc>,
+    /// When a worker committed it.
+    pub inserted_at: DateTime<Utc>,
+}
+
+/// A page of `GET /messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessagePage {
+    /// Newest first.
+    pub messages: Vec<StoredMessage>,
+    /// Pass as `before` to get the next (older) page; `null` on the last page.
+    pub next_before: Option<Uuid>,
+}
+
+/// What a worker has done since it started, as its full heartbeats write it in the
+/// `workers_output` hash: `"<batches> <rows persisted> <rows per second, last 10 s>"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorkerOutput {
+    /// Batches committed.
+    pub batches: u64,
+    /// Rows persisted.
+    pub persisted: u64,
+    /// Rows persisted per second over the last 10 seconds.
+    pub persisted_per_second: f64,
+}
+
+impl WorkerOutput {
+    /// The hash value, as `workers_output` holds it.
+    pub fn to_field(&self) -> String {
+        format!(
+            "{} {} {:.1}",
+            self.batches, self.persisted, self.persisted_per_second
+        )
+    }
+
+    /// Parses a hash value; `None` for an empty or malformed one (a worker that has not sent a
+    /// full heartbeat yet).
+    pub fn from_field(field: &str) -> Option<Self> {
+        let mut parts = field.split(' ');
+        let output = Self {
+            batches: parts.next()?.parse().ok()?,
+            persisted: parts.next()?.parse().ok()?,
+            persisted_per_second: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_output_field_round_trips_and_junk_is_none() {
+        let output = WorkerOutput {
+            batches: 42,
+            persisted: 300,
+            persisted_per_second: 29.96,
+        };
+        assert_eq!(output.to_field(), "42 300 30.0");
+        let back = WorkerOutput::from_field(&output.to_field()).expect("parses");
+        assert_eq!(
+            (back.batches, back.persisted, back.persisted_per_second),
+            (42, 300, 30.0)
+        );
+        for junk in ["", "1 2", "1 2 x", "1 2 3 4", "-1 2 3.0"] {
+            assert_eq!(WorkerOutput::from_field(junk), None, "{junk:?}");
+        }
+    }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -162,17 +162,21 @@ pub struct NewMessage {
 /// `POST /messages/batch`. For writing such bodies (the bench, the tests, Rust clients) and for
 /// the OpenAPI document; the ingest API reads bodies with [`NewMessage::from_json`], which
 /// applies the rules.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageRequest {
     /// Author: 1 ..= 9223372036854775807.
-    #[schema(minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub user_id: i64,
     /// Destination channel: 1 ..= 9223372036854775807.
-    #[schema(minimum = 1)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub channel_id: i64,
     /// 1 to 2000 Unicode scalar values, not only whitespace, no control characters but tab,
     /// LF and CR.
-    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 2000, pattern = r"\S")
+    )]
     pub content: String,
 }
 
@@ -368,22 +372,12 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// Stamps a validated message with a fresh id and the current time.
-    pub fn new(message: NewMessage) -> Self {
-        Self::stamped(message, Self::now())
-    }
-
-    /// The fleet's current time ([`crate::clock::now`]) at the precision envelopes keep
-    /// (microseconds, like PostgreSQL).
-    pub fn now() -> DateTime<Utc> {
-        crate::clock::now().trunc_subsecs(6)
-    }
-
-    /// Stamps a validated message with a fresh id and `created_at` (messages of one batch
-    /// share it; their ids still increase in order).
-    pub fn stamped(message: NewMessage, created_at: DateTime<Utc>) -> Self {
+    /// A validated message with its id and `created_at` (messages of one batch share it; their
+    /// ids still increase in order). The ingest API stamps both from the fleet's clock
+    /// (`sluice_core::clock::envelope`).
+    pub fn stamped(message: NewMessage, id: Uuid, created_at: DateTime<Utc>) -> Self {
         Self {
-            id: crate::clock::new_id(),
+            id,
             user_id: message.user_id,
             channel_id: message.channel_id,
             content: message.content,
@@ -552,7 +546,8 @@ mod tests {
     #[test]
     fn envelope_round_trips_through_json() {
         let m = parse(json!({"user_id": 3, "channel_id": 4, "content": "héllo"})).expect("valid");
-        let e = Envelope::new(m);
+        let created_at = "2026-12-05T12:00:00.123456Z".parse().expect("a time");
+        let e = Envelope::stamped(m, Uuid::now_v7(), created_at);
         let back = Envelope::from_json(&e.to_json()).expect("parses");
         assert_eq!(back, e);
         assert_eq!(e.id.get_version_num(), 7);
