@@ -91,7 +91,8 @@ impl Admin {
         match sluice_core::connect::within(self.redis_timeout, what, call).await {
             Ok(value) => Ok(value),
             Err(CallFailed::Full) => Err(AdminError::RedisFull),
-            Err(CallFailed::Unavailable(error)) => {
+            Err(failed) => {
+                let error = failed.to_string();
                 let redis = sluice_core::connect::redis_name();
                 tracing::warn!(error, "{redis} unavailable ({what} failed)");
                 Err(AdminError::RedisUnavailable)

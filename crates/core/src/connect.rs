@@ -276,12 +276,17 @@ pub fn postgres_name() -> &'static str {
 }
 
 /// Why a call bounded by [`within`] has no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum CallFailed {
     /// Redis refused a write for `maxmemory` (`OOM`): it is there, and has no room.
+    #[error("Redis is full (maxmemory)")]
     Full,
-    /// An error, or no answer in time; the text says which.
-    Unavailable(String),
+    /// Redis answered with an error, or the connection failed.
+    #[error("{0}")]
+    Failed(RedisError),
+    /// No answer within the bound.
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// Awaits a Redis call for at most `timeout`. A failure is counted in the
@@ -295,8 +300,8 @@ pub async fn within<T>(
     let failed = match tokio::time::timeout(timeout, call).await {
         Ok(Ok(value)) => return Ok(value),
         Ok(Err(e)) if e.code() == Some("OOM") => CallFailed::Full,
-        Ok(Err(e)) => CallFailed::Unavailable(e.to_string()),
-        Err(_) => CallFailed::Unavailable(format!("no answer within {timeout:?}")),
+        Ok(Err(e)) => CallFailed::Failed(e),
+        Err(_) => CallFailed::TimedOut(timeout),
     };
     crate::metric::redis_error(what);
     Err(failed)

@@ -410,7 +410,7 @@ pub struct WorkerSettings {
     #[schemars(range(min = limits::BATCH_MAX_WAIT_MS.0, max = limits::BATCH_MAX_WAIT_MS.1))]
     pub batch_max_wait_ms: u64,
     /// How long one blocking wait for the first message of a batch lasts before the worker
-    /// checks for shutdown and refreshes `current_rps`.
+    /// checks for shutdown and takes again what is waiting.
     #[schemars(range(min = 10, max = 60_000))]
     pub idle_poll_ms: u64,
     /// A worker whose heartbeat is older than this is presumed dead: a live worker reclaims

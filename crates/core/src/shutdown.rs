@@ -48,6 +48,15 @@ impl Ticker {
     }
 }
 
+/// Sleeps `delay` unless `stop` fires first; returns `true` when the sleep ran out, `false`
+/// when `stop` fired.
+pub async fn sleep_unless(delay: std::time::Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = stop.cancelled() => false,
+    }
+}
+
 #[cfg(unix)]
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};

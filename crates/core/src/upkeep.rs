@@ -124,7 +124,7 @@ impl Upkeep {
                 continue;
             }
             let delay = self.turn(&mut conn, &mut failing).await;
-            if !sleep_or_cancel(delay, &shutdown).await {
+            if !crate::shutdown::sleep_unless(delay, &shutdown).await {
                 break;
             }
         }
@@ -173,12 +173,4 @@ impl Upkeep {
 
 fn jitter() -> Duration {
     Duration::from_millis(rand::random_range(0..250))
-}
-
-/// Sleeps `delay` unless `stop` fires first; returns `false` when it fired.
-async fn sleep_or_cancel(delay: Duration, stop: &CancellationToken) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(delay) => true,
-        () = stop.cancelled() => false,
-    }
 }

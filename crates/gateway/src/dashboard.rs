@@ -158,11 +158,6 @@ fn matches_etag(req: &HttpRequest, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
-/// Total bytes of the page and everything it loads, uncompressed.
-pub fn page_bytes() -> usize {
-    ASSETS.iter().map(|a| a.body.len()).sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

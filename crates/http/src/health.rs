@@ -21,11 +21,21 @@ impl Dependency {
     }
 }
 
+/// Whether a service is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    /// Every dependency answers.
+    Ready,
+    /// One does not (named in the body).
+    NotReady,
+}
+
 /// `GET /ready` body.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
-    /// `"ready"` or `"not_ready"`.
-    pub status: String,
+    /// `ready` or `not_ready`.
+    pub status: ReadyStatus,
     /// Whether Redis answered.
     pub redis: Dependency,
     /// Whether PostgreSQL answered `SELECT 1`; absent for a service that does not use it
@@ -48,7 +58,11 @@ impl Readiness {
     fn new(redis: Dependency, postgres: Option<Dependency>) -> Self {
         let ready = redis == Dependency::Up && postgres != Some(Dependency::Down);
         Self {
-            status: if ready { "ready" } else { "not_ready" }.into(),
+            status: if ready {
+                ReadyStatus::Ready
+            } else {
+                ReadyStatus::NotReady
+            },
             redis,
             postgres,
         }
@@ -56,7 +70,7 @@ impl Readiness {
 
     /// 200 with this body when ready, 503 otherwise.
     pub fn respond(self) -> HttpResponse {
-        if self.status == "ready" {
+        if self.status == ReadyStatus::Ready {
             HttpResponse::Ok().json(self)
         } else {
             HttpResponse::ServiceUnavailable().json(self)

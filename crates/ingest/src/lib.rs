@@ -2,8 +2,8 @@
 //!
 //! - [`Application`]: builds the server from [`Settings`], binds its listener (port 0 in tests),
 //!   and runs until the shutdown token fires, draining in-flight requests.
-//! - [`routes`]: the handlers (`POST /messages`, `POST /messages/batch`, `GET /messages`, `/health`, `/ready`, and the
-//!   token-guarded `/admin/dead-letters`).
+//! - [`routes`]: the handlers (`POST /messages`, `POST /messages/batch`, `GET /messages`,
+//!   `/health`, `/ready`); the token-guarded `/admin/dead-letters` are `sluice_admin`'s.
 //! - [`body`]: content-type and size checks before any parsing; [`parse`]: large bodies parsed
 //!   off the threads that answer requests.
 //! - [`group`]: group commit, every push of a thread sent with those that arrived while the

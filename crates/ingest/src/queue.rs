@@ -41,7 +41,7 @@ pub async fn within<T>(
             note_full(false);
             return Err(ApiError::RedisFull);
         }
-        Err(CallFailed::Unavailable(e)) => Err(e),
+        Err(failed) => Err(failed.to_string()),
     };
     match REDIS.record(result.is_ok(), std::time::Instant::now()) {
         Some(Line::Down) => {

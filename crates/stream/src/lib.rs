@@ -205,9 +205,15 @@ impl StatsStream {
             .run(state.redis.clone(), None, state.shutdown.clone()),
         );
         async move {
-            let _ = poller.await;
-            let _ = events.await;
-            let _ = upkeep.await;
+            for (task, result) in [
+                ("stats poller", poller.await),
+                ("batch events", events.await),
+                ("upkeep", upkeep.await),
+            ] {
+                if let Err(e) = result {
+                    tracing::error!(error = %e, "the stream's {task} task failed");
+                }
+            }
         }
     }
 }

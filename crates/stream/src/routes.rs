@@ -1,5 +1,5 @@
 //! The stream's HTTP endpoints: `GET /ws/stats` (WebSocket), `GET /stats`, `GET /stats/stream`
-//! (SSE), `GET /stats/history`, `GET /alerts`, `GET /workers`.
+//! (SSE), `GET /stats/history`, `GET /alerts`, `GET /workers`, `GET /batches/recent`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +97,16 @@ enum ReadErrors {
     /// Redis cannot be read.
     #[response(status = 503)]
     RedisUnavailable(ErrorBody),
+}
+
+/// The failure of an endpoint that answers whether or not Redis can be read, for the OpenAPI
+/// document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum AuthErrors {
+    /// Authentication is on and the token is missing, invalid or expired.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
 }
 
 /// The failures of the streaming endpoints past their query, for the OpenAPI document.
@@ -295,8 +305,8 @@ pub async fn history(
 /// `GET /alerts`: `{"active": [...], "recent": [...]}`. While Redis is down, `active` holds
 /// this gateway's `redis_down` alert and `recent` is empty.
 #[utoipa::path(get, path = "/alerts", tag = "stream", params(TokenParam), responses(
-        (status = 200, description = "Alerts firing now and the latest transitions", body = AlertList),
-        ReadErrors,
+        (status = 200, description = "Alerts firing now and the latest transitions; while Redis cannot be read, the last list read with the outage on top", body = AlertList),
+        AuthErrors,
     ))]
 pub async fn alerts(
     req: HttpRequest,

@@ -454,7 +454,7 @@ impl Worker {
                     if backoff.attempts() == 0 {
                         tracing::warn!(error = %format!("{e:#}"), "cannot start yet; retrying");
                     }
-                    sleep_or_shutdown(backoff.next_delay(), &shutdown).await;
+                    sluice_core::shutdown::sleep_unless(backoff.next_delay(), &shutdown).await;
                 }
             }
         }
@@ -465,7 +465,7 @@ impl Worker {
                 Ok(_) => backoff.reset(),
                 Err(e) => {
                     self.log.failed(&e);
-                    if sleep_or_shutdown(backoff.next_delay(), &shutdown).await {
+                    if !sluice_core::shutdown::sleep_unless(backoff.next_delay(), &shutdown).await {
                         break;
                     }
                 }
@@ -578,13 +578,5 @@ impl Worker {
         if let Err(e) = store::revoke(&self.pool, &self.id).await {
             tracing::debug!(%e, "cannot give up the lease");
         }
-    }
-}
-
-/// Sleeps `delay` unless shutdown comes first; returns whether shutdown came.
-async fn sleep_or_shutdown(delay: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        () = tokio::time::sleep(delay) => false,
-        () = shutdown.cancelled() => true,
     }
 }
