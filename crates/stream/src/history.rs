@@ -66,10 +66,15 @@ impl HistoryCache {
             }
             Err(_) => return None,
         };
-        let message = Message {
-            kind: "history",
-            history: &history,
-        };
-        Some(serde_json::to_string(&message).unwrap_or_default().into())
+        Some(message(&history).into())
     }
+}
+
+/// The `history` message of `history`, as clients receive it.
+pub fn message(history: &History) -> String {
+    let message = Message {
+        kind: "history",
+        history,
+    };
+    serde_json::to_string(&message).unwrap_or_default()
 }

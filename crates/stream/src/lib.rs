@@ -29,6 +29,8 @@
 pub mod alerts;
 pub mod auth;
 pub mod batches;
+#[cfg(test)]
+mod contract;
 pub mod error;
 pub mod fanout;
 pub mod frames;

@@ -46,8 +46,9 @@ pub enum ClientMessage {
         #[serde(default)]
         id: Option<Value>,
     },
-    /// Answered at once with a `stats` message from the latest reading.
-    GetSnapshot,
+    /// Answered at once with a `stats` message from the latest reading. (Braces, not a unit
+    /// variant: serde lets a unit variant through with fields it does not know.)
+    GetSnapshot {},
     /// Adds topics; `include_ids` asks for message ids in `batch_persisted`.
     Subscribe {
         /// Topic names.
@@ -167,7 +168,7 @@ mod tests {
         );
         assert_eq!(
             parse(r#"{"type":"get_snapshot"}"#),
-            Ok(ClientMessage::GetSnapshot)
+            Ok(ClientMessage::GetSnapshot {})
         );
         assert_eq!(
             parse(r#"{"type":"subscribe","topics":["batches"],"include_ids":true}"#),

@@ -419,7 +419,7 @@ fn handle(
         ClientMessage::Ping { id } => Reply::Text(protocol::pong(id)),
         // Only a reading from the current tick: while Redis cannot be read, an old one would
         // pass for the present.
-        ClientMessage::GetSnapshot => Reply::Text(match hub.fresh() {
+        ClientMessage::GetSnapshot {} => Reply::Text(match hub.fresh() {
             Some(snapshot) => snapshot.json.to_string(),
             None => protocol::error(&ProtocolError::new(
                 "no_snapshot",
