@@ -2,6 +2,8 @@
 import { Charts } from "./charts.js";
 import { Connection } from "./connection.js";
 import * as panels from "./panels.js";
+import { element } from "./panels.js";
+import windows from "./windows.js";
 
 const params = new URLSearchParams(location.search);
 const WORKERS_EVERY_MS = 2000;
@@ -20,7 +22,7 @@ const connection = new Connection({
     connected: refresh,
   },
 });
-let windowName = "5m";
+let windowName = windows.default;
 let historyTimer = null;
 
 function showState(name) {
@@ -83,6 +85,18 @@ function refresh() {
   load("/batches/recent", {}, (recent) => batches.load(recent.batches));
 }
 
+// One button per window the server lists, the default pressed.
+function buildWindowButtons() {
+  const group = document.getElementById("windows");
+  group.replaceChildren(...windows.windows.map((w) => {
+    const button = element("button", null, w.name);
+    button.type = "button";
+    button.dataset.window = w.name;
+    button.setAttribute("aria-pressed", String(w.name === windows.default));
+    return button;
+  }));
+}
+
 function selectWindow(name) {
   windowName = name;
   for (const button of document.querySelectorAll("#windows button")) {
@@ -91,13 +105,16 @@ function selectWindow(name) {
   charts.selectWindow(name);
   loadHistory();
   clearInterval(historyTimer);
-  if (name === "1h" || name === "24h") historyTimer = setInterval(loadHistory, MINUTE_HISTORY_EVERY_MS);
+  // Windows of one-minute points gain a point a minute: their history is read again.
+  const resolution = windows.windows.find((w) => w.name === name)?.resolution_secs ?? 1;
+  if (resolution > 1) historyTimer = setInterval(loadHistory, MINUTE_HISTORY_EVERY_MS);
 }
 
 document.getElementById("windows").addEventListener("click", (event) => {
   const button = event.target.closest("button[data-window]");
   if (button) selectWindow(button.dataset.window);
 });
+buildWindowButtons();
 panels.buildCards();
 // Workers every 2 s; the active alerts' durations once a second.
 setInterval(() => load("/workers", {}, (list) => workers.render(list)), WORKERS_EVERY_MS);

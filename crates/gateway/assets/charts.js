@@ -3,8 +3,10 @@
 // a gap of more than two points in the data is drawn as a gap, not a line. The legends show the
 // latest values unless the pointer is over a chart.
 import * as format from "./format.js";
+import windows from "./windows.js";
 
-const SPANS = { "1m": 60, "5m": 300, "1h": 3600, "24h": 86400 };
+// Each window's span in seconds, from the server's list of windows.
+const SPANS = Object.fromEntries(windows.windows.map((w) => [w.name, w.span_secs]));
 const HEIGHT = 180;
 
 function css(name) {
@@ -70,7 +72,7 @@ function lastValueIndex(data) {
 
 export class Charts {
   constructor() {
-    this.window = "5m";
+    this.window = windows.default;
     this.resolution = 1;
     this.columns = { t: [], accepted: [], persisted: [], depth: [] };
     // Accepted is dashed and drawn under persisted, so both show when they are equal.

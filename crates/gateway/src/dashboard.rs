@@ -18,7 +18,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 struct Asset {
     path: &'static str,
     content_type: &'static str,
-    body: &'static [u8],
+    body: std::borrow::Cow<'static, [u8]>,
     /// Vendored files carry their version in the path and never change.
     immutable: bool,
 }
@@ -31,47 +31,57 @@ macro_rules! asset {
         Asset {
             path: $path,
             content_type: $type,
-            body: include_bytes!(concat!("../assets/", $path)),
+            body: std::borrow::Cow::Borrowed(include_bytes!(concat!("../assets/", $path))),
             immutable: $immutable,
         }
     };
 }
 
-static ASSETS: [Asset; 13] = [
-    asset!("index.html", "text/html; charset=utf-8"),
-    asset!("dead-letters.html", "text/html; charset=utf-8"),
-    asset!("app.css", "text/css; charset=utf-8"),
-    asset!("app.js", "text/javascript; charset=utf-8"),
-    asset!("connection.js", "text/javascript; charset=utf-8"),
-    asset!("charts.js", "text/javascript; charset=utf-8"),
-    asset!("panels.js", "text/javascript; charset=utf-8"),
-    asset!("format.js", "text/javascript; charset=utf-8"),
-    asset!("dead-letters.js", "text/javascript; charset=utf-8"),
-    // The stats cards, listed once in sluice-core for the page and the terminal.
-    Asset {
-        path: "cards.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: sluice_proto::cards::CARDS_MODULE.as_bytes(),
-        immutable: false,
-    },
-    asset!("favicon.svg", "image/svg+xml"),
-    asset!(
-        "vendor/uplot-1.6.32/uPlot.iife.min.js",
-        "text/javascript; charset=utf-8",
-        true
-    ),
-    asset!(
-        "vendor/uplot-1.6.32/uPlot.min.css",
-        "text/css; charset=utf-8",
-        true
-    ),
-];
+/// Every file of the page; two are made from the types they list, so the page spells neither.
+static ASSETS: LazyLock<[Asset; 14]> = LazyLock::new(|| {
+    [
+        asset!("index.html", "text/html; charset=utf-8"),
+        asset!("dead-letters.html", "text/html; charset=utf-8"),
+        asset!("app.css", "text/css; charset=utf-8"),
+        asset!("app.js", "text/javascript; charset=utf-8"),
+        asset!("connection.js", "text/javascript; charset=utf-8"),
+        asset!("charts.js", "text/javascript; charset=utf-8"),
+        asset!("panels.js", "text/javascript; charset=utf-8"),
+        asset!("format.js", "text/javascript; charset=utf-8"),
+        asset!("dead-letters.js", "text/javascript; charset=utf-8"),
+        // The stats cards, listed once in sluice-proto for the page and the terminal.
+        Asset {
+            path: "cards.js",
+            content_type: "text/javascript; charset=utf-8",
+            body: std::borrow::Cow::Borrowed(sluice_proto::cards::CARDS_MODULE.as_bytes()),
+            immutable: false,
+        },
+        // The history windows, as the stream serves them.
+        Asset {
+            path: "windows.js",
+            content_type: "text/javascript; charset=utf-8",
+            body: std::borrow::Cow::Owned(sluice_proto::history::Window::module().into_bytes()),
+            immutable: false,
+        },
+        asset!("favicon.svg", "image/svg+xml"),
+        asset!(
+            "vendor/uplot-1.6.32/uPlot.iife.min.js",
+            "text/javascript; charset=utf-8",
+            true
+        ),
+        asset!(
+            "vendor/uplot-1.6.32/uPlot.min.css",
+            "text/css; charset=utf-8",
+            true
+        ),
+    ]
+});
 
 /// Each asset's ETag: a hash of its bytes, computed once.
 static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
     ASSETS
         .iter()
-        .map(|a| format!("\"{:016x}\"", fnv1a(a.body)))
+        .map(|a| format!("\"{:016x}\"", fnv1a(&a.body)))
         .collect()
 });
 
@@ -148,7 +158,8 @@ fn serve(req: &HttpRequest, index: usize) -> HttpResponse {
         return response.finish();
     }
     // actix sends no body for HEAD, but keeps the length.
-    response.body(asset.body)
+    let body: &'static [u8] = &asset.body;
+    response.body(body)
 }
 
 fn matches_etag(req: &HttpRequest, etag: &str) -> bool {
@@ -164,7 +175,7 @@ mod tests {
 
     #[test]
     fn every_asset_the_page_names_is_embedded() {
-        let html = std::str::from_utf8(ASSETS[0].body).expect("UTF-8");
+        let html = std::str::from_utf8(&ASSETS[0].body).expect("UTF-8");
         for reference in html.split("\"/assets/").skip(1) {
             let path = &reference[..reference.find('"').expect("closing quote")];
             assert!(
@@ -179,7 +190,7 @@ mod tests {
     #[test]
     fn every_module_import_is_embedded() {
         for asset in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
-            let text = std::str::from_utf8(asset.body).expect("UTF-8");
+            let text = std::str::from_utf8(&asset.body).expect("UTF-8");
             for line in text.lines().filter(|l| l.starts_with("import ")) {
                 let start = line.find("\"./").expect("relative import") + 3;
                 let path = &line[start..line[start..].find('"').expect("quote") + start];

@@ -30,6 +30,27 @@ impl Window {
     /// Every window, shortest first.
     pub const ALL: [Window; 4] = [Self::Minute, Self::FiveMinutes, Self::Hour, Self::Day];
 
+    /// The window a reader gets when it names none.
+    pub const DEFAULT: Window = Self::FiveMinutes;
+
+    /// The windows as a JavaScript module, for the dashboard: `export default {windows:
+    /// [{name, span_secs, resolution_secs}, …], default: "5m"}`, shortest first. The
+    /// gateway serves it as `/assets/windows.js`, so the page spells no window itself.
+    pub fn module() -> String {
+        let windows: Vec<serde_json::Value> = Self::ALL
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "name": w.name(),
+                    "span_secs": w.span_secs(),
+                    "resolution_secs": w.resolution_secs(),
+                })
+            })
+            .collect();
+        let module = serde_json::json!({"windows": windows, "default": Self::DEFAULT.name()});
+        format!("// The history windows, from sluice-proto's Window.\nexport default {module};\n")
+    }
+
     /// Parses `1m`, `5m`, `1h` or `24h`.
     pub fn parse(raw: &str) -> Result<Self, String> {
         Self::ALL

@@ -288,7 +288,7 @@ pub async fn history(
 ) -> Result<HttpResponse, StreamError> {
     authenticate(&req, &state, query.token.as_deref())?;
     let window = match query.window.as_deref().filter(|w| !w.is_empty()) {
-        None => Window::FiveMinutes,
+        None => Window::DEFAULT,
         Some(raw) => Window::parse(raw).map_err(StreamError::InvalidQuery)?,
     };
     let json = state
