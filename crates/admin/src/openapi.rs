@@ -32,3 +32,24 @@ impl utoipa::Modify for AdminToken {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    /// The document's bounds are the code's: utoipa takes only literals in them, so this is
+    /// where the two are held together.
+    #[test]
+    fn the_documented_page_size_is_the_enforced_one() {
+        let doc = serde_json::to_value(super::AdminApi::openapi()).expect("json");
+        let params = &doc["paths"]["/admin/dead-letters"]["get"]["parameters"];
+        let limit = params
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "limit"))
+            .expect("a limit parameter");
+        assert_eq!(
+            limit["schema"]["maximum"].as_u64(),
+            Some(crate::routes::MAX_LIST as u64)
+        );
+    }
+}

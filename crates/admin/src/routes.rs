@@ -53,6 +53,37 @@ static PURGE: LazyLock<LuaScript> =
 static TAKE_ONE: LazyLock<LuaScript> =
     LazyLock::new(|| script(&[DEAD_PAYLOAD, ENTRIES, include_str!("../lua/take_one.lua")]));
 
+/// The failures every admin call may answer, for the OpenAPI document (a call's own 400 is
+/// listed with it; what was done before a 503 stays done).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum AdminErrors {
+    /// Missing or wrong token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// Admin endpoints are off (this server's admin token is empty).
+    #[response(status = 404)]
+    Off(ErrorBody),
+    /// Redis is unavailable.
+    #[response(status = 503)]
+    RedisUnavailable(ErrorBody),
+}
+
+/// The failures of a call on one dead letter, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum OneErrors {
+    /// Missing or wrong token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// No dead letter has this id (requeued or deleted already), or admin endpoints are off.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// Redis is unavailable.
+    #[response(status = 503)]
+    RedisUnavailable(ErrorBody),
+}
+
 /// Query of the list call.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -165,9 +196,7 @@ fn readable(letter: &serde_json::Value) -> bool {
     responses(
     (status = 200, description = "A page of dead letters, newest first", body = DeadLetterPage),
     (status = 400, description = "`limit` or `offset` is not acceptable", body = ErrorBody),
-    (status = 401, description = "Missing or wrong token", body = ErrorBody),
-    (status = 404, description = "Admin endpoints are off (this server's admin token is empty)", body = ErrorBody),
-    (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    AdminErrors,
 ))]
 pub async fn list(
     req: HttpRequest,
@@ -264,9 +293,7 @@ async fn in_chunks<const N: usize>(
     responses(
     (status = 200, description = "How many were requeued, and how many were skipped because they cannot be read", body = Requeued),
     (status = 400, description = "`limit` is not acceptable", body = ErrorBody),
-    (status = 401, description = "Missing or wrong token", body = ErrorBody),
-    (status = 404, description = "Admin endpoints are off (this server's admin token is empty)", body = ErrorBody),
-    (status = 503, description = "Redis is unavailable (what was requeued before stays requeued)", body = ErrorBody),
+    AdminErrors,
 ))]
 pub async fn requeue(
     req: HttpRequest,
@@ -296,9 +323,7 @@ pub struct PurgeQuery {
     responses(
     (status = 200, description = "How many were deleted", body = Purged),
     (status = 400, description = "`only` is not acceptable", body = ErrorBody),
-    (status = 401, description = "Missing or wrong token", body = ErrorBody),
-    (status = 404, description = "Admin endpoints are off (this server's admin token is empty)", body = ErrorBody),
-    (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    AdminErrors,
 ))]
 pub async fn purge(
     req: HttpRequest,
@@ -405,10 +430,8 @@ fn parse_id(id: &str) -> Result<&str, AdminError> {
     responses(
     (status = 200, description = "It was requeued", body = Requeued),
     (status = 400, description = "`near` is not acceptable", body = ErrorBody),
-    (status = 401, description = "Missing or wrong token", body = ErrorBody),
-    (status = 404, description = "No dead letter has this id (requeued or deleted already), or admin endpoints are off", body = ErrorBody),
-    (status = 409, description = "It cannot be read, so it cannot be requeued; delete it", body = ErrorBody),
-    (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    (status = 409, description = "It cannot be read, or kept only its first bytes, so it cannot be requeued; delete it", body = ErrorBody),
+    OneErrors,
 ))]
 pub async fn requeue_one(
     req: HttpRequest,
@@ -432,9 +455,7 @@ pub async fn requeue_one(
     responses(
     (status = 200, description = "It was deleted", body = Purged),
     (status = 400, description = "`near` is not acceptable", body = ErrorBody),
-    (status = 401, description = "Missing or wrong token", body = ErrorBody),
-    (status = 404, description = "No dead letter has this id (requeued or deleted already), or admin endpoints are off", body = ErrorBody),
-    (status = 503, description = "Redis is unavailable", body = ErrorBody),
+    OneErrors,
 ))]
 pub async fn delete_one(
     req: HttpRequest,

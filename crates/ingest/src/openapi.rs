@@ -63,3 +63,19 @@ pub async fn openapi_json(serve_stats: actix_web::web::Data<ServeStats>) -> Http
 /// Whether this process serves the stats stream, for [`openapi_json`].
 #[derive(Debug, Clone, Copy)]
 pub struct ServeStats(pub bool);
+
+#[cfg(test)]
+mod tests {
+    use crate::routes::list::LIST_MAX_LIMIT;
+
+    /// The documented page size of `GET /messages` is the enforced one.
+    #[test]
+    fn the_documented_page_size_is_the_enforced_one() {
+        let doc: serde_json::Value = serde_json::from_str(super::document(false)).expect("json");
+        let limit = doc["paths"]["/messages"]["get"]["parameters"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "limit"))
+            .expect("a limit parameter");
+        assert_eq!(limit["schema"]["maximum"].as_i64(), Some(LIST_MAX_LIMIT));
+    }
+}
