@@ -6,9 +6,12 @@
 //! - [`routes`]: `/admin/dead-letters`: list (newest first, paged), requeue or delete one,
 //!   requeue all, purge; off unless the server's admin token is set, and then every call needs
 //!   `Authorization: Bearer <token>`.
+//! - [`letters`]: the operations the routes run; [`lua`]: their scripts, one module beside each.
 //! - [`error`]: the answers when something is refused; [`openapi`]: the routes' document.
 
 pub mod error;
+pub mod letters;
+pub mod lua;
 pub mod openapi;
 pub mod routes;
 

@@ -5,9 +5,87 @@
 //! [`LuaScript::keyed`] builds the KEYS of a call from those names: each one of [`Keys`]'s
 //! (`pending_messages`, `in_flight`, …) or one the call names itself (a worker's `processing`
 //! list), so no caller writes a KEYS position and the order lives in one place, the script.
-//! Each script still has one typed Rust method, which packs its ARGV and reads its reply.
+//!
+//! Each script has one Rust module beside it: a struct of its arguments implementing [`Script`]
+//! (which packs them in ARGV order) and its reply type (which decodes the reply's positions).
+//! [`call`] runs one, and is the one place a script Redis lost is sent again; [`eval`] makes
+//! one a command for a transaction. Lua shared by several scripts is written once and
+//! prepended to each ([`LuaScript::new`] takes the parts), as [`TAKE_LEASE`] is.
+
+pub mod stats;
+pub mod upkeep;
+
+use redis::ToRedisArgs;
 
 use crate::Keys;
+
+/// `take_lease(lease, holder, ms, renew)` (see `lua/lease.lua`), prepended to the scripts that
+/// take the upkeep lease: the upkeep's own, and a worker's heartbeat.
+pub const TAKE_LEASE: &str = include_str!("lua/lease.lua");
+
+/// One call of a script: its arguments, and what it answers. Implemented by the arguments
+/// struct in the script's module.
+pub trait Script {
+    /// The reply, decoded.
+    type Reply: redis::FromRedisValue;
+
+    /// The script (its code built once, with the Lua it shares with others).
+    fn script() -> &'static LuaScript;
+
+    /// The keys this call names itself, by their header names (a worker's `processing`
+    /// list), besides those of [`Keys`].
+    fn own_keys(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
+
+    /// Writes the arguments, in ARGV order.
+    fn args<A: Argv>(&self, argv: &mut A);
+}
+
+/// Where a [`Script`] writes its arguments: an invocation, or an `EVAL` command.
+pub trait Argv {
+    /// Appends one argument (several for a slice).
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self;
+}
+
+impl Argv for redis::ScriptInvocation<'_> {
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        redis::ScriptInvocation::arg(self, arg)
+    }
+}
+
+impl Argv for redis::Cmd {
+    fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        redis::Cmd::arg(self, arg)
+    }
+}
+
+/// Runs `call` with `EVALSHA`, sending the code once more (`SCRIPT LOAD`) when Redis lost it
+/// (a restart, a failover to a replica that never ran it).
+pub async fn call<S, C>(redis: &mut C, keys: &Keys, call: &S) -> redis::RedisResult<S::Reply>
+where
+    S: Script,
+    C: redis::aio::ConnectionLike + Send,
+{
+    let mut invocation = S::script().keyed(keys, &call.own_keys())?;
+    call.args(&mut invocation);
+    invocation.invoke_async(redis).await
+}
+
+/// `call` as one `EVAL` command with the script's code, for a transaction (`MULTI` … `EXEC`),
+/// where an `EVALSHA` of a script Redis lost would fail at `EXEC`, after the commands before it
+/// ran. `arg_bytes` sizes the command's buffer.
+pub fn eval<S: Script>(keys: &Keys, call: &S, arg_bytes: usize) -> redis::RedisResult<redis::Cmd> {
+    let mut cmd = S::script().eval_command(keys, &call.own_keys(), arg_bytes)?;
+    call.args(&mut cmd);
+    Ok(cmd)
+}
+
+/// The error of a reply whose shape is not its script's, for the reply types'
+/// [`redis::FromRedisValue`] impls.
+pub fn unexpected(script: &str, reply: &impl std::fmt::Debug) -> redis::ParsingError {
+    format!("unexpected reply of {script}: {reply:?}").into()
+}
 
 /// A script and the names of its KEYS, in order.
 #[derive(Debug, Clone)]
@@ -20,10 +98,13 @@ pub struct LuaScript {
 }
 
 impl LuaScript {
-    /// The script `source`, its KEYS named by its `-- KEYS:` header.
-    pub fn new(source: &str) -> Self {
-        let code: String = source
-            .lines()
+    /// The script made of `parts` in order (the Lua it shares with other scripts, then its
+    /// own), its KEYS named by the `-- KEYS:` header of its own part, the last one.
+    pub fn new(parts: &[&str]) -> Self {
+        let source = parts.last().copied().unwrap_or_default();
+        let code: String = parts
+            .iter()
+            .flat_map(|part| part.lines())
             .filter(|line| {
                 let line = line.trim_start();
                 !line.is_empty() && !line.starts_with("--")
@@ -58,20 +139,17 @@ impl LuaScript {
     }
 
     /// An `EVAL` of this script, its code in the command, with every KEY filled (as
-    /// [`Self::keyed`]) and room for `args` arguments of `arg_bytes` bytes: for a script
-    /// queued in a transaction (`MULTI` … `EXEC`), where an `EVALSHA` of a script Redis lost
-    /// would fail at `EXEC`, after the commands before it in the transaction ran.
-    pub fn eval_command(
+    /// [`Self::keyed`]) and room for `arg_bytes` bytes of arguments (see [`eval`]).
+    fn eval_command(
         &self,
         keys: &Keys,
         extra: &[(&str, &str)],
-        args: usize,
         arg_bytes: usize,
     ) -> redis::RedisResult<redis::Cmd> {
         let filled = self.fill(keys, extra)?;
         let key_bytes: usize = filled.iter().map(|k| k.len()).sum();
         let mut cmd = redis::Cmd::with_capacity(
-            3 + filled.len() + args,
+            3 + filled.len() + 8,
             "EVAL".len() + self.code.len() + 4 + key_bytes + arg_bytes,
         );
         cmd.arg("EVAL").arg(&self.code).arg(filled.len());
@@ -135,9 +213,9 @@ mod tests {
 
     #[test]
     fn the_header_names_the_keys_in_order_across_lines() {
-        let script = LuaScript::new(
+        let script = LuaScript::new(&[
             "-- What it does.\n-- KEYS: pending_messages, processing (this worker's),\n--       in_flight\n-- ARGV: n\nreturn 1",
-        );
+        ]);
         assert_eq!(
             script.key_names(),
             ["pending_messages", "processing", "in_flight"]
@@ -155,15 +233,24 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_lua_comes_first_and_the_header_is_the_scripts_own() {
+        let script = LuaScript::new(&[
+            "-- KEYS: not_these\nlocal function f() return 1 end\n",
+            "-- KEYS: in_flight\nreturn f()",
+        ]);
+        assert_eq!(script.key_names(), ["in_flight"]);
+        assert_eq!(script.code, "local function f() return 1 end\nreturn f()\n");
+    }
+
+    #[test]
     fn every_script_of_the_core_names_only_known_keys() {
         let keys = Keys::new("");
-        for source in [
-            include_str!("lua/stats.lua"),
-            include_str!("lua/upkeep.lua"),
-        ] {
-            let script = LuaScript::new(source);
-            assert!(!script.key_names().is_empty());
-            assert!(script.keyed(&keys, &[]).is_ok(), "{:?}", script.key_names());
-        }
+        let upkeep = upkeep::Upkeep {
+            holder: "h",
+            release: false,
+            worker_fresh_ms: 1,
+        };
+        assert!(eval(&keys, &upkeep, 0).is_ok());
+        assert!(eval(&keys, &stats::ReadStats { worker_fresh_ms: 1 }, 0).is_ok());
     }
 }

@@ -414,10 +414,10 @@ pub struct WorkerSettings {
     #[schemars(range(min = 10, max = 60_000))]
     pub idle_poll_ms: u64,
     /// A worker whose heartbeat is older than this is presumed dead: a live worker reclaims
-    /// its batch, and the stats no longer count it in `workers_alive`. Every service reads
-    /// this one setting (give all of them the same). Every worker beats every 250 ms whatever
-    /// this says, and the smallest value allowed is four beats, so no setting makes a live
-    /// peer look dead.
+    /// its batch (within a tenth of this more, 250 ms at the least), and the stats no longer
+    /// count it in `workers_alive`. Every service reads this one setting: give all of them the
+    /// same. A worker beats every tenth of it, between 250 ms and a second, and is presumed
+    /// dead only once it has also missed four of its own beats, however its peers are set.
     #[schemars(range(min = limits::DEAD_AFTER_MS.0, max = limits::DEAD_AFTER_MS.1))]
     pub dead_after_ms: u64,
     /// Most entries kept in `dead_messages`; past it the oldest are dropped and counted in
@@ -651,14 +651,30 @@ pub mod limits {
     pub const BATCH_MAX_WAIT_MS: (u64, u64) = (0, 60_000);
     /// Smallest and largest stats interval, for `gateway.interval_ms` and `?interval_ms=`.
     pub const INTERVAL_MS: (u64, u64) = (100, 60_000);
-    /// How often every worker writes its heartbeat, whatever its settings, so that no worker's
-    /// configuration changes how often its peers hear from it.
-    pub const HEARTBEAT_PERIOD_MS: u64 = 250;
-    /// Heartbeats a live worker may miss in a row before a peer presumes it dead.
+    /// Shortest and longest period of a worker's heartbeat (see [`heartbeat_period_ms`]).
+    pub const HEARTBEAT_PERIOD_MS: (u64, u64) = (250, 1_000);
+    /// Heartbeats of its own a worker must have missed in a row before a peer presumes it
+    /// dead, whatever the peer's `worker.dead_after_ms` (ten with the same setting from 2.5 s).
     pub const HEARTBEATS_MISSED: u64 = 4;
-    /// Smallest and largest `worker.dead_after_ms`: at least [`HEARTBEATS_MISSED`] heartbeat
-    /// periods, so a peer is presumed dead only after that many beats in a row went missing.
-    pub const DEAD_AFTER_MS: (u64, u64) = (HEARTBEATS_MISSED * HEARTBEAT_PERIOD_MS, 3_600_000);
+    /// Smallest and largest `worker.dead_after_ms`: at least [`HEARTBEATS_MISSED`] of the
+    /// shortest heartbeat period, so a peer is presumed dead only after that many beats in a
+    /// row went missing.
+    pub const DEAD_AFTER_MS: (u64, u64) = (HEARTBEATS_MISSED * HEARTBEAT_PERIOD_MS.0, 3_600_000);
+
+    /// How often a worker beats: a tenth of `dead_after_ms`, within [`HEARTBEAT_PERIOD_MS`]. A
+    /// dead worker's batch is reclaimed at most one period past `dead_after_ms`; an idle worker
+    /// costs Redis one beat a second from 10 s. Each records its period, so a peer configured
+    /// otherwise still waits for [`HEARTBEATS_MISSED`] of its beats.
+    pub const fn heartbeat_period_ms(dead_after_ms: u64) -> u64 {
+        let tenth = dead_after_ms / 10;
+        if tenth < HEARTBEAT_PERIOD_MS.0 {
+            HEARTBEAT_PERIOD_MS.0
+        } else if tenth > HEARTBEAT_PERIOD_MS.1 {
+            HEARTBEAT_PERIOD_MS.1
+        } else {
+            tenth
+        }
+    }
     /// The part of `ingest.max_buffered_bytes` batch bodies may hold: however many batch
     /// uploads stall, the rest stays free for single messages.
     pub const BATCH_SHARE: (usize, usize) = (3, 4);

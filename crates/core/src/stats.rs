@@ -1,10 +1,10 @@
 //! Reading the stats snapshot ([`sluice_proto::stats::Stats`]) from Redis, and the
 //! commit-latency histogram the workers write and the upkeep reads.
 
-use sluice_proto::stats::{Latency, Stats};
+use sluice_proto::stats::Stats;
 
 use crate::keys::Keys;
-use crate::lua::LuaScript;
+use crate::lua::{self, stats::ReadStats};
 
 /// Reads [`Stats`] from Redis in one round trip, writing nothing (see `lua/stats.lua`). Every
 /// read is O(1) whatever the size of the fleet: the window figures come from the upkeep
@@ -13,7 +13,6 @@ use crate::lua::LuaScript;
 pub struct StatsReader {
     keys: Keys,
     worker_fresh_ms: u64,
-    script: LuaScript,
 }
 
 impl StatsReader {
@@ -23,7 +22,6 @@ impl StatsReader {
         Self {
             keys,
             worker_fresh_ms: worker_fresh.as_millis() as u64,
-            script: LuaScript::new(include_str!("lua/stats.lua")),
         }
     }
 
@@ -33,71 +31,11 @@ impl StatsReader {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let mut invocation = self.script.keyed(&self.keys, &[])?;
-        invocation.arg(self.worker_fresh_ms);
-        let reply: Vec<String> = invocation.invoke_async(conn).await?;
-        from_reply(&reply).ok_or_else(|| {
-            redis::RedisError::from((
-                redis::ErrorKind::UnexpectedReturnType,
-                "unexpected stats script reply",
-                format!("{reply:?}"),
-            ))
-        })
+        let read = ReadStats {
+            worker_fresh_ms: self.worker_fresh_ms,
+        };
+        Ok(lua::call(conn, &self.keys, &read).await?.0)
     }
-}
-
-fn decimal(s: &str) -> f64 {
-    s.parse().unwrap_or(0.0)
-}
-
-fn millis(s: &str) -> Option<f64> {
-    s.parse().ok()
-}
-
-/// The stats from the script's reply, in its order (see `lua/stats.lua`), taken now.
-fn from_reply(reply: &[String]) -> Option<Stats> {
-    let [
-        total,
-        batches,
-        queue,
-        rps,
-        accepted,
-        accepted_rps,
-        in_flight,
-        alive,
-        rest @ ..,
-    ] = reply
-    else {
-        return None;
-    };
-    let [pg_down, dead, dead_total, oldest, p50, p95, p99, _now_ms] = rest else {
-        return None;
-    };
-    let int = |s: &String| s.parse::<u64>().ok();
-    let (queue, in_flight) = (int(queue)?, int(in_flight)?);
-    Some(Stats {
-        accepted_total: int(accepted)?,
-        accepted_per_second: decimal(accepted_rps),
-        in_flight,
-        backlog: queue + in_flight,
-        workers_alive: int(alive)?,
-        workers_postgres_down: int(pg_down)?,
-        dead_letters: int(dead)?,
-        dead_letters_total: int(dead_total)?,
-        oldest_pending_age_ms: int(oldest)?,
-        commit_latency_ms: Latency {
-            p50: millis(p50),
-            p95: millis(p95),
-            p99: millis(p99),
-        },
-        ..Stats::at(
-            crate::clock::now(),
-            int(total)?,
-            int(batches)?,
-            queue,
-            decimal(rps),
-        )
-    })
 }
 
 /// Sub-buckets per power of two in the commit-latency histogram: each bucket is about 9 %

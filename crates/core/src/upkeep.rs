@@ -15,9 +15,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::CancellationToken;
-use crate::keys::{HISTORY_1M_POINTS, HISTORY_1S_POINTS, Keys, RATE_WINDOW_SECS};
-use crate::lua::LuaScript;
-use crate::stats::LATENCY_BUCKETS_PER_OCTAVE;
+use crate::keys::Keys;
+use crate::lua;
 
 /// How often the holder does the upkeep.
 pub const PERIOD: Duration = Duration::from_secs(1);
@@ -28,22 +27,14 @@ pub const LEASE: Duration = Duration::from_secs(3);
 /// Longest run of seconds without a sample that the next sample fills in the history.
 pub const HISTORY_GAP_FILL_SECS: u64 = 5;
 
-/// What one call of the upkeep script found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Turn {
-    /// This process holds the lease and did the upkeep.
-    Done,
-    /// Another process holds the lease for this much longer.
-    HeldElsewhere(Duration),
-}
+pub use crate::lua::upkeep::Turn;
 
-/// The upkeep of one process: its holder id and the script.
+/// The upkeep of one process: its holder id and its keys.
 #[derive(Debug, Clone)]
 pub struct Upkeep {
     keys: Keys,
     holder: String,
     worker_fresh_ms: u64,
-    script: LuaScript,
 }
 
 impl Upkeep {
@@ -55,7 +46,6 @@ impl Upkeep {
             keys,
             holder: holder.into(),
             worker_fresh_ms: worker_fresh.as_millis() as u64,
-            script: LuaScript::new(include_str!("lua/upkeep.lua")),
         }
     }
 
@@ -65,11 +55,7 @@ impl Upkeep {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let (done, ms): (u8, i64) = self.invoke("run")?.invoke_async(conn).await?;
-        Ok(match done {
-            1 => Turn::Done,
-            _ => Turn::HeldElsewhere(Duration::from_millis(ms.max(0) as u64)),
-        })
+        lua::call(conn, &self.keys, &self.call(false)).await
     }
 
     /// Gives the lease up if this process holds it, so another takes over at once.
@@ -78,23 +64,16 @@ impl Upkeep {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let _: (u8, i64) = self.invoke("release")?.invoke_async(conn).await?;
+        lua::call(conn, &self.keys, &self.call(true)).await?;
         Ok(())
     }
 
-    fn invoke(&self, mode: &str) -> redis::RedisResult<redis::ScriptInvocation<'_>> {
-        let mut invocation = self.script.keyed(&self.keys, &[])?;
-        invocation
-            .arg(&self.holder)
-            .arg(LEASE.as_millis() as u64)
-            .arg(mode)
-            .arg(RATE_WINDOW_SECS)
-            .arg(self.worker_fresh_ms)
-            .arg(HISTORY_1S_POINTS)
-            .arg(HISTORY_1M_POINTS)
-            .arg(HISTORY_GAP_FILL_SECS)
-            .arg(LATENCY_BUCKETS_PER_OCTAVE);
-        Ok(invocation)
+    fn call(&self, release: bool) -> lua::upkeep::Upkeep<'_> {
+        lua::upkeep::Upkeep {
+            holder: &self.holder,
+            release,
+            worker_fresh_ms: self.worker_fresh_ms,
+        }
     }
 
     /// Contends for the lease until shutdown, then releases it: runs every [`PERIOD`] while it

@@ -26,14 +26,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::Value;
+use redis::{FromRedisValue, Value};
 use sluice_core::Keys;
 use sluice_core::connect::RedisConnection;
-use sluice_core::keys::{ACCEPTED_WINDOW_TTL_SECS, RATE_WINDOW_SECS};
-use sluice_core::lua::LuaScript;
+use sluice_core::keys::ACCEPTED_WINDOW_TTL_SECS;
+use sluice_core::lua;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
+use crate::lua::admit_idempotent::{self, AdmitIdempotent};
+use crate::lua::admit_plain::{self, AdmitPlain};
 use crate::queue::{self, Depth, Encoded, Retention};
 
 /// Most requests in one group.
@@ -49,15 +51,6 @@ const QUEUED_REQUESTS: usize = 4 * MAX_GROUP;
 /// that a single message never waits for megabytes of someone's batch to be written to Redis
 /// and answered first.
 pub const LARGE_PUSH_BYTES: usize = 256 * 1024;
-
-/// What both admit scripts share: the count of what stays queued, and putting messages back.
-const ADMIT: &str = include_str!("lua/admit.lua");
-static PLAIN: std::sync::LazyLock<LuaScript> = std::sync::LazyLock::new(|| {
-    LuaScript::new(&[ADMIT, include_str!("lua/admit_plain.lua")].concat())
-});
-static IDEMPOTENT: std::sync::LazyLock<LuaScript> = std::sync::LazyLock::new(|| {
-    LuaScript::new(&[ADMIT, include_str!("lua/admit_idempotent.lua")].concat())
-});
 
 /// One request's push.
 #[derive(Debug)]
@@ -335,18 +328,14 @@ fn add_plain(
     let total: usize = plain.iter().map(|(_, e)| e.len()).sum();
     let second = sluice_core::clock::now().timestamp();
     let trim = trimmed.replace(second) != Some(second);
-    let mut admit = PLAIN
-        .eval_command(keys, &[], 5 + plain.len(), 12 * (5 + plain.len()))
-        .map_err(queue::unnamed_key)?;
-    admit
-        .arg(config.depth.max())
-        .arg(RATE_WINDOW_SECS)
-        .arg(second)
-        .arg(u8::from(trim))
-        .arg(plain.len());
-    for (_, envelopes) in &plain {
-        admit.arg(envelopes.len());
-    }
+    let counts: Vec<usize> = plain.iter().map(|(_, e)| e.len()).collect();
+    let call = AdmitPlain {
+        bound: config.depth.max(),
+        second,
+        trim,
+        counts: &counts,
+    };
+    let admit = lua::eval(keys, &call, 12 * (5 + counts.len())).map_err(queue::unnamed_key)?;
     let mut incrby = redis::cmd("INCRBY");
     incrby.arg(&keys.accepted_total).arg(total);
     let mut hincrby = redis::cmd("HINCRBY");
@@ -370,19 +359,14 @@ fn admit_idempotent(
     answer: &str,
     count: usize,
 ) -> Result<redis::Cmd, ApiError> {
-    let mut cmd = IDEMPOTENT
-        .eval_command(&config.keys, &[("idempotency", key)], 8, 90 + answer.len())
-        .map_err(queue::unnamed_key)?;
-    let retention = config.retention;
-    cmd.arg(config.depth.max())
-        .arg(retention.ttl_secs)
-        .arg(retention.max_keys)
-        .arg(retention.max_bytes)
-        .arg(answer)
-        .arg(RATE_WINDOW_SECS)
-        .arg(ACCEPTED_WINDOW_TTL_SECS)
-        .arg(count);
-    Ok(cmd)
+    let call = AdmitIdempotent {
+        key,
+        bound: config.depth.max(),
+        retention: config.retention,
+        answer,
+        count,
+    };
+    lua::eval(&config.keys, &call, 90 + answer.len()).map_err(queue::unnamed_key)
 }
 
 /// One command's reply.
@@ -450,46 +434,37 @@ fn outcome(owner: Owner, commands: &Commands, replies: &[RedisReply], depth: &De
     match owner {
         Owner::Full(len) => Err(ApiError::QueueFull { depth: len }),
         Owner::Plain(at, n) => {
-            let flags: Vec<u64> =
-                redis::from_redis_value(script(at)?).map_err(|_| ApiError::RedisUnavailable)?;
-            let len = flags.first().copied().unwrap_or(depth.max());
-            match flags.get(1 + n) {
-                Some(1) => {
-                    queue::pushed(depth, len);
-                    Ok(Pushed::Queued)
-                }
-                _ => {
-                    depth.set(len);
-                    Err(ApiError::QueueFull { depth: len })
-                }
+            let admitted = admit_plain::Admitted::from_redis_value(script(at)?)
+                .map_err(|_| ApiError::RedisUnavailable)?;
+            if admitted.kept.get(n) == Some(&true) {
+                queue::pushed(depth, admitted.len);
+                Ok(Pushed::Queued)
+            } else {
+                depth.set(admitted.len);
+                Err(ApiError::QueueFull {
+                    depth: admitted.len,
+                })
             }
         }
         Owner::Idempotent(at) => idempotent_outcome(script(at)?, depth),
     }
 }
 
-/// The idempotent script's reply: `{1, length}` queued, `{0, answer}` a replay, `{-1, length}`
-/// refused for the bound, `{-2, error}` a key of the wrong type (nothing queued).
+/// One request's outcome from the idempotent script's reply.
 fn idempotent_outcome(reply: Value, depth: &Depth) -> Result<Pushed, ApiError> {
-    let (code, value): (i64, Value) =
-        redis::from_redis_value(reply).map_err(|_| ApiError::RedisUnavailable)?;
-    match code {
-        1 => {
-            if let Ok(len) = redis::from_redis_value::<u64>(value) {
-                queue::pushed(depth, len);
-            }
+    let admitted = admit_idempotent::Admitted::from_redis_value(reply)
+        .map_err(|_| ApiError::RedisUnavailable)?;
+    match admitted {
+        admit_idempotent::Admitted::Queued(len) => {
+            queue::pushed(depth, len);
             Ok(Pushed::Queued)
         }
-        0 => Ok(Pushed::Replay(
-            redis::from_redis_value::<String>(value).unwrap_or_default(),
-        )),
-        -1 => {
-            let len = redis::from_redis_value::<u64>(value).unwrap_or(depth.max());
+        admit_idempotent::Admitted::Replay(answer) => Ok(Pushed::Replay(answer)),
+        admit_idempotent::Admitted::Full(len) => {
             depth.set(len);
             Err(ApiError::QueueFull { depth: len })
         }
-        _ => {
-            let error = redis::from_redis_value::<String>(value).unwrap_or_default();
+        admit_idempotent::Admitted::Unusable(error) => {
             tracing::debug!(error, "a push under an Idempotency-Key was refused");
             sluice_core::metric::redis_error("push");
             Err(ApiError::RedisUnavailable)

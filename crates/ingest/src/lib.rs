@@ -24,6 +24,7 @@ pub mod body;
 pub mod enqueue;
 pub mod error;
 pub mod group;
+pub mod lua;
 pub mod openapi;
 pub mod parse;
 pub mod persisted;

@@ -267,30 +267,6 @@ pub async fn length(conn: &mut RedisConnection, list: &str, timeout: Duration) -
 }
 
 #[cfg(test)]
-mod script_tests {
-    use sluice_core::Keys;
-    use sluice_core::lua::LuaScript;
-
-    #[test]
-    fn every_ingest_script_names_only_keys_it_is_given() {
-        let keys = Keys::new("");
-        for source in [
-            include_str!("lua/admit_plain.lua"),
-            include_str!("lua/admit_idempotent.lua"),
-        ] {
-            let script = LuaScript::new(source);
-            assert!(!script.key_names().is_empty());
-            let extra = [("idempotency", "idempotency:k")];
-            assert!(
-                script.keyed(&keys, &extra).is_ok(),
-                "{:?}",
-                script.key_names()
-            );
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use sluice_proto::message::NewMessage;
 

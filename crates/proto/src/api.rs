@@ -136,7 +136,7 @@ pub struct WorkerList {
     /// The heartbeat age past which a worker is not alive.
     pub dead_after_ms: u64,
     /// The heartbeat age past which a worker is late: a quarter of `dead_after_ms`, at least
-    /// one second (four heartbeats are 1 s).
+    /// two heartbeats (a worker beats every tenth of `dead_after_ms`, between 250 ms and 1 s).
     #[serde(default)]
     pub late_after_ms: u64,
 }

@@ -36,6 +36,7 @@ pub mod fanout;
 pub mod frames;
 pub mod history;
 pub mod hub;
+pub mod lua;
 pub mod openapi;
 pub mod pace;
 pub mod poller;

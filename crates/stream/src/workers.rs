@@ -4,11 +4,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat};
 use sluice_core::Keys;
-use sluice_core::lua::LuaScript;
+use sluice_core::lua;
+use sluice_core::settings::limits;
 use sluice_proto::api::{WorkerInfo, WorkerList, WorkerOutput};
 
-/// Most workers listed (most recent heartbeat first).
-pub const MAX_LISTED: usize = 500;
+pub use crate::lua::workers::MAX_LISTED;
+use crate::lua::workers::{ListWorkers, Registry};
 
 /// Reads the worker list in one round trip.
 pub async fn read<C>(
@@ -19,41 +20,39 @@ pub async fn read<C>(
 where
     C: redis::aio::ConnectionLike + Send,
 {
-    static SCRIPT: std::sync::LazyLock<LuaScript> =
-        std::sync::LazyLock::new(|| LuaScript::new(include_str!("lua/workers.lua")));
-    let mut invocation = SCRIPT.keyed(keys, &[])?;
-    invocation.arg(keys.processing("")).arg(MAX_LISTED);
-    let reply: Vec<String> = invocation.invoke_async(conn).await?;
-    Ok(parse(&reply, dead_after.as_millis() as u64))
+    let processing_prefix = keys.processing("");
+    let list = ListWorkers {
+        processing_prefix: &processing_prefix,
+    };
+    let registry = lua::call(conn, keys, &list).await?;
+    Ok(describe(registry, dead_after.as_millis() as u64))
 }
 
-fn parse(reply: &[String], dead_after_ms: u64) -> WorkerList {
-    let now: u64 = reply.first().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let workers = reply
-        .get(1..)
-        .unwrap_or_default()
-        .chunks_exact(5)
+/// The registry as the API lists it: each worker's age, and whether it is late or dead.
+fn describe(registry: Registry, dead_after_ms: u64) -> WorkerList {
+    let workers = registry
+        .workers
+        .into_iter()
         .map(|w| {
-            let seen: u64 = w[1].parse::<f64>().map_or(0, |ms| ms as u64);
-            let age = now.saturating_sub(seen);
-            let output = WorkerOutput::from_field(&w[4]);
+            let age = registry.now_ms.saturating_sub(w.seen_ms);
+            let output = WorkerOutput::from_field(&w.output);
             WorkerInfo {
-                id: w[0].clone(),
-                last_heartbeat: DateTime::from_timestamp_millis(seen as i64)
+                last_heartbeat: DateTime::from_timestamp_millis(w.seen_ms as i64)
                     .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
                     .unwrap_or_default(),
                 heartbeat_age_ms: age,
-                in_hand: w[2].parse().unwrap_or(0),
+                in_hand: w.in_hand,
                 alive: age < dead_after_ms,
                 late: age >= late_after(dead_after_ms) && age < dead_after_ms,
-                postgres: if w[3].is_empty() {
+                postgres: if w.postgres.is_empty() {
                     "unknown".into()
                 } else {
-                    w[3].clone()
+                    w.postgres
                 },
                 batches: output.map(|o| o.batches),
                 persisted: output.map(|o| o.persisted),
                 persisted_per_second: output.map(|o| o.persisted_per_second),
+                id: w.id,
             }
         })
         .collect();
@@ -64,10 +63,10 @@ fn parse(reply: &[String], dead_after_ms: u64) -> WorkerList {
     }
 }
 
-/// The heartbeat age past which a worker is late: a quarter of `dead_after_ms`, at least a
-/// second (four heartbeats).
+/// The heartbeat age past which a worker is late: a quarter of `dead_after_ms`, at least two
+/// heartbeat periods (see `limits::heartbeat_period_ms`).
 pub fn late_after(dead_after_ms: u64) -> u64 {
-    (dead_after_ms / 4).max(1_000)
+    (dead_after_ms / 4).max(2 * limits::heartbeat_period_ms(dead_after_ms))
 }
 
 #[cfg(test)]
@@ -76,7 +75,7 @@ mod tests {
 
     #[test]
     fn parses_the_script_reply() {
-        let reply: Vec<String> = [
+        let reply = [
             "1700000010000",
             "w1",
             "1700000009500",
@@ -94,9 +93,10 @@ mod tests {
             "up",
             "1 10 0.0",
         ]
-        .map(String::from)
+        .map(|s| redis::Value::BulkString(s.into()))
         .to_vec();
-        let list = parse(&reply, 5_000);
+        let registry = redis::from_redis_value(redis::Value::Array(reply)).expect("a registry");
+        let list = describe(registry, 5_000);
         assert_eq!(list.workers.len(), 3);
         assert_eq!(list.late_after_ms, 1_250);
         let w1 = &list.workers[0];
@@ -119,6 +119,8 @@ mod tests {
         assert_eq!(list.workers[0].last_heartbeat, "2023-11-14T22:13:29.500Z");
         assert!(!list.workers[1].alive);
         assert_eq!(list.workers[1].postgres, "unknown");
-        assert!(parse(&[], 1).workers.is_empty());
+        assert!(describe(Registry::default(), 1).workers.is_empty());
+        let empty = redis::Value::Array(vec![]);
+        assert!(redis::from_redis_value::<Registry>(empty).is_err());
     }
 }

@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use redis::RedisResult;
 use sluice_core::connect::RedisConnection;
-use sluice_core::lua::LuaScript;
 use sluice_core::settings::RedisSettings;
-use sluice_core::{Keys, connect};
+use sluice_core::{Keys, connect, lua};
 
-/// How long the rate window hash lives without a new batch.
-const RATE_WINDOW_TTL_SECS: u64 = 120;
+pub use crate::lua::commit::Record;
+use crate::lua::{claim::Claim, commit::Commit, take::Take, unregister::Unregister};
 
 /// One worker's handle on the queue.
 pub struct Queue {
@@ -28,24 +27,9 @@ pub struct Queue {
     settings: RedisSettings,
     /// Longest single BLMOVE; the blocking connection's response timeout exceeds it.
     max_block: Duration,
-    take: LuaScript,
-    commit: LuaScript,
-    claim: LuaScript,
+    /// Whether the last BLMOVE waited its whole timeout for nothing: the queue was empty.
+    idle: bool,
     worker_id: String,
-}
-
-/// What [`Queue::record`] writes for one committed batch.
-pub struct Record<'a> {
-    /// Rows the INSERT added.
-    pub inserted: u64,
-    /// JSON published on `batch_events`.
-    pub event: &'a str,
-    /// JSON entries for `dead_messages`.
-    pub dead_letters: &'a [String],
-    /// The batch's POST→commit latencies, `bucket:count,…` (see `Batch::latency_histogram`).
-    pub latency: &'a str,
-    /// Most entries `dead_messages` keeps (`worker.dead_letters_max`).
-    pub dead_letters_max: u64,
 }
 
 impl Queue {
@@ -64,9 +48,7 @@ impl Queue {
             blocking: None,
             settings: settings.clone(),
             max_block,
-            take: LuaScript::new(moving_script!("lua/take.lua")),
-            commit: LuaScript::new(moving_script!("lua/commit.lua")),
-            claim: LuaScript::new(moving_script!("lua/claim.lua")),
+            idle: false,
             worker_id: worker_id.to_owned(),
         })
     }
@@ -114,7 +96,15 @@ impl Queue {
         if result.is_err() {
             self.blocking = None;
         }
+        self.idle = matches!(result, Ok(None));
         result
+    }
+
+    /// Whether the last [`Self::wait_one`] found nothing in its whole wait, so that an idle
+    /// worker waits again at once, without a take that would find nothing either: one command
+    /// per `worker.idle_poll_ms` is all its loop costs Redis.
+    pub fn idle(&self) -> bool {
+        self.idle
     }
 
     /// Moves up to `limit` messages that are already waiting into the processing list, in one
@@ -123,13 +113,13 @@ impl Queue {
     /// them.
     #[tracing::instrument(name = "redis.take", skip(self), err(level = "debug"))]
     pub async fn take(&mut self, limit: usize, moved_before: u64) -> RedisResult<Vec<Vec<u8>>> {
-        self.take
-            .keyed(&self.keys, &[("processing", &self.processing)])?
-            .arg(limit)
-            .arg(&self.worker_id)
-            .arg(moved_before)
-            .invoke_async(&mut self.redis)
-            .await
+        let take = Take {
+            processing: &self.processing,
+            limit,
+            worker_id: &self.worker_id,
+            moved_before,
+        };
+        lua::call(&mut self.redis, &self.keys, &take).await
     }
 
     /// Everything in the processing list, oldest first: the batch in hand after a restart or
@@ -177,21 +167,12 @@ impl Queue {
     /// it had already been recorded (a retry after a lost reply).
     #[tracing::instrument(name = "redis.record_batch", skip_all, fields(inserted = record.inserted), err(level = "debug"))]
     pub async fn record(&mut self, record: &Record<'_>) -> RedisResult<bool> {
-        let mut invocation = self
-            .commit
-            .keyed(&self.keys, &[("processing", &self.processing)])?;
-        invocation
-            .arg(record.inserted)
-            .arg(record.event)
-            .arg(RATE_WINDOW_TTL_SECS)
-            .arg(record.latency)
-            .arg(record.dead_letters_max)
-            .arg(&self.worker_id);
-        for entry in record.dead_letters {
-            invocation.arg(entry);
-        }
-        let applied: u8 = invocation.invoke_async(&mut self.redis).await?;
-        Ok(applied == 1)
+        let commit = Commit {
+            processing: &self.processing,
+            worker_id: &self.worker_id,
+            record,
+        };
+        lua::call(&mut self.redis, &self.keys, &commit).await
     }
 
     /// Moves dead worker `dead_id`'s processing list into this worker's, if it is still
@@ -199,73 +180,21 @@ impl Queue {
     #[tracing::instrument(name = "redis.claim", skip(self), err(level = "debug"))]
     pub async fn claim(&mut self, dead_id: &str, dead_after: Duration) -> RedisResult<Option<u64>> {
         let dead_processing = self.keys.processing(dead_id);
-        let moved: i64 = self
-            .claim
-            .keyed(
-                &self.keys,
-                &[
-                    ("dead_processing", &dead_processing),
-                    ("processing", &self.processing),
-                ],
-            )?
-            .arg(dead_id)
-            .arg(dead_after.as_millis() as u64)
-            .arg(&self.worker_id)
-            .invoke_async(&mut self.redis)
-            .await?;
-        Ok(u64::try_from(moved).ok())
+        let claim = Claim {
+            dead_processing: &dead_processing,
+            processing: &self.processing,
+            dead_id,
+            dead_after_ms: dead_after.as_millis() as u64,
+            claimer: &self.worker_id,
+        };
+        Ok(lua::call(&mut self.redis, &self.keys, &claim).await?.0)
     }
 
     /// Leaves the registry (graceful shutdown).
     pub async fn unregister(&mut self) -> RedisResult<()> {
-        redis::pipe()
-            .atomic()
-            .cmd("ZREM")
-            .arg(&self.keys.workers)
-            .arg(&self.worker_id)
-            .ignore()
-            .cmd("HDEL")
-            .arg(&self.keys.workers_postgres)
-            .arg(&self.worker_id)
-            .ignore()
-            .cmd("ZREM")
-            .arg(&self.keys.workers_postgres_down)
-            .arg(&self.worker_id)
-            .ignore()
-            .cmd("HDEL")
-            .arg(&self.keys.workers_output)
-            .arg(&self.worker_id)
-            .ignore()
-            .query_async(&mut self.redis)
-            .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use sluice_core::Keys;
-    use sluice_core::lua::LuaScript;
-
-    #[test]
-    fn every_worker_script_names_only_keys_it_is_given() {
-        let keys = Keys::new("");
-        let extra = [
-            ("processing", "processing:w1"),
-            ("dead_processing", "processing:w0"),
-        ];
-        for source in [
-            moving_script!("lua/take.lua"),
-            moving_script!("lua/commit.lua"),
-            moving_script!("lua/claim.lua"),
-            moving_script!("lua/heartbeat.lua"),
-        ] {
-            let script = LuaScript::new(source);
-            assert!(!script.key_names().is_empty());
-            assert!(
-                script.keyed(&keys, &extra).is_ok(),
-                "{:?}",
-                script.key_names()
-            );
-        }
+        let unregister = Unregister {
+            worker_id: &self.worker_id,
+        };
+        lua::call(&mut self.redis, &self.keys, &unregister).await
     }
 }

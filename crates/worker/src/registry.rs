@@ -1,29 +1,32 @@
 //! Worker heartbeats and the detection of dead peers.
 //!
 //! Each worker writes its heartbeat into the `workers` sorted set (score: the Redis clock in
-//! ms) every [`HEARTBEAT_PERIOD`], whatever its settings, from a task of its own so a long retry
-//! in the batching loop never makes a live worker look dead. Each beat also returns the peers
-//! that have been silent for longer than `dead_after_ms` (at least four periods); the batching
-//! loop reclaims their batches between batches of its own. The beat also keeps this worker's
-//! share of `in_flight` current and takes the stats upkeep lease when it is free
-//! ([`sluice_core::upkeep`]), so a worker contends for it at no extra cost.
+//! ms) every tenth of `worker.dead_after_ms`, between 250 ms and a second
+//! ([`limits::heartbeat_period_ms`]), from a task of its own so a long retry in the batching loop
+//! never makes a live worker look dead. Each beat also returns the peers that have been silent
+//! for longer than `dead_after_ms` (at least four periods); the batching loop reclaims their
+//! batches between batches of its own. The beat also reports this worker's view of PostgreSQL
+//! and its output, keeps its share of `in_flight` current and takes the stats upkeep lease when
+//! it is free ([`sluice_core::upkeep`]), so a worker contends for it at no extra cost. It is one
+//! script call (`lua/heartbeat.lua`): an idle worker costs Redis that, and its blocking wait.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sluice_core::connect::RedisConnection;
-use sluice_core::lua::LuaScript;
 use sluice_core::settings::limits;
 use sluice_core::shutdown::Ticker;
-use sluice_core::upkeep;
-use sluice_core::{CancellationToken, Keys};
+use sluice_core::{CancellationToken, Keys, lua};
 use sluice_proto::api::WorkerOutput;
 use tokio::sync::watch;
 
-/// How often every worker beats: fixed, so no worker's settings change how often its peers
-/// hear from it, and `worker.dead_after_ms` is validated against it.
-pub const HEARTBEAT_PERIOD: Duration = Duration::from_millis(limits::HEARTBEAT_PERIOD_MS);
+pub use crate::lua::heartbeat::{Beat, BeatReply};
+
+/// How often a worker whose peers are presumed dead after `dead_after` beats.
+pub fn heartbeat_period(dead_after: Duration) -> Duration {
+    Duration::from_millis(limits::heartbeat_period_ms(dead_after.as_millis() as u64))
+}
 
 /// How often an idle worker checks that PostgreSQL answers, and how long the check may take.
 const POSTGRES_PROBE_PERIOD: Duration = Duration::from_secs(1);
@@ -114,8 +117,8 @@ impl OutputRate {
     }
 }
 
-/// What each heartbeat writes.
-pub struct Beat {
+/// What the heartbeat task writes.
+pub struct Heartbeat {
     /// Key names.
     pub keys: Keys,
     /// This worker.
@@ -128,31 +131,18 @@ pub struct Beat {
     pub status: Arc<crate::http::Status>,
     /// Told after every beat whether this worker holds the upkeep lease.
     pub upkeep: watch::Sender<bool>,
-    /// Reported in `workers_output` with each full beat.
+    /// Reported in `workers_output` with each beat.
     pub output: Arc<Output>,
-}
-
-/// One beat in [`FULL_BEAT_EVERY`] is full: it also recounts this worker's share of `in_flight`
-/// and asks for the upkeep lease (once a second); the others only say the worker is alive.
-pub const FULL_BEAT_EVERY: u64 = 4;
-
-/// What one heartbeat found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BeatReply {
-    /// Whether this worker holds the stats upkeep lease; `None` after a light beat.
-    pub holds_upkeep: Option<bool>,
-    /// Peers silent for longer than `dead_after`.
-    pub dead_peers: Vec<String>,
 }
 
 /// Beats until shutdown, publishing the ids of dead peers on `dead`.
 pub async fn beat_periodically(
     mut redis: RedisConnection,
-    beat_info: Beat,
+    heartbeat: Heartbeat,
     dead: watch::Sender<Vec<String>>,
     shutdown: CancellationToken,
 ) {
-    let Beat {
+    let Heartbeat {
         keys,
         worker_id,
         dead_after,
@@ -160,33 +150,33 @@ pub async fn beat_periodically(
         status,
         upkeep,
         output,
-    } = beat_info;
+    } = heartbeat;
     let mut rate = OutputRate::default();
     let loop_down = Arc::clone(&postgres.loop_down);
     let probed_up = Arc::new(AtomicBool::new(true));
     let probe = tokio::spawn(postgres.probe_periodically(Arc::clone(&probed_up), shutdown.clone()));
     let mut failing = false;
-    let mut beats = 0u64;
-    let mut ticker = Ticker::new(HEARTBEAT_PERIOD, shutdown);
+    let processing = keys.processing(&worker_id);
+    let mut ticker = Ticker::new(heartbeat_period(dead_after), shutdown);
     while ticker.tick().await {
         let postgres_up = probed_up.load(Ordering::Relaxed) && !loop_down.load(Ordering::Relaxed);
         status.postgres_up.store(postgres_up, Ordering::Relaxed);
-        let full = beats.is_multiple_of(FULL_BEAT_EVERY);
-        beats += 1;
-        let report = full.then(|| rate.report(&output, tokio::time::Instant::now()));
-        let said = BeatSays {
+        let report = rate.report(&output, tokio::time::Instant::now());
+        let said = Beat {
+            processing: &processing,
+            worker_id: &worker_id,
+            dead_after_ms: dead_after.as_millis() as u64,
             postgres_up,
-            output: report.as_deref(),
+            output: &report,
         };
-        match beat(&mut redis, &keys, &worker_id, dead_after, said).await {
+        match beat(&mut redis, &keys, &said).await {
             Ok(reply) => {
                 status.redis_up.store(true, Ordering::Relaxed);
                 if std::mem::take(&mut failing) {
                     tracing::info!("heartbeats resumed");
                 }
-                if let Some(holds) = reply.holds_upkeep {
-                    upkeep.send_if_modified(|held| std::mem::replace(held, holds) != holds);
-                }
+                let holds = reply.holds_upkeep;
+                upkeep.send_if_modified(|held| std::mem::replace(held, holds) != holds);
                 // Published every beat, so a reclaim that failed is retried at the next one.
                 dead.send_replace(reply.dead_peers);
             }
@@ -202,53 +192,14 @@ pub async fn beat_periodically(
     let _ = probe.await;
 }
 
-/// What a worker says in one heartbeat.
-#[derive(Debug, Clone, Copy)]
-pub struct BeatSays<'a> {
-    /// Whether PostgreSQL answers, as this worker sees it.
-    pub postgres_up: bool,
-    /// On a full beat, its output (`'<batches> <rows> <rows/s>'`); `None` for a light beat.
-    pub output: Option<&'a str>,
-}
-
-/// Writes one heartbeat, with whether PostgreSQL is up, and returns the peers silent for longer
-/// than `dead_after` (by the Redis clock, so the workers' clocks need not agree). A full beat
-/// (one with an output) also records the output, recounts this worker's share of `in_flight`,
-/// takes the upkeep lease if it is free, and says whether this worker holds it.
-#[tracing::instrument(name = "redis.heartbeat", skip(redis, keys), err(level = "debug"))]
+/// Writes one heartbeat and returns what it found: the peers silent for longer than its
+/// `dead_after_ms` (by the Redis clock, so the workers' clocks need not agree), and whether this
+/// worker holds the upkeep lease.
+#[tracing::instrument(name = "redis.heartbeat", skip_all, err(level = "debug"))]
 pub async fn beat(
     redis: &mut RedisConnection,
     keys: &Keys,
-    worker_id: &str,
-    dead_after: Duration,
-    says: BeatSays<'_>,
+    beat: &Beat<'_>,
 ) -> redis::RedisResult<BeatReply> {
-    static SCRIPT: std::sync::LazyLock<LuaScript> =
-        std::sync::LazyLock::new(|| LuaScript::new(moving_script!("lua/heartbeat.lua")));
-    let processing = keys.processing(worker_id);
-    let reply: Vec<String> = SCRIPT
-        .keyed(keys, &[("processing", &processing)])?
-        .arg(worker_id)
-        .arg(dead_after.as_millis() as u64)
-        .arg(if says.postgres_up { "up" } else { "down" })
-        .arg(upkeep::LEASE.as_millis() as u64)
-        .arg(if says.output.is_some() {
-            "full"
-        } else {
-            "light"
-        })
-        .arg(says.output.unwrap_or(""))
-        .invoke_async(redis)
-        .await?;
-    let mut reply = reply.into_iter();
-    let holds_upkeep = match reply.next().as_deref() {
-        Some("1") => Some(true),
-        Some("0") => Some(false),
-        _ => None,
-    };
-    let dead_peers = reply.filter(|id| id != worker_id).collect();
-    Ok(BeatReply {
-        holds_upkeep,
-        dead_peers,
-    })
+    lua::call(redis, keys, beat).await
 }

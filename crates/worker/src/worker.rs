@@ -190,18 +190,15 @@ impl Worker {
         let output = self
             .output_rate
             .report(&self.output, tokio::time::Instant::now());
-        let says = registry::BeatSays {
+        let processing = self.queue.processing().to_owned();
+        let beat = registry::Beat {
+            processing: &processing,
+            worker_id: &self.id,
+            dead_after_ms: self.settings.dead_after_ms,
             postgres_up: !self.log.postgres_down.load(Ordering::Relaxed),
-            output: Some(&output),
+            output: &output,
         };
-        let reply = registry::beat(
-            &mut conn,
-            self.queue.keys(),
-            &self.id,
-            self.dead_after(),
-            says,
-        )
-        .await?;
+        let reply = registry::beat(&mut conn, self.queue.keys(), &beat).await?;
         self.dead_peers_tx.send_replace(reply.dead_peers.clone());
         Ok(reply.dead_peers)
     }
@@ -395,8 +392,8 @@ impl Worker {
     }
 
     /// Takes up to `batch_max_size` messages: what is waiting, or else blocks up to
-    /// `idle_poll_ms` for the first; then keeps taking until the batch is full or
-    /// `batch_max_wait_ms` after the first arrived.
+    /// `idle_poll_ms` for the first (at once when the last wait found the queue empty); then
+    /// keeps taking until the batch is full or `batch_max_wait_ms` after the first arrived.
     ///
     /// What is waiting is taken by the take script, not BLMOVE: the script may run when Redis
     /// is full (`allow-oom`), BLMOVE may not, and a full Redis is one whose queue must drain.
@@ -408,7 +405,11 @@ impl Worker {
         if shutdown.is_cancelled() {
             return Ok(Vec::new());
         }
-        let mut entries = self.queue.take(max, 0).await?;
+        let mut entries = if self.queue.idle() {
+            Vec::new()
+        } else {
+            self.queue.take(max, 0).await?
+        };
         // A message BLMOVE moved alone is counted in `in_flight` by the next take.
         let mut uncounted = 0;
         if entries.is_empty() {
@@ -501,7 +502,7 @@ impl Worker {
         let (upkeep_gate, upkeep_held) = tokio::sync::watch::channel(false);
         let heartbeat = tokio::spawn(registry::beat_periodically(
             self.queue.shared_connection(),
-            registry::Beat {
+            registry::Heartbeat {
                 keys: self.queue.keys().clone(),
                 worker_id: self.id.clone(),
                 dead_after: self.dead_after(),

@@ -10,17 +10,15 @@
 --       (seconds) filled with this sample, latency buckets per octave
 -- Returns {1, lease length} after an upkeep by this holder, {0, the lease's remaining ms} when
 -- another process holds it, and {0, 0} after a release.
-local holder = redis.call('GET', KEYS[1])
 if ARGV[3] == 'release' then
-  if holder == ARGV[1] then
+  if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('DEL', KEYS[1])
   end
   return {0, 0}
 end
-if holder and holder ~= ARGV[1] then
+if not take_lease(KEYS[1], ARGV[1], ARGV[2], true) then
   return {0, redis.call('PTTL', KEYS[1])}
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 
 local window = tonumber(ARGV[4])
 local per_octave = tonumber(ARGV[9])

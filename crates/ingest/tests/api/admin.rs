@@ -293,7 +293,7 @@ async fn dead_letters_are_paged_newest_first_each_with_its_id() {
         .expect("LRANGE");
     assert_eq!(
         letters[0]["id"],
-        sluice_admin::routes::dead_letter_id(&stored[0])
+        sluice_admin::letters::dead_letter_id(&stored[0])
     );
     assert_eq!(
         page(&app, "offset=9").await["dead_letters"],

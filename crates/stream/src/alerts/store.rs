@@ -2,28 +2,24 @@
 
 use sluice_core::Keys;
 use sluice_core::keys::ALERTS_RECENT_MAX;
-use sluice_core::lua::LuaScript;
+use sluice_core::lua;
 
 use sluice_proto::api::{Alert, AlertList, Rule};
 
-/// The alert keys of one deployment and the scripts that change them atomically.
+use crate::lua::alert_fire::Fire;
+use crate::lua::alert_outage::Outage;
+use crate::lua::alert_resolve::Resolve;
+
+/// The alert keys of one deployment, changed atomically by the scripts of [`crate::lua`].
 #[derive(Debug, Clone)]
 pub struct AlertStore {
     keys: Keys,
-    fire: LuaScript,
-    resolve: LuaScript,
-    outage: LuaScript,
 }
 
 impl AlertStore {
     /// A store for the keys under `keys`' prefix.
     pub fn new(keys: Keys) -> Self {
-        Self {
-            keys,
-            fire: LuaScript::new(include_str!("../lua/alert_fire.lua")),
-            resolve: LuaScript::new(include_str!("../lua/alert_resolve.lua")),
-            outage: LuaScript::new(include_str!("../lua/alert_outage.lua")),
-        }
+        Self { keys }
     }
 
     /// Fires `alert` unless its rule is active; returns whether this call fired it.
@@ -32,12 +28,11 @@ impl AlertStore {
         C: redis::aio::ConnectionLike + Send,
     {
         let json = serde_json::to_string(alert).unwrap_or_default();
-        let mut invocation = self.fire.keyed(&self.keys, &[])?;
-        invocation
-            .arg(alert.rule.name())
-            .arg(json)
-            .arg(ALERTS_RECENT_MAX);
-        Ok(invocation.invoke_async::<u8>(conn).await? == 1)
+        let fire = Fire {
+            rule: alert.rule.name(),
+            alert: &json,
+        };
+        lua::call(conn, &self.keys, &fire).await
     }
 
     /// Resolves `rule` if it is active; returns whether this call resolved it.
@@ -51,14 +46,14 @@ impl AlertStore {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let mut invocation = self.resolve.keyed(&self.keys, &[])?;
-        invocation
-            .arg(rule.name())
-            .arg(super::timestamp())
-            .arg(value)
-            .arg(summary)
-            .arg(ALERTS_RECENT_MAX);
-        Ok(invocation.invoke_async::<u8>(conn).await? == 1)
+        let resolved_at = super::timestamp();
+        let resolve = Resolve {
+            rule: rule.name(),
+            resolved_at: &resolved_at,
+            value,
+            summary,
+        };
+        lua::call(conn, &self.keys, &resolve).await
     }
 
     /// Records an outage of Redis this gateway lived through, unless another gateway has.
@@ -71,13 +66,14 @@ impl AlertStore {
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let mut invocation = self.outage.keyed(&self.keys, &[])?;
-        invocation
-            .arg(serde_json::to_string(firing).unwrap_or_default())
-            .arg(serde_json::to_string(resolved).unwrap_or_default())
-            .arg(&firing.started_at)
-            .arg(ALERTS_RECENT_MAX);
-        Ok(invocation.invoke_async::<u8>(conn).await? == 1)
+        let firing_json = serde_json::to_string(firing).unwrap_or_default();
+        let resolved_json = serde_json::to_string(resolved).unwrap_or_default();
+        let outage = Outage {
+            firing: &firing_json,
+            resolved: &resolved_json,
+            started_at: &firing.started_at,
+        };
+        lua::call(conn, &self.keys, &outage).await
     }
 
     /// The active alerts (ordered by when they fired) and the recent transitions, in one
@@ -106,26 +102,5 @@ impl AlertStore {
             active,
             recent: parse(recent),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use sluice_core::Keys;
-    use sluice_core::lua::LuaScript;
-
-    #[test]
-    fn every_stream_script_names_only_keys_it_is_given() {
-        let keys = Keys::new("");
-        for source in [
-            include_str!("../lua/alert_fire.lua"),
-            include_str!("../lua/alert_resolve.lua"),
-            include_str!("../lua/alert_outage.lua"),
-            include_str!("../lua/workers.lua"),
-        ] {
-            let script = LuaScript::new(source);
-            assert!(!script.key_names().is_empty());
-            assert!(script.keyed(&keys, &[]).is_ok(), "{:?}", script.key_names());
-        }
     }
 }

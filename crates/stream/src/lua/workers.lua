@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- Lists the workers in the registry with what each holds.
 -- KEYS: workers, workers_postgres, workers_output
 -- ARGV: processing-list prefix, most workers listed

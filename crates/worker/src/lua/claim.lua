@@ -2,24 +2,23 @@
 -- registry and moves its whole processing list, oldest message first, into the claimer's
 -- processing list, where it becomes the claimer's batch in hand. Atomic: a message is always
 -- in exactly one list, and only one claimer gets it.
--- KEYS: workers, dead_processing (the dead worker's list), processing (the claimer's), workers_postgres,
---       workers_postgres_down, in_flight, in_flight_by_worker, workers_output
--- ARGV: dead worker id, dead-after in milliseconds, claimer id
+-- KEYS: workers, workers_heartbeat_ms, workers_postgres, workers_postgres_down, workers_output,
+--       dead_processing (the dead worker's list), processing (the claimer's), in_flight,
+--       in_flight_by_worker
+-- ARGV: dead worker id, dead-after in milliseconds, claimer id, heartbeats missed before dead
 -- Returns the number of messages moved, or -1 when the worker has come back.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local seen = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if seen and tonumber(seen) > now - tonumber(ARGV[2]) then
+if seen and not presumed_dead(KEYS[2], ARGV[1], tonumber(seen), now, tonumber(ARGV[2]),
+    tonumber(ARGV[4])) then
   return -1
 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('HDEL', KEYS[8], ARGV[1])
+forget_worker({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]}, ARGV[1])
 local moved = 0
-while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do
+while redis.call('LMOVE', KEYS[6], KEYS[7], 'RIGHT', 'LEFT') do
   moved = moved + 1
 end
-clear_in_flight(KEYS[6], KEYS[7], ARGV[1])
-sync_in_flight(KEYS[6], KEYS[7], ARGV[3], KEYS[3])
+clear_in_flight(KEYS[8], KEYS[9], ARGV[1])
+sync_in_flight(KEYS[8], KEYS[9], ARGV[3], KEYS[7])
 return moved

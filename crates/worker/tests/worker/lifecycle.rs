@@ -5,7 +5,7 @@ use std::time::Duration;
 use sluice_core::Keys;
 use sluice_core::stats::StatsReader;
 use sluice_core::upkeep::{Turn, Upkeep};
-use sluice_worker::registry::beat;
+use sluice_worker::registry::{Beat, BeatReply, beat};
 use sluice_worker::{Outcome, Worker};
 
 use crate::helpers::{envelope, spawn_worker};
@@ -317,18 +317,14 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
     assert_eq!((stats.queue_depth, stats.in_flight), (3, 0), "no beat yet");
     let mut redis = manager();
     for worker in ["w1", "w2"] {
-        beat(&mut redis, &keys, worker, fresh, says(true))
-            .await
-            .expect("beat");
+        beat_as(&mut redis, &keys, worker, true).await;
     }
     let stats = reader.read(&mut conn).await.expect("stats");
     assert_eq!((stats.queue_depth, stats.in_flight), (3, 6));
     assert_eq!(stats.backlog, 9);
     assert_eq!(stats.workers_alive, 2);
     // A beat that reports PostgreSQL down counts; one that reports it up again uncounts.
-    beat(&mut redis, &keys, "w2", fresh, says(false))
-        .await
-        .expect("beat");
+    beat_as(&mut redis, &keys, "w2", false).await;
     assert_eq!(
         reader
             .read(&mut conn)
@@ -337,9 +333,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
             .workers_postgres_down,
         1
     );
-    beat(&mut redis, &keys, "w2", fresh, says(true))
-        .await
-        .expect("beat");
+    beat_as(&mut redis, &keys, "w2", true).await;
     assert_eq!(
         reader
             .read(&mut conn)
@@ -354,9 +348,7 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
         .query_async(&mut conn)
         .await
         .expect("DEL");
-    beat(&mut redis, &keys, "w2", fresh, says(true))
-        .await
-        .expect("beat");
+    beat_as(&mut redis, &keys, "w2", true).await;
     assert_eq!(reader.read(&mut conn).await.expect("stats").in_flight, 2);
     sluice_tests::delete_prefix(keys.prefix())
         .await
@@ -467,10 +459,8 @@ async fn one_process_holds_the_upkeep_lease_until_it_releases_it() {
     );
     // A worker's beat does not take a held lease either.
     let mut redis = manager();
-    let reply = beat(&mut redis, &keys, "w1", fresh, says(true))
-        .await
-        .expect("beat");
-    assert_eq!(reply.holds_upkeep, Some(false));
+    let reply = beat_as(&mut redis, &keys, "w1", true).await;
+    assert!(!reply.holds_upkeep);
     // Released, it goes to the next to ask: here the worker's beat.
     second.release(&mut conn).await.expect("release");
     assert!(
@@ -481,10 +471,8 @@ async fn one_process_holds_the_upkeep_lease_until_it_releases_it() {
         "only the holder's release frees the lease"
     );
     first.release(&mut conn).await.expect("release");
-    let reply = beat(&mut redis, &keys, "w1", fresh, says(true))
-        .await
-        .expect("beat");
-    assert_eq!(reply.holds_upkeep, Some(true));
+    let reply = beat_as(&mut redis, &keys, "w1", true).await;
+    assert!(reply.holds_upkeep);
     assert!(matches!(
         first.run_once(&mut conn).await.expect("upkeep"),
         Turn::HeldElsewhere(_)
@@ -494,9 +482,9 @@ async fn one_process_holds_the_upkeep_lease_until_it_releases_it() {
 
 #[tokio::test]
 async fn a_peer_with_the_smallest_dead_after_never_presumes_a_running_worker_dead() {
-    // The running worker keeps the default dead_after (10 s); the peer judges it by the
-    // smallest value allowed (four heartbeat periods). Heartbeats come every 250 ms whatever
-    // either is configured with, so the running worker never looks dead.
+    // The running worker keeps the default dead_after (10 s) and so beats every second; the
+    // peer judges it by the smallest value allowed (1 s), and must still wait for four of its
+    // beats.
     let mut t = spawn_worker(&[("WORKER__DEAD_AFTER_MS", "1000")]).await;
     let mut running_settings = t.settings.clone();
     running_settings.worker.dead_after_ms = 10_000;
@@ -515,6 +503,60 @@ async fn a_peer_with_the_smallest_dead_after_never_presumes_a_running_worker_dea
     t.shutdown.cancel();
     run.await.expect("task").expect("clean exit");
     t.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_worker_is_presumed_dead_past_the_judges_bound_and_four_of_its_own_beats() {
+    let mut conn = sluice_tests::redis().await.expect("redis");
+    let prefix = sluice_tests::unique_prefix("liveness");
+    let keys = Keys::new(&prefix);
+    let mut redis = manager();
+    // "slow" beats every second (dead_after 10 s); "fast" judges with 1 s, beating every 250 ms.
+    beat_judging(&mut redis, &keys, "slow", true, 10_000).await;
+    let silent_for = |ms: u64| {
+        let mut zadd = redis::cmd("ZADD");
+        let now = sluice_core::clock::now().timestamp_millis() as u64;
+        zadd.arg(&keys.workers).arg(now - ms).arg("slow");
+        zadd
+    };
+    let _: () = silent_for(1_500)
+        .query_async(&mut conn)
+        .await
+        .expect("ZADD");
+    let reply = beat_judging(&mut redis, &keys, "fast", true, 1_000).await;
+    assert!(
+        reply.dead_peers.is_empty(),
+        "1.5 s is one missed beat of slow's: {reply:?}"
+    );
+    let _: () = silent_for(4_500)
+        .query_async(&mut conn)
+        .await
+        .expect("ZADD");
+    assert_eq!(
+        beat_judging(&mut redis, &keys, "fast", true, 1_000)
+            .await
+            .dead_peers,
+        ["slow"]
+    );
+    // A worker that records no period (an earlier release's, beating every 250 ms) is judged
+    // by the judge's bound alone.
+    let _: () = redis::cmd("HDEL")
+        .arg(&keys.workers_heartbeat_ms)
+        .arg("slow")
+        .query_async(&mut conn)
+        .await
+        .expect("HDEL");
+    let _: () = silent_for(1_500)
+        .query_async(&mut conn)
+        .await
+        .expect("ZADD");
+    assert_eq!(
+        beat_judging(&mut redis, &keys, "fast", true, 1_000)
+            .await
+            .dead_peers,
+        ["slow"]
+    );
+    sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
 }
 
 /// A connection like a worker's own (beats take one).
@@ -576,10 +618,32 @@ async fn in_flight_counts_a_batch_from_its_first_message_until_its_commit() {
     sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
 }
 
-/// A full heartbeat's words: PostgreSQL `up` or not, and an output.
-fn says(postgres_up: bool) -> sluice_worker::registry::BeatSays<'static> {
-    sluice_worker::registry::BeatSays {
+/// One heartbeat of `worker`, judging peers by the default `dead_after_ms` (10 s): PostgreSQL
+/// `up` or not, and an output.
+async fn beat_as(
+    redis: &mut sluice_core::connect::RedisConnection,
+    keys: &Keys,
+    worker: &str,
+    postgres_up: bool,
+) -> BeatReply {
+    beat_judging(redis, keys, worker, postgres_up, 10_000).await
+}
+
+/// One heartbeat of `worker` set with `dead_after_ms`.
+async fn beat_judging(
+    redis: &mut sluice_core::connect::RedisConnection,
+    keys: &Keys,
+    worker: &str,
+    postgres_up: bool,
+    dead_after_ms: u64,
+) -> BeatReply {
+    let processing = keys.processing(worker);
+    let said = Beat {
+        processing: &processing,
+        worker_id: worker,
+        dead_after_ms,
         postgres_up,
-        output: Some("3 120 12.5"),
-    }
+        output: "3 120 12.5",
+    };
+    beat(redis, keys, &said).await.expect("beat")
 }
