@@ -148,7 +148,7 @@ class Stack:
             "auth-gateway",
             "sluice-gateway",
             SLUICE__GATEWAY__LISTEN=f"127.0.0.1:{self.auth_port}",
-            SLUICE__GATEWAY__AUTH__JWT_SECRET=JWT_SECRET,
+            SLUICE__STREAM__AUTH__JWT_SECRET=JWT_SECRET,
         )
         self.start_workers()
         wait_for(lambda: self.stats()["workers_alive"] == 2, 30, "two live workers")

@@ -77,7 +77,7 @@ async fn every_binary_has_help_listing_its_settings_and_a_version() {
         ),
         (
             "sluice-gateway",
-            "SLUICE__GATEWAY__INTERVAL_MS  [default: 500, range: 100 – 60000]",
+            "SLUICE__STREAM__INTERVAL_MS  [default: 500, range: 100 – 60000]",
         ),
     ];
     for (binary, setting) in binaries {
@@ -102,6 +102,14 @@ async fn every_binary_has_help_listing_its_settings_and_a_version() {
     // Each lists the sections it reads, not the others'.
     let (_, help) = exit_with("sluice-worker", &[], &["--help"]).await;
     assert!(!help.contains("SLUICE__GATEWAY__"), "{help}");
+    assert!(!help.contains("SLUICE__STREAM__"), "{help}");
+    // The ingest API serves the stream, never the gateway's alerts, CORS or admin token.
+    let (_, help) = exit_with("sluice-ingest", &[], &["--help"]).await;
+    assert!(!help.contains("SLUICE__GATEWAY__"), "{help}");
+    assert!(
+        help.contains("SLUICE__STREAM__MAX_CONNECTIONS  ["),
+        "{help}"
+    );
     for (binary, args) in [("sluice-bench", ["--version"]), ("sluice", ["--version"])] {
         let (code, version) = exit_with(binary, &[], &args).await;
         assert_eq!(code, 0, "{binary}: {version}");

@@ -81,7 +81,7 @@ pub fn base_url(raw: &str, flag: &str) -> Result<String, ClientError> {
 #[derive(Debug, Clone)]
 pub struct Client {
     base: String,
-    /// `?token=` for the stream's endpoints (`gateway.auth.jwt_secret`).
+    /// `?token=` for the stream's endpoints (`stream.auth.jwt_secret`).
     token: Option<String>,
     /// `Authorization: Bearer` for the ingest API's admin endpoints.
     bearer: Option<String>,

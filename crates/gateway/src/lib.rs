@@ -28,7 +28,7 @@ use sluice_stream::{StatsStream, query_config, stream_routes};
 use crate::alerts::Evaluator;
 use crate::alerts::runtime::Alerting;
 
-/// Connections the edge accepts beyond `gateway.max_connections`, so that upgrades past the
+/// Connections the edge accepts beyond `stream.max_connections`, so that upgrades past the
 /// limit still get their 503 and plain HTTP requests (`/health`, `/stats`) are still served.
 pub const EDGE_HEADROOM: usize = 1_024;
 
@@ -57,7 +57,7 @@ impl Application {
         let edge = EdgeConfig {
             name: "sluice-gateway",
             workers: 0,
-            max_connections: gateway.max_connections + EDGE_HEADROOM,
+            max_connections: settings.stream.max_connections + EDGE_HEADROOM,
             write_timeout: Duration::from_millis(gateway.write_timeout_ms),
             send_buffer_bytes: gateway.send_buffer_bytes,
             write_buffer_bytes: WRITE_BUFFER_BYTES,

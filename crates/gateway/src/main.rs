@@ -10,7 +10,7 @@ static ALLOCATOR: memory::Allocator = memory::Allocator;
 const BINARY: cli::Binary = cli::Binary {
     name: "sluice-gateway",
     about: "The stats gateway: streams the pipeline's stats to dashboards over WebSocket and SSE.",
-    sections: &["redis", "gateway", "worker.dead_after_ms"],
+    sections: &["redis", "stream", "gateway", "worker.dead_after_ms"],
 };
 
 #[actix_web::main]

@@ -34,7 +34,7 @@ const BINARY: cli::Binary = cli::Binary {
         "redis",
         "postgres",
         "ingest",
-        "gateway",
+        "stream",
         "worker.dead_after_ms",
     ],
 };

@@ -1,4 +1,4 @@
-//! Optional JWT authentication of dashboards (HS256, `gateway.auth.jwt_secret`).
+//! Optional JWT authentication of dashboards (HS256, `stream.auth.jwt_secret`).
 //!
 //! The token comes from `?token=` or `Authorization: Bearer`. It must carry `exp`, and is not
 //! accepted before its `nbf` when it has one (no leeway for either); a session

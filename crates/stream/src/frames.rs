@@ -1,4 +1,4 @@
-//! A guard in front of actix-ws's frame decoder that enforces `gateway.max_frame_bytes` on what
+//! A guard in front of actix-ws's frame decoder that enforces `stream.max_frame_bytes` on what
 //! frame headers *declare*, before any payload is buffered.
 //!
 //! actix-http's decoder waits for a whole frame before it compares the frame's length with its

@@ -4,7 +4,7 @@
 //! The poller is the only writer of snapshots; the per-thread delivery tasks
 //! ([`crate::fanout`]) and SSE streams read them through a `watch` channel, which holds just
 //! the latest value, so a slow reader skips snapshots instead of queueing them. Batch events go through a bounded `broadcast` channel: a session that falls more than
-//! `gateway.client_queue` events behind skips ahead and is told how many it missed.
+//! `stream.client_queue` events behind skips ahead and is told how many it missed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -21,10 +21,10 @@ use sluice_proto::api::Alert;
 /// Why a new stream was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {
-    /// `gateway.max_connections` streams are open.
+    /// `stream.max_connections` streams are open.
     #[error("the gateway serves its maximum of {0} connections")]
     Total(usize),
-    /// `gateway.max_connections_per_ip` streams are open from this address.
+    /// `stream.max_connections_per_ip` streams are open from this address.
     #[error("this address has its maximum of {0} connections open")]
     PerIp(usize),
 }

@@ -93,11 +93,11 @@ pub struct State {
     pub heartbeat: Duration,
     /// Silence after which a client is closed.
     pub client_timeout: Duration,
-    /// `gateway.client_max_messages_per_sec`.
+    /// `stream.client_max_messages_per_sec`.
     pub max_messages_per_sec: u32,
-    /// `gateway.max_frame_bytes`.
+    /// `stream.max_frame_bytes`.
     pub max_frame_bytes: usize,
-    /// Token verification, when `gateway.auth.jwt_secret` is set.
+    /// Token verification, when `stream.auth.jwt_secret` is set.
     pub auth: Option<auth::Auth>,
     /// Fired on SIGINT/SIGTERM; every session closes with 1001.
     pub shutdown: CancellationToken,
@@ -117,19 +117,19 @@ pub struct StatsStream {
 }
 
 impl StatsStream {
-    /// The stream configured by `settings.gateway` and `settings.redis`; Redis is connected
+    /// The stream configured by `settings.stream` and `settings.redis`; Redis is connected
     /// lazily. `edge` is what the serving process's HTTP edge counts.
     pub fn new(
         settings: &Settings,
         edge: Arc<EdgeStats>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let gateway = &settings.gateway;
+        let stream = &settings.stream;
         let (hub, sender) = Hub::new(
-            Duration::from_millis(gateway.interval_ms),
-            gateway.client_queue,
-            gateway.max_connections,
-            gateway.max_connections_per_ip,
+            Duration::from_millis(stream.interval_ms),
+            stream.client_queue,
+            stream.max_connections,
+            stream.max_connections_per_ip,
         );
         let keys = Keys::new(&settings.redis.effective_key_prefix());
         let redis = connect::redis_manager(&settings.redis).context("invalid redis.url")?;
@@ -150,11 +150,11 @@ impl StatsStream {
             worker_dead_after,
             keys: keys.clone(),
             redis_timeout,
-            heartbeat: Duration::from_millis(gateway.heartbeat_interval_ms),
-            client_timeout: Duration::from_millis(gateway.client_timeout_ms),
-            max_messages_per_sec: gateway.client_max_messages_per_sec,
-            max_frame_bytes: gateway.max_frame_bytes,
-            auth: auth::Auth::new(&gateway.auth.jwt_secret),
+            heartbeat: Duration::from_millis(stream.heartbeat_interval_ms),
+            client_timeout: Duration::from_millis(stream.client_timeout_ms),
+            max_messages_per_sec: stream.client_max_messages_per_sec,
+            max_frame_bytes: stream.max_frame_bytes,
+            auth: auth::Auth::new(&stream.auth.jwt_secret),
             shutdown,
             edge,
         });

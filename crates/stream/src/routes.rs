@@ -83,7 +83,7 @@ fn parse_bool(name: &str, raw: Option<&str>) -> Result<bool, StreamError> {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 struct TokenParam {
-    /// The JWT, when `gateway.auth.jwt_secret` is set (or `Authorization: Bearer`).
+    /// The JWT, when `stream.auth.jwt_secret` is set (or `Authorization: Bearer`).
     token: Option<String>,
 }
 
@@ -150,7 +150,7 @@ fn authenticate(
 /// checked, and a place within the connection limits taken, before the upgrade.
 #[utoipa::path(get, path = "/ws/stats", tag = "stream",
     params(
-        ("interval_ms" = Option<u64>, Query, minimum = 100, maximum = 60000, description = "Period of `stats` messages (default `gateway.interval_ms`)"),
+        ("interval_ms" = Option<u64>, Query, minimum = 100, maximum = 60000, description = "Period of `stats` messages (default `stream.interval_ms`)"),
         ("topics" = Option<String>, Query, description = "Comma-separated: `stats`, `batches`, `alerts` (default `stats`)"),
         ("include_ids" = Option<bool>, Query, description = "Whether `batch_persisted` carries message ids"),
         TokenParam,

@@ -92,11 +92,12 @@ fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
 }
 
 /// The sections in the order [`Settings`] declares them.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "redis",
     "postgres",
     "ingest",
     "worker",
+    "stream",
     "gateway",
     "telemetry",
 ];
@@ -104,7 +105,7 @@ const SECTIONS: [&str; 6] = [
 /// Every setting with its default: section by section as [`Settings`] declares them, a
 /// section's own settings before its subsections', each by name.
 pub fn defaults() -> Vec<Setting> {
-    let values = serde_json::to_value(Settings::default()).unwrap_or_default();
+    let values = serde_json::to_value(Settings::default()).expect("the defaults serialize");
     let mut all = leaves(&schemars::schema_for!(Settings).to_value(), &values);
     all.sort_by_cached_key(|s| {
         let section = s.key.split('.').next().unwrap_or("");

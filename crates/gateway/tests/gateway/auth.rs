@@ -54,7 +54,7 @@ async fn refused(port: u16, query: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn tokens_are_required_and_checked_before_the_upgrade() {
-    let g = spawn_gateway(&[("GATEWAY__AUTH__JWT_SECRET", SECRET)]).await;
+    let g = spawn_gateway(&[("STREAM__AUTH__JWT_SECRET", SECRET)]).await;
     assert_eq!(refused(g.port, "").await, (401, "missing_token".into()));
     let forged = token("another-secret-of-at-least-32-bytes!", 60);
     assert_eq!(
@@ -99,7 +99,7 @@ fn token_not_before(not_before_secs: i64) -> String {
 
 #[tokio::test]
 async fn a_token_is_refused_before_its_nbf() {
-    let g = spawn_gateway(&[("GATEWAY__AUTH__JWT_SECRET", SECRET)]).await;
+    let g = spawn_gateway(&[("STREAM__AUTH__JWT_SECRET", SECRET)]).await;
     let early = token_not_before(500);
     assert_eq!(
         refused(g.port, &format!("?token={early}")).await,
@@ -125,7 +125,7 @@ async fn a_token_is_refused_before_its_nbf() {
 
 #[tokio::test]
 async fn a_session_whose_token_expires_is_closed_with_4401() {
-    let g = spawn_gateway(&[("GATEWAY__AUTH__JWT_SECRET", SECRET)]).await;
+    let g = spawn_gateway(&[("STREAM__AUTH__JWT_SECRET", SECRET)]).await;
     let mut ws = g.connect(&format!("?token={}", token(SECRET, 2))).await;
     next_of(&mut ws, "stats", Duration::from_secs(3)).await;
     assert_eq!(close_code(&mut ws, Duration::from_secs(5)).await, 4401);

@@ -88,7 +88,7 @@ async fn ping_and_get_snapshot_are_answered() {
 
 #[tokio::test]
 async fn bad_messages_get_errors_and_the_session_stays_open() {
-    let g = spawn_gateway(&[("GATEWAY__CLIENT_MAX_MESSAGES_PER_SEC", "100")]).await;
+    let g = spawn_gateway(&[("STREAM__CLIENT_MAX_MESSAGES_PER_SEC", "100")]).await;
     let mut ws = g.connect("?interval_ms=60000").await;
     next_of(&mut ws, "stats", T).await;
     let cases = [
@@ -212,7 +212,7 @@ async fn topics_choose_what_arrives_and_include_ids_adds_the_ids() {
 
 #[tokio::test]
 async fn a_client_that_falls_behind_skips_ahead_and_is_told_how_much_it_missed() {
-    let mut g = spawn_gateway(&[("GATEWAY__CLIENT_QUEUE", "4")]).await;
+    let mut g = spawn_gateway(&[("STREAM__CLIENT_QUEUE", "4")]).await;
     let mut ws = g.connect("?topics=batches&include_ids=true").await;
     next_of(&mut ws, "connected", T).await;
     publish_until_heard(&mut g, &event(1)).await;
@@ -244,7 +244,7 @@ async fn a_client_that_falls_behind_skips_ahead_and_is_told_how_much_it_missed()
 
 #[tokio::test]
 async fn a_client_over_the_message_rate_is_closed_with_1008() {
-    let g = spawn_gateway(&[("GATEWAY__CLIENT_MAX_MESSAGES_PER_SEC", "5")]).await;
+    let g = spawn_gateway(&[("STREAM__CLIENT_MAX_MESSAGES_PER_SEC", "5")]).await;
     let mut ws = g.connect("").await;
     next_of(&mut ws, "connected", T).await;
     for i in 0..20 {
@@ -264,7 +264,7 @@ async fn a_client_over_the_message_rate_is_closed_with_1008() {
 
 #[tokio::test]
 async fn connection_limits_refuse_the_upgrade_with_503() {
-    let g = spawn_gateway(&[("GATEWAY__MAX_CONNECTIONS", "2")]).await;
+    let g = spawn_gateway(&[("STREAM__MAX_CONNECTIONS", "2")]).await;
     let _a = g.connect("").await;
     let _b = g.connect("").await;
     let url = format!("ws://127.0.0.1:{}/ws/stats", g.port);
@@ -280,7 +280,7 @@ async fn connection_limits_refuse_the_upgrade_with_503() {
     }
     g.cleanup().await;
 
-    let g = spawn_gateway(&[("GATEWAY__MAX_CONNECTIONS_PER_IP", "1")]).await;
+    let g = spawn_gateway(&[("STREAM__MAX_CONNECTIONS_PER_IP", "1")]).await;
     let _a = g.connect("").await;
     let r = reqwest::get(g.http("/stats/stream")).await.expect("sent");
     assert_eq!(r.status().as_u16(), 503, "SSE streams count too");

@@ -136,8 +136,8 @@ async fn client_pings_are_answered() {
 #[tokio::test]
 async fn unresponsive_clients_are_closed() {
     let g = spawn_gateway(&[
-        ("GATEWAY__HEARTBEAT_INTERVAL_MS", "100"),
-        ("GATEWAY__CLIENT_TIMEOUT_MS", "300"),
+        ("STREAM__HEARTBEAT_INTERVAL_MS", "100"),
+        ("STREAM__CLIENT_TIMEOUT_MS", "300"),
     ])
     .await;
     let ws = g.connect("").await;
@@ -202,7 +202,7 @@ async fn current_rps_is_one_figure_everywhere_at_a_steady_rate() {
     // Ten messages persisted in every second of the last minute: a steady 10 msg/s. The
     // WebSocket, /stats and the Redis key must all say exactly 10, reading after reading,
     // whenever in a second they read (they once swung between 10.03 and 11.04).
-    let mut g = spawn_gateway(&[("GATEWAY__INTERVAL_MS", "200")]).await;
+    let mut g = spawn_gateway(&[("STREAM__INTERVAL_MS", "200")]).await;
     let (now, _): (u64, u64) = redis::cmd("TIME")
         .query_async(&mut g.redis)
         .await

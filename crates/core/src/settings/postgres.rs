@@ -1,0 +1,88 @@
+//! `[postgres]`: where PostgreSQL is, and how `messages` is partitioned.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use smart_default::SmartDefault;
+
+use super::{SettingsError, check_url, invalid, url_address};
+
+/// `[postgres]`
+#[derive(Debug, Clone, SmartDefault, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// Connection URL, `postgres://user[:password]@host:port/database`.
+    #[default("postgres://postgres@127.0.0.1:5432/sluice".into())]
+    pub url: String,
+    /// Connections in each process's pool.
+    #[default(8)]
+    #[schemars(range(min = 1, max = 1_000))]
+    pub pool_size: usize,
+    /// How long establishing a connection may take.
+    #[default(2_000)]
+    #[schemars(range(min = 1, max = 60_000))]
+    pub connect_timeout_ms: u64,
+    /// Optional URL of a read replica: `GET /messages` reads from it instead of `url`. Empty
+    /// (the default) reads from `url`.
+    pub read_url: String,
+    /// Span of each partition of `messages`, in hours: a divisor of 24 or a multiple of it.
+    /// Partitions are aligned to multiples of the span since 1970-01-01 UTC (24: one per UTC
+    /// day).
+    #[default(24)]
+    #[schemars(range(min = 1, max = 24 * 366))]
+    pub partition_hours: u64,
+    /// Partitions the workers keep created ahead of the current one.
+    #[default(3)]
+    #[schemars(range(min = 1, max = 1_000))]
+    pub partitions_ahead: u64,
+    /// Partitions whose every row is older than this many days are dropped by the workers;
+    /// 0 (the default) keeps every row forever.
+    #[schemars(range(min = 0, max = 100_000))]
+    pub retention_days: u64,
+}
+
+impl PostgresSettings {
+    /// Where PostgreSQL is, for messages: `PostgreSQL at host:port`; never a password.
+    pub fn describe(&self) -> String {
+        format!("PostgreSQL at {}", url_address(&self.url))
+    }
+
+    /// The settings for the read replica, when `read_url` names one.
+    pub fn reader(&self) -> Option<Self> {
+        let url = self.read_url.trim();
+        (!url.is_empty()).then(|| Self {
+            url: url.to_owned(),
+            ..self.clone()
+        })
+    }
+
+    /// [`Self::partition_hours`] as a duration.
+    pub fn partition_span(&self) -> Duration {
+        Duration::from_secs(self.partition_hours * 3_600)
+    }
+
+    /// The URLs, and a span that tiles days.
+    pub(super) fn validate(&self) -> Result<(), SettingsError> {
+        check_postgres_url("postgres.url", &self.url)?;
+        if let Some(reader) = self.reader() {
+            check_postgres_url("postgres.read_url", &reader.url)?;
+        }
+        let hours = self.partition_hours;
+        if !24u64.is_multiple_of(hours) && !hours.is_multiple_of(24) {
+            return Err(invalid(
+                "postgres.partition_hours",
+                format!("must divide 24 or be a multiple of 24, got {hours}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A URL the PostgreSQL driver accepts.
+fn check_postgres_url(key: &str, url: &str) -> Result<(), SettingsError> {
+    check_url(key, url, &["postgres", "postgresql"])?;
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| invalid(key, format!("{e}: {url:?}")))?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `[redis]`: where Redis is and how Sluice names its keys there.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use smart_default::SmartDefault;
+
+use super::{SettingsError, check_url, invalid};
+
+/// `[redis]`
+#[derive(Debug, Clone, SmartDefault, Deserialize, Serialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Connection URL, `redis://[user:password@]host:port[/db]`.
+    #[default("redis://127.0.0.1:6379".into())]
+    pub url: String,
+    /// Prepended to every key and channel name, so tenants and tests can share one Redis.
+    pub key_prefix: String,
+    /// How long one command may take before the caller treats Redis as unavailable.
+    #[default(1_000)]
+    #[schemars(range(min = 1, max = 60_000))]
+    pub response_timeout_ms: u64,
+    /// How long establishing a connection may take.
+    #[default(1_000)]
+    #[schemars(range(min = 1, max = 60_000))]
+    pub connect_timeout_ms: u64,
+    /// Comma-separated URLs of Redis Cluster nodes (any few of them; the rest are discovered).
+    /// When set, every service uses the cluster client instead of `url`, and every key carries
+    /// the hash tag `{<key_prefix>}` (`{sluice}` when the prefix is empty) so that all of them,
+    /// and so every script, live in one slot. Empty (the default): one Redis at `url`.
+    pub cluster_nodes: String,
+    /// Comma-separated URLs of Redis Sentinels (`redis://[:password@]host:port`, the
+    /// sentinels' own credentials). When set, every service asks them where the primary named
+    /// `sentinel_primary` is, connects there with `url`'s credentials and database (its host
+    /// is not used), and asks again after losing it, so it follows a failover by itself.
+    /// Empty (the default): no Sentinel.
+    pub sentinels: String,
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> …`).
+    #[default("mymaster".into())]
+    pub sentinel_primary: String,
+    /// Replicas that must hold a push before the ingest API answers 202 (Redis's `WAIT`), and
+    /// that must hold a worker's take and commit record before it moves on. 0 (the default):
+    /// answer as soon as the primary has the push; a failover can then lose the last
+    /// acknowledged messages.
+    #[schemars(range(min = 0, max = 100))]
+    pub ack_replicas: u32,
+    /// How long the replicas have to confirm a push (`WAIT`'s timeout). Past it the ingest API
+    /// answers 503 `not_replicated` (the push may still be queued: retry with the same
+    /// `Idempotency-Key`).
+    #[default(1_000)]
+    #[schemars(range(min = 1, max = 60_000))]
+    pub ack_timeout_ms: u64,
+    /// Largest difference between this host's clock and Redis's `TIME` a process starts with.
+    /// Every process stamps ids and times with its own clock corrected to Redis's (measured at
+    /// start and every 30 s; `sluice_clock_offset_seconds`), so the fleet agrees whatever each
+    /// host's clock says, but a clock this far off is a broken host: the process refuses to
+    /// start, and logs an error while it stays past the bound.
+    #[default(5_000)]
+    #[schemars(range(min = 10, max = 86_400_000))]
+    pub max_clock_skew_ms: u64,
+}
+
+/// The non-empty items of a comma-separated list, trimmed.
+pub(super) fn comma_list(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
+/// The `host:port` of a URL (`scheme://[user[:password]@]host:port[/…]`), without its
+/// credentials, for messages that must say where a connection went.
+pub fn url_address(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split(['/', '?']).next().unwrap_or(rest)
+}
+
+impl RedisSettings {
+    /// Where Redis is, for messages: `Redis at host:port`, or `Redis Cluster at a, b`; never
+    /// a password.
+    pub fn describe(&self) -> String {
+        let nodes = self.cluster_node_urls();
+        let sentinels = self.sentinel_urls();
+        if !sentinels.is_empty() {
+            let sentinels: Vec<&str> = sentinels.into_iter().map(url_address).collect();
+            return format!(
+                "Redis primary {:?} of Sentinel at {}",
+                self.sentinel_primary,
+                sentinels.join(", ")
+            );
+        }
+        if nodes.is_empty() {
+            return format!("Redis at {}", url_address(&self.url));
+        }
+        let nodes: Vec<&str> = nodes.into_iter().map(url_address).collect();
+        format!("Redis Cluster at {}", nodes.join(", "))
+    }
+
+    /// The cluster nodes' URLs; empty when Redis is a single server.
+    pub fn cluster_node_urls(&self) -> Vec<&str> {
+        comma_list(&self.cluster_nodes)
+    }
+
+    /// The sentinels' URLs; empty when Sentinel is not used.
+    pub fn sentinel_urls(&self) -> Vec<&str> {
+        comma_list(&self.sentinels)
+    }
+
+    /// [`Self::max_clock_skew_ms`] as a duration.
+    pub fn max_clock_skew(&self) -> Duration {
+        Duration::from_millis(self.max_clock_skew_ms)
+    }
+
+    /// [`Self::ack_timeout_ms`] as a duration.
+    pub fn ack_timeout(&self) -> Duration {
+        Duration::from_millis(self.ack_timeout_ms)
+    }
+
+    /// `redis.ack_replicas` and `redis.ack_timeout_ms`, when acknowledgements are on.
+    pub fn acks(&self) -> Option<(u32, Duration)> {
+        (self.ack_replicas > 0).then(|| (self.ack_replicas, self.ack_timeout()))
+    }
+
+    /// How long a command followed by its `WAIT` may take: the response timeout, plus the
+    /// replicas' with acknowledgements on.
+    pub fn confirmed_timeout(&self) -> Duration {
+        self.response_timeout() + self.acks().map_or(Duration::ZERO, |(_, wait)| wait)
+    }
+
+    /// The prefix every key is built with: [`Self::key_prefix`], made a hash tag in cluster
+    /// mode unless it already holds one.
+    pub fn effective_key_prefix(&self) -> String {
+        if self.cluster_node_urls().is_empty() {
+            return self.key_prefix.clone();
+        }
+        let has_tag = self
+            .key_prefix
+            .split_once('{')
+            .is_some_and(|(_, rest)| rest.find('}').is_some_and(|end| end > 0));
+        match self.key_prefix.as_str() {
+            _ if has_tag => self.key_prefix.clone(),
+            "" => "{sluice}".into(),
+            prefix => format!("{{{prefix}}}"),
+        }
+    }
+
+    /// [`Self::response_timeout_ms`] as a duration.
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
+
+    /// [`Self::connect_timeout_ms`] as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// The URLs, and Sentinel's: a primary's name, and not with a cluster.
+    pub(super) fn validate(&self) -> Result<(), SettingsError> {
+        check_url(
+            "redis.url",
+            &self.url,
+            &["redis", "rediss", "redis+unix", "unix"],
+        )?;
+        for node in self.cluster_node_urls() {
+            check_url("redis.cluster_nodes", node, &["redis", "rediss"])?;
+        }
+        if self.sentinel_urls().is_empty() {
+            return Ok(());
+        }
+        for sentinel in self.sentinel_urls() {
+            check_url("redis.sentinels", sentinel, &["redis", "rediss"])?;
+        }
+        if !self.cluster_node_urls().is_empty() {
+            return Err(invalid(
+                "redis.sentinels",
+                "a Redis Cluster has no sentinels: set redis.sentinels or redis.cluster_nodes, \
+                 not both"
+                    .into(),
+            ));
+        }
+        if self.sentinel_primary.trim().is_empty() {
+            return Err(invalid(
+                "redis.sentinel_primary",
+                "must name the primary the sentinels monitor (sentinel monitor <name> ...)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
