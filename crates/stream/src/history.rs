@@ -56,16 +56,14 @@ impl HistoryCache {
     }
 
     async fn read(&self, window: Window) -> Option<ByteString> {
-        let mut redis = self.redis.clone();
-        let read = sluice_core::history::read(&mut redis, &self.keys, window);
-        let history = match tokio::time::timeout(self.timeout, read).await {
-            Ok(Ok(history)) => history,
-            Ok(Err(e)) => {
-                tracing::debug!(%e, "cannot read the history");
-                return None;
-            }
-            Err(_) => return None,
-        };
+        let keys = &self.keys;
+        let history = crate::read::within(
+            &self.redis,
+            self.timeout,
+            "the history",
+            |mut redis| async move { sluice_core::history::read(&mut redis, keys, window).await },
+        )
+        .await?;
         Some(message(&history).into())
     }
 }

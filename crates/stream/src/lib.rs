@@ -32,6 +32,7 @@ pub mod batches;
 #[cfg(test)]
 mod contract;
 pub mod error;
+pub mod extract;
 pub mod fanout;
 pub mod frames;
 pub mod history;
@@ -41,6 +42,7 @@ pub mod openapi;
 pub mod pace;
 pub mod poller;
 pub mod protocol;
+pub mod read;
 pub mod routes;
 pub mod session;
 pub mod shared;

@@ -1,81 +1,31 @@
 //! The stream's HTTP endpoints: `GET /ws/stats` (WebSocket), `GET /stats`, `GET /stats/stream`
 //! (SSE), `GET /stats/history`, `GET /alerts`, `GET /workers`, `GET /batches/recent`.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
+use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::web::Bytes;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::Deserialize;
-use sluice_core::settings::limits;
-
+use sluice_core::connect::RedisConnection;
 use sluice_proto::history::Window;
 
 use crate::State;
 use crate::error::StreamError;
+use crate::extract::{Caller, StreamParams};
 use crate::protocol::Topic;
+use crate::read::within;
 use crate::session::{self, SessionConfig};
+use crate::shared::Shared;
 use sluice_proto::api::{AlertList, WorkerList};
 use sluice_proto::error::ErrorBody;
 use sluice_proto::stats::Stats;
-
-/// Query of `GET /ws/stats` and `GET /stats/stream`.
-#[derive(Debug, Deserialize)]
-pub struct StreamQuery {
-    interval_ms: Option<String>,
-    topics: Option<String>,
-    include_ids: Option<String>,
-    token: Option<String>,
-}
-
-/// Query of `GET /stats`, `/alerts` and `/workers`.
-#[derive(Debug, Deserialize)]
-pub struct TokenQuery {
-    token: Option<String>,
-}
 
 /// Query of `GET /stats/history`.
 #[derive(Debug, Deserialize)]
 pub struct HistoryQuery {
     window: Option<String>,
-    token: Option<String>,
-}
-
-fn parse_interval(raw: Option<&str>, default: Duration) -> Result<Duration, StreamError> {
-    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
-        return Ok(default);
-    };
-    let (min, max) = limits::INTERVAL_MS;
-    match raw.parse::<u64>() {
-        Ok(ms) if (min..=max).contains(&ms) => Ok(Duration::from_millis(ms)),
-        _ => Err(StreamError::InvalidQuery(format!(
-            "interval_ms must be an integer between {min} and {max}, got {raw:?}"
-        ))),
-    }
-}
-
-fn parse_topics(raw: Option<&str>) -> Result<Vec<Topic>, StreamError> {
-    let Some(raw) = raw.filter(|s| !s.trim().is_empty()) else {
-        return Ok(vec![Topic::Stats]);
-    };
-    let mut topics = Vec::new();
-    for name in raw.split(',') {
-        let topic = Topic::parse(name).map_err(|e| StreamError::InvalidQuery(e.message))?;
-        if !topics.contains(&topic) {
-            topics.push(topic);
-        }
-    }
-    Ok(topics)
-}
-
-fn parse_bool(name: &str, raw: Option<&str>) -> Result<bool, StreamError> {
-    match raw.map(str::trim) {
-        None | Some("") | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") => Ok(true),
-        Some(other) => Err(StreamError::InvalidQuery(format!(
-            "{name} must be true or false, got {other:?}"
-        ))),
-    }
 }
 
 /// `?token=`, for the OpenAPI document (`Authorization: Bearer` works too).
@@ -121,29 +71,24 @@ enum StreamErrors {
     TooManyConnections(ErrorBody),
 }
 
-/// `read` on a clone of the shared Redis connection, within the Redis timeout; `None` when it
-/// fails or times out (the answer is then 503, or the last shared one).
-async fn within<T, F, Fut>(state: &State, read: F) -> Option<T>
-where
-    F: FnOnce(sluice_core::connect::RedisConnection) -> Fut,
-    Fut: std::future::Future<Output = redis::RedisResult<T>>,
-{
-    tokio::time::timeout(state.redis_timeout, read(state.redis.clone()))
-        .await
-        .ok()?
-        .ok()
+/// A JSON answer no cache keeps: what the stream answers is live.
+fn live() -> HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("application/json")
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]));
+    response
 }
 
-/// Authenticates (when on) and returns how long the token stays valid.
-fn authenticate(
-    req: &HttpRequest,
-    state: &State,
-    token: Option<&str>,
-) -> Result<Option<Duration>, StreamError> {
-    match &state.auth {
-        None => Ok(None),
-        Some(auth) => Ok(Some(auth.verify(req, token)?)),
-    }
+/// A read every request shares for a second (see [`Shared`]), within the Redis timeout.
+async fn shared<T, F, Fut>(state: &State, slot: &Shared<T>, what: &str, read: F) -> Option<T>
+where
+    T: Clone,
+    F: FnOnce(RedisConnection) -> Fut,
+    Fut: Future<Output = redis::RedisResult<T>>,
+{
+    slot.get(|| within(&state.redis, state.redis_timeout, what, read))
+        .await
 }
 
 /// `GET /ws/stats`: upgrades to a protocol v1 WebSocket session. Query and authentication are
@@ -163,30 +108,27 @@ fn authenticate(
 pub async fn ws_stats(
     req: HttpRequest,
     body: web::Payload,
-    query: web::Query<StreamQuery>,
+    params: StreamParams,
+    caller: Caller,
     state: web::Data<State>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let interval = parse_interval(query.interval_ms.as_deref(), state.hub.default_interval())?;
-    let topics = parse_topics(query.topics.as_deref())?;
-    let include_ids = parse_bool("include_ids", query.include_ids.as_deref())?;
-    let token_ttl = authenticate(&req, &state, query.token.as_deref())?;
     let guard = state
         .hub
-        .join(req.peer_addr().map(|a| a.ip()), interval)
+        .join(req.peer_addr().map(|a| a.ip()), params.interval)
         .map_err(StreamError::from)?;
     let (mut payload, report) = crate::frames::guard(body.into_inner(), state.max_frame_bytes);
     let body = web::Payload::from_request(&req, &mut payload).await?;
     let (response, session, stream) =
         actix_ws::handle(&req, body).map_err(|e| StreamError::NotWebSocket(e.to_string()))?;
     let config = SessionConfig {
-        interval,
+        interval: params.interval,
         heartbeat: state.heartbeat,
         client_timeout: state.client_timeout,
         max_messages_per_sec: state.max_messages_per_sec,
         max_frame_bytes: state.max_frame_bytes,
-        topics,
-        include_ids,
-        token_ttl,
+        topics: params.topics,
+        include_ids: params.include_ids,
+        token_ttl: caller.token_ttl,
         history: Arc::clone(&state.history),
     };
     actix_web::rt::spawn(session::run(
@@ -207,22 +149,16 @@ pub async fn ws_stats(
         (status = 200, description = "The latest reading, at most one interval old", body = Stats),
         ReadErrors,
     ))]
-pub async fn stats(
-    req: HttpRequest,
-    query: web::Query<TokenQuery>,
-    state: web::Data<State>,
-) -> Result<HttpResponse, StreamError> {
-    authenticate(&req, &state, query.token.as_deref())?;
+pub async fn stats(_: Caller, state: web::Data<State>) -> Result<HttpResponse, StreamError> {
     if let Some(snapshot) = state.hub.fresh().filter(|_| state.hub.redis_up()) {
-        return Ok(HttpResponse::Ok()
-            .content_type("application/json")
-            .body(snapshot.json.clone().into_bytes()));
+        return Ok(live().body(snapshot.json.clone().into_bytes()));
     }
-    let mut redis = state.redis.clone();
-    match tokio::time::timeout(state.redis_timeout, state.reader.read(&mut redis)).await {
-        Ok(Ok(stats)) => Ok(HttpResponse::Ok().json(stats)),
-        _ => Err(StreamError::RedisUnavailable),
-    }
+    let reader = &state.reader;
+    let read = |mut redis: RedisConnection| async move { reader.read(&mut redis).await };
+    let stats = within(&state.redis, state.redis_timeout, "the stats", read)
+        .await
+        .ok_or(StreamError::RedisUnavailable)?;
+    Ok(live().json(stats))
 }
 
 /// `GET /stats/stream`: Server-Sent Events carrying the same `stats` payloads at the same
@@ -240,23 +176,23 @@ pub async fn stats(
     ))]
 pub async fn stats_stream(
     req: HttpRequest,
-    query: web::Query<StreamQuery>,
+    params: StreamParams,
+    caller: Caller,
     state: web::Data<State>,
 ) -> Result<HttpResponse, StreamError> {
-    let interval = parse_interval(query.interval_ms.as_deref(), state.hub.default_interval())?;
-    let topics = parse_topics(query.topics.as_deref())?;
     let extras = crate::sse::Extras {
-        batches: topics.contains(&Topic::Batches),
-        alerts: topics.contains(&Topic::Alerts),
+        batches: params.topics.contains(&Topic::Batches),
+        alerts: params.topics.contains(&Topic::Alerts),
     };
-    let token_ttl = authenticate(&req, &state, query.token.as_deref())?;
-    let guard = state.hub.join(req.peer_addr().map(|a| a.ip()), interval)?;
+    let guard = state
+        .hub
+        .join(req.peer_addr().map(|a| a.ip()), params.interval)?;
     let body = crate::sse::stream(
         Arc::clone(&state.hub),
         guard,
-        interval,
+        params.interval,
         state.heartbeat,
-        token_ttl,
+        caller.token_ttl,
         extras,
         state.shutdown.clone(),
     );
@@ -282,11 +218,10 @@ pub async fn stats_stream(
         ReadErrors,
     ))]
 pub async fn history(
-    req: HttpRequest,
     query: web::Query<HistoryQuery>,
+    _: Caller,
     state: web::Data<State>,
 ) -> Result<HttpResponse, StreamError> {
-    authenticate(&req, &state, query.token.as_deref())?;
     let window = match query.window.as_deref().filter(|w| !w.is_empty()) {
         None => Window::DEFAULT,
         Some(raw) => Window::parse(raw).map_err(StreamError::InvalidQuery)?,
@@ -296,10 +231,7 @@ pub async fn history(
         .get(window)
         .await
         .ok_or(StreamError::RedisUnavailable)?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(json.into_bytes()))
+    Ok(live().body(json.into_bytes()))
 }
 
 /// `GET /alerts`: `{"active": [...], "recent": [...]}`. While Redis is down, `active` holds
@@ -308,25 +240,15 @@ pub async fn history(
         (status = 200, description = "Alerts firing now and the latest transitions; while Redis cannot be read, the last list read with the outage on top", body = AlertList),
         AuthErrors,
     ))]
-pub async fn alerts(
-    req: HttpRequest,
-    query: web::Query<TokenQuery>,
-    state: web::Data<State>,
-) -> Result<HttpResponse, StreamError> {
-    authenticate(&req, &state, query.token.as_deref())?;
-    let state: &State = &state;
-    let read = || {
-        within(state, |mut redis| async move {
-            state.alerts.list(&mut redis).await
-        })
-    };
-    let mut list = state.alert_list.get(read).await.unwrap_or_default();
+pub async fn alerts(_: Caller, state: web::Data<State>) -> HttpResponse {
+    let store = &state.alerts;
+    let read = |mut redis: RedisConnection| async move { store.list(&mut redis).await };
+    let last = shared(&state, &state.alert_list, "the alerts", read).await;
+    let mut list = last.unwrap_or_default();
     if let Some(outage) = state.hub.outage() {
         list.active.insert(0, outage);
     }
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(list))
+    live().json(list)
 }
 
 /// `GET /workers`: the registry, most recent heartbeat first.
@@ -334,24 +256,15 @@ pub async fn alerts(
         (status = 200, description = "The worker registry, most recent heartbeat first", body = WorkerList),
         ReadErrors,
     ))]
-pub async fn workers(
-    req: HttpRequest,
-    query: web::Query<TokenQuery>,
-    state: web::Data<State>,
-) -> Result<HttpResponse, StreamError> {
-    authenticate(&req, &state, query.token.as_deref())?;
-    let state: &State = &state;
-    let read = || {
-        within(state, |mut redis| async move {
-            crate::workers::read(&mut redis, &state.keys, state.worker_dead_after).await
-        })
+pub async fn workers(_: Caller, state: web::Data<State>) -> Result<HttpResponse, StreamError> {
+    let (keys, dead_after) = (&state.keys, state.worker_dead_after);
+    let read = |mut redis: RedisConnection| async move {
+        crate::workers::read(&mut redis, keys, dead_after).await
     };
-    match state.worker_list.get(read).await {
-        Some(list) => Ok(HttpResponse::Ok()
-            .insert_header(("Cache-Control", "no-store"))
-            .json(list)),
-        None => Err(StreamError::RedisUnavailable),
-    }
+    let list = shared(&state, &state.worker_list, "the workers", read)
+        .await
+        .ok_or(StreamError::RedisUnavailable)?;
+    Ok(live().json(list))
 }
 
 /// `GET /batches/recent`: the last batches this process saw committed, newest first, as the
@@ -361,12 +274,7 @@ pub async fn workers(
         (status = 200, description = "The latest batch events, newest first", body = sluice_proto::api::RecentBatches),
         (status = 401, description = "Authentication is on and the token is missing or invalid", body = ErrorBody),
     ))]
-pub async fn recent_batches(
-    req: HttpRequest,
-    query: web::Query<TokenQuery>,
-    state: web::Data<State>,
-) -> Result<HttpResponse, StreamError> {
-    authenticate(&req, &state, query.token.as_deref())?;
+pub async fn recent_batches(_: Caller, state: web::Data<State>) -> HttpResponse {
     let frames = state.hub.recent_batches();
     let mut body = String::from("{\"batches\":[");
     for (i, frame) in frames.iter().enumerate() {
@@ -376,47 +284,5 @@ pub async fn recent_batches(
         body.push_str(frame);
     }
     body.push_str("]}");
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .content_type("application/json")
-        .body(body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn interval_parameter_is_checked() {
-        let d = Duration::from_millis(500);
-        assert_eq!(parse_interval(None, d).expect("default"), d);
-        assert_eq!(parse_interval(Some(""), d).expect("default"), d);
-        assert_eq!(
-            parse_interval(Some("100"), d).expect("min"),
-            Duration::from_millis(100)
-        );
-        assert_eq!(
-            parse_interval(Some("60000"), d).expect("max"),
-            Duration::from_secs(60)
-        );
-        for bad in ["99", "60001", "-5", "fast", "1.5"] {
-            assert!(parse_interval(Some(bad), d).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn topics_parameter_is_checked() {
-        assert_eq!(parse_topics(None).expect("default"), [Topic::Stats]);
-        assert_eq!(
-            parse_topics(Some("stats,batches,stats")).expect("both"),
-            [Topic::Stats, Topic::Batches]
-        );
-        assert_eq!(
-            parse_topics(Some("batches")).expect("one"),
-            [Topic::Batches]
-        );
-        assert!(parse_topics(Some("stats,weather")).is_err());
-        assert!(parse_bool("include_ids", Some("maybe")).is_err());
-        assert!(parse_bool("include_ids", Some("true")).expect("bool"));
-    }
+    live().body(body)
 }
