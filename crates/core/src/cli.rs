@@ -7,10 +7,13 @@
 //! the help can never disagree with the code.
 
 use std::fmt::{Display, Write as _};
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::{Settings, telemetry};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Settings, clock, shutdown, telemetry};
 
 /// Exit status for unusable settings or arguments.
 pub const EXIT_USAGE: u8 = 2;
@@ -29,6 +32,31 @@ pub struct Binary {
     /// single keys of a section it reads only those of (`"worker.dead_after_ms"`);
     /// `telemetry` is always added.
     pub sections: &'static [&'static str],
+}
+
+/// A service's whole life, the same for every binary: [`start`], a shutdown token that SIGINT
+/// or SIGTERM fires, the clock following Redis's, then `service` until it returns; [`finish`]
+/// turns the outcome into the exit status.
+pub async fn run<F, Fut, E>(binary: Binary, service: F) -> ExitCode
+where
+    F: FnOnce(Settings, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let settings = match start(binary) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let result = async {
+        let shutdown = shutdown::on_signal();
+        clock::follow_redis(&settings.redis, shutdown.clone())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        service(settings, shutdown)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    };
+    finish(binary.name, result.await)
 }
 
 /// Reads the command line and the settings, and installs the log subscriber. `--help` and

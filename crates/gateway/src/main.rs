@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use sluice_core::{cli, clock, memory, shutdown};
+use sluice_core::{cli, memory};
 
 #[global_allocator]
 static ALLOCATOR: memory::Allocator = memory::Allocator;
@@ -15,18 +15,12 @@ const BINARY: cli::Binary = cli::Binary {
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let settings = match cli::start(BINARY) {
-        Ok(settings) => settings,
-        Err(code) => return code,
-    };
-    let result = async {
-        let shutdown = shutdown::on_signal();
-        clock::follow_redis(&settings.redis, shutdown.clone()).await?;
+    cli::run(BINARY, |settings, shutdown| async move {
         let app = sluice_gateway::Application::build(&settings, shutdown)?;
         tracing::info!(port = app.port(), "stats gateway listening");
         app.run_until_stopped().await?;
         tracing::info!("stats gateway stopped");
         anyhow::Ok(())
-    };
-    cli::finish(BINARY.name, result.await.map_err(|e| format!("{e:#}")))
+    })
+    .await
 }

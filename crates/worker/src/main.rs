@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use sluice_core::{cli, clock, memory, shutdown};
+use sluice_core::{cli, memory};
 use sluice_worker::http::Listener;
 
 #[global_allocator]
@@ -18,13 +18,7 @@ const BINARY: cli::Binary = cli::Binary {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match cli::start(BINARY) {
-        Ok(settings) => settings,
-        Err(code) => return code,
-    };
-    let result = async {
-        let shutdown = shutdown::on_signal();
-        clock::follow_redis(&settings.redis, shutdown.clone()).await?;
+    cli::run(BINARY, |settings, shutdown| async move {
         let worker = sluice_worker::Worker::new(&settings)?;
         let listener = match settings.worker.listen_addr() {
             Some(addr) => Some(Listener::bind(addr, worker.status())?),
@@ -39,6 +33,6 @@ async fn main() -> ExitCode {
             listening.await??;
         }
         anyhow::Ok(())
-    };
-    cli::finish(BINARY.name, result.await.map_err(|e| format!("{e:#}")))
+    })
+    .await
 }
