@@ -1,7 +1,9 @@
 //! The service side of `sluice`: which gateway and ingest API the flags name, `send`, and the
 //! dead-letter commands. The calls themselves are `sluice_client`'s.
 
-use anyhow::bail;
+use std::path::Path;
+
+use anyhow::{Context, bail};
 use sluice_client::Client;
 use sluice_client::api::base_url;
 
@@ -19,12 +21,22 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<Client> {
     Ok(Client::new(base, None, args.admin_token.clone())?)
 }
 
-/// `sluice send`.
+/// How much `sluice send` sends, and how fast.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Messages to send.
+    pub messages: u64,
+    /// Connections sending at once.
+    pub concurrency: usize,
+    /// Messages per second (`None`: as fast as answered).
+    pub rate: Option<f64>,
+}
+
+/// `sluice send`: `load`, then the report; with `ids`, the accepted messages' ids written there.
 pub async fn send(
     args: &IngestArgs,
-    messages: u64,
-    concurrency: usize,
-    rate: Option<f64>,
+    load: Load,
+    ids: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<()> {
     let base = base_url(&args.ingest, "--ingest")?;
@@ -33,12 +45,17 @@ pub async fn send(
     };
     let plan = sluice_client::send::SendPlan {
         addr: addr.to_owned(),
-        messages,
-        concurrency,
-        rate,
-        keep_ids: false,
+        messages: load.messages,
+        concurrency: load.concurrency,
+        rate: load.rate,
+        keep_ids: ids.is_some(),
     };
     let report = sluice_client::send::run_with_bar(&plan).await?;
+    if let Some(path) = ids {
+        let lines: String = report.ids.iter().map(|id| format!("{id}\n")).collect();
+        std::fs::write(path, lines)
+            .with_context(|| format!("writing the ids to {}", path.display()))?;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -48,7 +65,7 @@ pub async fn send(
         bail!(
             "{} of {} messages were not accepted ({} refused, {} without an answer, {} not sent)",
             report.failed,
-            messages,
+            load.messages,
             report.refused,
             report.unanswered,
             report.not_sent

@@ -89,15 +89,24 @@ pub enum Command {
         /// The ingest API.
         #[command(flatten)]
         ingest: IngestArgs,
-        /// Messages to send.
-        #[arg(long, short = 'n', default_value_t = 1_000)]
-        messages: u64,
-        /// Connections sending at once.
-        #[arg(long, short = 'c', default_value_t = 10)]
-        concurrency: usize,
+        /// Messages to send [default: 1000, or the preset's].
+        #[arg(long, short = 'n')]
+        messages: Option<u64>,
+        /// Connections sending at once [default: 10, or the preset's].
+        #[arg(long, short = 'c')]
+        concurrency: Option<usize>,
         /// Messages per second (default: as fast as they are answered).
         #[arg(long)]
         rate: Option<f64>,
+        /// Preset: 100,000 messages from 64 connections.
+        #[arg(long, conflicts_with = "extreme")]
+        stress: bool,
+        /// Preset: 1,000,000 messages from 128 connections.
+        #[arg(long)]
+        extreme: bool,
+        /// Write the id of every accepted message to FILE, one per line.
+        #[arg(long, value_name = "FILE")]
+        ids: Option<std::path::PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -172,8 +181,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             messages,
             concurrency,
             rate,
+            stress,
+            extreme,
+            ids,
             json,
-        } => api::send(&ingest, messages, concurrency, rate, json).await,
+        } => {
+            let preset = match (stress, extreme) {
+                (_, true) => sluice_client::send::EXTREME,
+                (true, _) => sluice_client::send::STRESS,
+                _ => sluice_client::send::QUICK,
+            };
+            let load = api::Load {
+                messages: messages.unwrap_or(preset.0),
+                concurrency: concurrency.unwrap_or(preset.1),
+                rate: rate.or(preset.2),
+            };
+            api::send(&ingest, load, ids.as_deref(), json).await
+        }
         Command::DeadLetters(command) => api::dead_letters(command).await,
     }
 }

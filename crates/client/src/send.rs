@@ -1,6 +1,6 @@
 //! `send`: a load generator for users, like the one the Python stack shipped: N messages from
 //! C connections, optionally paced, with a live progress bar (rate, failures, ETA) on stderr and
-//! a report at the end. `sluice send` and `sluice-bench send` both run it.
+//! a report at the end: `sluice send`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
