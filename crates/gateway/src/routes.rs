@@ -12,7 +12,8 @@ use sluice_stream::snapshot::RedisState;
 
 /// `GET /health` body.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Health {
+#[schema(as = Health)]
+pub struct GatewayHealth {
     /// Always `"ok"` while the process serves.
     pub status: String,
     /// Open WebSocket and SSE streams.
@@ -35,7 +36,7 @@ pub struct Health {
 
 /// `GET /health`.
 #[utoipa::path(get, path = "/health", tag = "operations", responses(
-        (status = 200, description = "The process serves", body = Health),
+        (status = 200, description = "The process serves", body = GatewayHealth),
     ))]
 pub async fn health(state: web::Data<State>) -> HttpResponse {
     let hub: &Hub = &state.hub;
@@ -43,7 +44,7 @@ pub async fn health(state: web::Data<State>) -> HttpResponse {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    HttpResponse::Ok().json(Health {
+    HttpResponse::Ok().json(GatewayHealth {
         status: "ok".into(),
         active_connections: hub.active_connections(),
         publisher_running: hub.poller_running(),

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::body::Charge;
 use crate::error::ApiError;
 use crate::group::{Push, Pushed};
-use crate::persisted::{Outcome, Registration};
+use crate::persisted::{Fate, Registration};
 use crate::queue::Encoded;
 use crate::state::AppState;
 use crate::store;
@@ -23,11 +23,11 @@ use sluice_proto::api::{BatchQueued, MessageStatus, Queued};
 /// An answer a waited request completes with its messages' outcomes.
 pub trait Completed: Serialize + DeserializeOwned {
     /// Fills in the outcomes (in the order of the answer's ids); returns the status.
-    fn complete(&mut self, outcomes: &[Outcome]) -> MessageStatus;
+    fn complete(&mut self, outcomes: &[Fate]) -> MessageStatus;
 }
 
 impl Completed for Queued {
-    fn complete(&mut self, outcomes: &[Outcome]) -> MessageStatus {
+    fn complete(&mut self, outcomes: &[Fate]) -> MessageStatus {
         let (status, persisted_at) = summary(outcomes);
         self.status = status;
         self.persisted_at = persisted_at;
@@ -36,13 +36,13 @@ impl Completed for Queued {
 }
 
 impl Completed for BatchQueued {
-    fn complete(&mut self, outcomes: &[Outcome]) -> MessageStatus {
+    fn complete(&mut self, outcomes: &[Fate]) -> MessageStatus {
         let (status, persisted_at) = summary(outcomes);
         self.dead_lettered_ids = self
             .message_ids
             .iter()
             .zip(outcomes)
-            .filter(|(_, o)| **o == Outcome::DeadLettered)
+            .filter(|(_, o)| **o == Fate::DeadLettered)
             .map(|(id, _)| *id)
             .collect();
         self.status = status;
@@ -52,16 +52,16 @@ impl Completed for BatchQueued {
 }
 
 /// The status of a waited answer, and when the last commit was recorded.
-fn summary(outcomes: &[Outcome]) -> (MessageStatus, Option<String>) {
+fn summary(outcomes: &[Fate]) -> (MessageStatus, Option<String>) {
     let last = outcomes
         .iter()
         .filter_map(|o| match o {
-            Outcome::Persisted(at) => Some(*at),
-            Outcome::DeadLettered => None,
+            Fate::Persisted(at) => Some(*at),
+            Fate::DeadLettered => None,
         })
         .max()
         .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true));
-    if outcomes.contains(&Outcome::DeadLettered) {
+    if outcomes.contains(&Fate::DeadLettered) {
         (MessageStatus::DeadLettered, last)
     } else {
         (MessageStatus::Persisted, last)
@@ -106,7 +106,7 @@ impl<A: Completed> Answer<A> {
 }
 
 /// Every message's outcome, and the wait that was applied.
-pub type Waited = Option<(Vec<Outcome>, Duration)>;
+pub type Waited = Option<(Vec<Fate>, Duration)>;
 
 /// One request's messages on their way to the queue.
 pub struct Queueing<'a> {
@@ -203,7 +203,7 @@ async fn replay_registration(state: &AppState, first: &str) -> Option<Registrati
     match tokio::time::timeout(state.redis_timeout.max(Duration::from_secs(2)), check).await {
         Ok(Ok(found)) => state
             .waiters
-            .resolve(found.iter().map(|(id, at)| (id, Outcome::Persisted(*at)))),
+            .resolve(found.iter().map(|(id, at)| (id, Fate::Persisted(*at)))),
         _ => sluice_core::metric::postgres_error("replay_check"),
     }
     Some(registration)

@@ -373,7 +373,7 @@ fn admit_idempotent(
 type RedisReply = redis::RedisResult<Value>;
 
 /// One request's outcome.
-type Outcome = Result<Pushed, ApiError>;
+type PushResult = Result<Pushed, ApiError>;
 
 /// Replies per command, and, with acknowledgements on, how many replicas confirmed them.
 type Exchanged = (Vec<RedisReply>, Option<u64>);
@@ -429,7 +429,7 @@ fn admitted(
 }
 
 /// One request's outcome from the replies.
-fn outcome(owner: Owner, commands: &Commands, replies: &[RedisReply], depth: &Depth) -> Outcome {
+fn outcome(owner: Owner, commands: &Commands, replies: &[RedisReply], depth: &Depth) -> PushResult {
     let script = |at: usize| admitted(replies, commands.transactions[at]);
     match owner {
         Owner::Full(len) => Err(ApiError::QueueFull { depth: len }),

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 /// What became of one message a request waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Fate {
     /// In PostgreSQL, committed at this time.
     Persisted(DateTime<Utc>),
     /// PostgreSQL refused it; it is in `dead_messages`.
@@ -42,7 +42,7 @@ pub struct Waiters {
 /// Per id, the requests waiting for it, each named by its registration's serial number.
 #[derive(Debug, Default)]
 struct Pending {
-    by_id: HashMap<Uuid, Vec<(u64, oneshot::Sender<Outcome>)>>,
+    by_id: HashMap<Uuid, Vec<(u64, oneshot::Sender<Fate>)>>,
     /// Channels in `by_id`: what the bound counts.
     channels: usize,
     next_serial: u64,
@@ -107,18 +107,18 @@ impl Waiters {
             Ok(event) => event,
             Err(e) => return tracing::debug!(%e, "ignoring a batch event that does not parse"),
         };
-        let persisted = Outcome::Persisted(event.committed_at);
+        let persisted = Fate::Persisted(event.committed_at);
         let outcomes = event.message_ids.iter().map(|id| (id, persisted)).chain(
             event
                 .dead_letter_ids
                 .iter()
-                .map(|id| (id, Outcome::DeadLettered)),
+                .map(|id| (id, Fate::DeadLettered)),
         );
         self.resolve(outcomes);
     }
 
     /// Sends each outcome to every request waiting for its id.
-    pub fn resolve<'a>(&self, outcomes: impl IntoIterator<Item = (&'a Uuid, Outcome)>) {
+    pub fn resolve<'a>(&self, outcomes: impl IntoIterator<Item = (&'a Uuid, Fate)>) {
         let mut pending = self.lock();
         for (id, outcome) in outcomes {
             if let Some(waiting) = pending.by_id.remove(id) {
@@ -165,13 +165,13 @@ pub struct Registration {
     waiters: Arc<Waiters>,
     serial: u64,
     ids: Vec<Uuid>,
-    receivers: Vec<oneshot::Receiver<Outcome>>,
+    receivers: Vec<oneshot::Receiver<Fate>>,
 }
 
 impl Registration {
     /// The outcome of every id, in order, or `None` when `wait` ran out first (or the process
     /// is shutting down).
-    pub async fn wait(&mut self, wait: Duration) -> Option<Vec<Outcome>> {
+    pub async fn wait(&mut self, wait: Duration) -> Option<Vec<Fate>> {
         let all = futures_util::future::join_all(self.receivers.iter_mut());
         let outcomes = tokio::time::timeout(wait, all).await.ok()?;
         outcomes.into_iter().collect::<Result<Vec<_>, _>>().ok()
@@ -230,8 +230,8 @@ mod tests {
             .wait(Duration::from_secs(1))
             .await
             .expect("both resolved");
-        assert!(matches!(outcomes[0], Outcome::Persisted(_)));
-        assert_eq!(outcomes[1], Outcome::DeadLettered);
+        assert!(matches!(outcomes[0], Fate::Persisted(_)));
+        assert_eq!(outcomes[1], Fate::DeadLettered);
         assert!(waiters.is_empty());
 
         let mut late = waiters.register(&ids[2..]).expect("fits");
@@ -245,12 +245,12 @@ mod tests {
         waiters.on_event(&event(&[], &[ids[2]]));
         assert_eq!(
             retry.wait(Duration::from_secs(1)).await,
-            Some(vec![Outcome::DeadLettered]),
+            Some(vec![Fate::DeadLettered]),
             "a second request for the same id gets its own answer"
         );
         assert_eq!(
             late.wait(Duration::from_secs(1)).await,
-            Some(vec![Outcome::DeadLettered]),
+            Some(vec![Fate::DeadLettered]),
             "and so does the first"
         );
         let mut late = waiters.register(&ids[2..]).expect("fits");

@@ -12,7 +12,7 @@ use sluice_core::Keys;
 use sluice_core::connect::RedisConnection;
 use sluice_proto::history::{History, Window};
 
-use crate::shared::Shared;
+use crate::shared::SharedRead;
 
 /// `{"type": "history", ...}`: a [`History`] as clients receive it.
 #[derive(Serialize)]
@@ -29,7 +29,7 @@ pub struct HistoryCache {
     keys: Keys,
     redis: RedisConnection,
     timeout: Duration,
-    entries: [Shared<ByteString>; 4],
+    entries: [SharedRead<ByteString>; 4],
 }
 
 impl std::fmt::Debug for HistoryCache {

@@ -84,9 +84,9 @@ pub struct State {
     /// The alert keys.
     pub alerts: AlertStore,
     /// `GET /alerts`' Redis part, shared by every request for a second.
-    pub alert_list: shared::Shared<sluice_proto::api::AlertList>,
+    pub alert_list: shared::SharedRead<sluice_proto::api::AlertList>,
     /// `GET /workers`, shared by every request for a second.
-    pub worker_list: shared::Shared<sluice_proto::api::WorkerList>,
+    pub worker_list: shared::SharedRead<sluice_proto::api::WorkerList>,
     /// `worker.dead_after_ms`: how late a heartbeat may be before its worker is not alive.
     pub worker_dead_after: Duration,
     /// Longest wait for Redis.
@@ -147,8 +147,8 @@ impl StatsStream {
             redis,
             reader: StatsReader::new(keys.clone(), worker_dead_after),
             alerts: AlertStore::new(keys.clone()),
-            alert_list: shared::Shared::default(),
-            worker_list: shared::Shared::default(),
+            alert_list: shared::SharedRead::default(),
+            worker_list: shared::SharedRead::default(),
             worker_dead_after,
             keys: keys.clone(),
             redis_timeout,

@@ -17,7 +17,7 @@ use crate::extract::{Caller, StreamParams};
 use crate::protocol::Topic;
 use crate::read::within;
 use crate::session::{self, SessionConfig};
-use crate::shared::Shared;
+use crate::shared::SharedRead;
 use sluice_proto::api::{AlertList, WorkerList};
 use sluice_proto::error::ErrorBody;
 use sluice_proto::stats::Stats;
@@ -80,8 +80,8 @@ fn live() -> HttpResponseBuilder {
     response
 }
 
-/// A read every request shares for a second (see [`Shared`]), within the Redis timeout.
-async fn shared<T, F, Fut>(state: &State, slot: &Shared<T>, what: &str, read: F) -> Option<T>
+/// A read every request shares for a second (see [`SharedRead`]), within the Redis timeout.
+async fn shared<T, F, Fut>(state: &State, slot: &SharedRead<T>, what: &str, read: F) -> Option<T>
 where
     T: Clone,
     F: FnOnce(RedisConnection) -> Fut,

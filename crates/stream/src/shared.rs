@@ -12,11 +12,11 @@ pub const SHARED_TTL: Duration = Duration::from_secs(1);
 
 /// The latest successful read, reused for [`SHARED_TTL`].
 #[derive(Debug)]
-pub struct Shared<T> {
+pub struct SharedRead<T> {
     slot: Mutex<Option<(Instant, T)>>,
 }
 
-impl<T> Default for Shared<T> {
+impl<T> Default for SharedRead<T> {
     fn default() -> Self {
         Self {
             slot: Mutex::new(None),
@@ -24,7 +24,7 @@ impl<T> Default for Shared<T> {
     }
 }
 
-impl<T: Clone> Shared<T> {
+impl<T: Clone> SharedRead<T> {
     /// The cached value while fresh, else what `read` returns (cached when `Some`). Concurrent
     /// callers wait for the one read instead of each making their own.
     pub async fn get<F, Fut>(&self, read: F) -> Option<T>
@@ -50,7 +50,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_fresh_value_is_reused_and_a_failure_is_not_cached() {
-        let shared = Shared::<u32>::default();
+        let shared = SharedRead::<u32>::default();
         assert_eq!(shared.get(|| async { None }).await, None);
         assert_eq!(shared.get(|| async { Some(1) }).await, Some(1));
         assert_eq!(shared.get(|| async { Some(2) }).await, Some(1), "reused");

@@ -19,4 +19,4 @@ pub mod registry;
 pub mod store;
 pub mod worker;
 
-pub use worker::{Outcome, Worker};
+pub use worker::{Step, Worker};

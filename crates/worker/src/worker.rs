@@ -55,7 +55,7 @@ pub enum StepError {
 
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Step {
     /// Nothing arrived within `idle_poll_ms`.
     Idle,
     /// A batch was committed and recorded.
@@ -254,7 +254,7 @@ impl Worker {
     pub async fn try_execute_task(
         &mut self,
         shutdown: &CancellationToken,
-    ) -> Result<Outcome, StepError> {
+    ) -> Result<Step, StepError> {
         if self.in_hand.is_none() {
             if self.dead_peers.has_changed().unwrap_or(false) {
                 self.reclaim_dead_peers().await?;
@@ -282,7 +282,7 @@ impl Worker {
                 };
                 if entries.is_empty() {
                     self.log.redis_ok();
-                    return Ok(Outcome::Idle);
+                    return Ok(Step::Idle);
                 }
                 Batch::parse(entries, &self.id, false, letter_max)
             } else {
@@ -295,14 +295,14 @@ impl Worker {
     }
 
     /// Inserts and records the batch in hand, resuming wherever a previous attempt stopped.
-    async fn commit_in_hand(&mut self) -> Result<Outcome, StepError> {
+    async fn commit_in_hand(&mut self) -> Result<Step, StepError> {
         if self.in_hand.as_ref().is_some_and(|b| b.committed.is_none()) {
             // Nothing goes into PostgreSQL that a failover could put back in the queue (the
             // take), or back in the processing list (the last batch's record).
             self.confirm_replicated(true).await?;
             let lease = self.lease().await?;
             let Some(batch) = self.in_hand.as_mut() else {
-                return Ok(Outcome::Idle);
+                return Ok(Step::Idle);
             };
             let envelopes: Vec<_> = batch.envelopes.iter().collect();
             let started = std::time::Instant::now();
@@ -319,16 +319,16 @@ impl Worker {
                 self.lease = None;
                 self.in_hand = None;
                 self.resync = true;
-                return Ok(Outcome::Fenced);
+                return Ok(Step::Fenced);
             }
             batch.reject(rejected, &self.id);
             batch.committed = Some((done.inserted + done.existing, sluice_core::clock::now()));
         }
         let Some(batch) = self.in_hand.as_mut() else {
-            return Ok(Outcome::Idle);
+            return Ok(Step::Idle);
         };
         let Some((inserted, committed_at)) = batch.committed else {
-            return Ok(Outcome::Idle);
+            return Ok(Step::Idle);
         };
         let event = serde_json::to_string(&batch.event(&self.id, inserted, committed_at))
             .unwrap_or_default();
@@ -352,7 +352,7 @@ impl Worker {
             return Err(e);
         }
         let Some(batch) = self.in_hand.as_mut() else {
-            return Ok(Outcome::Idle);
+            return Ok(Step::Idle);
         };
         if applied {
             batch.record_metrics(inserted, committed_at);
@@ -366,7 +366,7 @@ impl Worker {
         let size = batch.size;
         tracing::debug!(batch_id = %batch.id, size, inserted, "batch committed");
         self.in_hand = None;
-        Ok(Outcome::Committed { size, inserted })
+        Ok(Step::Committed { size, inserted })
     }
 
     /// With `redis.ack_replicas`, waits until that many replicas hold every write this worker
@@ -561,7 +561,7 @@ impl Worker {
     async fn finish(&mut self, shutdown: &CancellationToken) -> bool {
         if self.in_hand.is_some() || self.resync {
             match self.try_execute_task(shutdown).await {
-                Ok(Outcome::Committed { size, inserted }) => {
+                Ok(Step::Committed { size, inserted }) => {
                     tracing::info!(size, inserted, "committed the batch in hand before exiting");
                 }
                 Ok(_) => {}

@@ -11,7 +11,8 @@ use crate::state::AppState;
 
 /// `GET /health` body.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Health {
+#[schema(as = Health)]
+pub struct IngestHealth {
     /// Always `"ok"`: the process is alive and serving.
     pub status: String,
     /// Whether Redis answered.
@@ -44,7 +45,7 @@ pub struct EdgeCounts {
 
 /// Liveness: always 200 while the process serves, with the queue length when Redis answers.
 #[utoipa::path(get, path = "/health", tag = "operations", responses(
-    (status = 200, description = "The process serves; Redis's state and the queue length", body = Health),
+    (status = 200, description = "The process serves; Redis's state and the queue length", body = IngestHealth),
 ))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let mut redis = state.redis.clone();
@@ -54,7 +55,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         state.redis_timeout,
     )
     .await;
-    HttpResponse::Ok().json(Health {
+    HttpResponse::Ok().json(IngestHealth {
         status: "ok".into(),
         redis: if queue_length.is_some() {
             Dependency::Up

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use sluice_proto::events::{BatchEvent, DeadLetter};
-use sluice_worker::Outcome;
+use sluice_worker::Step;
 
 use crate::helpers::{envelope, spawn_worker};
 
@@ -22,7 +22,7 @@ async fn a_step_persists_the_batch_and_updates_every_counter() {
     t.push(&envelopes).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 30,
             inserted: 30
         }
@@ -77,7 +77,7 @@ async fn batches_flush_at_the_size_limit() {
     let mut sizes = Vec::new();
     for _ in 0..3 {
         match t.step().await {
-            Outcome::Committed { size, .. } => sizes.push(size),
+            Step::Committed { size, .. } => sizes.push(size),
             other => panic!("messages are waiting, got {other:?}"),
         }
     }
@@ -119,7 +119,7 @@ async fn a_batch_waits_for_late_messages_until_the_deadline() {
     });
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 2,
             inserted: 2
         },
@@ -131,7 +131,7 @@ async fn a_batch_waits_for_late_messages_until_the_deadline() {
 #[tokio::test]
 async fn idle_step_takes_nothing() {
     let mut t = spawn_worker(&[("WORKER__IDLE_POLL_MS", "50")]).await;
-    assert_eq!(t.step().await, Outcome::Idle);
+    assert_eq!(t.step().await, Step::Idle);
     assert_eq!(t.processing_len().await, 0);
     t.cleanup().await;
 }
@@ -143,7 +143,7 @@ async fn a_redelivered_message_never_becomes_a_second_row() {
     t.push(&[e.clone(), e.clone()]).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 2,
             inserted: 1
         }
@@ -151,7 +151,7 @@ async fn a_redelivered_message_never_becomes_a_second_row() {
     t.push(&[e]).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 1,
             inserted: 0
         }
@@ -181,7 +181,7 @@ async fn an_id_is_one_row_whatever_created_at_a_copy_claims() {
     t.push(&[later.clone()]).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 1,
             inserted: 0
         }
@@ -189,7 +189,7 @@ async fn an_id_is_one_row_whatever_created_at_a_copy_claims() {
     t.push(&[next_day, later]).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 2,
             inserted: 0
         }
@@ -200,7 +200,7 @@ async fn an_id_is_one_row_whatever_created_at_a_copy_claims() {
     t.push(&[fresh, twin]).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 2,
             inserted: 1
         },
@@ -222,7 +222,7 @@ async fn poison_goes_to_dead_messages_and_its_batch_mates_commit() {
     .await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 3,
             inserted: 2
         }
@@ -257,7 +257,7 @@ async fn dead_letters_keep_exact_bytes_and_the_list_stays_within_its_bound() {
     t.push_raw(&entries).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 4,
             inserted: 1
         }
@@ -319,7 +319,7 @@ async fn rows_postgres_rejects_are_isolated_and_dead_lettered() {
     t.push(&envelopes).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 10,
             inserted: 9
         }
@@ -386,7 +386,7 @@ async fn a_huge_poison_entry_becomes_a_dead_letter_of_bounded_size() {
     t.push_raw(&[garbage.clone(), envelope(0).to_json()]).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 2,
             inserted: 1
         }

@@ -4,7 +4,7 @@ use redis::aio::MultiplexedConnection;
 use sluice_core::{CancellationToken, Keys, Settings};
 use sluice_proto::message::{Envelope, MessageRequest, NewMessage};
 use sluice_tests::TestDb;
-use sluice_worker::{Outcome, Worker};
+use sluice_worker::{Step, Worker};
 
 pub struct TestWorker {
     pub worker: Worker,
@@ -53,7 +53,7 @@ impl TestWorker {
         self.push_raw(&raw).await;
     }
 
-    pub async fn step(&mut self) -> Outcome {
+    pub async fn step(&mut self) -> Step {
         self.worker
             .try_execute_task(&self.shutdown)
             .await

@@ -6,7 +6,7 @@ use sluice_core::Keys;
 use sluice_core::stats::StatsReader;
 use sluice_core::upkeep::{Turn, Upkeep};
 use sluice_worker::registry::{Beat, BeatReply, beat};
-use sluice_worker::{Outcome, Worker};
+use sluice_worker::{Step, Worker};
 
 use crate::helpers::{envelope, spawn_worker};
 
@@ -64,7 +64,7 @@ async fn a_restarted_worker_resumes_the_batch_left_in_its_processing_list() {
     t.push(&[envelope(9)]).await;
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 4,
             inserted: 4
         },
@@ -72,7 +72,7 @@ async fn a_restarted_worker_resumes_the_batch_left_in_its_processing_list() {
     );
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 1,
             inserted: 1
         }
@@ -126,7 +126,7 @@ async fn postgres_down_keeps_the_batch_until_a_peer_reclaims_it() {
     let outcome = t.worker.try_execute_task(&fresh).await.expect("step");
     assert_eq!(
         outcome,
-        Outcome::Committed {
+        Step::Committed {
             size: 5,
             inserted: 5
         }
@@ -189,7 +189,7 @@ async fn a_reclaimed_batch_committed_before_its_worker_died_is_counted_once() {
     );
     assert_eq!(
         t.step().await,
-        Outcome::Committed {
+        Step::Committed {
             size: 5,
             inserted: 5
         }
@@ -238,7 +238,7 @@ async fn a_worker_presumed_dead_is_fenced_and_resumes_without_duplicates() {
     let outcome = paused.try_execute_task(&shutdown).await.expect("step");
     assert_eq!(
         outcome,
-        Outcome::Committed {
+        Step::Committed {
             size: 1,
             inserted: 1
         }
@@ -264,7 +264,7 @@ async fn a_worker_presumed_dead_is_fenced_and_resumes_without_duplicates() {
     let batch: Vec<_> = (1..4).map(envelope).collect();
     t.push(&batch).await;
     let outcome = paused.try_execute_task(&shutdown).await.expect("step");
-    assert_eq!(outcome, Outcome::Fenced);
+    assert_eq!(outcome, Step::Fenced);
     assert_eq!(t.row_count().await, 1, "nothing inserted while fenced");
     let processing = t.keys.processing(paused.id());
     assert_eq!(
@@ -276,7 +276,7 @@ async fn a_worker_presumed_dead_is_fenced_and_resumes_without_duplicates() {
     let outcome = paused.try_execute_task(&shutdown).await.expect("step");
     assert_eq!(
         outcome,
-        Outcome::Committed {
+        Step::Committed {
             size: 3,
             inserted: 3
         }
