@@ -93,11 +93,7 @@ async fn settle(
             .query_async(redis)
             .await
             .unwrap_or(-1);
-        let rows: i64 = client
-            .query_one("SELECT count(*) FROM messages", &[])
-            .await
-            .expect("count")
-            .get(0);
+        let rows = sluice_tests::row_count(&client).await;
         let now = (rows, get(redis, &keys.total_messages).await);
         // Every processing list empty too: a worker may sit out a backoff with a batch in hand.
         let in_flight = get(redis, &keys.in_flight).await;

@@ -111,12 +111,7 @@ impl Stack {
     }
 
     pub async fn row_count(&self) -> i64 {
-        let client = self.db.client().await.expect("client");
-        client
-            .query_one("SELECT count(*) FROM messages", &[])
-            .await
-            .expect("count")
-            .get(0)
+        self.db.row_count().await
     }
 
     /// Polls until `rows` rows are persisted, at most `timeout`.

@@ -134,12 +134,7 @@ impl Setup {
     }
 
     async fn rows(&self) -> i64 {
-        let client = self.db.client().await.expect("client");
-        client
-            .query_one("SELECT count(*) FROM messages", &[])
-            .await
-            .expect("count")
-            .get(0)
+        self.db.row_count().await
     }
 
     /// Polls until `rows` rows are persisted, at most 20 s.
@@ -446,13 +441,12 @@ async fn a_worker_that_stops_is_let_go_one_that_crashes_is_restarted_and_the_sta
     // The ingest API's admin token turns the gateway's dead-letters page on too.
     let page = format!("dead letters   http://{}/dead-letters.html", setup.gateway);
     assert!(logs.contains(&page), "{logs}");
-    let answer = reqwest::Client::new()
-        .get(format!("http://{}/admin/dead-letters", setup.gateway))
-        .bearer_auth(token)
-        .send()
+    let gateway = format!("http://{}", setup.gateway);
+    let admin = sluice_client::Client::new(gateway, None, Some(token.to_owned())).expect("client");
+    admin
+        .dead_letters(1, 0)
         .await
-        .expect("sent");
-    assert_eq!(answer.status(), 200);
+        .expect("the gateway's admin answers");
     let (first, second) = (worker_pid(&logs, 1), worker_pid(&logs, 2));
     kill(Pid::from_raw(first), Signal::SIGTERM).expect("SIGTERM");
     kill(Pid::from_raw(second), Signal::SIGKILL).expect("SIGKILL");

@@ -55,20 +55,12 @@ async fn sigterm_commits_the_batch_in_hand_and_exits_0() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let client = db.client().await.expect("client");
-    let rows: i64 = client
-        .query_one("SELECT count(*) FROM messages", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let rows = sluice_tests::row_count(&client).await;
     assert_eq!(rows, 0, "the batch waits for more messages");
 
     let status = worker.stop(Duration::from_secs(10)).await.expect("exits");
     assert!(status.success(), "exit 0, got {status}:\n{}", worker.logs());
-    let rows: i64 = client
-        .query_one("SELECT count(*) FROM messages", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let rows = sluice_tests::row_count(&client).await;
     assert_eq!(rows, 10, "the batch in hand was committed before exiting");
     let held: i64 = redis::cmd("LLEN")
         .arg(&processing)

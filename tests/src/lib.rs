@@ -92,6 +92,11 @@ impl TestDb {
         connect(&self.url).await
     }
 
+    /// Rows in this database's `messages`.
+    pub async fn row_count(&self) -> i64 {
+        row_count(&self.client().await.expect("a client")).await
+    }
+
     /// Drops the database, disconnecting whoever is still connected.
     pub async fn drop_db(self) -> anyhow::Result<()> {
         let admin = connect(&self.admin_url).await?;
@@ -121,6 +126,15 @@ fn url_with_db(url: &str, db: &str) -> String {
         out.push_str(q);
     }
     out
+}
+
+/// Rows in `messages`, as `client` sees them.
+pub async fn row_count(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM messages", &[])
+        .await
+        .expect("count the rows")
+        .get(0)
 }
 
 /// Connects a plain client and drives its connection in the background.

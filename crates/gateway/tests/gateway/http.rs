@@ -269,17 +269,11 @@ async fn the_dead_letter_admin_is_served_here_with_the_gateways_own_token() {
         .await
         .expect("sent");
     assert_eq!(r.status(), 401);
-    let page: serde_json::Value = http
-        .get(g.http("/admin/dead-letters"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(page["total"], 1);
-    let id = page["dead_letters"][0]["id"].as_str().expect("id");
+    let admin =
+        sluice_client::Client::new(g.http(""), None, Some(token.to_owned())).expect("a client");
+    let page = admin.dead_letters(100, 0).await.expect("a page");
+    assert_eq!(page.total, 1);
+    let id = page.dead_letters[0]["id"].as_str().expect("id");
     let r = http
         .post(g.http(&format!("/admin/dead-letters/{id}/requeue")))
         .bearer_auth(token)

@@ -65,53 +65,25 @@ async fn dead_letters_are_listed_requeued_and_purged() {
     let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
     add_dead_letters(&mut app, &[b"first".as_slice(), b"second", b"third"]).await;
 
-    let page: serde_json::Value = app
-        .http
-        .get(app.url("/admin/dead-letters?limit=2"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(page["total"], 3);
-    let payloads: Vec<&str> = page["dead_letters"]
-        .as_array()
-        .expect("array")
+    let admin = app.admin(TOKEN);
+    let page = admin.dead_letters(2, 0).await.expect("a page");
+    assert_eq!(page.total, 3);
+    let payloads: Vec<&str> = page
+        .dead_letters
         .iter()
         .map(|d| d["payload"].as_str().expect("payload"))
         .collect();
     assert_eq!(payloads, ["third", "second"], "newest first");
 
-    let r: serde_json::Value = app
-        .http
-        .post(app.url("/admin/dead-letters/requeue?limit=2"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(r["requeued"], 2);
+    let r = admin.requeue_dead_letters(Some(2)).await.expect("requeued");
+    assert_eq!(r.requeued, 2);
     assert_eq!(
         app.pending().await,
         ["first", "second"],
         "oldest first, at the consuming end"
     );
 
-    let r: serde_json::Value = app
-        .http
-        .delete(app.url("/admin/dead-letters"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(r["purged"], 1);
+    assert_eq!(admin.purge_dead_letters(false).await.expect("purged"), 1);
     let r = app
         .http
         .get(app.url("/admin/dead-letters?limit=0"))
@@ -128,17 +100,9 @@ async fn a_dead_letter_that_is_not_utf8_is_requeued_byte_for_byte() {
     let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
     let raw: &[u8] = b"\xff{\"user_id\": \xc3\x28}\x00";
     add_dead_letters(&mut app, &[raw]).await;
-    let page: serde_json::Value = app
-        .http
-        .get(app.url("/admin/dead-letters"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
-    let letter = &page["dead_letters"][0];
+    let admin = app.admin(TOKEN);
+    let page = admin.dead_letters(20, 0).await.expect("a page");
+    let letter = &page.dead_letters[0];
     assert_eq!(letter["payload_hex"], "ff7b22757365725f6964223a20c3287d00");
     assert!(
         letter["payload"]
@@ -147,14 +111,8 @@ async fn a_dead_letter_that_is_not_utf8_is_requeued_byte_for_byte() {
             .contains('\u{fffd}')
     );
 
-    let r = app
-        .http
-        .post(app.url("/admin/dead-letters/requeue"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status(), 200);
+    let r = admin.requeue_dead_letters(None).await.expect("requeued");
+    assert_eq!(r.requeued, 1);
     let pending: Vec<Vec<u8>> = redis::cmd("LRANGE")
         .arg(&app.keys.pending_messages)
         .arg(0)
@@ -186,8 +144,12 @@ async fn a_requeue_of_many_goes_in_chunks_and_keeps_the_order_behind_what_is_pen
     let bytes: Vec<&[u8]> = payloads.iter().map(|p| p.as_bytes()).collect();
     add_dead_letters(&mut app, &bytes).await;
 
-    let r = admin_json(app.http.post(app.url("/admin/dead-letters/requeue"))).await;
-    assert_eq!(r, serde_json::json!({"requeued": 1_800, "unreadable": 0}));
+    let r = app
+        .admin(TOKEN)
+        .requeue_dead_letters(None)
+        .await
+        .expect("requeued");
+    assert_eq!((r.requeued, r.unreadable), (1_800, 0));
     let pending = app.pending().await;
     assert_eq!(
         pending[0], "already pending",
@@ -215,31 +177,25 @@ async fn unreadable_dead_letters_are_skipped_reported_and_purged_alone() {
     }
     add_dead_letters(&mut app, &[b"kept 1".as_slice(), b"kept 2"]).await;
 
-    let requeue_one = || {
-        app.http
-            .post(app.url("/admin/dead-letters/requeue?limit=1"))
-    };
-    let r = admin_json(requeue_one()).await;
-    assert_eq!(r, serde_json::json!({"requeued": 0, "unreadable": 1}));
-    let r = admin_json(requeue_one()).await;
+    let admin = app.admin(TOKEN);
+    let requeue_one = || admin.requeue_dead_letters(Some(1));
+    let r = requeue_one().await.expect("requeued");
+    assert_eq!((r.requeued, r.unreadable), (0, 1));
+    let r = requeue_one().await.expect("requeued");
     assert_eq!(
-        r["unreadable"], 1,
+        r.unreadable, 1,
         "the next unreadable one, not the same again"
     );
-    let r = admin_json(requeue_one()).await;
-    assert_eq!(r["unreadable"], 1);
-    let r = admin_json(requeue_one()).await;
-    assert_eq!(r, serde_json::json!({"requeued": 1, "unreadable": 0}));
+    let r = requeue_one().await.expect("requeued");
+    assert_eq!(r.unreadable, 1);
+    let r = requeue_one().await.expect("requeued");
+    assert_eq!((r.requeued, r.unreadable), (1, 0));
     assert_eq!(app.pending().await, ["kept 1"]);
 
-    let purge = app
-        .http
-        .delete(app.url("/admin/dead-letters?only=unreadable"));
-    let r = admin_json(purge).await;
-    assert_eq!(r, serde_json::json!({"purged": 3}));
-    let page = admin_json(app.http.get(app.url("/admin/dead-letters"))).await;
-    assert_eq!(page["total"], 1, "{page}");
-    assert_eq!(page["dead_letters"][0]["payload"], "kept 2");
+    assert_eq!(admin.purge_dead_letters(true).await.expect("purged"), 3);
+    let page = admin.dead_letters(20, 0).await.expect("a page");
+    assert_eq!(page.total, 1, "{page:?}");
+    assert_eq!(page.dead_letters[0]["payload"], "kept 2");
     let r = app
         .http
         .delete(app.url("/admin/dead-letters?only=everything"))
@@ -261,19 +217,17 @@ async fn requeue_one(app: &TestApp, id: &str) -> reqwest::Response {
         .expect("sent")
 }
 
-async fn page(app: &TestApp, query: &str) -> serde_json::Value {
-    admin_json(
-        app.http
-            .get(app.url(&format!("/admin/dead-letters?{query}"))),
-    )
-    .await
+/// A page of `limit` dead letters after `offset`, through the typed client, as JSON.
+async fn page(app: &TestApp, limit: usize, offset: u64) -> serde_json::Value {
+    let page = app.admin(TOKEN).dead_letters(limit, offset).await;
+    serde_json::to_value(page.expect("a page")).expect("json")
 }
 
 #[tokio::test]
 async fn dead_letters_are_paged_newest_first_each_with_its_id() {
     let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
     add_dead_letters(&mut app, &[b"m0".as_slice(), b"m1", b"m2", b"m3"]).await;
-    let second = page(&app, "offset=1&limit=2").await;
+    let second = page(&app, 2, 1).await;
     assert_eq!(
         (second["total"].as_u64(), second["offset"].as_u64()),
         (Some(4), Some(1))
@@ -296,7 +250,7 @@ async fn dead_letters_are_paged_newest_first_each_with_its_id() {
         sluice_admin::letters::dead_letter_id(&stored[0])
     );
     assert_eq!(
-        page(&app, "offset=9").await["dead_letters"],
+        page(&app, 100, 9).await["dead_letters"],
         serde_json::json!([])
     );
     let r = app
@@ -317,7 +271,7 @@ async fn one_dead_letter_is_found_by_its_id_wherever_it_moved_and_requeued_or_de
     let payloads: Vec<String> = (0..1_200).map(|i| format!("m{i:04}")).collect();
     let bytes: Vec<&[u8]> = payloads.iter().map(|p| p.as_bytes()).collect();
     add_dead_letters(&mut app, &bytes).await;
-    let listed = page(&app, "offset=600&limit=1").await;
+    let listed = page(&app, 1, 600).await;
     let id = listed["dead_letters"][0]["id"]
         .as_str()
         .expect("id")
@@ -335,7 +289,7 @@ async fn one_dead_letter_is_found_by_its_id_wherever_it_moved_and_requeued_or_de
     let r = admin_json(app.http.post(app.url(&url))).await;
     assert_eq!(r, serde_json::json!({"requeued": 1, "unreadable": 0}));
     assert_eq!(app.pending().await, ["m0599"], "that one, once");
-    assert_eq!(page(&app, "limit=1").await["total"], 1_899);
+    assert_eq!(page(&app, 1, 0).await["total"], 1_899);
     let r = app
         .http
         .post(app.url(&url))
@@ -346,7 +300,7 @@ async fn one_dead_letter_is_found_by_its_id_wherever_it_moved_and_requeued_or_de
     assert_error(r, 404, "dead_letter_not_found").await;
 
     // Searched from far past the end, it is still found (the search wraps to the newest).
-    let oldest = page(&app, "offset=1898&limit=1").await;
+    let oldest = page(&app, 1, 1898).await;
     let oldest_id = oldest["dead_letters"][0]["id"]
         .as_str()
         .expect("id")
@@ -355,7 +309,7 @@ async fn one_dead_letter_is_found_by_its_id_wherever_it_moved_and_requeued_or_de
         .http
         .delete(app.url(&format!("/admin/dead-letters/{oldest_id}?near=5000")));
     assert_eq!(admin_json(delete).await, serde_json::json!({"purged": 1}));
-    assert_eq!(page(&app, "limit=1").await["total"], 1_898);
+    assert_eq!(page(&app, 1, 0).await["total"], 1_898);
     assert_eq!(app.pending().await, ["m0599"], "a delete requeues nothing");
 
     let r = app
@@ -378,19 +332,19 @@ async fn an_unreadable_dead_letter_is_refused_requeue_but_can_be_deleted() {
         .query_async(&mut app.redis)
         .await
         .expect("LPUSH");
-    let listed = page(&app, "").await;
+    let listed = page(&app, 100, 0).await;
     let letter = &listed["dead_letters"][0];
     assert_eq!(letter["unreadable"], "not json");
     let id = letter["id"].as_str().expect("id");
     assert_error(requeue_one(&app, id).await, 409, "dead_letter_unreadable").await;
-    assert_eq!(page(&app, "").await["total"], 1, "left where it was");
+    assert_eq!(page(&app, 100, 0).await["total"], 1, "left where it was");
     let r = admin_json(
         app.http
             .delete(app.url(&format!("/admin/dead-letters/{id}"))),
     )
     .await;
     assert_eq!(r["purged"], 1);
-    assert_eq!(page(&app, "").await["total"], 0);
+    assert_eq!(page(&app, 100, 0).await["total"], 0);
     assert!(app.pending().await.is_empty());
     app.cleanup().await;
 }
@@ -424,7 +378,7 @@ async fn every_entry_is_listed_whatever_its_shape_and_pages_are_bounded_in_bytes
     .await;
     add_dead_letters(&mut app, &[b"newest".as_slice()]).await;
     // Newest first: a letter, 3 MiB of garbage (the page's byte budget ends the page there).
-    let first = page(&app, "limit=25").await;
+    let first = page(&app, 25, 0).await;
     let letters = first["dead_letters"].as_array().expect("letters");
     assert_eq!(first["total"], 6);
     assert_eq!(letters.len(), 2, "{first}");
@@ -438,7 +392,7 @@ async fn every_entry_is_listed_whatever_its_shape_and_pages_are_bounded_in_bytes
     let body = serde_json::to_string(&first).expect("json");
     assert!(body.len() < 64 * 1024, "a page of {} bytes", body.len());
     // The rest, from the offset the page gave: the odd shapes are listed, as unreadable.
-    let rest = page(&app, "limit=25&offset=2").await;
+    let rest = page(&app, 25, 2).await;
     let letters = rest["dead_letters"].as_array().expect("letters");
     assert_eq!(letters.len(), 3, "{rest}");
     assert_eq!(
@@ -451,17 +405,14 @@ async fn every_entry_is_listed_whatever_its_shape_and_pages_are_bounded_in_bytes
             .is_some_and(|t| t.contains("object"))
     );
     assert!(letters[1].get("payload").is_none());
-    let last = page(&app, "limit=25&offset=5").await;
+    let last = page(&app, 25, 5).await;
     assert_eq!(last["dead_letters"][0]["payload"], "readable");
     assert!(last["next_offset"].is_null());
     // Requeue takes the letters and leaves the four unreadable entries.
-    let requeued = admin_json(app.http.post(app.url("/admin/dead-letters/requeue"))).await;
+    let requeued = app.admin(TOKEN).requeue_dead_letters(None).await;
     assert_eq!(
-        (
-            requeued["requeued"].as_u64(),
-            requeued["unreadable"].as_u64()
-        ),
-        (Some(2), Some(4))
+        requeued.map(|r| (r.requeued, r.unreadable)).ok(),
+        Some((2, 4))
     );
     app.cleanup().await;
 }
@@ -481,7 +432,7 @@ async fn a_dead_letter_that_kept_only_its_first_bytes_is_listed_but_never_requeu
         &[serde_json::to_vec(&letter).expect("json").as_slice()],
     )
     .await;
-    let listed = page(&app, "").await;
+    let listed = page(&app, 100, 0).await;
     let shown = &listed["dead_letters"][0];
     assert_eq!(
         (
@@ -492,8 +443,8 @@ async fn a_dead_letter_that_kept_only_its_first_bytes_is_listed_but_never_requeu
     );
     let id = shown["id"].as_str().expect("id");
     assert_error(requeue_one(&app, id).await, 409, "dead_letter_unreadable").await;
-    let requeued = admin_json(app.http.post(app.url("/admin/dead-letters/requeue"))).await;
-    assert_eq!(requeued["requeued"], 0);
+    let requeued = app.admin(TOKEN).requeue_dead_letters(None).await;
+    assert_eq!(requeued.map(|r| r.requeued).ok(), Some(0));
     assert!(
         app.pending().await.is_empty(),
         "no part of a message is queued"

@@ -62,6 +62,12 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The typed client of this API, calling `/admin` with `token`.
+    pub fn admin(&self, token: &str) -> sluice_client::Client {
+        sluice_client::Client::new(self.address.clone(), None, Some(token.to_owned()))
+            .expect("a client")
+    }
+
     /// POSTs `body` as JSON to `/messages`.
     pub async fn post_json(&self, body: &serde_json::Value) -> reqwest::Response {
         self.http

@@ -61,12 +61,7 @@ impl TestWorker {
     }
 
     pub async fn row_count(&self) -> i64 {
-        let client = self.db.client().await.expect("client");
-        client
-            .query_one("SELECT count(*) FROM messages", &[])
-            .await
-            .expect("count")
-            .get(0)
+        self.db.row_count().await
     }
 
     pub async fn counter(&mut self, key: &str) -> i64 {

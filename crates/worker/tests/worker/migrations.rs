@@ -168,14 +168,6 @@ async fn migrated_with_rows(db: &TestDb, rows: i64) -> tokio_postgres::Client {
     client
 }
 
-async fn rows(client: &tokio_postgres::Client) -> i64 {
-    client
-        .query_one("SELECT count(*) FROM messages", &[])
-        .await
-        .expect("count")
-        .get(0)
-}
-
 async fn partition_of(client: &tokio_postgres::Client, created_at: DateTime<Utc>) -> String {
     let row = client
         .query_one(
@@ -210,7 +202,7 @@ async fn the_plain_table_becomes_partitioned_with_every_row_and_id_kept() {
         .expect("midnight")
         .and_utc();
     assert_eq!((existing[0].from, existing[0].to), (None, Some(tomorrow)));
-    assert_eq!(rows(&client).await, 1_000);
+    assert_eq!(sluice_tests::row_count(&client).await, 1_000);
     // Every stored id is recorded once in message_ids (these are random UUIDs, not v7, so
     // most fall outside the twin of messages_legacy, into message_ids_default).
     let (ids, distinct): (i64, i64) = client
@@ -288,7 +280,11 @@ async fn the_plain_table_becomes_partitioned_with_every_row_and_id_kept() {
         .await
         .expect("retention");
     assert_eq!(done.dropped, ["messages_legacy"], "{done:?}");
-    assert_eq!(rows(&client).await, 2, "tomorrow's row and the far one");
+    assert_eq!(
+        sluice_tests::row_count(&client).await,
+        2,
+        "tomorrow's row and the far one"
+    );
     let twins: Vec<String> = client
         .query(
             "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
