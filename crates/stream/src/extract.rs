@@ -27,22 +27,16 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-impl FromRequest for Caller {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(state(req).and_then(|state| {
-            let Some(auth) = &state.auth else {
-                return Ok(Self { token_ttl: None });
-            };
-            let query = web::Query::<TokenQuery>::from_query(req.query_string()).ok();
-            let token = query.as_ref().and_then(|q| q.token.as_deref());
-            let ttl = auth.verify(req, token).map_err(StreamError::from)?;
-            Ok(Self {
-                token_ttl: Some(ttl),
-            })
-        }))
+impl Caller {
+    fn parse(req: &HttpRequest, state: &State) -> Result<Self, StreamError> {
+        let Some(auth) = &state.auth else {
+            return Ok(Self { token_ttl: None });
+        };
+        let query = web::Query::<TokenQuery>::from_query(req.query_string()).ok();
+        let token = query.as_ref().and_then(|q| q.token.as_deref());
+        Ok(Self {
+            token_ttl: Some(auth.verify(req, token)?),
+        })
     }
 }
 
@@ -65,25 +59,34 @@ struct StreamQuery {
     include_ids: Option<String>,
 }
 
-impl FromRequest for StreamParams {
-    type Error = actix_web::Error;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(state(req).and_then(|state| {
-            let query = web::Query::<StreamQuery>::from_query(req.query_string())
-                .map_err(|e| StreamError::InvalidQuery(e.to_string()))?;
-            Ok(Self {
-                interval: parse_interval(
-                    query.interval_ms.as_deref(),
-                    state.hub.default_interval(),
-                )?,
-                topics: parse_topics(query.topics.as_deref())?,
-                include_ids: parse_bool("include_ids", query.include_ids.as_deref())?,
-            })
-        }))
+impl StreamParams {
+    fn parse(req: &HttpRequest, state: &State) -> Result<Self, StreamError> {
+        let query = web::Query::<StreamQuery>::from_query(req.query_string())
+            .map_err(|e| StreamError::InvalidQuery(e.to_string()))?;
+        Ok(Self {
+            interval: parse_interval(query.interval_ms.as_deref(), state.hub.default_interval())?,
+            topics: parse_topics(query.topics.as_deref())?,
+            include_ids: parse_bool("include_ids", query.include_ids.as_deref())?,
+        })
     }
 }
+
+/// Extracts each type from the request and the stream's state with its `parse`, before the
+/// handler runs.
+macro_rules! from_stream {
+    ($($ty:ty),*) => {$(
+        impl FromRequest for $ty {
+            type Error = actix_web::Error;
+            type Future = Ready<Result<Self, Self::Error>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(state(req).and_then(|state| Ok(Self::parse(req, state)?)))
+            }
+        }
+    )*};
+}
+
+from_stream!(Caller, StreamParams);
 
 /// The stream's state, which every app serving the stream holds.
 fn state(req: &HttpRequest) -> Result<&State, actix_web::Error> {
