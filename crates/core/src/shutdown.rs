@@ -3,7 +3,20 @@
 //! Every long-lived task (HTTP server, worker loop, WebSocket session, poller) receives a clone
 //! of the same [`CancellationToken`] and finishes its in-flight work when it fires.
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// Waits for a background task of the process to end after shutdown; a task that panicked (or
+/// was aborted) is logged as an error by `name` instead of vanishing.
+pub async fn joined<T>(name: &str, task: JoinHandle<T>) -> Option<T> {
+    match task.await {
+        Ok(value) => Some(value),
+        Err(e) => {
+            tracing::error!(error = %e, "the {name} task failed");
+            None
+        }
+    }
+}
 
 /// A token cancelled by the first SIGINT or SIGTERM. A second signal exits at once with status
 /// 130, for the impatient operator whose graceful shutdown is waiting on something stuck.

@@ -127,7 +127,7 @@ impl Application {
         let result = self.server.await;
         state.shutdown.cancel();
         background.await;
-        let _ = alerts.await;
+        sluice_core::shutdown::joined("alert rules", alerts).await;
         result
     }
 }

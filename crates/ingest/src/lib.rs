@@ -33,6 +33,7 @@ pub mod routes;
 pub mod state;
 pub mod store;
 
+use sluice_core::shutdown::joined;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,8 +171,8 @@ impl Application {
         });
         let result = self.server.await;
         self.shutdown.cancel();
-        let _ = gauge.await;
-        let _ = waiting.await;
+        joined("queue depth gauge", gauge).await;
+        joined("persisted-message listener", waiting).await;
         if let Some(stream) = stream {
             stream.await;
         }

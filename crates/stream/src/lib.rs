@@ -50,6 +50,7 @@ pub mod snapshot;
 pub mod sse;
 pub mod workers;
 
+use sluice_core::shutdown::joined;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -210,15 +211,9 @@ impl StatsStream {
             .run(state.redis.clone(), None, state.shutdown.clone()),
         );
         async move {
-            for (task, result) in [
-                ("stats poller", poller.await),
-                ("batch events", events.await),
-                ("upkeep", upkeep.await),
-            ] {
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "the stream's {task} task failed");
-                }
-            }
+            joined("stats poller", poller).await;
+            joined("batch events", events).await;
+            joined("upkeep", upkeep).await;
         }
     }
 }

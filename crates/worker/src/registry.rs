@@ -189,7 +189,7 @@ pub async fn beat_periodically(
             }
         }
     }
-    let _ = probe.await;
+    sluice_core::shutdown::joined("PostgreSQL probe", probe).await;
 }
 
 /// Writes one heartbeat and returns what it found: the peers silent for longer than its

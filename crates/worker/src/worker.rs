@@ -5,6 +5,7 @@
 //! repeats steps until shutdown, retrying failures with capped exponential backoff and jitter,
 //! and logging each dependency's state changes once rather than every retry.
 
+use sluice_core::shutdown::joined;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -473,7 +474,7 @@ impl Worker {
             }
         }
         let [heartbeat, upkeep, maintenance] = background;
-        let _ = heartbeat.await;
+        joined("heartbeat", heartbeat).await;
         if self.finish(&shutdown).await {
             self.leave().await;
         } else if self.in_hand.is_some() {
@@ -489,8 +490,8 @@ impl Worker {
                  anything it holds"
             );
         }
-        let _ = upkeep.await;
-        let _ = maintenance.await;
+        joined("upkeep", upkeep).await;
+        joined("partition maintenance", maintenance).await;
         tracing::info!(worker_id = %self.id, "worker stopped");
         Ok(())
     }
