@@ -1,7 +1,7 @@
--- Records a worker's heartbeat at the Redis clock with its period and its view of PostgreSQL
--- (each written only when it changed) and its output, recounts its share of in_flight, takes the upkeep lease when
--- nobody holds it, and lists the peers silent for too long. Everything here is O(1) but the
--- list of the dead, so a worker's cost does not grow with the fleet.
+-- Records a worker's heartbeat at the Redis clock, with its period and its view of PostgreSQL
+-- (each written only when it changed) and its output; recounts its share of in_flight, takes
+-- the upkeep lease when nobody holds it, and lists the peers silent for too long. Everything
+-- here is O(1) but the list of the dead, so a worker's cost does not grow with the fleet.
 -- KEYS: workers, workers_postgres, workers_postgres_down, processing, in_flight,
 --       in_flight_by_worker, upkeep_lease, workers_output, workers_heartbeat_ms
 -- ARGV: worker id, dead-after in milliseconds, 'up' or 'down' (PostgreSQL as this worker sees
