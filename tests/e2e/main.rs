@@ -14,6 +14,7 @@ mod gateways;
 mod metrics;
 mod pipeline;
 mod stack;
+mod tls;
 mod up;
 mod wait;
 mod watch;

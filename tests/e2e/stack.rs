@@ -28,6 +28,8 @@ pub struct Stack {
     pub ingest_url: String,
     pub gateway_port: u16,
     pub redis_url: String,
+    /// How the stack reaches a `rediss://` Redis, for the test's own connections.
+    pub redis_tls: sluice_core::tls::RedisTls,
     pub env: Vec<(String, String)>,
 }
 
@@ -55,6 +57,8 @@ impl Stack {
         ];
         extra.extend_from_slice(options.extra);
         let env = sluice_tests::env_for(&prefix, &db, &extra);
+        let redis_tls =
+            sluice_core::tls::RedisTls::new(&sluice_tests::settings(&prefix, &db, &extra).redis);
         let workers: Vec<Service> = (0..workers)
             .map(|_| Service::start("sluice-worker", &env, &[]).expect("worker starts"))
             .collect();
@@ -95,6 +99,7 @@ impl Stack {
             ingest_url,
             gateway_port,
             redis_url,
+            redis_tls,
             env,
         }
     }
@@ -105,9 +110,11 @@ impl Stack {
     }
 
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        sluice_tests::redis_at(&self.redis_url)
-            .await
-            .expect("redis")
+        let client = self
+            .redis_tls
+            .client(self.redis_url.as_str())
+            .expect("a client");
+        sluice_tests::redis_with(client).await.expect("redis")
     }
 
     pub async fn row_count(&self) -> i64 {

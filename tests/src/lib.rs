@@ -12,6 +12,7 @@
 
 pub mod process;
 pub mod servers;
+pub mod tls;
 
 use anyhow::Context;
 use rand::Rng;
@@ -156,10 +157,14 @@ pub async fn redis() -> anyhow::Result<MultiplexedConnection> {
 /// A connection to the Redis at `url`, with timeouts generous enough for a machine busy with
 /// load tests (the client's default response timeout is 500 ms).
 pub async fn redis_at(url: &str) -> anyhow::Result<MultiplexedConnection> {
+    redis_with(redis::Client::open(url)?).await
+}
+
+/// A connection of `client`'s, for the test's own reads and writes.
+pub async fn redis_with(client: redis::Client) -> anyhow::Result<MultiplexedConnection> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(std::time::Duration::from_secs(10)))
         .set_response_timeout(Some(std::time::Duration::from_secs(10)));
-    let client = redis::Client::open(url)?;
     Ok(client
         .get_multiplexed_async_connection_with_config(&config)
         .await?)

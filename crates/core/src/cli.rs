@@ -76,6 +76,13 @@ pub fn start(binary: Binary) -> Result<Settings, ExitCode> {
     match Settings::load(file.map(PathBuf::as_path), std::env::vars()) {
         Ok(settings) => {
             telemetry::init(&settings.telemetry);
+            if settings.redis.tls_insecure_skip_verify {
+                tracing::warn!(
+                    "redis.tls_insecure_skip_verify is on: Redis's certificates are not \
+                     verified, and anyone on the path can read and change what this process \
+                     sends"
+                );
+            }
             crate::connect::name_servers(&settings);
             crate::memory::configure();
             raise_open_files_limit();

@@ -22,6 +22,7 @@ use redis::aio::{
 use std::sync::{Arc, Mutex};
 
 use crate::sentinel::{Address, Sentinels};
+use crate::tls::RedisTls;
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{
@@ -240,7 +241,15 @@ fn cluster(
     settings: &RedisSettings,
     response_timeout: Duration,
 ) -> RedisResult<(ClusterClient, ClusterConfig)> {
-    let client = ClusterClient::builder(settings.cluster_node_urls())
+    let tls = RedisTls::new(settings);
+    let mut builder = ClusterClient::builder(settings.cluster_node_urls());
+    if let Some(certificates) = tls.certificates()? {
+        builder = builder.certs(certificates);
+    }
+    if tls.insecure() {
+        builder = builder.tls(redis::TlsMode::Insecure);
+    }
+    let client = builder
         .connection_timeout(settings.connect_timeout())
         .response_timeout(response_timeout)
         // A command retries on MOVED and on a lost node (a failover) within three times its
@@ -328,7 +337,7 @@ pub fn redis_manager_within(
     if !settings.sentinel_urls().is_empty() {
         return SentinelConnection::new(settings, response_timeout).map(RedisConnection::Sentinel);
     }
-    let client = Client::open(settings.url.as_str())?;
+    let client = RedisTls::new(settings).client(settings.url.as_str())?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout()))
         .set_response_timeout(Some(response_timeout))
@@ -353,7 +362,7 @@ pub async fn redis_dedicated(
         ));
     }
     let client = if settings.sentinel_urls().is_empty() {
-        Client::open(settings.url.as_str())?
+        RedisTls::new(settings).client(settings.url.as_str())?
     } else {
         Sentinels::new(settings)?.primary_client().await?
     };
@@ -399,15 +408,16 @@ pub fn pubsub_clients(settings: &RedisSettings) -> RedisResult<Subscriptions> {
     if !settings.sentinel_urls().is_empty() {
         return Ok(Subscriptions::Sentinel(Box::new(Sentinels::new(settings)?)));
     }
+    let tls = RedisTls::new(settings);
     let nodes = settings.cluster_node_urls();
     if nodes.is_empty() {
-        return Ok(Subscriptions::Nodes(vec![Client::open(
-            settings.url.as_str(),
-        )?]));
+        return Ok(Subscriptions::Nodes(vec![
+            tls.client(settings.url.as_str())?,
+        ]));
     }
     let clients = nodes
         .into_iter()
-        .map(Client::open)
+        .map(|node| tls.client(node))
         .collect::<RedisResult<_>>()?;
     Ok(Subscriptions::Nodes(clients))
 }

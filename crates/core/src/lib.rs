@@ -42,6 +42,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod stats;
 pub mod telemetry;
+pub mod tls;
 pub mod upkeep;
 
 pub use keys::Keys;

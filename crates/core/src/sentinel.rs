@@ -21,11 +21,11 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
-    RedisResult,
+    AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult,
 };
 
 use crate::settings::RedisSettings;
+use crate::tls::RedisTls;
 
 /// How often a process asks the sentinels again where the primary is, and leaves the one it
 /// is connected to if a majority names another.
@@ -39,6 +39,8 @@ pub struct Sentinels {
     /// `redis.url`: the primary's credentials and database (its host is the sentinels' to say).
     primary: ConnectionInfo,
     config: AsyncConnectionConfig,
+    /// How a `rediss://` sentinel or primary is reached.
+    tls: RedisTls,
 }
 
 /// `host:port` of a primary, as the sentinels name it.
@@ -56,6 +58,7 @@ impl Sentinels {
                 .collect::<RedisResult<_>>()?,
             name: settings.sentinel_primary.clone(),
             primary: settings.url.as_str().into_connection_info()?,
+            tls: RedisTls::new(settings),
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(settings.connect_timeout()))
                 .set_response_timeout(Some(settings.response_timeout())),
@@ -91,7 +94,9 @@ impl Sentinels {
 
     /// One sentinel's answer.
     async fn ask(&self, sentinel: &ConnectionInfo) -> RedisResult<Address> {
-        let mut conn = Client::open(sentinel.clone())?
+        let mut conn = self
+            .tls
+            .client(sentinel.clone())?
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
         let named: Option<(String, u16)> = redis::cmd("SENTINEL")
@@ -110,11 +115,8 @@ impl Sentinels {
 
     /// A client for `address` with `redis.url`'s credentials and database.
     fn client_at(&self, (host, port): &Address) -> RedisResult<Client> {
-        let info = self
-            .primary
-            .clone()
-            .set_addr(ConnectionAddr::Tcp(host.clone(), *port));
-        Client::open(info)
+        let addr = self.tls.addr_like(&self.primary, host.clone(), *port);
+        self.tls.client(self.primary.clone().set_addr(addr))
     }
 
     /// A connection to the primary a majority names, which says it is one (`ROLE`), with

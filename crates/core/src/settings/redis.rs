@@ -59,6 +59,19 @@ pub struct RedisSettings {
     #[default(5_000)]
     #[schemars(range(min = 10, max = 86_400_000))]
     pub max_clock_skew_ms: u64,
+    /// PEM file of the certificate authorities that sign the Redis servers' certificates, for
+    /// every `rediss://` URL (`url`, `cluster_nodes`, `sentinels`); empty (the default): the
+    /// system's. Each URL's scheme says whether its hop is encrypted.
+    pub tls_ca_file: String,
+    /// PEM file of this process's client certificate, for servers that verify their clients
+    /// (`tls-auth-clients yes`); set with `tls_key_file`.
+    pub tls_cert_file: String,
+    /// PEM file of the private key of `tls_cert_file`.
+    pub tls_key_file: String,
+    /// Accepts any certificate a `rediss://` server presents, unverified: anyone on the path
+    /// can then read and change what Sluice sends. Off (the default); a process with it on
+    /// logs a warning at start.
+    pub tls_insecure_skip_verify: bool,
 }
 
 /// The non-empty items of a comma-separated list, trimmed.
@@ -92,7 +105,12 @@ impl RedisSettings {
             );
         }
         if nodes.is_empty() {
-            return format!("Redis at {}", url_address(&self.url));
+            let tls = if self.url.starts_with("rediss://") {
+                " over TLS"
+            } else {
+                ""
+            };
+            return format!("Redis at {}{tls}", url_address(&self.url));
         }
         let nodes: Vec<&str> = nodes.into_iter().map(url_address).collect();
         format!("Redis Cluster at {}", nodes.join(", "))
@@ -156,8 +174,50 @@ impl RedisSettings {
         Duration::from_millis(self.connect_timeout_ms)
     }
 
+    /// Whether any URL asks for TLS (`rediss://`).
+    pub fn uses_tls(&self) -> bool {
+        std::iter::once(self.url.as_str())
+            .chain(self.cluster_node_urls())
+            .chain(self.sentinel_urls())
+            .any(|url| url.starts_with("rediss://"))
+    }
+
+    /// The TLS files: readable, a certificate with its key, and only for `rediss://` URLs.
+    fn validate_tls(&self) -> Result<(), SettingsError> {
+        let files = [
+            ("redis.tls_ca_file", &self.tls_ca_file),
+            ("redis.tls_cert_file", &self.tls_cert_file),
+            ("redis.tls_key_file", &self.tls_key_file),
+        ];
+        for (key, path) in files {
+            if path.is_empty() {
+                continue;
+            }
+            if !self.uses_tls() {
+                return Err(invalid(
+                    key,
+                    "is set, but no Redis URL is rediss://: use rediss:// for the hops to encrypt"
+                        .into(),
+                ));
+            }
+            if let Err(e) = std::fs::File::open(path) {
+                return Err(invalid(key, format!("cannot read {path:?}: {e}")));
+            }
+        }
+        if self.tls_cert_file.is_empty() != self.tls_key_file.is_empty() {
+            return Err(invalid(
+                "redis.tls_key_file",
+                "a client certificate needs its key: set both redis.tls_cert_file and \
+                 redis.tls_key_file, or neither"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The URLs, and Sentinel's: a primary's name, and not with a cluster.
     pub(super) fn validate(&self) -> Result<(), SettingsError> {
+        self.validate_tls()?;
         check_url(
             "redis.url",
             &self.url,

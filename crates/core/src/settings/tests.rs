@@ -397,3 +397,26 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+#[test]
+fn redis_tls_files_go_with_rediss_urls_and_a_certificate_with_its_key() {
+    let dir = tempdir("tls");
+    let pem = dir.join("ca.crt");
+    std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n").expect("write");
+    let pem = pem.to_str().expect("utf-8");
+    let tls = ("SLUICE__REDIS__URL", "rediss://cache.internal:6380");
+    let s = load(&[tls, ("SLUICE__REDIS__TLS_CA_FILE", pem)]).expect("valid");
+    assert!(s.redis.uses_tls());
+    assert_eq!(s.redis.describe(), "Redis at cache.internal:6380 over TLS");
+    let message = |pairs: &[(&str, &str)]| load(pairs).expect_err("refused").to_string();
+    let e = message(&[("SLUICE__REDIS__TLS_CA_FILE", pem)]);
+    assert!(e.contains("SLUICE__REDIS__TLS_CA_FILE") && e.contains("rediss://"), "{e}");
+    let e = message(&[tls, ("SLUICE__REDIS__TLS_CERT_FILE", pem)]);
+    assert!(e.contains("SLUICE__REDIS__TLS_KEY_FILE") && e.contains("both"), "{e}");
+    let e = message(&[tls, ("SLUICE__REDIS__TLS_CA_FILE", "/nonexistent/ca.crt")]);
+    assert!(e.contains("cannot read \"/nonexistent/ca.crt\""), "{e}");
+    // A sentinel or a cluster node may be the one hop that is encrypted.
+    let sentinel = ("SLUICE__REDIS__SENTINELS", "rediss://s1:26379");
+    assert!(load(&[sentinel, ("SLUICE__REDIS__TLS_CA_FILE", pem)]).is_ok());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,132 @@
+//! TLS to Redis: the whole pipeline through a private Redis that speaks only TLS and requires
+//! a client certificate, and the clients it must refuse.
+
+use std::time::Duration;
+
+use sluice_tests::process::Service;
+use sluice_tests::tls::{Certificates, TlsRedis};
+
+use crate::stack::{Options, Stack, produce};
+
+#[tokio::test]
+async fn the_pipeline_runs_exactly_once_through_a_redis_that_speaks_only_tls() {
+    let _machine = crate::MACHINE.read().await;
+    let certs = Certificates::make().expect("certificates");
+    let redis = TlsRedis::start(&certs).await.expect("a TLS redis-server");
+    let url = redis.url();
+    let settings = certs.redis_settings();
+    let extra: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let stack = Stack::start_with(
+        "tls-redis",
+        2,
+        Options {
+            redis_url: Some(url),
+            extra: &extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let accepted = produce(&stack.ingest_url, 2_000, 8).await;
+    assert_eq!(accepted.len(), 2_000);
+    stack
+        .assert_exactly_once(&accepted, Duration::from_secs(30))
+        .await;
+    // The gateway reads the counters over TLS too.
+    let stats_url = format!("http://127.0.0.1:{}/stats", stack.gateway_port);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats: serde_json::Value = reqwest::get(&stats_url)
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json");
+        if stats["total_messages"] == 2_000 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stats}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_ca_or_has_no_certificate_is_refused() {
+    let certs = Certificates::make().expect("certificates");
+    let redis = TlsRedis::start(&certs).await.expect("a TLS redis-server");
+    let url = redis.url();
+    let stranger = certs.stranger_ca.to_string_lossy().into_owned();
+    let client = (
+        certs.client.0.to_string_lossy().into_owned(),
+        certs.client.1.to_string_lossy().into_owned(),
+    );
+    let plain = format!("redis://127.0.0.1:{}", redis.port);
+    for (case, says, env) in [
+        (
+            "a CA that did not sign the server's certificate",
+            (
+                " over TLS; retrying every tick",
+                "invalid peer certificate: UnknownIssuer",
+            ),
+            vec![
+                ("SLUICE__REDIS__URL", url.as_str()),
+                ("SLUICE__REDIS__TLS_CA_FILE", stranger.as_str()),
+                ("SLUICE__REDIS__TLS_CERT_FILE", client.0.as_str()),
+                ("SLUICE__REDIS__TLS_KEY_FILE", client.1.as_str()),
+            ],
+        ),
+        (
+            "no client certificate",
+            (
+                " over TLS; retrying every tick",
+                "received fatal alert: CertificateRequired",
+            ),
+            vec![
+                ("SLUICE__REDIS__URL", url.as_str()),
+                ("SLUICE__REDIS__TLS_CA_FILE", &certs.redis_settings()[0].1),
+            ],
+        ),
+        (
+            "a plain client",
+            ("; retrying every tick", "Connection reset by peer"),
+            vec![("SLUICE__REDIS__URL", plain.as_str())],
+        ),
+    ] {
+        let port = sluice_tests::process::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .chain([("SLUICE__GATEWAY__LISTEN", listen.as_str())])
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mut gateway = Service::start("sluice-gateway", &env, &[]).expect("starts");
+        let health = format!("http://{listen}/health");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let redis_state = loop {
+            let state = match reqwest::get(&health).await {
+                Ok(answer) => answer.json::<serde_json::Value>().await.ok(),
+                Err(_) => None,
+            };
+            let state = state.and_then(|h| h["redis"].as_str().map(str::to_owned));
+            if state.as_deref().is_some_and(|s| s != "unknown")
+                || tokio::time::Instant::now() > deadline
+                || !gateway.is_running()
+            {
+                break state;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let logs = gateway.logs();
+        assert_eq!(redis_state.as_deref(), Some("down"), "{case}:\n{logs}");
+        let (hop, why) = says;
+        let line = format!(
+            "cannot read stats from Redis at 127.0.0.1:{}{hop}",
+            redis.port
+        );
+        assert!(
+            logs.lines().any(|l| l.contains(&line) && l.contains(why)),
+            "{case}: one line names the address, the hop and why:\n{logs}"
+        );
+        gateway.stop(Duration::from_secs(10)).await.expect("stops");
+    }
+}
