@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use sluice_tests::process::Service;
+use sluice_tests::servers::PostgresServer;
 use sluice_tests::tls::{Certificates, TlsRedis};
 
 use crate::stack::{Options, Stack, produce};
@@ -129,4 +130,62 @@ async fn a_client_that_does_not_trust_the_ca_or_has_no_certificate_is_refused() 
         );
         gateway.stop(Duration::from_secs(10)).await.expect("stops");
     }
+}
+
+#[tokio::test]
+async fn the_pipeline_runs_exactly_once_through_a_postgresql_that_takes_only_tls() {
+    let _machine = crate::MACHINE.read().await;
+    let certs = Certificates::make().expect("certificates");
+    let (cert, key) = &certs.server;
+    let pg = PostgresServer::start_tls(cert, key)
+        .await
+        .expect("PostgreSQL with TLS");
+    let with = |query: &str| format!("{}?{query}", pg.admin_url());
+    let ca = certs.ca.to_string_lossy().into_owned();
+    let stranger = certs.stranger_ca.to_string_lossy().into_owned();
+    for (case, url, says) in [
+        ("plain", with("sslmode=disable"), "no pg_hba.conf entry"),
+        (
+            "a CA that did not sign it",
+            with(&format!("sslmode=verify-ca&sslrootcert={stranger}")),
+            "UnknownIssuer",
+        ),
+    ] {
+        let e = sluice_tests::connect(&url).await.expect_err(case);
+        assert!(format!("{e:#}").contains(says), "{case}: {e:#}");
+    }
+    let e = sluice_tests::connect(&with("sslmode=verify-full"))
+        .await
+        .expect_err("no CA");
+    assert!(format!("{e:#}").contains("needs sslrootcert"), "{e:#}");
+
+    let admin = with(&format!("sslmode=verify-full&sslrootcert={ca}"));
+    let stack = Stack::start_with(
+        "tls-postgres",
+        2,
+        Options {
+            postgres_admin_url: Some(admin),
+            ..Options::default()
+        },
+    )
+    .await;
+    let accepted = produce(&stack.ingest_url, 2_000, 8).await;
+    stack
+        .assert_exactly_once(&accepted, Duration::from_secs(30))
+        .await;
+    let client = stack.db.client().await.expect("client");
+    let row = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1",
+            &[&stack.db.name],
+        )
+        .await
+        .expect("pg_stat_ssl");
+    let (encrypted, plain): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        encrypted >= 3 && plain == 0,
+        "{encrypted} encrypted, {plain} plain"
+    );
+    stack.stop().await;
 }

@@ -140,7 +140,10 @@ pub async fn row_count(client: &tokio_postgres::Client) -> i64 {
 
 /// Connects a plain client and drives its connection in the background.
 pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    let target = sluice_core::tls::postgres::target(url).map_err(anyhow::Error::msg)?;
+    let (client, connection) = target
+        .config
+        .connect(target.tls)
         .await
         .with_context(|| format!("connecting to {url}"))?;
     tokio::spawn(async move {

@@ -109,6 +109,41 @@ pub struct PostgresServer {
 impl PostgresServer {
     /// `initdb`s a cluster in a fresh directory and starts it.
     pub async fn start() -> anyhow::Result<Self> {
+        let server = Self::init().await?;
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    /// The same with `ssl = on`, the server certificate and key given, and `hostssl` the only
+    /// way in: a client without TLS is refused.
+    pub async fn start_tls(cert: &Path, key: &Path) -> anyhow::Result<Self> {
+        let server = Self::init().await?;
+        let data = server.dir.join("data");
+        std::fs::copy(cert, data.join("server.crt"))?;
+        std::fs::copy(key, data.join("server.key"))?;
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "hostssl all all 127.0.0.1/32 trust\n",
+        )?;
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))?;
+        std::io::Write::write_all(
+            &mut conf,
+            b"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+        )?;
+        if is_root() {
+            run(Command::new("chown").arg("-R").arg("postgres:").arg(&data)).await?;
+        }
+        run(Command::new("chmod")
+            .arg("600")
+            .arg(data.join("server.key")))
+        .await?;
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    async fn init() -> anyhow::Result<Self> {
         let server = Self {
             port: free_port(),
             dir: scratch_dir("postgres")?,
@@ -130,7 +165,6 @@ impl PostgresServer {
             .status_ok()
             .await
             .context("initdb")?;
-        server.start_again().await?;
         Ok(server)
     }
 

@@ -425,9 +425,9 @@ pub fn pubsub_clients(settings: &RedisSettings) -> RedisResult<Subscriptions> {
 /// Why a PostgreSQL pool could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    /// The URL does not parse.
+    /// The URL does not parse, or its TLS files cannot be used.
     #[error("invalid postgres.url: {0}")]
-    Url(#[from] tokio_postgres::Error),
+    Url(String),
     /// The pool builder refused its settings.
     #[error(transparent)]
     Build(#[from] deadpool_postgres::BuildError),
@@ -447,7 +447,8 @@ pub fn postgres_pool_sized(
     size: usize,
     statement_timeout: Option<Duration>,
 ) -> Result<Pool, PoolError> {
-    let mut pg: tokio_postgres::Config = settings.url.parse()?;
+    let target = crate::tls::postgres::target(&settings.url).map_err(PoolError::Url)?;
+    let mut pg = target.config;
     let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
     pg.connect_timeout(connect_timeout);
     if pg.get_application_name().is_none() {
@@ -463,7 +464,7 @@ pub fn postgres_pool_sized(
     }
     let manager = Manager::from_config(
         pg,
-        tokio_postgres::NoTls,
+        target.tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -1,7 +1,9 @@
-//! TLS to Redis: how a `rediss://` address is reached, with the CA, client certificate and
+//! TLS to PostgreSQL ([`postgres`]), and to Redis: how a `rediss://` address is reached, with the CA, client certificate and
 //! verification the settings name (`redis.tls_*`). Each URL's scheme says whether its hop is
 //! encrypted; the files are read each time a client is built, so a rotated certificate is used
 //! from the next connection on.
+
+pub mod postgres;
 
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
 use redis::{ClientTlsConfig, TlsCertificates};

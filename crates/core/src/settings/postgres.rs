@@ -12,7 +12,10 @@ use super::{SettingsError, check_url, invalid, url_address};
 #[derive(Debug, Clone, SmartDefault, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PostgresSettings {
-    /// Connection URL, `postgres://user[:password]@host:port/database`.
+    /// Connection URL, `postgres://user[:password]@host:port/database`, with libpq's TLS
+    /// parameters: `sslmode` (`disable`, `allow`, `prefer` (the default), `require`,
+    /// `verify-ca`, `verify-full`), `sslrootcert` (a CA file, or `system`), `sslcert` and
+    /// `sslkey`.
     #[default("postgres://postgres@127.0.0.1:5432/sluice".into())]
     pub url: String,
     /// Connections in each process's pool.
@@ -23,8 +26,8 @@ pub struct PostgresSettings {
     #[default(2_000)]
     #[schemars(range(min = 1, max = 60_000))]
     pub connect_timeout_ms: u64,
-    /// Optional URL of a read replica: `GET /messages` reads from it instead of `url`. Empty
-    /// (the default) reads from `url`.
+    /// Optional URL of a read replica, TLS parameters included: `GET /messages` reads from it
+    /// instead of `url`. Empty (the default) reads from `url`.
     pub read_url: String,
     /// Span of each partition of `messages`, in hours: a divisor of 24 or a multiple of it.
     /// Partitions are aligned to multiples of the span since 1970-01-01 UTC (24: one per UTC
@@ -82,7 +85,6 @@ impl PostgresSettings {
 /// A URL the PostgreSQL driver accepts.
 fn check_postgres_url(key: &str, url: &str) -> Result<(), SettingsError> {
     check_url(key, url, &["postgres", "postgresql"])?;
-    url.parse::<tokio_postgres::Config>()
-        .map_err(|e| invalid(key, format!("{e}: {url:?}")))?;
+    crate::tls::postgres::target(url).map_err(|e| invalid(key, e))?;
     Ok(())
 }

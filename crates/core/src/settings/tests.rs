@@ -410,9 +410,15 @@ fn redis_tls_files_go_with_rediss_urls_and_a_certificate_with_its_key() {
     assert_eq!(s.redis.describe(), "Redis at cache.internal:6380 over TLS");
     let message = |pairs: &[(&str, &str)]| load(pairs).expect_err("refused").to_string();
     let e = message(&[("SLUICE__REDIS__TLS_CA_FILE", pem)]);
-    assert!(e.contains("SLUICE__REDIS__TLS_CA_FILE") && e.contains("rediss://"), "{e}");
+    assert!(
+        e.contains("SLUICE__REDIS__TLS_CA_FILE") && e.contains("rediss://"),
+        "{e}"
+    );
     let e = message(&[tls, ("SLUICE__REDIS__TLS_CERT_FILE", pem)]);
-    assert!(e.contains("SLUICE__REDIS__TLS_KEY_FILE") && e.contains("both"), "{e}");
+    assert!(
+        e.contains("SLUICE__REDIS__TLS_KEY_FILE") && e.contains("both"),
+        "{e}"
+    );
     let e = message(&[tls, ("SLUICE__REDIS__TLS_CA_FILE", "/nonexistent/ca.crt")]);
     assert!(e.contains("cannot read \"/nonexistent/ca.crt\""), "{e}");
     // A sentinel or a cluster node may be the one hop that is encrypted.
