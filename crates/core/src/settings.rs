@@ -22,6 +22,7 @@ pub mod limits;
 mod postgres;
 mod redis;
 pub mod reference;
+pub mod secrets;
 mod stream;
 mod telemetry;
 #[cfg(test)]
@@ -119,6 +120,7 @@ impl Settings {
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}{ENV_SEPARATOR}")))
             .collect();
         legacy::rename_env(&mut own);
+        secrets::read_files(&mut own)?;
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator(ENV_SEPARATOR)

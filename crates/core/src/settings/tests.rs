@@ -426,3 +426,41 @@ fn redis_tls_files_go_with_rediss_urls_and_a_certificate_with_its_key() {
     assert!(load(&[sentinel, ("SLUICE__REDIS__TLS_CA_FILE", pem)]).is_ok());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_secret_may_come_from_the_file_its_file_variable_names() {
+    let dir = tempdir("secrets");
+    let token = dir.join("token");
+    std::fs::write(&token, "from-a-mounted-secret-0123\n").expect("write");
+    let url = dir.join("url");
+    std::fs::write(&url, "postgres://app:p%40ss@db:5432/sluice").expect("write");
+    let (token, url) = (token.to_str().expect("utf-8"), url.to_str().expect("utf-8"));
+    let s = load(&[
+        ("SLUICE__INGEST__ADMIN_TOKEN_FILE", token),
+        ("SLUICE__POSTGRES__URL_FILE", url),
+    ])
+    .expect("valid");
+    assert_eq!(
+        s.ingest.admin_token, "from-a-mounted-secret-0123",
+        "one line break dropped"
+    );
+    assert_eq!(s.postgres.url, "postgres://app:p%40ss@db:5432/sluice");
+    let e = load(&[
+        ("SLUICE__INGEST__ADMIN_TOKEN_FILE", token),
+        ("SLUICE__INGEST__ADMIN_TOKEN", "direct-0123456789abcdef"),
+    ])
+    .expect_err("both")
+    .to_string();
+    assert!(e.contains("not both"), "{e}");
+    let e = load(&[("SLUICE__STREAM__AUTH__JWT_SECRET_FILE", "/nonexistent/jwt")])
+        .expect_err("unreadable")
+        .to_string();
+    assert!(
+        e.contains("SLUICE__STREAM__AUTH__JWT_SECRET_FILE") && e.contains("/nonexistent/jwt"),
+        "{e}"
+    );
+    // Only secrets take a file: anything else is an unknown setting, as before.
+    let e = load(&[("SLUICE__WORKER__BATCH_MAX_SIZE_FILE", token)]).expect_err("unknown");
+    assert!(e.to_string().contains("unknown setting"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
