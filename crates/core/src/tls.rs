@@ -1,7 +1,8 @@
 //! TLS to PostgreSQL ([`postgres`]), and to Redis: how a `rediss://` address is reached, with the CA, client certificate and
 //! verification the settings name (`redis.tls_*`). Each URL's scheme says whether its hop is
-//! encrypted; the files are read each time a client is built, so a rotated certificate is used
-//! from the next connection on.
+//! encrypted. The files are read when a client is built: at start, and with Sentinel on each
+//! reconnection to the primary; a client reconnecting by itself keeps what it read, so a renewed
+//! certificate is used after a restart.
 
 pub mod postgres;
 
