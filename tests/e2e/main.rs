@@ -11,6 +11,7 @@ mod deploy;
 mod failover;
 mod faults;
 mod gateways;
+mod https;
 mod metrics;
 mod pipeline;
 mod stack;

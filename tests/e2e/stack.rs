@@ -8,15 +8,19 @@ use std::time::Duration;
 
 use sluice_core::Keys;
 use sluice_tests::TestDb;
-use sluice_tests::process::{Service, free_port, wait_http_ok};
+use sluice_tests::process::{Service, free_port};
+use sluice_tests::tls::Certificates;
 use uuid::Uuid;
 
-/// Where the stack's Redis and PostgreSQL are, and extra `SECTION__KEY` settings.
+/// Where the stack's Redis and PostgreSQL are, extra `SECTION__KEY` settings, and HTTPS.
 #[derive(Default)]
 pub struct Options<'a> {
     pub redis_url: Option<String>,
     pub postgres_admin_url: Option<String>,
     pub extra: &'a [(&'a str, &'a str)],
+    /// The ingest API and the gateway serve HTTPS with `server`'s certificate, trusted by the
+    /// stack's own client ([`Stack::http`]).
+    pub https: Option<&'a Certificates>,
 }
 
 pub struct Stack {
@@ -26,7 +30,11 @@ pub struct Stack {
     pub gateway: Service,
     pub workers: Vec<Service>,
     pub ingest_url: String,
+    /// The gateway's base URL.
+    pub gateway_url: String,
     pub gateway_port: u16,
+    /// An HTTP client that trusts the stack's certificate when it serves HTTPS.
+    pub http: reqwest::Client,
     pub redis_url: String,
     /// How the stack reaches a `rediss://` Redis, for the test's own connections.
     pub redis_tls: sluice_core::tls::RedisTls,
@@ -55,6 +63,10 @@ impl Stack {
             ("GATEWAY__LISTEN", gateway_listen.as_str()),
             ("REDIS__URL", redis_url.as_str()),
         ];
+        let https = options.https.map(Certificates::listener_settings);
+        for (key, value) in https.iter().flatten() {
+            extra.push((key, value.as_str()));
+        }
         extra.extend_from_slice(options.extra);
         let env = sluice_tests::env_for(&prefix, &db, &extra);
         let redis_tls =
@@ -64,29 +76,21 @@ impl Stack {
             .collect();
         let mut ingest = Service::start("sluice-ingest", &env, &[]).expect("ingest starts");
         let mut gateway = Service::start("sluice-gateway", &env, &[]).expect("gateway starts");
-        let ingest_url = format!("http://{ingest_listen}");
-        wait_http_ok(
-            &mut ingest,
-            &format!("{ingest_url}/health"),
-            Duration::from_secs(20),
-        )
-        .await
-        .expect("ingest up");
-        wait_http_ok(
-            &mut gateway,
-            &format!("http://{gateway_listen}/health"),
-            Duration::from_secs(20),
-        )
-        .await
-        .expect("gateway up");
+        let http = http_client(options.https);
+        // The certificate names `localhost`.
+        let (scheme, host) = match options.https {
+            Some(_) => ("https", "localhost"),
+            None => ("http", "127.0.0.1"),
+        };
+        let ingest_url = format!(
+            "{scheme}://{host}:{}",
+            ingest_listen.rsplit(':').next().unwrap_or_default()
+        );
+        let gateway_url = format!("{scheme}://{host}:{gateway_port}");
+        wait_ok(&http, &mut ingest, &format!("{ingest_url}/health"), 20).await;
+        wait_ok(&http, &mut gateway, &format!("{gateway_url}/health"), 20).await;
         // /ready needs PostgreSQL to answer.
-        wait_http_ok(
-            &mut ingest,
-            &format!("{ingest_url}/ready"),
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("ingest ready");
+        wait_ok(&http, &mut ingest, &format!("{ingest_url}/ready"), 30).await;
         if !workers.is_empty() {
             wait_schema(&db).await;
         }
@@ -97,11 +101,28 @@ impl Stack {
             gateway,
             workers,
             ingest_url,
+            gateway_url,
             gateway_port,
+            http,
             redis_url,
             redis_tls,
             env,
         }
+    }
+
+    /// [`produce`] through the stack's own client.
+    pub async fn produce(&self, total: usize, concurrency: usize) -> Vec<Uuid> {
+        produce_posted_with(
+            &self.http,
+            &self.ingest_url,
+            "message",
+            concurrency,
+            move |i| i < total,
+        )
+        .await
+        .into_iter()
+        .map(|posted| posted.id)
+        .collect()
     }
 
     /// Starts one more process of `binary` with the stack's settings.
@@ -286,10 +307,17 @@ pub async fn produce_posted(
     concurrency: usize,
     more: impl Fn(usize) -> bool + Send + Sync + 'static,
 ) -> Vec<Posted> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    produce_posted_with(&http_client(None), ingest_url, label, concurrency, more).await
+}
+
+/// [`produce_posted`] through `http`.
+pub async fn produce_posted_with(
+    http: &reqwest::Client,
+    ingest_url: &str,
+    label: &str,
+    concurrency: usize,
+    more: impl Fn(usize) -> bool + Send + Sync + 'static,
+) -> Vec<Posted> {
     let (next, more) = (Arc::new(AtomicUsize::new(0)), Arc::new(more));
     let url = format!("{ingest_url}/messages");
     let tasks: Vec<_> = (0..concurrency)
@@ -368,6 +396,38 @@ async fn post_until_accepted(
         assert!(
             tokio::time::Instant::now() < deadline,
             "message {key} never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A client with a 10 s timeout that trusts `https`'s CA, when given.
+pub fn http_client(https: Option<&Certificates>) -> reqwest::Client {
+    let tls = sluice_client::tls::Tls::new(https.map(|c| c.ca.as_path())).expect("the CA");
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .use_preconfigured_tls((*tls.config()).clone())
+        .build()
+        .expect("client")
+}
+
+/// Polls `url` until it answers 200, at most `secs` seconds; fails with the service's log.
+async fn wait_ok(http: &reqwest::Client, service: &mut Service, url: &str, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let answer = http.get(url).send().await;
+        if answer.is_ok_and(|a| a.status() == 200) {
+            return;
+        }
+        assert!(
+            service.is_running(),
+            "exited during start-up; log:\n{}",
+            service.logs()
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} not up within {secs} s; log:\n{}",
+            service.logs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -35,24 +35,18 @@ impl Certificates {
         std::fs::create_dir_all(&dir)?;
         let (ca_params, ca_key) = authority("Sluice test CA")?;
         let ca_pem = ca_params.self_signed(&ca_key)?.pem();
+        let write = |name: &str, pem: &str| write(&dir.join(name), pem);
+        write("ca.key", &ca_key.serialize_pem())?;
         let issuer = Issuer::new(ca_params, ca_key);
-        let write = |name: &str, pem: &str| -> anyhow::Result<PathBuf> {
-            let path = dir.join(name);
-            std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
-            Ok(path)
-        };
-        let leaf = |name: &str, names: Vec<String>| -> anyhow::Result<(PathBuf, PathBuf)> {
-            let key = KeyPair::generate()?;
-            let mut params = CertificateParams::new(names)?;
-            params.distinguished_name.push(DnType::CommonName, name);
-            let cert = params.signed_by(&key, &issuer)?;
+        let leaf = |name: &str, names: &[&str]| -> anyhow::Result<(PathBuf, PathBuf)> {
+            let (cert, key) = leaf(&issuer, name, names)?;
             Ok((
-                write(&format!("{name}.crt"), &cert.pem())?,
-                write(&format!("{name}.key"), &key.serialize_pem())?,
+                write(&format!("{name}.crt"), &cert)?,
+                write(&format!("{name}.key"), &key)?,
             ))
         };
-        let server = leaf("server", vec!["localhost".into(), "127.0.0.1".into()])?;
-        let client = leaf("client", vec!["sluice-client".into()])?;
+        let server = leaf("server", &SERVER_NAMES)?;
+        let client = leaf("client", &["sluice-client"])?;
         let (stranger, stranger_key) = authority("Another CA")?;
         Ok(Self {
             ca: write("ca.crt", &ca_pem)?,
@@ -63,6 +57,35 @@ impl Certificates {
         })
     }
 
+    /// Replaces the server's certificate and key by a new pair the same CA signed, as
+    /// cert-manager renews one: each file written aside and renamed over the old, the
+    /// certificate first. Returns the new certificate's PEM.
+    pub fn renew_server(&self) -> anyhow::Result<String> {
+        let (ca_params, _) = authority("Sluice test CA")?;
+        let ca_key = KeyPair::from_pem(&std::fs::read_to_string(self.dir.join("ca.key"))?)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let (cert, key) = leaf(&issuer, "server", &SERVER_NAMES)?;
+        for (path, pem) in [(&self.server.0, &cert), (&self.server.1, &key)] {
+            let aside = path.with_extension("new");
+            write(&aside, pem)?;
+            std::fs::rename(&aside, path)?;
+        }
+        Ok(cert)
+    }
+
+    /// `{INGEST,GATEWAY,WORKER}__TLS__{CERT,KEY}_FILE`: every listener serves HTTPS with the
+    /// server's certificate.
+    pub fn listener_settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("INGEST__TLS__CERT_FILE", path(&self.server.0)),
+            ("INGEST__TLS__KEY_FILE", path(&self.server.1)),
+            ("GATEWAY__TLS__CERT_FILE", path(&self.server.0)),
+            ("GATEWAY__TLS__KEY_FILE", path(&self.server.1)),
+            ("WORKER__TLS__CERT_FILE", path(&self.server.0)),
+            ("WORKER__TLS__KEY_FILE", path(&self.server.1)),
+        ]
+    }
+
     /// `REDIS__TLS_*` settings trusting the CA, with the client certificate.
     pub fn redis_settings(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -71,6 +94,29 @@ impl Certificates {
             ("REDIS__TLS_KEY_FILE", path(&self.client.1)),
         ]
     }
+}
+
+/// The names a server certificate is made for.
+const SERVER_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
+
+/// A certificate for `names`, signed by `issuer`, and its key, as PEM.
+fn leaf(
+    issuer: &Issuer<'_, KeyPair>,
+    name: &str,
+    names: &[&str],
+) -> anyhow::Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = CertificateParams::new(names)?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Writes `pem` to `path`.
+fn write(path: &Path, pem: &str) -> anyhow::Result<PathBuf> {
+    std::fs::write(path, pem).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path.to_owned())
 }
 
 impl Drop for Certificates {

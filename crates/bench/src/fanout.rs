@@ -287,7 +287,9 @@ fn health_addr(url: &str) -> Option<String> {
 
 /// The gateway's allocator's live bytes, when `/health` reports them.
 async fn allocated_bytes(addr: Option<&str>) -> Option<u64> {
-    let health = sluice_client::load::get_json(addr?, "/health").await.ok()?;
+    let health = sluice_client::load::get_json(addr?, None, "/health")
+        .await
+        .ok()?;
     health["memory"]["allocated_bytes"].as_u64()
 }
 

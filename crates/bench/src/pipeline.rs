@@ -15,6 +15,7 @@ use crate::stages;
 use sluice_client::load::{self as http, LoadConfig, Progress};
 use sluice_client::sample::{accepted_ids, batch_json, message_json};
 use sluice_client::summary::{LatencyPercentiles, Summary, rate, summarize};
+use sluice_client::tls::Tls;
 
 /// The body of request `i`: one message, or a batch of `batch` messages.
 fn request_body(i: u64, batch: Option<usize>) -> Bytes {
@@ -48,12 +49,14 @@ pub struct IngestReport {
     pub latency_ms: Option<Summary>,
 }
 
-/// `ingest` (batch `None`) or `ingest-batch`: closed-loop POSTs over keep-alive connections.
+/// `ingest` (batch `None`) or `ingest-batch`: closed-loop POSTs over keep-alive connections,
+/// over HTTPS with `tls` (`ingest-tls`).
 pub async fn ingest(
     addr: &str,
     connections: usize,
     duration: Duration,
     batch: Option<usize>,
+    tls: Option<Tls>,
 ) -> anyhow::Result<IngestReport> {
     let config = LoadConfig {
         addr: addr.to_owned(),
@@ -70,6 +73,7 @@ pub async fn ingest(
         expect_status: 202,
         keep_bodies: false,
         headers: Vec::new(),
+        tls,
     };
     let started = Instant::now();
     let result = http::run(&config, Arc::new(Progress::default()), move |i| {
@@ -333,6 +337,7 @@ fn e2e_config(addr: &str, load: &E2eLoad) -> LoadConfig {
             .map(|n| ("prefer", format!("wait={n}")))
             .into_iter()
             .collect(),
+        tls: None,
     }
 }
 

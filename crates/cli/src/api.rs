@@ -6,19 +6,40 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use sluice_client::Client;
 use sluice_client::api::base_url;
+use sluice_client::tls::Tls;
 
 use crate::{DeadLetters, GatewayArgs, IngestArgs, view};
 
 /// The gateway named by `args`.
 pub fn gateway(args: &GatewayArgs) -> anyhow::Result<Client> {
     let base = base_url(&args.gateway, "--gateway")?;
-    Ok(Client::new(base, args.token.clone(), None)?)
+    let tls = Tls::new(args.cacert.as_deref())?;
+    Ok(Client::with_tls(base, args.token.clone(), None, &tls)?)
 }
 
 /// The ingest API named by `args`.
 pub fn ingest(args: &IngestArgs) -> anyhow::Result<Client> {
     let base = base_url(&args.ingest, "--ingest")?;
-    Ok(Client::new(base, None, args.admin_token.clone())?)
+    let tls = Tls::new(args.cacert.as_deref())?;
+    Ok(Client::with_tls(
+        base,
+        None,
+        args.admin_token.clone(),
+        &tls,
+    )?)
+}
+
+/// `host:port` of an address that may leave the port out (443 for HTTPS, 80 for HTTP).
+fn with_port(addr: &str, https: bool) -> String {
+    let has_port = match addr.rsplit_once(':') {
+        Some((host, port)) => !port.is_empty() && !host.ends_with(':') && !port.ends_with(']'),
+        None => false,
+    };
+    match (has_port, https) {
+        (true, _) => addr.to_owned(),
+        (false, true) => format!("{addr}:443"),
+        (false, false) => format!("{addr}:80"),
+    }
 }
 
 /// How much `sluice send` sends, and how fast.
@@ -40,11 +61,13 @@ pub async fn send(
     json: bool,
 ) -> anyhow::Result<()> {
     let base = base_url(&args.ingest, "--ingest")?;
-    let Some(addr) = base.strip_prefix("http://") else {
-        bail!("sluice send speaks plain HTTP; give --ingest as http://host:port");
+    let (addr, tls) = match base.strip_prefix("https://") {
+        Some(addr) => (addr, Some(Tls::new(args.cacert.as_deref())?)),
+        None => (base.trim_start_matches("http://"), None),
     };
     let plan = sluice_client::send::SendPlan {
-        addr: addr.to_owned(),
+        addr: with_port(addr, tls.is_some()),
+        tls,
         messages: load.messages,
         concurrency: load.concurrency,
         rate: load.rate,

@@ -15,6 +15,7 @@ pub mod view;
 pub mod watch;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -34,23 +35,29 @@ pub struct Cli {
 /// Where the gateway is, and the token it wants.
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
-    /// The stats gateway's base URL.
+    /// The stats gateway's base URL (`https://` when it serves TLS).
     #[arg(long, env = "SLUICE_GATEWAY", default_value = "http://127.0.0.1:8001")]
     pub gateway: String,
     /// A JWT, when the gateway has authentication on.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of the CA that signed the server's certificate, trusted besides the system's.
+    #[arg(long, env = "SLUICE_CACERT")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// Where the ingest API is, and its admin token.
 #[derive(Debug, Clone, Args)]
 pub struct IngestArgs {
-    /// The ingest API's base URL.
+    /// The ingest API's base URL (`https://` when it serves TLS).
     #[arg(long, env = "SLUICE_INGEST", default_value = "http://127.0.0.1:8000")]
     pub ingest: String,
     /// The ingest API's `ingest.admin_token`.
     #[arg(long, env = "SLUICE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// PEM file of the CA that signed the server's certificate, trusted besides the system's.
+    #[arg(long, env = "SLUICE_CACERT")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// The subcommands.

@@ -10,6 +10,8 @@ use sluice_proto::error::ErrorBody;
 use sluice_proto::events::BatchEvent;
 use sluice_proto::stats::Stats;
 
+use crate::tls::Tls;
+
 /// Longest wait for one answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -24,13 +26,13 @@ pub enum ClientError {
         /// What was given.
         given: String,
     },
-    /// No answer: refused, reset, timed out.
-    #[error("cannot reach {base}: {source}")]
+    /// No answer: refused, reset, timed out, a certificate not trusted.
+    #[error("cannot reach {base}: {reason}")]
     Unreachable {
         /// The service.
         base: String,
-        /// What happened.
-        source: reqwest::Error,
+        /// What happened, with its causes ([`explain`]).
+        reason: String,
     },
     /// An answer that is not the JSON expected.
     #[error("{base} answered {status} with a body that is not the expected JSON: {source}")]
@@ -57,6 +59,35 @@ pub enum ClientError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Build(reqwest::Error),
+    /// The `--cacert` file cannot be used.
+    #[error("--cacert {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// What `error` and its causes say, joined, and what to do when a certificate was refused:
+/// reqwest's own line ("error sending request for url") hides the cause.
+pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    if text.contains("certificate") {
+        text.push_str(
+            " (an https:// address: give the CA that signed the server's certificate with \
+             --cacert, and use the host name the certificate names)",
+        );
+    }
+    text
 }
 
 /// `http://host:port` without a trailing slash; anything else is refused with an error naming
@@ -86,17 +117,30 @@ pub struct Client {
     /// `Authorization: Bearer` for the ingest API's admin endpoints.
     bearer: Option<String>,
     http: reqwest::Client,
+    tls: Tls,
 }
 
 impl Client {
-    /// A client for the service at `base` (see [`base_url`]); empty credentials count as none.
+    /// A client for the service at `base` (see [`base_url`]), trusting the system's CAs; empty
+    /// credentials count as none.
     pub fn new(
         base: String,
         token: Option<String>,
         bearer: Option<String>,
     ) -> Result<Self, ClientError> {
+        Self::with_tls(base, token, bearer, &Tls::system())
+    }
+
+    /// A client for the service at `base` that trusts what `tls` trusts.
+    pub fn with_tls(
+        base: String,
+        token: Option<String>,
+        bearer: Option<String>,
+        tls: &Tls,
+    ) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)
+            .use_preconfigured_tls((*tls.config()).clone())
             .build()
             .map_err(ClientError::Build)?;
         Ok(Self {
@@ -104,12 +148,18 @@ impl Client {
             token: token.filter(|t| !t.is_empty()),
             bearer: bearer.filter(|t| !t.is_empty()),
             http,
+            tls: tls.clone(),
         })
     }
 
     /// The base URL.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// What the client trusts, for its WebSocket connections.
+    pub fn tls(&self) -> &Tls {
+        &self.tls
     }
 
     /// Whether admin calls carry a token.
@@ -210,13 +260,10 @@ impl Client {
             Some(token) => request.bearer_auth(token),
             None => request,
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                base: self.base.clone(),
-                source,
-            })?;
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            base: self.base.clone(),
+            reason: explain(&e),
+        })?;
         let status = response.status();
         if status.is_success() {
             return response

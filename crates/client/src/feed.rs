@@ -1,6 +1,7 @@
 //! The live feed of a stream's WebSocket (`/ws/stats`, protocol v1): `stats` readings and
 //! `alert` transitions as `sluice_proto`'s types, reconnected with backoff whenever it drops.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -51,10 +52,18 @@ pub fn subscribe(client: &Client, batches: bool) -> mpsc::Receiver<Event> {
         "stats,alerts"
     };
     let url = client.ws_url(&format!("/ws/stats?topics={topics}"));
+    let tls = client.tls().config();
     tokio::spawn(async move {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
         while !tx.is_closed() {
-            let reason = match tokio_tungstenite::connect_async(url.as_str()).await {
+            let connector = tokio_tungstenite::Connector::Rustls(Arc::clone(&tls));
+            let connecting = tokio_tungstenite::connect_async_tls_with_config(
+                url.as_str(),
+                None,
+                true,
+                Some(connector),
+            );
+            let reason = match connecting.await {
                 Ok((stream, _)) => {
                     backoff.reset();
                     if tx.send(Event::Connected).await.is_err() {
@@ -62,7 +71,7 @@ pub fn subscribe(client: &Client, batches: bool) -> mpsc::Receiver<Event> {
                     }
                     forward(stream, &tx).await
                 }
-                Err(e) => e.to_string(),
+                Err(e) => crate::api::explain(&e),
             };
             if tx.send(Event::Disconnected(reason)).await.is_err() {
                 return;

@@ -9,6 +9,7 @@
 //! - [`summary`]: percentiles and rates.
 //! - [`frames`]: a WebSocket client by hand, byte for byte, for tests and attacks that speak
 //!   the protocol badly on purpose.
+//! - [`tls`]: the certificates every client trusts (the system's, and `--cacert`).
 
 pub mod api;
 pub mod feed;
@@ -17,5 +18,6 @@ pub mod load;
 pub mod sample;
 pub mod send;
 pub mod summary;
+pub mod tls;
 
 pub use api::{Client, ClientError};

@@ -13,6 +13,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 
+use crate::tls::{Tls, host_of};
+
 /// When request `i` of an open-loop run is due: `start + i / rate`.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
@@ -82,6 +84,9 @@ pub struct LoadConfig {
     pub keep_bodies: bool,
     /// Extra request headers, e.g. `("prefer", "wait=5")`.
     pub headers: Vec<(&'static str, String)>,
+    /// HTTPS, trusting these certificates; `None` for plain HTTP. Each connection does its
+    /// handshake once, before its first request.
+    pub tls: Option<Tls>,
 }
 
 /// Live counters, for progress display while a run goes on.
@@ -122,11 +127,12 @@ where
     for t in 0..threads {
         let share = config.connections / threads + usize::from(t < config.connections % threads);
         let (plan, addr) = (Arc::clone(&plan), config.addr.clone());
+        let tls = config.tls.clone();
         let (done, result) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name(format!("load-{t}"))
             .spawn(move || {
-                let _ = done.send(run_share(plan, addr, share));
+                let _ = done.send(run_share(plan, addr, tls, share));
             })
             .context("starting a load thread")?;
         handles.push(result);
@@ -139,7 +145,12 @@ where
 }
 
 /// Runs `connections` connections of `plan` on a single-threaded runtime, on this thread.
-fn run_share<F>(plan: Arc<Plan<F>>, addr: String, connections: usize) -> anyhow::Result<LoadResult>
+fn run_share<F>(
+    plan: Arc<Plan<F>>,
+    addr: String,
+    tls: Option<Tls>,
+    connections: usize,
+) -> anyhow::Result<LoadResult>
 where
     F: Fn(u64) -> Bytes + Send + Sync + 'static,
 {
@@ -150,7 +161,7 @@ where
     runtime.block_on(async move {
         let mut tasks = Vec::with_capacity(connections);
         for _ in 0..connections {
-            let sender = connect(&addr).await?;
+            let sender = connect(&addr, tls.as_ref()).await?;
             tasks.push(tokio::spawn(Arc::clone(&plan).drive(sender)));
         }
         let mut total = LoadResult::default();
@@ -161,14 +172,30 @@ where
     })
 }
 
-/// One keep-alive HTTP/1.1 connection to `addr`.
-async fn connect(
+/// One keep-alive HTTP/1.1 connection to `addr`, over TLS with `tls`.
+async fn connect<B>(
     addr: &str,
-) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    tls: Option<&Tls>,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<B>>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
+    let Some(tls) = tls else {
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        return Ok(sender);
+    };
+    let stream = tls
+        .connect(host_of(addr), stream)
+        .await
+        .map_err(|e| anyhow::anyhow!("TLS to {addr}: {}", crate::api::explain(&e)))?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(sender)
@@ -269,14 +296,14 @@ impl<F: Fn(u64) -> Bytes> Plan<F> {
     }
 }
 
-/// `GET http://{addr}{path}` on a connection of its own, parsed as JSON (for `/health`).
-pub async fn get_json(addr: &str, path: &str) -> anyhow::Result<serde_json::Value> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
+/// `GET {addr}{path}` on a connection of its own (over TLS with `tls`), parsed as JSON (for
+/// `/health`).
+pub async fn get_json(
+    addr: &str,
+    tls: Option<&Tls>,
+    path: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let mut sender = connect(addr, tls).await?;
     let request = hyper::Request::get(path)
         .header("host", addr)
         .body(http_body_util::Empty::<Bytes>::new())?;

@@ -34,6 +34,8 @@ pub struct SendPlan {
     pub rate: Option<f64>,
     /// Keep the ids of the accepted messages, for a check of where they ended up.
     pub keep_ids: bool,
+    /// HTTPS, trusting these certificates; `None` for plain HTTP.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 /// What was sent.
@@ -103,6 +105,7 @@ pub async fn run(
         expect_status: 202,
         keep_bodies: plan.keep_ids,
         headers: Vec::new(),
+        tls: plan.tls.clone(),
     };
     let started = Instant::now();
     let reporter = {

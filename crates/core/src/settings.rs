@@ -19,6 +19,7 @@ mod gateway;
 mod ingest;
 pub mod legacy;
 pub mod limits;
+mod listener;
 mod postgres;
 mod redis;
 pub mod reference;
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use gateway::{AlertSettings, GatewaySettings};
 pub use ingest::IngestSettings;
+pub use listener::ListenerTlsSettings;
 pub use postgres::PostgresSettings;
 pub use redis::{RedisSettings, url_address};
 pub use stream::{StreamAuthSettings, StreamSettings};

@@ -65,6 +65,7 @@ impl Application {
             shutdown,
             // The gateway reads no request body.
             body_limits: BodyLimits::new(0),
+            tls: sluice_http::tls::ServerTls::load("gateway", &gateway.tls)?,
         };
         let shared = stream.state();
         let alerting = Alerting::new(

@@ -1,4 +1,5 @@
-//! [`Conn`]: the TCP stream every Sluice HTTP server reads and writes through.
+//! [`Conn`]: the TCP stream (over TLS or not, [`Io`]) every Sluice HTTP server reads and
+//! writes through.
 //!
 //! It adds two things actix-http does not do:
 //!
@@ -62,9 +63,58 @@ impl Hangup {
 /// The head of the answer after which a connection speaks another protocol.
 const SWITCHING_PROTOCOLS: &[u8] = b"HTTP/1.1 101 ";
 
-/// A TCP connection with a write-stall timeout and JSON parser-error answers.
+/// An accepted connection: plain TCP, or TLS over it once the handshake is done. [`Conn`] sits
+/// above it, so that it sees the HTTP bytes either way.
+pub enum Io {
+    /// Plain HTTP.
+    Plain(TcpStream),
+    /// HTTPS.
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(io) => Pin::new(io).poll_read(cx, buf),
+            Io::Tls(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(io) => Pin::new(io).poll_write(cx, buf),
+            Io::Tls(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(io) => Pin::new(io).poll_flush(cx),
+            Io::Tls(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(io) => Pin::new(io).poll_shutdown(cx),
+            Io::Tls(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A connection with a write-stall timeout and JSON parser-error answers.
 pub struct Conn {
-    io: TcpStream,
+    io: Io,
     hangup: Hangup,
     /// Armed when the hangup is called; reading ends when it fires.
     linger: Option<Pin<Box<Sleep>>>,
@@ -83,7 +133,7 @@ pub struct Conn {
 
 impl Conn {
     /// Wraps an accepted stream.
-    pub fn new(io: TcpStream, write_timeout: Duration, stats: Arc<EdgeStats>) -> Self {
+    pub fn new(io: Io, write_timeout: Duration, stats: Arc<EdgeStats>) -> Self {
         Self {
             io,
             hangup: Hangup::default(),

@@ -15,15 +15,18 @@
 //!   hold its socket, its waiter and its body to the end of the wait);
 //! - request heads: 5 s to arrive, 128 KiB at most (actix-http's own limits), answered with the
 //!   JSON error body ([`malformed`]) and logged as one rate-limited summary line, never one
-//!   line per request.
+//!   line per request;
+//! - with TLS ([`tls`]), the handshake: 5 s to complete, failures counted and logged as one
+//!   rate-limited summary line with the last reason.
 //!
 //! Modules: [`conn`] (the stream wrapper), [`malformed`] (parser-error answers), [`observe`]
-//! (HTTP metrics and `GET /metrics`).
+//! (HTTP metrics and `GET /metrics`), [`tls`] (HTTPS and certificate reloading).
 
 pub mod conn;
 pub mod health;
 pub mod malformed;
 pub mod observe;
+pub mod tls;
 
 use std::fmt;
 use std::io;
@@ -40,10 +43,12 @@ use actix_web::dev::AppConfig;
 use sluice_core::CancellationToken;
 use tokio::net::TcpStream;
 
-use crate::conn::Conn;
 pub use crate::conn::Hangup;
+use crate::conn::{Conn, Io};
+use crate::tls::ServerTls;
 
-/// Longest wait for a request head, and for a keep-alive connection's next request.
+/// Longest wait for a request head, for a keep-alive connection's next request, and for a TLS
+/// handshake.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often, at most, the edge logs its summary of malformed requests.
@@ -70,6 +75,8 @@ pub struct EdgeConfig {
     pub shutdown: CancellationToken,
     /// The largest body each path reads, to answer `Expect: 100-continue`.
     pub body_limits: BodyLimits,
+    /// HTTPS: the certificate every connection is served, `None` for plain HTTP.
+    pub tls: Option<Arc<ServerTls>>,
 }
 
 /// The largest request body each path reads. A request with `Expect: 100-continue` whose
@@ -167,9 +174,35 @@ impl EdgeConfig {
 #[derive(Debug, Default)]
 pub struct EdgeStats {
     write_timeouts: AtomicU64,
-    malformed: AtomicU64,
+    malformed: Summary,
+    handshakes_failed: Summary,
+}
+
+/// A count that is logged as one summary line per [`LOG_EVERY`] at most.
+#[derive(Debug, Default)]
+struct Summary {
+    total: AtomicU64,
     /// When the last summary line was logged, and the total it reported.
-    summary: Mutex<Option<(Instant, u64)>>,
+    logged: Mutex<Option<(Instant, u64)>>,
+}
+
+impl Summary {
+    /// Counts one, and calls `log` with the count since the last line and the total when a
+    /// line is due.
+    fn note(&self, log: impl FnOnce(u64, u64)) {
+        let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
+        // Another thread holding the lock is logging this very summary.
+        let Ok(mut logged) = self.logged.try_lock() else {
+            return;
+        };
+        let last = match *logged {
+            Some((at, _)) if at.elapsed() < LOG_EVERY => return,
+            Some((_, last)) => last,
+            None => 0,
+        };
+        *logged = Some((Instant::now(), total));
+        log(total - last, total);
+    }
 }
 
 impl EdgeStats {
@@ -180,7 +213,13 @@ impl EdgeStats {
 
     /// Requests actix-http could not parse, answered 400/408/431.
     pub fn malformed(&self) -> u64 {
-        self.malformed.load(Ordering::Relaxed)
+        self.malformed.total.load(Ordering::Relaxed)
+    }
+
+    /// TLS handshakes that failed or timed out (a plain-HTTP client, an untrusted certificate,
+    /// a missing client certificate).
+    pub fn handshakes_failed(&self) -> u64 {
+        self.handshakes_failed.total.load(Ordering::Relaxed)
     }
 
     pub(crate) fn note_write_timeout(&self) {
@@ -190,24 +229,30 @@ impl EdgeStats {
 
     /// Counts a malformed request and logs a summary at most once per [`LOG_EVERY`].
     pub(crate) fn note_malformed(&self) {
-        let total = self.malformed.fetch_add(1, Ordering::Relaxed) + 1;
-        // Another thread holding the lock is logging this very summary.
-        let Ok(mut summary) = self.summary.try_lock() else {
-            return;
-        };
-        let logged = match *summary {
-            Some((at, _)) if at.elapsed() < LOG_EVERY => return,
-            Some((_, logged)) => logged,
-            None => 0,
-        };
-        *summary = Some((Instant::now(), total));
-        let since = total - logged;
-        tracing::warn!(
-            malformed = since,
-            total,
-            "answered malformed HTTP requests with 400/408/431 (one summary line per {} s at most)",
-            LOG_EVERY.as_secs()
-        );
+        self.malformed.note(|since, total| {
+            tracing::warn!(
+                malformed = since,
+                total,
+                "answered malformed HTTP requests with 400/408/431 (one summary line per {} s at most)",
+                LOG_EVERY.as_secs()
+            );
+        });
+    }
+
+    /// Counts a failed TLS handshake and logs a summary, with this one's reason, at most once
+    /// per [`LOG_EVERY`].
+    fn note_handshake_failed(&self, peer: Option<std::net::SocketAddr>, reason: &str) {
+        self.handshakes_failed.note(|since, total| {
+            tracing::warn!(
+                failed = since,
+                total,
+                last_peer = ?peer,
+                last_reason = reason,
+                "TLS handshakes failed: clients that speak plain HTTP, do not trust this \
+                 certificate or present none that the client CA signed (one summary line per {} s at most)",
+                LOG_EVERY.as_secs()
+            );
+        });
     }
 }
 
@@ -270,11 +315,8 @@ where
                 .h1(map_config(app, |_| AppConfig::default()));
             let config = config.clone();
             let stats = Arc::clone(&stats);
-            fn_service(move |io: TcpStream| {
-                let accepted = accept(io, &config, &stats);
-                async move { Ok::<_, actix_http::error::DispatchError>(accepted) }
-            })
-            .and_then(h1)
+            fn_service(move |io: TcpStream| accept(io, config.clone(), Arc::clone(&stats)))
+                .and_then(h1)
         })?
         .run();
     Ok(server)
@@ -302,12 +344,13 @@ fn expect_service(
     })
 }
 
-/// Sets the socket options and wraps an accepted stream.
-fn accept(
+/// Sets the socket options, does the TLS handshake when the listener has TLS, and wraps the
+/// stream.
+async fn accept(
     io: TcpStream,
-    config: &EdgeConfig,
-    stats: &Arc<EdgeStats>,
-) -> (Conn, Option<std::net::SocketAddr>) {
+    config: EdgeConfig,
+    stats: Arc<EdgeStats>,
+) -> Result<(Conn, Option<std::net::SocketAddr>), actix_http::error::DispatchError> {
     let peer = io.peer_addr().ok();
     let _ = io.set_nodelay(true);
     if config.send_buffer_bytes > 0 {
@@ -316,5 +359,27 @@ fn accept(
             tracing::debug!(error = %e, "could not set SO_SNDBUF");
         }
     }
-    (Conn::new(io, config.write_timeout, Arc::clone(stats)), peer)
+    let io = match &config.tls {
+        None => Io::Plain(io),
+        Some(tls) => {
+            let handshake = tokio::time::timeout(HEAD_TIMEOUT, async {
+                tls::refuse_plain_http(&io).await?;
+                tls.acceptor().accept(io).await
+            })
+            .await;
+            match handshake {
+                Ok(Ok(io)) => Io::Tls(Box::new(io)),
+                Ok(Err(e)) => {
+                    stats.note_handshake_failed(peer, &tls::handshake_error(&e));
+                    return Err(e.into());
+                }
+                Err(_) => {
+                    let reason = format!("no handshake within {} s", HEAD_TIMEOUT.as_secs());
+                    stats.note_handshake_failed(peer, &reason);
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, reason).into());
+                }
+            }
+        }
+    };
+    Ok((Conn::new(io, config.write_timeout, stats), peer))
 }

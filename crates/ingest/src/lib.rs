@@ -41,6 +41,7 @@ use actix_web::{App, web};
 use anyhow::Context;
 use sluice_core::settings::IngestSettings;
 use sluice_core::{CancellationToken, Settings, connect};
+use sluice_http::tls::ServerTls;
 use sluice_http::{BodyLimits, EdgeConfig, EdgeStats};
 use sluice_stream::StatsStream;
 
@@ -91,7 +92,7 @@ impl Application {
             .transpose()?;
         let stream_state = stream.as_ref().map(StatsStream::state);
         let (redis_settings, app_shared) = (settings.redis.clone(), Arc::clone(&shared));
-        let edge = edge_config(&settings.ingest, shutdown.clone());
+        let edge = edge_config(&settings.ingest, shutdown.clone())?;
         // Each HTTP worker thread: its own Redis connection, the shared state, and the stats
         // stream when this process serves it.
         let server = sluice_http::serve(listener, edge, edge_stats, move || {
@@ -181,8 +182,8 @@ impl Application {
 }
 
 /// The edge the ingest API runs on.
-fn edge_config(ingest: &IngestSettings, shutdown: CancellationToken) -> EdgeConfig {
-    EdgeConfig {
+fn edge_config(ingest: &IngestSettings, shutdown: CancellationToken) -> anyhow::Result<EdgeConfig> {
+    Ok(EdgeConfig {
         name: "sluice-ingest",
         workers: ingest.http_workers,
         max_connections: ingest.max_connections,
@@ -193,7 +194,8 @@ fn edge_config(ingest: &IngestSettings, shutdown: CancellationToken) -> EdgeConf
         shutdown,
         body_limits: BodyLimits::new(ingest.max_body_bytes)
             .path("/messages/batch", ingest.max_batch_body_bytes),
-    }
+        tls: ServerTls::load("ingest", &ingest.tls)?,
+    })
 }
 
 /// Registers every route; shared by the server and by tests that build an `App` directly.

@@ -1,15 +1,21 @@
-//! The worker's small HTTP listener, at `worker.listen` (off when empty): `GET /metrics` (the
-//! Prometheus exposition), `GET /health` (200 while the process runs) and `GET /ready` (200
-//! while the worker's last heartbeat reached Redis and PostgreSQL answers, 503 otherwise).
+//! The worker's small HTTP listener, at `worker.listen` (off when empty; HTTPS with
+//! `[worker.tls]`): `GET /metrics` (the Prometheus exposition), `GET /health` (200 while the
+//! process runs) and `GET /ready` (200 while the worker's last heartbeat reached Redis and
+//! PostgreSQL answers, 503 otherwise). It runs on the same bounded edge as the servers.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, middleware::from_fn, web};
+use actix_web::{App, HttpResponse, middleware::from_fn, web};
+use sluice_core::settings::WorkerSettings;
 use sluice_core::{CancellationToken, metric};
 use sluice_http::health::{Dependency, Readiness};
-use sluice_http::observe;
+use sluice_http::tls::ServerTls;
+use sluice_http::{BodyLimits, EdgeConfig, observe};
+
+/// Most connections the listener holds open: scrapers and probes.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// What the heartbeat last found, read by `/ready`.
 #[derive(Debug, Default)]
@@ -27,26 +33,41 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Binds `addr`; fails when the address is taken.
-    pub fn bind(addr: SocketAddr, status: Arc<Status>) -> anyhow::Result<Self> {
+    /// Binds `worker.listen`, when it is set; fails when the address is taken or the TLS
+    /// files cannot be used.
+    pub fn bind(
+        settings: &WorkerSettings,
+        status: Arc<Status>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(addr) = settings.listen_addr() else {
+            return Ok(None);
+        };
         let (listener, port) = sluice_http::bind(addr)?;
         metric::exporter();
         sluice_core::metric::register_counters(&[metric::MESSAGES_PERSISTED, metric::DEAD_LETTERS]);
         let status = web::Data::from(status);
-        let server = HttpServer::new(move || {
+        let edge = EdgeConfig {
+            name: "sluice-worker",
+            workers: 1,
+            max_connections: MAX_CONNECTIONS,
+            write_timeout: Duration::from_secs(10),
+            send_buffer_bytes: 0,
+            write_buffer_bytes: 32 * 1024,
+            shutdown_grace: Duration::from_secs(2),
+            shutdown,
+            body_limits: BodyLimits::new(0),
+            tls: ServerTls::load("worker", &settings.tls)?,
+        };
+        let server = sluice_http::serve(listener, edge, Arc::default(), move || {
             App::new()
                 .wrap(from_fn(observe::record))
                 .app_data(status.clone())
                 .route("/metrics", web::get().to(observe::metrics))
                 .route("/health", web::get().to(health))
                 .route("/ready", web::get().to(ready))
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(2)
-        .listen(listener)?
-        .run();
-        Ok(Self { port, server })
+        })?;
+        Ok(Some(Self { port, server }))
     }
 
     /// The bound port.

@@ -20,10 +20,7 @@ const BINARY: cli::Binary = cli::Binary {
 async fn main() -> ExitCode {
     cli::run(BINARY, |settings, shutdown| async move {
         let worker = sluice_worker::Worker::new(&settings)?;
-        let listener = match settings.worker.listen_addr() {
-            Some(addr) => Some(Listener::bind(addr, worker.status())?),
-            None => None,
-        };
+        let listener = Listener::bind(&settings.worker, worker.status(), shutdown.clone())?;
         let listening = listener.map(|l| {
             tracing::info!(port = l.port(), "worker metrics listening");
             tokio::spawn(l.run(shutdown.clone()))

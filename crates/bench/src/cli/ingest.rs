@@ -1,10 +1,12 @@
 //! `sluice-bench ingest` and `ingest-batch`: single messages or batches over keep-alive
 //! connections, as fast as they are answered.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use sluice_bench::pipeline;
+use sluice_client::tls::Tls;
 
 use super::report::{json_line, json_line_with, ratio, row, summary_rows};
 
@@ -25,6 +27,12 @@ pub struct IngestArgs {
     /// Same-run no-op HTTP server rate (`ceilings`), to print the ratio to it.
     #[arg(long)]
     http_ceiling: Option<f64>,
+    /// HTTPS (`ingest-tls`): the PEM file of the CA that signed the API's certificate.
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// Same-run plain `ingest` rate, to print the ratio to it (with `--cacert`).
+    #[arg(long)]
+    plain: Option<f64>,
 }
 
 impl IngestArgs {
@@ -35,15 +43,27 @@ impl IngestArgs {
             duration,
             ceiling,
             http_ceiling,
+            cacert,
+            plain,
         } = self;
-        let r =
-            pipeline::ingest(&addr, connections, Duration::from_secs_f64(duration), None).await?;
-        println!("ingest: {connections} connections, single messages");
+        let tls = cacert.as_deref().map(|ca| Tls::new(Some(ca))).transpose()?;
+        let name = if tls.is_some() {
+            "ingest-tls"
+        } else {
+            "ingest"
+        };
+        let duration = Duration::from_secs_f64(duration);
+        let r = pipeline::ingest(&addr, connections, duration, None, tls).await?;
+        println!("{name}: {connections} connections, single messages");
         ingest_rows(&r);
         let lpush = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
         let http = ratio(r.messages_per_sec, http_ceiling, "no-op HTTP ceiling");
-        let fields = [("ratio_to_http_ceiling".to_owned(), http.into())];
-        json_line_with("ingest", &r, lpush, fields.into_iter().collect());
+        let plain = ratio(r.messages_per_sec, plain, "plain ingest");
+        let fields = [
+            ("ratio_to_http_ceiling".to_owned(), http.into()),
+            ("ratio_to_plain_ingest".to_owned(), plain.into()),
+        ];
+        json_line_with(name, &r, lpush, fields.into_iter().collect());
         Ok(())
     }
 }
@@ -79,6 +99,7 @@ impl IngestBatchArgs {
             connections,
             Duration::from_secs_f64(duration),
             Some(batch_size),
+            None,
         )
         .await?;
         println!("ingest-batch: {connections} connections, {batch_size} messages per request");

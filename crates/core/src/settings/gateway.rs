@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 
-use super::{SettingsError, check_admin_token, invalid, redis::comma_list};
+use super::{ListenerTlsSettings, SettingsError, check_admin_token, invalid, redis::comma_list};
 
 /// The smallest `gateway.send_buffer_bytes` other than 0 (the kernel's default).
 const SEND_BUFFER_MIN: usize = 4096;
@@ -36,6 +36,8 @@ pub struct GatewaySettings {
     pub admin_token: String,
     /// The alert rules' thresholds and durations.
     pub alerts: AlertSettings,
+    /// HTTPS (and `wss://`) on `listen`.
+    pub tls: ListenerTlsSettings,
 }
 
 /// `[gateway.alerts]`: when each rule fires. A rule fires once its condition has held for its
@@ -114,6 +116,7 @@ impl GatewaySettings {
     /// The admin token, the send buffer, each origin and the alert rules' two z-scores.
     pub(super) fn validate(&self) -> Result<(), SettingsError> {
         check_admin_token("gateway.admin_token", &self.admin_token)?;
+        self.tls.validate("gateway")?;
         if (1..SEND_BUFFER_MIN).contains(&self.send_buffer_bytes) {
             return Err(invalid(
                 "gateway.send_buffer_bytes",

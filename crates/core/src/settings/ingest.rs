@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 
-use super::{SettingsError, check_admin_token, invalid, limits};
+use super::{ListenerTlsSettings, SettingsError, check_admin_token, invalid, limits};
 
 /// `[ingest]`
 #[derive(Debug, Clone, SmartDefault, Deserialize, Serialize, JsonSchema)]
@@ -95,12 +95,15 @@ pub struct IngestSettings {
     #[default(2_000)]
     #[schemars(range(min = 10, max = 600_000))]
     pub read_timeout_ms: u64,
+    /// HTTPS on `listen`.
+    pub tls: ListenerTlsSettings,
 }
 
 impl IngestSettings {
     /// The memory budget holds the largest request; the admin token is long enough.
     pub(super) fn validate(&self) -> Result<(), SettingsError> {
         let ingest = self;
+        ingest.tls.validate("ingest")?;
         let (part, whole) = limits::BATCH_SHARE;
         let batch = limits::request_cost(ingest.max_batch_body_bytes, ingest.batch_max_messages);
         let single = limits::request_cost(ingest.max_body_bytes, 1);

@@ -428,6 +428,30 @@ fn redis_tls_files_go_with_rediss_urls_and_a_certificate_with_its_key() {
 }
 
 #[test]
+fn a_listener_serves_https_with_a_certificate_and_its_key_and_checks_clients_only_then() {
+    let dir = tempdir("listener-tls");
+    let pem = dir.join("server.crt");
+    std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n").expect("write");
+    let pem = pem.to_str().expect("utf-8");
+    for section in ["INGEST", "GATEWAY", "WORKER"] {
+        let cert = format!("SLUICE__{section}__TLS__CERT_FILE");
+        let key = format!("SLUICE__{section}__TLS__KEY_FILE");
+        let ca = format!("SLUICE__{section}__TLS__CLIENT_CA_FILE");
+        let s = load(&[(&cert, pem), (&key, pem), (&ca, pem)]).expect("valid");
+        assert!(s.ingest.tls.enabled() || s.gateway.tls.enabled() || s.worker.tls.enabled());
+        let message = |pairs: &[(&str, &str)]| load(pairs).expect_err("refused").to_string();
+        let e = message(&[(&cert, pem)]);
+        assert!(e.contains(&key) && e.contains("both"), "{e}");
+        let e = message(&[(&ca, pem)]);
+        assert!(e.contains(&ca) && e.contains("HTTPS only"), "{e}");
+        let e = message(&[(&cert, pem), (&key, "/nonexistent/server.key")]);
+        assert!(e.contains(&key) && e.contains("cannot read"), "{e}");
+    }
+    assert!(!Settings::default().ingest.tls.enabled());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn a_secret_may_come_from_the_file_its_file_variable_names() {
     let dir = tempdir("secrets");
     let token = dir.join("token");

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 
-use super::{SettingsError, invalid, limits};
+use super::{ListenerTlsSettings, SettingsError, invalid, limits};
 
 /// `[worker]`
 #[derive(Debug, Clone, SmartDefault, Deserialize, Serialize, JsonSchema)]
@@ -53,6 +53,8 @@ pub struct WorkerSettings {
     /// Address of the worker's HTTP listener (`/metrics`, `/health`, `/ready`), e.g.
     /// `127.0.0.1:9101`; empty (the default) turns it off.
     pub listen: String,
+    /// HTTPS on `listen`.
+    pub tls: ListenerTlsSettings,
 }
 
 impl WorkerSettings {
@@ -64,6 +66,7 @@ impl WorkerSettings {
     /// A listener address, when set; an id without spaces.
     pub(super) fn validate(&self) -> Result<(), SettingsError> {
         let listen = self.listen.trim();
+        self.tls.validate("worker")?;
         if !listen.is_empty() && listen.parse::<SocketAddr>().is_err() {
             return Err(invalid(
                 "worker.listen",
