@@ -163,11 +163,11 @@ impl Topology {
     fn settings(&self) -> RedisSettings {
         match self {
             Self::Cluster(cluster) => RedisSettings {
-                cluster_nodes: cluster.nodes(),
+                cluster_nodes: cluster.nodes().into(),
                 ..RedisSettings::default()
             },
             Self::Sentinel(group) => RedisSettings {
-                sentinels: group.sentinels(),
+                sentinels: group.sentinels().into(),
                 sentinel_primary: RedisSentinels::NAME.into(),
                 ..RedisSettings::default()
             },
@@ -219,15 +219,17 @@ async fn stack_on(topology: &Topology, ack_replicas: u32) -> (Stack, RedisSettin
         ("WORKER__DEAD_AFTER_MS", "2000"),
     ];
     match topology {
-        Topology::Cluster(_) => extra.push(("REDIS__CLUSTER_NODES", &settings.cluster_nodes)),
+        Topology::Cluster(_) => {
+            extra.push(("REDIS__CLUSTER_NODES", settings.cluster_nodes.expose()))
+        }
         Topology::Sentinel(_) => {
-            extra.push(("REDIS__SENTINELS", &settings.sentinels));
+            extra.push(("REDIS__SENTINELS", settings.sentinels.expose()));
             extra.push(("REDIS__SENTINEL_PRIMARY", RedisSentinels::NAME));
         }
     }
     let options = Options {
         // Unused with a cluster or sentinels but for the stack's own checks.
-        redis_url: Some(settings.url.clone()),
+        redis_url: Some(settings.url.expose().to_owned()),
         extra: &extra,
         ..Options::default()
     };

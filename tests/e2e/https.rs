@@ -47,6 +47,7 @@ async fn the_pipeline_runs_exactly_once_with_tls_on_every_hop() {
             postgres_admin_url: Some(admin),
             extra: &extra,
             https: Some(&certs),
+            ..Options::default()
         },
     )
     .await;

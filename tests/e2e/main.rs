@@ -14,6 +14,7 @@ mod gateways;
 mod https;
 mod metrics;
 mod pipeline;
+mod secrets;
 mod stack;
 mod tls;
 mod up;

@@ -21,6 +21,8 @@ pub struct Options<'a> {
     /// The ingest API and the gateway serve HTTPS with `server`'s certificate, trusted by the
     /// stack's own client ([`Stack::http`]).
     pub https: Option<&'a Certificates>,
+    /// `RUST_LOG` of every process, instead of the suite's.
+    pub rust_log: Option<&'a str>,
 }
 
 pub struct Stack {
@@ -68,7 +70,12 @@ impl Stack {
             extra.push((key, value.as_str()));
         }
         extra.extend_from_slice(options.extra);
-        let env = sluice_tests::env_for(&prefix, &db, &extra);
+        let mut env = sluice_tests::env_for(&prefix, &db, &extra);
+        env.extend(
+            options
+                .rust_log
+                .map(|filter| ("RUST_LOG".to_owned(), filter.to_owned())),
+        );
         let redis_tls =
             sluice_core::tls::RedisTls::new(&sluice_tests::settings(&prefix, &db, &extra).redis);
         let workers: Vec<Service> = (0..workers)

@@ -82,16 +82,17 @@ impl Service {
                 cmd.env_remove(key);
             }
         }
-        cmd.envs(env.iter().map(|(k, v)| (k, v)))
-            .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .kill_on_drop(true);
+        // `env` may set `RUST_LOG` itself.
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true);
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
         Ok(Self {
             name: name.to_owned(),

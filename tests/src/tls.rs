@@ -194,13 +194,13 @@ impl TlsRedis {
         certs: &Certificates,
     ) -> anyhow::Result<redis::aio::MultiplexedConnection> {
         let settings = RedisSettings {
-            url: self.url(),
+            url: self.url().into(),
             tls_ca_file: path(&certs.ca),
             tls_cert_file: path(&certs.client.0),
             tls_key_file: path(&certs.client.1),
             ..RedisSettings::default()
         };
-        let client = RedisTls::new(&settings).client(settings.url.as_str())?;
+        let client = RedisTls::new(&settings).client(settings.url.expose())?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)));

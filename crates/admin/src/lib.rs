@@ -15,12 +15,12 @@ pub mod lua;
 pub mod openapi;
 pub mod routes;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
 use sluice_core::connect::{CallFailed, RedisConnection};
 use sluice_core::keys::Keys;
+use sluice_core::settings::Secret;
 use subtle::ConstantTimeEq;
 
 use crate::error::AdminError;
@@ -35,7 +35,7 @@ pub struct Admin {
     /// Longest wait for one Redis call.
     pub redis_timeout: Duration,
     /// The bearer token; `None` turns the endpoints off.
-    token: Option<Arc<str>>,
+    token: Option<Secret>,
     /// The variable that sets the token, named when the endpoints are off.
     setting: &'static str,
 }
@@ -47,14 +47,14 @@ impl Admin {
         redis: RedisConnection,
         keys: Keys,
         redis_timeout: Duration,
-        token: &str,
+        token: &Secret,
         setting: &'static str,
     ) -> Self {
         Self {
             redis,
             keys,
             redis_timeout,
-            token: (!token.is_empty()).then(|| Arc::from(token)),
+            token: (!token.is_empty()).then(|| token.clone()),
             setting,
         }
     }
@@ -67,7 +67,7 @@ impl Admin {
     /// Checks `Authorization: Bearer <token>`, in constant time whatever the first difference,
     /// so timing says nothing about the token.
     pub fn authorize(&self, req: &actix_web::HttpRequest) -> Result<(), AdminError> {
-        let Some(expected) = self.token.as_deref() else {
+        let Some(expected) = self.token.as_ref().map(Secret::expose) else {
             return Err(AdminError::Disabled(self.setting));
         };
         let given = req

@@ -74,6 +74,10 @@ pub fn start(binary: Binary) -> Result<Settings, ExitCode> {
     };
     let file = matches.get_one::<PathBuf>("config");
     match Settings::load(file.map(PathBuf::as_path), std::env::vars()) {
+        Ok(settings) if matches.get_flag("print-settings") => {
+            println!("{}", shown(&settings, binary.sections));
+            Err(ExitCode::SUCCESS)
+        }
         Ok(settings) => {
             telemetry::init(&settings.telemetry);
             if settings.redis.tls_insecure_skip_verify {
@@ -95,6 +99,18 @@ pub fn start(binary: Binary) -> Result<Settings, ExitCode> {
     }
 }
 
+/// The sections of `settings` that `sections` (and `telemetry`) name, as pretty JSON. Secrets
+/// serialize redacted ([`crate::settings::Secret`]).
+pub fn shown(settings: &Settings, sections: &[&str]) -> String {
+    let all = serde_json::to_value(settings).unwrap_or_default();
+    let shown: serde_json::Map<String, serde_json::Value> = sections
+        .iter()
+        .chain(&["telemetry"])
+        .filter_map(|section| Some(((*section).to_owned(), all.get(*section)?.clone())))
+        .collect();
+    serde_json::to_string_pretty(&shown).unwrap_or_default()
+}
+
 /// The binary's command line.
 pub fn command(binary: Binary) -> clap::Command {
     clap::Command::new(binary.name)
@@ -106,6 +122,15 @@ pub fn command(binary: Binary) -> clap::Command {
                 .value_name("PATH")
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("TOML file of settings, below the environment variables in precedence"),
+        )
+        .arg(
+            clap::Arg::new("print-settings")
+                .long("print-settings")
+                .action(clap::ArgAction::SetTrue)
+                .help(
+                    "Print the settings this binary would run with, as JSON, secrets redacted, \
+                     and exit",
+                ),
         )
         .after_help(settings_help(binary.sections))
 }

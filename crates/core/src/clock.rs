@@ -297,7 +297,8 @@ mod tests {
     async fn redis() -> RedisConnection {
         let settings = RedisSettings {
             url: std::env::var("SLUICE_TEST_REDIS_URL")
-                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+                .into(),
             ..Default::default()
         };
         crate::connect::redis_manager(&settings).expect("connection")

@@ -121,7 +121,7 @@ impl SentinelConnection {
             config,
             db: settings
                 .url
-                .as_str()
+                .expose()
                 .into_connection_info()?
                 .redis_settings()
                 .db(),
@@ -337,7 +337,7 @@ pub fn redis_manager_within(
     if !settings.sentinel_urls().is_empty() {
         return SentinelConnection::new(settings, response_timeout).map(RedisConnection::Sentinel);
     }
-    let client = RedisTls::new(settings).client(settings.url.as_str())?;
+    let client = RedisTls::new(settings).client(settings.url.expose())?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout()))
         .set_response_timeout(Some(response_timeout))
@@ -362,7 +362,7 @@ pub async fn redis_dedicated(
         ));
     }
     let client = if settings.sentinel_urls().is_empty() {
-        RedisTls::new(settings).client(settings.url.as_str())?
+        RedisTls::new(settings).client(settings.url.expose())?
     } else {
         Sentinels::new(settings)?.primary_client().await?
     };
@@ -412,7 +412,7 @@ pub fn pubsub_clients(settings: &RedisSettings) -> RedisResult<Subscriptions> {
     let nodes = settings.cluster_node_urls();
     if nodes.is_empty() {
         return Ok(Subscriptions::Nodes(vec![
-            tls.client(settings.url.as_str())?,
+            tls.client(settings.url.expose())?,
         ]));
     }
     let clients = nodes
@@ -447,7 +447,7 @@ pub fn postgres_pool_sized(
     size: usize,
     statement_timeout: Option<Duration>,
 ) -> Result<Pool, PoolError> {
-    let target = crate::tls::postgres::target(&settings.url).map_err(PoolError::Url)?;
+    let target = crate::tls::postgres::target(settings.url.expose()).map_err(PoolError::Url)?;
     let mut pg = target.config;
     let connect_timeout = Duration::from_millis(settings.connect_timeout_ms);
     pg.connect_timeout(connect_timeout);

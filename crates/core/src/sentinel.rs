@@ -57,7 +57,7 @@ impl Sentinels {
                 .map(IntoConnectionInfo::into_connection_info)
                 .collect::<RedisResult<_>>()?,
             name: settings.sentinel_primary.clone(),
-            primary: settings.url.as_str().into_connection_info()?,
+            primary: settings.url.expose().into_connection_info()?,
             tls: RedisTls::new(settings),
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(settings.connect_timeout()))

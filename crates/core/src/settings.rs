@@ -23,6 +23,7 @@ mod listener;
 mod postgres;
 mod redis;
 pub mod reference;
+pub mod secret;
 pub mod secrets;
 mod stream;
 mod telemetry;
@@ -41,6 +42,7 @@ pub use ingest::IngestSettings;
 pub use listener::ListenerTlsSettings;
 pub use postgres::PostgresSettings;
 pub use redis::{RedisSettings, url_address};
+pub use secret::Secret;
 pub use stream::{StreamAuthSettings, StreamSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use worker::WorkerSettings;
@@ -228,12 +230,13 @@ pub(super) fn check_url(key: &str, value: &str, schemes: &[&str]) -> Result<(), 
         _ => Err(invalid(
             key,
             format!(
-                "must be a URL starting with {}, got {value:?}",
+                "must be a URL starting with {}, got {:?}",
                 schemes
                     .iter()
                     .map(|s| format!("{s}://"))
                     .collect::<Vec<_>>()
-                    .join(" or ")
+                    .join(" or "),
+                secret::redact(value)
             ),
         )),
     }

@@ -643,7 +643,7 @@ mod tests {
 
     async fn redis() -> sluice_core::connect::RedisConnection {
         let settings = sluice_core::settings::RedisSettings {
-            url: sluice_tests::redis_url(),
+            url: sluice_tests::redis_url().into(),
             ..Default::default()
         };
         sluice_core::connect::redis_manager(&settings).expect("connection")

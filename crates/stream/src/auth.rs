@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::HttpRequest;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use sluice_core::settings::Secret;
 
 /// Close code of a session whose token expired (application range 4000–4999).
 pub const TOKEN_EXPIRED_CLOSE_CODE: u16 = 4401;
@@ -44,10 +45,11 @@ pub enum AuthError {
 
 impl Auth {
     /// `None` when `secret` is empty (authentication off).
-    pub fn new(secret: &str) -> Option<Self> {
+    pub fn new(secret: &Secret) -> Option<Self> {
         if secret.is_empty() {
             return None;
         }
+        let secret = secret.expose();
         let mut validation = Validation::new(Algorithm::HS256);
         // `exp` and, when present, `nbf` are enforced alike, with no leeway.
         validation.leeway = 0;

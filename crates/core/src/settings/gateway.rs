@@ -7,7 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 
-use super::{ListenerTlsSettings, SettingsError, check_admin_token, invalid, redis::comma_list};
+use super::{
+    ListenerTlsSettings, Secret, SettingsError, check_admin_token, invalid, redis::comma_list,
+};
 
 /// The smallest `gateway.send_buffer_bytes` other than 0 (the kernel's default).
 const SEND_BUFFER_MIN: usize = 4096;
@@ -33,7 +35,7 @@ pub struct GatewaySettings {
     pub cors_origins: String,
     /// Bearer token for the `/admin` endpoints (the dashboard's dead-letters page); empty (the
     /// default) disables them. It may be the ingest API's `ingest.admin_token`.
-    pub admin_token: String,
+    pub admin_token: Secret,
     /// The alert rules' thresholds and durations.
     pub alerts: AlertSettings,
     /// HTTPS (and `wss://`) on `listen`.
@@ -115,7 +117,7 @@ impl GatewaySettings {
 
     /// The admin token, the send buffer, each origin and the alert rules' two z-scores.
     pub(super) fn validate(&self) -> Result<(), SettingsError> {
-        check_admin_token("gateway.admin_token", &self.admin_token)?;
+        check_admin_token("gateway.admin_token", self.admin_token.expose())?;
         self.tls.validate("gateway")?;
         if (1..SEND_BUFFER_MIN).contains(&self.send_buffer_bytes) {
             return Err(invalid(

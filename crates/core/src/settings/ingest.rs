@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 
-use super::{ListenerTlsSettings, SettingsError, check_admin_token, invalid, limits};
+use super::{ListenerTlsSettings, Secret, SettingsError, check_admin_token, invalid, limits};
 
 /// `[ingest]`
 #[derive(Debug, Clone, SmartDefault, Deserialize, Serialize, JsonSchema)]
@@ -35,7 +35,7 @@ pub struct IngestSettings {
     #[schemars(range(min = 256, max = 256 << 20))]
     pub max_batch_body_bytes: usize,
     /// Bearer token for the `/admin` endpoints; empty (the default) disables them.
-    pub admin_token: String,
+    pub admin_token: Secret,
     /// Most open connections, split evenly among the HTTP workers; past it new connections
     /// wait in the listen backlog until one closes.
     #[default(10_000)]
@@ -119,6 +119,6 @@ impl IngestSettings {
                 ),
             ));
         }
-        check_admin_token("ingest.admin_token", &self.admin_token)
+        check_admin_token("ingest.admin_token", self.admin_token.expose())
     }
 }

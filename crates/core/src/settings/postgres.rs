@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 
-use super::{SettingsError, check_url, invalid, url_address};
+use super::{Secret, SettingsError, check_url, invalid, url_address};
 
 /// `[postgres]`
 #[derive(Debug, Clone, SmartDefault, Deserialize, Serialize, JsonSchema)]
@@ -17,7 +17,7 @@ pub struct PostgresSettings {
     /// `verify-ca`, `verify-full`), `sslrootcert` (a CA file, or `system`), `sslcert` and
     /// `sslkey`.
     #[default("postgres://postgres@127.0.0.1:5432/sluice".into())]
-    pub url: String,
+    pub url: Secret,
     /// Connections in each process's pool.
     #[default(8)]
     #[schemars(range(min = 1, max = 1_000))]
@@ -28,7 +28,7 @@ pub struct PostgresSettings {
     pub connect_timeout_ms: u64,
     /// Optional URL of a read replica, TLS parameters included: `GET /messages` reads from it
     /// instead of `url`. Empty (the default) reads from `url`.
-    pub read_url: String,
+    pub read_url: Secret,
     /// Span of each partition of `messages`, in hours: a divisor of 24 or a multiple of it.
     /// Partitions are aligned to multiples of the span since 1970-01-01 UTC (24: one per UTC
     /// day).
@@ -48,14 +48,14 @@ pub struct PostgresSettings {
 impl PostgresSettings {
     /// Where PostgreSQL is, for messages: `PostgreSQL at host:port`; never a password.
     pub fn describe(&self) -> String {
-        format!("PostgreSQL at {}", url_address(&self.url))
+        format!("PostgreSQL at {}", url_address(self.url.expose()))
     }
 
     /// The settings for the read replica, when `read_url` names one.
     pub fn reader(&self) -> Option<Self> {
-        let url = self.read_url.trim();
+        let url = self.read_url.expose().trim();
         (!url.is_empty()).then(|| Self {
-            url: url.to_owned(),
+            url: url.into(),
             ..self.clone()
         })
     }
@@ -67,9 +67,9 @@ impl PostgresSettings {
 
     /// The URLs, and a span that tiles days.
     pub(super) fn validate(&self) -> Result<(), SettingsError> {
-        check_postgres_url("postgres.url", &self.url)?;
+        check_postgres_url("postgres.url", self.url.expose())?;
         if let Some(reader) = self.reader() {
-            check_postgres_url("postgres.read_url", &reader.url)?;
+            check_postgres_url("postgres.read_url", reader.url.expose())?;
         }
         let hours = self.partition_hours;
         if !24u64.is_multiple_of(hours) && !hours.is_multiple_of(24) {

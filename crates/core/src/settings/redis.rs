@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 
-use super::{SettingsError, check_url, invalid};
+use super::{Secret, SettingsError, check_url, invalid};
 
 /// `[redis]`
 #[derive(Debug, Clone, SmartDefault, Deserialize, Serialize, JsonSchema)]
@@ -14,7 +14,7 @@ use super::{SettingsError, check_url, invalid};
 pub struct RedisSettings {
     /// Connection URL, `redis://[user:password@]host:port[/db]`.
     #[default("redis://127.0.0.1:6379".into())]
-    pub url: String,
+    pub url: Secret,
     /// Prepended to every key and channel name, so tenants and tests can share one Redis.
     pub key_prefix: String,
     /// How long one command may take before the caller treats Redis as unavailable.
@@ -29,13 +29,13 @@ pub struct RedisSettings {
     /// When set, every service uses the cluster client instead of `url`, and every key carries
     /// the hash tag `{<key_prefix>}` (`{sluice}` when the prefix is empty) so that all of them,
     /// and so every script, live in one slot. Empty (the default): one Redis at `url`.
-    pub cluster_nodes: String,
+    pub cluster_nodes: Secret,
     /// Comma-separated URLs of Redis Sentinels (`redis://[:password@]host:port`, the
     /// sentinels' own credentials). When set, every service asks them where the primary named
     /// `sentinel_primary` is, connects there with `url`'s credentials and database (its host
     /// is not used), and asks again after losing it, so it follows a failover by itself.
     /// Empty (the default): no Sentinel.
-    pub sentinels: String,
+    pub sentinels: Secret,
     /// The name the sentinels monitor the primary under (`sentinel monitor <name> …`).
     #[default("mymaster".into())]
     pub sentinel_primary: String,
@@ -105,12 +105,12 @@ impl RedisSettings {
             );
         }
         if nodes.is_empty() {
-            let tls = if self.url.starts_with("rediss://") {
+            let tls = if self.url.expose().starts_with("rediss://") {
                 " over TLS"
             } else {
                 ""
             };
-            return format!("Redis at {}{tls}", url_address(&self.url));
+            return format!("Redis at {}{tls}", url_address(self.url.expose()));
         }
         let nodes: Vec<&str> = nodes.into_iter().map(url_address).collect();
         format!("Redis Cluster at {}", nodes.join(", "))
@@ -118,12 +118,12 @@ impl RedisSettings {
 
     /// The cluster nodes' URLs; empty when Redis is a single server.
     pub fn cluster_node_urls(&self) -> Vec<&str> {
-        comma_list(&self.cluster_nodes)
+        comma_list(self.cluster_nodes.expose())
     }
 
     /// The sentinels' URLs; empty when Sentinel is not used.
     pub fn sentinel_urls(&self) -> Vec<&str> {
-        comma_list(&self.sentinels)
+        comma_list(self.sentinels.expose())
     }
 
     /// [`Self::max_clock_skew_ms`] as a duration.
@@ -176,7 +176,7 @@ impl RedisSettings {
 
     /// Whether any URL asks for TLS (`rediss://`).
     pub fn uses_tls(&self) -> bool {
-        std::iter::once(self.url.as_str())
+        std::iter::once(self.url.expose())
             .chain(self.cluster_node_urls())
             .chain(self.sentinel_urls())
             .any(|url| url.starts_with("rediss://"))
@@ -220,7 +220,7 @@ impl RedisSettings {
         self.validate_tls()?;
         check_url(
             "redis.url",
-            &self.url,
+            self.url.expose(),
             &["redis", "rediss", "redis+unix", "unix"],
         )?;
         for node in self.cluster_node_urls() {

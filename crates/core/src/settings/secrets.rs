@@ -5,8 +5,10 @@
 use super::{SettingsError, env_name, invalid};
 
 /// The settings that may hold a secret: URLs with passwords, tokens, the JWT secret.
-pub const SECRETS: [&str; 6] = [
+pub const SECRETS: [&str; 8] = [
     "redis.url",
+    "redis.cluster_nodes",
+    "redis.sentinels",
     "postgres.url",
     "postgres.read_url",
     "ingest.admin_token",

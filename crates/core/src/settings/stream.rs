@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smart_default::SmartDefault;
 
-use super::{SettingsError, invalid, limits};
+use super::{Secret, SettingsError, invalid, limits};
 
 /// `[stream]`
 #[derive(Debug, Clone, SmartDefault, Deserialize, Serialize, JsonSchema)]
@@ -56,18 +56,18 @@ pub struct StreamSettings {
 pub struct StreamAuthSettings {
     /// HS256 secret; when set, `/ws/stats`, `/stats` and `/stats/stream` need a valid JWT
     /// signed with it. Empty (the default) disables authentication.
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
 }
 
 impl StreamSettings {
     /// A JWT secret long enough for HS256; a client timeout that outlasts two pings.
     pub(super) fn validate(&self) -> Result<(), SettingsError> {
-        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.expose().len() < 32 {
             return Err(invalid(
                 "stream.auth.jwt_secret",
                 format!(
                     "must be at least 32 bytes for HS256 (or empty to disable auth), got {}",
-                    self.auth.jwt_secret.len()
+                    self.auth.jwt_secret.expose().len()
                 ),
             ));
         }

@@ -38,9 +38,12 @@ fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
 #[test]
 fn defaults_match_the_documented_contract() {
     let s = load(&[]).expect("defaults are valid");
-    assert_eq!(s.redis.url, "redis://127.0.0.1:6379");
+    assert_eq!(s.redis.url.expose(), "redis://127.0.0.1:6379");
     assert_eq!(s.redis.key_prefix, "");
-    assert_eq!(s.postgres.url, "postgres://postgres@127.0.0.1:5432/sluice");
+    assert_eq!(
+        s.postgres.url.expose(),
+        "postgres://postgres@127.0.0.1:5432/sluice"
+    );
     assert_eq!(s.ingest.listen.to_string(), "127.0.0.1:8000");
     assert_eq!(s.gateway.listen.to_string(), "127.0.0.1:8001");
     assert_eq!(s.stream.interval_ms, 500);
@@ -157,7 +160,7 @@ fn partitions_and_the_read_replica_are_checked() {
     .expect("valid");
     assert_eq!(s.postgres.partition_span(), Duration::from_secs(6 * 3600));
     let reader = s.postgres.reader().expect("a replica");
-    assert_eq!(reader.url, "postgres://reader@replica:5432/sluice");
+    assert_eq!(reader.url.expose(), "postgres://reader@replica:5432/sluice");
     assert_eq!(reader.pool_size, s.postgres.pool_size);
     assert!(load(&[]).expect("defaults").postgres.reader().is_none());
     let message = |pairs| load(pairs).expect_err("refused").to_string();
@@ -185,8 +188,8 @@ fn legacy_aliases_apply() {
         ("BATCH_TIMEOUT", "0.25"),
     ])
     .expect("valid");
-    assert_eq!(s.redis.url, "redis://10.0.0.5:6380/2");
-    assert_eq!(s.postgres.url, "postgres://app@db:5432/chat");
+    assert_eq!(s.redis.url.expose(), "redis://10.0.0.5:6380/2");
+    assert_eq!(s.postgres.url.expose(), "postgres://app@db:5432/chat");
     assert_eq!(s.worker.batch_max_size, 300);
     assert_eq!(s.worker.batch_max_wait_ms, 250);
 }
@@ -194,17 +197,17 @@ fn legacy_aliases_apply() {
 #[test]
 fn redis_host_and_port_build_a_url() {
     let s = load(&[("REDIS_HOST", "cache"), ("REDIS_PORT", "6390")]).expect("valid");
-    assert_eq!(s.redis.url, "redis://cache:6390");
+    assert_eq!(s.redis.url.expose(), "redis://cache:6390");
     let s = load(&[("REDIS_PORT", "6390")]).expect("valid");
-    assert_eq!(s.redis.url, "redis://127.0.0.1:6390");
+    assert_eq!(s.redis.url.expose(), "redis://127.0.0.1:6390");
     let s = load(&[("REDIS_HOST", "::1")]).expect("valid");
-    assert_eq!(s.redis.url, "redis://[::1]:6379");
+    assert_eq!(s.redis.url.expose(), "redis://[::1]:6379");
 }
 
 #[test]
 fn redis_url_beats_host_and_port() {
     let s = load(&[("REDIS_URL", "redis://a:1"), ("REDIS_HOST", "b")]).expect("valid");
-    assert_eq!(s.redis.url, "redis://a:1");
+    assert_eq!(s.redis.url.expose(), "redis://a:1");
 }
 
 #[test]
@@ -216,7 +219,7 @@ fn sluice_variables_beat_aliases() {
         ("SLUICE__WORKER__BATCH_MAX_SIZE", "20"),
     ])
     .expect("valid");
-    assert_eq!(s.redis.url, "redis://new:6379");
+    assert_eq!(s.redis.url.expose(), "redis://new:6379");
     assert_eq!(s.worker.batch_max_size, 20);
 }
 
@@ -343,7 +346,7 @@ fn the_stream_settings_old_gateway_names_still_set_them() {
     ])
     .expect("valid");
     assert_eq!(s.stream.interval_ms, 250);
-    assert_eq!(s.stream.auth.jwt_secret, "k".repeat(32));
+    assert_eq!(s.stream.auth.jwt_secret.expose(), "k".repeat(32));
     assert_eq!(s.stream.max_connections, 9, "the new name wins");
     assert_eq!(s.gateway.write_timeout_ms, 1_234, "a gateway setting stays");
     let e = load(&[("SLUICE__GATEWAY__INTERVAL_MS", "5")]).expect_err("refused");
@@ -361,7 +364,7 @@ fn the_stream_settings_old_gateway_names_still_set_them() {
         "the environment beats the file's old name"
     );
     assert_eq!(s.stream.client_queue, 8);
-    assert_eq!(s.stream.auth.jwt_secret.len(), 32);
+    assert_eq!(s.stream.auth.jwt_secret.expose().len(), 32);
     assert_eq!(s.gateway.listen.to_string(), "127.0.0.1:9");
     let s = Settings::load(Some(&path), env(&[])).expect("valid");
     assert_eq!(s.stream.interval_ms, 300);
@@ -465,10 +468,14 @@ fn a_secret_may_come_from_the_file_its_file_variable_names() {
     ])
     .expect("valid");
     assert_eq!(
-        s.ingest.admin_token, "from-a-mounted-secret-0123",
+        s.ingest.admin_token.expose(),
+        "from-a-mounted-secret-0123",
         "one line break dropped"
     );
-    assert_eq!(s.postgres.url, "postgres://app:p%40ss@db:5432/sluice");
+    assert_eq!(
+        s.postgres.url.expose(),
+        "postgres://app:p%40ss@db:5432/sluice"
+    );
     let e = load(&[
         ("SLUICE__INGEST__ADMIN_TOKEN_FILE", token),
         ("SLUICE__INGEST__ADMIN_TOKEN", "direct-0123456789abcdef"),

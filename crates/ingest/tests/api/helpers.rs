@@ -50,7 +50,7 @@ fn start(prefix: &str, db: &TestDb, extra: &[(&str, &str)]) -> (String, Cancella
 
 async fn deadpool_client(db: &TestDb) -> deadpool_postgres::Client {
     let settings = sluice_core::settings::PostgresSettings {
-        url: db.url.clone(),
+        url: db.url.clone().into(),
         ..Default::default()
     };
     let pool = sluice_core::connect::postgres_pool(&settings).expect("pool");

@@ -122,7 +122,7 @@ async fn pages_come_from_the_read_replica_when_one_is_set() {
         .await
         .expect("database");
     let settings = sluice_core::settings::PostgresSettings {
-        url: replica.url.clone(),
+        url: replica.url.clone().into(),
         ..Default::default()
     };
     let pool = sluice_core::connect::postgres_pool(&settings).expect("pool");

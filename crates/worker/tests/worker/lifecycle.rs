@@ -562,7 +562,7 @@ async fn a_worker_is_presumed_dead_past_the_judges_bound_and_four_of_its_own_bea
 /// A connection like a worker's own (beats take one).
 fn manager() -> sluice_core::connect::RedisConnection {
     let settings = sluice_core::settings::RedisSettings {
-        url: sluice_tests::redis_url(),
+        url: sluice_tests::redis_url().into(),
         ..Default::default()
     };
     sluice_core::connect::redis_manager(&settings).expect("manager")
@@ -572,7 +572,7 @@ fn manager() -> sluice_core::connect::RedisConnection {
 async fn in_flight_counts_a_batch_from_its_first_message_until_its_commit() {
     let prefix = sluice_tests::unique_prefix("inflight");
     let settings = sluice_core::settings::RedisSettings {
-        url: sluice_tests::redis_url(),
+        url: sluice_tests::redis_url().into(),
         key_prefix: prefix.clone(),
         ..Default::default()
     };

@@ -10,7 +10,7 @@ use sluice_tests::TestDb;
 async fn many_workers_migrating_at_once_apply_each_migration_once() {
     let db = TestDb::create("migrate").await.expect("database");
     let settings = sluice_core::settings::PostgresSettings {
-        url: db.url.clone(),
+        url: db.url.clone().into(),
         pool_size: 16,
         ..Default::default()
     };
@@ -144,7 +144,7 @@ async fn earlier_runner_database(client: &tokio_postgres::Client, insert: &str) 
 /// A pooled connection to `db`, as the workers have.
 fn pool_for(db: &TestDb) -> deadpool_postgres::Pool {
     let settings = sluice_core::settings::PostgresSettings {
-        url: db.url.clone(),
+        url: db.url.clone().into(),
         ..Default::default()
     };
     sluice_core::connect::postgres_pool(&settings).expect("pool")
