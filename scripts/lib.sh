@@ -29,6 +29,12 @@ apt_install() {
 }
 
 redis_answers() {
+  # A TLS-only Redis (a rediss:// URL) is only seen to accept connections; the services say
+  # whether they can speak to it.
+  if [[ ${SLUICE__REDIS__URL:-} == rediss://* ]]; then
+    (exec 3<>"/dev/tcp/$SLUICE_REDIS_HOST/$SLUICE_REDIS_PORT") 2>/dev/null
+    return
+  fi
   # PING over bash's /dev/tcp, so redis-cli is not required.
   (exec 3<>"/dev/tcp/$SLUICE_REDIS_HOST/$SLUICE_REDIS_PORT" &&
     printf 'PING\r\n' >&3 && timeout 2 head -c 5 <&3 | grep -q PONG) 2>/dev/null

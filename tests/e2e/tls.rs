@@ -68,6 +68,7 @@ async fn a_client_that_does_not_trust_the_ca_or_has_no_certificate_is_refused() 
             (
                 " over TLS; retrying every tick",
                 "invalid peer certificate: UnknownIssuer",
+                "redis.tls_ca_file must hold the CA",
             ),
             vec![
                 ("SLUICE__REDIS__URL", url.as_str()),
@@ -81,6 +82,7 @@ async fn a_client_that_does_not_trust_the_ca_or_has_no_certificate_is_refused() 
             (
                 " over TLS; retrying every tick",
                 "received fatal alert: CertificateRequired",
+                "set redis.tls_cert_file and redis.tls_key_file",
             ),
             vec![
                 ("SLUICE__REDIS__URL", url.as_str()),
@@ -89,7 +91,11 @@ async fn a_client_that_does_not_trust_the_ca_or_has_no_certificate_is_refused() 
         ),
         (
             "a plain client",
-            ("; retrying every tick", "Connection reset by peer"),
+            (
+                "; retrying every tick",
+                "Connection reset by peer",
+                "use a rediss:// URL",
+            ),
             vec![("SLUICE__REDIS__URL", plain.as_str())],
         ),
     ] {
@@ -119,14 +125,15 @@ async fn a_client_that_does_not_trust_the_ca_or_has_no_certificate_is_refused() 
         };
         let logs = gateway.logs();
         assert_eq!(redis_state.as_deref(), Some("down"), "{case}:\n{logs}");
-        let (hop, why) = says;
+        let (hop, why, check) = says;
         let line = format!(
             "cannot read stats from Redis at 127.0.0.1:{}{hop}",
             redis.port
         );
         assert!(
-            logs.lines().any(|l| l.contains(&line) && l.contains(why)),
-            "{case}: one line names the address, the hop and why:\n{logs}"
+            logs.lines()
+                .any(|l| l.contains(&line) && l.contains(why) && l.contains(check)),
+            "{case}: one line names the address, the hop, why and the setting to check:\n{logs}"
         );
         gateway.stop(Duration::from_secs(10)).await.expect("stops");
     }

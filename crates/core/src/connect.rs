@@ -270,6 +270,25 @@ static SERVERS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new
 /// password), so every message about them can say which; [`crate::cli::start`] does it.
 pub fn name_servers(settings: &crate::Settings) {
     let _ = SERVERS.set((settings.redis.describe(), settings.postgres.describe()));
+    REDIS_TLS.store(
+        settings.redis.uses_tls(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Whether this process reaches Redis over TLS, for [`redis_hint`].
+static REDIS_TLS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// What to check when a call to this process's Redis failed with `error`, when it is a TLS
+/// failure ([`crate::tls::hint`]): logged beside the error.
+pub fn redis_hint(error: &str) -> Option<&'static str> {
+    let tls = REDIS_TLS.load(std::sync::atomic::Ordering::Relaxed);
+    crate::tls::hint(crate::tls::Hop::Redis { tls }, error)
+}
+
+/// [`redis_hint`] for PostgreSQL.
+pub fn postgres_hint(error: &str) -> Option<&'static str> {
+    crate::tls::hint(crate::tls::Hop::Postgres, error)
 }
 
 /// `Redis at host:port`, or `Redis` in a process that has not named its servers.

@@ -42,7 +42,9 @@ pub async fn listen(
             Ok(pubsub) => pubsub,
             Err(e) => {
                 if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(%e, "cannot subscribe to {what} on {}; retrying", crate::connect::redis_name());
+                    let (e, redis) = (e.to_string(), crate::connect::redis_name());
+                    let check = crate::connect::redis_hint(&e);
+                    tracing::warn!(e, check, "cannot subscribe to {what} on {redis}; retrying");
                 }
                 tokio::select! {
                     () = tokio::time::sleep(backoff.next_delay()) => continue,

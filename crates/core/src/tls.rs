@@ -88,6 +88,79 @@ impl RedisTls {
     }
 }
 
+/// A hop whose failures [`hint`] explains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    /// To Redis; `tls` when its URL is `rediss://`.
+    Redis {
+        /// Whether the hop is meant to be encrypted.
+        tls: bool,
+    },
+    /// To PostgreSQL.
+    Postgres,
+}
+
+/// The setting to look at, and why, for a connection failure whose text is `error`: the words
+/// of rustls, Redis and PostgreSQL for an untrusted, expired or misnamed certificate, a missing
+/// client certificate, and a client and server that disagree on TLS. `None` when the failure is
+/// not one of those.
+pub fn hint(hop: Hop, error: &str) -> Option<&'static str> {
+    let has = |words: &[&str]| words.iter().any(|w| error.contains(w));
+    let redis = matches!(hop, Hop::Redis { .. });
+    Some(match hop {
+        _ if has(&["alert: UnknownCA", "alert: BadCertificate"]) && redis => {
+            "the server does not trust this process's certificate: check redis.tls_cert_file"
+        }
+        _ if has(&["alert: UnknownCA", "alert: BadCertificate"]) => {
+            "the server does not trust this process's certificate: check sslcert in postgres.url"
+        }
+        _ if has(&["UnknownIssuer", "unknown issuer"]) && redis => {
+            "redis.tls_ca_file must hold the CA that signed the server's certificate"
+        }
+        _ if has(&["UnknownIssuer", "unknown issuer"]) => {
+            "postgres.url's sslrootcert must hold the CA that signed the server's certificate"
+        }
+        _ if has(&["NotValidForName", "not valid for name"]) && redis => {
+            "the host of the Redis URL must be a name the server's certificate carries"
+        }
+        _ if has(&["NotValidForName", "not valid for name"]) => {
+            "the host of postgres.url must be a name the server's certificate carries (or use \
+             sslmode=verify-ca)"
+        }
+        _ if has(&["Expired", "expired"]) => {
+            "the server's certificate has expired (or this machine's clock is wrong): renew it"
+        }
+        _ if has(&["CertificateRequired", "certificate required"]) && redis => {
+            "the server wants a client certificate: set redis.tls_cert_file and redis.tls_key_file"
+        }
+        _ if has(&["CertificateRequired", "certificate required"]) => {
+            "the server wants a client certificate: set sslcert and sslkey in postgres.url"
+        }
+        Hop::Redis { tls: true }
+            if has(&["corrupt message", "InvalidContentType", "CorruptMessage"]) =>
+        {
+            "the server does not speak TLS here: use a redis:// URL, or its TLS port"
+        }
+        Hop::Redis { tls: false }
+            if has(&[
+                "reset by peer",
+                "unexpected end",
+                "broken pipe",
+                "Broken pipe",
+            ]) =>
+        {
+            "if the server speaks only TLS, use a rediss:// URL"
+        }
+        Hop::Postgres if has(&["no encryption", "SSL off"]) => {
+            "the server takes only TLS connections: set sslmode=require (or stricter) in postgres.url"
+        }
+        Hop::Postgres if has(&["does not support TLS", "server does not support"]) => {
+            "the server offers no TLS: turn ssl on there, or lower sslmode in postgres.url"
+        }
+        _ => return None,
+    })
+}
+
 /// The bytes of the file at `path`; `None` when no file is set.
 fn read(path: &str, setting: &str) -> RedisResult<Option<Vec<u8>>> {
     if path.is_empty() {
@@ -100,4 +173,79 @@ fn read(path: &str, setting: &str) -> RedisResult<Option<Vec<u8>>> {
             format!("{setting} {path:?}: {e}"),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tls_failure_names_the_setting_to_look_at() {
+        let tls = Hop::Redis { tls: true };
+        let plain = Hop::Redis { tls: false };
+        let cases = [
+            (
+                tls,
+                "invalid peer certificate: UnknownIssuer",
+                "redis.tls_ca_file",
+            ),
+            (
+                Hop::Postgres,
+                "invalid peer certificate: UnknownIssuer",
+                "sslrootcert",
+            ),
+            (
+                tls,
+                "invalid peer certificate: NotValidForName",
+                "Redis URL",
+            ),
+            (
+                Hop::Postgres,
+                "certificate not valid for name \"db\"",
+                "verify-ca",
+            ),
+            (tls, "invalid peer certificate: Expired", "renew"),
+            (
+                tls,
+                "received fatal alert: CertificateRequired",
+                "redis.tls_cert_file",
+            ),
+            (
+                Hop::Postgres,
+                "received fatal alert: CertificateRequired",
+                "sslcert",
+            ),
+            (
+                tls,
+                "received fatal alert: UnknownCA",
+                "this process's certificate",
+            ),
+            (
+                tls,
+                "received corrupt message of type InvalidContentType",
+                "redis://",
+            ),
+            (
+                plain,
+                "Connection reset by peer (os error 104)",
+                "rediss://",
+            ),
+            (
+                Hop::Postgres,
+                "no pg_hba.conf entry for host \"127.0.0.1\", no encryption",
+                "sslmode=require",
+            ),
+            (
+                Hop::Postgres,
+                "error performing TLS handshake: server does not support TLS",
+                "lower sslmode",
+            ),
+        ];
+        for (hop, error, says) in cases {
+            let hint = hint(hop, error).unwrap_or_default();
+            assert!(hint.contains(says), "{error}: {hint}");
+        }
+        assert_eq!(hint(tls, "Connection refused (os error 111)"), None);
+        assert_eq!(hint(plain, "timed out"), None);
+    }
 }

@@ -47,8 +47,10 @@ pub async fn within<T>(
         Some(Line::Down) => {
             let error = result.as_ref().err().map_or("", String::as_str);
             let redis = sluice_core::connect::redis_name();
+            let check = sluice_core::connect::redis_hint(error);
             tracing::warn!(
                 error,
+                check,
                 "{redis} unavailable ({what} failed); answering 503 until it is back"
             );
         }

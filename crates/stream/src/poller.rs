@@ -83,7 +83,12 @@ fn set_state(hub: &Hub, state: RedisState) -> bool {
 fn mark_down(hub: &Hub, error: &str) {
     if set_state(hub, RedisState::Down) {
         let redis = sluice_core::connect::redis_name();
-        tracing::warn!(error, "cannot read stats from {redis}; retrying every tick");
+        let check = sluice_core::connect::redis_hint(error);
+        tracing::warn!(
+            error,
+            check,
+            "cannot read stats from {redis}; retrying every tick"
+        );
     }
 }
 

@@ -184,7 +184,9 @@ pub async fn beat_periodically(
                 status.redis_up.store(false, Ordering::Relaxed);
                 sluice_core::metric::redis_error("heartbeat");
                 if !std::mem::replace(&mut failing, true) {
-                    tracing::warn!(%e, "cannot write heartbeat to {}; retrying", sluice_core::connect::redis_name());
+                    let (e, redis) = (e.to_string(), sluice_core::connect::redis_name());
+                    let check = sluice_core::connect::redis_hint(&e);
+                    tracing::warn!(e, check, "cannot write heartbeat to {redis}; retrying");
                 }
             }
         }

@@ -89,18 +89,23 @@ impl DependencyLog {
             }
             StepError::Postgres(_) => self.postgres_down.swap(true, Ordering::Relaxed),
         };
-        let name = match error {
+        let text = error.to_string();
+        let (name, check) = match error {
             StepError::Redis(_) | StepError::NotReplicated { .. } => {
                 metric::redis_error("batch");
-                connect::redis_name()
+                (connect::redis_name(), connect::redis_hint(&text))
             }
             StepError::Postgres(_) => {
                 metric::postgres_error("batch");
-                connect::postgres_name()
+                (connect::postgres_name(), connect::postgres_hint(&text))
             }
         };
         if !was_down {
-            tracing::warn!(%error, "{name} unavailable; keeping the batch and retrying with backoff");
+            tracing::warn!(
+                error = text,
+                check,
+                "{name} unavailable; keeping the batch and retrying with backoff"
+            );
         }
     }
 
