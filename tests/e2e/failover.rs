@@ -23,7 +23,8 @@ use std::time::Duration;
 use sluice_core::Keys;
 use sluice_core::connect::{self, RedisConnection};
 use sluice_core::settings::RedisSettings;
-use sluice_tests::servers::{RedisCluster, RedisSentinels};
+use sluice_tests::servers::{RedisCluster, RedisSentinels, Wire};
+use sluice_tests::tls::Certificates;
 use uuid::Uuid;
 
 use std::sync::Arc;
@@ -134,21 +135,32 @@ enum Topology {
 }
 
 impl Topology {
-    async fn start(cluster: bool) -> Self {
-        Self::start_as(cluster, false).await
+    /// Over TLS with `tls` (the servers, their replication, the cluster bus, the sentinels).
+    async fn start(cluster: bool, tls: bool) -> Self {
+        let wire = if tls {
+            Wire::tls(Arc::new(Certificates::make().expect("certificates")))
+        } else {
+            Wire::default()
+        };
+        if cluster {
+            let cluster = RedisCluster::start_on(wire).await;
+            Self::Cluster(cluster.expect("a 6-node cluster"))
+        } else {
+            let group = RedisSentinels::start_on(wire).await;
+            Self::Sentinel(group.expect("a primary, a replica, 3 sentinels"))
+        }
     }
 
-    /// With `decoy` (Sentinel only), the first sentinel watches another Redis.
-    async fn start_as(cluster: bool, decoy: bool) -> Self {
-        if cluster {
-            Self::Cluster(RedisCluster::start().await.expect("a 6-node cluster"))
-        } else {
-            let group = if decoy {
-                RedisSentinels::start_with_decoy().await
-            } else {
-                RedisSentinels::start().await
-            };
-            Self::Sentinel(group.expect("a primary, a replica, 3 sentinels"))
+    /// The first sentinel watches another Redis.
+    async fn with_decoy() -> Self {
+        let group = RedisSentinels::start_with_decoy().await;
+        Self::Sentinel(group.expect("a primary, a replica, 3 sentinels"))
+    }
+
+    fn wire(&self) -> &Wire {
+        match self {
+            Self::Cluster(cluster) => cluster.wire(),
+            Self::Sentinel(group) => group.wire(),
         }
     }
 
@@ -161,15 +173,25 @@ impl Topology {
 
     /// The test's own settings (the services get the same as variables).
     fn settings(&self) -> RedisSettings {
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let certs = self.wire().certificates();
+        let tls = RedisSettings {
+            // The primary the sentinels name is reached as this URL's scheme says.
+            url: self.wire().url(6379).into(),
+            tls_ca_file: certs.map(|c| path(&c.ca)).unwrap_or_default(),
+            tls_cert_file: certs.map(|c| path(&c.client.0)).unwrap_or_default(),
+            tls_key_file: certs.map(|c| path(&c.client.1)).unwrap_or_default(),
+            ..RedisSettings::default()
+        };
         match self {
             Self::Cluster(cluster) => RedisSettings {
                 cluster_nodes: cluster.nodes().into(),
-                ..RedisSettings::default()
+                ..tls
             },
             Self::Sentinel(group) => RedisSettings {
                 sentinels: group.sentinels().into(),
                 sentinel_primary: RedisSentinels::NAME.into(),
-                ..RedisSettings::default()
+                ..tls
             },
         }
     }
@@ -214,10 +236,14 @@ fn runs() -> usize {
 async fn stack_on(topology: &Topology, ack_replicas: u32) -> (Stack, RedisSettings) {
     let settings = topology.settings();
     let acks = ack_replicas.to_string();
+    let tls = topology.wire().settings();
     let mut extra = vec![
         ("REDIS__ACK_REPLICAS", acks.as_str()),
         ("WORKER__DEAD_AFTER_MS", "2000"),
     ];
+    extra.extend(tls.iter().map(|(k, v)| (*k, v.as_str())));
+    // The services reach the primary the sentinels name as this URL's scheme says.
+    extra.push(("REDIS__URL", settings.url.expose()));
     match topology {
         Topology::Cluster(_) => {
             extra.push(("REDIS__CLUSTER_NODES", settings.cluster_nodes.expose()))
@@ -228,12 +254,17 @@ async fn stack_on(topology: &Topology, ack_replicas: u32) -> (Stack, RedisSettin
         }
     }
     let options = Options {
-        // Unused with a cluster or sentinels but for the stack's own checks.
-        redis_url: Some(settings.url.expose().to_owned()),
+        // The stack's own checks and clean-up only: the keys are on the topology's servers.
+        redis_url: Some(sluice_tests::redis_url()),
         extra: &extra,
         ..Options::default()
     };
-    let tag = format!("failover_{}_{ack_replicas}", topology.name());
+    let tls = if topology.wire().certificates().is_some() {
+        "_tls"
+    } else {
+        ""
+    };
+    let tag = format!("failover_{}_{ack_replicas}{tls}", topology.name());
     let stack = Stack::start_with(&tag, 2, options).await;
     let settings = RedisSettings {
         key_prefix: stack.keys.prefix().to_owned(),
@@ -244,10 +275,10 @@ async fn stack_on(topology: &Topology, ack_replicas: u32) -> (Stack, RedisSettin
 
 /// Kills the primary `runs()` times under load, then checks every id answered 202: with
 /// acknowledgements none may be lost and the counters must be exact; without, the losses are
-/// printed.
-async fn kill_loop(cluster: bool, ack_replicas: u32) {
+/// printed. With `tls`, every hop to and between the Redis servers is TLS.
+async fn kill_loop(cluster: bool, ack_replicas: u32, tls: bool) {
     let _machine = crate::MACHINE.read().await;
-    let mut topology = Topology::start(cluster).await;
+    let mut topology = Topology::start(cluster, tls).await;
     let (stack, settings) = stack_on(&topology, ack_replicas).await;
     let keys = Keys::new(&settings.effective_key_prefix());
     let mut redis = connect::redis_manager(&settings).expect("client");
@@ -395,24 +426,27 @@ async fn assert_waits_for_persistence(stack: &Stack) {
     );
 }
 
+/// With acknowledgements, over TLS: servers that speak only TLS and require client
+/// certificates, replication and the sentinels' links over TLS.
 #[tokio::test]
-async fn sentinel_kills_lose_no_acknowledged_message() {
-    kill_loop(false, 1).await;
+async fn sentinel_kills_over_tls_lose_no_acknowledged_message() {
+    kill_loop(false, 1, true).await;
 }
 
+/// With acknowledgements, over TLS, the cluster bus included.
 #[tokio::test]
-async fn cluster_kills_lose_no_acknowledged_message() {
-    kill_loop(true, 1).await;
+async fn cluster_kills_over_tls_lose_no_acknowledged_message() {
+    kill_loop(true, 1, true).await;
 }
 
 #[tokio::test]
 async fn sentinel_kills_without_acknowledgements() {
-    kill_loop(false, 0).await;
+    kill_loop(false, 0, false).await;
 }
 
 #[tokio::test]
 async fn cluster_kills_without_acknowledgements() {
-    kill_loop(true, 0).await;
+    kill_loop(true, 0, false).await;
 }
 
 /// One sentinel of three watches a decoy, another primary under the same name, and is the
@@ -421,7 +455,7 @@ async fn cluster_kills_without_acknowledgements() {
 #[tokio::test]
 async fn a_sentinel_naming_a_decoy_is_outvoted() {
     let _machine = crate::MACHINE.read().await;
-    let mut topology = Topology::start_as(false, true).await;
+    let mut topology = Topology::with_decoy().await;
     let (stack, settings) = stack_on(&topology, 1).await;
     let keys = Keys::new(&settings.effective_key_prefix());
     let mut redis = connect::redis_manager(&settings).expect("client");

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -15,6 +16,105 @@ use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
 use crate::process::free_port;
+use crate::tls::Certificates;
+
+/// How a test reaches its private Redis servers: plain, or TLS only ([`Wire::tls`]).
+#[derive(Debug, Clone, Default)]
+pub struct Wire(Option<Arc<Certificates>>);
+
+impl Wire {
+    /// Every server listens on TLS only (`--port 0 --tls-port`), with the server certificate
+    /// of `certs`, and requires a client certificate the CA signed; replication, the cluster
+    /// bus and the sentinels' links are over TLS too.
+    pub fn tls(certs: Arc<Certificates>) -> Self {
+        Self(Some(certs))
+    }
+
+    /// The certificates, when the servers speak TLS.
+    pub fn certificates(&self) -> Option<&Certificates> {
+        self.0.as_deref()
+    }
+
+    /// `redis://127.0.0.1:<port>`, or `rediss://` over TLS.
+    pub fn url(&self, port: u16) -> String {
+        let scheme = if self.0.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{port}")
+    }
+
+    /// `redis-server` flags to listen on `port`.
+    fn server_args(&self, port: u16) -> Vec<String> {
+        let Some(certs) = &self.0 else {
+            return vec!["--port".into(), port.to_string()];
+        };
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        [
+            ("--port", "0".to_owned()),
+            ("--tls-port", port.to_string()),
+            ("--tls-cert-file", path(&certs.server.0)),
+            ("--tls-key-file", path(&certs.server.1)),
+            ("--tls-ca-cert-file", path(&certs.ca)),
+            ("--tls-replication", "yes".to_owned()),
+            ("--tls-cluster", "yes".to_owned()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+    }
+
+    /// The lines of a sentinel's configuration that make it listen on `port`.
+    fn sentinel_config(&self, port: u16) -> String {
+        let Some(certs) = &self.0 else {
+            return format!("port {port}\n");
+        };
+        format!(
+            "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+             tls-ca-cert-file {}\ntls-replication yes\n",
+            certs.server.0.display(),
+            certs.server.1.display(),
+            certs.ca.display()
+        )
+    }
+
+    /// `redis-cli` flags to reach the servers.
+    fn cli_args(&self) -> Vec<String> {
+        let Some(certs) = &self.0 else {
+            return Vec::new();
+        };
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            path(&certs.ca),
+            "--cert".into(),
+            path(&certs.client.0),
+            "--key".into(),
+            path(&certs.client.1),
+        ]
+    }
+
+    /// The `REDIS__TLS_*` settings a service needs to reach the servers.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        self.0
+            .as_ref()
+            .map(|c| c.redis_settings())
+            .unwrap_or_default()
+    }
+
+    /// A client for the server on `port`.
+    fn client(&self, port: u16) -> anyhow::Result<redis::Client> {
+        let mut settings = sluice_core::settings::RedisSettings {
+            url: self.url(port).into(),
+            ..Default::default()
+        };
+        if let Some(certs) = &self.0 {
+            let path = |p: &Path| p.to_string_lossy().into_owned();
+            settings.tls_ca_file = path(&certs.ca);
+            settings.tls_cert_file = path(&certs.client.0);
+            settings.tls_key_file = path(&certs.client.1);
+        }
+        Ok(sluice_core::tls::RedisTls::new(&settings).client(settings.url.expose())?)
+    }
+}
 
 fn scratch_dir(kind: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
@@ -54,7 +154,7 @@ impl RedisServer {
     }
 
     async fn launch(&mut self) -> anyhow::Result<()> {
-        let child = spawn_redis(self.port, &self.dir, &[])?;
+        let child = spawn_redis(&Wire::default(), self.port, &self.dir, &[])?;
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -237,7 +337,11 @@ impl Drop for PostgresServer {
 }
 
 async fn ping(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
+    ping_with(redis::Client::open(url).map_err(anyhow::Error::from)).await
+}
+
+async fn ping_with(client: anyhow::Result<redis::Client>) -> bool {
+    let Ok(client) = client else {
         return false;
     };
     let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
@@ -314,16 +418,28 @@ pub struct RedisCluster {
     pub ports: Vec<u16>,
     dir: PathBuf,
     children: Vec<Option<Child>>,
+    wire: Wire,
 }
 
 impl RedisCluster {
     /// Starts six nodes and creates the cluster; returns once every node reports it `ok`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_on(Wire::default()).await
+    }
+
+    /// How the nodes are reached.
+    pub fn wire(&self) -> &Wire {
+        &self.wire
+    }
+
+    /// [`Self::start`], the nodes (and their bus) reached as `wire` says.
+    pub async fn start_on(wire: Wire) -> anyhow::Result<Self> {
         let dir = scratch_dir("cluster")?;
         let mut cluster = Self {
             ports: Vec::new(),
             dir,
             children: Vec::new(),
+            wire,
         };
         for _ in 0..6 {
             let port = free_port();
@@ -331,11 +447,7 @@ impl RedisCluster {
             cluster.children.push(Some(cluster.launch(port)?));
         }
         for port in &cluster.ports {
-            wait_for(
-                &format!("redis://127.0.0.1:{port}"),
-                Duration::from_secs(10),
-            )
-            .await?;
+            wait_for(&cluster.wire, *port, Duration::from_secs(10)).await?;
         }
         let addresses: Vec<String> = cluster
             .ports
@@ -343,6 +455,7 @@ impl RedisCluster {
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
         let out = Command::new("redis-cli")
+            .args(cluster.wire.cli_args())
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
@@ -369,6 +482,7 @@ impl RedisCluster {
         let dir = self.dir.join(port.to_string());
         std::fs::create_dir_all(&dir)?;
         spawn_redis(
+            &self.wire,
             port,
             &dir,
             &["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"],
@@ -385,14 +499,14 @@ impl RedisCluster {
             .position(|p| *p == port)
             .context("no such node")?;
         self.children[i] = Some(self.launch(port)?);
-        wait_synced(port, Duration::from_secs(30)).await
+        wait_synced(&self.wire, port, Duration::from_secs(30)).await
     }
 
     /// The nodes' URLs, comma-separated: the value of `redis.cluster_nodes`.
     pub fn nodes(&self) -> String {
         self.ports
             .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .map(|p| self.wire.url(*p))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -402,7 +516,7 @@ impl RedisCluster {
             if child.is_none() {
                 continue;
             }
-            match cli(*port, &["CLUSTER", "INFO"]).await {
+            match cli(&self.wire, *port, &["CLUSTER", "INFO"]).await {
                 Ok(info) if info.contains("cluster_state:ok") => {}
                 _ => return false,
             }
@@ -413,9 +527,9 @@ impl RedisCluster {
     /// The port of the primary serving `key`'s slot, as the live nodes see it.
     pub async fn primary_of(&self, key: &str) -> anyhow::Result<u16> {
         let alive = self.alive().next().context("no live node")?;
-        let slot = cli(alive, &["CLUSTER", "KEYSLOT", key]).await?;
+        let slot = cli(&self.wire, alive, &["CLUSTER", "KEYSLOT", key]).await?;
         let slot: u16 = slot.trim().parse()?;
-        let nodes = cli(alive, &["CLUSTER", "NODES"]).await?;
+        let nodes = cli(&self.wire, alive, &["CLUSTER", "NODES"]).await?;
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let (Some(address), Some(flags)) = (fields.get(1), fields.get(2)) else {
@@ -442,10 +556,10 @@ impl RedisCluster {
     /// A replica of the primary on `primary` that has finished its first sync (waits up to
     /// 10 s for one: replicas attach a moment after the cluster reports `ok`).
     pub async fn replica_of(&self, primary: u16) -> anyhow::Result<u16> {
-        let id = cli(primary, &["CLUSTER", "MYID"]).await?;
+        let id = cli(&self.wire, primary, &["CLUSTER", "MYID"]).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let replicas = cli(primary, &["CLUSTER", "REPLICAS", id.trim()]).await?;
+            let replicas = cli(&self.wire, primary, &["CLUSTER", "REPLICAS", id.trim()]).await?;
             let port = replicas
                 .lines()
                 .filter(|line| line.contains("connected"))
@@ -453,7 +567,7 @@ impl RedisCluster {
                 .and_then(|address| address.split(['@', ':']).nth(1))
                 .and_then(|port| port.parse::<u16>().ok());
             if let Some(port) = port {
-                let info = cli(port, &["INFO", "replication"]).await?;
+                let info = cli(&self.wire, port, &["INFO", "replication"]).await?;
                 if info.contains("master_link_status:up") {
                     return Ok(port);
                 }
@@ -468,7 +582,7 @@ impl RedisCluster {
     /// A graceful failover: the replica on `replica` takes over once it has caught up. Returns
     /// once the cluster is `ok` again with it as primary.
     pub async fn failover(&self, replica: u16, key: &str) -> anyhow::Result<()> {
-        cli(replica, &["CLUSTER", "FAILOVER"]).await?;
+        cli(&self.wire, replica, &["CLUSTER", "FAILOVER"]).await?;
         self.until_primary(replica, key).await
     }
 
@@ -488,7 +602,7 @@ impl RedisCluster {
         };
         let replica = at(replica)?;
         if let Some(cut) = cut {
-            partition(primary, self.children[replica].as_ref()).await?;
+            partition(&self.wire, primary, self.children[replica].as_ref()).await?;
             tokio::time::sleep(cut).await;
         }
         self.kill(primary).await?;
@@ -548,9 +662,9 @@ impl Drop for RedisCluster {
 /// (`CLIENT KILL TYPE replica`, as its `repl-timeout` would, sooner), so whatever it takes from
 /// now on exists on the primary alone. [`heal`] resumes the replica. (Cutting the link alone
 /// does nothing on loopback: the replica is back within a millisecond with a partial resync.)
-async fn partition(primary: u16, replica: Option<&Child>) -> anyhow::Result<()> {
+async fn partition(wire: &Wire, primary: u16, replica: Option<&Child>) -> anyhow::Result<()> {
     signal(replica, Signal::SIGSTOP)?;
-    cli(primary, &["CLIENT", "KILL", "TYPE", "replica"])
+    cli(wire, primary, &["CLIENT", "KILL", "TYPE", "replica"])
         .await
         .map(drop)
 }
@@ -568,10 +682,10 @@ fn signal(child: Option<&Child>, signal: Signal) -> anyhow::Result<()> {
 }
 
 /// Waits until the replica on `port` reports its link to its primary up.
-async fn wait_synced(port: u16, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_synced(wire: &Wire, port: u16, timeout: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Ok(info) = cli(port, &["INFO", "replication"]).await
+        if let Ok(info) = cli(wire, port, &["INFO", "replication"]).await
             && info.contains("master_link_status:up")
         {
             return Ok(());
@@ -599,6 +713,7 @@ pub struct RedisSentinels {
     dir: PathBuf,
     servers: Vec<Option<Child>>,
     sentinels: Vec<Child>,
+    wire: Wire,
     /// The decoy's port and process, watched by the first sentinel.
     decoy: Option<Box<(u16, Child)>>,
 }
@@ -610,13 +725,23 @@ impl RedisSentinels {
     /// Starts the primary, its replica and the sentinels; returns once the replica has synced
     /// and every sentinel knows both.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_group(false).await
+        Self::start_group(false, Wire::default()).await
     }
 
     /// Like [`Self::start`], but the first sentinel watches a decoy: another Redis, a primary
     /// under the same name, empty. The other two still make a majority for the real primary.
     pub async fn start_with_decoy() -> anyhow::Result<Self> {
-        Self::start_group(true).await
+        Self::start_group(true, Wire::default()).await
+    }
+
+    /// How the servers and sentinels are reached.
+    pub fn wire(&self) -> &Wire {
+        &self.wire
+    }
+
+    /// [`Self::start`], every server and sentinel reached as `wire` says.
+    pub async fn start_on(wire: Wire) -> anyhow::Result<Self> {
+        Self::start_group(false, wire).await
     }
 
     /// The decoy's port, when there is one.
@@ -629,7 +754,7 @@ impl RedisSentinels {
         &self.sentinel_ports[usize::from(self.decoy.is_some())..]
     }
 
-    async fn start_group(decoy: bool) -> anyhow::Result<Self> {
+    async fn start_group(decoy: bool, wire: Wire) -> anyhow::Result<Self> {
         let dir = scratch_dir("sentinel")?;
         let ports = vec![free_port(), free_port()];
         let mut group = Self {
@@ -639,28 +764,21 @@ impl RedisSentinels {
             servers: vec![None, None],
             sentinels: Vec::new(),
             decoy: None,
+            wire,
         };
         if decoy {
             let port = free_port();
             let child = group.launch(port, None)?;
-            wait_for(
-                &format!("redis://127.0.0.1:{port}"),
-                Duration::from_secs(10),
-            )
-            .await?;
+            wait_for(&group.wire, port, Duration::from_secs(10)).await?;
             let sentinel = free_port();
             group.sentinels.push(group.launch_sentinel(sentinel, port)?);
             group.sentinel_ports.push(sentinel);
             group.decoy = Some(Box::new((port, child)));
         }
         group.servers[0] = Some(group.launch(ports[0], None)?);
-        wait_for(
-            &format!("redis://127.0.0.1:{}", ports[0]),
-            Duration::from_secs(10),
-        )
-        .await?;
+        wait_for(&group.wire, ports[0], Duration::from_secs(10)).await?;
         group.servers[1] = Some(group.launch(ports[1], Some(ports[0]))?);
-        wait_synced(ports[1], Duration::from_secs(10)).await?;
+        wait_synced(&group.wire, ports[1], Duration::from_secs(10)).await?;
         for _ in group.sentinel_ports.len()..3 {
             let port = free_port();
             group.sentinels.push(group.launch_sentinel(port, ports[0])?);
@@ -678,7 +796,7 @@ impl RedisSentinels {
         if let Some(primary) = &primary {
             extra.extend(["--replicaof", "127.0.0.1", primary.as_str()]);
         }
-        spawn_redis(port, &dir, &extra)
+        spawn_redis(&self.wire, port, &dir, &extra)
     }
 
     fn launch_sentinel(&self, port: u16, primary: u16) -> anyhow::Result<Child> {
@@ -689,11 +807,12 @@ impl RedisSentinels {
         std::fs::write(
             &config,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\n\
+                "{}bind 127.0.0.1\ndir {}\n\
                  sentinel monitor {name} 127.0.0.1 {primary} 2\n\
                  sentinel down-after-milliseconds {name} 3000\n\
                  sentinel failover-timeout {name} 2000\n\
                  sentinel parallel-syncs {name} 1\n",
+                self.wire.sentinel_config(port),
                 dir.display()
             ),
         )?;
@@ -715,7 +834,7 @@ impl RedisSentinels {
         loop {
             let mut known = 0;
             for port in self.watching() {
-                let replicas = cli(*port, &["SENTINEL", "REPLICAS", Self::NAME]).await;
+                let replicas = cli(&self.wire, *port, &["SENTINEL", "REPLICAS", Self::NAME]).await;
                 if replicas.is_ok_and(|r| r.contains("slave")) {
                     known += 1;
                 }
@@ -735,7 +854,7 @@ impl RedisSentinels {
     pub fn sentinels(&self) -> String {
         self.sentinel_ports
             .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .map(|p| self.wire.url(*p))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -744,7 +863,7 @@ impl RedisSentinels {
     pub async fn primary(&self) -> anyhow::Result<u16> {
         for port in self.watching() {
             let args = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::NAME];
-            if let Ok(address) = cli(*port, &args).await
+            if let Ok(address) = cli(&self.wire, *port, &args).await
                 && let Some(port) = address.lines().nth(1)
             {
                 return Ok(port.trim().parse()?);
@@ -768,9 +887,9 @@ impl RedisSentinels {
         let new = self.ports[1 - i];
         // The scenario is a primary dying under a replica that follows it, not one still
         // loading or syncing (the sentinels would promote it all the same, stale).
-        wait_synced(new, Duration::from_secs(30)).await?;
+        wait_synced(&self.wire, new, Duration::from_secs(30)).await?;
         if let Some(cut) = cut {
-            partition(old, self.servers[1 - i].as_ref()).await?;
+            partition(&self.wire, old, self.servers[1 - i].as_ref()).await?;
             tokio::time::sleep(cut).await;
         }
         if let Some(mut child) = self.servers[i].take() {
@@ -781,7 +900,7 @@ impl RedisSentinels {
         }
         self.until_promoted(new).await?;
         self.servers[i] = Some(self.launch(old, Some(new))?);
-        wait_synced(old, Duration::from_secs(30)).await?;
+        wait_synced(&self.wire, old, Duration::from_secs(30)).await?;
         Ok(new)
     }
 
@@ -789,12 +908,12 @@ impl RedisSentinels {
     async fn until_promoted(&self, new: u16) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let mut agree = cli(new, &["ROLE"])
+            let mut agree = cli(&self.wire, new, &["ROLE"])
                 .await
                 .is_ok_and(|r| r.starts_with("master"));
             for port in self.watching() {
                 let args = ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", Self::NAME];
-                let named = cli(*port, &args).await.ok();
+                let named = cli(&self.wire, *port, &args).await.ok();
                 agree &=
                     named.and_then(|a| a.lines().nth(1)?.trim().parse::<u16>().ok()) == Some(new);
             }
@@ -832,10 +951,11 @@ impl Drop for RedisSentinels {
 
 /// `redis-server` on 127.0.0.1:`port` as the deploy configuration runs it (AOF on,
 /// `appendfsync everysec`), data and log in `dir`, plus `extra` flags.
-fn spawn_redis(port: u16, dir: &Path, extra: &[&str]) -> anyhow::Result<Child> {
+fn spawn_redis(wire: &Wire, port: u16, dir: &Path, extra: &[&str]) -> anyhow::Result<Child> {
     let log = std::fs::File::create(dir.join("redis.log"))?;
     Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1"])
+        .args(wire.server_args(port))
         .args([
             "--appendonly",
             "yes",
@@ -856,9 +976,10 @@ fn spawn_redis(port: u16, dir: &Path, extra: &[&str]) -> anyhow::Result<Child> {
 }
 
 /// `redis-cli -p <port> <args>`'s output.
-async fn cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
+async fn cli(wire: &Wire, port: u16, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(wire.cli_args())
         .args(args)
         .output()
         .await
@@ -872,11 +993,11 @@ async fn cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-async fn wait_for(url: &str, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_for(wire: &Wire, port: u16, timeout: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
-    while !ping(url).await {
+    while !ping_with(wire.client(port)).await {
         if tokio::time::Instant::now() > deadline {
-            bail!("{url} did not answer");
+            bail!("{} did not answer", wire.url(port));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -96,24 +96,20 @@ impl RedisSettings {
     pub fn describe(&self) -> String {
         let nodes = self.cluster_node_urls();
         let sentinels = self.sentinel_urls();
+        let tls = if self.uses_tls() { " over TLS" } else { "" };
         if !sentinels.is_empty() {
             let sentinels: Vec<&str> = sentinels.into_iter().map(url_address).collect();
             return format!(
-                "Redis primary {:?} of Sentinel at {}",
+                "Redis primary {:?} of Sentinel at {}{tls}",
                 self.sentinel_primary,
                 sentinels.join(", ")
             );
         }
         if nodes.is_empty() {
-            let tls = if self.url.expose().starts_with("rediss://") {
-                " over TLS"
-            } else {
-                ""
-            };
             return format!("Redis at {}{tls}", url_address(self.url.expose()));
         }
         let nodes: Vec<&str> = nodes.into_iter().map(url_address).collect();
-        format!("Redis Cluster at {}", nodes.join(", "))
+        format!("Redis Cluster at {}{tls}", nodes.join(", "))
     }
 
     /// The cluster nodes' URLs; empty when Redis is a single server.
