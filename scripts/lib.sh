@@ -198,6 +198,8 @@ PY
 
 ensure_browser() {
   command -v chromium >/dev/null || apt_install chromium || die "cannot install chromium"
+  # The HTTPS test makes its certificate with openssl.
+  command -v openssl >/dev/null || apt_install openssl || die "cannot install openssl"
   ensure_python_packages tests/browser/requirements.txt
 }
 

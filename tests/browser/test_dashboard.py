@@ -2,9 +2,10 @@
 stack: numbers, charts, history windows, alerts, reconnection and the SSE fallback."""
 
 import re
+import subprocess
 import time
 
-from conftest import JWT_SECRET, OUT, Sender, jwt, wait_for
+from conftest import JWT_SECRET, OUT, Sender, free_port, jwt, wait_for
 
 TICK_S = 0.5
 
@@ -162,6 +163,43 @@ def test_with_auth_on_the_page_uses_its_token(stack, browser):
     refused.goto(base)
     wait_state(refused, "unauthorized", timeout=40)
     context.close()
+
+
+def test_over_https_the_page_is_live_through_wss(stack, browser, tmp_path):
+    certificate, key = self_signed(tmp_path)
+    port = free_port()
+    stack.start(
+        "tls-gateway",
+        "sluice-gateway",
+        SLUICE__GATEWAY__LISTEN=f"127.0.0.1:{port}",
+        SLUICE__GATEWAY__TLS__CERT_FILE=str(certificate),
+        SLUICE__GATEWAY__TLS__KEY_FILE=str(key),
+    )
+    # The browser does not know the test CA; what is checked here is the page over HTTPS.
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    wait_for(lambda: page.goto(f"https://localhost:{port}/").ok, 20, "the page over HTTPS")
+    wait_state(page, "live")
+    before = card(page, "total_messages") or 0
+    stack.post(3)
+    wait_for(lambda: (card(page, "total_messages") or 0) >= before + 3, 15, "live numbers")
+    assert sockets and all(url.startswith("wss://") for url in sockets), sockets
+    context.close()
+    stack.stop("tls-gateway")
+
+
+def self_signed(directory):
+    """A certificate for localhost and its key, made by openssl."""
+    certificate, key = directory / "gateway.crt", directory / "gateway.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
+         "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True,
+    )
+    return certificate, key
 
 
 def test_a_phone_sees_the_page_without_sideways_scrolling_in_its_colour_scheme(stack, browser):
