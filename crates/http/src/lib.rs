@@ -370,7 +370,11 @@ async fn accept(
             match handshake {
                 Ok(Ok(io)) => Io::Tls(Box::new(io)),
                 Ok(Err(e)) => {
-                    stats.note_handshake_failed(peer, &tls::handshake_error(&e));
+                    // A peer that closes before a handshake is a TCP probe (a load balancer,
+                    // a tcpSocket check), not a client that failed one.
+                    if e.kind() != io::ErrorKind::UnexpectedEof {
+                        stats.note_handshake_failed(peer, &tls::handshake_error(&e));
+                    }
                     return Err(e.into());
                 }
                 Err(_) => {

@@ -224,10 +224,14 @@ fn plain_http_answer() -> String {
 
 /// Answers a client that sent plain HTTP to an HTTPS listener (its first byte is a letter,
 /// where a TLS client sends a handshake record) with a 400 saying to use `https://`, instead of
-/// the TLS alert it could not read, and fails. Anything else goes on to the handshake.
+/// the TLS alert it could not read, and fails; fails with `UnexpectedEof` for a peer that
+/// closed before sending anything. Anything else goes on to the handshake.
 pub(crate) async fn refuse_plain_http(io: &tokio::net::TcpStream) -> io::Result<()> {
     let mut first = [0u8; 1];
-    if io.peek(&mut first).await? == 0 || first[0] == HANDSHAKE_RECORD {
+    if io.peek(&mut first).await? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if first[0] == HANDSHAKE_RECORD {
         return Ok(());
     }
     if first[0].is_ascii_uppercase() {
