@@ -7,6 +7,7 @@ on the paths and ports each service serves, settings each binary has, hardened p
 Deployment, Services that select pods.
 """
 
+import base64
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ K8S = ROOT / "deploy" / "k8s"
 BIN_DIR = Path(os.environ.get("SLUICE_BIN_DIR", ROOT / "target" / "debug"))
 # The oldest Kubernetes still in common support, and the newest the schemas know.
 VERSIONS = ["1.29.0", "1.37.0"]
-TREES = ["base", "overlays/example"]
+TREES = ["base", "overlays/example", "overlays/tls"]
 ROLES = {"sluice-ingest": "ingest", "sluice-gateway": "gateway", "sluice-worker": "worker"}
 
 
@@ -108,7 +109,8 @@ def test_scaledobject_scales_workers_on_the_backlog(rendered):
     documented = (ROOT / "proto-docs" / "websocket.md").read_text()
     assert re.search(r"^\| `backlog` \| integer \| `queue_depth \+ in_flight`", documented, re.M)
     # The URL is the gateway Service's cluster DNS name in the namespace the objects land in.
-    m = re.fullmatch(r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:(\d+)/stats", meta["url"])
+    scheme = "https" if tree == "overlays/tls" else "http"
+    m = re.fullmatch(scheme + r"://([a-z0-9-]+)\.([a-z0-9-]+)\.svc(?:\.cluster\.local)?:(\d+)/stats", meta["url"])
     assert m, meta["url"]
     service = named(docs, "Service", m.group(1))
     assert m.group(2) == namespace_of(service), f"{tree}: the URL names namespace {m.group(2)}"
@@ -241,3 +243,35 @@ def test_every_deployment_has_a_pdb_and_services_select_pods(rendered):
         assert len(targets) == 1, service["metadata"]["name"]
         port_names = {p["name"] for p in containers(targets[0])[0]["ports"]}
         assert all(p["targetPort"] in port_names for p in service["spec"]["ports"])
+
+
+def test_the_tls_overlay_encrypts_every_hop():
+    docs = kustomize("overlays/tls")
+    (secret,) = of_kind(docs, "Secret")
+    urls = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert urls["SLUICE__REDIS__URL"].startswith("rediss://")
+    assert "sslmode=verify-full" in urls["SLUICE__POSTGRES__URL"]
+    for deployment in of_kind(docs, "Deployment"):
+        name = deployment["metadata"]["name"]
+        section = ROLES[name].upper()
+        pod = deployment["spec"]["template"]
+        (container,) = containers(deployment)
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "tls"]
+        assert volume["secret"]["secretName"] == "sluice-tls"
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+        assert mount["readOnly"]
+        for key, file in (("CERT_FILE", "tls.crt"), ("KEY_FILE", "tls.key")):
+            assert env[f"SLUICE__{section}__TLS__{key}"] == f"{mount['mountPath']}/{file}", name
+        assert env["SLUICE__REDIS__TLS_CA_FILE"] == f"{mount['mountPath']}/ca.crt"
+        assert f"sslrootcert={mount['mountPath']}/ca.crt" in urls["SLUICE__POSTGRES__URL"]
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"]["scheme"] == "HTTPS", f"{name} {probe}"
+        assert pod["metadata"]["annotations"]["prometheus.io/scheme"] == "https"
+    (scaled,) = of_kind(docs, "ScaledObject")
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["metadata"]["authMode"] == "tls"
+    auth = [d for d in docs if d["kind"] == "TriggerAuthentication"]
+    assert [a["metadata"]["name"] for a in auth] == [trigger["authenticationRef"]["name"]]
+    params = {p["parameter"]: (p["name"], p["key"]) for p in auth[0]["spec"]["secretTargetRef"]}
+    assert params["ca"] == ("sluice-tls", "ca.crt")
