@@ -165,6 +165,27 @@ async fn the_pipeline_runs_exactly_once_through_a_postgresql_that_takes_only_tls
         .await
         .expect_err("no CA");
     assert!(format!("{e:#}").contains("needs sslrootcert"), "{e:#}");
+    // A worker that does not trust the server says so, and which setting to check.
+    let untrusting = with(&format!("sslmode=verify-full&sslrootcert={stranger}"));
+    let prefix = sluice_tests::unique_prefix("tls-pg-refused");
+    let env = vec![
+        ("SLUICE__POSTGRES__URL".to_owned(), untrusting),
+        ("SLUICE__REDIS__KEY_PREFIX".to_owned(), prefix.clone()),
+    ];
+    let mut worker = Service::start("sluice-worker", &env, &[]).expect("starts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let says = "postgres.url's sslrootcert must hold the CA";
+    while !worker.logs().contains(says) {
+        let logs = worker.logs();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no line names the setting:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(worker.logs().contains("UnknownIssuer"));
+    worker.stop(Duration::from_secs(10)).await.expect("stops");
+    sluice_tests::delete_prefix(&prefix).await.expect("clean");
 
     let admin = with(&format!("sslmode=verify-full&sslrootcert={ca}"));
     let stack = Stack::start_with(

@@ -459,7 +459,12 @@ impl Worker {
                 Ok(()) => break,
                 Err(e) => {
                     if backoff.attempts() == 0 {
-                        tracing::warn!(error = %format!("{e:#}"), "cannot start yet; retrying");
+                        let error = format!("{e:#}");
+                        // Preparing needs both: the hint names the hop the error is about.
+                        let check = connect::postgres_hint(&error)
+                            .filter(|_| error.contains("PostgreSQL"))
+                            .or_else(|| connect::redis_hint(&error));
+                        tracing::warn!(error, check, "cannot start yet; retrying");
                     }
                     sluice_core::shutdown::sleep_unless(backoff.next_delay(), &shutdown).await;
                 }
