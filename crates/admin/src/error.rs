@@ -19,6 +19,12 @@ pub enum AdminError {
     /// Missing or wrong token.
     #[error("a valid admin token is required (Authorization: Bearer <token>)")]
     Unauthorized,
+    /// This client address sent too many wrong tokens lately; its token is not even read.
+    #[error(
+        "too many wrong admin tokens from this address: retry in {} s",
+        .0.as_secs().max(1)
+    )]
+    Throttled(std::time::Duration),
     /// A query parameter is not acceptable; reason per parameter.
     #[error("invalid query parameters")]
     InvalidQuery(BTreeMap<String, String>),
@@ -49,6 +55,7 @@ impl AdminError {
         match self {
             Self::Disabled(_) => "not_found",
             Self::Unauthorized => "unauthorized",
+            Self::Throttled(_) => "too_many_failures",
             Self::InvalidQuery(_) => "invalid_query",
             Self::NoSuchDeadLetter(_) => "dead_letter_not_found",
             Self::Unreadable(_) => "dead_letter_unreadable",
@@ -69,6 +76,7 @@ impl ResponseError for AdminError {
         match self {
             Self::Disabled(_) | Self::NoSuchDeadLetter(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Self::Unreadable(_) => StatusCode::CONFLICT,
             Self::RedisUnavailable | Self::RedisFull => StatusCode::SERVICE_UNAVAILABLE,
@@ -84,6 +92,10 @@ impl ResponseError for AdminError {
             }
             Self::RedisUnavailable | Self::RedisFull => {
                 response.insert_header(("Retry-After", "1"));
+            }
+            Self::Throttled(wait) => {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                response.insert_header(("Retry-After", secs.max(1).to_string()));
             }
             _ => {}
         }

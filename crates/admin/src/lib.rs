@@ -8,14 +8,17 @@
 //!   `Authorization: Bearer <token>`.
 //! - [`letters`]: the operations the routes run; [`lua`]: their scripts, one module beside each.
 //! - [`error`]: the answers when something is refused; [`openapi`]: the routes' document.
+//! - [`throttle`]: wrong tokens counted per client address, and brute force slowed.
 
 pub mod error;
 pub mod letters;
 pub mod lua;
 pub mod openapi;
 pub mod routes;
+pub mod throttle;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
 use sluice_core::connect::{CallFailed, RedisConnection};
@@ -24,6 +27,7 @@ use sluice_core::settings::Secret;
 use subtle::ConstantTimeEq;
 
 use crate::error::AdminError;
+use crate::throttle::{Throttle, Verdict};
 
 /// What the admin handlers share; cheap to clone.
 #[derive(Clone)]
@@ -38,6 +42,8 @@ pub struct Admin {
     token: Option<Secret>,
     /// The variable that sets the token, named when the endpoints are off.
     setting: &'static str,
+    /// Wrong tokens per client address, shared by the server's threads.
+    throttle: Arc<Throttle>,
 }
 
 impl Admin {
@@ -56,6 +62,7 @@ impl Admin {
             redis_timeout,
             token: (!token.is_empty()).then(|| token.clone()),
             setting,
+            throttle: Arc::default(),
         }
     }
 
@@ -65,11 +72,17 @@ impl Admin {
     }
 
     /// Checks `Authorization: Bearer <token>`, in constant time whatever the first difference,
-    /// so timing says nothing about the token.
+    /// so timing says nothing about the token; an address past its wrong tokens
+    /// ([`throttle`]) is refused with 429 before its token is read.
     pub fn authorize(&self, req: &actix_web::HttpRequest) -> Result<(), AdminError> {
         let Some(expected) = self.token.as_ref().map(Secret::expose) else {
             return Err(AdminError::Disabled(self.setting));
         };
+        let peer = req.peer_addr().map(|a| a.ip());
+        let now = Instant::now();
+        if let Verdict::Throttled(wait) = self.throttle.admit(peer, now) {
+            return Err(AdminError::Throttled(wait));
+        }
         let given = req
             .headers()
             .get(actix_web::http::header::AUTHORIZATION)
@@ -79,6 +92,7 @@ impl Admin {
         if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             Ok(())
         } else {
+            self.throttle.failed(peer, now);
             Err(AdminError::Unauthorized)
         }
     }

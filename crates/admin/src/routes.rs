@@ -22,6 +22,9 @@ enum AdminErrors {
     /// Missing or wrong token.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
+    /// Too many wrong tokens from this address lately: retry after `Retry-After` seconds.
+    #[response(status = 429)]
+    Throttled(ErrorBody),
     /// Admin endpoints are off (this server's admin token is empty).
     #[response(status = 404)]
     Off(ErrorBody),
@@ -37,6 +40,9 @@ enum OneErrors {
     /// Missing or wrong token.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
+    /// Too many wrong tokens from this address lately: retry after `Retry-After` seconds.
+    #[response(status = 429)]
+    Throttled(ErrorBody),
     /// No dead letter has this id (requeued or deleted already), or admin endpoints are off.
     #[response(status = 404)]
     NotFound(ErrorBody),

@@ -58,6 +58,9 @@ pub const WS_MESSAGES_SENT: &str = "sluice_ws_messages_sent_total";
 pub const WS_LAGGED: &str = "sluice_ws_lagged_total";
 /// WebSocket sessions ended, by `reason`. Counter; gateway.
 pub const WS_CLOSED: &str = "sluice_ws_closed_total";
+/// Admin calls refused, by `reason`: `wrong_token` (a wrong or missing token) or `throttled`
+/// (from an address past its wrong tokens). Counter; ingest, gateway.
+pub const AUTH_FAILURES: &str = "sluice_auth_failures_total";
 /// Redis's clock minus this process's, as last measured ([`crate::clock`]); every timestamp
 /// the process writes is corrected by it. Gauge, seconds; ingest, worker, gateway.
 pub const CLOCK_OFFSET: &str = "sluice_clock_offset_seconds";
@@ -170,6 +173,10 @@ fn describe() {
     describe_counter!(WS_MESSAGES_SENT, "Text frames sent to WebSocket clients.");
     describe_counter!(WS_LAGGED, "Times a WebSocket client fell behind a topic.");
     describe_counter!(WS_CLOSED, "WebSocket sessions ended, by reason.");
+    describe_counter!(
+        AUTH_FAILURES,
+        "Admin calls refused for a wrong or missing token, or throttled, by reason."
+    );
 }
 
 /// Makes counters show in the exposition (at 0) before their first event, so dashboards and

@@ -452,8 +452,11 @@ async fn a_dead_letter_that_kept_only_its_first_bytes_is_listed_but_never_requeu
     app.cleanup().await;
 }
 
+/// A brute force: wrong tokens are refused before any work, and past five a minute from one
+/// address that address is answered 429 without its token being read, the right one included;
+/// another address is not held up.
 #[tokio::test]
-async fn a_wrong_token_is_refused_before_any_work() {
+async fn wrong_tokens_are_refused_before_any_work_then_their_address_is_throttled() {
     // Nothing listens where Redis should be: any call that reached Redis would answer 503.
     let nowhere = format!("redis://127.0.0.1:{}", sluice_tests::process::free_port());
     let app = spawn_app_with(&[
@@ -461,23 +464,38 @@ async fn a_wrong_token_is_refused_before_any_work() {
         ("REDIS__URL", nowhere.as_str()),
     ])
     .await;
-    for _ in 0..100 {
-        let r = app
-            .http
-            .get(app.url("/admin/dead-letters"))
-            .bearer_auth("x".repeat(TOKEN.len()))
+    let call = |http: &reqwest::Client, token: &str| {
+        http.get(app.url("/admin/dead-letters"))
+            .bearer_auth(token)
             .send()
-            .await
-            .expect("sent");
+    };
+    let wrong = "x".repeat(TOKEN.len());
+    for _ in 0..sluice_admin::throttle::MAX_FAILURES {
+        let r = call(&app.http, &wrong).await.expect("sent");
         assert_error(r, 401, "unauthorized").await;
     }
-    let r = app
-        .http
-        .get(app.url("/admin/dead-letters"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("sent");
+    for token in [wrong.as_str(), TOKEN] {
+        let r = call(&app.http, token).await.expect("sent");
+        let wait: u64 = r.headers()["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("secs");
+        assert!((1..=60).contains(&wait), "Retry-After {wait}");
+        assert_error(r, 429, "too_many_failures").await;
+    }
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let r = call(&elsewhere, TOKEN).await.expect("sent");
     assert_error(r, 503, "redis_unavailable").await;
+    // Counted for the operator, by reason.
+    let metrics = app.http.get(app.url("/metrics")).send().await.expect("sent");
+    let metrics = metrics.text().await.expect("text");
+    for reason in ["wrong_token", "throttled"] {
+        let series = format!("sluice_auth_failures_total{{reason=\"{reason}\"}}");
+        assert!(metrics.contains(&series), "{series} in:\n{metrics}");
+    }
     app.cleanup().await;
 }
