@@ -64,6 +64,73 @@ async fn invalid_settings_exit_non_zero_with_one_clear_line() {
     assert!(log.contains("--bogus") && log.contains("Usage"), "{log}");
 }
 
+/// As Redis's protected mode: a server that listens beyond loopback while nothing
+/// authenticates its callers refuses to start, saying why and how; `auth.mode = none` (or, for
+/// the gateway, a JWT secret) lets it.
+#[tokio::test]
+async fn a_server_reachable_from_other_machines_without_credentials_refuses_to_start() {
+    let port = free_port();
+    let exposed = format!("0.0.0.0:{port}");
+    for (binary, listen) in [
+        ("sluice-ingest", "SLUICE__INGEST__LISTEN"),
+        ("sluice-gateway", "SLUICE__GATEWAY__LISTEN"),
+    ] {
+        let (code, log) = exit_with(binary, &[(listen, exposed.as_str())], &[]).await;
+        assert_eq!(code, 2, "{binary}: {log}");
+        assert_eq!(
+            log.trim().lines().count(),
+            1,
+            "{binary}: one line, got {log:?}"
+        );
+        for says in [
+            listen,
+            "reachable from other machines",
+            "SLUICE__AUTH__MODE=none",
+            "loopback",
+        ] {
+            assert!(log.contains(says), "{binary} says {says:?}: {log}");
+        }
+    }
+    let (_, log) = exit_with(
+        "sluice-gateway",
+        &[("SLUICE__GATEWAY__LISTEN", exposed.as_str())],
+        &[],
+    )
+    .await;
+    assert!(log.contains("SLUICE__STREAM__AUTH__JWT_SECRET"), "{log}");
+    // Told so, or with a token, it serves.
+    let open = [
+        ("SLUICE__INGEST__LISTEN".to_owned(), exposed.clone()),
+        ("SLUICE__AUTH__MODE".to_owned(), "none".to_owned()),
+    ];
+    let mut ingest = Service::start("sluice-ingest", &open, &[]).expect("starts");
+    wait_http_ok(
+        &mut ingest,
+        &format!("http://127.0.0.1:{port}/health"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("serves with auth.mode none");
+    ingest.stop(Duration::from_secs(10)).await.expect("stops");
+    let secret = "a-dashboard-secret-of-at-least-32-bytes!";
+    let with_token = [
+        ("SLUICE__GATEWAY__LISTEN".to_owned(), exposed.clone()),
+        (
+            "SLUICE__STREAM__AUTH__JWT_SECRET".to_owned(),
+            secret.to_owned(),
+        ),
+    ];
+    let mut gateway = Service::start("sluice-gateway", &with_token, &[]).expect("starts");
+    wait_http_ok(
+        &mut gateway,
+        &format!("http://127.0.0.1:{port}/health"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("serves with a JWT secret");
+    gateway.stop(Duration::from_secs(10)).await.expect("stops");
+}
+
 #[tokio::test]
 async fn every_binary_has_help_listing_its_settings_and_a_version() {
     let binaries = [

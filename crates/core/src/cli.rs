@@ -78,6 +78,10 @@ pub fn start(binary: Binary) -> Result<Settings, ExitCode> {
             println!("{}", shown(&settings, binary.sections));
             Err(ExitCode::SUCCESS)
         }
+        Ok(settings) if let Err(e) = settings.check_exposure(binary.sections) => {
+            eprintln!("{}: {e}", binary.name);
+            Err(ExitCode::from(EXIT_USAGE))
+        }
         Ok(settings) => {
             telemetry::init(&settings.telemetry);
             if settings.redis.tls_insecure_skip_verify {

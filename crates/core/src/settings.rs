@@ -15,6 +15,7 @@
 //! Every value is checked once here; a bad one becomes a [`SettingsError`] whose `Display` is the
 //! single line a process prints before it exits non-zero.
 
+mod auth;
 mod gateway;
 mod ingest;
 pub mod legacy;
@@ -37,6 +38,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use auth::{AuthMode, AuthSettings};
 pub use gateway::{AlertSettings, GatewaySettings};
 pub use ingest::IngestSettings;
 pub use listener::ListenerTlsSettings;
@@ -96,6 +98,8 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
+    /// Whether the servers may serve unauthenticated callers beyond loopback.
+    pub auth: AuthSettings,
 }
 
 impl Settings {
@@ -138,6 +142,31 @@ impl Settings {
             .map_err(explain)?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Refuses, as Redis's protected mode does, a server among `sections` whose listener is
+    /// reachable from other machines while nothing authenticates its callers (`auth.mode`
+    /// `auto`, the default). Checked at start by the binaries that serve (`cli::start`).
+    pub fn check_exposure(&self, sections: &[&str]) -> Result<(), SettingsError> {
+        if sections.contains(&"ingest") {
+            self.auth.check_exposure(
+                "ingest.listen",
+                self.ingest.listen,
+                false,
+                "anyone who reaches it can post messages as any user and read every stored message",
+                None,
+            )?;
+        }
+        if sections.contains(&"gateway") {
+            self.auth.check_exposure(
+                "gateway.listen",
+                self.gateway.listen,
+                !self.stream.auth.jwt_secret.is_empty(),
+                "anyone who reaches it can read the pipeline's stats, alerts and workers",
+                Some("set SLUICE__STREAM__AUTH__JWT_SECRET so that dashboards need a token"),
+            )?;
+        }
+        Ok(())
     }
 
     /// Checks every section; the first bad value is the error.

@@ -35,6 +35,7 @@ const BINARY: cli::Binary = cli::Binary {
         "postgres",
         "ingest",
         "stream",
+        "auth",
         "worker.dead_after_ms",
     ],
 };
@@ -43,7 +44,8 @@ const BINARY: cli::Binary = cli::Binary {
 async fn main() -> ExitCode {
     cli::run(BINARY, |settings, shutdown| async move {
         let app = sluice_ingest::Application::build(&settings, shutdown)?;
-        tracing::info!(port = app.port(), "ingest API listening");
+        let callers = settings.auth.describe(settings.ingest.listen, false);
+        tracing::info!(port = app.port(), callers, "ingest API listening");
         app.run_until_stopped().await?;
         tracing::info!("ingest API stopped");
         anyhow::Ok(())

@@ -92,7 +92,7 @@ fn resolve<'a>(root: &'a Value, node: &'a Value) -> &'a Value {
 }
 
 /// The sections in the order [`Settings`] declares them.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "redis",
     "postgres",
     "ingest",
@@ -100,6 +100,7 @@ const SECTIONS: [&str; 7] = [
     "stream",
     "gateway",
     "telemetry",
+    "auth",
 ];
 
 /// Every setting with its default: section by section as [`Settings`] declares them, a

@@ -495,3 +495,55 @@ fn a_secret_may_come_from_the_file_its_file_variable_names() {
     assert!(e.to_string().contains("unknown setting"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_server_beyond_loopback_needs_credentials_or_auth_mode_none() {
+    let with = |pairs: &[(&str, &str)]| load(pairs).expect("valid");
+    let exposed = |s: &Settings| {
+        s.check_exposure(&["ingest", "gateway"])
+            .err()
+            .map(|e| e.to_string())
+    };
+    assert_eq!(exposed(&with(&[])), None, "loopback by default");
+    assert_eq!(
+        exposed(&with(&[("SLUICE__INGEST__LISTEN", "[::1]:8000")])),
+        None
+    );
+    for listen in ["0.0.0.0:8000", "[::]:8000", "10.1.2.3:8000"] {
+        let e = exposed(&with(&[("SLUICE__INGEST__LISTEN", listen)])).expect("refused");
+        assert!(
+            e.contains("SLUICE__INGEST__LISTEN") && e.contains("SLUICE__AUTH__MODE=none"),
+            "{e}"
+        );
+        let open = with(&[
+            ("SLUICE__INGEST__LISTEN", listen),
+            ("SLUICE__AUTH__MODE", "none"),
+        ]);
+        assert_eq!(exposed(&open), None);
+        assert!(
+            open.auth
+                .describe(open.ingest.listen, false)
+                .contains("reachable from other machines")
+        );
+    }
+    // The worker does not serve callers: its sections are not checked.
+    let worker = with(&[("SLUICE__INGEST__LISTEN", "0.0.0.0:8000")]);
+    assert!(
+        worker
+            .check_exposure(&["redis", "postgres", "worker"])
+            .is_ok()
+    );
+    let gateway = [("SLUICE__GATEWAY__LISTEN", "0.0.0.0:8001")];
+    assert!(
+        exposed(&with(&gateway))
+            .expect("refused")
+            .contains("JWT_SECRET")
+    );
+    let secret = ("SLUICE__STREAM__AUTH__JWT_SECRET", "k".repeat(32));
+    let protected = with(&[gateway[0], (secret.0, secret.1.as_str())]);
+    assert_eq!(exposed(&protected), None);
+    assert!(
+        load(&[("SLUICE__AUTH__MODE", "off")]).is_err(),
+        "auto or none only"
+    );
+}

@@ -491,7 +491,12 @@ async fn wrong_tokens_are_refused_before_any_work_then_their_address_is_throttle
     let r = call(&elsewhere, TOKEN).await.expect("sent");
     assert_error(r, 503, "redis_unavailable").await;
     // Counted for the operator, by reason.
-    let metrics = app.http.get(app.url("/metrics")).send().await.expect("sent");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("sent");
     let metrics = metrics.text().await.expect("text");
     for reason in ["wrong_token", "throttled"] {
         let series = format!("sluice_auth_failures_total{{reason=\"{reason}\"}}");
