@@ -42,6 +42,7 @@ async fn every_benchmark_scenario_runs() {
         rate: Some(1_000.0),
         keep_ids: true,
         tls: None,
+        key: None,
     };
     let r = send::run(&plan, |_, _| {}).await.expect("send");
     assert_eq!((r.succeeded, r.failed), (200, 0));

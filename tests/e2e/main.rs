@@ -12,6 +12,7 @@ mod failover;
 mod faults;
 mod gateways;
 mod https;
+mod keys;
 mod metrics;
 mod pipeline;
 mod secrets;

@@ -8,7 +8,7 @@ use sluice_client::Client;
 use sluice_client::api::base_url;
 use sluice_client::tls::Tls;
 
-use crate::{DeadLetters, GatewayArgs, IngestArgs, view};
+use crate::{DeadLetters, GatewayArgs, IngestArgs, Keys, view};
 
 /// The gateway named by `args`.
 pub fn gateway(args: &GatewayArgs) -> anyhow::Result<Client> {
@@ -72,6 +72,7 @@ pub async fn send(
         concurrency: load.concurrency,
         rate: load.rate,
         keep_ids: ids.is_some(),
+        key: args.key.clone().filter(|k| !k.is_empty()),
     };
     let report = sluice_client::send::run_with_bar(&plan).await?;
     if let Some(path) = ids {
@@ -153,4 +154,39 @@ fn admin(args: &IngestArgs) -> anyhow::Result<Client> {
         );
     }
     Ok(client)
+}
+
+/// `sluice keys …`.
+pub async fn keys(command: Keys) -> anyhow::Result<()> {
+    match command {
+        Keys::Create {
+            ingest,
+            name,
+            scopes,
+            expires_in,
+        } => {
+            let new = sluice_proto::keys::NewKey {
+                name,
+                scopes,
+                expires_in_days: expires_in,
+            };
+            let created = admin(&ingest)?.create_key(&new).await?;
+            print!("{}", view::keys(std::slice::from_ref(&created.info)));
+            println!("The key, shown this once (Sluice keeps only its hash):");
+            println!("{}", created.key);
+        }
+        Keys::List { ingest, json } => {
+            let list = admin(&ingest)?.keys().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", view::keys(&list.keys));
+            }
+        }
+        Keys::Revoke { ingest, name } => {
+            let info = admin(&ingest)?.revoke_key(&name).await?;
+            print!("{}", view::keys(std::slice::from_ref(&info)));
+        }
+    }
+    Ok(())
 }

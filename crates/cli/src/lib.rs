@@ -4,7 +4,8 @@
 //!   with `--plain` or when the output is not a terminal ([`watch`]).
 //! - `sluice stats`, `sluice alerts`: one snapshot, for people or (`--json`) scripts.
 //! - `sluice send`: the load generator, with a progress bar.
-//! - `sluice dead-letters list|requeue|purge`: the ingest API's admin endpoints.
+//! - `sluice dead-letters list|requeue|purge`, `sluice keys create|list|revoke`: the ingest
+//!   API's admin endpoints.
 //!
 //! [`api`] names the services and runs `send` and the admin commands through `sluice-client`;
 //! [`view`] turns stats and alerts into text.
@@ -55,6 +56,9 @@ pub struct IngestArgs {
     /// The ingest API's `ingest.admin_token`.
     #[arg(long, env = "SLUICE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// An API key (`slk_…`), for an ingest API with `auth.mode = keys`.
+    #[arg(long, env = "SLUICE_KEY", hide_env_values = true)]
+    pub key: Option<String>,
     /// PEM file of the CA that signed the server's certificate, trusted besides the system's.
     #[arg(long, env = "SLUICE_CACERT")]
     pub cacert: Option<PathBuf>,
@@ -121,6 +125,52 @@ pub enum Command {
     /// Inspect, requeue or purge the dead letters (needs the admin token).
     #[command(subcommand)]
     DeadLetters(DeadLetters),
+    /// Make, list or revoke API keys (needs the admin token).
+    #[command(subcommand)]
+    Keys(Keys),
+}
+
+/// `sluice keys …`.
+#[derive(Debug, Subcommand)]
+pub enum Keys {
+    /// Make a key; it is printed once, on the last line.
+    Create {
+        /// The ingest API.
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// A name to tell the key by (letters, digits, `-`, `_`, `.`).
+        #[arg(long)]
+        name: String,
+        /// What it may do: messages:write, messages:read, stats:read, admin (repeat for more).
+        #[arg(long = "scope", required = true, value_parser = parse_scope)]
+        scopes: Vec<sluice_proto::keys::Scope>,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_in: Option<u32>,
+    },
+    /// Every key: name, scopes, created, last used, expires, revoked; never the key.
+    List {
+        /// The ingest API.
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// The API's JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: every ingest API refuses it within about a second.
+    Revoke {
+        /// The ingest API.
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// The key's name.
+        name: String,
+    },
+}
+
+fn parse_scope(name: &str) -> Result<sluice_proto::keys::Scope, String> {
+    sluice_proto::keys::Scope::parse(name).ok_or_else(|| {
+        format!("no scope {name:?}: use messages:write, messages:read, stats:read or admin")
+    })
 }
 
 /// `sluice dead-letters …`.
@@ -206,6 +256,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             api::send(&ingest, load, ids.as_deref(), json).await
         }
         Command::DeadLetters(command) => api::dead_letters(command).await,
+        Command::Keys(command) => api::keys(command).await,
     }
 }
 

@@ -166,6 +166,36 @@ pub fn dead_letters(page: &DeadLetterPage) -> String {
     out
 }
 
+/// `sluice keys list`: one key a line (never the key itself), then its dates.
+pub fn keys(keys: &[sluice_proto::keys::KeyInfo]) -> String {
+    let when = |at: &Option<chrono::DateTime<chrono::Utc>>, none: &str| {
+        at.map_or_else(
+            || none.to_owned(),
+            |at| at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        )
+    };
+    let mut out = format!("{} key(s)\n", keys.len());
+    for key in keys {
+        let scopes: Vec<&str> = key.scopes.iter().map(|s| s.name()).collect();
+        let state = match key.revoked_at {
+            Some(_) => "REVOKED",
+            None => "active",
+        };
+        let _ = writeln!(
+            out,
+            "{}  {}  {}  {state}\n    created {}  last used {}  expires {}  revoked {}",
+            key.name,
+            key.prefix,
+            scopes.join(","),
+            when(&Some(key.created_at), ""),
+            when(&key.last_used_at, "never"),
+            when(&key.expires_at, "never"),
+            when(&key.revoked_at, "no"),
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

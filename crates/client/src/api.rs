@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use sluice_proto::api::{AlertList, DeadLetterPage, Purged, RecentBatches, Requeued, WorkerList};
 use sluice_proto::error::ErrorBody;
 use sluice_proto::events::BatchEvent;
+use sluice_proto::keys::{CreatedKey, KeyInfo, KeyList, NewKey};
 use sluice_proto::stats::Stats;
 
 use crate::tls::Tls;
@@ -106,6 +107,17 @@ pub fn base_url(raw: &str, flag: &str) -> Result<String, ClientError> {
         return Err(bad());
     }
     Ok(base.to_owned())
+}
+
+/// `segment` with every byte but letters, digits, `-`, `_` and `.` percent-encoded.
+fn encode_path_segment(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// One service's base URL and credentials.
@@ -246,6 +258,23 @@ impl Client {
         };
         let answer: Purged = self.call(self.http.delete(self.url(path))).await?;
         Ok(answer.purged)
+    }
+
+    /// `POST /admin/keys`: a new key, shown this once.
+    pub async fn create_key(&self, new: &NewKey) -> Result<CreatedKey, ClientError> {
+        self.call(self.http.post(self.url("/admin/keys")).json(new))
+            .await
+    }
+
+    /// `GET /admin/keys`: every key, newest first.
+    pub async fn keys(&self) -> Result<KeyList, ClientError> {
+        self.get("/admin/keys").await
+    }
+
+    /// `DELETE /admin/keys/{name}`: revokes a key.
+    pub async fn revoke_key(&self, name: &str) -> Result<KeyInfo, ClientError> {
+        let path = format!("/admin/keys/{}", encode_path_segment(name));
+        self.call(self.http.delete(self.url(&path))).await
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

@@ -36,6 +36,8 @@ pub struct SendPlan {
     pub keep_ids: bool,
     /// HTTPS, trusting these certificates; `None` for plain HTTP.
     pub tls: Option<crate::tls::Tls>,
+    /// An API key, sent as `Authorization: Bearer`.
+    pub key: Option<String>,
 }
 
 /// What was sent.
@@ -104,7 +106,11 @@ pub async fn run(
         rate: plan.rate,
         expect_status: 202,
         keep_bodies: plan.keep_ids,
-        headers: Vec::new(),
+        headers: plan
+            .key
+            .iter()
+            .map(|key| ("authorization", format!("Bearer {key}")))
+            .collect(),
         tls: plan.tls.clone(),
     };
     let started = Instant::now();

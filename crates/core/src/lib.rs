@@ -24,7 +24,9 @@
 //! - [`memory`]: the allocator every binary uses, and its live and resident byte counts.
 //! - [`outage`]: logging a dependency's outage once instead of once per failed call.
 //! - [`shutdown`]: the process-wide cancellation token fired by SIGINT/SIGTERM.
+//! - [`auth`]: API keys, kept hashed in PostgreSQL and checked in memory.
 
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod connect;

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "channel_user_index",
         sql: include_str!("../migrations/0005_channel_user_index.sql"),
     },
+    Migration {
+        version: 6,
+        name: "api_keys",
+        sql: include_str!("../migrations/0006_api_keys.sql"),
+    },
 ];
 
 /// Where refinery records the applied migrations.

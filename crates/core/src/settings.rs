@@ -152,9 +152,9 @@ impl Settings {
             self.auth.check_exposure(
                 "ingest.listen",
                 self.ingest.listen,
-                false,
+                self.auth.keys(),
                 "anyone who reaches it can post messages as any user and read every stored message",
-                None,
+                Some("set SLUICE__AUTH__MODE=keys so that callers need an API key"),
             )?;
         }
         if sections.contains(&"gateway") {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use sluice_core::auth::Refused;
 use sluice_proto::error::ErrorBody;
 use sluice_proto::message::MessageError;
 
@@ -110,12 +111,17 @@ pub enum ApiError {
     /// The route exists, the method does not.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
+    /// `auth.mode = keys` and the credential was missing, unknown, expired, revoked or short of
+    /// the endpoint's scope.
+    #[error("{0}")]
+    Refused(sluice_core::auth::Refused),
 }
 
 impl ApiError {
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Refused(refused) => refused.code(),
             Self::MalformedJson(_) => "malformed_json",
             Self::UnreadableBody(_) => "unreadable_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -204,6 +210,8 @@ impl ResponseError for ApiError {
             | Self::ReadTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Refused(Refused::InsufficientScope(_)) => StatusCode::FORBIDDEN,
+            Self::Refused(_) => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -222,6 +230,9 @@ impl ResponseError for ApiError {
         if self.leaves_body_unread() {
             response.force_close();
         }
+        if let Self::Refused(refused) = self {
+            response.insert_header(("WWW-Authenticate", challenge(*refused)));
+        }
         if matches!(self, Self::UnsupportedEncoding(_)) {
             // RFC 7694: the codings the server accepts in a request.
             response.insert_header(("Accept-Encoding", "identity"));
@@ -231,5 +242,20 @@ impl ResponseError for ApiError {
             self.to_string(),
             fields,
         ))
+    }
+}
+
+/// The `WWW-Authenticate` challenge of a refusal (RFC 6750): `invalid_token` for a credential that
+/// is not good, `insufficient_scope` with the scope needed, none for a missing one.
+fn challenge(refused: Refused) -> String {
+    match refused {
+        Refused::Missing => r#"Bearer realm="sluice""#.to_owned(),
+        Refused::InsufficientScope(scope) => format!(
+            r#"Bearer realm="sluice", error="insufficient_scope", scope="{}""#,
+            scope.name()
+        ),
+        Refused::Invalid | Refused::Expired | Refused::Revoked => format!(
+            r#"Bearer realm="sluice", error="invalid_token", error_description="{refused}""#
+        ),
     }
 }

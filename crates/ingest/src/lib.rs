@@ -4,6 +4,8 @@
 //!   and runs until the shutdown token fires, draining in-flight requests.
 //! - [`routes`]: the handlers (`POST /messages`, `POST /messages/batch`, `GET /messages`,
 //!   `/health`, `/ready`); the token-guarded `/admin/dead-letters` are `sluice_admin`'s.
+//! - [`auth`]: with `auth.mode = keys`, the one extractor that checks a caller's API key for
+//!   the endpoint's scope; `/admin/keys` makes, lists and revokes keys.
 //! - [`body`]: content-type and size checks before any parsing; [`parse`]: large bodies parsed
 //!   off the threads that answer requests.
 //! - [`group`]: group commit, every push of a thread sent with those that arrived while the
@@ -20,6 +22,7 @@
 //! `sluice_stream::StatsStream`, at the URL the Python stack's dashboards connect to. It does
 //! not evaluate alert rules: gateways do, and the stream serves what they recorded.
 
+pub mod auth;
 pub mod body;
 pub mod enqueue;
 pub mod error;
@@ -170,8 +173,15 @@ impl Application {
                 .refresh_periodically(conn, pending, timeout, stop)
                 .await;
         });
+        let keyring = shared
+            .keyring
+            .clone()
+            .map(|ring| tokio::spawn(ring.run(shared.pool.clone(), self.shutdown.clone())));
         let result = self.server.await;
         self.shutdown.cancel();
+        if let Some(keyring) = keyring {
+            joined("API key refresher", keyring).await;
+        }
         joined("queue depth gauge", gauge).await;
         joined("persisted-message listener", waiting).await;
         if let Some(stream) = stream {
@@ -229,6 +239,17 @@ pub fn routes_config(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/metrics")
             .route(web::get().to(sluice_http::observe::metrics))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        web::resource("/admin/keys")
+            .route(web::post().to(routes::keys::create))
+            .route(web::get().to(routes::keys::list))
+            .default_service(web::to(routes::method_not_allowed)),
+    )
+    .service(
+        web::resource("/admin/keys/{name}")
+            .route(web::delete().to(routes::keys::revoke))
             .default_service(web::to(routes::method_not_allowed)),
     )
     .configure(sluice_admin::routes)

@@ -44,7 +44,9 @@ const BINARY: cli::Binary = cli::Binary {
 async fn main() -> ExitCode {
     cli::run(BINARY, |settings, shutdown| async move {
         let app = sluice_ingest::Application::build(&settings, shutdown)?;
-        let callers = settings.auth.describe(settings.ingest.listen, false);
+        let callers = settings
+            .auth
+            .describe(settings.ingest.listen, settings.auth.keys());
         tracing::info!(port = app.port(), callers, "ingest API listening");
         app.run_until_stopped().await?;
         tracing::info!("ingest API stopped");

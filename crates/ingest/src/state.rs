@@ -43,6 +43,8 @@ impl Deref for AppState {
 pub struct Shared {
     /// Key names under the configured prefix.
     pub keys: Keys,
+    /// With `auth.mode = keys`: every API key, checked in memory ([`crate::auth`]).
+    pub keyring: Option<Arc<sluice_core::auth::Keyring>>,
     /// PostgreSQL pool (shared by every worker thread), for the persisted-row checks of a
     /// replayed `Prefer: wait`.
     pub pool: Pool,
@@ -125,6 +127,7 @@ impl Shared {
             waiters: Arc::new(Waiters::new(ingest.max_waiters)),
             max_wait: Duration::from_secs(ingest.max_wait_secs),
             acks: settings.redis.acks(),
+            keyring: settings.auth.keys().then(Arc::default),
         })
     }
 

@@ -6,6 +6,7 @@
 //!   `ChannelId`, `Content`, and the envelope that travels through Redis.
 //! - [`stats`]: the stats snapshot and its JSON contract.
 //! - [`history`]: the stats history in columns, and the windows a client can ask for.
+//! - [`keys`]: API keys and their scopes, as the admin endpoints take and list them.
 //! - [`api`]: what the HTTP endpoints answer (alerts, workers, batches, dead letters, messages).
 //! - [`events`]: the batch event on `batch_events` and the `dead_messages` entry.
 //! - [`cards`]: the stats cards, listed once for the dashboard and the terminal.
@@ -21,5 +22,6 @@ pub mod cards;
 pub mod error;
 pub mod events;
 pub mod history;
+pub mod keys;
 pub mod message;
 pub mod stats;

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{SettingsError, invalid};
 
-/// Whether a server may serve unauthenticated callers beyond loopback: `auto` (the default), as
-/// Redis's protected mode, refuses to start a server whose listener is reachable from other
-/// machines while nothing authenticates its callers; `none` serves them anyway (a trusted
-/// network, or a proxy that authenticates).
+/// Who may call the ingest API's data endpoints: `keys` needs an API key with the endpoint's
+/// scope (`messages:write` to post, `messages:read` to read); `auto` (the default), as Redis's
+/// protected mode, serves callers unauthenticated on loopback and refuses to start a server whose
+/// listener is reachable from other machines while nothing authenticates them; `none` serves
+/// them unauthenticated anywhere (a trusted network, or a proxy that authenticates).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
@@ -23,15 +24,23 @@ pub enum AuthMode {
     /// Serve unauthenticated callers on any address: a trusted network, or a proxy in front
     /// that authenticates them.
     None,
+    /// The ingest API's data endpoints need an API key with their scope.
+    Keys,
 }
 
 /// `[auth]`
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// `auto` (the default): a server listening beyond loopback refuses to start while nothing
-    /// authenticates its callers; `none`: serve them unauthenticated anyway.
+    /// `auto` (the default), `none` or `keys`.
     pub mode: AuthMode,
+}
+
+impl AuthSettings {
+    /// Whether the ingest API's data endpoints need a key.
+    pub fn keys(&self) -> bool {
+        self.mode == AuthMode::Keys
+    }
 }
 
 impl AuthSettings {

@@ -8,6 +8,7 @@ use sluice_proto::message::{ChannelId, UserId};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+use crate::auth::{Authorized, Reads};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store;
@@ -113,11 +114,14 @@ impl ListQuery {
     responses(
         (status = 200, description = "Newest first", body = MessagePage),
         (status = 400, description = "A parameter is not acceptable: `fields` names each", body = ErrorBody),
+        (status = 401, description = "With `auth.mode = keys`: no key, or one that is unknown, expired or revoked", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 403, description = "With `auth.mode = keys`: a key without `messages:read`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
         (status = 503, description = "PostgreSQL is unavailable (`postgres_unavailable`), `ingest.read_concurrency` reads are running already (`server_busy`), or the query ran past `ingest.read_timeout_ms` (`read_timeout`)", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]
 #[tracing::instrument(name = "list_messages", skip_all)]
 pub async fn list_messages(
+    _caller: Authorized<Reads>,
     query: web::Query<RawListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

@@ -10,6 +10,7 @@ use sluice_proto::error::ErrorBody;
 use sluice_proto::message::{Envelope, MessageRequest, NewMessage};
 use uuid::Uuid;
 
+use crate::auth::{Authorized, Writes};
 use crate::body;
 use crate::enqueue::{Queueing, enqueue};
 use crate::error::ApiError;
@@ -41,6 +42,13 @@ enum PostErrors {
     /// The body did not arrive within `ingest.body_timeout_ms`.
     #[response(status = 408)]
     BodyTimeout(ErrorBody),
+    /// With `auth.mode = keys`: no key (`missing_credentials`), or one that is unknown, expired
+    /// or revoked (`invalid_credentials`, `credentials_expired`, `credentials_revoked`).
+    #[response(status = 401, headers(("WWW-Authenticate" = String, description = "Bearer realm=\"sluice\", with the error")))]
+    Unauthorized(ErrorBody),
+    /// With `auth.mode = keys`: a key without `messages:write` (`insufficient_scope`).
+    #[response(status = 403, headers(("WWW-Authenticate" = String, description = "Bearer …, error=\"insufficient_scope\"")))]
+    Forbidden(ErrorBody),
     /// The body is larger than the limit; with `Expect: 100-continue`, answered before the
     /// body is sent when `Content-Length` says so.
     #[response(status = 413)]
@@ -107,6 +115,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
 )]
 #[tracing::instrument(name = "post_message", skip_all, fields(message_id))]
 pub async fn post_message(
+    _caller: Authorized<Writes>,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -178,6 +187,7 @@ fn parse_batch(body: &[u8], max: usize) -> Result<ParsedBatch, ApiError> {
 )]
 #[tracing::instrument(name = "post_batch", skip_all, fields(count))]
 pub async fn post_batch(
+    _caller: Authorized<Writes>,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,

@@ -1,6 +1,7 @@
 //! HTTP handlers.
 
 pub mod health;
+pub mod keys;
 pub mod list;
 pub mod messages;
 

@@ -1,0 +1,318 @@
+//! API keys: made, listed and revoked in PostgreSQL ([`store`]), and checked in memory
+//! ([`Keyring`]).
+//!
+//! A key is `slk_<prefix>_<secret>`: 8 and 32 random letters and digits (about 190 bits of
+//! secret). PostgreSQL keeps its SHA-256 and its public `slk_<prefix>` only. A server holds every
+//! key's hash, scopes and dates in memory, so checking a key costs no round trip; it asks
+//! PostgreSQL once a second for the keys changed since its last look (a revocation is refused
+//! fleet-wide within about a second, whatever happened to Redis), and records when keys were
+//! last used in one batched write every few seconds.
+
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use sluice_proto::keys::Scope;
+use subtle::ConstantTimeEq;
+
+use crate::CancellationToken;
+
+/// The start of every key.
+pub const KEY_MARK: &str = "slk_";
+/// Letters of a key's public prefix, after [`KEY_MARK`].
+pub const PREFIX_LEN: usize = 8;
+/// Letters of a key's secret.
+pub const SECRET_LEN: usize = 32;
+/// How often a server asks PostgreSQL for the keys changed since its last look.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How often the keys' `last_used_at` is written.
+pub const USED_EVERY: Duration = Duration::from_secs(5);
+
+/// Why a credential was refused, each with its stable code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// No `Authorization: Bearer`.
+    #[error("this endpoint needs a credential: Authorization: Bearer <key>")]
+    Missing,
+    /// Not a key this fleet made.
+    #[error("the credential is not valid")]
+    Invalid,
+    /// Past its `expires_at`.
+    #[error("the credential has expired")]
+    Expired,
+    /// Revoked.
+    #[error("the credential has been revoked")]
+    Revoked,
+    /// A valid key without the scope the endpoint needs.
+    #[error("the credential lacks the scope this endpoint needs")]
+    InsufficientScope(Scope),
+}
+
+impl Refused {
+    /// The stable machine-readable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Missing => "missing_credentials",
+            Self::Invalid => "invalid_credentials",
+            Self::Expired => "credentials_expired",
+            Self::Revoked => "credentials_revoked",
+            Self::InsufficientScope(_) => "insufficient_scope",
+        }
+    }
+}
+
+/// A caller whose key was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's name.
+    pub name: String,
+    /// Its public prefix (`slk_…`), for logs.
+    pub prefix: String,
+}
+
+/// A new key: the key, its public prefix and its hash.
+pub struct Minted {
+    /// The key, shown once.
+    pub key: String,
+    /// `slk_` and the public letters.
+    pub prefix: String,
+    /// SHA-256 of the key, hex.
+    pub hash: String,
+}
+
+/// Makes a key from the operating system's random generator.
+pub fn mint() -> Minted {
+    let mut letters = rand::rng().sample_iter(Alphanumeric).map(char::from);
+    let public: String = letters.by_ref().take(PREFIX_LEN).collect();
+    let secret: String = letters.take(SECRET_LEN).collect();
+    let prefix = format!("{KEY_MARK}{public}");
+    let key = format!("{prefix}_{secret}");
+    Minted {
+        hash: hash(&key),
+        prefix,
+        key,
+    }
+}
+
+/// SHA-256 of `key`, hex.
+pub fn hash(key: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The public prefix of something shaped like a key.
+pub fn prefix_of(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(KEY_MARK)?;
+    let (public, secret) = rest.split_once('_')?;
+    (public.len() == PREFIX_LEN && secret.len() == SECRET_LEN)
+        .then(|| &key[..KEY_MARK.len() + PREFIX_LEN])
+}
+
+/// What a server holds of one key.
+#[derive(Debug, Clone)]
+struct Held {
+    name: String,
+    hash: String,
+    scopes: Vec<Scope>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked: bool,
+}
+
+/// Every key of the fleet, in memory, kept current from PostgreSQL by [`Keyring::run`].
+#[derive(Debug, Default)]
+pub struct Keyring {
+    /// By public prefix.
+    keys: RwLock<HashMap<String, Held>>,
+    /// Prefixes accepted since the last `last_used_at` write.
+    used: Mutex<HashSet<String>>,
+}
+
+impl Keyring {
+    /// Checks `bearer` (the `Authorization: Bearer` value, if any) for `scope` at `now`.
+    pub fn check(
+        &self,
+        bearer: Option<&str>,
+        scope: Scope,
+        now: DateTime<Utc>,
+    ) -> Result<Caller, Refused> {
+        let key = bearer.ok_or(Refused::Missing)?;
+        let prefix = prefix_of(key).ok_or(Refused::Invalid)?;
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let held = keys.get(prefix).ok_or(Refused::Invalid)?;
+        if !bool::from(hash(key).as_bytes().ct_eq(held.hash.as_bytes())) {
+            return Err(Refused::Invalid);
+        }
+        if held.revoked {
+            return Err(Refused::Revoked);
+        }
+        if held.expires_at.is_some_and(|at| at <= now) {
+            return Err(Refused::Expired);
+        }
+        if !held.scopes.contains(&scope) {
+            return Err(Refused::InsufficientScope(scope));
+        }
+        let caller = Caller {
+            name: held.name.clone(),
+            prefix: prefix.to_owned(),
+        };
+        drop(keys);
+        self.used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(caller.prefix.clone());
+        Ok(caller)
+    }
+
+    /// Keeps the ring current until `shutdown`: the keys changed since the last look, every
+    /// [`REFRESH_EVERY`], and the last uses, every [`USED_EVERY`]. A failed look is retried at
+    /// the next tick; meanwhile the ring serves what it holds.
+    pub async fn run(self: Arc<Self>, pool: Pool, shutdown: CancellationToken) {
+        let mut since: Option<DateTime<Utc>> = None;
+        let mut tick = tokio::time::interval(REFRESH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_used_write = tokio::time::Instant::now();
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            match store::changed_since(&pool, since).await {
+                Ok(changed) => {
+                    failing = false;
+                    since = self.merge(changed).or(since);
+                }
+                Err(e) if !std::mem::replace(&mut failing, true) => {
+                    tracing::warn!(error = %e, "cannot refresh the API keys from PostgreSQL; serving those held");
+                }
+                Err(_) => {}
+            }
+            if last_used_write.elapsed() >= USED_EVERY {
+                last_used_write = tokio::time::Instant::now();
+                self.write_used(&pool).await;
+            }
+        }
+        self.write_used(&pool).await;
+    }
+
+    /// Takes in the keys of a look; the newest `updated_at` among them.
+    fn merge(&self, changed: Vec<store::Row>) -> Option<DateTime<Utc>> {
+        let newest = changed.iter().map(|row| row.updated_at).max();
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        for row in changed {
+            keys.insert(
+                row.prefix,
+                Held {
+                    name: row.name,
+                    hash: row.hash,
+                    scopes: row.scopes,
+                    expires_at: row.expires_at,
+                    revoked: row.revoked_at.is_some(),
+                },
+            );
+        }
+        newest
+    }
+
+    /// Records when the keys accepted since the last write were used.
+    async fn write_used(&self, pool: &Pool) {
+        let used: Vec<String> = {
+            let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+            used.drain().collect()
+        };
+        if used.is_empty() {
+            return;
+        }
+        if let Err(e) = store::mark_used(pool, &used).await {
+            tracing::debug!(error = %e, "cannot record the keys' last use");
+        }
+    }
+
+    /// How many keys the ring holds.
+    pub fn len(&self) -> usize {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether the ring holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_with(
+        minted: &Minted,
+        scopes: Vec<Scope>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Keyring {
+        let ring = Keyring::default();
+        ring.merge(vec![store::Row {
+            name: "app".into(),
+            prefix: minted.prefix.clone(),
+            hash: minted.hash.clone(),
+            scopes,
+            created_at: Utc::now(),
+            expires_at,
+            revoked_at: None,
+            last_used_at: None,
+            updated_at: Utc::now(),
+        }]);
+        ring
+    }
+
+    #[test]
+    fn a_key_is_high_entropy_and_only_its_hash_and_prefix_are_kept() {
+        let a = mint();
+        let b = mint();
+        assert_ne!(a.key, b.key);
+        assert_eq!(a.key.len(), KEY_MARK.len() + PREFIX_LEN + 1 + SECRET_LEN);
+        assert_eq!(prefix_of(&a.key), Some(a.prefix.as_str()));
+        assert!(!a.hash.contains(&a.key[a.prefix.len() + 1..]));
+        assert_eq!(a.hash, hash(&a.key));
+        assert_eq!(prefix_of("slk_short_x"), None);
+        assert_eq!(prefix_of("Bearer"), None);
+    }
+
+    #[test]
+    fn every_refusal_has_its_reason() {
+        let minted = mint();
+        let now = Utc::now();
+        let ring = ring_with(&minted, vec![Scope::MessagesWrite], None);
+        let key = Some(minted.key.as_str());
+        assert_eq!(
+            ring.check(key, Scope::MessagesWrite, now).map(|c| c.name),
+            Ok("app".into())
+        );
+        assert_eq!(
+            ring.check(None, Scope::MessagesWrite, now),
+            Err(Refused::Missing)
+        );
+        let forged = format!("{}_{}", minted.prefix, "x".repeat(SECRET_LEN));
+        assert_eq!(
+            ring.check(Some(&forged), Scope::MessagesWrite, now),
+            Err(Refused::Invalid)
+        );
+        assert_eq!(
+            ring.check(Some(&mint().key), Scope::MessagesWrite, now),
+            Err(Refused::Invalid)
+        );
+        assert_eq!(
+            ring.check(key, Scope::MessagesRead, now),
+            Err(Refused::InsufficientScope(Scope::MessagesRead))
+        );
+        let expired = ring_with(&minted, vec![Scope::MessagesWrite], Some(now));
+        assert_eq!(
+            expired.check(key, Scope::MessagesWrite, now),
+            Err(Refused::Expired)
+        );
+    }
+}

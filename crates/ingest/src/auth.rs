@@ -1,0 +1,71 @@
+//! Who is calling. With `auth.mode = keys`, [`Authorized`] is the one place a request's API key
+//! is checked for its endpoint's scope, in memory (`sluice_core::auth::Keyring`); otherwise it
+//! lets every caller through, as before. A handler names the scope it needs by its type:
+//! `Authorized<Writes>` for posting, `Authorized<Reads>` for reading messages.
+
+use std::future::{Ready, ready};
+use std::marker::PhantomData;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use sluice_core::auth::Caller;
+use sluice_proto::keys::Scope;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The scope an endpoint needs.
+pub trait Needs {
+    /// The scope.
+    const SCOPE: Scope;
+}
+
+/// `messages:write`: `POST /messages`, `POST /messages/batch`.
+pub struct Writes;
+impl Needs for Writes {
+    const SCOPE: Scope = Scope::MessagesWrite;
+}
+
+/// `messages:read`: `GET /messages`.
+pub struct Reads;
+impl Needs for Reads {
+    const SCOPE: Scope = Scope::MessagesRead;
+}
+
+/// A caller allowed the scope `N` needs: the key's name and prefix with `auth.mode = keys`,
+/// `None` when the server checks no keys.
+pub struct Authorized<N> {
+    /// The caller's key, when keys are checked.
+    pub caller: Option<Caller>,
+    scope: PhantomData<N>,
+}
+
+impl<N: Needs> FromRequest for Authorized<N> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let ring = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|state| state.shared.keyring.clone());
+        let Some(ring) = ring else {
+            return ready(Ok(Self {
+                caller: None,
+                scope: PhantomData,
+            }));
+        };
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let checked = ring.check(bearer, N::SCOPE, chrono::Utc::now());
+        ready(
+            checked
+                .map(|caller| Self {
+                    caller: Some(caller),
+                    scope: PhantomData,
+                })
+                .map_err(ApiError::Refused),
+        )
+    }
+}

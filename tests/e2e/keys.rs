@@ -1,0 +1,251 @@
+//! API keys, as an operator and clients meet them: made and revoked with `sluice keys`, checked
+//! by two ingest APIs with `auth.mode = keys`, each refusal with its answer.
+
+use std::time::{Duration, Instant};
+
+use sluice_tests::process::{Service, binary, free_port};
+use uuid::Uuid;
+
+use crate::stack::{Options, Stack};
+
+const ADMIN_TOKEN: &str = "keys-test-admin-token-0123";
+
+/// `sluice <args>` against `ingest` with the admin token; its stdout.
+fn sluice(ingest: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(binary("sluice").expect("sluice"))
+        .args(args)
+        .args(["--ingest", ingest, "--admin-token", ADMIN_TOKEN])
+        .output()
+        .expect("runs");
+    let (out, err) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "sluice {args:?}: {out}{err}");
+    out.into_owned()
+}
+
+/// `sluice keys create`: the key, the last line of its output.
+fn create(ingest: &str, name: &str, scope: &str) -> String {
+    let out = sluice(
+        ingest,
+        &["keys", "create", "--name", name, "--scope", scope],
+    );
+    out.lines().last().expect("a line").trim().to_owned()
+}
+
+/// POSTs one message with `key`; the status and the body.
+async fn post(
+    http: &reqwest::Client,
+    ingest: &str,
+    key: Option<&str>,
+) -> (u16, serde_json::Value, String) {
+    let request = http
+        .post(format!("{ingest}/messages"))
+        .json(&serde_json::json!({"user_id": 1, "channel_id": 2, "content": "keyed"}));
+    let request = match key {
+        Some(key) => request.bearer_auth(key),
+        None => request,
+    };
+    let answer = request.send().await.expect("an answer");
+    let status = answer.status().as_u16();
+    let challenge = answer
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    (status, answer.json().await.expect("JSON"), challenge)
+}
+
+#[tokio::test]
+async fn keys_are_checked_by_scope_and_a_revocation_reaches_every_ingest_api() {
+    let _machine = crate::MACHINE.read().await;
+    let extra = [("AUTH__MODE", "keys"), ("INGEST__ADMIN_TOKEN", ADMIN_TOKEN)];
+    let stack = Stack::start_with(
+        "keys",
+        1,
+        Options {
+            extra: &extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (a, http) = (stack.ingest_url.clone(), stack.http.clone());
+    let mut second = second_ingest(&stack);
+    let b = second.1.clone();
+
+    let (status, body, challenge) = post(&http, &a, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("missing_credentials")),
+        "{body}"
+    );
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    let writer = create(&a, "writer", "messages:write");
+    let reader = create(&a, "reader", "messages:read");
+    assert!(writer.starts_with("slk_") && writer != reader, "{writer}");
+    let forged = format!("{}{}", &writer[..writer.len() - 4], "AAAA");
+    let mut accepted = accepted_within(&http, &a, &writer).await;
+    accepted.extend(accepted_within(&http, &b, &writer).await);
+    let (status, body, _) = post(&http, &a, Some(&forged)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("invalid_credentials")),
+        "{body}"
+    );
+    let (status, body, challenge) = post(&http, &a, Some(&reader)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("insufficient_scope")),
+        "{body}"
+    );
+    assert!(
+        challenge.contains(r#"scope="messages:write""#),
+        "{challenge}"
+    );
+    assert_reads(&http, &a, &reader, &writer).await;
+
+    // The command's load carries the key too.
+    let ids = stack.db.name.clone() + ".ids";
+    let ids = std::env::temp_dir().join(ids);
+    let path = ids.to_string_lossy().into_owned();
+    let out = std::process::Command::new(binary("sluice").expect("sluice"))
+        .args([
+            "send",
+            "--ingest",
+            &a,
+            "--key",
+            &writer,
+            "--messages",
+            "300",
+            "--ids",
+            &path,
+        ])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut all: Vec<Uuid> = std::fs::read_to_string(&ids)
+        .expect("ids")
+        .lines()
+        .map(|l| l.parse().expect("uuid"))
+        .collect();
+    let _ = std::fs::remove_file(&ids);
+    all.extend(accepted);
+
+    let (refused_after, accepted_meanwhile) = revoke_and_time(&http, &a, &b, &writer).await;
+    all.extend(accepted_meanwhile);
+    println!(
+        "KEYS revocation refused by the other ingest API after {} ms",
+        refused_after.as_millis()
+    );
+    let listed = sluice(&a, &["keys", "list"]);
+    assert!(
+        listed.contains("writer") && listed.contains("REVOKED"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&writer) && !listed.contains(&reader),
+        "a list never shows a key:\n{listed}"
+    );
+    for text in [stack.ingest.logs(), second.0.logs()] {
+        assert!(
+            !text.contains(&writer[writer.len() - 32..]),
+            "no key in a log line"
+        );
+    }
+    stack
+        .assert_exactly_once(&all, Duration::from_secs(30))
+        .await;
+    second.0.stop(Duration::from_secs(10)).await.expect("stops");
+    stack.stop().await;
+}
+
+/// Another ingest API on the stack's settings and servers; it and its URL.
+fn second_ingest(stack: &Stack) -> (Service, String) {
+    let port = free_port();
+    let mut env = stack.env.clone();
+    env.push(("SLUICE__INGEST__LISTEN".into(), format!("127.0.0.1:{port}")));
+    let service = Service::start("sluice-ingest", &env, &[]).expect("starts");
+    (service, format!("http://127.0.0.1:{port}"))
+}
+
+/// Posts with `key` until it is accepted (a new key reaches a server's ring within a second or
+/// so); the ids accepted.
+async fn accepted_within(http: &reqwest::Client, ingest: &str, key: &str) -> Vec<Uuid> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body, _) = post(http, ingest, Some(key)).await;
+        if status == 202 {
+            return vec![
+                body["message_id"]
+                    .as_str()
+                    .expect("id")
+                    .parse()
+                    .expect("uuid"),
+            ];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ingest} never accepted the new key: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /messages` needs `messages:read`.
+async fn assert_reads(http: &reqwest::Client, ingest: &str, reader: &str, writer: &str) {
+    let url = format!("{ingest}/messages?limit=5");
+    let answer = http
+        .get(&url)
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 200);
+    let answer = http
+        .get(&url)
+        .bearer_auth(writer)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 403);
+    let answer = http.get(&url).send().await.expect("an answer");
+    assert_eq!(answer.status(), 401);
+}
+
+/// Revokes `key` on `a` and polls `b` until it refuses it as revoked; how long that took, and
+/// the ids `b` accepted meanwhile.
+async fn revoke_and_time(
+    http: &reqwest::Client,
+    a: &str,
+    b: &str,
+    key: &str,
+) -> (Duration, Vec<Uuid>) {
+    sluice(a, &["keys", "revoke", "writer"]);
+    let revoked = Instant::now();
+    let mut accepted = Vec::new();
+    loop {
+        let (status, body, _) = post(http, b, Some(key)).await;
+        if status == 401 {
+            assert_eq!(body["error"]["code"], "credentials_revoked", "{body}");
+            return (revoked.elapsed(), accepted);
+        }
+        assert_eq!(status, 202, "{body}");
+        accepted.push(
+            body["message_id"]
+                .as_str()
+                .expect("id")
+                .parse()
+                .expect("uuid"),
+        );
+        assert!(
+            revoked.elapsed() < Duration::from_secs(5),
+            "still accepted 5 s after its revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
