@@ -104,6 +104,8 @@ async fn keys_are_checked_by_scope_and_a_revocation_reaches_every_ingest_api() {
         "{challenge}"
     );
     assert_reads(&http, &a, &reader, &writer).await;
+    let watcher = create(&a, "dashboard", "stats:read");
+    assert_stats(&http, &a, &watcher, &reader).await;
 
     // The command's load carries the key too.
     let ids = stack.db.name.clone() + ".ids";
@@ -215,6 +217,46 @@ async fn assert_reads(http: &reqwest::Client, ingest: &str, reader: &str, writer
     assert_eq!(answer.status(), 403);
     let answer = http.get(&url).send().await.expect("an answer");
     assert_eq!(answer.status(), 401);
+}
+
+/// The stats the ingest API serves need `stats:read`, as a header or `?token=`.
+async fn assert_stats(http: &reqwest::Client, ingest: &str, watcher: &str, reader: &str) {
+    let url = format!("{ingest}/stats");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = http
+            .get(&url)
+            .bearer_auth(watcher)
+            .send()
+            .await
+            .expect("an answer");
+        if answer.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stats key is never accepted: {}",
+            answer.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let by_query = http
+        .get(format!("{url}?token={watcher}"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(by_query.status(), 200);
+    let answer = http
+        .get(&url)
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 403);
+    let answer = http.get(&url).send().await.expect("an answer");
+    assert_eq!(answer.status(), 401);
+    let body: serde_json::Value = answer.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "missing_credentials", "{body}");
 }
 
 /// Revokes `key` on `a` and polls `b` until it refuses it as revoked; how long that took, and

@@ -65,6 +65,27 @@ impl Refused {
             Self::InsufficientScope(_) => "insufficient_scope",
         }
     }
+
+    /// Whether the answer is 403 (a valid key short of the scope) rather than 401.
+    pub fn is_forbidden(self) -> bool {
+        matches!(self, Self::InsufficientScope(_))
+    }
+
+    /// The `WWW-Authenticate` challenge of the answer (RFC 6750): `invalid_token` for a
+    /// credential that is not good, `insufficient_scope` with the scope needed, none for a
+    /// missing one.
+    pub fn challenge(self) -> String {
+        match self {
+            Self::Missing => r#"Bearer realm="sluice""#.to_owned(),
+            Self::InsufficientScope(scope) => format!(
+                r#"Bearer realm="sluice", error="insufficient_scope", scope="{}""#,
+                scope.name()
+            ),
+            Self::Invalid | Self::Expired | Self::Revoked => format!(
+                r#"Bearer realm="sluice", error="invalid_token", error_description="{self}""#
+            ),
+        }
+    }
 }
 
 /// A caller whose key was accepted.

@@ -53,7 +53,7 @@ impl Application {
         sluice_core::metric::exporter();
         sluice_core::metric::register_counters(&[sluice_core::metric::WS_MESSAGES_SENT]);
         metrics::gauge!(sluice_core::metric::WS_CONNECTIONS).set(0.0);
-        let stream = StatsStream::new(settings, Arc::clone(&edge_stats), shutdown.clone())?;
+        let stream = StatsStream::new(settings, Arc::clone(&edge_stats), None, shutdown.clone())?;
         let edge = EdgeConfig {
             name: "sluice-gateway",
             workers: 0,

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use sluice_core::auth::Refused;
 use sluice_proto::error::ErrorBody;
 use sluice_proto::message::MessageError;
 
@@ -210,7 +209,7 @@ impl ResponseError for ApiError {
             | Self::ReadTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Refused(Refused::InsufficientScope(_)) => StatusCode::FORBIDDEN,
+            Self::Refused(refused) if refused.is_forbidden() => StatusCode::FORBIDDEN,
             Self::Refused(_) => StatusCode::UNAUTHORIZED,
         }
     }
@@ -231,7 +230,7 @@ impl ResponseError for ApiError {
             response.force_close();
         }
         if let Self::Refused(refused) = self {
-            response.insert_header(("WWW-Authenticate", challenge(*refused)));
+            response.insert_header(("WWW-Authenticate", refused.challenge()));
         }
         if matches!(self, Self::UnsupportedEncoding(_)) {
             // RFC 7694: the codings the server accepts in a request.
@@ -242,20 +241,5 @@ impl ResponseError for ApiError {
             self.to_string(),
             fields,
         ))
-    }
-}
-
-/// The `WWW-Authenticate` challenge of a refusal (RFC 6750): `invalid_token` for a credential that
-/// is not good, `insufficient_scope` with the scope needed, none for a missing one.
-fn challenge(refused: Refused) -> String {
-    match refused {
-        Refused::Missing => r#"Bearer realm="sluice""#.to_owned(),
-        Refused::InsufficientScope(scope) => format!(
-            r#"Bearer realm="sluice", error="insufficient_scope", scope="{}""#,
-            scope.name()
-        ),
-        Refused::Invalid | Refused::Expired | Refused::Revoked => format!(
-            r#"Bearer realm="sluice", error="invalid_token", error_description="{refused}""#
-        ),
     }
 }

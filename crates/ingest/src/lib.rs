@@ -91,7 +91,10 @@ impl Application {
         let stream = settings
             .ingest
             .serve_stats
-            .then(|| StatsStream::new(settings, Arc::clone(&edge_stats), shutdown.clone()))
+            .then(|| {
+                let keyring = shared.keyring.clone();
+                StatsStream::new(settings, Arc::clone(&edge_stats), keyring, shutdown.clone())
+            })
             .transpose()?;
         let stream_state = stream.as_ref().map(StatsStream::state);
         let (redis_settings, app_shared) = (settings.redis.clone(), Arc::clone(&shared));

@@ -16,6 +16,10 @@ pub enum StreamError {
     /// Authentication is on and the token is missing, invalid or expired.
     #[error(transparent)]
     Unauthorized(#[from] AuthError),
+    /// An API key (`auth.mode = keys`, on the ingest API) missing, not good, or without
+    /// `stats:read`.
+    #[error("{0}")]
+    KeyRefused(sluice_core::auth::Refused),
     /// A connection limit is reached.
     #[error(transparent)]
     TooManyConnections(#[from] LimitError),
@@ -39,6 +43,7 @@ impl StreamError {
             Self::Unauthorized(AuthError::Expired) => "token_expired",
             Self::Unauthorized(AuthError::NotYetValid) => "token_not_yet_valid",
             Self::Unauthorized(AuthError::Invalid(_)) => "invalid_token",
+            Self::KeyRefused(refused) => refused.code(),
             Self::TooManyConnections(_) => "too_many_connections",
             Self::RedisUnavailable => "redis_unavailable",
             Self::NotFound => "not_found",
@@ -52,6 +57,8 @@ impl ResponseError for StreamError {
         match self {
             Self::InvalidQuery(_) | Self::NotWebSocket(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::KeyRefused(refused) if refused.is_forbidden() => StatusCode::FORBIDDEN,
+            Self::KeyRefused(_) => StatusCode::UNAUTHORIZED,
             Self::TooManyConnections(_) | Self::RedisUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
         }
@@ -62,6 +69,9 @@ impl ResponseError for StreamError {
         match self {
             Self::Unauthorized(_) => {
                 response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::KeyRefused(refused) => {
+                response.insert_header(("WWW-Authenticate", refused.challenge()));
             }
             Self::TooManyConnections(_) | Self::RedisUnavailable => {
                 response.insert_header(("Retry-After", "1"));

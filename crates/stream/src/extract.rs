@@ -29,11 +29,27 @@ struct TokenQuery {
 
 impl Caller {
     fn parse(req: &HttpRequest, state: &State) -> Result<Self, StreamError> {
+        let query = web::Query::<TokenQuery>::from_query(req.query_string()).ok();
+        let token = query.as_ref().and_then(|q| q.token.as_deref());
+        if let Some(ring) = &state.keyring {
+            let bearer = req
+                .headers()
+                .get(actix_web::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let credential = token.filter(|t| !t.is_empty()).or(bearer);
+            // A JWT, when the stream also takes them; anything else must be a key.
+            let is_key = credential.is_some_and(|c| sluice_core::auth::prefix_of(c).is_some());
+            if is_key || state.auth.is_none() {
+                let scope = sluice_proto::keys::Scope::StatsRead;
+                ring.check(credential, scope, chrono::Utc::now())
+                    .map_err(StreamError::KeyRefused)?;
+                return Ok(Self { token_ttl: None });
+            }
+        }
         let Some(auth) = &state.auth else {
             return Ok(Self { token_ttl: None });
         };
-        let query = web::Query::<TokenQuery>::from_query(req.query_string()).ok();
-        let token = query.as_ref().and_then(|q| q.token.as_deref());
         Ok(Self {
             token_ttl: Some(auth.verify(req, token)?),
         })

@@ -102,6 +102,8 @@ pub struct State {
     pub max_frame_bytes: usize,
     /// Token verification, when `stream.auth.jwt_secret` is set.
     pub auth: Option<auth::Auth>,
+    /// API keys, on an ingest API with `auth.mode = keys`: a key with `stats:read` is let in.
+    pub keyring: Option<Arc<sluice_core::auth::Keyring>>,
     /// Fired on SIGINT/SIGTERM; every session closes with 1001.
     pub shutdown: CancellationToken,
     /// What the HTTP edge counted (write timeouts, malformed requests), for `/health`.
@@ -121,10 +123,12 @@ pub struct StatsStream {
 
 impl StatsStream {
     /// The stream configured by `settings.stream` and `settings.redis`; Redis is connected
-    /// lazily. `edge` is what the serving process's HTTP edge counts.
+    /// lazily. `edge` is what the serving process's HTTP edge counts; `keyring`, the API keys a
+    /// caller may present instead of a JWT (an ingest API with `auth.mode = keys`).
     pub fn new(
         settings: &Settings,
         edge: Arc<EdgeStats>,
+        keyring: Option<Arc<sluice_core::auth::Keyring>>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let stream = &settings.stream;
@@ -158,6 +162,7 @@ impl StatsStream {
             max_messages_per_sec: stream.client_max_messages_per_sec,
             max_frame_bytes: stream.max_frame_bytes,
             auth: auth::Auth::new(&stream.auth.jwt_secret),
+            keyring,
             shutdown,
             edge,
         });

@@ -44,6 +44,9 @@ enum ReadErrors {
     /// Authentication is on and the token is missing, invalid or expired.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
+    /// An API key without `stats:read` (an ingest API with `auth.mode = keys`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
     /// Redis cannot be read.
     #[response(status = 503)]
     RedisUnavailable(ErrorBody),
@@ -57,6 +60,9 @@ enum AuthErrors {
     /// Authentication is on and the token is missing, invalid or expired.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
+    /// An API key without `stats:read` (an ingest API with `auth.mode = keys`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
 }
 
 /// The failures of the streaming endpoints past their query, for the OpenAPI document.
@@ -66,6 +72,9 @@ enum StreamErrors {
     /// Authentication is on and the token is missing, invalid or expired.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
+    /// An API key without `stats:read` (an ingest API with `auth.mode = keys`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
     /// The gateway's connection limits are reached.
     #[response(status = 503)]
     TooManyConnections(ErrorBody),
@@ -273,6 +282,7 @@ pub async fn workers(_: Caller, state: web::Data<State>) -> Result<HttpResponse,
 #[utoipa::path(get, path = "/batches/recent", tag = "stream", params(TokenParam), responses(
         (status = 200, description = "The latest batch events, newest first", body = sluice_proto::api::RecentBatches),
         (status = 401, description = "Authentication is on and the token is missing or invalid", body = ErrorBody),
+        (status = 403, description = "An API key without `stats:read`", body = ErrorBody),
     ))]
 pub async fn recent_batches(_: Caller, state: web::Data<State>) -> HttpResponse {
     let frames = state.hub.recent_batches();
