@@ -16,7 +16,7 @@ async fn every_benchmark_scenario_runs() {
     let addr = stack.ingest_url.trim_start_matches("http://").to_owned();
     let second = Duration::from_secs(1);
 
-    let r = pipeline::ingest(&addr, 4, second, None, None)
+    let r = pipeline::ingest(&addr, 4, second, None, Default::default())
         .await
         .expect("ingest");
     assert!(r.messages > 0 && r.failed == 0, "{r:?}");
@@ -27,7 +27,7 @@ async fn every_benchmark_scenario_runs() {
         .expect("the no-op HTTP ceiling");
     assert!(http > 0.0, "{http}");
 
-    let r = pipeline::ingest(&addr, 2, second, Some(10), None)
+    let r = pipeline::ingest(&addr, 2, second, Some(10), Default::default())
         .await
         .expect("ingest-batch");
     assert!(

@@ -47,7 +47,7 @@ pub async fn http_noop_ceiling(
         })
     });
     let handle = handle.recv().context("the no-op server did not start")?;
-    let report = pipeline::ingest(&addr, connections, duration, None, None).await;
+    let report = pipeline::ingest(&addr, connections, duration, None, Default::default()).await;
     handle.stop(true).await;
     let _ = server.join();
     let report = report?;

@@ -49,14 +49,23 @@ pub struct IngestReport {
     pub latency_ms: Option<Summary>,
 }
 
-/// `ingest` (batch `None`) or `ingest-batch`: closed-loop POSTs over keep-alive connections,
-/// over HTTPS with `tls` (`ingest-tls`).
+/// How `ingest` reaches the API: over HTTPS with `tls` (`ingest-tls`), with an API key
+/// (`ingest-auth`).
+#[derive(Debug, Clone, Default)]
+pub struct Reach {
+    /// HTTPS, trusting these certificates.
+    pub tls: Option<Tls>,
+    /// `Authorization: Bearer` on every request.
+    pub key: Option<String>,
+}
+
+/// `ingest` (batch `None`) or `ingest-batch`: closed-loop POSTs over keep-alive connections.
 pub async fn ingest(
     addr: &str,
     connections: usize,
     duration: Duration,
     batch: Option<usize>,
-    tls: Option<Tls>,
+    reach: Reach,
 ) -> anyhow::Result<IngestReport> {
     let config = LoadConfig {
         addr: addr.to_owned(),
@@ -72,8 +81,12 @@ pub async fn ingest(
         rate: None,
         expect_status: 202,
         keep_bodies: false,
-        headers: Vec::new(),
-        tls,
+        headers: reach
+            .key
+            .map(|key| ("authorization", format!("Bearer {key}")))
+            .into_iter()
+            .collect(),
+        tls: reach.tls,
     };
     let started = Instant::now();
     let result = http::run(&config, Arc::new(Progress::default()), move |i| {

@@ -30,7 +30,10 @@ pub struct IngestArgs {
     /// HTTPS (`ingest-tls`): the PEM file of the CA that signed the API's certificate.
     #[arg(long)]
     cacert: Option<PathBuf>,
-    /// Same-run plain `ingest` rate, to print the ratio to it (with `--cacert`).
+    /// `ingest-auth`: an API key (`messages:write`) sent with every request.
+    #[arg(long)]
+    key: Option<String>,
+    /// Same-run plain `ingest` rate, to print the ratio to it (with `--cacert` or `--key`).
     #[arg(long)]
     plain: Option<f64>,
 }
@@ -44,16 +47,18 @@ impl IngestArgs {
             ceiling,
             http_ceiling,
             cacert,
+            key,
             plain,
         } = self;
         let tls = cacert.as_deref().map(|ca| Tls::new(Some(ca))).transpose()?;
-        let name = if tls.is_some() {
-            "ingest-tls"
-        } else {
-            "ingest"
+        let name = match (&tls, &key) {
+            (Some(_), _) => "ingest-tls",
+            (None, Some(_)) => "ingest-auth",
+            (None, None) => "ingest",
         };
         let duration = Duration::from_secs_f64(duration);
-        let r = pipeline::ingest(&addr, connections, duration, None, tls).await?;
+        let reach = pipeline::Reach { tls, key };
+        let r = pipeline::ingest(&addr, connections, duration, None, reach).await?;
         println!("{name}: {connections} connections, single messages");
         ingest_rows(&r);
         let lpush = ratio(r.messages_per_sec, ceiling, "LPUSH ceiling");
@@ -99,7 +104,7 @@ impl IngestBatchArgs {
             connections,
             Duration::from_secs_f64(duration),
             Some(batch_size),
-            None,
+            Default::default(),
         )
         .await?;
         println!("ingest-batch: {connections} connections, {batch_size} messages per request");
