@@ -11,6 +11,7 @@
 pub mod store;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -152,6 +153,9 @@ pub struct Keyring {
     keys: RwLock<HashMap<String, Held>>,
     /// Prefixes accepted since the last `last_used_at` write.
     used: Mutex<HashSet<String>>,
+    /// Whether the keys were read from PostgreSQL at least once: until then every key is
+    /// refused, so the server is not ready.
+    loaded: AtomicBool,
 }
 
 impl Keyring {
@@ -208,6 +212,7 @@ impl Keyring {
                 Ok(changed) => {
                     failing = false;
                     since = self.merge(changed).or(since);
+                    self.loaded.store(true, Ordering::Release);
                 }
                 Err(e) if !std::mem::replace(&mut failing, true) => {
                     tracing::warn!(error = %e, "cannot refresh the API keys from PostgreSQL; serving those held");
@@ -253,6 +258,11 @@ impl Keyring {
         if let Err(e) = store::mark_used(pool, &used).await {
             tracing::debug!(error = %e, "cannot record the keys' last use");
         }
+    }
+
+    /// Whether the keys were read from PostgreSQL at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// How many keys the ring holds.

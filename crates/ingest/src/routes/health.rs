@@ -73,13 +73,17 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
-/// Readiness: 200 only when both Redis and PostgreSQL answer; 503 naming the one that is down.
+/// Readiness: 200 only when both Redis and PostgreSQL answer (and, with `auth.mode = keys`, the
+/// keys have been read from PostgreSQL once); 503 naming the one that is down.
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
     (status = 200, description = "Redis and PostgreSQL answer", body = Readiness),
     (status = 503, description = "One is down, named in the body", body = Readiness),
 ))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (redis, postgres) = tokio::join!(redis_up(&state), postgres_up(&state));
+    // With keys, not before they are read from PostgreSQL: every key would be refused.
+    let keys_loaded = state.shared.keyring.as_ref().is_none_or(|ring| ring.is_loaded());
+    let postgres = if keys_loaded { postgres } else { Dependency::Down };
     Readiness::of(redis, postgres).respond()
 }
 
