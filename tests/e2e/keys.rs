@@ -27,10 +27,14 @@ fn sluice(ingest: &str, args: &[&str]) -> String {
 
 /// `sluice keys create`: the key, the last line of its output.
 fn create(ingest: &str, name: &str, scope: &str) -> String {
-    let out = sluice(
-        ingest,
-        &["keys", "create", "--name", name, "--scope", scope],
-    );
+    create_with(ingest, name, &["--scope", scope])
+}
+
+/// `sluice keys create --name NAME <args>`: the key.
+fn create_with(ingest: &str, name: &str, args: &[&str]) -> String {
+    let mut all = vec!["keys", "create", "--name", name];
+    all.extend_from_slice(args);
+    let out = sluice(ingest, &all);
     out.lines().last().expect("a line").trim().to_owned()
 }
 
@@ -106,6 +110,7 @@ async fn keys_are_checked_by_scope_and_a_revocation_reaches_every_ingest_api() {
     assert_reads(&http, &a, &reader, &writer).await;
     let watcher = create(&a, "dashboard", "stats:read");
     assert_stats(&http, &a, &watcher, &reader).await;
+    accepted.extend(assert_bound(&http, &a).await);
 
     // The command's load carries the key too.
     let ids = stack.db.name.clone() + ".ids";
@@ -217,6 +222,75 @@ async fn assert_reads(http: &reqwest::Client, ingest: &str, reader: &str, writer
     assert_eq!(answer.status(), 403);
     let answer = http.get(&url).send().await.expect("an answer");
     assert_eq!(answer.status(), 401);
+}
+
+/// A chat client's key, bound to user 7 and channels 3 and 4: it posts only as its user into
+/// its channels (a batch with one other message is refused whole) and reads only its channels.
+async fn assert_bound(http: &reqwest::Client, ingest: &str) -> Vec<Uuid> {
+    let args = [
+        "--scope",
+        "messages:write",
+        "--scope",
+        "messages:read",
+        "--user-id",
+        "7",
+        "--channel",
+        "3",
+        "--channel",
+        "4",
+    ];
+    let key = create_with(ingest, "chat-user-7", &args);
+    let post = |user: i64, channel: i64| {
+        http.post(format!("{ingest}/messages"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"user_id": user, "channel_id": channel, "content": "bound"}))
+            .send()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let accepted: serde_json::Value = loop {
+        let answer = post(7, 3).await.expect("an answer");
+        if answer.status() == 202 {
+            break answer.json().await.expect("JSON");
+        }
+        assert!(Instant::now() < deadline, "the bound key is never accepted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for (user, channel, code) in [(8, 3, "user_not_allowed"), (7, 5, "channel_not_allowed")] {
+        let answer = post(user, channel).await.expect("an answer");
+        assert_eq!(answer.status(), 403);
+        let body: serde_json::Value = answer.json().await.expect("JSON");
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    let batch = serde_json::json!([
+        {"user_id": 7, "channel_id": 4, "content": "fine"},
+        {"user_id": 7, "channel_id": 9, "content": "not its channel"},
+    ]);
+    let url = format!("{ingest}/messages/batch");
+    let answer = http
+        .post(url)
+        .bearer_auth(&key)
+        .json(&batch)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 403, "nothing of the batch is queued");
+    for (query, status) in [("?channel_id=4", 200), ("?channel_id=5", 403), ("", 403)] {
+        let url = format!("{ingest}/messages{query}");
+        let answer = http
+            .get(url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), status, "GET /messages{query}");
+    }
+    vec![
+        accepted["message_id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid"),
+    ]
 }
 
 /// The stats the ingest API serves need `stats:read`, as a header or `?token=`.

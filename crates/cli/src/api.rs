@@ -164,11 +164,15 @@ pub async fn keys(command: Keys) -> anyhow::Result<()> {
             name,
             scopes,
             expires_in,
+            user_id,
+            channels,
         } => {
             let new = sluice_proto::keys::NewKey {
                 name,
                 scopes,
                 expires_in_days: expires_in,
+                user_id,
+                channels: (!channels.is_empty()).then_some(channels),
             };
             let created = admin(&ingest)?.create_key(&new).await?;
             print!("{}", view::keys(std::slice::from_ref(&created.info)));

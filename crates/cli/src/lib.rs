@@ -147,6 +147,12 @@ pub enum Keys {
         /// Days until it expires (default: never).
         #[arg(long)]
         expires_in: Option<u32>,
+        /// Bind it to one user: it may post only as this user_id.
+        #[arg(long)]
+        user_id: Option<i64>,
+        /// Bind it to channels: it may post into and read only these channel_ids (repeat).
+        #[arg(long = "channel")]
+        channels: Vec<i64>,
     },
     /// Every key: name, scopes, created, last used, expires, revoked; never the key.
     List {

@@ -166,6 +166,19 @@ pub fn dead_letters(page: &DeadLetterPage) -> String {
     out
 }
 
+/// The user and channels a key is bound to, as ` user 7 channels 3,4`; empty when unbound.
+fn binding(key: &sluice_proto::keys::KeyInfo) -> String {
+    let mut out = String::new();
+    if let Some(user) = key.user_id {
+        let _ = write!(out, "  user {user}");
+    }
+    if let Some(channels) = &key.channels {
+        let channels: Vec<String> = channels.iter().map(i64::to_string).collect();
+        let _ = write!(out, "  channels {}", channels.join(","));
+    }
+    out
+}
+
 /// `sluice keys list`: one key a line (never the key itself), then its dates.
 pub fn keys(keys: &[sluice_proto::keys::KeyInfo]) -> String {
     let when = |at: &Option<chrono::DateTime<chrono::Utc>>, none: &str| {
@@ -183,10 +196,11 @@ pub fn keys(keys: &[sluice_proto::keys::KeyInfo]) -> String {
         };
         let _ = writeln!(
             out,
-            "{}  {}  {}  {state}\n    created {}  last used {}  expires {}  revoked {}",
+            "{}  {}  {}{}  {state}\n    created {}  last used {}  expires {}  revoked {}",
             key.name,
             key.prefix,
             scopes.join(","),
+            binding(key),
             when(&Some(key.created_at), ""),
             when(&key.last_used_at, "never"),
             when(&key.expires_at, "never"),

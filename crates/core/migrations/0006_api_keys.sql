@@ -7,6 +7,10 @@ CREATE TABLE api_keys (
     prefix        text        NOT NULL UNIQUE,
     hash          text        NOT NULL UNIQUE,
     scopes        text[]      NOT NULL CHECK (cardinality(scopes) > 0),
+    -- A key bound to one user posts only as that user_id; bound to channels, it posts into and
+    -- reads only those channel_ids. NULL: any.
+    user_id       bigint      CHECK (user_id > 0),
+    channels      bigint[]    CHECK (cardinality(channels) BETWEEN 1 AND 1000),
     created_at    timestamptz NOT NULL DEFAULT now(),
     expires_at    timestamptz,
     revoked_at    timestamptz,

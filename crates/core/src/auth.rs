@@ -53,6 +53,12 @@ pub enum Refused {
     /// A valid key without the scope the endpoint needs.
     #[error("the credential lacks the scope this endpoint needs")]
     InsufficientScope(Scope),
+    /// A key bound to channels, used for another (or, to read, for none named).
+    #[error("this key may not use channel {0}: name one of its channels")]
+    ChannelNotAllowed(i64),
+    /// A key bound to a user, posting as another.
+    #[error("this key may not post as user {0}")]
+    UserNotAllowed(i64),
 }
 
 impl Refused {
@@ -64,12 +70,17 @@ impl Refused {
             Self::Expired => "credentials_expired",
             Self::Revoked => "credentials_revoked",
             Self::InsufficientScope(_) => "insufficient_scope",
+            Self::ChannelNotAllowed(_) => "channel_not_allowed",
+            Self::UserNotAllowed(_) => "user_not_allowed",
         }
     }
 
     /// Whether the answer is 403 (a valid key short of the scope) rather than 401.
     pub fn is_forbidden(self) -> bool {
-        matches!(self, Self::InsufficientScope(_))
+        matches!(
+            self,
+            Self::InsufficientScope(_) | Self::ChannelNotAllowed(_) | Self::UserNotAllowed(_)
+        )
     }
 
     /// The `WWW-Authenticate` challenge of the answer (RFC 6750): `invalid_token` for a
@@ -82,6 +93,9 @@ impl Refused {
                 r#"Bearer realm="sluice", error="insufficient_scope", scope="{}""#,
                 scope.name()
             ),
+            Self::ChannelNotAllowed(_) | Self::UserNotAllowed(_) => {
+                r#"Bearer realm="sluice", error="insufficient_scope""#.to_owned()
+            }
             Self::Invalid | Self::Expired | Self::Revoked => format!(
                 r#"Bearer realm="sluice", error="invalid_token", error_description="{self}""#
             ),
@@ -96,6 +110,46 @@ pub struct Caller {
     pub name: String,
     /// Its public prefix (`slk_…`), for logs.
     pub prefix: String,
+    /// The user and channels the key is bound to.
+    pub binding: Binding,
+}
+
+/// The user and the channels a key is bound to; unbound, anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// The one `user_id` the key may post as.
+    pub user_id: Option<i64>,
+    /// The `channel_id`s it may post into and read.
+    pub channels: Option<Arc<[i64]>>,
+}
+
+impl Binding {
+    /// Whether a message of `user_id` into `channel_id` may be posted.
+    pub fn may_post(&self, user_id: i64, channel_id: i64) -> Result<(), Refused> {
+        if self.user_id.is_some_and(|bound| bound != user_id) {
+            return Err(Refused::UserNotAllowed(user_id));
+        }
+        self.may_use(channel_id)
+    }
+
+    /// Whether messages may be read in `channel_id` (`None`: every channel, which a key bound
+    /// to channels may not).
+    pub fn may_read(&self, channel_id: Option<i64>) -> Result<(), Refused> {
+        match (&self.channels, channel_id) {
+            (None, _) => Ok(()),
+            (Some(_), Some(channel)) => self.may_use(channel),
+            (Some(channels), None) => Err(Refused::ChannelNotAllowed(channels[0])),
+        }
+    }
+
+    fn may_use(&self, channel_id: i64) -> Result<(), Refused> {
+        match &self.channels {
+            Some(channels) if !channels.contains(&channel_id) => {
+                Err(Refused::ChannelNotAllowed(channel_id))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A new key: the key, its public prefix and its hash.
@@ -142,6 +196,7 @@ struct Held {
     name: String,
     hash: String,
     scopes: Vec<Scope>,
+    binding: Binding,
     expires_at: Option<DateTime<Utc>>,
     revoked: bool,
 }
@@ -185,6 +240,7 @@ impl Keyring {
         let caller = Caller {
             name: held.name.clone(),
             prefix: prefix.to_owned(),
+            binding: held.binding.clone(),
         };
         drop(keys);
         self.used
@@ -238,6 +294,10 @@ impl Keyring {
                     name: row.name,
                     hash: row.hash,
                     scopes: row.scopes,
+                    binding: Binding {
+                        user_id: row.user_id,
+                        channels: row.channels.map(Arc::from),
+                    },
                     expires_at: row.expires_at,
                     revoked: row.revoked_at.is_some(),
                 },
@@ -291,6 +351,8 @@ mod tests {
             prefix: minted.prefix.clone(),
             hash: minted.hash.clone(),
             scopes,
+            user_id: None,
+            channels: None,
             created_at: Utc::now(),
             expires_at,
             revoked_at: None,
@@ -311,6 +373,24 @@ mod tests {
         assert_eq!(a.hash, hash(&a.key));
         assert_eq!(prefix_of("slk_short_x"), None);
         assert_eq!(prefix_of("Bearer"), None);
+    }
+
+    #[test]
+    fn a_bound_key_posts_as_its_user_into_its_channels_and_reads_only_those() {
+        let binding = Binding {
+            user_id: Some(7),
+            channels: Some(Arc::from([3, 4])),
+        };
+        assert_eq!(binding.may_post(7, 3), Ok(()));
+        assert_eq!(binding.may_post(8, 3), Err(Refused::UserNotAllowed(8)));
+        assert_eq!(binding.may_post(7, 5), Err(Refused::ChannelNotAllowed(5)));
+        assert_eq!(binding.may_read(Some(4)), Ok(()));
+        assert_eq!(binding.may_read(Some(5)), Err(Refused::ChannelNotAllowed(5)));
+        assert!(binding.may_read(None).is_err(), "a bound key names its channel");
+        let unbound = Binding::default();
+        assert_eq!((unbound.may_post(1, 1), unbound.may_read(None)), (Ok(()), Ok(())));
+        assert!(Refused::ChannelNotAllowed(5).is_forbidden());
+        assert!(Refused::UserNotAllowed(8).challenge().contains("insufficient_scope"));
     }
 
     #[test]

@@ -39,6 +39,33 @@ pub struct Authorized<N> {
     scope: PhantomData<N>,
 }
 
+impl Authorized<Writes> {
+    /// Whether the caller's key may post `message`: as its user, into its channels.
+    pub fn may_post(&self, message: &sluice_proto::message::NewMessage) -> Result<(), ApiError> {
+        let Some(caller) = &self.caller else {
+            return Ok(());
+        };
+        let (user, channel) = (message.user_id.get(), message.channel_id.get());
+        caller
+            .binding
+            .may_post(user, channel)
+            .map_err(ApiError::Refused)
+    }
+}
+
+impl Authorized<Reads> {
+    /// Whether the caller's key may read `channel_id` (`None`: every channel).
+    pub fn may_read(&self, channel_id: Option<i64>) -> Result<(), ApiError> {
+        let Some(caller) = &self.caller else {
+            return Ok(());
+        };
+        caller
+            .binding
+            .may_read(channel_id)
+            .map_err(ApiError::Refused)
+    }
+}
+
 impl<N: Needs> FromRequest for Authorized<N> {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;

@@ -60,6 +60,12 @@ pub struct NewKey {
     /// Days until it expires (1 to 3,650); none: it does not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_days: Option<u32>,
+    /// The one `user_id` it may post as; none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+    /// The `channel_id`s it may post into and read (1 to 1,000); none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<i64>>,
 }
 
 /// A key as listed: never the key itself.
@@ -72,6 +78,10 @@ pub struct KeyInfo {
     pub prefix: String,
     /// What it may do.
     pub scopes: Vec<Scope>,
+    /// The one `user_id` it may post as, when bound to one.
+    pub user_id: Option<i64>,
+    /// The `channel_id`s it may post into and read, when bound to some.
+    pub channels: Option<Vec<i64>>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When a server last accepted it (recorded every few seconds, not per request).

@@ -44,6 +44,10 @@ pub struct Row {
     pub hash: String,
     /// What it may do (scopes this build does not know are dropped).
     pub scopes: Vec<Scope>,
+    /// The one user it may post as.
+    pub user_id: Option<i64>,
+    /// The channels it may use.
+    pub channels: Option<Vec<i64>>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When it expires.
@@ -64,6 +68,8 @@ impl Row {
             prefix: row.get("prefix"),
             hash: row.get("hash"),
             scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+            user_id: row.get("user_id"),
+            channels: row.get("channels"),
             created_at: row.get("created_at"),
             expires_at: row.get("expires_at"),
             revoked_at: row.get("revoked_at"),
@@ -78,6 +84,8 @@ impl Row {
             name: self.name,
             prefix: self.prefix,
             scopes: self.scopes,
+            user_id: self.user_id,
+            channels: self.channels,
             created_at: self.created_at,
             last_used_at: self.last_used_at,
             expires_at: self.expires_at,
@@ -86,8 +94,8 @@ impl Row {
     }
 }
 
-const COLUMNS: &str =
-    "name, prefix, hash, scopes, created_at, expires_at, revoked_at, last_used_at, updated_at";
+const COLUMNS: &str = "name, prefix, hash, scopes, user_id, channels, created_at, expires_at, \
+                       revoked_at, last_used_at, updated_at";
 
 fn postgres(e: impl std::fmt::Display) -> KeyError {
     KeyError::Postgres(e.to_string())
@@ -122,6 +130,17 @@ fn validate(new: &NewKey) -> Result<(), KeyError> {
     {
         return Err(invalid("expires_in_days", "must be between 1 and 3650"));
     }
+    if new.user_id.is_some_and(|id| id < 1) {
+        return Err(invalid("user_id", "must be a positive integer"));
+    }
+    if let Some(channels) = &new.channels
+        && (channels.is_empty() || channels.len() > 1_000 || channels.iter().any(|c| *c < 1))
+    {
+        return Err(invalid(
+            "channels",
+            "must be 1 to 1000 positive integers (leave it out for any channel)",
+        ));
+    }
     Ok(())
 }
 
@@ -135,15 +154,27 @@ pub async fn create(pool: &Pool, new: &NewKey) -> Result<CreatedKey, KeyError> {
     let days = new.expires_in_days.map(f64::from);
     let client = pool.get().await.map_err(postgres)?;
     let sql = format!(
-        "INSERT INTO api_keys (name, prefix, hash, scopes, expires_at) \
-         VALUES ($1, $2, $3, $4, now() + make_interval(days => $5::float8::int)) \
+        "INSERT INTO api_keys (name, prefix, hash, scopes, expires_at, user_id, channels) \
+         VALUES ($1, $2, $3, $4, now() + make_interval(days => $5::float8::int), $6, $7) \
          ON CONFLICT (name) DO NOTHING RETURNING {COLUMNS}"
     );
+    let channels = new.channels.as_ref().map(|c| {
+        let mut c = c.clone();
+        c.sort_unstable();
+        c.dedup();
+        c
+    });
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &new.name,
+        &minted.prefix,
+        &minted.hash,
+        &scopes,
+        &days,
+        &new.user_id,
+        &channels,
+    ];
     let row = client
-        .query_opt(
-            &sql,
-            &[&new.name, &minted.prefix, &minted.hash, &scopes, &days],
-        )
+        .query_opt(&sql, &params)
         .await
         .map_err(postgres)?
         .ok_or_else(|| KeyError::NameTaken(new.name.clone()))?;

@@ -82,8 +82,16 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (redis, postgres) = tokio::join!(redis_up(&state), postgres_up(&state));
     // With keys, not before they are read from PostgreSQL: every key would be refused.
-    let keys_loaded = state.shared.keyring.as_ref().is_none_or(|ring| ring.is_loaded());
-    let postgres = if keys_loaded { postgres } else { Dependency::Down };
+    let keys_loaded = state
+        .shared
+        .keyring
+        .as_ref()
+        .is_none_or(|ring| ring.is_loaded());
+    let postgres = if keys_loaded {
+        postgres
+    } else {
+        Dependency::Down
+    };
     Readiness::of(redis, postgres).respond()
 }
 

@@ -121,11 +121,12 @@ impl ListQuery {
 )]
 #[tracing::instrument(name = "list_messages", skip_all)]
 pub async fn list_messages(
-    _caller: Authorized<Reads>,
+    caller: Authorized<Reads>,
     query: web::Query<RawListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = ListQuery::parse(query.into_inner())?;
+    caller.may_read(query.channel_id.map(ChannelId::get))?;
     let Ok(_permit) = state.read_permits.try_acquire() else {
         return Err(ApiError::ReadsBusy {
             limit: state.read_concurrency(),

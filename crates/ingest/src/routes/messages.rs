@@ -115,7 +115,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
 )]
 #[tracing::instrument(name = "post_message", skip_all, fields(message_id))]
 pub async fn post_message(
-    _caller: Authorized<Writes>,
+    caller: Authorized<Writes>,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -123,7 +123,9 @@ pub async fn post_message(
     body::require_json(req.headers())?;
     let key = idempotency_key(&req)?;
     let body = body::read_limited(&req, payload, state.message_limits()).await?;
-    let envelope = sluice_core::clock::envelope(NewMessage::from_json(&body.bytes)?);
+    let message = NewMessage::from_json(&body.bytes)?;
+    caller.may_post(&message)?;
+    let envelope = sluice_core::clock::envelope(message);
     let charge = body.parsed(1)?;
     tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
     let answer = Queued {
@@ -155,8 +157,16 @@ struct ParsedBatch {
 
 /// Parses a batch body, stamps its messages and encodes them: the work of a large body, done
 /// off the thread that serves requests ([`crate::parse`]).
-fn parse_batch(body: &[u8], max: usize) -> Result<ParsedBatch, ApiError> {
+fn parse_batch(
+    body: &[u8],
+    max: usize,
+    caller: Authorized<Writes>,
+) -> Result<ParsedBatch, ApiError> {
     let messages = NewMessage::batch_from_json(body, max)?;
+    // All or nothing, as validation: one message the key may not post refuses the batch.
+    for message in &messages {
+        caller.may_post(message)?;
+    }
     let created_at = sluice_core::clock::now_micros();
     let envelopes: Vec<Envelope> = messages
         .into_iter()
@@ -187,7 +197,7 @@ fn parse_batch(body: &[u8], max: usize) -> Result<ParsedBatch, ApiError> {
 )]
 #[tracing::instrument(name = "post_batch", skip_all, fields(count))]
 pub async fn post_batch(
-    _caller: Authorized<Writes>,
+    caller: Authorized<Writes>,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
@@ -198,7 +208,7 @@ pub async fn post_batch(
     let (bytes, max) = (body.bytes.clone(), state.batch_max_messages);
     let parsed = state
         .parsers
-        .run(bytes.len(), move || parse_batch(&bytes, max))
+        .run(bytes.len(), move || parse_batch(&bytes, max, caller))
         .await?;
     let charge = body.parsed(parsed.ids.len())?;
     tracing::Span::current().record("count", parsed.ids.len());
