@@ -10,9 +10,9 @@
 
 pub mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -106,11 +106,8 @@ impl Refused {
 /// A caller whose key was accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The key's name.
-    pub name: String,
-    /// Its public prefix (`slk_…`), for logs.
-    pub prefix: String,
-    /// The user and channels the key is bound to.
+    /// The user and channels the key is bound to. (Nothing else is copied per request: a
+    /// shared counter touched by every thread on every request would cost more than the check.)
     pub binding: Binding,
 }
 
@@ -176,10 +173,29 @@ pub fn mint() -> Minted {
     }
 }
 
-/// SHA-256 of `key`, hex.
+/// SHA-256 of `key`, hex, as PostgreSQL keeps it.
 pub fn hash(key: &str) -> String {
+    digest(key).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of `key`.
+fn digest(key: &str) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(digest.as_ref());
+    bytes
+}
+
+/// The bytes of a hex SHA-256; `None` when `hex` is not one.
+fn unhex(hex: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(bytes)
 }
 
 /// The public prefix of something shaped like a key.
@@ -191,14 +207,16 @@ pub fn prefix_of(key: &str) -> Option<&str> {
 }
 
 /// What a server holds of one key.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Held {
-    name: String,
-    hash: String,
+    prefix: Arc<str>,
+    digest: [u8; 32],
     scopes: Vec<Scope>,
     binding: Binding,
     expires_at: Option<DateTime<Utc>>,
     revoked: bool,
+    /// Accepted since the last `last_used_at` write.
+    used: AtomicBool,
 }
 
 /// Every key of the fleet, in memory, kept current from PostgreSQL by [`Keyring::run`].
@@ -206,8 +224,6 @@ struct Held {
 pub struct Keyring {
     /// By public prefix.
     keys: RwLock<HashMap<String, Held>>,
-    /// Prefixes accepted since the last `last_used_at` write.
-    used: Mutex<HashSet<String>>,
     /// Whether the keys were read from PostgreSQL at least once: until then every key is
     /// refused, so the server is not ready.
     loaded: AtomicBool,
@@ -225,7 +241,7 @@ impl Keyring {
         let prefix = prefix_of(key).ok_or(Refused::Invalid)?;
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         let held = keys.get(prefix).ok_or(Refused::Invalid)?;
-        if !bool::from(hash(key).as_bytes().ct_eq(held.hash.as_bytes())) {
+        if !bool::from(digest(key).ct_eq(&held.digest)) {
             return Err(Refused::Invalid);
         }
         if held.revoked {
@@ -237,17 +253,13 @@ impl Keyring {
         if !held.scopes.contains(&scope) {
             return Err(Refused::InsufficientScope(scope));
         }
-        let caller = Caller {
-            name: held.name.clone(),
-            prefix: prefix.to_owned(),
+        // Written only when it changes: no cache line bounces between threads per request.
+        if !held.used.load(Ordering::Relaxed) {
+            held.used.store(true, Ordering::Relaxed);
+        }
+        Ok(Caller {
             binding: held.binding.clone(),
-        };
-        drop(keys);
-        self.used
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(caller.prefix.clone());
-        Ok(caller)
+        })
     }
 
     /// Keeps the ring current until `shutdown`: the keys changed since the last look, every
@@ -288,11 +300,16 @@ impl Keyring {
         let newest = changed.iter().map(|row| row.updated_at).max();
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         for row in changed {
+            let Some(digest) = unhex(&row.hash) else {
+                tracing::warn!(name = %row.name, "API key with an unreadable hash; refusing it");
+                continue;
+            };
             keys.insert(
-                row.prefix,
+                row.prefix.clone(),
                 Held {
-                    name: row.name,
-                    hash: row.hash,
+                    prefix: Arc::from(row.prefix),
+                    digest,
+                    used: AtomicBool::new(false),
                     scopes: row.scopes,
                     binding: Binding {
                         user_id: row.user_id,
@@ -309,8 +326,11 @@ impl Keyring {
     /// Records when the keys accepted since the last write were used.
     async fn write_used(&self, pool: &Pool) {
         let used: Vec<String> = {
-            let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-            used.drain().collect()
+            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+            keys.values()
+                .filter(|held| held.used.swap(false, Ordering::Relaxed))
+                .map(|held| held.prefix.to_string())
+                .collect()
         };
         if used.is_empty() {
             return;
@@ -385,12 +405,25 @@ mod tests {
         assert_eq!(binding.may_post(8, 3), Err(Refused::UserNotAllowed(8)));
         assert_eq!(binding.may_post(7, 5), Err(Refused::ChannelNotAllowed(5)));
         assert_eq!(binding.may_read(Some(4)), Ok(()));
-        assert_eq!(binding.may_read(Some(5)), Err(Refused::ChannelNotAllowed(5)));
-        assert!(binding.may_read(None).is_err(), "a bound key names its channel");
+        assert_eq!(
+            binding.may_read(Some(5)),
+            Err(Refused::ChannelNotAllowed(5))
+        );
+        assert!(
+            binding.may_read(None).is_err(),
+            "a bound key names its channel"
+        );
         let unbound = Binding::default();
-        assert_eq!((unbound.may_post(1, 1), unbound.may_read(None)), (Ok(()), Ok(())));
+        assert_eq!(
+            (unbound.may_post(1, 1), unbound.may_read(None)),
+            (Ok(()), Ok(()))
+        );
         assert!(Refused::ChannelNotAllowed(5).is_forbidden());
-        assert!(Refused::UserNotAllowed(8).challenge().contains("insufficient_scope"));
+        assert!(
+            Refused::UserNotAllowed(8)
+                .challenge()
+                .contains("insufficient_scope")
+        );
     }
 
     #[test]
@@ -400,8 +433,10 @@ mod tests {
         let ring = ring_with(&minted, vec![Scope::MessagesWrite], None);
         let key = Some(minted.key.as_str());
         assert_eq!(
-            ring.check(key, Scope::MessagesWrite, now).map(|c| c.name),
-            Ok("app".into())
+            ring.check(key, Scope::MessagesWrite, now),
+            Ok(Caller {
+                binding: Binding::default()
+            })
         );
         assert_eq!(
             ring.check(None, Scope::MessagesWrite, now),

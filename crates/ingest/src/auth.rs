@@ -31,7 +31,7 @@ impl Needs for Reads {
     const SCOPE: Scope = Scope::MessagesRead;
 }
 
-/// A caller allowed the scope `N` needs: the key's name and prefix with `auth.mode = keys`,
+/// A caller allowed the scope `N` needs: what its key is bound to with `auth.mode = keys`,
 /// `None` when the server checks no keys.
 pub struct Authorized<N> {
     /// The caller's key, when keys are checked.
@@ -73,7 +73,7 @@ impl<N: Needs> FromRequest for Authorized<N> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let ring = req
             .app_data::<web::Data<AppState>>()
-            .and_then(|state| state.shared.keyring.clone());
+            .and_then(|state| state.shared.keyring.as_deref());
         let Some(ring) = ring else {
             return ready(Ok(Self {
                 caller: None,
