@@ -164,11 +164,51 @@ async fn keys_are_checked_by_scope_and_a_revocation_reaches_every_ingest_api() {
             "no key in a log line"
         );
     }
+    assert_guessing_is_throttled(&a, &reader).await;
     stack
         .assert_exactly_once(&all, Duration::from_secs(30))
         .await;
     second.0.stop(Duration::from_secs(10)).await.expect("stops");
     stack.stop().await;
+}
+
+/// From one address, 5 guesses at a known key (its prefix, another secret) a minute: past them,
+/// 429 before any key is read, the good one included; another address is not held up.
+async fn assert_guessing_is_throttled(ingest: &str, reader: &str) {
+    let guesser = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .expect("client");
+    let url = format!("{ingest}/messages");
+    let prefix = sluice_core::auth::prefix_of(reader).expect("a key");
+    let guess = format!("{prefix}_{}", "B".repeat(sluice_core::auth::SECRET_LEN));
+    for _ in 0..sluice_admin::throttle::MAX_FAILURES {
+        let answer = guesser
+            .get(&url)
+            .bearer_auth(&guess)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status(), 401);
+    }
+    let answer = guesser
+        .get(&url)
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 429);
+    assert!(answer.headers().contains_key("retry-after"));
+    let body: serde_json::Value = answer.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "too_many_failures", "{body}");
+    let other = reqwest::Client::new();
+    let answer = other
+        .get(&url)
+        .bearer_auth(reader)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 200, "127.0.0.1 is not held up");
 }
 
 /// Another ingest API on the stack's settings and servers; it and its URL.

@@ -1,5 +1,5 @@
-//! Brute force against the admin token, slowed: [`Throttle`] counts the wrong tokens each client
-//! address sends, and past [`MAX_FAILURES`] in a [`WINDOW`] answers that address 429 without
+//! Brute force against the admin token (and, on the ingest API, guesses at a known API key)
+//! slowed: [`Throttle`] counts the failures each client address causes, and past [`MAX_FAILURES`] in a [`WINDOW`] answers that address 429 without
 //! looking at the token at all, so that a throttled guess tells nothing (a 429 is the same for a
 //! right and a wrong token) until the window has passed. An IPv6 client is counted by its /64,
 //! the block one host usually holds.
@@ -154,8 +154,8 @@ fn log_summary(state: &mut State, now: Instant) {
         throttled = state.throttled,
         addresses = state.by_address.len(),
         last_address = ?state.last,
-        "admin calls refused: wrong or missing tokens, and calls from addresses past {MAX_FAILURES} \
-         failures a minute (one line per {} s at most)",
+        "calls refused: a wrong admin token or API key, and calls from addresses past \
+         {MAX_FAILURES} failures a minute (one line per {} s at most)",
         LOG_EVERY.as_secs()
     );
     state.wrong = 0;

@@ -44,6 +44,10 @@ pub enum Refused {
     /// Not a key this fleet made.
     #[error("the credential is not valid")]
     Invalid,
+    /// The public prefix of a key this fleet made, with another secret: a guess at that key.
+    /// Answered as [`Refused::Invalid`].
+    #[error("the credential is not valid")]
+    WrongSecret,
     /// Past its `expires_at`.
     #[error("the credential has expired")]
     Expired,
@@ -66,7 +70,7 @@ impl Refused {
     pub fn code(self) -> &'static str {
         match self {
             Self::Missing => "missing_credentials",
-            Self::Invalid => "invalid_credentials",
+            Self::Invalid | Self::WrongSecret => "invalid_credentials",
             Self::Expired => "credentials_expired",
             Self::Revoked => "credentials_revoked",
             Self::InsufficientScope(_) => "insufficient_scope",
@@ -96,7 +100,7 @@ impl Refused {
             Self::ChannelNotAllowed(_) | Self::UserNotAllowed(_) => {
                 r#"Bearer realm="sluice", error="insufficient_scope""#.to_owned()
             }
-            Self::Invalid | Self::Expired | Self::Revoked => format!(
+            Self::Invalid | Self::WrongSecret | Self::Expired | Self::Revoked => format!(
                 r#"Bearer realm="sluice", error="invalid_token", error_description="{self}""#
             ),
         }
@@ -242,7 +246,7 @@ impl Keyring {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         let held = keys.get(prefix).ok_or(Refused::Invalid)?;
         if !bool::from(digest(key).ct_eq(&held.digest)) {
-            return Err(Refused::Invalid);
+            return Err(Refused::WrongSecret);
         }
         if held.revoked {
             return Err(Refused::Revoked);
@@ -445,8 +449,9 @@ mod tests {
         let forged = format!("{}_{}", minted.prefix, "x".repeat(SECRET_LEN));
         assert_eq!(
             ring.check(Some(&forged), Scope::MessagesWrite, now),
-            Err(Refused::Invalid)
+            Err(Refused::WrongSecret)
         );
+        assert_eq!(Refused::WrongSecret.code(), Refused::Invalid.code());
         assert_eq!(
             ring.check(Some(&mint().key), Scope::MessagesWrite, now),
             Err(Refused::Invalid)

@@ -58,8 +58,8 @@ pub const WS_MESSAGES_SENT: &str = "sluice_ws_messages_sent_total";
 pub const WS_LAGGED: &str = "sluice_ws_lagged_total";
 /// WebSocket sessions ended, by `reason`. Counter; gateway.
 pub const WS_CLOSED: &str = "sluice_ws_closed_total";
-/// Admin calls refused, by `reason`: `wrong_token` (a wrong or missing token) or `throttled`
-/// (from an address past its wrong tokens). Counter; ingest, gateway.
+/// Calls refused, by `reason`: `wrong_token` (a wrong or missing admin token, or a guess at a
+/// known API key) or `throttled` (from an address past its failures). Counter; ingest, gateway.
 pub const AUTH_FAILURES: &str = "sluice_auth_failures_total";
 /// Redis's clock minus this process's, as last measured ([`crate::clock`]); every timestamp
 /// the process writes is corrected by it. Gauge, seconds; ingest, worker, gateway.
@@ -175,7 +175,7 @@ fn describe() {
     describe_counter!(WS_CLOSED, "WebSocket sessions ended, by reason.");
     describe_counter!(
         AUTH_FAILURES,
-        "Admin calls refused for a wrong or missing token, or throttled, by reason."
+        "Calls refused for a wrong admin token or API key, or throttled, by reason."
     );
 }
 

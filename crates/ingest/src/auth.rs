@@ -7,7 +7,8 @@ use std::future::{Ready, ready};
 use std::marker::PhantomData;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
-use sluice_core::auth::Caller;
+use sluice_admin::throttle::Verdict;
+use sluice_core::auth::{Caller, Refused};
 use sluice_proto::keys::Scope;
 
 use crate::error::ApiError;
@@ -66,26 +67,43 @@ impl Authorized<Reads> {
     }
 }
 
+impl<N> Authorized<N> {
+    /// Any caller, where no keys are checked.
+    fn anyone() -> Self {
+        Self {
+            caller: None,
+            scope: PhantomData,
+        }
+    }
+}
+
 impl<N: Needs> FromRequest for Authorized<N> {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let ring = req
-            .app_data::<web::Data<AppState>>()
-            .and_then(|state| state.shared.keyring.as_deref());
-        let Some(ring) = ring else {
-            return ready(Ok(Self {
-                caller: None,
-                scope: PhantomData,
-            }));
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Ok(Self::anyone()));
         };
+        let Some(ring) = state.shared.keyring.as_deref() else {
+            return ready(Ok(Self::anyone()));
+        };
+        let peer = req.peer_addr().map(|a| a.ip());
+        let now = std::time::Instant::now();
+        if let Verdict::Throttled(wait) = state.shared.key_guesses.admit(peer, now) {
+            return ready(Err(ApiError::TooManyFailures(wait)));
+        }
         let bearer = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         let checked = ring.check(bearer, N::SCOPE, chrono::Utc::now());
+        // A guess at a known key counts against the address. A key the ring does not know
+        // does not: it may be one made in the last second, before this server's refresh.
+        if checked == Err(Refused::WrongSecret) {
+            state.shared.key_guesses.failed(peer, now);
+        }
         ready(
             checked
                 .map(|caller| Self {

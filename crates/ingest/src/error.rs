@@ -114,6 +114,12 @@ pub enum ApiError {
     /// the endpoint's scope.
     #[error("{0}")]
     Refused(sluice_core::auth::Refused),
+    /// This client address guessed at keys too often lately; its key is not even read.
+    #[error(
+        "too many wrong keys from this address: retry in {} s",
+        .0.as_secs().max(1)
+    )]
+    TooManyFailures(std::time::Duration),
 }
 
 impl ApiError {
@@ -121,6 +127,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Refused(refused) => refused.code(),
+            Self::TooManyFailures(_) => "too_many_failures",
             Self::MalformedJson(_) => "malformed_json",
             Self::UnreadableBody(_) => "unreadable_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -211,6 +218,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Refused(refused) if refused.is_forbidden() => StatusCode::FORBIDDEN,
             Self::Refused(_) => StatusCode::UNAUTHORIZED,
+            Self::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -231,6 +239,10 @@ impl ResponseError for ApiError {
         }
         if let Self::Refused(refused) = self {
             response.insert_header(("WWW-Authenticate", refused.challenge()));
+        }
+        if let Self::TooManyFailures(wait) = self {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.insert_header(("Retry-After", secs.max(1).to_string()));
         }
         if matches!(self, Self::UnsupportedEncoding(_)) {
             // RFC 7694: the codings the server accepts in a request.

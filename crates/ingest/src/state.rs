@@ -45,6 +45,9 @@ pub struct Shared {
     pub keys: Keys,
     /// With `auth.mode = keys`: every API key, checked in memory ([`crate::auth`]).
     pub keyring: Option<Arc<sluice_core::auth::Keyring>>,
+    /// Guesses at a known key (its prefix with another secret) per client address: past 5 a
+    /// minute, the address is answered 429 before its key is read.
+    pub key_guesses: sluice_admin::throttle::Throttle,
     /// PostgreSQL pool (shared by every worker thread), for the persisted-row checks of a
     /// replayed `Prefer: wait`.
     pub pool: Pool,
@@ -128,6 +131,7 @@ impl Shared {
             max_wait: Duration::from_secs(ingest.max_wait_secs),
             acks: settings.redis.acks(),
             keyring: settings.auth.keys().then(Arc::default),
+            key_guesses: Default::default(),
         })
     }
 

@@ -116,6 +116,7 @@ impl ListQuery {
         (status = 400, description = "A parameter is not acceptable: `fields` names each", body = ErrorBody),
         (status = 401, description = "With `auth.mode = keys`: no key, or one that is unknown, expired or revoked", body = ErrorBody, headers(("WWW-Authenticate" = String))),
         (status = 403, description = "With `auth.mode = keys`: a key without `messages:read`", body = ErrorBody, headers(("WWW-Authenticate" = String))),
+        (status = 429, description = "With `auth.mode = keys`: too many wrong keys from this address (`too_many_failures`)", body = ErrorBody, headers(("Retry-After" = u32))),
         (status = 503, description = "PostgreSQL is unavailable (`postgres_unavailable`), `ingest.read_concurrency` reads are running already (`server_busy`), or the query ran past `ingest.read_timeout_ms` (`read_timeout`)", body = ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait"))),
     )
 )]

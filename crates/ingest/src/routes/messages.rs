@@ -62,7 +62,8 @@ enum PostErrors {
     /// `Idempotency-Key` was first used on the other endpoint (`idempotency_key_reused`).
     #[response(status = 422)]
     Unacceptable(ErrorBody),
-    /// The queue is full; nothing was queued.
+    /// The queue is full (`queue_full`), or, with `auth.mode = keys`, this address sent too many
+    /// wrong keys lately (`too_many_failures`); nothing was queued.
     #[response(status = 429, headers(("Retry-After" = u32, description = "Seconds to wait")))]
     QueueFull(ErrorBody),
     /// Redis is unavailable or the server holds too many request bytes; nothing was queued.
