@@ -302,8 +302,8 @@ impl Load {
         let tasks = (0..6)
             .map(|client| {
                 let keep_alive = client % 2 == 0;
-                let http = reqwest::Client::builder()
-                    .use_preconfigured_tls((*tls.config()).clone())
+                let http = tls
+                    .reqwest()
                     .pool_max_idle_per_host(if keep_alive { 1 } else { 0 })
                     .timeout(Duration::from_secs(10))
                     .build()

@@ -411,9 +411,8 @@ async fn post_until_accepted(
 /// A client with a 10 s timeout that trusts `https`'s CA, when given.
 pub fn http_client(https: Option<&Certificates>) -> reqwest::Client {
     let tls = sluice_client::tls::Tls::new(https.map(|c| c.ca.as_path())).expect("the CA");
-    reqwest::Client::builder()
+    tls.reqwest()
         .timeout(Duration::from_secs(10))
-        .use_preconfigured_tls((*tls.config()).clone())
         .build()
         .expect("client")
 }

@@ -94,8 +94,7 @@ impl ResponseError for AdminError {
                 response.insert_header(("Retry-After", "1"));
             }
             Self::Throttled(wait) => {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                response.insert_header(("Retry-After", secs.max(1).to_string()));
+                response.insert_header(("Retry-After", crate::throttle::retry_after(*wait)));
             }
             _ => {}
         }

@@ -83,12 +83,7 @@ impl Admin {
         if let Verdict::Throttled(wait) = self.throttle.admit(peer, now) {
             return Err(AdminError::Throttled(wait));
         }
-        let given = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+        let given = sluice_http::bearer(req).unwrap_or("");
         if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
             Ok(())
         } else {

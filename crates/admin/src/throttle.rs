@@ -27,6 +27,12 @@ pub const MAX_TRACKED: usize = 65_536;
 /// At most one summary line per this long.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// The `Retry-After` of a throttled call: `wait` in whole seconds, rounded up, at least 1.
+pub fn retry_after(wait: Duration) -> String {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1).to_string()
+}
+
 /// What [`Throttle::admit`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

@@ -150,9 +150,9 @@ impl Client {
         bearer: Option<String>,
         tls: &Tls,
     ) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        let http = tls
+            .reqwest()
             .timeout(TIMEOUT)
-            .use_preconfigured_tls((*tls.config()).clone())
             .build()
             .map_err(ClientError::Build)?;
         Ok(Self {

@@ -65,6 +65,11 @@ impl Tls {
         }
     }
 
+    /// A reqwest client builder that trusts what this trusts.
+    pub fn reqwest(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder().use_preconfigured_tls((*self.config).clone())
+    }
+
     /// The rustls configuration, for reqwest and tungstenite.
     pub fn config(&self) -> Arc<ClientConfig> {
         Arc::clone(&self.config)

@@ -143,6 +143,14 @@ impl BodyLimits {
     }
 }
 
+/// The credential of `Authorization: Bearer <credential>`, if the request has one.
+pub fn bearer(req: &actix_web::HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 /// Binds `addr` for a server, the error naming the address.
 pub fn bind(addr: std::net::SocketAddr) -> io::Result<(TcpListener, u16)> {
     let listener = TcpListener::bind(addr)

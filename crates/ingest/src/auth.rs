@@ -6,7 +6,7 @@
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use sluice_admin::throttle::Verdict;
 use sluice_core::auth::{Caller, Refused};
 use sluice_proto::keys::Scope;
@@ -93,12 +93,7 @@ impl<N: Needs> FromRequest for Authorized<N> {
         if let Verdict::Throttled(wait) = state.shared.key_guesses.admit(peer, now) {
             return ready(Err(ApiError::TooManyFailures(wait)));
         }
-        let bearer = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let checked = ring.check(bearer, N::SCOPE, chrono::Utc::now());
+        let checked = ring.check(sluice_http::bearer(req), N::SCOPE, chrono::Utc::now());
         // A guess at a known key counts against the address. A key the ring does not know
         // does not: it may be one made in the last second, before this server's refresh.
         if checked == Err(Refused::WrongSecret) {

@@ -241,8 +241,8 @@ impl ResponseError for ApiError {
             response.insert_header(("WWW-Authenticate", refused.challenge()));
         }
         if let Self::TooManyFailures(wait) = self {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response.insert_header(("Retry-After", secs.max(1).to_string()));
+            let wait = sluice_admin::throttle::retry_after(*wait);
+            response.insert_header(("Retry-After", wait));
         }
         if matches!(self, Self::UnsupportedEncoding(_)) {
             // RFC 7694: the codings the server accepts in a request.

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_web::HttpRequest;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sluice_core::settings::Secret;
@@ -62,20 +61,8 @@ impl Auth {
     }
 
     /// Checks the request's token; returns how long it stays valid.
-    pub fn verify(
-        &self,
-        req: &HttpRequest,
-        query_token: Option<&str>,
-    ) -> Result<Duration, AuthError> {
-        let header = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let token = query_token
-            .filter(|t| !t.is_empty())
-            .or(header)
-            .ok_or(AuthError::Missing)?;
+    pub fn verify(&self, credential: Option<&str>) -> Result<Duration, AuthError> {
+        let token = credential.ok_or(AuthError::Missing)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
             |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,

@@ -30,14 +30,13 @@ struct TokenQuery {
 impl Caller {
     fn parse(req: &HttpRequest, state: &State) -> Result<Self, StreamError> {
         let query = web::Query::<TokenQuery>::from_query(req.query_string()).ok();
-        let token = query.as_ref().and_then(|q| q.token.as_deref());
+        // `?token=` first (browsers cannot set headers on a WebSocket), else the header.
+        let credential = query
+            .as_ref()
+            .and_then(|q| q.token.as_deref())
+            .filter(|t| !t.is_empty())
+            .or_else(|| sluice_http::bearer(req));
         if let Some(ring) = &state.keyring {
-            let bearer = req
-                .headers()
-                .get(actix_web::http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            let credential = token.filter(|t| !t.is_empty()).or(bearer);
             // A JWT, when the stream also takes them; anything else must be a key.
             let is_key = credential.is_some_and(|c| sluice_core::auth::prefix_of(c).is_some());
             if is_key || state.auth.is_none() {
@@ -51,7 +50,7 @@ impl Caller {
             return Ok(Self { token_ttl: None });
         };
         Ok(Self {
-            token_ttl: Some(auth.verify(req, token)?),
+            token_ttl: Some(auth.verify(credential)?),
         })
     }
 }
