@@ -16,9 +16,9 @@ pub enum AdminError {
         "the admin endpoints are off: start this server with {0} set (16 characters or more), then send it as Authorization: Bearer <token>"
     )]
     Disabled(&'static str),
-    /// Missing or wrong token.
-    #[error("a valid admin token is required (Authorization: Bearer <token>)")]
-    Unauthorized,
+    /// No credential, or not the admin token nor a credential with the `admin` scope.
+    #[error("{0}")]
+    Refused(sluice_core::auth::Refused),
     /// This client address sent too many wrong tokens lately; its token is not even read.
     #[error(
         "too many wrong admin tokens from this address: retry in {} s",
@@ -54,7 +54,7 @@ impl AdminError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Disabled(_) => "not_found",
-            Self::Unauthorized => "unauthorized",
+            Self::Refused(refused) => refused.code(),
             Self::Throttled(_) => "too_many_failures",
             Self::InvalidQuery(_) => "invalid_query",
             Self::NoSuchDeadLetter(_) => "dead_letter_not_found",
@@ -75,7 +75,8 @@ impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Disabled(_) | Self::NoSuchDeadLetter(_) => StatusCode::NOT_FOUND,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Refused(refused) if refused.is_forbidden() => StatusCode::FORBIDDEN,
+            Self::Refused(_) => StatusCode::UNAUTHORIZED,
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Self::Unreadable(_) => StatusCode::CONFLICT,
@@ -87,8 +88,8 @@ impl ResponseError for AdminError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Self::Unauthorized => {
-                response.insert_header(("WWW-Authenticate", "Bearer"));
+            Self::Refused(refused) => {
+                response.insert_header(("WWW-Authenticate", refused.challenge()));
             }
             Self::RedisUnavailable | Self::RedisFull => {
                 response.insert_header(("Retry-After", "1"));

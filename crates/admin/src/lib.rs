@@ -2,10 +2,11 @@
 //! so that `sluice dead-letters` (against the ingest API) and the dashboard's dead-letters page
 //! (on the gateway) run the same code on the same keys.
 //!
-//! - [`Admin`]: what the handlers need (Redis, key names, the token), one per server.
+//! - [`Admin`]: what the handlers need (Redis, key names, the credentials), one per server.
 //! - [`routes`]: `/admin/dead-letters`: list (newest first, paged), requeue or delete one,
-//!   requeue all, purge; off unless the server's admin token is set, and then every call needs
-//!   `Authorization: Bearer <token>`.
+//!   requeue all, purge; off unless the server's admin token is set or callers are checked
+//!   (`auth.mode = keys`), and then every call needs `Authorization: Bearer` with the token or
+//!   a credential with the `admin` scope.
 //! - [`letters`]: the operations the routes run; [`lua`]: their scripts, one module beside each.
 //! - [`error`]: the answers when something is refused; [`openapi`]: the routes' document.
 //! - [`throttle`]: wrong tokens counted per client address, and brute force slowed.
@@ -21,9 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
+use sluice_core::auth::{Caller, Refused, Verifier};
 use sluice_core::connect::{CallFailed, RedisConnection};
 use sluice_core::keys::Keys;
 use sluice_core::settings::Secret;
+use sluice_proto::keys::Scope;
 use subtle::ConstantTimeEq;
 
 use crate::error::AdminError;
@@ -38,57 +41,111 @@ pub struct Admin {
     pub keys: Keys,
     /// Longest wait for one Redis call.
     pub redis_timeout: Duration,
-    /// The bearer token; `None` turns the endpoints off.
+    /// The bearer token, when set.
     token: Option<Secret>,
     /// The variable that sets the token, named when the endpoints are off.
     setting: &'static str,
+    /// Credentials with the `admin` scope, when callers are checked.
+    verifier: Option<Arc<Verifier>>,
     /// Wrong tokens per client address, shared by the server's threads.
     throttle: Arc<Throttle>,
 }
 
+/// Who may call a server's admin endpoints.
+pub struct Credentials<'a> {
+    /// The server's admin token; empty: none.
+    pub token: &'a Secret,
+    /// The environment variable that sets it (`SLUICE__INGEST__ADMIN_TOKEN`, ...).
+    pub setting: &'static str,
+    /// The server's credentials, when callers are checked: one with the `admin` scope is let in.
+    pub verifier: Option<Arc<Verifier>>,
+}
+
+/// Who made an admin call, as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `admin token`, `key <name> (slk_…)` or `jwt:<sub>`.
+    pub name: String,
+    /// The client's address.
+    pub address: Option<std::net::IpAddr>,
+}
+
 impl Admin {
-    /// The admin state of one server. `token` empty turns the endpoints off; `setting` is the
-    /// environment variable that sets it (`SLUICE__INGEST__ADMIN_TOKEN`, ...).
+    /// The admin state of one server; the endpoints are off when `credentials` name no way in.
     pub fn new(
         redis: RedisConnection,
         keys: Keys,
         redis_timeout: Duration,
-        token: &Secret,
-        setting: &'static str,
+        credentials: Credentials<'_>,
     ) -> Self {
+        let token = credentials.token;
         Self {
             redis,
             keys,
             redis_timeout,
             token: (!token.is_empty()).then(|| token.clone()),
-            setting,
+            setting: credentials.setting,
+            verifier: credentials.verifier,
             throttle: Arc::default(),
         }
     }
 
     /// Whether the endpoints are on.
     pub fn enabled(&self) -> bool {
-        self.token.is_some()
+        self.token.is_some() || self.verifier.is_some()
     }
 
-    /// Checks `Authorization: Bearer <token>`, in constant time whatever the first difference,
-    /// so timing says nothing about the token; an address past its wrong tokens
-    /// ([`throttle`]) is refused with 429 before its token is read.
-    pub fn authorize(&self, req: &actix_web::HttpRequest) -> Result<(), AdminError> {
-        let Some(expected) = self.token.as_ref().map(Secret::expose) else {
+    /// Checks `Authorization: Bearer`: the admin token, compared in constant time whatever the
+    /// first difference, so timing says nothing about it; else, when callers are checked, a
+    /// credential with the `admin` scope. An address past its failures ([`throttle`]) is
+    /// refused with 429 before its credential is read.
+    pub fn authorize(&self, req: &actix_web::HttpRequest) -> Result<Actor, AdminError> {
+        if !self.enabled() {
             return Err(AdminError::Disabled(self.setting));
-        };
-        let peer = req.peer_addr().map(|a| a.ip());
+        }
+        let address = req.peer_addr().map(|a| a.ip());
         let now = Instant::now();
-        if let Verdict::Throttled(wait) = self.throttle.admit(peer, now) {
+        if let Verdict::Throttled(wait) = self.throttle.admit(address, now) {
             return Err(AdminError::Throttled(wait));
         }
-        let given = sluice_http::bearer(req).unwrap_or("");
-        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-            Ok(())
-        } else {
-            self.throttle.failed(peer, now);
-            Err(AdminError::Unauthorized)
+        let given = sluice_http::bearer(req);
+        let token_matches = match (&self.token, given) {
+            (Some(expected), Some(given)) => {
+                bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes()))
+            }
+            _ => false,
+        };
+        if token_matches {
+            let name = "admin token".to_owned();
+            return Ok(Actor { name, address });
+        }
+        let checked = match &self.verifier {
+            Some(verifier) => verifier.check(given, Scope::Admin, chrono::Utc::now()),
+            None => Err(given.map_or(Refused::Missing, |_| Refused::Invalid)),
+        };
+        match checked {
+            Ok(caller) => Ok(Actor {
+                name: self.name_of(&caller),
+                address,
+            }),
+            Err(refused) => {
+                if matches!(
+                    refused,
+                    Refused::Missing | Refused::Invalid | Refused::WrongSecret
+                ) {
+                    self.throttle.failed(address, now);
+                }
+                Err(AdminError::Refused(refused))
+            }
+        }
+    }
+
+    /// How the audit trail names `caller`: a key by its name and prefix, a token by its `sub`.
+    fn name_of(&self, caller: &Caller) -> String {
+        let ring = self.verifier.as_ref().and_then(|v| v.keyring());
+        match ring.and_then(|ring| ring.name_of(&caller.id)) {
+            Some(name) => format!("key {name} ({})", caller.id),
+            None => caller.id.clone(),
         }
     }
 

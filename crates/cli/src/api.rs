@@ -166,6 +166,8 @@ pub async fn keys(command: Keys) -> anyhow::Result<()> {
             expires_in,
             user_id,
             channels,
+            rate,
+            burst,
         } => {
             let new = sluice_proto::keys::NewKey {
                 name,
@@ -173,6 +175,8 @@ pub async fn keys(command: Keys) -> anyhow::Result<()> {
                 expires_in_days: expires_in,
                 user_id,
                 channels: (!channels.is_empty()).then_some(channels),
+                rate,
+                burst,
             };
             let created = admin(&ingest)?.create_key(&new).await?;
             print!("{}", view::keys(std::slice::from_ref(&created.info)));

@@ -153,8 +153,14 @@ pub enum Keys {
         /// Bind it to channels: it may post into and read only these channel_ids (repeat).
         #[arg(long = "channel")]
         channels: Vec<i64>,
+        /// Messages a second it may post, across every ingest API together (default: no limit).
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Messages it may post at once after a quiet spell (default: the rate).
+        #[arg(long, requires = "rate")]
+        burst: Option<u32>,
     },
-    /// Every key: name, scopes, created, last used, expires, revoked; never the key.
+    /// Every key: name, scopes, limits, created, last used, expires, revoked; never the key.
     List {
         /// The ingest API.
         #[command(flatten)]

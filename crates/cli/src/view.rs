@@ -196,11 +196,15 @@ pub fn keys(keys: &[sluice_proto::keys::KeyInfo]) -> String {
         };
         let _ = writeln!(
             out,
-            "{}  {}  {}{}  {state}\n    created {}  last used {}  expires {}  revoked {}",
+            "{}  {}  {}{}  {}  {state}\n    created {}  last used {}  expires {}  revoked {}",
             key.name,
             key.prefix,
             scopes.join(","),
             binding(key),
+            match (key.rate, key.burst) {
+                (Some(rate), Some(burst)) => format!("limit {rate}/s burst {burst}"),
+                _ => "no limit".to_owned(),
+            },
             when(&Some(key.created_at), ""),
             when(&key.last_used_at, "never"),
             when(&key.expires_at, "never"),

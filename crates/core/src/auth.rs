@@ -1,5 +1,8 @@
-//! API keys: made, listed and revoked in PostgreSQL ([`store`]), and checked in memory
-//! ([`Keyring`]).
+//! Who is calling: every credential a server accepts, checked in memory by one [`Verifier`].
+//!
+//! - API keys: made, listed and revoked in PostgreSQL ([`store`]), and held by each server in
+//!   its [`Keyring`].
+//! - Tokens (JWT) that an organisation already issues ([`token`]), with `auth.jwt`.
 //!
 //! A key is `slk_<prefix>_<secret>`: 8 and 32 random letters and digits (about 190 bits of
 //! secret). PostgreSQL keeps its SHA-256 and its public `slk_<prefix>` only. A server holds every
@@ -8,21 +11,22 @@
 //! fleet-wide within about a second, whatever happened to Redis), and records when keys were
 //! last used in one batched write every few seconds.
 
+mod keyring;
 pub mod store;
+pub mod token;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use sluice_proto::keys::Scope;
-use subtle::ConstantTimeEq;
 
-use crate::CancellationToken;
+pub use keyring::Keyring;
+pub use token::{TokenError, Tokens};
+
+use crate::Settings;
 
 /// The start of every key.
 pub const KEY_MARK: &str = "slk_";
@@ -48,9 +52,12 @@ pub enum Refused {
     /// Answered as [`Refused::Invalid`].
     #[error("the credential is not valid")]
     WrongSecret,
-    /// Past its `expires_at`.
+    /// Past its `expires_at` (a token: its `exp`).
     #[error("the credential has expired")]
     Expired,
+    /// A token whose `nbf` (not before) is still ahead.
+    #[error("the credential is not valid yet (nbf)")]
+    NotYetValid,
     /// Revoked.
     #[error("the credential has been revoked")]
     Revoked,
@@ -60,6 +67,12 @@ pub enum Refused {
     /// A key bound to channels, used for another (or, to read, for none named).
     #[error("this key may not use channel {0}: name one of its channels")]
     ChannelNotAllowed(i64),
+    /// A credential bound to channels, asking for what spans every channel (messages without
+    /// `channel_id`, a stream's message ids).
+    #[error(
+        "this credential is bound to channels: name one of them (it may not read every channel)"
+    )]
+    EveryChannel,
     /// A key bound to a user, posting as another.
     #[error("this key may not post as user {0}")]
     UserNotAllowed(i64),
@@ -72,9 +85,10 @@ impl Refused {
             Self::Missing => "missing_credentials",
             Self::Invalid | Self::WrongSecret => "invalid_credentials",
             Self::Expired => "credentials_expired",
+            Self::NotYetValid => "credentials_not_yet_valid",
             Self::Revoked => "credentials_revoked",
             Self::InsufficientScope(_) => "insufficient_scope",
-            Self::ChannelNotAllowed(_) => "channel_not_allowed",
+            Self::ChannelNotAllowed(_) | Self::EveryChannel => "channel_not_allowed",
             Self::UserNotAllowed(_) => "user_not_allowed",
         }
     }
@@ -83,7 +97,10 @@ impl Refused {
     pub fn is_forbidden(self) -> bool {
         matches!(
             self,
-            Self::InsufficientScope(_) | Self::ChannelNotAllowed(_) | Self::UserNotAllowed(_)
+            Self::InsufficientScope(_)
+                | Self::ChannelNotAllowed(_)
+                | Self::EveryChannel
+                | Self::UserNotAllowed(_)
         )
     }
 
@@ -97,22 +114,132 @@ impl Refused {
                 r#"Bearer realm="sluice", error="insufficient_scope", scope="{}""#,
                 scope.name()
             ),
-            Self::ChannelNotAllowed(_) | Self::UserNotAllowed(_) => {
+            Self::ChannelNotAllowed(_) | Self::EveryChannel | Self::UserNotAllowed(_) => {
                 r#"Bearer realm="sluice", error="insufficient_scope""#.to_owned()
             }
-            Self::Invalid | Self::WrongSecret | Self::Expired | Self::Revoked => format!(
+            Self::Invalid
+            | Self::WrongSecret
+            | Self::Expired
+            | Self::NotYetValid
+            | Self::Revoked => format!(
                 r#"Bearer realm="sluice", error="invalid_token", error_description="{self}""#
             ),
         }
     }
 }
 
-/// A caller whose key was accepted.
+/// A caller whose credential was accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The user and channels the key is bound to. (Nothing else is copied per request: a
-    /// shared counter touched by every thread on every request would cost more than the check.)
+    /// Who: a key's public prefix (`slk_…`), or `jwt:<sub>` for a token; recorded with what it
+    /// sends, never the credential.
+    pub id: String,
+    /// The user and channels the credential is bound to.
     pub binding: Binding,
+    /// When the credential stops being accepted: a stream it opened is closed then.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// How fast it may post, when limited.
+    pub limit: Option<Limit>,
+}
+
+/// A caller's rate limit: `rate` messages a second, with bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Messages a second, sustained.
+    pub rate: u32,
+    /// Messages at once, after a quiet spell.
+    pub burst: u32,
+}
+
+impl Limit {
+    /// `rate` a second with bursts of `burst`, each at least 1.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: rate.max(1),
+            burst: burst.max(1),
+        }
+    }
+}
+
+/// Every credential a server accepts: API keys, and tokens when `auth.jwt` sets a way to check
+/// them. The one place a credential is checked, for every endpoint of both servers.
+pub struct Verifier {
+    keyring: Option<Arc<Keyring>>,
+    tokens: Option<Tokens>,
+}
+
+impl Verifier {
+    /// What the data endpoints need with `auth.mode = keys`: API keys, and tokens when
+    /// `auth.jwt` (or the older `stream.auth.jwt_secret`) sets a way to check them. `None` in
+    /// the other modes: callers are not checked.
+    pub fn for_callers(settings: &Settings) -> Result<Option<Arc<Self>>, TokenError> {
+        if !settings.auth.keys() {
+            return Ok(None);
+        }
+        let legacy = settings.stream.auth.jwt_secret.expose();
+        Ok(Some(Arc::new(Self {
+            keyring: Some(Arc::default()),
+            tokens: Tokens::new(&settings.auth.jwt, legacy)?,
+        })))
+    }
+
+    /// What the stats stream needs: `callers` (the verifier of the data endpoints) when there
+    /// is one, else the tokens of `stream.auth.jwt_secret` alone, else nothing.
+    pub fn for_stream(
+        settings: &Settings,
+        callers: Option<&Arc<Self>>,
+    ) -> Result<Option<Arc<Self>>, TokenError> {
+        if let Some(callers) = callers {
+            return Ok(Some(Arc::clone(callers)));
+        }
+        let secret = settings.stream.auth.jwt_secret.expose();
+        let tokens = Tokens::new(&crate::settings::JwtSettings::default(), secret)?;
+        Ok(tokens.map(|tokens| {
+            Arc::new(Self {
+                keyring: None,
+                tokens: Some(tokens),
+            })
+        }))
+    }
+
+    /// Checks `bearer` (the request's credential, if any) for `scope` at `now`: an API key when
+    /// it is shaped like one, else a token.
+    pub fn check(
+        &self,
+        bearer: Option<&str>,
+        scope: Scope,
+        now: DateTime<Utc>,
+    ) -> Result<Caller, Refused> {
+        let credential = bearer.ok_or(Refused::Missing)?;
+        if prefix_of(credential).is_some() {
+            let ring = self.keyring.as_deref().ok_or(Refused::Invalid)?;
+            return ring.check(credential, scope, now);
+        }
+        let tokens = self.tokens.as_ref().ok_or(Refused::Invalid)?;
+        tokens.verify(credential, scope, now)
+    }
+
+    /// The API keys, when it checks them.
+    pub fn keyring(&self) -> Option<&Arc<Keyring>> {
+        self.keyring.as_ref()
+    }
+
+    /// Starts the task that keeps the keys current from `pool` until `shutdown`
+    /// ([`Keyring::run`]), when it checks keys.
+    pub fn keep_current(
+        &self,
+        pool: &deadpool_postgres::Pool,
+        shutdown: &crate::CancellationToken,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let ring = Arc::clone(self.keyring.as_ref()?);
+        Some(tokio::spawn(ring.run(pool.clone(), shutdown.clone())))
+    }
+
+    /// Whether every credential it accepts can be checked: the keys were read from PostgreSQL
+    /// at least once.
+    pub fn is_ready(&self) -> bool {
+        self.keyring.as_ref().is_none_or(|ring| ring.is_loaded())
+    }
 }
 
 /// The user and the channels a key is bound to; unbound, anything.
@@ -139,7 +266,7 @@ impl Binding {
         match (&self.channels, channel_id) {
             (None, _) => Ok(()),
             (Some(_), Some(channel)) => self.may_use(channel),
-            (Some(channels), None) => Err(Refused::ChannelNotAllowed(channels[0])),
+            (Some(_), None) => Err(Refused::EveryChannel),
         }
     }
 
@@ -210,165 +337,15 @@ pub fn prefix_of(key: &str) -> Option<&str> {
         .then(|| &key[..KEY_MARK.len() + PREFIX_LEN])
 }
 
-/// What a server holds of one key.
-#[derive(Debug)]
-struct Held {
-    prefix: Arc<str>,
-    digest: [u8; 32],
-    scopes: Vec<Scope>,
-    binding: Binding,
-    expires_at: Option<DateTime<Utc>>,
-    revoked: bool,
-    /// Accepted since the last `last_used_at` write.
-    used: AtomicBool,
-}
-
-/// Every key of the fleet, in memory, kept current from PostgreSQL by [`Keyring::run`].
-#[derive(Debug, Default)]
-pub struct Keyring {
-    /// By public prefix.
-    keys: RwLock<HashMap<String, Held>>,
-    /// Whether the keys were read from PostgreSQL at least once: until then every key is
-    /// refused, so the server is not ready.
-    loaded: AtomicBool,
-}
-
-impl Keyring {
-    /// Checks `bearer` (the `Authorization: Bearer` value, if any) for `scope` at `now`.
-    pub fn check(
-        &self,
-        bearer: Option<&str>,
-        scope: Scope,
-        now: DateTime<Utc>,
-    ) -> Result<Caller, Refused> {
-        let key = bearer.ok_or(Refused::Missing)?;
-        let prefix = prefix_of(key).ok_or(Refused::Invalid)?;
-        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        let held = keys.get(prefix).ok_or(Refused::Invalid)?;
-        if !bool::from(digest(key).ct_eq(&held.digest)) {
-            return Err(Refused::WrongSecret);
-        }
-        if held.revoked {
-            return Err(Refused::Revoked);
-        }
-        if held.expires_at.is_some_and(|at| at <= now) {
-            return Err(Refused::Expired);
-        }
-        if !held.scopes.contains(&scope) {
-            return Err(Refused::InsufficientScope(scope));
-        }
-        // Written only when it changes: no cache line bounces between threads per request.
-        if !held.used.load(Ordering::Relaxed) {
-            held.used.store(true, Ordering::Relaxed);
-        }
-        Ok(Caller {
-            binding: held.binding.clone(),
-        })
-    }
-
-    /// Keeps the ring current until `shutdown`: the keys changed since the last look, every
-    /// [`REFRESH_EVERY`], and the last uses, every [`USED_EVERY`]. A failed look is retried at
-    /// the next tick; meanwhile the ring serves what it holds.
-    pub async fn run(self: Arc<Self>, pool: Pool, shutdown: CancellationToken) {
-        let mut since: Option<DateTime<Utc>> = None;
-        let mut tick = tokio::time::interval(REFRESH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_used_write = tokio::time::Instant::now();
-        let mut failing = false;
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            match store::changed_since(&pool, since).await {
-                Ok(changed) => {
-                    failing = false;
-                    since = self.merge(changed).or(since);
-                    self.loaded.store(true, Ordering::Release);
-                }
-                Err(e) if !std::mem::replace(&mut failing, true) => {
-                    tracing::warn!(error = %e, "cannot refresh the API keys from PostgreSQL; serving those held");
-                }
-                Err(_) => {}
-            }
-            if last_used_write.elapsed() >= USED_EVERY {
-                last_used_write = tokio::time::Instant::now();
-                self.write_used(&pool).await;
-            }
-        }
-        self.write_used(&pool).await;
-    }
-
-    /// Takes in the keys of a look; the newest `updated_at` among them.
-    fn merge(&self, changed: Vec<store::Row>) -> Option<DateTime<Utc>> {
-        let newest = changed.iter().map(|row| row.updated_at).max();
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        for row in changed {
-            let Some(digest) = unhex(&row.hash) else {
-                tracing::warn!(name = %row.name, "API key with an unreadable hash; refusing it");
-                continue;
-            };
-            keys.insert(
-                row.prefix.clone(),
-                Held {
-                    prefix: Arc::from(row.prefix),
-                    digest,
-                    used: AtomicBool::new(false),
-                    scopes: row.scopes,
-                    binding: Binding {
-                        user_id: row.user_id,
-                        channels: row.channels.map(Arc::from),
-                    },
-                    expires_at: row.expires_at,
-                    revoked: row.revoked_at.is_some(),
-                },
-            );
-        }
-        newest
-    }
-
-    /// Records when the keys accepted since the last write were used.
-    async fn write_used(&self, pool: &Pool) {
-        let used: Vec<String> = {
-            let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-            keys.values()
-                .filter(|held| held.used.swap(false, Ordering::Relaxed))
-                .map(|held| held.prefix.to_string())
-                .collect()
-        };
-        if used.is_empty() {
-            return;
-        }
-        if let Err(e) = store::mark_used(pool, &used).await {
-            tracing::debug!(error = %e, "cannot record the keys' last use");
-        }
-    }
-
-    /// Whether the keys were read from PostgreSQL at least once.
-    pub fn is_loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
-    }
-
-    /// How many keys the ring holds.
-    pub fn len(&self) -> usize {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Whether the ring holds no key.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ring_with(
+    fn keys_with(
         minted: &Minted,
         scopes: Vec<Scope>,
         expires_at: Option<DateTime<Utc>>,
-    ) -> Keyring {
+    ) -> Verifier {
         let ring = Keyring::default();
         ring.merge(vec![store::Row {
             name: "app".into(),
@@ -377,13 +354,18 @@ mod tests {
             scopes,
             user_id: None,
             channels: None,
+            rate: Some(50),
+            burst: None,
             created_at: Utc::now(),
             expires_at,
             revoked_at: None,
             last_used_at: None,
             updated_at: Utc::now(),
         }]);
-        ring
+        Verifier {
+            keyring: Some(Arc::new(ring)),
+            tokens: None,
+        }
     }
 
     #[test]
@@ -434,36 +416,48 @@ mod tests {
     fn every_refusal_has_its_reason() {
         let minted = mint();
         let now = Utc::now();
-        let ring = ring_with(&minted, vec![Scope::MessagesWrite], None);
+        let keys = keys_with(&minted, vec![Scope::MessagesWrite], None);
         let key = Some(minted.key.as_str());
         assert_eq!(
-            ring.check(key, Scope::MessagesWrite, now),
+            keys.check(key, Scope::MessagesWrite, now),
             Ok(Caller {
-                binding: Binding::default()
+                id: minted.prefix.clone(),
+                binding: Binding::default(),
+                expires_at: None,
+                limit: Some(Limit::new(50, 50)),
             })
         );
         assert_eq!(
-            ring.check(None, Scope::MessagesWrite, now),
+            keys.check(None, Scope::MessagesWrite, now),
             Err(Refused::Missing)
         );
         let forged = format!("{}_{}", minted.prefix, "x".repeat(SECRET_LEN));
         assert_eq!(
-            ring.check(Some(&forged), Scope::MessagesWrite, now),
+            keys.check(Some(&forged), Scope::MessagesWrite, now),
             Err(Refused::WrongSecret)
         );
         assert_eq!(Refused::WrongSecret.code(), Refused::Invalid.code());
         assert_eq!(
-            ring.check(Some(&mint().key), Scope::MessagesWrite, now),
+            keys.check(Some(&mint().key), Scope::MessagesWrite, now),
             Err(Refused::Invalid)
         );
         assert_eq!(
-            ring.check(key, Scope::MessagesRead, now),
+            keys.check(Some("not.a.token"), Scope::MessagesWrite, now),
+            Err(Refused::Invalid),
+            "no tokens configured: anything not shaped like a key is not valid"
+        );
+        assert_eq!(
+            keys.check(key, Scope::MessagesRead, now),
             Err(Refused::InsufficientScope(Scope::MessagesRead))
         );
-        let expired = ring_with(&minted, vec![Scope::MessagesWrite], Some(now));
+        let expired = keys_with(&minted, vec![Scope::MessagesWrite], Some(now));
         assert_eq!(
             expired.check(key, Scope::MessagesWrite, now),
             Err(Refused::Expired)
+        );
+        assert_eq!(
+            keys.keyring().and_then(|ring| ring.name_of(&minted.prefix)),
+            Some("app".to_owned())
         );
     }
 }

@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "api_keys",
         sql: include_str!("../migrations/0006_api_keys.sql"),
     },
+    Migration {
+        version: 7,
+        name: "callers",
+        sql: include_str!("../migrations/0007_callers.sql"),
+    },
 ];
 
 /// Where refinery records the applied migrations.

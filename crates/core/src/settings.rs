@@ -38,7 +38,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use auth::{AuthMode, AuthSettings};
+pub use auth::{AuthMode, AuthSettings, JwtSettings};
 pub use gateway::{AlertSettings, GatewaySettings};
 pub use ingest::IngestSettings;
 pub use listener::ListenerTlsSettings;
@@ -161,9 +161,9 @@ impl Settings {
             self.auth.check_exposure(
                 "gateway.listen",
                 self.gateway.listen,
-                !self.stream.auth.jwt_secret.is_empty(),
+                self.auth.keys() || !self.stream.auth.jwt_secret.is_empty(),
                 "anyone who reaches it can read the pipeline's stats, alerts and workers",
-                Some("set SLUICE__STREAM__AUTH__JWT_SECRET so that dashboards need a token"),
+                Some("set SLUICE__AUTH__MODE=keys so that callers need an API key or a token"),
             )?;
         }
         Ok(())
@@ -177,6 +177,7 @@ impl Settings {
         self.ingest.validate()?;
         self.worker.validate()?;
         self.stream.validate()?;
+        self.auth.validate(&self.stream.auth.jwt_secret)?;
         self.gateway.validate()
     }
 

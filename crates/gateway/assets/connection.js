@@ -45,7 +45,7 @@ export class Connection {
   // fetch() with the token; rejects on a non-2xx answer.
   async get(path, params) {
     const response = await fetch(this.url(path, params), { cache: "no-store" });
-    if (response.status === 401) {
+    if (response.status === 401 || response.status === 403) {
       this.stop("unauthorized");
       throw new Error("unauthorized");
     }

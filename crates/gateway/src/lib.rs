@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{App, web};
+use sluice_core::auth::Verifier;
 use sluice_core::{CancellationToken, Settings};
 use sluice_http::{BodyLimits, EdgeConfig, EdgeStats};
 use sluice_stream::{StatsStream, query_config, stream_routes};
@@ -35,11 +36,19 @@ pub const EDGE_HEADROOM: usize = 1_024;
 /// actix's per-connection write buffer: stats frames are a few hundred bytes.
 pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
+/// Connections of the gateway's PostgreSQL pool: the API keys' refresh, and the audit trail.
+pub const POSTGRES_CONNECTIONS: usize = 2;
+
 /// A bound, not yet running, gateway.
 pub struct Application {
     port: u16,
     server: actix_server::Server,
     stream: StatsStream,
+    /// The credentials callers present, with `auth.mode = keys`.
+    callers: Option<Arc<Verifier>>,
+    /// The gateway's few PostgreSQL connections (made when first used): the keys' refresh, and
+    /// the audit trail.
+    postgres: deadpool_postgres::Pool,
     /// The alert rules, fed every reading of the stream's poller.
     alerting: Alerting,
 }
@@ -53,7 +62,19 @@ impl Application {
         sluice_core::metric::exporter();
         sluice_core::metric::register_counters(&[sluice_core::metric::WS_MESSAGES_SENT]);
         metrics::gauge!(sluice_core::metric::WS_CONNECTIONS).set(0.0);
-        let stream = StatsStream::new(settings, Arc::clone(&edge_stats), None, shutdown.clone())?;
+        let callers = Verifier::for_callers(settings)?;
+        let postgres = sluice_core::connect::postgres_pool_sized(
+            &settings.postgres,
+            POSTGRES_CONNECTIONS,
+            Some(Duration::from_secs(5)),
+        )?;
+        let verifier = Verifier::for_stream(settings, callers.as_ref())?;
+        let stream = StatsStream::new(
+            settings,
+            Arc::clone(&edge_stats),
+            verifier,
+            shutdown.clone(),
+        )?;
         let edge = EdgeConfig {
             name: "sluice-gateway",
             workers: 0,
@@ -78,8 +99,11 @@ impl Application {
             shared.redis.clone(),
             shared.keys.clone(),
             shared.redis_timeout,
-            &gateway.admin_token,
-            "SLUICE__GATEWAY__ADMIN_TOKEN",
+            sluice_admin::Credentials {
+                token: &gateway.admin_token,
+                setting: "SLUICE__GATEWAY__ADMIN_TOKEN",
+                verifier: callers.clone(),
+            },
         ));
         let origins: Vec<String> = gateway
             .cors_origin_list()
@@ -106,6 +130,8 @@ impl Application {
             port,
             server,
             stream,
+            callers,
+            postgres,
             alerting,
         })
     }
@@ -123,11 +149,18 @@ impl Application {
             self.alerting
                 .run(self.stream.readings(), state.redis.clone()),
         );
+        let keyring = self
+            .callers
+            .as_ref()
+            .and_then(|callers| callers.keep_current(&self.postgres, &state.shutdown));
         let background = self.stream.start();
         sluice_http::stop_on(&self.server, state.shutdown.clone());
         let result = self.server.await;
         state.shutdown.cancel();
         background.await;
+        if let Some(keyring) = keyring {
+            sluice_core::shutdown::joined("API key refresher", keyring).await;
+        }
         sluice_core::shutdown::joined("alert rules", alerts).await;
         result
     }

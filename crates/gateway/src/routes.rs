@@ -57,14 +57,21 @@ pub async fn health(state: web::Data<State>) -> HttpResponse {
 
 /// `GET /ready`: 200 once the poller's last read of Redis succeeded, 503 before the first read
 /// and while Redis is down, so a load balancer sends no new dashboards to a gateway that has
-/// no stats to give them.
+/// no stats to give them. With `auth.mode = keys`, also not before the API keys were read from
+/// PostgreSQL once (`postgres` then says whether they were).
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
         (status = 200, description = "The last read of Redis succeeded", body = Readiness),
         (status = 503, description = "Redis is down or not read yet", body = Readiness),
     ))]
 pub async fn ready(state: web::Data<State>) -> HttpResponse {
     let up = *state.hub.redis_state().borrow() == RedisState::Up;
-    Readiness::redis_only(Dependency::from_up(up)).respond()
+    let redis = Dependency::from_up(up);
+    let keys = state.verifier.as_ref().filter(|v| v.keyring().is_some());
+    match keys {
+        Some(keys) => Readiness::of(redis, Dependency::from_up(keys.is_ready())),
+        None => Readiness::redis_only(redis),
+    }
+    .respond()
 }
 
 /// Fallback for unknown paths.

@@ -1,6 +1,6 @@
-//! Who is calling. With `auth.mode = keys`, [`Authorized`] is the one place a request's API key
-//! is checked for its endpoint's scope, in memory (`sluice_core::auth::Keyring`); otherwise it
-//! lets every caller through, as before. A handler names the scope it needs by its type:
+//! Who is calling. With `auth.mode = keys`, [`Authorized`] is the one place a request's
+//! credential (an API key or a token) is checked for its endpoint's scope, in memory
+//! (`sluice_core::auth::Verifier`); otherwise it lets every caller through, as before. A handler names the scope it needs by its type:
 //! `Authorized<Writes>` for posting, `Authorized<Reads>` for reading messages.
 
 use std::future::{Ready, ready};
@@ -85,7 +85,7 @@ impl<N: Needs> FromRequest for Authorized<N> {
         let Some(state) = req.app_data::<web::Data<AppState>>() else {
             return ready(Ok(Self::anyone()));
         };
-        let Some(ring) = state.shared.keyring.as_deref() else {
+        let Some(verifier) = state.shared.verifier.as_deref() else {
             return ready(Ok(Self::anyone()));
         };
         let peer = req.peer_addr().map(|a| a.ip());
@@ -93,7 +93,7 @@ impl<N: Needs> FromRequest for Authorized<N> {
         if let Verdict::Throttled(wait) = state.shared.key_guesses.admit(peer, now) {
             return ready(Err(ApiError::TooManyFailures(wait)));
         }
-        let checked = ring.check(sluice_http::bearer(req), N::SCOPE, chrono::Utc::now());
+        let checked = verifier.check(sluice_http::bearer(req), N::SCOPE, chrono::Utc::now());
         // A guess at a known key counts against the address. A key the ring does not know
         // does not: it may be one made in the last second, before this server's refresh.
         if checked == Err(Refused::WrongSecret) {

@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use actix_web::{App, web};
 use anyhow::Context;
+use sluice_core::auth::Verifier;
 use sluice_core::settings::IngestSettings;
 use sluice_core::{CancellationToken, Settings, connect};
 use sluice_http::tls::ServerTls;
@@ -85,17 +86,13 @@ impl Application {
             redis.clone(),
             shared.keys.clone(),
             shared.redis_timeout,
-            &settings.ingest.admin_token,
-            "SLUICE__INGEST__ADMIN_TOKEN",
+            sluice_admin::Credentials {
+                token: &settings.ingest.admin_token,
+                setting: "SLUICE__INGEST__ADMIN_TOKEN",
+                verifier: shared.verifier.clone(),
+            },
         ));
-        let stream = settings
-            .ingest
-            .serve_stats
-            .then(|| {
-                let keyring = shared.keyring.clone();
-                StatsStream::new(settings, Arc::clone(&edge_stats), keyring, shutdown.clone())
-            })
-            .transpose()?;
+        let stream = stats_stream(settings, &shared, &edge_stats, &shutdown)?;
         let stream_state = stream.as_ref().map(StatsStream::state);
         let (redis_settings, app_shared) = (settings.redis.clone(), Arc::clone(&shared));
         let edge = edge_config(&settings.ingest, shutdown.clone())?;
@@ -177,9 +174,9 @@ impl Application {
                 .await;
         });
         let keyring = shared
-            .keyring
-            .clone()
-            .map(|ring| tokio::spawn(ring.run(shared.pool.clone(), self.shutdown.clone())));
+            .verifier
+            .as_ref()
+            .and_then(|verifier| verifier.keep_current(&shared.pool, &self.shutdown));
         let result = self.server.await;
         self.shutdown.cancel();
         if let Some(keyring) = keyring {
@@ -192,6 +189,26 @@ impl Application {
         }
         result
     }
+}
+
+/// The stats stream, when this process serves it (`ingest.serve_stats`).
+fn stats_stream(
+    settings: &Settings,
+    shared: &Shared,
+    edge_stats: &Arc<EdgeStats>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<StatsStream>> {
+    if !settings.ingest.serve_stats {
+        return Ok(None);
+    }
+    let verifier = Verifier::for_stream(settings, shared.verifier.as_ref())?;
+    let edge = Arc::clone(edge_stats);
+    Ok(Some(StatsStream::new(
+        settings,
+        edge,
+        verifier,
+        shutdown.clone(),
+    )?))
 }
 
 /// The edge the ingest API runs on.

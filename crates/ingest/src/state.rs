@@ -43,8 +43,9 @@ impl Deref for AppState {
 pub struct Shared {
     /// Key names under the configured prefix.
     pub keys: Keys,
-    /// With `auth.mode = keys`: every API key, checked in memory ([`crate::auth`]).
-    pub keyring: Option<Arc<sluice_core::auth::Keyring>>,
+    /// With `auth.mode = keys`: every credential the data endpoints accept, checked in memory
+    /// ([`crate::auth`]).
+    pub verifier: Option<Arc<sluice_core::auth::Verifier>>,
     /// Guesses at a known key (its prefix with another secret) per client address: past 5 a
     /// minute, the address is answered 429 before its key is read.
     pub key_guesses: sluice_admin::throttle::Throttle,
@@ -94,10 +95,7 @@ pub struct Shared {
 impl Shared {
     /// The shared state from `settings`, with what the edge counts; builds the PostgreSQL
     /// pools (they connect lazily).
-    pub fn new(
-        settings: &Settings,
-        edge: Arc<sluice_http::EdgeStats>,
-    ) -> Result<Self, sluice_core::connect::PoolError> {
+    pub fn new(settings: &Settings, edge: Arc<sluice_http::EdgeStats>) -> anyhow::Result<Self> {
         let ingest = &settings.ingest;
         let postgres = &settings.postgres;
         let read_timeout = Duration::from_millis(ingest.read_timeout_ms);
@@ -130,7 +128,7 @@ impl Shared {
             waiters: Arc::new(Waiters::new(ingest.max_waiters)),
             max_wait: Duration::from_secs(ingest.max_wait_secs),
             acks: settings.redis.acks(),
-            keyring: settings.auth.keys().then(Arc::default),
+            verifier: sluice_core::auth::Verifier::for_callers(settings)?,
             key_guesses: Default::default(),
         })
     }

@@ -66,6 +66,14 @@ pub struct NewKey {
     /// The `channel_id`s it may post into and read (1 to 1,000); none: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<i64>>,
+    /// Messages a second it may post, across every ingest API together (1 to 1,000,000);
+    /// none: not limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u32>,
+    /// Messages it may post at once after a quiet spell (1 to 1,000,000; `rate` when left
+    /// out); only with `rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
 }
 
 /// A key as listed: never the key itself.
@@ -82,6 +90,10 @@ pub struct KeyInfo {
     pub user_id: Option<i64>,
     /// The `channel_id`s it may post into and read, when bound to some.
     pub channels: Option<Vec<i64>>,
+    /// Messages a second it may post, fleet-wide, when limited.
+    pub rate: Option<u32>,
+    /// Messages it may post at once, when limited.
+    pub burst: Option<u32>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When a server last accepted it (recorded every few seconds, not per request).

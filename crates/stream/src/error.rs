@@ -4,7 +4,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use sluice_proto::error::ErrorBody;
 
-use crate::auth::AuthError;
 use crate::hub::LimitError;
 
 /// An error answered as `{"error": {"code", "message"}}`.
@@ -13,13 +12,10 @@ pub enum StreamError {
     /// A query parameter is out of range or malformed.
     #[error("{0}")]
     InvalidQuery(String),
-    /// Authentication is on and the token is missing, invalid or expired.
-    #[error(transparent)]
-    Unauthorized(#[from] AuthError),
-    /// An API key (`auth.mode = keys`, on the ingest API) missing, not good, or without
-    /// `stats:read`.
+    /// Callers are checked and the credential is missing, not good, or without `stats:read`
+    /// (or, bound to channels, asks for message ids of every channel).
     #[error("{0}")]
-    KeyRefused(sluice_core::auth::Refused),
+    Refused(sluice_core::auth::Refused),
     /// A connection limit is reached.
     #[error(transparent)]
     TooManyConnections(#[from] LimitError),
@@ -39,11 +35,7 @@ impl StreamError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidQuery(_) => "invalid_query",
-            Self::Unauthorized(AuthError::Missing) => "missing_token",
-            Self::Unauthorized(AuthError::Expired) => "token_expired",
-            Self::Unauthorized(AuthError::NotYetValid) => "token_not_yet_valid",
-            Self::Unauthorized(AuthError::Invalid(_)) => "invalid_token",
-            Self::KeyRefused(refused) => refused.code(),
+            Self::Refused(refused) => refused.code(),
             Self::TooManyConnections(_) => "too_many_connections",
             Self::RedisUnavailable => "redis_unavailable",
             Self::NotFound => "not_found",
@@ -56,9 +48,8 @@ impl ResponseError for StreamError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidQuery(_) | Self::NotWebSocket(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::KeyRefused(refused) if refused.is_forbidden() => StatusCode::FORBIDDEN,
-            Self::KeyRefused(_) => StatusCode::UNAUTHORIZED,
+            Self::Refused(refused) if refused.is_forbidden() => StatusCode::FORBIDDEN,
+            Self::Refused(_) => StatusCode::UNAUTHORIZED,
             Self::TooManyConnections(_) | Self::RedisUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
         }
@@ -67,10 +58,7 @@ impl ResponseError for StreamError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Self::Unauthorized(_) => {
-                response.insert_header(("WWW-Authenticate", "Bearer"));
-            }
-            Self::KeyRefused(refused) => {
+            Self::Refused(refused) => {
                 response.insert_header(("WWW-Authenticate", refused.challenge()));
             }
             Self::TooManyConnections(_) | Self::RedisUnavailable => {

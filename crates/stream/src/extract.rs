@@ -7,18 +7,25 @@ use std::time::Duration;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use serde::Deserialize;
+use sluice_core::auth::Refused;
 use sluice_core::settings::limits;
+use sluice_proto::keys::Scope;
 
 use crate::State;
 use crate::error::StreamError;
 use crate::protocol::Topic;
 
-/// The caller of a stream endpoint: authenticated, when `stream.auth.jwt_secret` is set, by
-/// `?token=` or `Authorization: Bearer`.
+/// The caller of a stream endpoint: when callers are checked (`auth.mode = keys`, or the older
+/// `stream.auth.jwt_secret`), one whose credential, from `?token=` or `Authorization: Bearer`,
+/// has `stats:read`.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
-    /// How long the caller's token stays valid; `None` when authentication is off.
+    /// How long the caller's credential stays valid; `None` when callers are not checked or it
+    /// does not expire.
     pub token_ttl: Option<Duration>,
+    /// Whether it may have message ids (`include_ids`): not when its credential is bound to
+    /// channels, as the ids of a batch span every channel.
+    pub ids_allowed: bool,
 }
 
 /// `?token=`, the one parameter every endpoint of the stream reads.
@@ -29,6 +36,12 @@ struct TokenQuery {
 
 impl Caller {
     fn parse(req: &HttpRequest, state: &State) -> Result<Self, StreamError> {
+        let Some(verifier) = &state.verifier else {
+            return Ok(Self {
+                token_ttl: None,
+                ids_allowed: true,
+            });
+        };
         let query = web::Query::<TokenQuery>::from_query(req.query_string()).ok();
         // `?token=` first (browsers cannot set headers on a WebSocket), else the header.
         let credential = query
@@ -36,22 +49,25 @@ impl Caller {
             .and_then(|q| q.token.as_deref())
             .filter(|t| !t.is_empty())
             .or_else(|| sluice_http::bearer(req));
-        if let Some(ring) = &state.keyring {
-            // A JWT, when the stream also takes them; anything else must be a key.
-            let is_key = credential.is_some_and(|c| sluice_core::auth::prefix_of(c).is_some());
-            if is_key || state.auth.is_none() {
-                let scope = sluice_proto::keys::Scope::StatsRead;
-                ring.check(credential, scope, chrono::Utc::now())
-                    .map_err(StreamError::KeyRefused)?;
-                return Ok(Self { token_ttl: None });
-            }
-        }
-        let Some(auth) = &state.auth else {
-            return Ok(Self { token_ttl: None });
-        };
+        let now = chrono::Utc::now();
+        let caller = verifier
+            .check(credential, Scope::StatsRead, now)
+            .map_err(StreamError::Refused)?;
         Ok(Self {
-            token_ttl: Some(auth.verify(credential)?),
+            token_ttl: caller
+                .expires_at
+                .map(|at| (at - now).to_std().unwrap_or_default()),
+            ids_allowed: caller.binding.channels.is_none(),
         })
+    }
+
+    /// `include_ids`, when the caller may have ids; 403 `channel_not_allowed` when it asks for
+    /// them with a credential bound to channels.
+    pub fn may_have_ids(&self, include_ids: bool) -> Result<bool, StreamError> {
+        if include_ids && !self.ids_allowed {
+            return Err(StreamError::Refused(Refused::EveryChannel));
+        }
+        Ok(include_ids)
     }
 }
 

@@ -56,6 +56,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context;
+use sluice_core::auth::Verifier;
 use sluice_core::connect::RedisConnection;
 use sluice_core::stats::StatsReader;
 use sluice_core::upkeep::Upkeep;
@@ -100,10 +101,9 @@ pub struct State {
     pub max_messages_per_sec: u32,
     /// `stream.max_frame_bytes`.
     pub max_frame_bytes: usize,
-    /// Token verification, when `stream.auth.jwt_secret` is set.
-    pub auth: Option<auth::Auth>,
-    /// API keys, on an ingest API with `auth.mode = keys`: a key with `stats:read` is let in.
-    pub keyring: Option<Arc<sluice_core::auth::Keyring>>,
+    /// Who may read: every credential with `stats:read`, when callers are checked
+    /// (`auth.mode = keys`, or the older `stream.auth.jwt_secret`).
+    pub verifier: Option<Arc<Verifier>>,
     /// Fired on SIGINT/SIGTERM; every session closes with 1001.
     pub shutdown: CancellationToken,
     /// What the HTTP edge counted (write timeouts, malformed requests), for `/health`.
@@ -123,12 +123,12 @@ pub struct StatsStream {
 
 impl StatsStream {
     /// The stream configured by `settings.stream` and `settings.redis`; Redis is connected
-    /// lazily. `edge` is what the serving process's HTTP edge counts; `keyring`, the API keys a
+    /// lazily. `edge` is what the serving process's HTTP edge counts; `verifier`, the credentials a
     /// caller may present instead of a JWT (an ingest API with `auth.mode = keys`).
     pub fn new(
         settings: &Settings,
         edge: Arc<EdgeStats>,
-        keyring: Option<Arc<sluice_core::auth::Keyring>>,
+        verifier: Option<Arc<Verifier>>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         let stream = &settings.stream;
@@ -161,8 +161,7 @@ impl StatsStream {
             client_timeout: Duration::from_millis(stream.client_timeout_ms),
             max_messages_per_sec: stream.client_max_messages_per_sec,
             max_frame_bytes: stream.max_frame_bytes,
-            auth: auth::Auth::new(&stream.auth.jwt_secret),
-            keyring,
+            verifier,
             shutdown,
             edge,
         });

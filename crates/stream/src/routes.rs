@@ -136,7 +136,8 @@ pub async fn ws_stats(
         max_messages_per_sec: state.max_messages_per_sec,
         max_frame_bytes: state.max_frame_bytes,
         topics: params.topics,
-        include_ids: params.include_ids,
+        include_ids: caller.may_have_ids(params.include_ids)?,
+        ids_allowed: caller.ids_allowed,
         token_ttl: caller.token_ttl,
         history: Arc::clone(&state.history),
     };

@@ -53,8 +53,10 @@ pub struct SessionConfig {
     pub topics: Vec<Topic>,
     /// Whether `batch_persisted` carries message ids.
     pub include_ids: bool,
-    /// How long the client's token stays valid, when authentication is on.
+    /// How long the client's credential stays valid, when callers are checked.
     pub token_ttl: Option<Duration>,
+    /// Whether the client may ask for message ids: not with a credential bound to channels.
+    pub ids_allowed: bool,
     /// Where `get_history` is answered from.
     pub history: Arc<HistoryCache>,
 }
@@ -103,6 +105,9 @@ struct Subscriptions {
     batches: Option<broadcast::Receiver<Arc<crate::snapshot::BatchFrames>>>,
     alerts: Option<broadcast::Receiver<ByteString>>,
     include_ids: bool,
+    /// Whether the caller may have message ids: not when its credential is bound to channels
+    /// (the ids of a batch span every channel).
+    ids_allowed: bool,
 }
 
 /// What a client message calls for.
@@ -186,9 +191,9 @@ pub async fn run(
                     }
                     _ = heartbeat.tick() => live.on_heartbeat(last_heard).await,
                     () = sleep_until_opt(expires) => Err(End::close(
-                        "token_expired",
+                        "credentials_expired",
                         CloseCode::Other(TOKEN_EXPIRED_CLOSE_CODE),
-                        "token expired",
+                        "credentials expired",
                     )),
                     () = shutdown.cancelled() => Err(End::close(
                         "shutdown",
@@ -215,6 +220,7 @@ impl Live {
                 .then(|| hub.batches()),
             alerts: config.topics.contains(&Topic::Alerts).then(|| hub.alerts()),
             include_ids: config.include_ids,
+            ids_allowed: config.ids_allowed,
         };
         // Off the delivery round until the greeting is out (`greet` turns it on).
         let member = crate::fanout::join(&hub, session.clone(), Pacer::new(config.interval));
@@ -403,6 +409,38 @@ fn refusal(report: &Report, error: &WsProtocolError) -> End {
     }
 }
 
+/// `subscribe`: adds `topics`; `include_ids` only for a caller that may have ids.
+fn subscribe(
+    hub: &Hub,
+    subs: &mut Subscriptions,
+    member: &Member,
+    topics: &[String],
+    include_ids: Option<bool>,
+) -> Reply {
+    let topics = match parse_topics(topics) {
+        Ok(topics) => topics,
+        Err(e) => return Reply::Text(protocol::error(&e)),
+    };
+    if include_ids == Some(true) && !subs.ids_allowed {
+        return Reply::Text(protocol::error(&ProtocolError::new(
+            "channel_not_allowed",
+            "message ids span every channel; this credential is bound to channels".into(),
+        )));
+    }
+    for topic in topics {
+        match topic {
+            Topic::Stats => member.set_stats(true),
+            Topic::Batches if subs.batches.is_none() => subs.batches = Some(hub.batches()),
+            Topic::Alerts if subs.alerts.is_none() => subs.alerts = Some(hub.alerts()),
+            _ => {}
+        }
+    }
+    if let Some(include_ids) = include_ids {
+        subs.include_ids = include_ids;
+    }
+    Reply::None
+}
+
 /// Handles one client message; returns what to send back.
 fn handle(
     hub: &Hub,
@@ -429,24 +467,7 @@ fn handle(
         ClientMessage::Subscribe {
             topics,
             include_ids,
-        } => {
-            let topics = match parse_topics(&topics) {
-                Ok(topics) => topics,
-                Err(e) => return Reply::Text(protocol::error(&e)),
-            };
-            for topic in topics {
-                match topic {
-                    Topic::Stats => member.set_stats(true),
-                    Topic::Batches if subs.batches.is_none() => subs.batches = Some(hub.batches()),
-                    Topic::Alerts if subs.alerts.is_none() => subs.alerts = Some(hub.alerts()),
-                    _ => {}
-                }
-            }
-            if let Some(include_ids) = include_ids {
-                subs.include_ids = include_ids;
-            }
-            Reply::None
-        }
+        } => subscribe(hub, subs, member, &topics, include_ids),
         ClientMessage::Unsubscribe { topics } => {
             let topics = match parse_topics(&topics) {
                 Ok(topics) => topics,

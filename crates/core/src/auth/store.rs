@@ -8,6 +8,8 @@ use super::mint;
 
 /// Longest name.
 pub const NAME_MAX: usize = 64;
+/// Largest rate and burst a key may be given.
+pub const LIMIT_MAX: u32 = 1_000_000;
 /// Longest life a key may be given, in days.
 pub const EXPIRES_MAX_DAYS: u32 = 3_650;
 
@@ -48,6 +50,10 @@ pub struct Row {
     pub user_id: Option<i64>,
     /// The channels it may use.
     pub channels: Option<Vec<i64>>,
+    /// Messages a second, when limited.
+    pub rate: Option<i32>,
+    /// Messages at once, when limited.
+    pub burst: Option<i32>,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When it expires.
@@ -70,6 +76,8 @@ impl Row {
             scopes: scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
             user_id: row.get("user_id"),
             channels: row.get("channels"),
+            rate: row.get("rate"),
+            burst: row.get("burst"),
             created_at: row.get("created_at"),
             expires_at: row.get("expires_at"),
             revoked_at: row.get("revoked_at"),
@@ -78,14 +86,24 @@ impl Row {
         }
     }
 
+    /// Its rate limit, when it has one.
+    pub fn limit(&self) -> Option<super::Limit> {
+        let rate = u32::try_from(self.rate?).ok()?;
+        let burst = self.burst.and_then(|b| u32::try_from(b).ok());
+        Some(super::Limit::new(rate, burst.unwrap_or(rate)))
+    }
+
     /// What may be shown of it.
     pub fn info(self) -> KeyInfo {
+        let limit = self.limit();
         KeyInfo {
             name: self.name,
             prefix: self.prefix,
             scopes: self.scopes,
             user_id: self.user_id,
             channels: self.channels,
+            rate: limit.map(|l| l.rate),
+            burst: limit.map(|l| l.burst),
             created_at: self.created_at,
             last_used_at: self.last_used_at,
             expires_at: self.expires_at,
@@ -94,8 +112,8 @@ impl Row {
     }
 }
 
-const COLUMNS: &str = "name, prefix, hash, scopes, user_id, channels, created_at, expires_at, \
-                       revoked_at, last_used_at, updated_at";
+const COLUMNS: &str = "name, prefix, hash, scopes, user_id, channels, rate, burst, created_at, \
+                       expires_at, revoked_at, last_used_at, updated_at";
 
 fn postgres(e: impl std::fmt::Display) -> KeyError {
     KeyError::Postgres(e.to_string())
@@ -141,7 +159,20 @@ fn validate(new: &NewKey) -> Result<(), KeyError> {
             "must be 1 to 1000 positive integers (leave it out for any channel)",
         ));
     }
-    Ok(())
+    let limit_range = 1..=LIMIT_MAX;
+    if new.rate.is_some_and(|r| !limit_range.contains(&r)) {
+        return Err(invalid(
+            "rate",
+            "must be between 1 and 1000000 messages a second",
+        ));
+    }
+    match (new.rate, new.burst) {
+        (None, Some(_)) => Err(invalid("burst", "needs a rate")),
+        (_, Some(b)) if !limit_range.contains(&b) => {
+            Err(invalid("burst", "must be between 1 and 1000000 messages"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Makes a key; the answer holds it, shown this once.
@@ -154,8 +185,9 @@ pub async fn create(pool: &Pool, new: &NewKey) -> Result<CreatedKey, KeyError> {
     let days = new.expires_in_days.map(f64::from);
     let client = pool.get().await.map_err(postgres)?;
     let sql = format!(
-        "INSERT INTO api_keys (name, prefix, hash, scopes, expires_at, user_id, channels) \
-         VALUES ($1, $2, $3, $4, now() + make_interval(days => $5::float8::int), $6, $7) \
+        "INSERT INTO api_keys (name, prefix, hash, scopes, expires_at, user_id, channels, rate, \
+         burst) VALUES ($1, $2, $3, $4, now() + make_interval(days => $5::float8::int), $6, $7, \
+         $8, $9) \
          ON CONFLICT (name) DO NOTHING RETURNING {COLUMNS}"
     );
     let channels = new.channels.as_ref().map(|c| {
@@ -164,7 +196,9 @@ pub async fn create(pool: &Pool, new: &NewKey) -> Result<CreatedKey, KeyError> {
         c.dedup();
         c
     });
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+    let rate = new.rate.and_then(|r| i32::try_from(r).ok());
+    let burst = new.burst.or(new.rate).and_then(|b| i32::try_from(b).ok());
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
         &new.name,
         &minted.prefix,
         &minted.hash,
@@ -172,6 +206,8 @@ pub async fn create(pool: &Pool, new: &NewKey) -> Result<CreatedKey, KeyError> {
         &days,
         &new.user_id,
         &channels,
+        &rate,
+        &burst,
     ];
     let row = client
         .query_opt(&sql, &params)

@@ -5,7 +5,7 @@
 use super::{SettingsError, env_name, invalid};
 
 /// The settings that may hold a secret: URLs with passwords, tokens, the JWT secret.
-pub const SECRETS: [&str; 8] = [
+pub const SECRETS: [&str; 9] = [
     "redis.url",
     "redis.cluster_nodes",
     "redis.sentinels",
@@ -14,6 +14,7 @@ pub const SECRETS: [&str; 8] = [
     "ingest.admin_token",
     "gateway.admin_token",
     "stream.auth.jwt_secret",
+    "auth.jwt.secret",
 ];
 
 /// Suffix of the variable naming a secret's file.

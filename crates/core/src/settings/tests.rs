@@ -537,8 +537,10 @@ fn a_server_beyond_loopback_needs_credentials_or_auth_mode_none() {
     assert!(
         exposed(&with(&gateway))
             .expect("refused")
-            .contains("JWT_SECRET")
+            .contains("SLUICE__AUTH__MODE=keys")
     );
+    let keys = with(&[gateway[0], ("SLUICE__AUTH__MODE", "keys")]);
+    assert_eq!(exposed(&keys), None, "the gateway checks keys too");
     let secret = ("SLUICE__STREAM__AUTH__JWT_SECRET", "k".repeat(32));
     let protected = with(&[gateway[0], (secret.0, secret.1.as_str())]);
     assert_eq!(exposed(&protected), None);
@@ -546,4 +548,24 @@ fn a_server_beyond_loopback_needs_credentials_or_auth_mode_none() {
         load(&[("SLUICE__AUTH__MODE", "off")]).is_err(),
         "auto or none only"
     );
+}
+
+#[test]
+fn tokens_are_taken_only_beside_keys_and_with_a_long_enough_secret() {
+    let error = |pairs: &[(&str, &str)]| load(pairs).err().map(|e| e.to_string());
+    let secret = "k".repeat(32);
+    let e = error(&[("SLUICE__AUTH__JWT__SECRET", &secret)]).expect("refused");
+    assert!(e.contains("SLUICE__AUTH__MODE=keys"), "{e}");
+    let keys = ("SLUICE__AUTH__MODE", "keys");
+    assert_eq!(error(&[keys, ("SLUICE__AUTH__JWT__SECRET", &secret)]), None);
+    let e = error(&[keys, ("SLUICE__AUTH__JWT__SECRET", "short")]).expect("refused");
+    assert!(e.contains("at least 32 bytes"), "{e}");
+    let e = error(&[keys, ("SLUICE__AUTH__JWT__AUDIENCE", "sluice")]).expect("refused");
+    assert!(e.contains("public_key_file"), "{e}");
+    let both = [
+        keys,
+        ("SLUICE__AUTH__JWT__SECRET", &secret),
+        ("SLUICE__STREAM__AUTH__JWT_SECRET", &secret),
+    ];
+    assert!(error(&both).expect("refused").contains("set twice"));
 }

@@ -55,20 +55,23 @@ async fn refused(port: u16, query: &str) -> (u16, String) {
 #[tokio::test]
 async fn tokens_are_required_and_checked_before_the_upgrade() {
     let g = spawn_gateway(&[("STREAM__AUTH__JWT_SECRET", SECRET)]).await;
-    assert_eq!(refused(g.port, "").await, (401, "missing_token".into()));
+    assert_eq!(
+        refused(g.port, "").await,
+        (401, "missing_credentials".into())
+    );
     let forged = token("another-secret-of-at-least-32-bytes!", 60);
     assert_eq!(
         refused(g.port, &format!("?token={forged}")).await,
-        (401, "invalid_token".into())
+        (401, "invalid_credentials".into())
     );
     assert_eq!(
         refused(g.port, "?token=garbage").await,
-        (401, "invalid_token".into())
+        (401, "invalid_credentials".into())
     );
     let expired = token(SECRET, -10);
     assert_eq!(
         refused(g.port, &format!("?token={expired}")).await,
-        (401, "token_expired".into())
+        (401, "credentials_expired".into())
     );
 
     let mut ws = g.connect(&format!("?token={}", token(SECRET, 60))).await;
@@ -103,7 +106,7 @@ async fn a_token_is_refused_before_its_nbf() {
     let early = token_not_before(500);
     assert_eq!(
         refused(g.port, &format!("?token={early}")).await,
-        (401, "token_not_yet_valid".into())
+        (401, "credentials_not_yet_valid".into())
     );
     let http = reqwest::Client::new();
     let r = http

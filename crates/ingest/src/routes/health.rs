@@ -84,9 +84,9 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     // With keys, not before they are read from PostgreSQL: every key would be refused.
     let keys_loaded = state
         .shared
-        .keyring
+        .verifier
         .as_ref()
-        .is_none_or(|ring| ring.is_loaded());
+        .is_none_or(|verifier| verifier.is_ready());
     let postgres = if keys_loaded {
         postgres
     } else {

@@ -48,7 +48,7 @@ async fn a_wrong_or_missing_token_is_refused() {
         .await
         .expect("sent");
     assert!(r.headers().contains_key("www-authenticate"));
-    assert_error(r, 401, "unauthorized").await;
+    assert_error(r, 401, "missing_credentials").await;
     let r = app
         .http
         .delete(app.url("/admin/dead-letters"))
@@ -56,7 +56,7 @@ async fn a_wrong_or_missing_token_is_refused() {
         .send()
         .await
         .expect("sent");
-    assert_error(r, 401, "unauthorized").await;
+    assert_error(r, 401, "invalid_credentials").await;
     app.cleanup().await;
 }
 
@@ -472,7 +472,7 @@ async fn wrong_tokens_are_refused_before_any_work_then_their_address_is_throttle
     let wrong = "x".repeat(TOKEN.len());
     for _ in 0..sluice_admin::throttle::MAX_FAILURES {
         let r = call(&app.http, &wrong).await.expect("sent");
-        assert_error(r, 401, "unauthorized").await;
+        assert_error(r, 401, "invalid_credentials").await;
     }
     for token in [wrong.as_str(), TOKEN] {
         let r = call(&app.http, token).await.expect("sent");
