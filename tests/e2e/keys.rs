@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use crate::stack::{Options, Stack};
 
-const ADMIN_TOKEN: &str = "keys-test-admin-token-0123";
+pub(crate) const ADMIN_TOKEN: &str = "keys-test-admin-token-0123";
 
 /// `sluice <args>` against `ingest` with the admin token; its stdout.
-fn sluice(ingest: &str, args: &[&str]) -> String {
+pub(crate) fn sluice(ingest: &str, args: &[&str]) -> String {
     let output = std::process::Command::new(binary("sluice").expect("sluice"))
         .args(args)
         .args(["--ingest", ingest, "--admin-token", ADMIN_TOKEN])
@@ -31,7 +31,7 @@ fn create(ingest: &str, name: &str, scope: &str) -> String {
 }
 
 /// `sluice keys create --name NAME <args>`: the key.
-fn create_with(ingest: &str, name: &str, args: &[&str]) -> String {
+pub(crate) fn create_with(ingest: &str, name: &str, args: &[&str]) -> String {
     let mut all = vec!["keys", "create", "--name", name];
     all.extend_from_slice(args);
     let out = sluice(ingest, &all);
@@ -212,7 +212,7 @@ async fn assert_guessing_is_throttled(ingest: &str, reader: &str) {
 }
 
 /// Another ingest API on the stack's settings and servers; it and its URL.
-fn second_ingest(stack: &Stack) -> (Service, String) {
+pub(crate) fn second_ingest(stack: &Stack) -> (Service, String) {
     let port = free_port();
     let mut env = stack.env.clone();
     env.push(("SLUICE__INGEST__LISTEN".into(), format!("127.0.0.1:{port}")));

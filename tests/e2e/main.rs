@@ -3,6 +3,7 @@
 
 mod attacks;
 mod bench_smoke;
+mod callers;
 mod capacity;
 mod clock;
 mod config;

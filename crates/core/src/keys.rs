@@ -5,6 +5,8 @@
 
 /// Prefix of the keys recording used `Idempotency-Key`s: `idempotency:<key>`.
 pub const IDEMPOTENCY_PREFIX: &str = "idempotency:";
+/// Prefix of the hash holding a rate-limited caller's fleet-wide allowance.
+pub const ALLOWANCE_PREFIX: &str = "allowance:";
 /// Prefix of each worker's processing list: `processing:<worker_id>`.
 pub const PROCESSING_PREFIX: &str = "processing:";
 
@@ -136,6 +138,12 @@ impl Keys {
     /// `<prefix>processing:<worker_id>`, the list holding a worker's batch in hand.
     pub fn processing(&self, worker_id: &str) -> String {
         format!("{}{PROCESSING_PREFIX}{worker_id}", self.prefix)
+    }
+
+    /// `<prefix>allowance:<key id>`, a rate-limited caller's fleet-wide allowance (a token
+    /// bucket).
+    pub fn allowance(&self, key_id: &str) -> String {
+        format!("{}{ALLOWANCE_PREFIX}{key_id}", self.prefix)
     }
 
     /// `<prefix>idempotency:<key>`, recording the message a client's `Idempotency-Key` queued.

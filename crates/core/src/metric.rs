@@ -61,6 +61,9 @@ pub const WS_CLOSED: &str = "sluice_ws_closed_total";
 /// Calls refused, by `reason`: `wrong_token` (a wrong or missing admin token, or a guess at a
 /// known API key) or `throttled` (from an address past its failures). Counter; ingest, gateway.
 pub const AUTH_FAILURES: &str = "sluice_auth_failures_total";
+/// Requests answered 429 `rate_limited`: their caller's key or token was past its rate.
+/// Counter; ingest.
+pub const RATE_LIMITED: &str = "sluice_rate_limited_total";
 /// Redis's clock minus this process's, as last measured ([`crate::clock`]); every timestamp
 /// the process writes is corrected by it. Gauge, seconds; ingest, worker, gateway.
 pub const CLOCK_OFFSET: &str = "sluice_clock_offset_seconds";
@@ -176,6 +179,10 @@ fn describe() {
     describe_counter!(
         AUTH_FAILURES,
         "Calls refused for a wrong admin token or API key, or throttled, by reason."
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        "Requests refused because their caller was past its rate limit."
     );
 }
 

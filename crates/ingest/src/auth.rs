@@ -41,6 +41,21 @@ pub struct Authorized<N> {
 }
 
 impl Authorized<Writes> {
+    /// The caller's rate limit, when it has one.
+    pub fn quota(&self) -> Option<crate::limit::Quota> {
+        let caller = self.caller.as_ref()?;
+        Some(crate::limit::Quota {
+            id: caller.id.clone(),
+            limit: caller.limit?,
+        })
+    }
+
+    /// Who sends, as envelopes and rows record it: the credential's id, when callers are
+    /// checked.
+    pub fn key_id(&self) -> Option<String> {
+        self.caller.as_ref().map(|caller| caller.id.clone())
+    }
+
     /// Whether the caller's key may post `message`: as its user, into its channels.
     pub fn may_post(&self, message: &sluice_proto::message::NewMessage) -> Result<(), ApiError> {
         let Some(caller) = &self.caller else {

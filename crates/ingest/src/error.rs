@@ -120,6 +120,24 @@ pub enum ApiError {
         .0.as_secs().max(1)
     )]
     TooManyFailures(std::time::Duration),
+    /// The caller's key (or token) is past its rate limit, fleet-wide.
+    #[error("{}", rate_limited(.0))]
+    RateLimited(crate::limit::Limited),
+}
+
+/// What a rate-limited caller is told.
+fn rate_limited(limited: &crate::limit::Limited) -> String {
+    let (rate, burst) = (limited.limit.rate, limited.limit.burst);
+    if limited.beyond_burst {
+        return format!(
+            "this credential may post at most {burst} messages at once: split the batch"
+        );
+    }
+    format!(
+        "this credential may post {rate} messages a second (bursts of {burst}), across every \
+         ingest API: retry in {} ms",
+        limited.wait.as_millis().max(1)
+    )
 }
 
 impl ApiError {
@@ -128,6 +146,7 @@ impl ApiError {
         match self {
             Self::Refused(refused) => refused.code(),
             Self::TooManyFailures(_) => "too_many_failures",
+            Self::RateLimited(_) => "rate_limited",
             Self::MalformedJson(_) => "malformed_json",
             Self::UnreadableBody(_) => "unreadable_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -218,7 +237,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Refused(refused) if refused.is_forbidden() => StatusCode::FORBIDDEN,
             Self::Refused(_) => StatusCode::UNAUTHORIZED,
-            Self::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyFailures(_) | Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -243,6 +262,16 @@ impl ResponseError for ApiError {
         if let Self::TooManyFailures(wait) = self {
             let wait = sluice_admin::throttle::retry_after(*wait);
             response.insert_header(("Retry-After", wait));
+        }
+        if let Self::RateLimited(limited) = self {
+            let wait = sluice_admin::throttle::retry_after(limited.wait);
+            // The IETF httpapi RateLimit fields: the policy (quota per window of seconds) and
+            // what is left of it now.
+            let policy = format!(r#""key";q={};w=1"#, limited.limit.rate);
+            let now = format!(r#""key";r=0;t={wait}"#);
+            response.insert_header(("Retry-After", wait));
+            response.insert_header(("RateLimit-Policy", policy));
+            response.insert_header(("RateLimit", now));
         }
         if matches!(self, Self::UnsupportedEncoding(_)) {
             // RFC 7694: the codings the server accepts in a request.

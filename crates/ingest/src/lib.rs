@@ -27,6 +27,7 @@ pub mod body;
 pub mod enqueue;
 pub mod error;
 pub mod group;
+pub mod limit;
 pub mod lua;
 pub mod openapi;
 pub mod parse;

@@ -1,9 +1,10 @@
 //! The ingest API's scripts, one module beside each: admitting a group's plain requests, and
-//! one request under an `Idempotency-Key`. Both share `admit.lua` (the count of what stays
+//! one request under an `Idempotency-Key`; taking a rate-limited caller's allowance. Both share `admit.lua` (the count of what stays
 //! queued, and putting messages back), prepended to each.
 
 pub mod admit_idempotent;
 pub mod admit_plain;
+pub mod take_allowance;
 
 /// What both admit scripts share.
 const ADMIT: &str = include_str!("lua/admit.lua");
@@ -36,6 +37,12 @@ mod tests {
             count: 1,
         };
         assert!(eval(&keys, &plain, 0).is_ok());
+        let allowance = super::take_allowance::TakeAllowance {
+            key: "allowance:k",
+            limit: sluice_core::auth::Limit::new(1, 1),
+            want: 1,
+        };
+        assert!(eval(&keys, &allowance, 0).is_ok());
         assert!(eval(&keys, &idempotent, 0).is_ok());
     }
 }

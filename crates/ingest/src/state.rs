@@ -49,6 +49,8 @@ pub struct Shared {
     /// Guesses at a known key (its prefix with another secret) per client address: past 5 a
     /// minute, the address is answered 429 before its key is read.
     pub key_guesses: sluice_admin::throttle::Throttle,
+    /// The leases of rate-limited callers ([`crate::limit`]).
+    pub limiter: crate::limit::Limiter,
     /// PostgreSQL pool (shared by every worker thread), for the persisted-row checks of a
     /// replayed `Prefer: wait`.
     pub pool: Pool,
@@ -130,6 +132,7 @@ impl Shared {
             acks: settings.redis.acks(),
             verifier: sluice_core::auth::Verifier::for_callers(settings)?,
             key_guesses: Default::default(),
+            limiter: Default::default(),
         })
     }
 

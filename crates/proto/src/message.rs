@@ -369,6 +369,10 @@ pub struct Envelope {
     pub content: Content,
     /// When the ingest API accepted the message (microsecond precision, like PostgreSQL).
     pub created_at: DateTime<Utc>,
+    /// Which credential sent it: an API key's public prefix (`slk_…`) or a token's
+    /// `jwt:<sub>`, never the credential; absent where callers are not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl Envelope {
@@ -382,7 +386,14 @@ impl Envelope {
             channel_id: message.channel_id,
             content: message.content,
             created_at,
+            key_id: None,
         }
+    }
+
+    /// The envelope, recording that the credential `key_id` sent it.
+    pub fn sent_by(mut self, key_id: Option<String>) -> Self {
+        self.key_id = key_id;
+        self
     }
 
     /// The JSON stored in Redis.

@@ -77,10 +77,10 @@ macro_rules! skipping_inserts {
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), ins AS (
-    INSERT INTO messages (id, user_id, channel_id, content, created_at)
+    INSERT INTO messages (id, user_id, channel_id, content, created_at, key_id)
     SELECT DISTINCT ON (m.id) m.*
-    FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
-        AS m(id, user_id, channel_id, content, created_at)
+    FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[], $8::text[])
+        AS m(id, user_id, channel_id, content, created_at, key_id)
     WHERE m.id IN (SELECT id FROM ids)
     ORDER BY m.id
     -- A row stored without its id in message_ids (by a worker of before migration 4, during
@@ -102,8 +102,9 @@ const INSERT_FRESH: &str = concat!(
     INSERT INTO message_ids (id)
     SELECT unnest($1::uuid[]) WHERE EXISTS (SELECT 1 FROM lease)
 ), ins AS (
-    INSERT INTO messages (id, user_id, channel_id, content, created_at)
-    SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[])
+    INSERT INTO messages (id, user_id, channel_id, content, created_at, key_id)
+    SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::int8[], $4::text[], $5::timestamptz[],
+                         $8::text[])
     WHERE EXISTS (SELECT 1 FROM lease)
     RETURNING 1
 )
@@ -153,15 +154,17 @@ pub async fn insert(
     let mut channels = Vec::with_capacity(n);
     let mut contents = Vec::with_capacity(n);
     let mut created = Vec::with_capacity(n);
+    let mut senders: Vec<Option<&str>> = Vec::with_capacity(n);
     for e in envelopes {
         ids.push(e.id);
         users.push(e.user_id.get());
         channels.push(e.channel_id.get());
         contents.push(e.content.as_str());
         created.push(e.created_at);
+        senders.push(e.key_id.as_deref());
     }
     let client = pool.get().await?;
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
         &ids,
         &users,
         &channels,
@@ -169,6 +172,7 @@ pub async fn insert(
         &created,
         &lease.worker_id,
         &lease.token,
+        &senders,
     ];
     let row = if resumed {
         let statement = client.prepare_cached(INSERT_RESUMED).await?;

@@ -126,7 +126,10 @@ pub async fn post_message(
     let body = body::read_limited(&req, payload, state.message_limits()).await?;
     let message = NewMessage::from_json(&body.bytes)?;
     caller.may_post(&message)?;
-    let envelope = sluice_core::clock::envelope(message);
+    if let Some(quota) = caller.quota() {
+        quota.admit(&state, 1).await?;
+    }
+    let envelope = sluice_core::clock::envelope(message).sent_by(caller.key_id());
     let charge = body.parsed(1)?;
     tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
     let answer = Queued {
@@ -169,9 +172,10 @@ fn parse_batch(
         caller.may_post(message)?;
     }
     let created_at = sluice_core::clock::now_micros();
+    let key_id = caller.key_id();
     let envelopes: Vec<Envelope> = messages
         .into_iter()
-        .map(|m| sluice_core::clock::envelope_at(m, created_at))
+        .map(|m| sluice_core::clock::envelope_at(m, created_at).sent_by(key_id.clone()))
         .collect();
     let (ids, envelopes) = Queueing::encode(envelopes);
     Ok(ParsedBatch {
@@ -207,10 +211,14 @@ pub async fn post_batch(
     let key = idempotency_key(&req)?;
     let body = body::read_limited(&req, payload, state.batch_limits()).await?;
     let (bytes, max) = (body.bytes.clone(), state.batch_max_messages);
+    let quota = caller.quota();
     let parsed = state
         .parsers
         .run(bytes.len(), move || parse_batch(&bytes, max, caller))
         .await?;
+    if let Some(quota) = quota {
+        quota.admit(&state, parsed.ids.len()).await?;
+    }
     let charge = body.parsed(parsed.ids.len())?;
     tracing::Span::current().record("count", parsed.ids.len());
     let answer = BatchQueued {
