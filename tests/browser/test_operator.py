@@ -82,6 +82,12 @@ def test_the_dead_letters_page_pages_inspects_requeues_and_purges(stack, page):
     page.click("#inspect-delete")
     page.wait_for_selector('#status[data-kind="done"]')
     wait_for(lambda: "written by hand" not in page.inner_text("#letters"), 5, "the deleted row to go")
+    # Both actions are in the audit trail below the letters, newest first, by the admin token.
+    wait_for(lambda: "dead_letters.delete_one" in page.inner_text("#audit"), 5, "the audit trail")
+    audit = page.locator("#audit tr")
+    assert "dead_letters.delete_one" in audit.nth(0).inner_text()
+    assert "dead_letters.requeue_one" in audit.nth(1).inner_text() and odd in audit.nth(1).inner_text()
+    assert "admin token" in audit.nth(0).inner_text()
     page.screenshot(path=str(OUT / "dead-letters.png"), full_page=True)
 
     page.once("dialog", lambda d: d.accept())

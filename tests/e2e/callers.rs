@@ -142,6 +142,7 @@ async fn the_gateway_tokens_and_limits_know_every_caller() {
         .await;
     assert_rows_name_their_sender(&stack, &limited).await;
 
+    assert_audited(http, gateway, ingest, &ops).await;
     crate::keys::sluice(ingest, &["keys", "revoke", "dash"]);
     let revoked = Instant::now();
     let url = format!("{gateway}/stats");
@@ -340,4 +341,41 @@ async fn assert_rows_name_their_sender(stack: &Stack, key: &str) {
         senders.iter().all(|(id, _)| id.as_deref() != Some(key)),
         "never the key itself"
     );
+}
+
+/// An admin key's requeue on the gateway and the keys made with the admin token are in the
+/// audit trail, which `sluice audit` shows with the admin key.
+async fn assert_audited(http: &reqwest::Client, gateway: &str, ingest: &str, ops: &str) {
+    let answer = http
+        .post(format!("{gateway}/admin/dead-letters/requeue"))
+        .bearer_auth(ops)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 200);
+    let output =
+        std::process::Command::new(sluice_tests::process::binary("sluice").expect("sluice"))
+            .args(["audit", "--ingest", ingest, "--key", ops])
+            .output()
+            .expect("runs");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let prefix = sluice_core::auth::prefix_of(ops).expect("a key");
+    assert!(
+        lines[1].contains("dead_letters.requeue")
+            && lines[1].contains(&format!("key ops ({prefix})")),
+        "the newest first:\n{out}"
+    );
+    assert!(
+        out.contains("keys.create")
+            && out.contains("admin token")
+            && out.contains("from 127.0.0.1"),
+        "{out}"
+    );
+    assert!(!out.contains(ops), "never a key in the trail");
 }

@@ -44,6 +44,9 @@ pub enum AdminError {
         "Redis is full (it holds its maxmemory); nothing was moved, retry once the workers have drained it"
     )]
     RedisFull,
+    /// PostgreSQL, where the audit trail is kept, did not answer.
+    #[error("PostgreSQL is unavailable; retry later")]
+    PostgresUnavailable,
     /// The path exists, the method does not.
     #[error("method not allowed on this endpoint")]
     MethodNotAllowed,
@@ -61,6 +64,7 @@ impl AdminError {
             Self::Unreadable(_) => "dead_letter_unreadable",
             Self::RedisUnavailable => "redis_unavailable",
             Self::RedisFull => "redis_full",
+            Self::PostgresUnavailable => "postgres_unavailable",
             Self::MethodNotAllowed => "method_not_allowed",
         }
     }
@@ -80,7 +84,9 @@ impl ResponseError for AdminError {
             Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Self::Unreadable(_) => StatusCode::CONFLICT,
-            Self::RedisUnavailable | Self::RedisFull => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RedisUnavailable | Self::RedisFull | Self::PostgresUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -91,7 +97,7 @@ impl ResponseError for AdminError {
             Self::Refused(refused) => {
                 response.insert_header(("WWW-Authenticate", refused.challenge()));
             }
-            Self::RedisUnavailable | Self::RedisFull => {
+            Self::RedisUnavailable | Self::RedisFull | Self::PostgresUnavailable => {
                 response.insert_header(("Retry-After", "1"));
             }
             Self::Throttled(wait) => {

@@ -11,6 +11,7 @@
 //! - [`error`]: the answers when something is refused; [`openapi`]: the routes' document.
 //! - [`throttle`]: wrong tokens counted per client address, and brute force slowed.
 
+pub mod audit;
 pub mod error;
 pub mod letters;
 pub mod lua;
@@ -49,6 +50,8 @@ pub struct Admin {
     verifier: Option<Arc<Verifier>>,
     /// Wrong tokens per client address, shared by the server's threads.
     throttle: Arc<Throttle>,
+    /// Where the audit trail is written ([`audit`]).
+    postgres: deadpool_postgres::Pool,
 }
 
 /// Who may call a server's admin endpoints.
@@ -77,6 +80,7 @@ impl Admin {
         keys: Keys,
         redis_timeout: Duration,
         credentials: Credentials<'_>,
+        postgres: deadpool_postgres::Pool,
     ) -> Self {
         let token = credentials.token;
         Self {
@@ -87,6 +91,7 @@ impl Admin {
             setting: credentials.setting,
             verifier: credentials.verifier,
             throttle: Arc::default(),
+            postgres,
         }
     }
 
@@ -140,6 +145,22 @@ impl Admin {
         }
     }
 
+    /// Records what `actor` did ([`audit::record`]).
+    pub async fn audit(&self, actor: &Actor, action: audit::Action, target: &str) {
+        audit::record(&self.postgres, actor, action, target).await;
+    }
+
+    /// The most recent `limit` entries of the audit trail.
+    pub async fn recent_audit(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<sluice_proto::audit::AuditEntry>, AdminError> {
+        audit::recent(&self.postgres, limit).await.map_err(|e| {
+            tracing::warn!(error = e, "cannot read the audit trail");
+            AdminError::PostgresUnavailable
+        })
+    }
+
     /// How the audit trail names `caller`: a key by its name and prefix, a token by its `sub`.
     fn name_of(&self, caller: &Caller) -> String {
         let ring = self.verifier.as_ref().and_then(|v| v.keyring());
@@ -176,6 +197,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/admin/dead-letters")
             .route(web::get().to(routes::list))
             .route(web::delete().to(routes::purge))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/admin/audit")
+            .route(web::get().to(routes::audit))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -15,6 +15,7 @@ use crate::routes;
         routes::purge,
         routes::requeue_one,
         routes::delete_one,
+        routes::audit,
     ),
     modifiers(&AdminToken),
     tags((name = "admin", description = "Dead letters; off unless this server's admin token is set"))

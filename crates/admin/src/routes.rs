@@ -8,6 +8,7 @@ use sluice_proto::api::{DeadLetterPage, Purged, Requeued};
 use sluice_proto::error::ErrorBody;
 
 use crate::Admin;
+use crate::audit;
 use crate::error::AdminError;
 use crate::letters::{self, Action};
 
@@ -126,10 +127,11 @@ pub async fn requeue(
     query: web::Query<LimitQuery>,
     admin: web::Data<Admin>,
 ) -> Result<HttpResponse, AdminError> {
-    admin.authorize(&req)?;
+    let actor = admin.authorize(&req)?;
     let limit = parse("limit", query.limit.as_deref(), 1, i64::MAX as u64)?;
     let (requeued, unreadable) = letters::requeue(&admin, limit).await?;
-    tracing::info!(requeued, unreadable, "requeued dead letters");
+    let target = format!("{requeued} requeued, {unreadable} unreadable skipped");
+    admin.audit(&actor, audit::Action::Requeued, &target).await;
     Ok(HttpResponse::Ok().json(Requeued {
         requeued,
         unreadable,
@@ -156,7 +158,7 @@ pub async fn purge(
     query: web::Query<PurgeQuery>,
     admin: web::Data<Admin>,
 ) -> Result<HttpResponse, AdminError> {
-    admin.authorize(&req)?;
+    let actor = admin.authorize(&req)?;
     let only_unreadable = match query.only.as_deref() {
         None | Some("") => false,
         Some("unreadable") => true,
@@ -166,7 +168,9 @@ pub async fn purge(
         }
     };
     let purged = letters::purge(&admin, only_unreadable).await?;
-    tracing::info!(purged, only = query.only.as_deref(), "purged dead letters");
+    let which = if only_unreadable { " unreadable" } else { "" };
+    let target = format!("{purged}{which} deleted");
+    admin.audit(&actor, audit::Action::Purged, &target).await;
     Ok(HttpResponse::Ok().json(Purged { purged }))
 }
 
@@ -178,10 +182,14 @@ async fn on_one(
     admin: &Admin,
     action: Action,
 ) -> Result<(), AdminError> {
-    admin.authorize(req)?;
+    let actor = admin.authorize(req)?;
     let near = parse("near", query.near.as_deref(), 0, i64::MAX as u64)?.unwrap_or(0);
     letters::take_one(admin, letters::parse_id(id)?, near, action).await?;
-    tracing::info!(id, ?action, "took a dead letter out");
+    let done = match action {
+        Action::Requeue => audit::Action::RequeuedOne,
+        Action::Delete => audit::Action::DeletedOne,
+    };
+    admin.audit(&actor, done, id).await;
     Ok(())
 }
 
@@ -230,4 +238,25 @@ pub async fn delete_one(
 ) -> Result<HttpResponse, AdminError> {
     on_one(&req, &id, &query, &admin, Action::Delete).await?;
     Ok(HttpResponse::Ok().json(Purged { purged: 1 }))
+}
+
+/// `GET /admin/audit?limit=N`: the most recent admin actions (default 100, at most 1,000),
+/// newest first.
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", security(("admin_token" = [])),
+    params(("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "Entries to list (default 100)")),
+    responses(
+    (status = 200, description = "The most recent admin actions, newest first", body = sluice_proto::audit::AuditLog),
+    (status = 400, description = "`limit` is not acceptable", body = ErrorBody),
+    AdminErrors,
+))]
+pub async fn audit(
+    req: HttpRequest,
+    query: web::Query<LimitQuery>,
+    admin: web::Data<Admin>,
+) -> Result<HttpResponse, AdminError> {
+    admin.authorize(&req)?;
+    let max = audit::MAX_LIST as u64;
+    let limit = parse("limit", query.limit.as_deref(), 1, max)?.unwrap_or(100);
+    let entries = admin.recent_audit(limit as i64).await?;
+    Ok(HttpResponse::Ok().json(sluice_proto::audit::AuditLog { entries }))
 }

@@ -21,12 +21,9 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<Client> {
 pub fn ingest(args: &IngestArgs) -> anyhow::Result<Client> {
     let base = base_url(&args.ingest, "--ingest")?;
     let tls = Tls::new(args.cacert.as_deref())?;
-    Ok(Client::with_tls(
-        base,
-        None,
-        args.admin_token.clone(),
-        &tls,
-    )?)
+    // The admin endpoints take the admin token, or a key with the `admin` scope.
+    let admin = args.admin_token.clone().or_else(|| args.key.clone());
+    Ok(Client::with_tls(base, None, admin, &tls)?)
 }
 
 /// `host:port` of an address that may leave the port out (443 for HTTPS, 80 for HTTP).
@@ -150,7 +147,8 @@ fn admin(args: &IngestArgs) -> anyhow::Result<Client> {
     let client = ingest(args)?;
     if !client.has_admin_token() {
         bail!(
-            "the admin endpoints need the ingest API's admin token: --admin-token or SLUICE_ADMIN_TOKEN"
+            "the admin endpoints need the ingest API's admin token (--admin-token or \
+             SLUICE_ADMIN_TOKEN) or a key with the admin scope (--key or SLUICE_KEY)"
         );
     }
     Ok(client)
@@ -195,6 +193,17 @@ pub async fn keys(command: Keys) -> anyhow::Result<()> {
             let info = admin(&ingest)?.revoke_key(&name).await?;
             print!("{}", view::keys(std::slice::from_ref(&info)));
         }
+    }
+    Ok(())
+}
+
+/// `sluice audit`.
+pub async fn audit(ingest: &IngestArgs, limit: u32, json: bool) -> anyhow::Result<()> {
+    let log = admin(ingest)?.audit(limit).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&log)?);
+    } else {
+        print!("{}", view::audit(&log.entries));
     }
     Ok(())
 }

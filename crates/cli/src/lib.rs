@@ -128,6 +128,18 @@ pub enum Command {
     /// Make, list or revoke API keys (needs the admin token).
     #[command(subcommand)]
     Keys(Keys),
+    /// The most recent admin actions: keys made and revoked, dead letters requeued and deleted.
+    Audit {
+        /// The ingest API.
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// How many, newest first (1 to 1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// The API's JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `sluice keys …`.
@@ -269,6 +281,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::DeadLetters(command) => api::dead_letters(command).await,
         Command::Keys(command) => api::keys(command).await,
+        Command::Audit {
+            ingest,
+            limit,
+            json,
+        } => api::audit(&ingest, limit, json).await,
     }
 }
 

@@ -214,6 +214,23 @@ pub fn keys(keys: &[sluice_proto::keys::KeyInfo]) -> String {
     out
 }
 
+/// `sluice audit`: one line per action, newest first.
+pub fn audit(entries: &[sluice_proto::audit::AuditEntry]) -> String {
+    let mut out = format!("{} action(s), newest first\n", entries.len());
+    for entry in entries {
+        let _ = writeln!(
+            out,
+            "{}  {:<26}  {}  from {}  {}",
+            entry.at.format("%Y-%m-%d %H:%M:%SZ"),
+            entry.action,
+            entry.actor,
+            entry.address.as_deref().unwrap_or("unknown"),
+            entry.target,
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

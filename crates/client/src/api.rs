@@ -277,6 +277,11 @@ impl Client {
         self.call(self.http.delete(self.url(&path))).await
     }
 
+    /// `GET /admin/audit`: the most recent admin actions, newest first.
+    pub async fn audit(&self, limit: u32) -> Result<sluice_proto::audit::AuditLog, ClientError> {
+        self.get(&format!("/admin/audit?limit={limit}")).await
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.call(self.http.get(self.url(path))).await
     }

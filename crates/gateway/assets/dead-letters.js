@@ -44,9 +44,28 @@ async function show() {
     $("letters-panel").hidden = false;
     $("forget").hidden = false;
     if ($("status").dataset.kind !== "done") say(page.total ? "" : "No dead letter: every message was inserted.");
+    showAudit();
   } catch (error) {
-    $("letters-panel").hidden = true;
+    $("letters-panel").hidden = $("audit-panel").hidden = true;
     say(error.status === 401 ? "That token was refused." : error.message, "error");
+  }
+}
+
+// The audit trail's most recent entries (who did what, from where), below the letters; text
+// only, never HTML.
+async function showAudit() {
+  try {
+    const log = await call("GET", "/admin/audit", { limit: 20 });
+    const cells = (entry) => [`${format.day(entry.at)} ${format.clock(entry.at)}`, entry.action, entry.actor, entry.address ?? "unknown", entry.target];
+    $("audit").replaceChildren(...log.entries.map((entry) => {
+      const tr = document.createElement("tr");
+      tr.replaceChildren(...cells(entry).map((value) => element("td", null, String(value))));
+      return tr;
+    }));
+    $("audit-empty").hidden = log.entries.length > 0;
+    $("audit-panel").hidden = false;
+  } catch (error) {
+    $("audit-panel").hidden = true;
   }
 }
 
@@ -166,7 +185,7 @@ $("forget").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   Object.assign(state, { token: "", offset: 0, back: [] });
   $("token").value = "";
-  $("letters-panel").hidden = $("forget").hidden = true;
+  $("letters-panel").hidden = $("audit-panel").hidden = $("forget").hidden = true;
   say("Token forgotten.");
 });
 $("refresh").addEventListener("click", () => show());

@@ -104,6 +104,7 @@ impl Application {
                 setting: "SLUICE__GATEWAY__ADMIN_TOKEN",
                 verifier: callers.clone(),
             },
+            postgres.clone(),
         ));
         let origins: Vec<String> = gateway
             .cors_origin_list()

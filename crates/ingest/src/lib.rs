@@ -92,6 +92,7 @@ impl Application {
                 setting: "SLUICE__INGEST__ADMIN_TOKEN",
                 verifier: shared.verifier.clone(),
             },
+            shared.pool.clone(),
         ));
         let stream = stats_stream(settings, &shared, &edge_stats, &shutdown)?;
         let stream_state = stream.as_ref().map(StatsStream::state);

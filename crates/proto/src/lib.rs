@@ -17,6 +17,7 @@
 //! OpenAPI documents.
 
 pub mod api;
+pub mod audit;
 pub mod backoff;
 pub mod cards;
 pub mod error;

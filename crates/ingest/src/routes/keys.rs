@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use sluice_admin::Admin;
+use sluice_admin::audit::Action;
 use sluice_admin::error::AdminError;
 use sluice_core::auth::store::{self, KeyError};
 use sluice_proto::error::ErrorBody;
@@ -91,12 +92,14 @@ pub async fn create(
     admin: web::Data<Admin>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KeysError> {
-    admin.authorize(&req)?;
+    let actor = admin.authorize(&req)?;
     let new: NewKey =
         serde_json::from_slice(&body).map_err(|e| KeysError::Malformed(e.to_string()))?;
     let created = store::create(&state.shared.pool, &new).await?;
     let info = &created.info;
-    tracing::info!(name = %info.name, prefix = %info.prefix, scopes = ?info.scopes, from = ?req.peer_addr(), "API key created");
+    let scopes: Vec<&str> = info.scopes.iter().map(|s| s.name()).collect();
+    let target = format!("{} ({}; {})", info.name, info.prefix, scopes.join(" "));
+    admin.audit(&actor, Action::KeyCreated, &target).await;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -129,8 +132,9 @@ pub async fn revoke(
     admin: web::Data<Admin>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KeysError> {
-    admin.authorize(&req)?;
+    let actor = admin.authorize(&req)?;
     let info = store::revoke(&state.shared.pool, &name).await?;
-    tracing::info!(name = %info.name, prefix = %info.prefix, from = ?req.peer_addr(), "API key revoked");
+    let target = format!("{} ({})", info.name, info.prefix);
+    admin.audit(&actor, Action::KeyRevoked, &target).await;
     Ok(HttpResponse::Ok().json(info))
 }
