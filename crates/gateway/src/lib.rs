@@ -95,17 +95,7 @@ impl Application {
             Arc::clone(&shared.hub),
             shared.redis_timeout,
         );
-        let admin = actix_web::web::Data::new(sluice_admin::Admin::new(
-            shared.redis.clone(),
-            shared.keys.clone(),
-            shared.redis_timeout,
-            sluice_admin::Credentials {
-                token: &gateway.admin_token,
-                setting: "SLUICE__GATEWAY__ADMIN_TOKEN",
-                verifier: callers.clone(),
-            },
-            postgres.clone(),
-        ));
+        let admin = admin(settings, &shared, callers.clone(), postgres.clone());
         let origins: Vec<String> = gateway
             .cors_origin_list()
             .into_iter()
@@ -165,6 +155,27 @@ impl Application {
         sluice_core::shutdown::joined("alert rules", alerts).await;
         result
     }
+}
+
+/// The admin endpoints' state: the gateway's admin token, or an `admin`-scoped credential.
+fn admin(
+    settings: &Settings,
+    shared: &web::Data<sluice_stream::State>,
+    callers: Option<Arc<Verifier>>,
+    postgres: deadpool_postgres::Pool,
+) -> web::Data<sluice_admin::Admin> {
+    let credentials = sluice_admin::Credentials {
+        token: &settings.gateway.admin_token,
+        setting: "SLUICE__GATEWAY__ADMIN_TOKEN",
+        verifier: callers,
+    };
+    web::Data::new(sluice_admin::Admin::new(
+        shared.redis.clone(),
+        shared.keys.clone(),
+        shared.redis_timeout,
+        credentials,
+        postgres,
+    ))
 }
 
 /// CORS for the HTTP endpoints: the configured origins, `*` for any, none when empty.
