@@ -165,6 +165,8 @@ async fn keys_are_checked_by_scope_and_a_revocation_reaches_every_ingest_api() {
         );
     }
     assert_guessing_is_throttled(&a, &reader).await;
+    let guessed = create(&a, "guessed", "messages:read");
+    assert_guessing_from_many_addresses_is_throttled(&http, &a, &guessed).await;
     stack
         .assert_exactly_once(&all, Duration::from_secs(30))
         .await;
@@ -209,6 +211,65 @@ async fn assert_guessing_is_throttled(ingest: &str, reader: &str) {
         .await
         .expect("an answer");
     assert_eq!(answer.status(), 200, "127.0.0.1 is not held up");
+}
+
+/// Guesses at one key spread over many addresses, 5 from each (each address's own limit):
+/// past 50 on its prefix, the key itself is answered 429 from a fresh address too.
+async fn assert_guessing_from_many_addresses_is_throttled(
+    http: &reqwest::Client,
+    ingest: &str,
+    key: &str,
+) {
+    let url = format!("{ingest}/messages");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http
+        .get(&url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the new key is never accepted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let prefix = sluice_core::auth::prefix_of(key).expect("a key");
+    let guess = format!("{prefix}_{}", "C".repeat(sluice_core::auth::SECRET_LEN));
+    let per_address = sluice_admin::throttle::MAX_FAILURES;
+    let addresses = sluice_admin::throttle::MAX_KEY_FAILURES.div_ceil(per_address);
+    for host in 0..addresses {
+        let from = std::net::IpAddr::from([127, 0, 1, u8::try_from(host + 10).expect("small")]);
+        let guesser = reqwest::Client::builder()
+            .local_address(from)
+            .build()
+            .expect("client");
+        for _ in 0..per_address {
+            let status = guesser
+                .get(&url)
+                .bearer_auth(&guess)
+                .send()
+                .await
+                .expect("sent");
+            assert_eq!(status.status(), 401, "from {from}");
+        }
+    }
+    let fresh = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 2, 1]))
+        .build()
+        .expect("client");
+    let answer = fresh.get(&url).bearer_auth(key).send().await.expect("sent");
+    assert_eq!(
+        answer.status(),
+        429,
+        "the guessed key is held for the window"
+    );
+    let answer = fresh.get(&url).send().await.expect("sent");
+    assert_eq!(
+        answer.status(),
+        401,
+        "other callers from that address are not"
+    );
 }
 
 /// Another ingest API on the stack's settings and servers; it and its URL.

@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use sluice_admin::throttle::Verdict;
-use sluice_core::auth::{Caller, Refused};
+use sluice_core::auth::{Caller, Refused, prefix_of};
 use sluice_proto::keys::Scope;
 
 use crate::error::ApiError;
@@ -105,14 +105,24 @@ impl<N: Needs> FromRequest for Authorized<N> {
         };
         let peer = req.peer_addr().map(|a| a.ip());
         let now = std::time::Instant::now();
-        if let Verdict::Throttled(wait) = state.shared.key_guesses.admit(peer, now) {
+        let bearer = sluice_http::bearer(req);
+        let (by_address, by_prefix) = (&state.shared.key_guesses, &state.shared.prefix_guesses);
+        if let Verdict::Throttled(wait) = by_address.admit(peer, now) {
             return ready(Err(ApiError::TooManyFailures(wait)));
         }
-        let checked = verifier.check(sluice_http::bearer(req), N::SCOPE, chrono::Utc::now());
-        // A guess at a known key counts against the address. A key the ring does not know
-        // does not: it may be one made in the last second, before this server's refresh.
+        // The prefix is copied only while some prefix is being guessed at.
+        let prefix = || bearer.and_then(prefix_of).map(str::to_owned);
+        if !by_prefix.is_quiet()
+            && let Verdict::Throttled(wait) = by_prefix.admit(prefix(), now)
+        {
+            return ready(Err(ApiError::TooManyFailures(wait)));
+        }
+        let checked = verifier.check(bearer, N::SCOPE, chrono::Utc::now());
+        // A guess at a known key counts against the address and the key. A key the ring does
+        // not know does not: it may be one made in the last second, before this refresh.
         if checked == Err(Refused::WrongSecret) {
-            state.shared.key_guesses.failed(peer, now);
+            by_address.failed(peer, now);
+            by_prefix.failed(prefix(), now);
         }
         ready(
             checked

@@ -116,7 +116,7 @@ pub enum ApiError {
     Refused(sluice_core::auth::Refused),
     /// This client address guessed at keys too often lately; its key is not even read.
     #[error(
-        "too many wrong keys from this address: retry in {} s",
+        "too many wrong keys from this address, or for this key: retry in {} s",
         .0.as_secs().max(1)
     )]
     TooManyFailures(std::time::Duration),

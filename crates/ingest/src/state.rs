@@ -49,6 +49,9 @@ pub struct Shared {
     /// Guesses at a known key (its prefix with another secret) per client address: past 5 a
     /// minute, the address is answered 429 before its key is read.
     pub key_guesses: sluice_admin::throttle::Throttle,
+    /// Guesses at one known key from any addresses, by its prefix: past 50 a minute, calls
+    /// with that prefix are answered 429.
+    pub prefix_guesses: sluice_admin::throttle::Throttle<String>,
     /// The leases of rate-limited callers ([`crate::limit`]).
     pub limiter: crate::limit::Limiter,
     /// PostgreSQL pool (shared by every worker thread), for the persisted-row checks of a
@@ -132,6 +135,7 @@ impl Shared {
             acks: settings.redis.acks(),
             verifier: sluice_core::auth::Verifier::for_callers(settings)?,
             key_guesses: Default::default(),
+            prefix_guesses: sluice_admin::throttle::Throttle::per_key(),
             limiter: Default::default(),
         })
     }
