@@ -23,7 +23,7 @@ K8S = ROOT / "deploy" / "k8s"
 BIN_DIR = Path(os.environ.get("SLUICE_BIN_DIR", ROOT / "target" / "debug"))
 # The oldest Kubernetes still in common support, and the newest the schemas know.
 VERSIONS = ["1.29.0", "1.37.0"]
-TREES = ["base", "overlays/example", "overlays/tls"]
+TREES = ["base", "overlays/example", "overlays/tls", "overlays/auth"]
 ROLES = {"sluice-ingest": "ingest", "sluice-gateway": "gateway", "sluice-worker": "worker"}
 
 
@@ -145,7 +145,8 @@ def test_each_service_runs_its_binary_with_settings_it_has(rendered):
             else:
                 assert (kind, tree) == ("Secret", "base"), f"{name} refers to a missing {kind} {ref['name']}"
         settings = [v for v in configured if v.startswith("SLUICE__")]
-        unknown = [v for v in settings if v not in known]
+        # A secret setting may be given as the file holding it (`…_FILE`, mounted from a Secret).
+        unknown = [v for v in settings if v not in known and v.removesuffix("_FILE") not in known]
         assert not unknown, f"{name} has no such settings: {unknown}"
         if tree != "base":
             needs = {"SLUICE__REDIS__URL"} | ({"SLUICE__POSTGRES__URL"} if name != "sluice-gateway" else set())
@@ -275,3 +276,22 @@ def test_the_tls_overlay_encrypts_every_hop():
     assert [a["metadata"]["name"] for a in auth] == [trigger["authenticationRef"]["name"]]
     params = {p["parameter"]: (p["name"], p["key"]) for p in auth[0]["spec"]["secretTargetRef"]}
     assert params["ca"] == ("sluice-tls", "ca.crt")
+
+
+def test_the_auth_overlay_checks_every_caller():
+    docs = kustomize("overlays/auth")
+    for name, section in (("sluice-ingest", "INGEST"), ("sluice-gateway", "GATEWAY")):
+        deployment = named(docs, "Deployment", name)
+        (container,) = containers(deployment)
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["SLUICE__AUTH__MODE"] == "keys", name
+        token_file = env[f"SLUICE__{section}__ADMIN_TOKEN_FILE"]
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        mount = next(path for path in mounts if token_file.startswith(path + "/"))
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes[mounts[mount]]["secret"]["secretName"] == "sluice-auth", name
+    (scaled,) = of_kind(docs, "ScaledObject")
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["metadata"]["authMode"] == "bearer"
+    auth = named(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    assert [r["parameter"] for r in auth["spec"]["secretTargetRef"]] == ["bearerToken"]
