@@ -62,9 +62,15 @@ enum PostErrors {
     /// `Idempotency-Key` was first used on the other endpoint (`idempotency_key_reused`).
     #[response(status = 422)]
     Unacceptable(ErrorBody),
-    /// The queue is full (`queue_full`), or, with `auth.mode = keys`, this address sent too many
-    /// wrong keys lately (`too_many_failures`); nothing was queued.
-    #[response(status = 429, headers(("Retry-After" = u32, description = "Seconds to wait")))]
+    /// The queue is full (`queue_full`); or, with `auth.mode = keys`, this address (or this
+    /// key's prefix) saw too many wrong keys lately (`too_many_failures`), or the caller is past
+    /// its rate limit (`rate_limited`, with `RateLimit-Policy` and `RateLimit`); nothing was
+    /// queued.
+    #[response(status = 429, headers(
+        ("Retry-After" = u32, description = "Seconds to wait"),
+        ("RateLimit-Policy" = String, description = "With rate_limited: `\"key\";q=<rate>;w=1`"),
+        ("RateLimit" = String, description = "With rate_limited: `\"key\";r=0;t=<seconds>`"),
+    ))]
     QueueFull(ErrorBody),
     /// Redis is unavailable or the server holds too many request bytes; nothing was queued.
     #[response(status = 503, headers(("Retry-After" = u32, description = "Seconds to wait")))]
