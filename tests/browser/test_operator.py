@@ -4,11 +4,12 @@ charts that span their window, at desktop and phone widths, light and dark."""
 import hashlib
 import json
 import re
+import secrets
 import signal
 import subprocess
 import time
 
-from conftest import ADMIN_TOKEN, OUT, REDIS_URL, Sender, wait_for
+from conftest import ADMIN_TOKEN, OUT, REDIS_URL, Sender, free_port, http_json, wait_for
 
 TIME = re.compile(r"^\d\d:\d\d:\d\d$")
 
@@ -251,3 +252,48 @@ def test_screenshots_desktop_and_phone_light_and_dark(stack, browser):
     finally:
         sender.stop()
     time.sleep(0)
+
+
+def test_with_keys_the_dashboard_takes_a_stats_key_and_the_dead_letters_page_an_admin_key(stack, browser):
+    """auth.mode = keys: keys made on an ingest API, checked by a gateway that reads them from
+    PostgreSQL; the page opened with `?token=<stats:read key>`, the dead-letters page with an
+    `admin` key, and each refused the other's."""
+    ingest_port, gateway_port = free_port(), free_port()
+    keys = {"SLUICE__AUTH__MODE": "keys"}
+    stack.start("keys-ingest", "sluice-ingest", SLUICE__INGEST__LISTEN=f"127.0.0.1:{ingest_port}",
+                SLUICE__INGEST__ADMIN_TOKEN=ADMIN_TOKEN, SLUICE__INGEST__SERVE_STATS="false", **keys)
+    stack.start("keys-gateway", "sluice-gateway", SLUICE__GATEWAY__LISTEN=f"127.0.0.1:{gateway_port}", **keys)
+    base = f"http://127.0.0.1:{gateway_port}"
+    wait_for(lambda: http_json(f"http://127.0.0.1:{ingest_port}/health")["status"] == "ok", 20, "the ingest API")
+
+    def make(name, scope):
+        new = {"name": f"{name}-{secrets.token_hex(3)}", "scopes": [scope]}
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        return http_json(f"http://127.0.0.1:{ingest_port}/admin/keys", new, auth)["key"]
+
+    dash, ops = make("dash", "stats:read"), make("ops", "admin")
+    wait_for(lambda: http_json(f"{base}/ready")["status"] == "ready", 20, "the gateway's keys")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{base}/?token={dash}")
+    page.wait_for_selector('#conn[data-state="live"]', timeout=20_000)
+    before = int(page.inner_text('[data-field="total_messages"] .value').replace(",", "") or 0)
+    stack.post(2)
+    wait_for(lambda: int(page.inner_text('[data-field="total_messages"] .value').replace(",", "")) >= before + 2,
+             15, "live numbers with a stats:read key")
+    page.screenshot(path=str(OUT / "dashboard-with-key.png"))
+
+    letters = context.new_page()
+    letters.goto(f"{base}/dead-letters.html")
+    letters.fill("#token", dash)
+    letters.click("#token-form button[type=submit]")
+    letters.wait_for_selector('#status[data-kind="error"]')
+    assert "scope" in letters.inner_text("#status")
+    letters.fill("#token", ops)
+    letters.click("#token-form button[type=submit]")
+    letters.wait_for_selector("#letters-panel:not([hidden])")
+    letters.wait_for_selector("#audit-panel:not([hidden])")
+    assert "keys.create" in letters.inner_text("#audit")
+    context.close()
+    stack.stop("keys-gateway")
+    stack.stop("keys-ingest")
