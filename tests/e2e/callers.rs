@@ -17,7 +17,7 @@ const AUDIENCE: &str = "sluice";
 const ISSUER: &str = "https://id.sluice.test";
 /// The limited key's rate and burst, and how long the two ingest APIs are pushed against it.
 const RATE: u32 = 100;
-const LIMIT_WINDOW: Duration = Duration::from_secs(6);
+const LIMIT_WINDOW: Duration = Duration::from_secs(10);
 
 /// An RSA key pair made by `openssl`: the private key (PEM) and the public key's file.
 fn rsa_pair(dir: &Path) -> (jsonwebtoken::EncodingKey, String) {
