@@ -65,8 +65,8 @@ async fn invalid_settings_exit_non_zero_with_one_clear_line() {
 }
 
 /// As Redis's protected mode: a server that listens beyond loopback while nothing
-/// authenticates its callers refuses to start, saying why and how; `auth.mode = none` (or, for
-/// the gateway, a JWT secret) lets it.
+/// authenticates its callers refuses to start, saying why and how (for both: `auth.mode = keys`);
+/// `auth.mode = none` (or, for the gateway, the older dashboards' JWT secret) lets it.
 #[tokio::test]
 async fn a_server_reachable_from_other_machines_without_credentials_refuses_to_start() {
     let port = free_port();
@@ -97,7 +97,7 @@ async fn a_server_reachable_from_other_machines_without_credentials_refuses_to_s
         &[],
     )
     .await;
-    assert!(log.contains("SLUICE__STREAM__AUTH__JWT_SECRET"), "{log}");
+    assert!(log.contains("SLUICE__AUTH__MODE=keys"), "{log}");
     // Told so, or with a token, it serves.
     let open = [
         ("SLUICE__INGEST__LISTEN".to_owned(), exposed.clone()),
