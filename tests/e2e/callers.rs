@@ -143,6 +143,16 @@ async fn the_gateway_tokens_and_limits_know_every_caller() {
     assert_rows_name_their_sender(&stack, &limited).await;
 
     assert_audited(http, gateway, ingest, &ops).await;
+    // Streams opened with the key before its revocation.
+    let ws_url = format!("{}/ws/stats?token={dash}", gateway.replace("http", "ws"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+    let mut sse = http
+        .get(format!("{gateway}/stats/stream"))
+        .bearer_auth(&dash)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(sse.status(), 200);
     crate::keys::sluice(ingest, &["keys", "revoke", "dash"]);
     let revoked = Instant::now();
     let url = format!("{gateway}/stats");
@@ -155,6 +165,33 @@ async fn the_gateway_tokens_and_limits_know_every_caller() {
     }
     println!(
         "CALLERS revocation refused by the gateway after {} ms",
+        revoked.elapsed().as_millis()
+    );
+    // The open streams end too: the WebSocket with 4401, the SSE stream by closing.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                    return frame.map(|f| u16::from(f.code));
+                }
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the WebSocket of a revoked key is closed within 5 s");
+    assert_eq!(closed, Some(4401));
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = sse.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the SSE stream of a revoked key ends within 5 s"
+    );
+    println!(
+        "CALLERS the revoked key's WebSocket and SSE stream ended {} ms after the revocation",
         revoked.elapsed().as_millis()
     );
     second.stop(Duration::from_secs(10)).await.expect("stops");

@@ -142,6 +142,13 @@ pub struct Caller {
     pub limit: Option<Limit>,
 }
 
+impl Caller {
+    /// Whether the caller's credential is an API key (else a token).
+    pub fn is_key(&self) -> bool {
+        self.id.starts_with(KEY_MARK)
+    }
+}
+
 /// A caller's rate limit: `rate` messages a second, with bursts of up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {

@@ -2,6 +2,7 @@
 //! caller's credential ([`Caller`]) and a stream's parameters ([`StreamParams`]).
 
 use std::future::{Ready, ready};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
@@ -12,17 +13,18 @@ use sluice_core::settings::limits;
 use sluice_proto::keys::Scope;
 
 use crate::State;
+use crate::auth::Validity;
 use crate::error::StreamError;
 use crate::protocol::Topic;
 
 /// The caller of a stream endpoint: when callers are checked (`auth.mode = keys`, or the older
 /// `stream.auth.jwt_secret`), one whose credential, from `?token=` or `Authorization: Bearer`,
 /// has `stats:read`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Caller {
-    /// How long the caller's credential stays valid; `None` when callers are not checked or it
-    /// does not expire.
-    pub token_ttl: Option<Duration>,
+    /// How long the caller may go on reading a stream: until its credential expires or, for a
+    /// key, is revoked.
+    pub validity: Validity,
     /// Whether it may have message ids (`include_ids`): not when its credential is bound to
     /// channels, as the ids of a batch span every channel.
     pub ids_allowed: bool,
@@ -38,7 +40,7 @@ impl Caller {
     fn parse(req: &HttpRequest, state: &State) -> Result<Self, StreamError> {
         let Some(verifier) = &state.verifier else {
             return Ok(Self {
-                token_ttl: None,
+                validity: Validity::default(),
                 ids_allowed: true,
             });
         };
@@ -53,10 +55,15 @@ impl Caller {
         let caller = verifier
             .check(credential, Scope::StatsRead, now)
             .map_err(StreamError::Refused)?;
+        let ttl = caller
+            .expires_at
+            .map(|at| (at - now).to_std().unwrap_or_default());
+        // A key is looked at again while its stream is open: a revocation ends it.
+        let key = credential
+            .filter(|_| caller.is_key())
+            .map(|key| (Arc::clone(verifier), key.to_owned()));
         Ok(Self {
-            token_ttl: caller
-                .expires_at
-                .map(|at| (at - now).to_std().unwrap_or_default()),
+            validity: Validity::new(ttl, key),
             ids_allowed: caller.binding.channels.is_none(),
         })
     }

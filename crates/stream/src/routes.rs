@@ -138,7 +138,7 @@ pub async fn ws_stats(
         topics: params.topics,
         include_ids: caller.may_have_ids(params.include_ids)?,
         ids_allowed: caller.ids_allowed,
-        token_ttl: caller.token_ttl,
+        validity: caller.validity.clone(),
         history: Arc::clone(&state.history),
     };
     actix_web::rt::spawn(session::run(
@@ -202,7 +202,7 @@ pub async fn stats_stream(
         guard,
         params.interval,
         state.heartbeat,
-        caller.token_ttl,
+        caller.validity,
         extras,
         state.shutdown.clone(),
     );

@@ -22,7 +22,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use crate::auth::TOKEN_EXPIRED_CLOSE_CODE;
+use crate::auth::{TOKEN_EXPIRED_CLOSE_CODE, Validity};
 use crate::fanout::Member;
 use crate::frames::Report;
 use crate::history::HistoryCache;
@@ -54,7 +54,7 @@ pub struct SessionConfig {
     /// Whether `batch_persisted` carries message ids.
     pub include_ids: bool,
     /// How long the client's credential stays valid, when callers are checked.
-    pub token_ttl: Option<Duration>,
+    pub validity: Validity,
     /// Whether the client may ask for message ids: not with a credential bound to channels.
     pub ids_allowed: bool,
     /// Where `get_history` is answered from.
@@ -169,7 +169,7 @@ pub async fn run(
         .aggregate_continuations()
         .max_continuation_size(config.max_frame_bytes);
     let mut redis_state = hub.redis_state();
-    let expires = config.token_ttl.map(|ttl| Instant::now() + ttl);
+    let mut validity = config.validity.clone();
     let mut live = Live::new(hub, guard, session, config);
     let end = match live.greet(&mut redis_state).await {
         Err(end) => end,
@@ -190,10 +190,10 @@ pub async fn run(
                         live.on_frame(frame, &report).await
                     }
                     _ = heartbeat.tick() => live.on_heartbeat(last_heard).await,
-                    () = sleep_until_opt(expires) => Err(End::close(
-                        "credentials_expired",
+                    () = validity.ended() => Err(End::close(
+                        "credentials_ended",
                         CloseCode::Other(TOKEN_EXPIRED_CLOSE_CODE),
-                        "credentials expired",
+                        "credentials expired or revoked",
                     )),
                     () = shutdown.cancelled() => Err(End::close(
                         "shutdown",
@@ -518,13 +518,6 @@ fn parse_topics(names: &[String]) -> Result<Vec<Topic>, ProtocolError> {
 async fn recv<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Result<T, RecvError> {
     match rx {
         Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use bytestring::ByteString;
 use tokio::sync::broadcast;
 
+use crate::auth::Validity;
 use crate::hub::{Hub, SessionGuard};
 use crate::pace::{Pacer, RedisNotice, status_message};
 use crate::snapshot::{BatchFrames, RedisState};
@@ -28,7 +29,7 @@ struct SseState {
     redis_state: tokio::sync::watch::Receiver<RedisState>,
     pacer: Pacer,
     keepalive: tokio::time::Interval,
-    expires: Option<Instant>,
+    validity: Validity,
     shutdown: CancellationToken,
     first: bool,
     redis_notice: RedisNotice,
@@ -51,7 +52,7 @@ pub fn stream(
     guard: SessionGuard,
     interval: Duration,
     heartbeat: Duration,
-    token_ttl: Option<Duration>,
+    validity: Validity,
     extras: Extras,
     shutdown: CancellationToken,
 ) -> impl Stream<Item = Bytes> {
@@ -64,7 +65,7 @@ pub fn stream(
         _guard: guard,
         pacer: Pacer::new(interval),
         keepalive: tokio::time::interval_at(Instant::now() + heartbeat, heartbeat),
-        expires: token_ttl.map(|ttl| Instant::now() + ttl),
+        validity,
         shutdown,
         first: true,
         redis_notice: RedisNotice::default(),
@@ -81,7 +82,6 @@ pub fn stream(
             return Some((Bytes::from_static(b": connected\n\n"), s));
         }
         loop {
-            let expires = s.expires;
             tokio::select! {
                 changed = s.snapshots.changed() => {
                     changed.ok()?;
@@ -110,7 +110,7 @@ pub fn stream(
                     }
                 }
                 _ = s.keepalive.tick() => return Some((Bytes::from_static(b": keep-alive\n\n"), s)),
-                () = sleep_until_opt(expires) => return None,
+                () = s.validity.ended() => return None,
                 () = s.shutdown.cancelled() => return None,
             }
         }
@@ -165,11 +165,4 @@ async fn recv<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Result<T, ()
 
 fn data_event(json: &str) -> Bytes {
     Bytes::from(format!("data: {json}\n\n"))
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
