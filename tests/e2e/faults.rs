@@ -216,7 +216,8 @@ async fn redis_restarting_mid_load_loses_nothing_and_dashboards_are_told() {
             if let Message::Text(text) = frame {
                 let v: serde_json::Value = serde_json::from_str(text.as_str()).expect("JSON");
                 if v["type"] == "alert" && v["rule"] == "redis_down" {
-                    alerts.push(v["state"].as_str().expect("state").to_owned());
+                    let state = v["state"].as_str().expect("state").to_owned();
+                    alerts.push((state, v["value"].as_f64().unwrap_or(-1.0)));
                 }
                 // Statuses from before the outage (the gateway's first read) do not count.
                 if v["type"] == "status" && (v["redis"] == "down" || !seen.is_empty()) {
@@ -252,6 +253,7 @@ async fn redis_restarting_mid_load_loses_nothing_and_dashboards_are_told() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     redis.start_again().await.expect("Redis restarts");
+    let down_for = started.elapsed();
 
     let accepted = producing.await.expect("producers");
     stack.assert_exactly_once(&accepted, SETTLE).await;
@@ -264,10 +266,20 @@ async fn redis_restarting_mid_load_loses_nothing_and_dashboards_are_told() {
         ["down", "up"],
         "the dashboard was told Redis went down and came back"
     );
+    let states: Vec<&str> = alerts.iter().map(|(state, _)| state.as_str()).collect();
     assert_eq!(
-        alerts,
+        states,
         ["firing", "resolved"],
         "redis_down fired and resolved once"
+    );
+    // Its length is the outage's as measured (first failed read to first good one), not up to
+    // the resolution that comes resolve_after_secs later.
+    let lasted = alerts[1].1;
+    let outage = down_for.as_secs_f64();
+    println!("FAULTS Redis down for {outage:.1} s, the alert says {lasted} s");
+    assert!(
+        (lasted - outage).abs() <= 1.5,
+        "the resolved redis_down says {lasted} s for an outage of {outage:.1} s"
     );
     // Recorded once, although the gateway and the ingest API's stream both lived through it.
     let gateway = format!("http://127.0.0.1:{}", stack.gateway_port);

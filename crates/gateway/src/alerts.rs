@@ -49,8 +49,8 @@ pub struct Check {
 pub enum Transition {
     /// The rule's condition has held for its duration: fire it.
     Fire(Rule, Check),
-    /// The condition has been false for long enough: resolve it (with the current value).
-    Resolve(Rule, f64),
+    /// The condition has been false for long enough: resolve it (with the current reading).
+    Resolve(Rule, Check),
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -126,9 +126,15 @@ impl Evaluator {
         }
     }
 
-    /// When `rule`'s condition began holding, if it holds.
+    /// When `rule`'s condition began holding, if it holds: the measured start of an alert.
     pub fn breaching_since(&self, rule: Rule) -> Option<Instant> {
         self.states[rule.index()].breaching_since
+    }
+
+    /// When `rule`'s condition stopped holding, if it no longer holds: the measured end of an
+    /// alert (its resolution comes `resolve_after_secs` later).
+    pub fn clear_since(&self, rule: Rule) -> Option<Instant> {
+        self.states[rule.index()].clear_since
     }
 
     fn observe(&mut self, stats: &Stats, now: Instant) {
@@ -193,14 +199,21 @@ impl Evaluator {
                 let down = stats.workers_postgres_down as f64;
                 check(down > 0.0, down, 0.0, "critical")
             }
-            Rule::ThroughputAnomaly => self.anomaly(stats.current_rps),
+            Rule::ThroughputAnomaly => self.anomaly(stats),
             Rule::RedisDown => check(false, 0.0, 0.0, "critical"),
         }
     }
 
-    /// z-score of `current` against persisted/s over the window, the recent seconds excluded.
-    fn anomaly(&self, current: f64) -> Check {
+    /// persisted/s now against its mean over the window, the recent seconds excluded: an
+    /// anomaly when its z-score passes `anomaly_z_medium`, it moved at least
+    /// `anomaly_min_change` msg/s, and the pipeline no longer keeps up with arrivals. A load
+    /// that starts (from idle or not), grows, shrinks or stops moves persisted/s with the
+    /// arrivals, and a backlog draining lifts it above them: none of these is an anomaly. The
+    /// check's value is the rate now and its threshold the mean, which the summary says in
+    /// words; the z-score sets the severity.
+    fn anomaly(&self, stats: &Stats) -> Check {
         let s = &self.settings;
+        let current = stats.current_rps;
         let baseline: Vec<f64> = self
             .persisted
             .iter()
@@ -208,16 +221,20 @@ impl Evaluator {
             .skip(ANOMALY_RECENT_SECS)
             .map(|&(_, v)| v)
             .collect();
-        let z = z_score(current, &baseline).unwrap_or(0.0);
+        let mean = mean(&baseline);
+        let z = z_score(current, &baseline, s.anomaly_min_stddev).unwrap_or(0.0);
+        let arriving = stats.accepted_per_second;
+        let keeps_up = current + s.anomaly_min_change.max(arriving * 0.1) >= arriving;
+        let moved = (current - mean).abs() >= s.anomaly_min_change;
         let severity = if z.abs() >= s.anomaly_z_high {
             "high"
         } else {
             "medium"
         };
         Check {
-            breaching: z.abs() >= s.anomaly_z_medium,
-            value: round2(z),
-            threshold: s.anomaly_z_medium,
+            breaching: z.abs() >= s.anomaly_z_medium && moved && !keeps_up,
+            value: current.round(),
+            threshold: mean.round(),
             severity,
         }
     }
@@ -258,23 +275,46 @@ impl Evaluator {
             state.breaching_since = None;
             let since = *state.clear_since.get_or_insert(now);
             (state.active != Some(false) && now - since >= resolve_after)
-                .then_some(Transition::Resolve(rule, check.value))
+                .then_some(Transition::Resolve(rule, check))
         }
     }
 }
 
 /// z-score of `value` against `baseline`; `None` with too few samples. The deviation has a
-/// floor (5 % of the mean, and 1 msg/s) so a perfectly steady rate does not make every wobble
-/// infinitely anomalous.
-pub fn z_score(value: f64, baseline: &[f64]) -> Option<f64> {
+/// floor (5 % of the mean, and `min_stddev` msg/s) so a perfectly steady rate does not make
+/// every wobble infinitely anomalous.
+pub fn z_score(value: f64, baseline: &[f64], min_stddev: f64) -> Option<f64> {
     if baseline.len() < ANOMALY_MIN_SAMPLES - ANOMALY_RECENT_SECS {
         return None;
     }
+    let mean = mean(baseline);
     let n = baseline.len() as f64;
-    let mean = baseline.iter().sum::<f64>() / n;
     let variance = baseline.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    let sigma = variance.sqrt().max(mean.abs() * 0.05).max(1.0);
+    let sigma = variance.sqrt().max(mean.abs() * 0.05).max(min_stddev);
     Some((value - mean) / sigma)
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// `value` with a comma between thousands, for summaries a person reads.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if value < -0.5 {
+        out.insert(0, '-');
+    }
+    out
 }
 
 fn round2(x: f64) -> f64 {
@@ -296,6 +336,25 @@ pub fn firing(rule: Rule, check: &Check, started_at: String) -> Alert {
     }
 }
 
+/// One line describing a resolved alert, from the reading that resolved it.
+pub fn resolved_summary(rule: Rule, check: &Check) -> String {
+    let (value, threshold) = (check.value, check.threshold);
+    match rule {
+        Rule::QueueDepthHigh => format!("{value} messages waiting (threshold {threshold})"),
+        Rule::QueueGrowing => format!("persistence keeps up again ({value} msg/s surplus)"),
+        Rule::NoLiveWorkers => "a worker is alive, or nothing waits".into(),
+        Rule::DeadLettersIncreased => format!("no new dead letter lately; {value} in all"),
+        Rule::CommitLatencyHigh => format!("commit latency p99 {value} ms again"),
+        Rule::RedisDown => "the gateway reads Redis again".into(),
+        Rule::PostgresDown => "every live worker reaches PostgreSQL".into(),
+        Rule::ThroughputAnomaly => format!(
+            "persisted/s back near its recent mean: {}/s (mean {}/s)",
+            thousands(value),
+            thousands(threshold)
+        ),
+    }
+}
+
 /// One line describing the alert.
 pub fn summary(rule: Rule, value: f64, threshold: f64) -> String {
     match rule {
@@ -313,7 +372,12 @@ pub fn summary(rule: Rule, value: f64, threshold: f64) -> String {
         Rule::RedisDown => "the gateway cannot read Redis".into(),
         Rule::PostgresDown => format!("{value} live worker(s) report PostgreSQL down"),
         Rule::ThroughputAnomaly => {
-            format!("persisted/s is {value} standard deviations from its recent mean")
+            let moved = if value >= threshold { "rose" } else { "fell" };
+            format!(
+                "persisted/s {moved} from {}/s (its recent mean) to {}/s",
+                thousands(threshold),
+                thousands(value)
+            )
         }
     }
 }

@@ -12,3 +12,9 @@ use chrono::SecondsFormat;
 pub fn timestamp() -> String {
     sluice_core::clock::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
+
+/// [`timestamp`] of the moment `at`: now, less how long ago `at` was.
+pub fn timestamp_of(at: tokio::time::Instant) -> String {
+    let ago = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
+    (sluice_core::clock::now() - ago).to_rfc3339_opts(SecondsFormat::Millis, true)
+}

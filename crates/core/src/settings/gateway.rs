@@ -103,6 +103,17 @@ pub struct AlertSettings {
     #[default(300)]
     #[schemars(range(min = 30, max = 3_600))]
     pub anomaly_window_secs: u64,
+    /// `throughput_anomaly`: the least change of persisted/s from its mean, in msg/s, that may
+    /// be an anomaly, however steady the rate was.
+    #[default(100.0)]
+    #[schemars(range(min = 0, max = 1e9))]
+    pub anomaly_min_change: f64,
+    /// `throughput_anomaly`: the least deviation (σ) the z-score divides by, in msg/s, so that a
+    /// perfectly steady rate does not make every wobble a large z-score.
+    #[default(10.0)]
+    #[schemars(range(min = 0.001, max = 1e9))]
+    pub anomaly_min_stddev: f64,
+
     /// How long a rule's condition must be false before its alert resolves.
     #[default(10)]
     #[schemars(range(min = 0, max = 86_400))]

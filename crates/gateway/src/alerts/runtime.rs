@@ -10,10 +10,10 @@ use sluice_stream::snapshot::Reading;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Evaluator, Transition, firing, summary};
+use super::{Evaluator, Transition, firing, resolved_summary};
 use sluice_proto::api::{Alert, Rule};
 use sluice_stream::alerts::store::AlertStore;
-use sluice_stream::alerts::timestamp;
+use sluice_stream::alerts::{timestamp, timestamp_of};
 use sluice_stream::hub::Hub;
 
 /// Evaluator, store and the outage this gateway is living through.
@@ -72,11 +72,12 @@ impl Alerting {
             return;
         };
         if let Transition::Fire(rule, check) = &transition {
-            let alert = firing(*rule, check, timestamp());
+            // Its start is the first failed read, not this one.
+            let began = self.evaluator.breaching_since(*rule).unwrap_or(now);
+            let alert = firing(*rule, check, timestamp_of(began));
             tracing::warn!(rule = rule.name(), "alert firing");
             self.publish(&alert);
             self.hub.set_outage(Some(alert.clone()));
-            let began = self.evaluator.breaching_since(*rule).unwrap_or(now);
             self.outage = Some((alert, began));
         }
         self.evaluator.applied(&transition);
@@ -88,16 +89,20 @@ impl Alerting {
         let call = async {
             match transition {
                 Transition::Fire(rule, check) => {
-                    let alert = firing(*rule, check, timestamp());
+                    let began = self.evaluator.breaching_since(*rule);
+                    let alert = firing(*rule, check, began.map_or_else(timestamp, timestamp_of));
                     let fired = self.store.fire(conn, &alert).await?;
                     if fired {
                         tracing::warn!(rule = rule.name(), value = check.value, "alert firing");
                     }
                     Ok(fired)
                 }
-                Transition::Resolve(rule, value) => {
-                    let text = summary(*rule, *value, 0.0);
-                    let resolved = self.store.resolve(conn, *rule, *value, &text).await?;
+                Transition::Resolve(rule, check) => {
+                    let text = resolved_summary(*rule, check);
+                    let ended = self.evaluator.clear_since(*rule);
+                    let at = ended.map_or_else(timestamp, timestamp_of);
+                    let resolved = self.store.resolve(conn, *rule, check.value, &text, &at);
+                    let resolved = resolved.await?;
                     if resolved {
                         tracing::info!(rule = rule.name(), "alert resolved");
                     }
@@ -121,12 +126,15 @@ impl Alerting {
         let Some((firing, began)) = self.outage.take() else {
             return;
         };
-        let seconds = began.elapsed().as_secs_f64().round();
+        // From the first failed read to the first good one, not to this resolution.
+        let ended = self.evaluator.clear_since(Rule::RedisDown);
+        let ended = ended.unwrap_or_else(Instant::now);
+        let seconds = (ended.saturating_duration_since(began).as_secs_f64() * 10.0).round() / 10.0;
         let resolved = Alert {
             state: "resolved".into(),
-            resolved_at: Some(timestamp()),
+            resolved_at: Some(timestamp_of(ended)),
             value: seconds,
-            summary: format!("Redis was unreadable for about {seconds} s"),
+            summary: format!("Redis was unreadable for {seconds} s"),
             ..firing.clone()
         };
         tracing::info!(rule = Rule::RedisDown.name(), "alert resolved");

@@ -134,12 +134,13 @@ fn a_steady_noisy_rate_is_no_anomaly_and_a_stall_is_a_high_one() {
     let start = Instant::now();
     let rate = |second: i64| {
         let mut s = reading(second);
-        // 5,000 msg/s ± 1 %, then the pipeline stalls at second 200.
+        // 5,000 msg/s ± 1 %, then the pipeline stalls at second 200 while arrivals go on.
         s.current_rps = if second < 200 {
             5_000.0 + 50.0 * ((second * 7919) % 13 - 6) as f64 / 6.0
         } else {
             0.0
         };
+        s.accepted_per_second = 5_000.0;
         s
     };
     let t = run(&mut e, start, 0..205, rate);
@@ -153,11 +154,12 @@ fn a_steady_noisy_rate_is_no_anomaly_and_a_stall_is_a_high_one() {
 
 #[test]
 fn z_scores_need_a_baseline_and_have_a_deviation_floor() {
-    assert_eq!(z_score(10.0, &[1.0; 10]), None);
+    assert_eq!(z_score(10.0, &[1.0; 10], 1.0), None);
     let steady = vec![100.0; 100];
-    // σ = 0 is floored at 5 % of the mean: 5 msg/s.
-    assert_eq!(z_score(110.0, &steady), Some(2.0));
-    assert_eq!(z_score(0.0, &vec![0.0; 100]), Some(0.0));
+    // σ = 0 is floored at 5 % of the mean (5 msg/s), or at the given floor when larger.
+    assert_eq!(z_score(110.0, &steady, 1.0), Some(2.0));
+    assert_eq!(z_score(110.0, &steady, 10.0), Some(1.0));
+    assert_eq!(z_score(0.0, &vec![0.0; 100], 1.0), Some(0.0));
 }
 
 #[test]
@@ -176,4 +178,58 @@ fn redis_down_fires_after_its_duration_and_resolves_when_back() {
         e.evaluate_redis(false, at(7)),
         Some(Transition::Resolve(Rule::RedisDown, _))
     ));
+    // The outage's measured span: the first failed read to the first good one, 4 s, not the
+    // 7 s until the resolution (which waits resolve_after_secs).
+    let span = e.clear_since(Rule::RedisDown).expect("clear") - at(0);
+    assert_eq!(span, Duration::from_secs(4));
+}
+
+/// `rate(second)` as a reading with `accepted` msg/s arriving.
+fn flowing(second: i64, persisted: f64, accepted: f64) -> Stats {
+    let mut s = reading(second);
+    s.current_rps = persisted;
+    s.accepted_per_second = accepted;
+    s
+}
+
+#[test]
+fn a_load_starting_from_idle_stopping_or_a_backlog_draining_is_no_anomaly() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    // 100 s idle, 100 s at 4,000 msg/s, the load stops (arrivals too) for 100 s, then workers
+    // drain a backlog at 9,000 msg/s while 1,000 arrive.
+    let day = |second: i64| match second {
+        0..100 => flowing(second, 0.0, 0.0),
+        100..200 => flowing(second, 4_000.0, 4_000.0),
+        200..300 => flowing(second, 0.0, 0.0),
+        _ => flowing(second, 9_000.0, 1_000.0),
+    };
+    let t = run(&mut e, start, 0..400, day);
+    assert_eq!(
+        fired(&t, Rule::ThroughputAnomaly),
+        Vec::<i64>::new(),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn a_small_change_of_a_very_steady_rate_is_no_anomaly_and_the_words_say_what_moved() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    // 200 msg/s exactly, then 260, short of 400 arriving: z = 6 with σ floored at 10, but a
+    // change under 100 msg/s.
+    let steady = |second: i64| {
+        let rate = if second < 200 { 200.0 } else { 260.0 };
+        flowing(second, rate, 400.0)
+    };
+    let t = run(&mut e, start, 0..230, steady);
+    assert_eq!(fired(&t, Rule::ThroughputAnomaly), Vec::<i64>::new());
+    assert_eq!(
+        summary(Rule::ThroughputAnomaly, 0.0, 5_000.0),
+        "persisted/s fell from 5,000/s (its recent mean) to 0/s"
+    );
+    assert_eq!(
+        summary(Rule::ThroughputAnomaly, 12_345.0, 2_000.0),
+        "persisted/s rose from 2,000/s (its recent mean) to 12,345/s"
+    );
 }

@@ -35,21 +35,22 @@ impl AlertStore {
         lua::call(conn, &self.keys, &fire).await
     }
 
-    /// Resolves `rule` if it is active; returns whether this call resolved it.
+    /// Resolves `rule` if it is active, as of `resolved_at` (when its condition ended); returns
+    /// whether this call resolved it.
     pub async fn resolve<C>(
         &self,
         conn: &mut C,
         rule: Rule,
         value: f64,
         summary: &str,
+        resolved_at: &str,
     ) -> redis::RedisResult<bool>
     where
         C: redis::aio::ConnectionLike + Send,
     {
-        let resolved_at = super::timestamp();
         let resolve = Resolve {
             rule: rule.name(),
-            resolved_at: &resolved_at,
+            resolved_at,
             value,
             summary,
         };
