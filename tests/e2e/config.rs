@@ -304,3 +304,61 @@ async fn connection_errors_name_the_server_and_its_address_but_no_password() {
     let _ = ingest.stop(Duration::from_secs(10)).await;
     assert!(log.contains(&named) && !log.contains("s3cret"), "{log}");
 }
+
+/// A listen address another process holds: the server exits with one line naming the address,
+/// the setting and its variable.
+#[tokio::test]
+async fn a_listen_address_in_use_names_the_variable_that_chose_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("address").to_string();
+    for (binary, var) in [
+        ("sluice-gateway", "SLUICE__GATEWAY__LISTEN"),
+        ("sluice-ingest", "SLUICE__INGEST__LISTEN"),
+    ] {
+        let (code, log) = exit_with(binary, &[(var, addr.as_str())], &[]).await;
+        assert_ne!(code, 0, "{binary}: {log}");
+        assert!(
+            log.contains(&addr) && log.contains(var) && log.contains("another process holds it"),
+            "{binary}: {log}"
+        );
+    }
+}
+
+/// A variable with single underscores is not read, and the process says which setting it
+/// probably meant; a Python stack's name is said once with the name to use.
+#[tokio::test]
+async fn a_near_miss_variable_and_a_python_name_are_told_at_start() {
+    let port = free_port();
+    let env = [
+        (
+            "SLUICE__GATEWAY__LISTEN".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ),
+        ("SLUICE_GATEWAY_ADMIN_TOKEN".to_owned(), "x".repeat(20)),
+        ("REDIS_URL".to_owned(), "redis://127.0.0.1:6379".to_owned()),
+    ];
+    let mut gateway = Service::start("sluice-gateway", &env, &[]).expect("starts");
+    wait_http_ok(
+        &mut gateway,
+        &format!("http://127.0.0.1:{port}/health"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("serves");
+    let logs = gateway.logs();
+    gateway.stop(Duration::from_secs(10)).await.expect("stops");
+    assert!(
+        logs.contains("SLUICE_GATEWAY_ADMIN_TOKEN is not read")
+            && logs.contains("did you mean SLUICE__GATEWAY__ADMIN_TOKEN?"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("REDIS_URL (the Python stack's name) sets redis.url")
+            || logs.contains("REDIS_URL is ignored"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains('\u{1b}'),
+        "no colour codes in a log file: {logs}"
+    );
+}

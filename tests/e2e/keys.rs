@@ -163,6 +163,10 @@ async fn keys_are_checked_by_scope_and_a_revocation_reaches_every_ingest_api() {
             !text.contains(&writer[writer.len() - 32..]),
             "no key in a log line"
         );
+        assert!(
+            !text.contains('\u{1b}'),
+            "no colour codes in a log that is not a terminal"
+        );
     }
     assert_guessing_is_throttled(&a, &reader).await;
     let guessed = create(&a, "guessed", "messages:read");

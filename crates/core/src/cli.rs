@@ -91,6 +91,9 @@ pub fn start(binary: Binary) -> Result<Settings, ExitCode> {
                      sends"
                 );
             }
+            for notice in crate::settings::notices::notices(std::env::vars()) {
+                tracing::warn!("{notice}");
+            }
             crate::connect::name_servers(&settings);
             crate::memory::configure();
             raise_open_files_limit();

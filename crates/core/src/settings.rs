@@ -21,6 +21,7 @@ mod ingest;
 pub mod legacy;
 pub mod limits;
 mod listener;
+pub mod notices;
 mod postgres;
 mod redis;
 pub mod reference;

@@ -1,5 +1,6 @@
 //! Logging setup shared by every binary: one subscriber, filtered by `RUST_LOG`, printed as
-//! human-readable lines or as JSON (`SLUICE__TELEMETRY__FORMAT=json`).
+//! human-readable lines or as JSON (`SLUICE__TELEMETRY__FORMAT=json`). Lines carry colour codes
+//! only when written to a terminal (and `NO_COLOR` is not set).
 //!
 //! Warnings and errors from the HTTP libraries underneath (targets starting with `actix`) are
 //! limited to [`LIBRARY_LINES_PER_SEC`] a second whatever `RUST_LOG` says: actix-http logs one
@@ -26,7 +27,11 @@ pub const LIBRARY_LINES_PER_SEC: u32 = 5;
 pub fn init(settings: &TelemetrySettings) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let output = fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a person at a terminal (and not with NO_COLOR set): a log file or a
+    // collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let output = fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
     let output = match settings.format {
         LogFormat::Pretty => output.boxed(),
         LogFormat::Json => output.json().flatten_event(true).boxed(),

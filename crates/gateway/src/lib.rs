@@ -56,7 +56,7 @@ pub struct Application {
 impl Application {
     /// Binds `settings.gateway.listen`; Redis is connected lazily.
     pub fn build(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let (listener, port) = sluice_http::bind(settings.gateway.listen)?;
+        let (listener, port) = sluice_http::bind(settings.gateway.listen, "gateway.listen")?;
         let gateway = &settings.gateway;
         let edge_stats = Arc::new(EdgeStats::default());
         sluice_core::metric::exporter();

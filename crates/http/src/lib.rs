@@ -151,10 +151,18 @@ pub fn bearer(req: &actix_web::HttpRequest) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
-/// Binds `addr` for a server, the error naming the address.
-pub fn bind(addr: std::net::SocketAddr) -> io::Result<(TcpListener, u16)> {
-    let listener = TcpListener::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+/// Binds `addr` for a server; an error names the address, the setting that chose it (`setting`, a
+/// dotted key) and its variable.
+pub fn bind(addr: std::net::SocketAddr, setting: &str) -> io::Result<(TcpListener, u16)> {
+    let listener = TcpListener::bind(addr).map_err(|e| {
+        let var = sluice_core::settings::env_name(setting);
+        let hint = match e.kind() {
+            io::ErrorKind::AddrInUse => "another process holds it: stop that one, or set",
+            _ => "set",
+        };
+        let message = format!("cannot listen on {addr} ({setting}): {e}; {hint} {var}");
+        io::Error::new(e.kind(), message)
+    })?;
     let port = listener.local_addr()?.port();
     Ok((listener, port))
 }

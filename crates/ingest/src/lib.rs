@@ -77,7 +77,7 @@ impl Application {
     /// Binds `settings.ingest.listen` and prepares the server. Redis and PostgreSQL are
     /// connected lazily, so this succeeds while they are down (requests then get 503).
     pub fn build(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let (listener, port) = sluice_http::bind(settings.ingest.listen)?;
+        let (listener, port) = sluice_http::bind(settings.ingest.listen, "ingest.listen")?;
         // Built here, so that an unusable URL fails now and not in each worker thread.
         let redis = connect::redis_manager(&settings.redis).context("invalid redis.url")?;
         let edge_stats = Arc::new(EdgeStats::default());

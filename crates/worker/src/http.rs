@@ -43,7 +43,7 @@ impl Listener {
         let Some(addr) = settings.listen_addr() else {
             return Ok(None);
         };
-        let (listener, port) = sluice_http::bind(addr)?;
+        let (listener, port) = sluice_http::bind(addr, "worker.listen")?;
         metric::exporter();
         sluice_core::metric::register_counters(&[metric::MESSAGES_PERSISTED, metric::DEAD_LETTERS]);
         let status = web::Data::from(status);

@@ -75,6 +75,16 @@ pub(super) fn move_file_keys(root: &mut Value) {
     }
 }
 
+/// The Python stack's variables [`python_aliases`] reads, each with the setting it sets.
+pub const PYTHON_ALIASES: [(&str, &str); 6] = [
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_HOST", "redis.url"),
+    ("REDIS_PORT", "redis.url"),
+    ("DATABASE_URL", "postgres.url"),
+    ("BATCH_SIZE", "worker.batch_max_size"),
+    ("BATCH_TIMEOUT", "worker.batch_max_wait_ms"),
+];
+
 /// Turns the Python stack's variables into a configuration layer that sits below `SLUICE__…`.
 pub(super) fn python_aliases(
     env: &HashMap<String, String>,

@@ -219,6 +219,7 @@ impl RedisSettings {
             self.url.expose(),
             &["redis", "rediss", "redis+unix", "unix"],
         )?;
+        check_database("redis.url", self.url.expose())?;
         for node in self.cluster_node_urls() {
             check_url("redis.cluster_nodes", node, &["redis", "rediss"])?;
         }
@@ -244,4 +245,32 @@ impl RedisSettings {
         }
         Ok(())
     }
+}
+
+/// The path of a `redis://` or `rediss://` URL is a database number (`/0`, `/1`, …) or
+/// nothing: `redis://host/sluice` is refused naming the setting, not by the client library's
+/// "Invalid database number".
+fn check_database(key: &str, url: &str) -> Result<(), SettingsError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok(());
+    };
+    if !matches!(scheme, "redis" | "rediss") {
+        return Ok(());
+    }
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let host_and_path = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    let Some((_, path)) = host_and_path.split_once('/') else {
+        return Ok(());
+    };
+    if path.is_empty() || path.parse::<u16>().is_ok() {
+        return Ok(());
+    }
+    Err(invalid(
+        key,
+        format!(
+            "the path after the host must be a database number (/0, /1, …) or nothing, got \
+             /{path} in {:?}: Sluice's keys are told apart by redis.key_prefix, not by a path",
+            super::secret::redact(url)
+        ),
+    ))
 }

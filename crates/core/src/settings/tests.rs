@@ -569,3 +569,25 @@ fn tokens_are_taken_only_beside_keys_and_with_a_long_enough_secret() {
     ];
     assert!(error(&both).expect("refused").contains("set twice"));
 }
+
+#[test]
+fn a_redis_url_whose_path_is_not_a_database_number_names_its_setting() {
+    let e = load(&[(
+        "SLUICE__REDIS__URL",
+        "redis://:pw@cache.internal:6379/sluice",
+    )])
+    .expect_err("refused")
+    .to_string();
+    assert!(
+        e.contains("SLUICE__REDIS__URL") && e.contains("database number") && !e.contains("pw"),
+        "{e}"
+    );
+    for fine in [
+        "redis://h:6379",
+        "redis://h:6379/",
+        "redis://h:6379/3",
+        "rediss://u:p@h/0?x=1",
+    ] {
+        assert!(load(&[("SLUICE__REDIS__URL", fine)]).is_ok(), "{fine}");
+    }
+}
