@@ -335,7 +335,7 @@ async fn a_near_miss_variable_and_a_python_name_are_told_at_start() {
             format!("127.0.0.1:{port}"),
         ),
         ("SLUICE_GATEWAY_ADMIN_TOKEN".to_owned(), "x".repeat(20)),
-        ("REDIS_URL".to_owned(), "redis://127.0.0.1:6379".to_owned()),
+        ("REDIS_URL".to_owned(), sluice_tests::redis_url()),
     ];
     let mut gateway = Service::start("sluice-gateway", &env, &[]).expect("starts");
     wait_http_ok(
@@ -361,4 +361,45 @@ async fn a_near_miss_variable_and_a_python_name_are_told_at_start() {
         !logs.contains('\u{1b}'),
         "no colour codes in a log file: {logs}"
     );
+}
+
+/// A worker that cannot start for want of PostgreSQL says so on `/ready`: PostgreSQL down,
+/// Redis (which answers) up.
+#[tokio::test]
+async fn a_worker_waiting_for_postgresql_names_it_on_ready() {
+    let (port, nowhere) = (free_port(), free_port());
+    let prefix = sluice_tests::unique_prefix("ready");
+    let env = [
+        (
+            "SLUICE__WORKER__LISTEN".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ),
+        ("SLUICE__REDIS__URL".to_owned(), sluice_tests::redis_url()),
+        ("SLUICE__REDIS__KEY_PREFIX".to_owned(), prefix.clone()),
+        (
+            "SLUICE__POSTGRES__URL".to_owned(),
+            format!("postgres://postgres@127.0.0.1:{nowhere}/sluice"),
+        ),
+    ];
+    let mut worker = Service::start("sluice-worker", &env, &[]).expect("starts");
+    let url = format!("http://127.0.0.1:{port}/ready");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let answer = reqwest::get(&url).await;
+        if let Ok(answer) = answer {
+            assert_eq!(answer.status().as_u16(), 503);
+            let body: serde_json::Value = answer.json().await.expect("JSON");
+            if body["redis"] == "up" {
+                break body;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no /ready naming PostgreSQL"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(body["postgres"], "down", "{body}");
+    worker.stop(Duration::from_secs(10)).await.expect("stops");
+    sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
 }

@@ -63,6 +63,11 @@ impl Queue {
         &self.processing
     }
 
+    /// Longest wait for one Redis answer (`redis.response_timeout_ms`).
+    pub fn response_timeout(&self) -> Duration {
+        self.settings.response_timeout()
+    }
+
     /// A clone of the shared connection, for other tasks of this worker.
     pub fn shared_connection(&self) -> RedisConnection {
         self.redis.clone()

@@ -458,6 +458,7 @@ impl Worker {
             match self.prepare().await {
                 Ok(()) => break,
                 Err(e) => {
+                    self.probe_before_start(&e).await;
                     if backoff.attempts() == 0 {
                         let error = format!("{e:#}");
                         // Preparing needs both: the hint names the hop the error is about.
@@ -547,6 +548,22 @@ impl Worker {
     }
 
     /// Start-up: schema, lease, and a first heartbeat before anything is taken.
+    /// Until its first heartbeat, `/ready` learns from here which dependency keeps the worker
+    /// from starting: Redis answers a PING or not, and PostgreSQL is down when the failure was
+    /// PostgreSQL's; so a worker waiting for PostgreSQL does not report Redis down.
+    async fn probe_before_start(&self, error: &anyhow::Error) {
+        let mut conn = self.queue.shared_connection();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut conn);
+        let timeout = self.queue.response_timeout();
+        let redis_up = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)));
+        let postgres_failed = format!("{error:#}").contains("PostgreSQL");
+        self.status.redis_up.store(redis_up, Ordering::Relaxed);
+        self.status
+            .postgres_up
+            .store(!postgres_failed, Ordering::Relaxed);
+    }
+
     async fn prepare(&mut self) -> anyhow::Result<()> {
         use anyhow::Context as _;
         let postgres = format!(
