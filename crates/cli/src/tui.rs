@@ -109,13 +109,27 @@ async fn drive(
         match event {
             None => return Ok(()),
             Some(Event::Connected) => connected(api, screen).await,
-            Some(Event::Disconnected(reason)) => screen.status = format!("reconnecting ({reason})"),
-            Some(Event::Stats(stats)) => {
-                screen.push_rate(Some(stats.current_rps));
-                screen.stats = Some(*stats);
+            Some(event) => screen.apply(event),
+        }
+    }
+}
+
+impl Screen {
+    /// Takes in one event of the feed (a connection is [`connected`]'s).
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Connected => self.status = "live".into(),
+            Event::Disconnected(reason) => self.status = format!("reconnecting ({reason})"),
+            Event::Stats(stats) => {
+                self.push_rate(Some(stats.current_rps));
+                self.stats = Some(*stats);
+                self.status = "live".into();
             }
-            Some(Event::Alert(alert)) => screen.alerts.apply(&alert),
-            Some(Event::Batch(batch)) => screen.push_batch(batch),
+            // Until Redis answers again no stats come: the cards are the last ones, not live.
+            Event::Redis(false) => self.status = "stale: the server cannot read Redis".into(),
+            Event::Redis(true) => {}
+            Event::Alert(alert) => self.alerts.apply(&alert),
+            Event::Batch(batch) => self.push_batch(batch),
         }
     }
 }
@@ -386,6 +400,25 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn while_the_server_cannot_read_redis_the_title_says_stale_not_live() {
+        let mut screen = Screen::default();
+        let stats = sluice_proto::stats::Stats::at(chrono::Utc::now(), 7, 1, 0, 1.0);
+        screen.apply(Event::Stats(Box::new(stats.clone())));
+        assert!(
+            render(&screen, 80, 24)[0].contains(" live "),
+            "live with fresh stats"
+        );
+        screen.apply(Event::Redis(false));
+        let title = &render(&screen, 80, 24)[0];
+        assert!(
+            title.contains("stale") && !title.contains(" live "),
+            "{title}"
+        );
+        screen.apply(Event::Stats(Box::new(stats)));
+        assert!(render(&screen, 80, 24)[0].contains(" live "), "live again");
     }
 
     #[test]

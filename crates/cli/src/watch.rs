@@ -61,7 +61,10 @@ pub async fn plain(api: &Client, out: &mut impl Write) -> anyhow::Result<()> {
                 alerts.apply(&alert);
                 format!("ALERT {}", view::alert_line(&alert))
             }
-            Event::Batch(_) => continue,
+            Event::Batch(_) | Event::Redis(true) => continue,
+            Event::Redis(false) => {
+                "# stale: the server cannot read Redis; no stats until it can".into()
+            }
         };
         // A closed pipe (`sluice watch --plain | head`) ends the command quietly.
         if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {

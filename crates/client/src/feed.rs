@@ -28,15 +28,27 @@ pub enum Event {
     Alert(Alert),
     /// A `batch_persisted` message (with the `batches` topic), without its ids.
     Batch(BatchEvent),
+    /// A `status` message: whether the server reads Redis (`false`: no `stats` come until it
+    /// does, and the last ones are stale).
+    Redis(bool),
 }
 
-/// The messages of the feed's topics; others (`status`, …) are skipped.
+/// The messages of the feed's topics and `status`; others are skipped.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Frame {
     Stats(Box<Stats>),
     Alert(Alert),
     Batch(BatchEvent),
+    Status(StatusFrame),
+}
+
+/// `{"type": "status", "redis": "down" | "up"}`.
+#[derive(Deserialize)]
+struct StatusFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    redis: String,
 }
 
 /// Most events buffered for a slow reader; past it the feed waits.
@@ -100,6 +112,9 @@ where
             Ok(Frame::Stats(stats)) => Event::Stats(stats),
             Ok(Frame::Alert(alert)) if alert.kind == "alert" => Event::Alert(alert),
             Ok(Frame::Batch(batch)) => Event::Batch(batch),
+            Ok(Frame::Status(status)) if status.kind == "status" => {
+                Event::Redis(status.redis == "up")
+            }
             _ => continue,
         };
         if tx.send(event).await.is_err() {
@@ -129,6 +144,9 @@ mod tests {
             matches!(serde_json::from_str::<Frame>(batch), Ok(Frame::Batch(b)) if b.inserted == 2 && b.worker_id == "w-1")
         );
         let status = r#"{"type":"status","redis":"down"}"#;
-        assert!(serde_json::from_str::<Frame>(status).is_err());
+        assert!(
+            matches!(serde_json::from_str::<Frame>(status), Ok(Frame::Status(s)) if s.redis == "down")
+        );
+        assert!(serde_json::from_str::<Frame>(r#"{"type":"pong"}"#).is_err());
     }
 }
