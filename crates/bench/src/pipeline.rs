@@ -87,6 +87,8 @@ pub async fn ingest(
             .into_iter()
             .collect(),
         tls: reach.tls,
+        // Benchmarks measure raw requests: no keys, no retries.
+        idempotent: None,
     };
     let started = Instant::now();
     let result = http::run(&config, Arc::new(Progress::default()), move |i| {
@@ -351,6 +353,8 @@ fn e2e_config(addr: &str, load: &E2eLoad) -> LoadConfig {
             .into_iter()
             .collect(),
         tls: None,
+        // Benchmarks measure raw requests: no keys, no retries.
+        idempotent: None,
     }
 }
 

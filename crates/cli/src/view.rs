@@ -120,14 +120,51 @@ pub fn send_report(report: &SendReport) -> String {
         thousands(report.unanswered),
         thousands(report.not_sent),
     );
+    if report.retried > 0 {
+        let _ = writeln!(
+            out,
+            "{} answers 503 (not confirmed) were sent again under the same Idempotency-Key: \
+             none was queued twice",
+            thousands(report.retried)
+        );
+    }
+    for (status, count) in &report.statuses {
+        let _ = writeln!(
+            out,
+            "{} × {status}: {}",
+            thousands(*count),
+            meaning(*status)
+        );
+    }
     if let Some(latency) = &report.latency_ms {
         let _ = writeln!(
             out,
-            "latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            "latency, from each message's scheduled send time: p50 {:.2} ms, p99 {:.2} ms, max \
+             {:.2} ms",
             latency.p50, latency.p99, latency.max
         );
     }
     out
+}
+
+/// What an answer of the ingest API's `POST /messages` means for the message.
+pub fn meaning(status: u16) -> &'static str {
+    match status {
+        400 | 413 | 415 | 422 => {
+            "the message was refused as sent (see the error's code); not queued"
+        }
+        401 => "no valid credential (--key, or SLUICE_KEY); not queued",
+        403 => "the key may not post this (its scope, user or channels); not queued",
+        408 => "the body came too slowly; not queued",
+        429 => {
+            "the queue is full or the key's rate limit holds; not queued: slow down, retry later"
+        }
+        503 => {
+            "not confirmed, still after every retry: the ingest API cannot reach Redis; it may or may not be queued (a retry under the same Idempotency-Key tells)"
+        }
+        500..=599 => "the server failed; not confirmed",
+        _ => "not accepted",
+    }
 }
 
 /// `sluice dead-letters list`: each entry on two lines, unreadable ones as such with their

@@ -48,6 +48,10 @@ pub struct LoadResult {
     /// Latency of each successful request, in milliseconds (for paced runs, from the time it
     /// was due, so queueing in the client counts).
     pub latencies_ms: Vec<f64>,
+    /// Final answers other than the expected status, by status.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    /// 503 answers retried (with the same `Idempotency-Key`).
+    pub retried: u64,
     /// Ids from the answers, when asked to keep them.
     pub bodies: Vec<Bytes>,
 }
@@ -59,6 +63,10 @@ impl LoadResult {
         self.refused += other.refused;
         self.unanswered += other.unanswered;
         self.latencies_ms.extend(other.latencies_ms);
+        for (status, n) in other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.retried += other.retried;
         self.bodies.extend(other.bodies);
     }
 }
@@ -87,7 +95,14 @@ pub struct LoadConfig {
     /// HTTPS, trusting these certificates; `None` for plain HTTP. Each connection does its
     /// handshake once, before its first request.
     pub tls: Option<Tls>,
+    /// With `Some(run)`, request `i` carries `Idempotency-Key: <run>-<i>` and a 503 is retried
+    /// with the same key ([`RETRIES`] times at most, backing off), so a retry never queues a
+    /// message twice.
+    pub idempotent: Option<String>,
 }
+
+/// Most retries of one request answered 503, when [`LoadConfig::idempotent`] is set.
+pub const RETRIES: u32 = 8;
 
 /// Live counters, for progress display while a run goes on.
 #[derive(Debug, Default)]
@@ -223,18 +238,12 @@ impl<F: Fn(u64) -> Bytes> Plan<F> {
             let Some(due) = self.due(i).await else {
                 break;
             };
-            let request = self.request(i)?;
-            if sender.ready().await.is_err() {
-                self.failed(&mut result);
-                break;
-            }
-            let Ok(response) = sender.send_request(request).await else {
+            let Some((status, body)) = self.exchange(&mut sender, i, &mut result).await? else {
                 result.unanswered += 1;
                 self.failed(&mut result);
                 break;
             };
-            let status = response.status().as_u16();
-            match response.into_body().collect().await.map(|b| b.to_bytes()) {
+            match body {
                 Ok(bytes) if status == self.config.expect_status => {
                     result.ok += 1;
                     self.progress.ok.fetch_add(1, Ordering::Relaxed);
@@ -247,6 +256,7 @@ impl<F: Fn(u64) -> Bytes> Plan<F> {
                 }
                 Ok(_) => {
                     result.refused += 1;
+                    *result.statuses.entry(status).or_default() += 1;
                     self.failed(&mut result);
                 }
                 Err(_) => {
@@ -256,6 +266,37 @@ impl<F: Fn(u64) -> Bytes> Plan<F> {
             }
         }
         Ok(result)
+    }
+
+    /// Sends request `i` and reads its answer: its status and body, `None` when the connection
+    /// broke. A 503 is sent again with the same `Idempotency-Key`, when the plan has them.
+    async fn exchange(
+        &self,
+        sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        i: u64,
+        result: &mut LoadResult,
+    ) -> anyhow::Result<Option<(u16, Result<Bytes, hyper::Error>)>> {
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 0;
+        loop {
+            let request = self.request(i)?;
+            if sender.ready().await.is_err() {
+                return Ok(None);
+            }
+            let Ok(response) = sender.send_request(request).await else {
+                return Ok(None);
+            };
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.map(|b| b.to_bytes());
+            let retry = status == 503 && self.config.idempotent.is_some() && attempt < RETRIES;
+            if !retry {
+                return Ok(Some((status, body)));
+            }
+            attempt += 1;
+            result.retried += 1;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
     }
 
     /// When request `i` is due (waiting for it on an open loop); `None` past the plan's end.
@@ -285,8 +326,12 @@ impl<F: Fn(u64) -> Bytes> Plan<F> {
                 r.header(*k, v)
             })
             .header("host", &config.addr)
-            .header("content-type", "application/json")
-            .body(Full::new((self.body)(i)))?;
+            .header("content-type", "application/json");
+        let request = match &config.idempotent {
+            Some(run) => request.header("idempotency-key", format!("{run}-{i}")),
+            None => request,
+        };
+        let request = request.body(Full::new((self.body)(i)))?;
         Ok(request)
     }
 
@@ -327,5 +372,107 @@ mod tests {
         let s = Schedule::new(start, 100_000.0);
         assert!(s.due(5_999_999) - start < Duration::from_secs(60));
         assert_eq!(s.due(6_000_000) - start, Duration::from_secs(60));
+    }
+
+    /// A server that answers 503 to the first `failures` requests, then 202; it records each
+    /// request's `Idempotency-Key`.
+    async fn flaky_server(failures: usize) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&keys);
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut buffer = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = socket.read(&mut chunk).await.expect("read");
+                if n == 0 {
+                    return;
+                }
+                buffer.extend_from_slice(&chunk[..n]);
+                // Each request: a head and a small body, taken whole from the buffer.
+                while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if buffer.len() < end + 4 + length {
+                        break;
+                    }
+                    let key = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("idempotency-key: "))
+                        .unwrap_or_default()
+                        .to_owned();
+                    buffer.drain(..end + 4 + length);
+                    let count = {
+                        let mut keys = seen.lock().expect("lock");
+                        keys.push(key);
+                        keys.len()
+                    };
+                    let (status, body) = if count <= failures {
+                        ("503 Service Unavailable", "{}")
+                    } else {
+                        (
+                            "202 Accepted",
+                            r#"{"message_id":"01936f0e-9a4b-7c12-8d3e-6f1a2b3c4d5e"}"#,
+                        )
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    socket.write_all(answer.as_bytes()).await.expect("write");
+                }
+            }
+        });
+        (addr, keys)
+    }
+
+    fn config(addr: String, idempotent: Option<String>) -> LoadConfig {
+        LoadConfig {
+            addr,
+            path: "/messages".into(),
+            connections: 1,
+            duration: Duration::from_secs(30),
+            requests: Some(1),
+            rate: None,
+            expect_status: 202,
+            keep_bodies: true,
+            headers: Vec::new(),
+            tls: None,
+            idempotent,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_503_is_sent_again_under_the_same_key_until_it_is_accepted() {
+        let (addr, keys) = flaky_server(2).await;
+        let config = config(addr, Some("run".into()));
+        let result = run(&config, Arc::default(), |_| Bytes::from_static(b"{}"))
+            .await
+            .expect("ran");
+        assert_eq!((result.ok, result.retried, result.refused), (1, 2, 0));
+        let keys = keys.lock().expect("lock").clone();
+        assert_eq!(keys, ["run-0", "run-0", "run-0"], "one key, three times");
+    }
+
+    #[tokio::test]
+    async fn without_keys_a_503_is_counted_not_retried() {
+        let (addr, keys) = flaky_server(1).await;
+        let result = run(&config(addr, None), Arc::default(), |_| {
+            Bytes::from_static(b"{}")
+        })
+        .await
+        .expect("ran");
+        assert_eq!((result.ok, result.retried, result.refused), (0, 0, 1));
+        assert_eq!(result.statuses.get(&503), Some(&1));
+        assert_eq!(keys.lock().expect("lock").as_slice(), [""]);
     }
 }

@@ -59,8 +59,13 @@ pub struct SendReport {
     pub seconds: f64,
     /// Accepted messages per second.
     pub messages_per_sec: f64,
-    /// Request latency in milliseconds.
+    /// Request latency in milliseconds, from each message's scheduled send time (so time it
+    /// waited in the client counts).
     pub latency_ms: Option<Summary>,
+    /// The final answers other than 202, by status.
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    /// 503 answers sent again under the same `Idempotency-Key`.
+    pub retried: u64,
     /// The accepted messages' ids, when the plan asked to keep them.
     #[serde(skip)]
     pub ids: Vec<Uuid>,
@@ -112,6 +117,9 @@ pub async fn run(
             .map(|key| ("authorization", format!("Bearer {key}")))
             .collect(),
         tls: plan.tls.clone(),
+        // Each message its own key: a 503 ("not confirmed") is sent again under it, and the
+        // ingest API queues it at most once.
+        idempotent: Some(Uuid::now_v7().simple().to_string()),
     };
     let started = Instant::now();
     let reporter = {
@@ -145,6 +153,8 @@ pub async fn run(
         seconds,
         messages_per_sec: rate(result.ok, seconds),
         latency_ms: summarize(&result.latencies_ms),
+        statuses: result.statuses,
+        retried: result.retried,
         ids: accepted_ids(&result.bodies)?,
     })
 }
