@@ -273,6 +273,9 @@ def test_with_keys_the_dashboard_takes_a_stats_key_and_the_dead_letters_page_an_
 
     dash, ops = make("dash", "stats:read"), make("ops", "admin")
     wait_for(lambda: http_json(f"{base}/ready")["status"] == "ready", 20, "the gateway's keys")
+    # 401 (an OSError here) until the new key reached the gateway's keyring, within a second:
+    # a page opened before would stop at "unauthorized".
+    wait_for(lambda: http_json(f"{base}/stats?token={dash}") is not None, 10, "the gateway to know the key")
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{base}/?token={dash}")
