@@ -42,6 +42,10 @@ pub struct Readiness {
     /// (the gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<Dependency>,
+    /// With `redis.ack_replicas`: whether the primary has that many replicas in sync, so that
+    /// pushes can be acknowledged; absent without acknowledgements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Dependency>,
 }
 
 impl Readiness {
@@ -65,7 +69,17 @@ impl Readiness {
             },
             redis,
             postgres,
+            replication: None,
         }
+    }
+
+    /// Also not ready while `replication` (when given) is down.
+    pub fn with_replication(mut self, replication: Option<Dependency>) -> Self {
+        self.replication = replication;
+        if replication == Some(Dependency::Down) {
+            self.status = ReadyStatus::NotReady;
+        }
+        self
     }
 
     /// 200 with this body when ready, 503 otherwise.

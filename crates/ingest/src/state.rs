@@ -95,6 +95,9 @@ pub struct Shared {
     pub max_wait: Duration,
     /// `redis.ack_replicas` and `redis.ack_timeout_ms`, when acknowledgements are on.
     pub acks: Option<(u32, Duration)>,
+    /// Whether `/ready` counts the primary's replicas in sync: with acknowledgements, against
+    /// one primary (a cluster's shards each have their own; their pushes say `not_replicated`).
+    pub checks_replication: bool,
 }
 
 impl Shared {
@@ -133,6 +136,8 @@ impl Shared {
             waiters: Arc::new(Waiters::new(ingest.max_waiters)),
             max_wait: Duration::from_secs(ingest.max_wait_secs),
             acks: settings.redis.acks(),
+            checks_replication: settings.redis.acks().is_some()
+                && settings.redis.cluster_node_urls().is_empty(),
             verifier: sluice_core::auth::Verifier::for_callers(settings)?,
             key_guesses: Default::default(),
             prefix_guesses: sluice_admin::throttle::Throttle::per_key(),

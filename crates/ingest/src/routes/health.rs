@@ -76,8 +76,8 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// Readiness: 200 only when both Redis and PostgreSQL answer (and, with `auth.mode = keys`, the
 /// keys have been read from PostgreSQL once); 503 naming the one that is down.
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
-    (status = 200, description = "Redis and PostgreSQL answer", body = Readiness),
-    (status = 503, description = "One is down, named in the body", body = Readiness),
+    (status = 200, description = "Redis and PostgreSQL answer (and, with redis.ack_replicas, the primary has that many replicas in sync)", body = Readiness),
+    (status = 503, description = "One is down, named in the body (`replication`: too few replicas to acknowledge pushes)", body = Readiness),
 ))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (redis, postgres) = tokio::join!(redis_up(&state), postgres_up(&state));
@@ -92,7 +92,33 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     } else {
         Dependency::Down
     };
-    Readiness::of(redis, postgres).respond()
+    let replication = match state.acks {
+        Some((want, _)) if state.checks_replication => Some(replication_up(&state, want).await),
+        _ => None,
+    };
+    Readiness::of(redis, postgres)
+        .with_replication(replication)
+        .respond()
+}
+
+/// Whether the primary has `want` replicas in sync (`state=online` in `INFO replication`):
+/// without them every push would be answered 503 `not_replicated`, so a load balancer should
+/// send callers elsewhere.
+async fn replication_up(state: &AppState, want: u32) -> Dependency {
+    let mut redis = state.redis.clone();
+    let mut info = redis::cmd("INFO");
+    let call = info.arg("replication").query_async::<String>(&mut redis);
+    match queue::within(state.redis_timeout, "INFO replication", call).await {
+        Ok(text) => Dependency::from_up(replicas_online(&text) >= want as usize),
+        Err(_) => Dependency::Down,
+    }
+}
+
+/// The replicas `INFO replication` lists as `state=online`.
+pub fn replicas_online(info: &str) -> usize {
+    info.lines()
+        .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+        .count()
 }
 
 async fn redis_up(state: &AppState) -> Dependency {

@@ -59,3 +59,25 @@ async fn a_retry_with_the_same_key_queues_nothing_more_and_is_unconfirmed_too() 
     assert_eq!(app.queued_and_counted().await, (1, 1), "counted once");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn without_the_replicas_acknowledgements_need_ready_says_not_ready_naming_replication() {
+    let app = spawn_app_with(&NO_REPLICA).await;
+    let response = app.http.get(app.url("/ready")).send().await.expect("sent");
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(
+        (&body["redis"], &body["replication"], &body["status"]),
+        (&json!("up"), &json!("down"), &json!("not_ready")),
+        "{body}"
+    );
+    app.cleanup().await;
+}
+
+#[test]
+fn replicas_in_sync_are_counted_from_info_replication() {
+    let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+                slave0:ip=10.0.0.2,port=6380,state=online,offset=42,lag=0\r\n\
+                slave1:ip=10.0.0.3,port=6380,state=wait_bgsave,offset=0,lag=0\r\n";
+    assert_eq!(sluice_ingest::routes::health::replicas_online(info), 1);
+}
