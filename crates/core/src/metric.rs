@@ -40,6 +40,8 @@ pub const REDIS_ERRORS: &str = "sluice_redis_errors_total";
 pub const POSTGRES_ERRORS: &str = "sluice_postgres_errors_total";
 /// Messages waiting in `pending_messages`, at the last stats reading. Gauge.
 pub const QUEUE_DEPTH: &str = "sluice_queue_depth";
+/// Entries waiting in `dead_messages`, as last read. Gauge; gateway.
+pub const DEAD_LETTERS_WAITING: &str = "sluice_dead_letters_waiting";
 /// Messages taken by workers and not yet committed, at the last stats reading. Gauge.
 pub const IN_FLIGHT: &str = "sluice_in_flight";
 /// Workers with a fresh heartbeat, at the last stats reading. Gauge.
@@ -158,6 +160,10 @@ fn describe() {
     describe_counter!(POSTGRES_ERRORS, "PostgreSQL calls that failed.");
     describe_gauge!(QUEUE_DEPTH, "Messages waiting in pending_messages.");
     describe_gauge!(
+        DEAD_LETTERS_WAITING,
+        "Entries waiting in dead_messages for an operator."
+    );
+    describe_gauge!(
         CLOCK_OFFSET,
         "Redis's clock minus this process's, in seconds; the process's timestamps are corrected by it."
     );
@@ -198,6 +204,7 @@ pub fn register_counters(names: &[&'static str]) {
 /// refresher both take them).
 pub fn record_stats(stats: &Stats) {
     metrics::gauge!(QUEUE_DEPTH).set(stats.queue_depth as f64);
+    metrics::gauge!(DEAD_LETTERS_WAITING).set(stats.dead_letters as f64);
     metrics::gauge!(IN_FLIGHT).set(stats.in_flight as f64);
     metrics::gauge!(WORKERS_ALIVE).set(stats.workers_alive as f64);
     metrics::gauge!(WORKERS_POSTGRES_DOWN).set(stats.workers_postgres_down as f64);

@@ -188,7 +188,15 @@ impl Evaluator {
                 let quiet = Duration::from_secs(s.dead_letters_quiet_secs);
                 let recent = self.last_dead_letter.is_some_and(|at| now - at < quiet);
                 let total = stats.dead_letters_total as f64;
-                check(recent, total, self.dead_letters_before as f64, "medium")
+                // Dealt with once none is left: requeued or purged, nothing waits for an
+                // operator, so neither the alert nor the card stays amber over a 0.
+                let waiting = stats.dead_letters > 0;
+                check(
+                    recent && waiting,
+                    total,
+                    self.dead_letters_before as f64,
+                    "medium",
+                )
             }
             Rule::CommitLatencyHigh => {
                 let p99 = stats.commit_latency_ms.p99.unwrap_or(0.0);

@@ -100,6 +100,7 @@ fn dead_letters_fire_on_an_increase_only_and_resolve_when_quiet() {
         let mut s = reading(second);
         // 7 dead letters before the gateway started, 2 more at second 20.
         s.dead_letters_total = if second < 20 { 7 } else { 9 };
+        s.dead_letters = s.dead_letters_total;
         s
     };
     let t = run(&mut e, start, 0..40, dead);
@@ -112,6 +113,22 @@ fn dead_letters_fire_on_an_increase_only_and_resolve_when_quiet() {
         panic!("no fire");
     };
     assert_eq!((check.value, check.threshold), (9.0, 7.0));
+}
+
+#[test]
+fn dead_letters_purged_resolve_the_alert_at_once() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    // 2 new dead letters at second 10, purged at second 15: the quiet period is 10 s.
+    let dead = |second| {
+        let mut s = reading(second);
+        s.dead_letters_total = if second < 10 { 0 } else { 2 };
+        s.dead_letters = if (10..15).contains(&second) { 2 } else { 0 };
+        s
+    };
+    let t = run(&mut e, start, 0..30, dead);
+    assert_eq!(fired(&t, Rule::DeadLettersIncreased), [10]);
+    assert_eq!(resolved(&t, Rule::DeadLettersIncreased), [0, 15]);
 }
 
 #[test]
