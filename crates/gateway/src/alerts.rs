@@ -59,7 +59,8 @@ struct RuleState {
     clear_since: Option<Instant>,
     /// Whether the rule is active in Redis, as far as this gateway knows; `None` at start.
     active: Option<bool>,
-    last_value: f64,
+    /// The last reading's check.
+    last: Option<Check>,
 }
 
 /// Turns readings into transitions.
@@ -129,6 +130,13 @@ impl Evaluator {
     /// When `rule`'s condition began holding, if it holds: the measured start of an alert.
     pub fn breaching_since(&self, rule: Rule) -> Option<Instant> {
         self.states[rule.index()].breaching_since
+    }
+
+    /// The last reading's check of `rule`, while its condition holds: what a firing alert's
+    /// text says now.
+    pub fn current(&self, rule: Rule) -> Option<Check> {
+        let state = &self.states[rule.index()];
+        state.last.filter(|check| check.breaching)
     }
 
     /// When `rule`'s condition stopped holding, if it no longer holds: the measured end of an
@@ -273,7 +281,7 @@ impl Evaluator {
         let held_for = self.duration(rule);
         let resolve_after = self.resolve_after(rule);
         let state = &mut self.states[rule.index()];
-        state.last_value = check.value;
+        state.last = Some(check);
         if check.breaching {
             state.clear_since = None;
             let since = *state.breaching_since.get_or_insert(now);

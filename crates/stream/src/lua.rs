@@ -2,6 +2,7 @@
 
 pub mod alert_fire;
 pub mod alert_outage;
+pub mod alert_refresh;
 pub mod alert_resolve;
 pub mod workers;
 
@@ -31,6 +32,12 @@ mod tests {
         assert!(eval(&keys, &fire, 0).is_ok());
         assert!(eval(&keys, &resolve, 0).is_ok());
         assert!(eval(&keys, &outage, 0).is_ok());
+        let refresh = super::alert_refresh::Refresh {
+            rule: "r",
+            started_at: "t",
+            alert: "{}",
+        };
+        assert!(eval(&keys, &refresh, 0).is_ok());
         assert!(
             eval(
                 &keys,

@@ -16,6 +16,19 @@ use sluice_stream::alerts::store::AlertStore;
 use sluice_stream::alerts::{timestamp, timestamp_of};
 use sluice_stream::hub::Hub;
 
+/// How often, at most, a firing alert's text is refreshed (by the gateway that fired it).
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
+
+/// An alert this gateway fired and keeps current.
+struct Owned {
+    /// Its `started_at`, as recorded.
+    started_at: String,
+    /// Its summary as last written.
+    summary: String,
+    /// When it was last written.
+    written: Instant,
+}
+
 /// Evaluator, store and the outage this gateway is living through.
 pub struct Alerting {
     evaluator: Evaluator,
@@ -24,6 +37,9 @@ pub struct Alerting {
     timeout: Duration,
     /// The `redis_down` alert this gateway's clients were told about, and when it began.
     outage: Option<(Alert, Instant)>,
+    /// The alerts this gateway fired, by rule: it alone refreshes their text while they fire,
+    /// so the cost does not grow with the number of gateways.
+    owned: std::collections::HashMap<Rule, Owned>,
 }
 
 impl Alerting {
@@ -35,6 +51,7 @@ impl Alerting {
             hub,
             timeout,
             outage: None,
+            owned: std::collections::HashMap::new(),
         }
     }
 
@@ -62,6 +79,34 @@ impl Alerting {
                 self.evaluator.applied(&transition);
             }
         }
+        self.refresh_owned(conn).await;
+    }
+
+    /// Rewrites the alerts this gateway fired whose text changed (a new dead-letter total, a
+    /// deeper queue), at most every [`REFRESH_EVERY`]: what a firing alert says stays true.
+    async fn refresh_owned(&mut self, conn: &mut RedisConnection) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for (rule, owned) in &self.owned {
+            let Some(check) = self.evaluator.current(*rule) else {
+                continue;
+            };
+            let alert = firing(*rule, &check, owned.started_at.clone());
+            if alert.summary != owned.summary && now - owned.written >= REFRESH_EVERY {
+                due.push(alert);
+            }
+        }
+        for alert in due {
+            let call = self.store.refresh(conn, &alert);
+            let refreshed = matches!(tokio::time::timeout(self.timeout, call).await, Ok(Ok(true)));
+            if !refreshed {
+                // Resolved or fired anew meanwhile: no longer this gateway's to keep.
+                self.owned.remove(&alert.rule);
+            } else if let Some(owned) = self.owned.get_mut(&alert.rule) {
+                owned.summary = alert.summary;
+                owned.written = now;
+            }
+        }
     }
 
     /// Evaluates a failed reading: past `redis_down_for_secs`, this gateway's clients hear of
@@ -85,7 +130,7 @@ impl Alerting {
 
     /// Records a transition in Redis; returns whether the store took it (fired or resolved,
     /// by this gateway or another).
-    async fn record(&self, transition: &Transition, conn: &mut RedisConnection) -> bool {
+    async fn record(&mut self, transition: &Transition, conn: &mut RedisConnection) -> bool {
         let call = async {
             match transition {
                 Transition::Fire(rule, check) => {
@@ -95,7 +140,7 @@ impl Alerting {
                     if fired {
                         tracing::warn!(rule = rule.name(), value = check.value, "alert firing");
                     }
-                    Ok(fired)
+                    Ok(fired.then_some(alert))
                 }
                 Transition::Resolve(rule, check) => {
                     let text = resolved_summary(*rule, check);
@@ -106,17 +151,38 @@ impl Alerting {
                     if resolved {
                         tracing::info!(rule = rule.name(), "alert resolved");
                     }
-                    Ok::<_, redis::RedisError>(resolved)
+                    Ok::<_, redis::RedisError>(None)
                 }
             }
         };
         match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(_)) => true,
+            Ok(Ok(fired)) => {
+                self.own(transition, fired);
+                true
+            }
             Ok(Err(e)) => {
                 tracing::debug!(%e, "cannot record an alert transition; retrying next tick");
                 false
             }
             Err(_) => false,
+        }
+    }
+
+    /// Keeps (a fire this gateway made) or forgets (a resolution) the alert of `transition`.
+    fn own(&mut self, transition: &Transition, fired: Option<Alert>) {
+        match (transition, fired) {
+            (Transition::Fire(rule, _), Some(alert)) => {
+                let owned = Owned {
+                    started_at: alert.started_at,
+                    summary: alert.summary,
+                    written: Instant::now(),
+                };
+                self.owned.insert(*rule, owned);
+            }
+            (Transition::Resolve(rule, _), _) => {
+                self.owned.remove(rule);
+            }
+            _ => {}
         }
     }
 

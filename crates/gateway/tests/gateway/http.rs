@@ -286,3 +286,63 @@ async fn the_dead_letter_admin_is_served_here_with_the_gateways_own_token() {
     assert!(g.lrange(&dead).await.is_empty());
     g.cleanup().await;
 }
+
+/// The active `dead_letters_increased` of `g`, when there is one.
+async fn dead_letters_alert(g: &crate::helpers::TestGateway) -> Option<serde_json::Value> {
+    let list: serde_json::Value = reqwest::get(g.http("/alerts"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    list["active"]
+        .as_array()?
+        .iter()
+        .find(|a| a["rule"] == "dead_letters_increased")
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_firing_alert_says_what_is_true_now_not_what_was_when_it_fired() {
+    let mut g = spawn_gateway(&[]).await;
+    let (total, list) = (g.keys.dead_letters.clone(), g.keys.dead_messages.clone());
+    g.set(&total, 6).await;
+    let _: () = redis::cmd("RPUSH")
+        .arg(&list)
+        .arg("a dead letter")
+        .query_async(&mut g.redis)
+        .await
+        .expect("RPUSH");
+    g.settle().await;
+    g.set(&total, 7).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let fired = loop {
+        if let Some(alert) = dead_letters_alert(&g).await {
+            break alert;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dead_letters_increased never fired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(fired["summary"], "dead letters rose from 6 to 7", "{fired}");
+    // Five more while it fires: within the refresh period, the alert says 12, same start.
+    g.set(&total, 12).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let now = loop {
+        let alert = dead_letters_alert(&g).await.expect("still firing");
+        if alert["summary"] != fired["summary"] {
+            break alert;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the alert still says {}",
+            alert["summary"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(now["summary"], "dead letters rose from 6 to 12", "{now}");
+    assert_eq!(now["started_at"], fired["started_at"], "the same alert");
+    g.cleanup().await;
+}

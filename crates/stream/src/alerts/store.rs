@@ -8,6 +8,7 @@ use sluice_proto::api::{Alert, AlertList, Rule};
 
 use crate::lua::alert_fire::Fire;
 use crate::lua::alert_outage::Outage;
+use crate::lua::alert_refresh::Refresh;
 use crate::lua::alert_resolve::Resolve;
 
 /// The alert keys of one deployment, changed atomically by the scripts of [`crate::lua`].
@@ -33,6 +34,21 @@ impl AlertStore {
             alert: &json,
         };
         lua::call(conn, &self.keys, &fire).await
+    }
+
+    /// Refreshes `alert` (its value and summary) if the same alert, by rule and start, is still
+    /// active; returns whether it was.
+    pub async fn refresh<C>(&self, conn: &mut C, alert: &Alert) -> redis::RedisResult<bool>
+    where
+        C: redis::aio::ConnectionLike + Send,
+    {
+        let json = serde_json::to_string(alert).unwrap_or_default();
+        let refresh = Refresh {
+            rule: alert.rule.name(),
+            started_at: &alert.started_at,
+            alert: &json,
+        };
+        lua::call(conn, &self.keys, &refresh).await
     }
 
     /// Resolves `rule` if it is active, as of `resolved_at` (when its condition ended); returns
