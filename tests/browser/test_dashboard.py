@@ -259,3 +259,21 @@ def test_the_page_and_its_assets_carry_a_strict_policy(stack, page):
         assert answer.ok and answer.headers["etag"]
         assert answer.headers["x-content-type-options"] == "nosniff"
     assert "immutable" in page.request.get(stack.gateway("/assets/vendor/uplot-1.6.32/uPlot.min.css")).headers["cache-control"]
+
+
+def test_while_the_gateway_cannot_read_redis_the_page_says_stale_not_live(stack, page):
+    """The gateway's `status` messages: connected but unable to read Redis is not live."""
+    routed = {}
+
+    def proxy(ws):
+        ws.connect_to_server()
+        routed["ws"] = ws
+
+    page.route_web_socket(re.compile(r"/ws/stats"), proxy)
+    page.goto(stack.gateway("/"))
+    wait_state(page, "live")
+    routed["ws"].send('{"type": "status", "redis": "down"}')
+    wait_state(page, "stale", timeout=5)
+    assert page.inner_text("#conn") == "stale · Redis unreadable"
+    routed["ws"].send('{"type": "status", "redis": "up"}')
+    wait_state(page, "live", timeout=5)

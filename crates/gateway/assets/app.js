@@ -24,12 +24,18 @@ const connection = new Connection({
 });
 let windowName = windows.default;
 let historyTimer = null;
+// The connection's own state, and whether the gateway says it cannot read Redis (its `status`
+// messages): connected but stale is not live.
+const view = { state: "connecting", redisDown: false };
 
 function showState(name) {
+  view.state = name;
+  const live = name === "live" || name === "sse";
+  const shown = live && view.redisDown ? "stale" : name;
   const badge = document.getElementById("conn");
-  const labels = { live: "live", sse: "live · SSE fallback", polling: "polling", reconnecting: "reconnecting", connecting: "connecting", unauthorized: "token refused" };
-  badge.dataset.state = name;
-  badge.textContent = labels[name] ?? name;
+  const labels = { live: "live", sse: "live · SSE fallback", polling: "polling", reconnecting: "reconnecting", connecting: "connecting", unauthorized: "token refused", stale: "stale · Redis unreadable" };
+  badge.dataset.state = shown;
+  badge.textContent = labels[shown] ?? shown;
 }
 
 function showAlerts() {
@@ -44,6 +50,10 @@ function handle(message) {
       break;
     case "batch_persisted":
       batches.add(message);
+      break;
+    case "status":
+      view.redisDown = message.redis === "down";
+      showState(view.state);
       break;
     case "alert":
       if (message.state === "firing") alerts.active.set(message.rule, message);
