@@ -408,6 +408,18 @@ async fn a_dead_letter_fires_its_alert_and_sluice_dead_letters_manages_it() {
         serde_json::from_str::<Value>(&out).expect("json")["total"],
         1
     );
+    // One by its id, as the list prints it first on its line.
+    let id = first_dead_letter_id(&with_token).await;
+    let (ok, out, err) =
+        sluice(&[&["dead-letters", "requeue", &id][..], &with_token].concat()).await;
+    assert!(
+        ok && out.trim() == format!("requeued 1 ({id})"),
+        "{out}{err}"
+    );
+    eventually(Duration::from_secs(10), "dead again", || async {
+        (get(&format!("{gateway}/stats")).await["dead_letters"] == 1).then_some(())
+    })
+    .await;
     let (ok, out, err) = sluice(&[&["dead-letters", "requeue"][..], &with_token].concat()).await;
     assert!(ok && out.trim() == "requeued 1", "{out}{err}");
     // The worker dead-letters it again.
@@ -420,7 +432,40 @@ async fn a_dead_letter_fires_its_alert_and_sluice_dead_letters_manages_it() {
     let (ok, out, _) =
         sluice(&[&["dead-letters", "purge", "--yes"][..], &with_token].concat()).await;
     assert!(ok && out.trim() == "purged 1", "{out}");
+    // Another, deleted by its id: only with --yes.
+    let _: () = redis::cmd("LPUSH")
+        .arg(&stack.keys.pending_messages)
+        .arg("not an envelope either")
+        .query_async(&mut redis)
+        .await
+        .expect("LPUSH");
+    eventually(Duration::from_secs(10), "a new dead letter", || async {
+        (get(&format!("{gateway}/stats")).await["dead_letters"] == 1).then_some(())
+    })
+    .await;
+    let id = first_dead_letter_id(&with_token).await;
+    let (ok, _, err) = sluice(&[&["dead-letters", "delete", &id][..], &with_token].concat()).await;
+    assert!(!ok && err.contains("--yes"), "{err}");
+    let (ok, out, err) =
+        sluice(&[&["dead-letters", "delete", &id, "--yes"][..], &with_token].concat()).await;
+    assert!(
+        ok && out.trim() == format!("deleted 1 ({id})"),
+        "{out}{err}"
+    );
     stack.stop().await;
+}
+
+/// The id `sluice dead-letters list` prints first on the newest letter's line.
+async fn first_dead_letter_id(with_token: &[&str]) -> String {
+    let (ok, out, err) = sluice(&[&["dead-letters", "list"][..], with_token].concat()).await;
+    assert!(ok, "{err}");
+    let line = out.lines().nth(1).expect("a letter");
+    let id = line.split_whitespace().next().expect("an id").to_owned();
+    assert!(
+        id.len() == 40 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "an id first: {line}"
+    );
+    id
 }
 
 #[tokio::test]

@@ -111,7 +111,26 @@ pub async fn dead_letters(command: DeadLetters) -> anyhow::Result<()> {
                 print!("{}", view::dead_letters(&page));
             }
         }
-        DeadLetters::Requeue { ingest, limit } => {
+        DeadLetters::Requeue {
+            ingest,
+            id: Some(id),
+            ..
+        } => {
+            let answer = admin(&ingest)?.requeue_dead_letter(&id).await?;
+            println!("requeued {} ({id})", answer.requeued);
+        }
+        DeadLetters::Delete { ingest, id, yes } => {
+            if !yes {
+                bail!("deleting dead letter {id} loses its message for good; add --yes to confirm");
+            }
+            let deleted = admin(&ingest)?.delete_dead_letter(&id).await?;
+            println!("deleted {deleted} ({id})");
+        }
+        DeadLetters::Requeue {
+            ingest,
+            id: None,
+            limit,
+        } => {
             let answer = admin(&ingest)?.requeue_dead_letters(limit).await?;
             println!("requeued {}", answer.requeued);
             if answer.unreadable > 0 {

@@ -215,14 +215,28 @@ pub enum DeadLetters {
         #[arg(long)]
         json: bool,
     },
-    /// Put the oldest dead letters back on the queue, in order.
+    /// Put one dead letter (by its id, as listed) or the oldest ones back on the queue, in order.
     Requeue {
         /// The ingest API.
         #[command(flatten)]
         ingest: IngestArgs,
-        /// How many (default: all).
+        /// The dead letter's id, as `sluice dead-letters list` prints it (default: the oldest).
+        #[arg(conflicts_with = "limit")]
+        id: Option<String>,
+        /// How many of the oldest (default: all).
         #[arg(long)]
         limit: Option<usize>,
+    },
+    /// Delete one dead letter, by its id as listed.
+    Delete {
+        /// The ingest API.
+        #[command(flatten)]
+        ingest: IngestArgs,
+        /// The dead letter's id.
+        id: String,
+        /// Confirm: its message is lost.
+        #[arg(long)]
+        yes: bool,
     },
     /// Delete every dead letter.
     Purge {

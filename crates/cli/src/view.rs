@@ -190,7 +190,8 @@ pub fn dead_letters(page: &DeadLetterPage) -> String {
         };
         let _ = writeln!(
             out,
-            "{}  {}  {}{kept}\n    {}",
+            "{}  {}  {}  {}{kept}\n    {}",
+            text(letter, "id"),
             text(letter, "failed_at"),
             text(letter, "worker_id"),
             text(letter, "reason"),

@@ -250,6 +250,19 @@ impl Client {
         self.call(self.http.post(self.url(&path))).await
     }
 
+    /// `POST /admin/dead-letters/{id}/requeue`: puts that one back on the queue.
+    pub async fn requeue_dead_letter(&self, id: &str) -> Result<Requeued, ClientError> {
+        let path = format!("/admin/dead-letters/{}/requeue", encode_path_segment(id));
+        self.call(self.http.post(self.url(&path))).await
+    }
+
+    /// `DELETE /admin/dead-letters/{id}`: deletes that one.
+    pub async fn delete_dead_letter(&self, id: &str) -> Result<u64, ClientError> {
+        let path = format!("/admin/dead-letters/{}", encode_path_segment(id));
+        let answer: Purged = self.call(self.http.delete(self.url(&path))).await?;
+        Ok(answer.purged)
+    }
+
     /// `DELETE /admin/dead-letters[?only=unreadable]`: how many were deleted.
     pub async fn purge_dead_letters(&self, only_unreadable: bool) -> Result<u64, ClientError> {
         let path = match only_unreadable {
