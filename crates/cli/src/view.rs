@@ -32,18 +32,7 @@ pub fn show(card: &Card, stats: &Stats) -> String {
     }
 }
 
-/// `12345678` → `12,345,678`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use sluice_proto::cards::thousands;
 
 fn duration(ms: f64) -> String {
     if ms < 1_000.0 {

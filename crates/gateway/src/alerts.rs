@@ -317,20 +317,10 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-/// `value` with a comma between thousands, for summaries a person reads.
+/// A rate for summaries a person reads, with commas between thousands (rates are never
+/// negative).
 fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if value < -0.5 {
-        out.insert(0, '-');
-    }
-    out
+    sluice_proto::cards::thousands(value.round().max(0.0) as u64)
 }
 
 fn round2(x: f64) -> f64 {

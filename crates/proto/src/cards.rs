@@ -68,6 +68,19 @@ pub fn cards() -> Vec<Card> {
     serde_json::from_str(CARDS_JSON).unwrap_or_default()
 }
 
+/// A count as every view spells it: `12345678` → `12,345,678`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
