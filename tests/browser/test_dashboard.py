@@ -275,5 +275,6 @@ def test_while_the_gateway_cannot_read_redis_the_page_says_stale_not_live(stack,
     routed["ws"].send('{"type": "status", "redis": "down"}')
     wait_state(page, "stale", timeout=5)
     assert page.inner_text("#conn") == "stale · Redis unreadable"
+    page.screenshot(path=str(OUT / "dashboard-stale.png"), clip={"x": 0, "y": 0, "width": 1280, "height": 300})
     routed["ws"].send('{"type": "status", "redis": "up"}')
     wait_state(page, "live", timeout=5)
