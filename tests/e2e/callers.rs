@@ -241,6 +241,8 @@ async fn assert_the_gateway_checks_keys(
         get(http, &letters, Some(dash)).await,
         (403, "insufficient_scope".into())
     );
+    // The ingest API learns the new key on its own refresh, within a second, as the gateway.
+    until_accepted(http, &format!("{ingest}/admin/keys"), ops).await;
     assert_eq!(
         get(http, &format!("{ingest}/admin/keys"), Some(ops))
             .await
