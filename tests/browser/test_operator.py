@@ -169,11 +169,17 @@ def test_a_late_worker_is_marked_with_its_age_before_it_is_presumed_dead(stack, 
             assert row.locator(".status").inner_text() == "late"
             assert re.match(r"^\d+\.\d s ago$", row.locator("td:nth-child(3)").inner_text())
             page.screenshot(path=str(OUT / "workers-late.png"), full_page=True)
-            # Past dead_after: presumed dead, then taken over by its peer, then listed as gone.
+            # A late worker's rate is unknown, not its last figure.
+            assert row.locator("td:nth-child(5)").inner_text() == "unknown"
+            # Past dead_after: presumed dead, then taken over by its peer: listed as gone,
+            # saying by whom (the server's state machine; the page only shows it).
             page.wait_for_selector(
-                f'#workers tr[data-worker="{stack.prefix}worker-1"]:is([data-state="dead"], [data-state="gone"])',
+                f'#workers tr[data-worker="{stack.prefix}worker-1"][data-state="gone"]',
                 timeout=15_000,
             )
+            status = row.locator(".status").inner_text()
+            assert status == f"gone · reclaimed by {stack.prefix}worker-2", status
+            page.screenshot(path=str(OUT / "workers-gone.png"), full_page=True)
         finally:
             worker.send_signal(signal.SIGCONT)
         page.wait_for_selector(f'#workers tr[data-worker="{stack.prefix}worker-1"][data-state="up"]', timeout=20_000)

@@ -14,7 +14,7 @@ use ratatui::widgets::{Block, List, ListItem, Paragraph, Sparkline};
 use ratatui::{DefaultTerminal, Frame};
 use sluice_client::Client;
 use sluice_client::feed::{Event, subscribe};
-use sluice_proto::api::WorkerList;
+use sluice_proto::api::{GoneWorker, WorkerInfo, WorkerList, WorkerState};
 use sluice_proto::events::BatchEvent;
 use sluice_proto::stats::Stats;
 use tokio::sync::mpsc;
@@ -273,13 +273,25 @@ pub fn span(seconds: usize) -> String {
     }
 }
 
-/// One line per worker: its state (late and dead in colour), heartbeat age, rows/s, batches,
-/// then its id, which is cut first when the pane is narrow.
+/// One line per worker, as `GET /workers` states it: its state (late, presumed dead and gone
+/// in colour), heartbeat age, rows/s (`?` when it is silent: unknown), batches, then its id,
+/// which is cut first when the pane is narrow; then the workers that left, saying how.
 fn draw_workers(frame: &mut Frame, area: Rect, list: Option<&WorkerList>) {
     let items: Vec<ListItem> = match list {
         None => vec![ListItem::new("workers unavailable".dim())],
-        Some(list) if list.workers.is_empty() => vec![ListItem::new("no worker".dim())],
-        Some(list) => list.workers.iter().map(worker_line).collect(),
+        Some(list) if list.workers.is_empty() && list.gone.is_empty() => {
+            vec![ListItem::new("no worker".dim())]
+        }
+        Some(list) => {
+            // The state column as wide as its longest label shown.
+            let states = list.workers.iter().map(|w| w.state);
+            let states = states.chain(list.gone.iter().map(|g| g.state));
+            let width = states.map(|s| s.label().len()).max().unwrap_or(0);
+            let workers = list.workers.iter().map(|w| worker_line(w, width));
+            workers
+                .chain(list.gone.iter().map(|g| gone_line(g, width)))
+                .collect()
+        }
     };
     let title = list.map_or(" workers ".to_owned(), |l| {
         format!(" workers ({}) ", l.workers.len())
@@ -287,26 +299,43 @@ fn draw_workers(frame: &mut Frame, area: Rect, list: Option<&WorkerList>) {
     frame.render_widget(List::new(items).block(Block::bordered().title(title)), area);
 }
 
-fn worker_line(worker: &sluice_proto::api::WorkerInfo) -> ListItem<'static> {
-    let (state, colour) = if !worker.alive {
-        ("dead", Color::Red)
-    } else if worker.late {
-        ("late", Color::Yellow)
-    } else {
-        ("up", Color::Green)
-    };
+fn colour(state: WorkerState) -> Color {
+    match state {
+        WorkerState::Up => Color::Green,
+        WorkerState::Late => Color::Yellow,
+        WorkerState::PresumedDead => Color::Red,
+        WorkerState::Gone => Color::DarkGray,
+    }
+}
+
+fn worker_line(worker: &WorkerInfo, width: usize) -> ListItem<'static> {
+    let colour = colour(worker.state);
     let rate = worker
         .persisted_per_second
-        .map_or_else(|| "–".to_owned(), |r| view::thousands(r.round() as u64));
+        .map_or_else(|| "?".to_owned(), |r| view::thousands(r.round() as u64));
     let batches = worker
         .batches
         .map_or_else(|| "–".to_owned(), view::thousands);
-    let age = format!("{:.1}s", worker.heartbeat_age_ms as f64 / 1000.0);
+    let age = seconds(worker.heartbeat_age_ms);
     ListItem::new(Line::from(vec![
-        format!("{state:<4} ").fg(colour).bold(),
+        format!("{:<width$} ", worker.state.label()).fg(colour).bold(),
         format!("{age:>5} {rate:>5}/s {batches:>5}b ").fg(colour),
         worker.id.clone().into(),
     ]))
+}
+
+fn gone_line(worker: &GoneWorker, width: usize) -> ListItem<'static> {
+    let colour = colour(worker.state);
+    let ago = seconds(worker.left_ago_ms);
+    ListItem::new(Line::from(vec![
+        format!("{:<width$} ", worker.state.label()).fg(colour).bold(),
+        format!("{ago:>5} {} ", worker.departure.label()).fg(colour),
+        worker.id.clone().into(),
+    ]))
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 /// The recent batches, newest first: one line each, or one line per second when a second had
@@ -380,6 +409,7 @@ mod tests {
     use super::*;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
+    use sluice_proto::api::Departure;
 
     fn batch(at: &str, worker: &str, rows: u64) -> BatchEvent {
         let event = serde_json::json!({
@@ -446,8 +476,9 @@ mod tests {
     #[test]
     fn at_80_by_24_the_workers_and_batches_panes_are_there() {
         let workers = Some(WorkerList {
-            workers: vec![sluice_proto::api::WorkerInfo {
+            workers: vec![WorkerInfo {
                 id: "host-1-abcdef".into(),
+                state: WorkerState::Late,
                 last_heartbeat: String::new(),
                 heartbeat_age_ms: 3_200,
                 in_hand: 0,
@@ -456,7 +487,14 @@ mod tests {
                 postgres: "up".into(),
                 batches: Some(12),
                 persisted: Some(1_200),
-                persisted_per_second: Some(40.4),
+                persisted_per_second: None,
+            }],
+            gone: vec![GoneWorker {
+                id: "host-2".into(),
+                state: WorkerState::Gone,
+                left_at: String::new(),
+                left_ago_ms: 4_000,
+                departure: Departure::Reclaimed { by: "w-1".into() },
             }],
             dead_after_ms: 10_000,
             late_after_ms: 2_500,
@@ -469,7 +507,11 @@ mod tests {
         let text = render(&screen, 80, 24).join("\n");
         assert!(text.contains("workers (1)"), "{text}");
         assert!(
-            text.contains("late  3.2s    40/s    12b host-1-abcdef"),
+            text.contains("late  3.2s     ?/s    12b host-1-abcdef"),
+            "a late worker's rate is unknown: {text}"
+        );
+        assert!(
+            text.contains("gone  4.0s reclaimed by w-1 host-2"),
             "{text}"
         );
         assert!(text.contains("10:00:01  5 of 5  w-1"), "{text}");

@@ -20,6 +20,13 @@ pub const ALERTS_RECENT_MAX: usize = 100;
 /// Width of the window `current_rps` averages over.
 pub const RATE_WINDOW_SECS: u64 = 10;
 
+/// How long a worker that left stays in `workers_gone`: listed as gone, and counted lost when it
+/// was reclaimed and has not come back.
+pub const WORKERS_GONE_KEPT_MS: u64 = 300_000;
+
+/// Most entries kept in `workers_gone`, however many workers come and go.
+pub const WORKERS_GONE_MAX: usize = 1_000;
+
 /// How long `accepted_window` lives without a new count.
 pub const ACCEPTED_WINDOW_TTL_SECS: u64 = 120;
 
@@ -104,6 +111,23 @@ keys! {
     /// Sorted set of the workers whose last heartbeat reported PostgreSQL down: member = worker id,
     /// score = that heartbeat (ms, Redis clock). Counting its fresh members is O(log workers).
     workers_postgres_down,
+    /// Sorted set of the workers that left the registry in the last [`WORKERS_GONE_KEPT_MS`]:
+    /// member = worker id, score = when it left (ms, Redis clock). A worker that beats again
+    /// (it was paused, not dead) leaves it.
+    workers_gone,
+    /// Hash of how each worker of `workers_gone` left: `exit` (it unregistered, a clean stop) or
+    /// `reclaimed <peer id>` (presumed dead, its batch taken by that peer).
+    workers_gone_how,
+    /// Hash of per-second, per-worker buckets behind each worker's rate: field
+    /// `<unix second>:<worker id>` → rows it persisted in that second (the same rows as
+    /// `rate_window`'s, so the workers' rates add up to `current_rps`).
+    workers_rate_window,
+    /// Hash of each worker's rows per second over the window of `current_rps`, written by the
+    /// upkeep with it: field = worker id, value = a decimal string.
+    workers_rate,
+    /// Hash of per-second buckets of the ingest APIs' 5xx answers: field `<unix second>:<code>`
+    /// (the error body's `code`, such as `not_replicated`) → answers in that second.
+    errors_window,
     /// Messages in all processing lists together (string holding an integer), kept by the scripts
     /// that move messages, so reading it does not cost a walk over the workers.
     in_flight,
@@ -114,7 +138,9 @@ keys! {
     /// refreshes the window figures and the history once a second for the whole fleet.
     upkeep_lease,
     /// Hash of the window figures the upkeep computes once a second: `accepted_per_second`, `p50`,
-    /// `p95`, `p99` (ms, empty when nothing was committed in the window) and `updated_ms`.
+    /// `p95`, `p99` (ms, empty when nothing was committed in the window), `errors` (the 5xx
+    /// answers per second by code, `<code>:<rate>,…`), `replicas_in_sync` (the primary's
+    /// replicas with `state=online`), `replicas_wanted` (`redis.ack_replicas`) and `updated_ms`.
     window_stats,
     /// List of one-second history samples, newest first (at most [`HISTORY_1S_POINTS`]).
     history_1s,

@@ -249,6 +249,7 @@ mod tests {
             holder: "h",
             release: false,
             worker_fresh_ms: 1,
+            replicas_wanted: 0,
         };
         assert!(eval(&keys, &upkeep, 0).is_ok());
         assert!(eval(&keys, &stats::ReadStats { worker_fresh_ms: 1 }, 0).is_ok());

@@ -63,6 +63,18 @@ pub const WS_CLOSED: &str = "sluice_ws_closed_total";
 /// Calls refused, by `reason`: `wrong_token` (a wrong or missing admin token, or a guess at a
 /// known API key) or `throttled` (from an address past its failures). Counter; ingest, gateway.
 pub const AUTH_FAILURES: &str = "sluice_auth_failures_total";
+/// Answers with a 5xx status, by the error body's `code` (`redis_unavailable`,
+/// `not_replicated`, `server_busy`, …). Counter; ingest.
+pub const ERRORS: &str = "sluice_errors_total";
+/// Replicas of the Redis primary in sync with it, as the upkeep last counted them. Gauge.
+pub const REPLICAS_IN_SYNC: &str = "sluice_redis_replicas_in_sync";
+/// Replicas a push needs (`redis.ack_replicas`). Gauge.
+pub const REPLICAS_WANTED: &str = "sluice_redis_replicas_wanted";
+/// Workers whose heartbeat is late, not yet presumed dead, at the last stats reading. Gauge.
+pub const WORKERS_LATE: &str = "sluice_workers_late";
+/// Workers presumed dead, or reclaimed in the last 5 minutes and not back, at the last stats
+/// reading. Gauge.
+pub const WORKERS_LOST: &str = "sluice_workers_lost";
 /// Requests answered 429 `rate_limited`: their caller's key or token was past its rate.
 /// Counter; ingest.
 pub const RATE_LIMITED: &str = "sluice_rate_limited_total";
@@ -186,6 +198,23 @@ fn describe() {
         AUTH_FAILURES,
         "Calls refused for a wrong admin token or API key, or throttled, by reason."
     );
+    describe_counter!(ERRORS, "Answers with a 5xx status, by error code.");
+    describe_gauge!(
+        REPLICAS_IN_SYNC,
+        "Replicas of the Redis primary in sync with it."
+    );
+    describe_gauge!(
+        REPLICAS_WANTED,
+        "Replicas a push needs (redis.ack_replicas)."
+    );
+    describe_gauge!(
+        WORKERS_LATE,
+        "Workers whose heartbeat is late, not yet presumed dead."
+    );
+    describe_gauge!(
+        WORKERS_LOST,
+        "Workers presumed dead, or reclaimed in the last 5 minutes and not back."
+    );
     describe_counter!(
         RATE_LIMITED,
         "Requests refused because their caller was past its rate limit."
@@ -209,6 +238,12 @@ pub fn record_stats(stats: &Stats) {
     metrics::gauge!(WORKERS_ALIVE).set(stats.workers_alive as f64);
     metrics::gauge!(WORKERS_POSTGRES_DOWN).set(stats.workers_postgres_down as f64);
     metrics::gauge!(OLDEST_PENDING_AGE).set(stats.oldest_pending_age_ms as f64 / 1_000.0);
+    metrics::gauge!(WORKERS_LATE).set(stats.workers_late as f64);
+    metrics::gauge!(WORKERS_LOST).set(stats.workers_lost as f64);
+    if let Some(in_sync) = stats.replicas_in_sync {
+        metrics::gauge!(REPLICAS_IN_SYNC).set(in_sync as f64);
+    }
+    metrics::gauge!(REPLICAS_WANTED).set(stats.replicas_wanted as f64);
     metrics::gauge!(REDIS_UP).set(1.0);
 }
 

@@ -35,6 +35,7 @@ pub struct Upkeep {
     keys: Keys,
     holder: String,
     worker_fresh_ms: u64,
+    replicas_wanted: u32,
 }
 
 impl Upkeep {
@@ -46,7 +47,15 @@ impl Upkeep {
             keys,
             holder: holder.into(),
             worker_fresh_ms: worker_fresh.as_millis() as u64,
+            replicas_wanted: 0,
         }
+    }
+
+    /// Records `wanted` (`redis.ack_replicas`) as the replicas a push needs, beside those in
+    /// sync, for the `replication_degraded` rule.
+    pub fn wanting_replicas(mut self, wanted: u32) -> Self {
+        self.replicas_wanted = wanted;
+        self
     }
 
     /// Takes or renews the lease and does the upkeep, unless another process holds it.
@@ -73,6 +82,7 @@ impl Upkeep {
             holder: &self.holder,
             release,
             worker_fresh_ms: self.worker_fresh_ms,
+            replicas_wanted: self.replicas_wanted,
         }
     }
 

@@ -13,8 +13,6 @@ const UNIT_FORMATS = {
 const FEED_LENGTH = 20;
 // Past this many batches in one second, the feed shows that second as one summary line.
 const BATCHES_LISTED_PER_SECOND = 3;
-// A worker that left the registry stays listed, as gone, for this long.
-const GONE_SHOWN_MS = 60000;
 const SEVERITY_RANK = { medium: 1, high: 2, critical: 3 };
 
 function field(stats, path) {
@@ -190,19 +188,18 @@ export function renderAlerts(active, recent, now = Date.now()) {
   markCards(active);
 }
 
-// The worker table. Workers that left the registry stay a minute, as gone.
+// The worker table, as GET /workers states it: each worker's state (up, late, presumed dead)
+// comes from the server, which also lists the workers that left lately and how (an exit or a
+// reclaim). The page decides nothing about a worker's life itself.
+const STATE_TEXT = { up: "up", late: "late", presumed_dead: "presumed dead", gone: "gone" };
+
 export class WorkerTable {
   constructor(body) {
     this.body = body;
-    this.seen = new Map();
   }
 
-  render(list, now = Date.now()) {
-    const present = new Set(list.workers.map((w) => w.id));
-    for (const worker of list.workers) this.seen.set(worker.id, { worker, at: now });
-    const gone = [...this.seen.values()].filter(({ worker, at }) => !present.has(worker.id) && now - at < GONE_SHOWN_MS);
-    for (const [id, { at }] of this.seen) if (now - at >= GONE_SHOWN_MS) this.seen.delete(id);
-    const rows = [...list.workers.map((w) => workerRow(w, status(w))), ...gone.map(({ worker, at }) => workerRow(worker, { name: "gone", text: `gone ${format.duration(now - at)} ago` }))];
+  render(list) {
+    const rows = [...list.workers.map(workerRow), ...(list.gone ?? []).map(goneRow)];
     if (rows.length === 0) {
       const row = element("tr");
       const cell = element("td", "muted", "No worker");
@@ -214,25 +211,34 @@ export class WorkerTable {
   }
 }
 
-function status(worker) {
-  if (!worker.alive) return { name: "dead", text: "presumed dead" };
-  if (worker.late) return { name: "late", text: "late" };
-  return { name: "up", text: "up" };
+function stateRow(id, state, text) {
+  const row = element("tr", `worker-${state}`);
+  row.dataset.worker = id;
+  row.dataset.state = state;
+  row.append(element("td", null, id), element("td", "status", text));
+  return row;
 }
 
-function workerRow(worker, state) {
-  const row = element("tr", `worker-${state.name}`);
-  row.dataset.worker = worker.id;
-  row.dataset.state = state.name;
+function workerRow(worker) {
+  const row = stateRow(worker.id, worker.state, STATE_TEXT[worker.state] ?? worker.state);
+  // A silent worker's rate is unknown (null), not its last figure.
   const rate = worker.persisted_per_second;
   row.append(
-    element("td", null, worker.id),
-    element("td", "status", state.text),
     element("td", null, `${format.duration(worker.heartbeat_age_ms)} ago`),
     element("td", "num", format.count(worker.in_hand)),
-    element("td", "num", rate == null ? "–" : format.rate(rate)),
+    element("td", "num", rate == null ? "unknown" : format.rate(rate)),
     element("td", "num", format.count(worker.batches)),
     element("td", worker.postgres === "down" ? "down" : null, worker.postgres),
   );
+  return row;
+}
+
+function goneRow(worker) {
+  const how = worker.departure.how === "reclaimed" ? `reclaimed by ${worker.departure.by}` : "exited";
+  const row = stateRow(worker.id, "gone", `gone · ${how}`);
+  const left = element("td", null, `left ${format.duration(worker.left_ago_ms)} ago`);
+  const rest = element("td", "muted");
+  rest.colSpan = 4;
+  row.append(left, rest);
   return row;
 }

@@ -11,17 +11,20 @@
 //! outage in `alerts_recent` once Redis is back (once per outage, whichever gateway is first).
 
 pub mod runtime;
+mod words;
+
+pub use words::{firing, resolved_summary, summary};
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use sluice_core::settings::AlertSettings;
-use sluice_proto::api::{Alert, Rule};
-use sluice_proto::stats::Stats;
+use sluice_proto::api::Rule;
+use sluice_proto::stats::{NAMED_WORKERS, Stats};
 use tokio::time::Instant;
 
 /// The rules evaluated from readings (all but `redis_down`).
-pub const READING_RULES: [Rule; 7] = [
+pub const READING_RULES: [Rule; 11] = [
     Rule::QueueDepthHigh,
     Rule::QueueGrowing,
     Rule::NoLiveWorkers,
@@ -29,10 +32,14 @@ pub const READING_RULES: [Rule; 7] = [
     Rule::CommitLatencyHigh,
     Rule::PostgresDown,
     Rule::ThroughputAnomaly,
+    Rule::WorkerLate,
+    Rule::WorkerLost,
+    Rule::ReplicationDegraded,
+    Rule::ErrorRate,
 ];
 
 /// A rule's condition on one reading.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Check {
     /// Whether the condition holds.
     pub breaching: bool,
@@ -42,6 +49,25 @@ pub struct Check {
     pub threshold: f64,
     /// Severity if it fires.
     pub severity: &'static str,
+    /// What the summary names: the workers concerned, the error codes and their rates.
+    pub named: Vec<String>,
+}
+
+impl Check {
+    fn new(breaching: bool, value: f64, threshold: f64, severity: &'static str) -> Self {
+        Self {
+            breaching,
+            value,
+            threshold,
+            severity,
+            named: Vec::new(),
+        }
+    }
+
+    fn naming(mut self, named: Vec<String>) -> Self {
+        self.named = named;
+        self
+    }
 }
 
 /// What the evaluator decided on one reading.
@@ -53,7 +79,7 @@ pub enum Transition {
     Resolve(Rule, Check),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct RuleState {
     breaching_since: Option<Instant>,
     clear_since: Option<Instant>,
@@ -67,7 +93,7 @@ struct RuleState {
 #[derive(Debug)]
 pub struct Evaluator {
     settings: AlertSettings,
-    states: [RuleState; 8],
+    states: [RuleState; Rule::ALL.len()],
     /// persisted/s, one value per Redis second, for the anomaly rule.
     persisted: VecDeque<(u64, f64)>,
     dead_letters: Option<u64>,
@@ -86,7 +112,7 @@ impl Evaluator {
     pub fn new(settings: AlertSettings) -> Self {
         Self {
             settings,
-            states: [RuleState::default(); 8],
+            states: std::array::from_fn(|_| RuleState::default()),
             persisted: VecDeque::new(),
             dead_letters: None,
             dead_letters_before: 0,
@@ -109,12 +135,12 @@ impl Evaluator {
     /// Evaluates `redis_down`: `down` is whether the last read failed.
     pub fn evaluate_redis(&mut self, down: bool, now: Instant) -> Option<Transition> {
         let since = self.states[Rule::RedisDown.index()].breaching_since;
-        let check = Check {
-            breaching: down,
-            value: since.map_or(0.0, |s| (now - s).as_secs_f64().round()),
-            threshold: self.settings.redis_down_for_secs as f64,
-            severity: "critical",
-        };
+        let check = Check::new(
+            down,
+            since.map_or(0.0, |s| (now - s).as_secs_f64().round()),
+            self.settings.redis_down_for_secs as f64,
+            "critical",
+        );
         self.step(Rule::RedisDown, check, now)
     }
 
@@ -136,7 +162,7 @@ impl Evaluator {
     /// text says now.
     pub fn current(&self, rule: Rule) -> Option<Check> {
         let state = &self.states[rule.index()];
-        state.last.filter(|check| check.breaching)
+        state.last.clone().filter(|check| check.breaching)
     }
 
     /// When `rule`'s condition stopped holding, if it no longer holds: the measured end of an
@@ -170,12 +196,7 @@ impl Evaluator {
 
     fn check(&self, rule: Rule, stats: &Stats, now: Instant) -> Check {
         let s = &self.settings;
-        let check = |breaching, value: f64, threshold: f64, severity| Check {
-            breaching,
-            value,
-            threshold,
-            severity,
-        };
+        let check = Check::new;
         match rule {
             Rule::QueueDepthHigh => {
                 let depth = stats.queue_depth as f64;
@@ -216,6 +237,13 @@ impl Evaluator {
                 check(down > 0.0, down, 0.0, "critical")
             }
             Rule::ThroughputAnomaly => self.anomaly(stats),
+            Rule::WorkerLate | Rule::WorkerLost => workers(rule, stats),
+            Rule::ReplicationDegraded => replication(stats),
+            Rule::ErrorRate => {
+                let total = round2(stats.errors_per_second.values().sum());
+                let limit = s.error_rate_threshold;
+                check(total > limit, total, limit, "high").naming(by_code(stats))
+            }
             Rule::RedisDown => check(false, 0.0, 0.0, "critical"),
         }
     }
@@ -247,12 +275,12 @@ impl Evaluator {
         } else {
             "medium"
         };
-        Check {
-            breaching: z.abs() >= s.anomaly_z_medium && moved && !keeps_up,
-            value: current.round(),
-            threshold: mean.round(),
+        Check::new(
+            z.abs() >= s.anomaly_z_medium && moved && !keeps_up,
+            current.round(),
+            mean.round(),
             severity,
-        }
+        )
     }
 
     fn duration(&self, rule: Rule) -> Duration {
@@ -266,6 +294,10 @@ impl Evaluator {
             Rule::RedisDown => s.redis_down_for_secs,
             Rule::PostgresDown => s.postgres_down_for_secs,
             Rule::ThroughputAnomaly => s.anomaly_for_secs,
+            Rule::WorkerLate => s.worker_late_for_secs,
+            Rule::WorkerLost => s.worker_lost_for_secs,
+            Rule::ReplicationDegraded => s.replication_degraded_for_secs,
+            Rule::ErrorRate => s.error_rate_for_secs,
         })
     }
 
@@ -281,7 +313,7 @@ impl Evaluator {
         let held_for = self.duration(rule);
         let resolve_after = self.resolve_after(rule);
         let state = &mut self.states[rule.index()];
-        state.last = Some(check);
+        state.last = Some(check.clone());
         if check.breaching {
             state.clear_since = None;
             let since = *state.breaching_since.get_or_insert(now);
@@ -294,6 +326,50 @@ impl Evaluator {
                 .then_some(Transition::Resolve(rule, check))
         }
     }
+}
+
+/// `worker_late` (late or lost: silent past the late bound) or `worker_lost`, naming the
+/// workers: the value is how many, the threshold 0.
+fn workers(rule: Rule, stats: &Stats) -> Check {
+    let (count, severity, ids) = if rule == Rule::WorkerLost {
+        (stats.workers_lost, "high", stats.lost_worker_ids.clone())
+    } else {
+        let ids = stats.late_worker_ids.iter().chain(&stats.lost_worker_ids);
+        let ids = ids.take(NAMED_WORKERS).cloned().collect();
+        (stats.workers_late + stats.workers_lost, "medium", ids)
+    };
+    Check::new(count > 0, count as f64, 0.0, severity).naming(ids)
+}
+
+/// `replication_degraded`: fewer replicas in sync than a push needs, or pushes refused with
+/// `not_replicated` (which also catches a replica that is connected but does not answer).
+/// The value is the replicas in sync, the threshold those wanted; the refusals are named.
+fn replication(stats: &Stats) -> Check {
+    let wanted = stats.replicas_wanted;
+    let in_sync = stats.replicas_in_sync.unwrap_or(wanted);
+    let refused = stats.errors_per_second.get(NOT_REPLICATED).copied();
+    let refused = refused.filter(|rate| *rate > 0.0);
+    let named = refused.map(|rate| vec![format!("{NOT_REPLICATED} {}", words::per_second(rate))]);
+    Check::new(
+        in_sync < wanted || refused.is_some(),
+        in_sync as f64,
+        wanted as f64,
+        "critical",
+    )
+    .naming(named.unwrap_or_default())
+}
+
+/// The error code of a push that was not confirmed by enough replicas.
+pub const NOT_REPLICATED: &str = "not_replicated";
+
+/// The error codes of the reading, most frequent first, with their rates.
+fn by_code(stats: &Stats) -> Vec<String> {
+    let mut codes: Vec<_> = stats.errors_per_second.iter().collect();
+    codes.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.cmp(b.0)));
+    codes
+        .into_iter()
+        .map(|(code, rate)| format!("{code} {}", words::per_second(*rate)))
+        .collect()
 }
 
 /// z-score of `value` against `baseline`; `None` with too few samples. The deviation has a
@@ -317,75 +393,8 @@ fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
-/// A rate for summaries a person reads, with commas between thousands (rates are never
-/// negative).
-fn thousands(value: f64) -> String {
-    sluice_proto::cards::thousands(value.round().max(0.0) as u64)
-}
-
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
-}
-
-/// A firing alert for `check`.
-pub fn firing(rule: Rule, check: &Check, started_at: String) -> Alert {
-    Alert {
-        kind: "alert".into(),
-        rule,
-        severity: check.severity.into(),
-        state: "firing".into(),
-        value: check.value,
-        threshold: check.threshold,
-        started_at,
-        resolved_at: None,
-        summary: summary(rule, check.value, check.threshold),
-    }
-}
-
-/// One line describing a resolved alert, from the reading that resolved it.
-pub fn resolved_summary(rule: Rule, check: &Check) -> String {
-    let (value, threshold) = (check.value, check.threshold);
-    match rule {
-        Rule::QueueDepthHigh => format!("{value} messages waiting (threshold {threshold})"),
-        Rule::QueueGrowing => format!("persistence keeps up again ({value} msg/s surplus)"),
-        Rule::NoLiveWorkers => "a worker is alive, or nothing waits".into(),
-        Rule::DeadLettersIncreased => format!("no new dead letter lately; {value} in all"),
-        Rule::CommitLatencyHigh => format!("commit latency p99 {value} ms again"),
-        Rule::RedisDown => "the gateway reads Redis again".into(),
-        Rule::PostgresDown => "every live worker reaches PostgreSQL".into(),
-        Rule::ThroughputAnomaly => format!(
-            "persisted/s back near its recent mean: {}/s (mean {}/s)",
-            thousands(value),
-            thousands(threshold)
-        ),
-    }
-}
-
-/// One line describing the alert.
-pub fn summary(rule: Rule, value: f64, threshold: f64) -> String {
-    match rule {
-        Rule::QueueDepthHigh => format!("{value} messages waiting (threshold {threshold})"),
-        Rule::QueueGrowing => {
-            format!("arrivals outpace persistence by {value} msg/s (threshold {threshold})")
-        }
-        Rule::NoLiveWorkers => "messages are waiting and no worker is alive".into(),
-        Rule::DeadLettersIncreased => {
-            format!("dead letters rose from {threshold} to {value}")
-        }
-        Rule::CommitLatencyHigh => {
-            format!("commit latency p99 {value} ms (threshold {threshold} ms)")
-        }
-        Rule::RedisDown => "the gateway cannot read Redis".into(),
-        Rule::PostgresDown => format!("{value} live worker(s) report PostgreSQL down"),
-        Rule::ThroughputAnomaly => {
-            let moved = if value >= threshold { "rose" } else { "fell" };
-            format!(
-                "persisted/s {moved} from {}/s (its recent mean) to {}/s",
-                thousands(threshold),
-                thousands(value)
-            )
-        }
-    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub mod queue;
 pub mod routes;
 pub mod state;
 pub mod store;
+pub mod tally;
 
 use sluice_core::shutdown::joined;
 use std::sync::Arc;
@@ -120,6 +121,7 @@ impl Application {
                 shared: Arc::clone(&app_shared),
             };
             let app = App::new()
+                .wrap(actix_web::middleware::from_fn(tally::record))
                 .wrap(actix_web::middleware::from_fn(sluice_http::observe::record))
                 .app_data(web::Data::new(state))
                 .app_data(admin.clone())
@@ -164,6 +166,12 @@ impl Application {
             self.shutdown.clone(),
         ));
         sluice_http::stop_on(&self.server, self.shutdown.clone());
+        let errors = tokio::spawn(Arc::clone(&shared.errors).flush_periodically(
+            self.redis.clone(),
+            shared.keys.clone(),
+            shared.redis_timeout,
+            self.shutdown.clone(),
+        ));
         let (gauge_state, conn, stop) = (Arc::clone(&shared), self.redis, self.shutdown.clone());
         let gauge = tokio::spawn(async move {
             let pending = gauge_state.keys.pending_messages.clone();
@@ -185,6 +193,7 @@ impl Application {
             joined("API key refresher", keyring).await;
         }
         joined("queue depth gauge", gauge).await;
+        joined("error tally", errors).await;
         joined("persisted-message listener", waiting).await;
         if let Some(stream) = stream {
             stream.await;

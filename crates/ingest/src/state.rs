@@ -54,6 +54,8 @@ pub struct Shared {
     pub prefix_guesses: sluice_admin::throttle::Throttle<String>,
     /// The leases of rate-limited callers ([`crate::limit`]).
     pub limiter: crate::limit::Limiter,
+    /// The 5xx answers given, by code, on their way to Redis ([`crate::tally`]).
+    pub errors: Arc<crate::tally::ErrorTally>,
     /// PostgreSQL pool (shared by every worker thread), for the persisted-row checks of a
     /// replayed `Prefer: wait`.
     pub pool: Pool,
@@ -142,6 +144,7 @@ impl Shared {
             key_guesses: Default::default(),
             prefix_guesses: sluice_admin::throttle::Throttle::per_key(),
             limiter: Default::default(),
+            errors: Default::default(),
         })
     }
 

@@ -27,6 +27,15 @@ pub enum Rule {
     PostgresDown,
     /// persisted/s far from its recent mean.
     ThroughputAnomaly,
+    /// A worker's heartbeat is late (or it is lost, see [`Rule::WorkerLost`]).
+    WorkerLate,
+    /// A worker is presumed dead, or was reclaimed lately and is not back.
+    WorkerLost,
+    /// The Redis primary has fewer replicas in sync than a push needs, or pushes are refused
+    /// with `not_replicated`.
+    ReplicationDegraded,
+    /// The ingest APIs answer 5xx more often than `error_rate_threshold` a second.
+    ErrorRate,
 }
 
 impl Rule {
@@ -41,8 +50,28 @@ impl Rule {
             Self::RedisDown => "redis_down",
             Self::PostgresDown => "postgres_down",
             Self::ThroughputAnomaly => "throughput_anomaly",
+            Self::WorkerLate => "worker_late",
+            Self::WorkerLost => "worker_lost",
+            Self::ReplicationDegraded => "replication_degraded",
+            Self::ErrorRate => "error_rate",
         }
     }
+
+    /// Every rule, in declaration order.
+    pub const ALL: [Rule; 12] = [
+        Self::QueueDepthHigh,
+        Self::QueueGrowing,
+        Self::NoLiveWorkers,
+        Self::DeadLettersIncreased,
+        Self::CommitLatencyHigh,
+        Self::RedisDown,
+        Self::PostgresDown,
+        Self::ThroughputAnomaly,
+        Self::WorkerLate,
+        Self::WorkerLost,
+        Self::ReplicationDegraded,
+        Self::ErrorRate,
+    ];
 
     /// The rule's position in [`Rule`]'s declaration, for per-rule tables.
     pub fn index(self) -> usize {
@@ -96,12 +125,105 @@ pub struct RecentBatches {
     pub batches: Vec<crate::events::BatchEvent>,
 }
 
+/// Where a worker is in its life, as `GET /workers` says and the dashboard and `sluice watch`
+/// show it: `up` → `late` → `presumed_dead` → `gone`. One machine, decided by the server from
+/// the heartbeat's age by the Redis clock ([`WorkerState::of`]) and the departures Redis
+/// records; clients only show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Its heartbeat is fresh.
+    Up,
+    /// Its heartbeat is older than `late_after_ms`: stuck, paused or cut off, not yet given up.
+    Late,
+    /// Silent past `dead_after_ms`: a live worker will reclaim its batch. Until it does, the
+    /// worker stays listed in red.
+    PresumedDead,
+    /// It left the registry: a clean exit, or reclaimed by a peer (see [`GoneWorker`]).
+    Gone,
+}
+
+impl WorkerState {
+    /// The state of a worker in the registry whose heartbeat is `age_ms` old.
+    pub fn of(age_ms: u64, late_after_ms: u64, dead_after_ms: u64) -> Self {
+        if age_ms >= dead_after_ms {
+            Self::PresumedDead
+        } else if age_ms >= late_after_ms {
+            Self::Late
+        } else {
+            Self::Up
+        }
+    }
+
+    /// How people read it: `up`, `late`, `presumed dead`, `gone`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Late => "late",
+            Self::PresumedDead => "presumed dead",
+            Self::Gone => "gone",
+        }
+    }
+}
+
+/// How a worker left the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "how", rename_all = "snake_case")]
+pub enum Departure {
+    /// It stopped cleanly and unregistered.
+    Exit,
+    /// It was presumed dead and a live worker took its batch over.
+    Reclaimed {
+        /// The worker that reclaimed it.
+        by: String,
+    },
+}
+
+impl Departure {
+    /// Parses a `workers_gone_how` value: `exit` or `reclaimed <peer id>`.
+    pub fn from_field(field: &str) -> Option<Self> {
+        match field.split_once(' ') {
+            None if field == "exit" => Some(Self::Exit),
+            Some(("reclaimed", by)) if !by.is_empty() => Some(Self::Reclaimed { by: by.into() }),
+            _ => None,
+        }
+    }
+
+    /// How people read it: `exited`, `reclaimed by <peer>`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Exit => "exited".into(),
+            Self::Reclaimed { by } => format!("reclaimed by {by}"),
+        }
+    }
+}
+
+/// A worker that left the registry lately (the last 5 minutes), as `GET /workers` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GoneWorker {
+    /// `worker.id`.
+    pub id: String,
+    /// Always `gone`.
+    pub state: WorkerState,
+    /// When it left (RFC 3339, UTC, by the Redis clock).
+    pub left_at: String,
+    /// How long ago that was, in ms.
+    pub left_ago_ms: u64,
+    /// How it left.
+    pub departure: Departure,
+}
+
 /// One worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerInfo {
     /// `worker.id`; its processing list is `processing:<id>`.
     pub id: String,
+    /// `up`, `late` or `presumed_dead`, from its heartbeat's age.
+    pub state: WorkerState,
     /// Its last heartbeat (RFC 3339, UTC, by the Redis clock).
     pub last_heartbeat: String,
     /// How long ago that was, in ms.
@@ -122,7 +244,9 @@ pub struct WorkerInfo {
     /// Rows it persisted since it started.
     #[serde(default)]
     pub persisted: Option<u64>,
-    /// Rows it persisted per second, averaged over its last 10 seconds.
+    /// Rows it persisted per second over the same 10-second window as the stats'
+    /// `current_rps` (so the workers' rates add up to it); `null` unless it is `up`: a silent
+    /// worker's rate is unknown, not its last figure.
     #[serde(default)]
     pub persisted_per_second: Option<f64>,
 }
@@ -133,6 +257,10 @@ pub struct WorkerInfo {
 pub struct WorkerList {
     /// The workers, most recent heartbeat first.
     pub workers: Vec<WorkerInfo>,
+    /// The workers that left the registry in the last 5 minutes and did not come back, most
+    /// recent first.
+    #[serde(default)]
+    pub gone: Vec<GoneWorker>,
     /// The heartbeat age past which a worker is not alive.
     pub dead_after_ms: u64,
     /// The heartbeat age past which a worker is late: a quarter of `dead_after_ms`, at least

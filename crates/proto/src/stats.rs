@@ -3,6 +3,8 @@
 //! The field names and types are a public contract inherited from the Python stack, so a
 //! dashboard written for it keeps working: see `proto-docs/websocket.md`.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +74,36 @@ pub struct Stats {
     /// POST→commit latency over the last 10 seconds, all workers together.
     #[serde(default)]
     pub commit_latency_ms: Latency,
+    /// Workers whose heartbeat is late (older than `GET /workers`' `late_after_ms`) but that
+    /// are not yet presumed dead.
+    #[serde(default)]
+    pub workers_late: u64,
+    /// Workers lost: presumed dead (silent past `worker.dead_after_ms`), or reclaimed in the
+    /// last 5 minutes and not back.
+    #[serde(default)]
+    pub workers_lost: u64,
+    /// A few of the late workers' ids (at most [`NAMED_WORKERS`]), for alerts to name.
+    #[serde(default)]
+    pub late_worker_ids: Vec<String>,
+    /// A few of the lost workers' ids (at most [`NAMED_WORKERS`]).
+    #[serde(default)]
+    pub lost_worker_ids: Vec<String>,
+    /// Replicas of the Redis primary in sync with it (`state=online`), as the upkeep last
+    /// counted them; `null` before any count (no worker runs the upkeep).
+    #[serde(default)]
+    pub replicas_in_sync: Option<u64>,
+    /// Replicas a push needs (the workers' `redis.ack_replicas`); 0 when pushes are not
+    /// replicated before they are acknowledged.
+    #[serde(default)]
+    pub replicas_wanted: u64,
+    /// The ingest APIs' 5xx answers per second over the last 10 seconds, by error `code`
+    /// (`redis_unavailable`, `not_replicated`, …); empty when there were none.
+    #[serde(default)]
+    pub errors_per_second: BTreeMap<String, f64>,
 }
+
+/// Most worker ids a reading names in `late_worker_ids` and `lost_worker_ids`.
+pub const NAMED_WORKERS: usize = 3;
 
 impl Stats {
     /// A snapshot taken `at`; derived fields are computed here, and the fields beyond the
@@ -108,6 +139,13 @@ impl Stats {
             dead_letters_total: 0,
             oldest_pending_age_ms: 0,
             commit_latency_ms: Latency::default(),
+            workers_late: 0,
+            workers_lost: 0,
+            late_worker_ids: Vec::new(),
+            lost_worker_ids: Vec::new(),
+            replicas_in_sync: None,
+            replicas_wanted: 0,
+            errors_per_second: BTreeMap::new(),
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct State {
     pub worker_list: shared::SharedRead<sluice_proto::api::WorkerList>,
     /// `worker.dead_after_ms`: how late a heartbeat may be before its worker is not alive.
     pub worker_dead_after: Duration,
+    /// `redis.ack_replicas`, which the upkeep records as the replicas a push needs.
+    pub ack_replicas: u32,
     /// Longest wait for Redis.
     pub redis_timeout: Duration,
     /// Server ping period.
@@ -155,6 +157,7 @@ impl StatsStream {
             alert_list: shared::SharedRead::default(),
             worker_list: shared::SharedRead::default(),
             worker_dead_after,
+            ack_replicas: settings.redis.ack_replicas,
             keys: keys.clone(),
             redis_timeout,
             heartbeat: Duration::from_millis(stream.heartbeat_interval_ms),
@@ -212,6 +215,7 @@ impl StatsStream {
                 sluice_core::cli::process_id(),
                 state.worker_dead_after,
             )
+            .wanting_replicas(state.ack_replicas)
             .run(state.redis.clone(), None, state.shutdown.clone()),
         );
         async move {

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat};
 use sluice_core::Keys;
 use sluice_core::lua;
 use sluice_core::settings::limits;
-use sluice_proto::api::{WorkerInfo, WorkerList, WorkerOutput};
+use sluice_proto::api::{Departure, GoneWorker, WorkerInfo, WorkerList, WorkerOutput, WorkerState};
 
 pub use crate::lua::workers::MAX_LISTED;
 use crate::lua::workers::{ListWorkers, Registry};
@@ -28,22 +28,25 @@ where
     Ok(describe(registry, dead_after.as_millis() as u64))
 }
 
-/// The registry as the API lists it: each worker's age, and whether it is late or dead.
+/// The registry as the API lists it: each worker's state from its heartbeat's age, its rate
+/// only while it is up, and the workers that left lately with how.
 fn describe(registry: Registry, dead_after_ms: u64) -> WorkerList {
+    let late_after_ms = limits::late_after_ms(dead_after_ms);
     let workers = registry
         .workers
         .into_iter()
         .map(|w| {
             let age = registry.now_ms.saturating_sub(w.seen_ms);
+            let state = WorkerState::of(age, late_after_ms, dead_after_ms);
             let output = WorkerOutput::from_field(&w.output);
+            let up = state == WorkerState::Up;
             WorkerInfo {
-                last_heartbeat: DateTime::from_timestamp_millis(w.seen_ms as i64)
-                    .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-                    .unwrap_or_default(),
+                last_heartbeat: rfc3339(w.seen_ms),
                 heartbeat_age_ms: age,
                 in_hand: w.in_hand,
-                alive: age < dead_after_ms,
-                late: age >= late_after(dead_after_ms) && age < dead_after_ms,
+                alive: state != WorkerState::PresumedDead,
+                late: state == WorkerState::Late,
+                state,
                 postgres: if w.postgres.is_empty() {
                     "unknown".into()
                 } else {
@@ -51,76 +54,149 @@ fn describe(registry: Registry, dead_after_ms: u64) -> WorkerList {
                 },
                 batches: output.map(|o| o.batches),
                 persisted: output.map(|o| o.persisted),
-                persisted_per_second: output.map(|o| o.persisted_per_second),
+                // Silent: what it does now is unknown. Up and idle in the window: 0.
+                persisted_per_second: up.then(|| w.rate.unwrap_or(0.0)),
                 id: w.id,
             }
         })
         .collect();
+    let gone = registry
+        .gone
+        .into_iter()
+        .filter_map(|g| {
+            Some(GoneWorker {
+                state: WorkerState::Gone,
+                left_at: rfc3339(g.at_ms),
+                left_ago_ms: registry.now_ms.saturating_sub(g.at_ms),
+                departure: Departure::from_field(&g.how)?,
+                id: g.id,
+            })
+        })
+        .collect();
     WorkerList {
         workers,
+        gone,
         dead_after_ms,
-        late_after_ms: late_after(dead_after_ms),
+        late_after_ms,
     }
 }
 
-/// The heartbeat age past which a worker is late: a quarter of `dead_after_ms`, at least two
-/// heartbeat periods (see `limits::heartbeat_period_ms`).
-pub fn late_after(dead_after_ms: u64) -> u64 {
-    (dead_after_ms / 4).max(2 * limits::heartbeat_period_ms(dead_after_ms))
+fn rfc3339(ms: u64) -> String {
+    DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn registry(reply: &[&str]) -> Registry {
+        let reply = reply
+            .iter()
+            .map(|s| redis::Value::BulkString(s.as_bytes().to_vec()))
+            .collect();
+        redis::from_redis_value(redis::Value::Array(reply)).expect("a registry")
+    }
+
     #[test]
-    fn parses_the_script_reply() {
+    fn each_worker_gets_its_state_and_only_an_up_one_a_rate() {
         let reply = [
             "1700000010000",
+            "4",
             "w1",
             "1700000009500",
             "12",
             "up",
             "4 1200 40.5",
+            "38.20",
+            "w3",
+            "1700000007000",
+            "0",
+            "up",
+            "1 10 0.0",
+            "5.00",
             "w2",
             "1700000000000",
             "3",
             "",
             "",
-            "w3",
-            "1700000008000",
+            "",
+            "w4",
+            "1700000009900",
             "0",
             "up",
-            "1 10 0.0",
-        ]
-        .map(|s| redis::Value::BulkString(s.into()))
-        .to_vec();
-        let registry = redis::from_redis_value(redis::Value::Array(reply)).expect("a registry");
-        let list = describe(registry, 5_000);
-        assert_eq!(list.workers.len(), 3);
-        assert_eq!(list.late_after_ms, 1_250);
+            "",
+            "",
+            "w5",
+            "1700000004000",
+            "exit",
+            "w6",
+            "1700000001000",
+            "reclaimed w1",
+            "w7",
+            "1700000001000",
+            "garbage",
+        ];
+        let list = describe(registry(&reply), 10_000);
+        assert_eq!(list.late_after_ms, 2_500);
+        let states: Vec<_> = list
+            .workers
+            .iter()
+            .map(|w| (w.id.as_str(), w.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("w1", WorkerState::Up),
+                ("w3", WorkerState::Late),
+                ("w2", WorkerState::PresumedDead),
+                ("w4", WorkerState::Up),
+            ]
+        );
         let w1 = &list.workers[0];
         assert_eq!((w1.batches, w1.persisted), (Some(4), Some(1200)));
-        assert_eq!(w1.persisted_per_second, Some(40.5));
-        assert!(!w1.late);
-        assert!(
-            list.workers[2].late && list.workers[2].alive,
-            "2 s late of 5"
-        );
-        assert!(!list.workers[1].late, "dead, not late");
         assert_eq!(
-            list.workers[1].batches, None,
-            "a worker that does not report it"
+            w1.persisted_per_second,
+            Some(38.2),
+            "the window's, not its own"
         );
-        assert_eq!(list.workers[0].id, "w1");
-        assert_eq!(list.workers[0].heartbeat_age_ms, 500);
-        assert_eq!(list.workers[0].in_hand, 12);
-        assert!(list.workers[0].alive);
-        assert_eq!(list.workers[0].last_heartbeat, "2023-11-14T22:13:29.500Z");
-        assert!(!list.workers[1].alive);
-        assert_eq!(list.workers[1].postgres, "unknown");
-        assert!(describe(Registry::default(), 1).workers.is_empty());
-        let empty = redis::Value::Array(vec![]);
-        assert!(redis::from_redis_value::<Registry>(empty).is_err());
+        assert_eq!((w1.heartbeat_age_ms, w1.in_hand), (500, 12));
+        assert_eq!(w1.last_heartbeat, "2023-11-14T22:13:29.500Z");
+        assert!(w1.alive && !w1.late);
+        let late = &list.workers[1];
+        assert_eq!(
+            late.persisted_per_second, None,
+            "a late worker's rate is unknown"
+        );
+        assert!(late.alive && late.late);
+        let dead = &list.workers[2];
+        assert_eq!(dead.persisted_per_second, None);
+        assert!(!dead.alive && !dead.late);
+        assert_eq!(dead.postgres, "unknown");
+        assert_eq!(dead.batches, None, "a worker that does not report it");
+        assert_eq!(
+            list.workers[3].persisted_per_second,
+            Some(0.0),
+            "up and idle in the window"
+        );
+        let gone: Vec<_> = list
+            .gone
+            .iter()
+            .map(|g| (g.id.as_str(), g.departure.label(), g.left_ago_ms))
+            .collect();
+        assert_eq!(
+            gone,
+            [
+                ("w5", "exited".to_owned(), 6_000),
+                ("w6", "reclaimed by w1".to_owned(), 9_000),
+            ],
+            "an unreadable departure is left out"
+        );
+        assert!(list.gone.iter().all(|g| g.state == WorkerState::Gone));
+        let empty = describe(registry(&["1", "0"]), 1);
+        assert!(empty.workers.is_empty() && empty.gone.is_empty());
+        let short = redis::Value::Array(vec![redis::Value::BulkString(b"1".to_vec())]);
+        assert!(redis::from_redis_value::<Registry>(short).is_err());
     }
 }

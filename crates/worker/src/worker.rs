@@ -533,7 +533,8 @@ impl Worker {
             self.queue.keys().clone(),
             self.id.clone(),
             self.dead_after(),
-        );
+        )
+        .wanting_replicas(self.acks.map_or(0, |(wanted, _)| wanted));
         let upkeep = tokio::spawn(upkeep.run(
             self.queue.shared_connection(),
             Some(upkeep_held),

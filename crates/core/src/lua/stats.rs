@@ -28,7 +28,10 @@ impl Script for ReadStats {
     }
 
     fn args<A: Argv>(&self, argv: &mut A) {
-        argv.arg(self.worker_fresh_ms);
+        argv.arg(self.worker_fresh_ms)
+            .arg(crate::settings::limits::late_after_ms(self.worker_fresh_ms))
+            .arg(crate::keys::WORKERS_GONE_KEPT_MS)
+            .arg(sluice_proto::stats::NAMED_WORKERS);
     }
 }
 
@@ -49,6 +52,20 @@ fn millis(s: &str) -> Option<f64> {
     s.parse().ok()
 }
 
+fn ids(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
+}
+
+/// `'<name>:<rate>,…'`, as the upkeep writes rates by name; a malformed part is skipped.
+pub fn rates_by_name(s: &str) -> std::collections::BTreeMap<String, f64> {
+    s.split(',')
+        .filter_map(|part| {
+            let (name, rate) = part.rsplit_once(':')?;
+            Some((name.to_owned(), rate.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The stats from the script's reply, in its order, taken now.
 fn from_reply(reply: &[String]) -> Option<Stats> {
     let [
@@ -65,7 +82,21 @@ fn from_reply(reply: &[String]) -> Option<Stats> {
     else {
         return None;
     };
-    let [pg_down, dead, dead_total, oldest, p50, p95, p99, _now_ms] = rest else {
+    let [
+        pg_down,
+        dead,
+        dead_total,
+        oldest,
+        p50,
+        p95,
+        p99,
+        _now_ms,
+        fleet @ ..,
+    ] = rest
+    else {
+        return None;
+    };
+    let [late, lost, late_ids, lost_ids, in_sync, wanted, errors] = fleet else {
         return None;
     };
     let int = |s: &String| s.parse::<u64>().ok();
@@ -85,6 +116,13 @@ fn from_reply(reply: &[String]) -> Option<Stats> {
             p95: millis(p95),
             p99: millis(p99),
         },
+        workers_late: int(late)?,
+        workers_lost: int(lost)?,
+        late_worker_ids: ids(late_ids),
+        lost_worker_ids: ids(lost_ids),
+        replicas_in_sync: int(in_sync),
+        replicas_wanted: int(wanted).unwrap_or(0),
+        errors_per_second: rates_by_name(errors),
         ..Stats::at(
             crate::clock::now(),
             int(total)?,

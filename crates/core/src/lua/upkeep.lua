@@ -4,10 +4,12 @@
 -- the seconds since the last one, up to the gap limit), folding each minute that ended into one
 -- one-minute sample. Readers never write: they read what this leaves (see stats.lua).
 -- KEYS: upkeep_lease, rate_window, current_rps, accepted_window, commit_latency, window_stats,
---       pending_messages, in_flight, workers, history_1s, history_1m
+--       pending_messages, in_flight, workers, history_1s, history_1m, workers_rate_window,
+--       workers_rate, errors_window
 -- ARGV: holder id, lease length in ms, 'run' or 'release', window width in seconds, worker
 --       heartbeat freshness in ms, one-second points kept, one-minute points kept, longest gap
---       (seconds) filled with this sample, latency buckets per octave
+--       (seconds) filled with this sample, latency buckets per octave, replicas a push needs
+--       (redis.ack_replicas)
 -- Returns {1, lease length} after an upkeep by this holder, {0, the lease's remaining ms} when
 -- another process holds it, and {0, 0} after a release.
 if ARGV[3] == 'release' then
@@ -48,6 +50,69 @@ local function window_rate(key)
   end
   delete_fields(key, stale)
   return string.format('%.2f', sum / window)
+end
+
+-- The sums of a hash of per-second, per-name buckets (field '<unix second>:<name>') over the
+-- last `window` complete seconds, by name, divided by `window`: {name = decimal string}, and
+-- whether there was any. Drops buckets older than the window.
+local function window_rates_by_name(key)
+  local buckets = redis.call('HGETALL', key)
+  local sums, stale, any = {}, {}, false
+  for i = 1, #buckets, 2 do
+    local second, name = string.match(buckets[i], '^(%d+):(.+)$')
+    second = tonumber(second)
+    if second == nil or second < now - window then
+      stale[#stale + 1] = buckets[i]
+    elseif second < now then
+      sums[name] = (sums[name] or 0) + tonumber(buckets[i + 1])
+      any = true
+    end
+  end
+  delete_fields(key, stale)
+  local rates = {}
+  for name, sum in pairs(sums) do
+    rates[name] = string.format('%.2f', sum / window)
+  end
+  return rates, any
+end
+
+-- Each worker's rows per second over the window, in workers_rate (rewritten whole): the same
+-- buckets as current_rps, so the workers' rates add up to it.
+local function record_worker_rates()
+  local rates, any = window_rates_by_name(KEYS[12])
+  redis.call('DEL', KEYS[13])
+  if any then
+    local fields = {}
+    for id, rate in pairs(rates) do
+      fields[#fields + 1] = id
+      fields[#fields + 1] = rate
+    end
+    for i = 1, #fields, 1000 do
+      redis.call('HSET', KEYS[13], unpack(fields, i, math.min(i + 999, #fields)))
+    end
+  end
+end
+
+-- The ingest APIs' 5xx answers per second over the window, '<code>:<rate>,...' ('' for none).
+local function error_rates()
+  local rates = window_rates_by_name(KEYS[14])
+  local parts = {}
+  for code, rate in pairs(rates) do
+    parts[#parts + 1] = code .. ':' .. rate
+  end
+  table.sort(parts)
+  return table.concat(parts, ',')
+end
+
+-- Replicas of this primary in sync with it: INFO replication's lines 'slaveN:...,state=online'.
+local function replicas_in_sync()
+  local count = 0
+  for line in string.gmatch(redis.call('INFO', 'replication'), '[^\r\n]+') do
+    if string.match(line, '^slave%d+:') and string.find(line, 'state=online', 1, true) then
+      count = count + 1
+    end
+  end
+  return count
 end
 
 -- p50, p95, p99 of the latency histogram (field = '<second>:<bucket>') over the window, '' when
@@ -145,8 +210,10 @@ local rps = window_rate(KEYS[2])
 redis.call('SET', KEYS[3], rps)
 local accepted_rps = window_rate(KEYS[4])
 local latency = latency_quantiles(KEYS[5])
+record_worker_rates()
 redis.call('HSET', KEYS[6], 'accepted_per_second', accepted_rps, 'p50', latency[1],
-  'p95', latency[2], 'p99', latency[3], 'updated_ms', now_ms)
+  'p95', latency[2], 'p99', latency[3], 'updated_ms', now_ms, 'errors', error_rates(),
+  'replicas_in_sync', replicas_in_sync(), 'replicas_wanted', ARGV[10])
 local queue_length = redis.call('LLEN', KEYS[7])
 local in_flight = math.max(0, tonumber(redis.call('GET', KEYS[8]) or '0'))
 local alive = redis.call('ZCOUNT', KEYS[9], '(' .. (now_ms - tonumber(ARGV[5])), '+inf')

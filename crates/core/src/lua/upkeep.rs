@@ -19,6 +19,8 @@ pub struct Upkeep<'a> {
     pub release: bool,
     /// Workers count as alive in the history while their heartbeat is younger than this.
     pub worker_fresh_ms: u64,
+    /// Replicas a push needs (`redis.ack_replicas`), recorded beside the replicas in sync.
+    pub replicas_wanted: u32,
 }
 
 /// What one call of the upkeep script found.
@@ -48,7 +50,8 @@ impl Script for Upkeep<'_> {
             .arg(HISTORY_1S_POINTS)
             .arg(HISTORY_1M_POINTS)
             .arg(HISTORY_GAP_FILL_SECS)
-            .arg(LATENCY_BUCKETS_PER_OCTAVE);
+            .arg(LATENCY_BUCKETS_PER_OCTAVE)
+            .arg(self.replicas_wanted);
     }
 }
 

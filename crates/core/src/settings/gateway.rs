@@ -113,6 +113,32 @@ pub struct AlertSettings {
     #[default(10.0)]
     #[schemars(range(min = 0.001, max = 1e9))]
     pub anomaly_min_stddev: f64,
+    /// `worker_late`: how long a worker must stay late (silent past a quarter of
+    /// `worker.dead_after_ms`, or lost) before the alert fires, so a beat delayed by a busy
+    /// machine is no alert.
+    #[default(2)]
+    #[schemars(range(min = 0, max = 86_400))]
+    pub worker_late_for_secs: u64,
+    /// `worker_lost`: how long a worker must stay lost (presumed dead, or reclaimed and not
+    /// back).
+    #[default(0)]
+    #[schemars(range(min = 0, max = 86_400))]
+    pub worker_lost_for_secs: u64,
+    /// `replication_degraded`: how long the primary must have fewer replicas in sync than
+    /// `redis.ack_replicas`, or pushes be refused with `not_replicated`.
+    #[default(5)]
+    #[schemars(range(min = 0, max = 86_400))]
+    pub replication_degraded_for_secs: u64,
+    /// `error_rate`: the ingest APIs' 5xx answers per second (all codes, over the 10-s window)
+    /// above which the rule's condition holds.
+    #[default(1.0)]
+    #[schemars(range(min = 0.001, max = 1e9))]
+    pub error_rate_threshold: f64,
+    /// `error_rate`: how long the rate must stay above the threshold. Long enough that an
+    /// outage a specific rule names (`redis_down`, `replication_degraded`) does not page twice.
+    #[default(60)]
+    #[schemars(range(min = 0, max = 86_400))]
+    pub error_rate_for_secs: u64,
 
     /// How long a rule's condition must be false before its alert resolves.
     #[default(10)]

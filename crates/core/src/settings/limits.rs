@@ -31,6 +31,19 @@ pub const fn heartbeat_period_ms(dead_after_ms: u64) -> u64 {
         tenth
     }
 }
+
+/// The heartbeat age past which a worker is late (`dead_after_ms` being when it is presumed
+/// dead): a quarter of `dead_after_ms`, at least two heartbeat periods.
+pub const fn late_after_ms(dead_after_ms: u64) -> u64 {
+    let quarter = dead_after_ms / 4;
+    let two_beats = 2 * heartbeat_period_ms(dead_after_ms);
+    if quarter > two_beats {
+        quarter
+    } else {
+        two_beats
+    }
+}
+
 /// The part of `ingest.max_buffered_bytes` batch bodies may hold: however many batch
 /// uploads stall, the rest stays free for single messages.
 pub const BATCH_SHARE: (usize, usize) = (3, 4);

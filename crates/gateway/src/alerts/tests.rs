@@ -242,11 +242,152 @@ fn a_small_change_of_a_very_steady_rate_is_no_anomaly_and_the_words_say_what_mov
     let t = run(&mut e, start, 0..230, steady);
     assert_eq!(fired(&t, Rule::ThroughputAnomaly), Vec::<i64>::new());
     assert_eq!(
-        summary(Rule::ThroughputAnomaly, 0.0, 5_000.0),
+        summary(
+            Rule::ThroughputAnomaly,
+            &Check::new(true, 0.0, 5_000.0, "high")
+        ),
         "persisted/s fell from 5,000/s (its recent mean) to 0/s"
     );
     assert_eq!(
-        summary(Rule::ThroughputAnomaly, 12_345.0, 2_000.0),
+        summary(
+            Rule::ThroughputAnomaly,
+            &Check::new(true, 12_345.0, 2_000.0, "high")
+        ),
         "persisted/s rose from 2,000/s (its recent mean) to 12,345/s"
+    );
+}
+
+#[test]
+fn a_paused_worker_is_late_then_lost_and_both_end_when_it_beats_again() {
+    let mut e = Evaluator::new(settings());
+    let start = Instant::now();
+    // Seconds 0-9 fine; 10-14 late; 15-39 presumed dead then reclaimed (lost); back at 40.
+    let day = |second: i64| {
+        let mut s = reading(second);
+        if (10..15).contains(&second) {
+            s.workers_late = 1;
+            s.late_worker_ids = vec!["w-2".into()];
+        } else if (15..40).contains(&second) {
+            s.workers_lost = 1;
+            s.lost_worker_ids = vec!["w-2".into()];
+        }
+        s
+    };
+    let t = run(&mut e, start, 0..60, day);
+    // worker_late holds from 10 (late, then lost) and fires after its 2 s.
+    assert_eq!(fired(&t, Rule::WorkerLate), [12]);
+    assert_eq!(
+        fired(&t, Rule::WorkerLost),
+        [15],
+        "at once: worker_lost_for_secs is 0"
+    );
+    // Both clear at 40 and resolve resolve_after_secs (3) later (the resolve at 3 is every
+    // rule's first, which clears what an earlier gateway may have left firing).
+    assert_eq!(resolved(&t, Rule::WorkerLate), [3, 43]);
+    assert_eq!(resolved(&t, Rule::WorkerLost), [3, 43]);
+    let fire = t.iter().find_map(|(_, t)| match t {
+        Transition::Fire(Rule::WorkerLost, check) => Some(check.clone()),
+        _ => None,
+    });
+    let fire = fire.expect("fired");
+    assert_eq!(
+        summary(Rule::WorkerLost, &fire),
+        "worker w-2 is lost: presumed dead or reclaimed, and not back"
+    );
+    let others: Vec<_> = t
+        .iter()
+        .filter(|(_, t)| {
+            !matches!(
+                t,
+                Transition::Fire(Rule::WorkerLate | Rule::WorkerLost, _)
+                    | Transition::Resolve(Rule::WorkerLate | Rule::WorkerLost, _)
+            )
+        })
+        .collect();
+    assert!(
+        others
+            .iter()
+            .all(|(_, t)| matches!(t, Transition::Resolve(..))),
+        "no other alert fires: {others:?}"
+    );
+}
+
+#[test]
+fn a_late_beat_shorter_than_the_rule_s_duration_is_no_alert() {
+    let mut e = Evaluator::new(settings());
+    let day = |second: i64| {
+        let mut s = reading(second);
+        if second == 10 {
+            s.workers_late = 1;
+            s.late_worker_ids = vec!["w-1".into()];
+        }
+        s
+    };
+    let t = run(&mut e, Instant::now(), 0..30, day);
+    assert!(fired(&t, Rule::WorkerLate).is_empty());
+}
+
+#[test]
+fn replication_is_degraded_when_replicas_are_short_or_pushes_refused() {
+    let mut e = Evaluator::new(AlertSettings {
+        replication_degraded_for_secs: 2,
+        ..settings()
+    });
+    let day = |second: i64| {
+        let mut s = reading(second);
+        s.replicas_wanted = 1;
+        s.replicas_in_sync = Some(if (10..25).contains(&second) { 0 } else { 1 });
+        if (30..35).contains(&second) {
+            // A replica that is connected but too slow: WAIT times out.
+            s.errors_per_second.insert("not_replicated".into(), 1_950.0);
+        }
+        s
+    };
+    let t = run(&mut e, Instant::now(), 0..50, day);
+    assert_eq!(fired(&t, Rule::ReplicationDegraded), [12, 32]);
+    assert_eq!(resolved(&t, Rule::ReplicationDegraded), [3, 28, 38]);
+    // Without acknowledgements, no replica is short.
+    let mut e = Evaluator::new(settings());
+    let quiet = |second: i64| {
+        let mut s = reading(second);
+        s.replicas_in_sync = Some(0);
+        s
+    };
+    let t = run(&mut e, Instant::now(), 0..30, quiet);
+    assert!(fired(&t, Rule::ReplicationDegraded).is_empty());
+}
+
+#[test]
+fn the_error_rate_fires_only_when_it_lasts_and_names_the_codes() {
+    let mut e = Evaluator::new(AlertSettings {
+        error_rate_for_secs: 20,
+        ..settings()
+    });
+    let day = |second: i64| {
+        let mut s = reading(second);
+        // A 15-s burst (shorter than the rule's 20 s), then a lasting one.
+        if (10..25).contains(&second) || (40..100).contains(&second) {
+            s.errors_per_second.insert("redis_unavailable".into(), 3.0);
+            s.errors_per_second.insert("not_replicated".into(), 41.0);
+        }
+        s
+    };
+    let t = run(&mut e, Instant::now(), 0..110, day);
+    assert_eq!(fired(&t, Rule::ErrorRate), [60]);
+    assert_eq!(resolved(&t, Rule::ErrorRate), [3, 103]);
+    let check = e.states[Rule::ErrorRate.index()]
+        .last
+        .clone()
+        .expect("checked");
+    assert!(!check.breaching);
+    let firing = t.iter().find_map(|(_, t)| match t {
+        Transition::Fire(Rule::ErrorRate, check) => Some(summary(Rule::ErrorRate, check)),
+        _ => None,
+    });
+    assert_eq!(
+        firing.as_deref(),
+        Some(
+            "the ingest APIs answer 5xx at 44/s (threshold 1.0/s): not_replicated 41/s, redis_unavailable 3.0/s"
+        )
     );
 }

@@ -3,6 +3,7 @@
 use std::sync::LazyLock;
 
 use redis::FromRedisValue;
+use sluice_core::keys;
 use sluice_core::lua::{Argv, LuaScript, Script};
 use sluice_core::settings::limits;
 
@@ -47,7 +48,9 @@ impl Script for Claim<'_> {
         argv.arg(self.dead_id)
             .arg(self.dead_after_ms)
             .arg(self.claimer)
-            .arg(limits::HEARTBEATS_MISSED);
+            .arg(limits::HEARTBEATS_MISSED)
+            .arg(keys::WORKERS_GONE_KEPT_MS)
+            .arg(keys::WORKERS_GONE_MAX);
     }
 }
 

@@ -2,7 +2,8 @@
 -- bumps the counters and the rate window, dead-letters the poison messages, and announces the
 -- batch on batch_events.
 -- KEYS: processing, total_messages, total_batches, rate_window, batch_events, dead_messages,
---       dead_letters, commit_latency, dead_letters_trimmed, in_flight, in_flight_by_worker
+--       dead_letters, commit_latency, dead_letters_trimmed, in_flight, in_flight_by_worker,
+--       workers_rate_window
 -- ARGV: rows inserted, batch event JSON, rate window TTL in seconds, the batch's POST→commit
 --       latency histogram ('bucket:count,...'), most entries kept in dead_messages, worker id,
 --       then one JSON entry per dead letter
@@ -19,6 +20,8 @@ redis.call('INCR', KEYS[3])
 local now = redis.call('TIME')[1]
 redis.call('HINCRBY', KEYS[4], now, inserted)
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]))
+redis.call('HINCRBY', KEYS[12], now .. ':' .. ARGV[6], inserted)
+redis.call('EXPIRE', KEYS[12], tonumber(ARGV[3]))
 for bucket, count in string.gmatch(ARGV[4], '(%d+):(%d+)') do
   redis.call('HINCRBY', KEYS[8], now .. ':' .. bucket, count)
 end

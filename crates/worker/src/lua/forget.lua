@@ -13,3 +13,22 @@ local function forget_worker(keys, id)
   redis.call('HDEL', keys[5], id)
 end
 
+
+-- Records that worker `id` left at `now` (ms, Redis clock) and how (`exit`, or `reclaimed
+-- <peer id>`) in `gone` (workers_gone) and `how` (workers_gone_how), and forgets departures
+-- older than `kept` ms and the oldest past `most` entries, so both stay bounded.
+local function record_departure(gone, how, id, now, text, kept, most)
+  redis.call('ZADD', gone, now, id)
+  redis.call('HSET', how, id, text)
+  local old = redis.call('ZRANGEBYSCORE', gone, '-inf', '(' .. (now - kept), 'LIMIT', 0, 100)
+  local over = redis.call('ZCARD', gone) - most
+  if over > 0 then
+    for _, member in ipairs(redis.call('ZRANGE', gone, 0, over - 1)) do
+      old[#old + 1] = member
+    end
+  end
+  for _, member in ipairs(old) do
+    redis.call('ZREM', gone, member)
+    redis.call('HDEL', how, member)
+  end
+end

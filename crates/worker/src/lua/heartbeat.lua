@@ -3,7 +3,8 @@
 -- the upkeep lease when nobody holds it, and lists the peers silent for too long. Everything
 -- here is O(1) but the list of the dead, so a worker's cost does not grow with the fleet.
 -- KEYS: workers, workers_postgres, workers_postgres_down, processing, in_flight,
---       in_flight_by_worker, upkeep_lease, workers_output, workers_heartbeat_ms
+--       in_flight_by_worker, upkeep_lease, workers_output, workers_heartbeat_ms, workers_gone,
+--       workers_gone_how
 -- ARGV: worker id, dead-after in milliseconds, 'up' or 'down' (PostgreSQL as this worker sees
 --       it), upkeep lease length in milliseconds, this worker's output
 --       ('<batches> <rows> <rows/s>'), its heartbeat period in milliseconds, heartbeats a peer
@@ -12,7 +13,11 @@
 -- presumed dead}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
+if redis.call('ZADD', KEYS[1], now, ARGV[1]) == 1 then
+  -- New in the registry: starting, or back after a peer reclaimed it. No longer gone.
+  redis.call('ZREM', KEYS[10], ARGV[1])
+  redis.call('HDEL', KEYS[11], ARGV[1])
+end
 if ARGV[3] == 'down' then
   -- Scored by the beat, so the count of the down keeps only fresh members.
   redis.call('ZADD', KEYS[3], now, ARGV[1])

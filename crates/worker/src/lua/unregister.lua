@@ -1,6 +1,10 @@
 -- Takes a worker that stops out of the registry (graceful shutdown). Its processing list is
 -- empty by then, or stays for a peer to claim under its id until it returns.
--- KEYS: workers, workers_heartbeat_ms, workers_postgres, workers_postgres_down, workers_output
--- ARGV: worker id
+-- KEYS: workers, workers_heartbeat_ms, workers_postgres, workers_postgres_down, workers_output,
+--       workers_gone, workers_gone_how
+-- ARGV: worker id, ms a departure is remembered, most departures remembered
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 forget_worker(KEYS, ARGV[1])
+record_departure(KEYS[6], KEYS[7], ARGV[1], now, 'exit', tonumber(ARGV[2]), tonumber(ARGV[3]))
 return 1

@@ -1,7 +1,8 @@
-//! `unregister.lua`: a worker that stops leaves the registry.
+//! `unregister.lua`: a worker that stops leaves the registry, remembered as gone by `exit`.
 
 use std::sync::LazyLock;
 
+use sluice_core::keys;
 use sluice_core::lua::{Argv, LuaScript, Script};
 
 /// One call.
@@ -21,6 +22,8 @@ impl Script for Unregister<'_> {
     }
 
     fn args<A: Argv>(&self, argv: &mut A) {
-        argv.arg(self.worker_id);
+        argv.arg(self.worker_id)
+            .arg(keys::WORKERS_GONE_KEPT_MS)
+            .arg(keys::WORKERS_GONE_MAX);
     }
 }
