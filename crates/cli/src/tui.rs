@@ -318,7 +318,9 @@ fn worker_line(worker: &WorkerInfo, width: usize) -> ListItem<'static> {
         .map_or_else(|| "–".to_owned(), view::thousands);
     let age = seconds(worker.heartbeat_age_ms);
     ListItem::new(Line::from(vec![
-        format!("{:<width$} ", worker.state.label()).fg(colour).bold(),
+        format!("{:<width$} ", worker.state.label())
+            .fg(colour)
+            .bold(),
         format!("{age:>5} {rate:>5}/s {batches:>5}b ").fg(colour),
         worker.id.clone().into(),
     ]))
@@ -328,7 +330,9 @@ fn gone_line(worker: &GoneWorker, width: usize) -> ListItem<'static> {
     let colour = colour(worker.state);
     let ago = seconds(worker.left_ago_ms);
     ListItem::new(Line::from(vec![
-        format!("{:<width$} ", worker.state.label()).fg(colour).bold(),
+        format!("{:<width$} ", worker.state.label())
+            .fg(colour)
+            .bold(),
         format!("{ago:>5} {} ", worker.departure.label()).fg(colour),
         worker.id.clone().into(),
     ]))

@@ -36,6 +36,27 @@ async fn an_unconfirmed_push_is_answered_503_not_replicated_and_may_be_queued() 
     assert_eq!(app.pending().await.len(), 3);
     // Queued, so counted, whatever the answer said.
     assert_eq!(app.queued_and_counted().await, (3, 3));
+    // Both 503s reach Redis's per-second error buckets within the flush period, by code, for
+    // the error_rate and replication_degraded rules.
+    let errors_window = app.keys.errors_window.clone();
+    let mut counted = 0;
+    for _ in 0..40 {
+        let buckets: std::collections::HashMap<String, u64> = redis::cmd("HGETALL")
+            .arg(&errors_window)
+            .query_async(&mut app.redis)
+            .await
+            .expect("HGETALL");
+        counted = buckets
+            .iter()
+            .filter(|(field, _)| field.ends_with(":not_replicated"))
+            .map(|(_, n)| n)
+            .sum();
+        if counted == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(counted, 2);
     app.cleanup().await;
 }
 

@@ -81,6 +81,15 @@ impl TestWorker {
             .expect("LLEN")
     }
 
+    pub async fn hget(&mut self, key: &str, field: &str) -> Option<String> {
+        redis::cmd("HGET")
+            .arg(key)
+            .arg(field)
+            .query_async(&mut self.redis)
+            .await
+            .expect("HGET")
+    }
+
     pub async fn processing_len(&mut self) -> i64 {
         let key = self.keys.processing(self.worker.id());
         self.llen(&key).await

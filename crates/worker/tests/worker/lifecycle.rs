@@ -259,6 +259,14 @@ async fn a_worker_presumed_dead_is_fenced_and_resumes_without_duplicates() {
         0,
         "nothing in hand to take"
     );
+    // Gone by a reclaim, and lost until it beats again.
+    let gone_how = t.keys.workers_gone_how.clone();
+    let how: Option<String> = t.hget(&gone_how, paused.id()).await;
+    assert_eq!(how, Some(format!("reclaimed {}", t.worker.id())));
+    let reader = StatsReader::new(t.keys.clone(), Duration::from_millis(1000));
+    let stats = reader.read(&mut t.redis).await.expect("stats");
+    assert_eq!(stats.workers_lost, 1);
+    assert_eq!(stats.lost_worker_ids, [paused.id().to_owned()]);
 
     // Back again, it takes three messages but may not insert them under the revoked lease.
     let batch: Vec<_> = (1..4).map(envelope).collect();
@@ -284,6 +292,35 @@ async fn a_worker_presumed_dead_is_fenced_and_resumes_without_duplicates() {
     assert_eq!(t.row_count().await, 4);
     let total = t.keys.total_messages.clone();
     assert_eq!(t.counter(&total).await, 4);
+    // Its next heartbeat puts it back in the registry: no longer gone, no longer lost.
+    paused.heartbeat().await.expect("beat");
+    let how: Option<String> = t.hget(&gone_how, paused.id()).await;
+    assert_eq!(how, None);
+    let stats = reader.read(&mut t.redis).await.expect("stats");
+    assert_eq!((stats.workers_lost, stats.workers_late), (0, 0));
+    // Its rows are in its own per-second buckets, the same rows as rate_window's.
+    let by_worker: std::collections::HashMap<String, u64> = redis::cmd("HGETALL")
+        .arg(&t.keys.workers_rate_window)
+        .query_async(&mut t.redis)
+        .await
+        .expect("HGETALL");
+    let mine: u64 = by_worker
+        .iter()
+        .filter(|(field, _)| field.ends_with(&format!(":{}", paused.id())))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(mine, 4);
+    // A clean stop is remembered as an exit, not a loss.
+    let leave = sluice_worker::lua::unregister::Unregister {
+        worker_id: paused.id(),
+    };
+    sluice_core::lua::call(&mut t.redis, &t.keys, &leave)
+        .await
+        .expect("unregistered");
+    let how: Option<String> = t.hget(&gone_how, paused.id()).await;
+    assert_eq!(how.as_deref(), Some("exit"));
+    let stats = reader.read(&mut t.redis).await.expect("stats");
+    assert_eq!(stats.workers_lost, 0);
     t.cleanup().await;
 }
 
@@ -350,6 +387,96 @@ async fn backlog_is_the_queue_plus_every_processing_list() {
         .expect("DEL");
     beat_as(&mut redis, &keys, "w2", true).await;
     assert_eq!(reader.read(&mut conn).await.expect("stats").in_flight, 2);
+    sluice_tests::delete_prefix(keys.prefix())
+        .await
+        .expect("cleanup");
+}
+
+#[tokio::test]
+async fn the_upkeep_gives_each_worker_its_share_of_current_rps_and_counts_errors_and_replicas() {
+    let mut conn = sluice_tests::redis().await.expect("redis");
+    let prefix = sluice_tests::unique_prefix("shares");
+    let keys = Keys::new(&prefix);
+    let (now, _): (u64, u64) = redis::cmd("TIME")
+        .query_async(&mut conn)
+        .await
+        .expect("TIME");
+    // As the commit script writes them: each batch's rows in both hashes.
+    let batches = [
+        (now - 3, "w1", 60),
+        (now - 10, "w1", 10),
+        (now - 3, "w2", 30),
+        (now - 40, "w2", 7),
+    ];
+    for (second, worker, rows) in batches {
+        let _: () = redis::pipe()
+            .hincr(&keys.rate_window, second, rows)
+            .hincr(
+                &keys.workers_rate_window,
+                format!("{second}:{worker}"),
+                rows,
+            )
+            .query_async(&mut conn)
+            .await
+            .expect("HINCRBY");
+    }
+    let _: () = redis::pipe()
+        .hincr(
+            &keys.errors_window,
+            format!("{}:not_replicated", now - 2),
+            50,
+        )
+        .hincr(
+            &keys.errors_window,
+            format!("{}:redis_unavailable", now - 30),
+            5,
+        )
+        .query_async(&mut conn)
+        .await
+        .expect("HINCRBY");
+    let fresh = Duration::from_secs(10);
+    let upkeep = Upkeep::new(keys.clone(), "test-holder", fresh).wanting_replicas(1);
+    assert_eq!(
+        upkeep.run_once(&mut conn).await.expect("upkeep"),
+        Turn::Done
+    );
+    let stats = StatsReader::new(keys.clone(), fresh)
+        .read(&mut conn)
+        .await
+        .expect("stats");
+    let rates: std::collections::HashMap<String, f64> = redis::cmd("HGETALL")
+        .arg(&keys.workers_rate)
+        .query_async(&mut conn)
+        .await
+        .expect("HGETALL");
+    // Computed in the same call as current_rps, from the same rows: they add up exactly.
+    let sum: f64 = rates.values().sum();
+    assert!(stats.current_rps > 0.0);
+    assert!(
+        (sum - stats.current_rps).abs() < 0.011,
+        "{rates:?} against {}",
+        stats.current_rps
+    );
+    assert_eq!(
+        rates.get("w2"),
+        Some(&3.0),
+        "its stale bucket is not counted"
+    );
+    let stale: bool = redis::cmd("HEXISTS")
+        .arg(&keys.workers_rate_window)
+        .arg(format!("{}:w2", now - 40))
+        .query_async(&mut conn)
+        .await
+        .expect("HEXISTS");
+    assert!(!stale, "buckets outside the window are pruned");
+    assert_eq!(
+        stats.errors_per_second,
+        [("not_replicated".to_owned(), 5.0)].into(),
+        "50 answers over 10 s; the one outside the window is gone"
+    );
+    assert_eq!(stats.replicas_wanted, 1);
+    // The test Redis is a primary without replicas.
+    assert_eq!(stats.replicas_in_sync, Some(0));
     sluice_tests::delete_prefix(keys.prefix())
         .await
         .expect("cleanup");
