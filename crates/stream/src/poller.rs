@@ -46,12 +46,12 @@ pub async fn run(
             Ok(Err(e)) => {
                 mark_down(&hub, &e.to_string());
                 sluice_core::metric::record_stats_failed();
-                readings.send_replace(Reading::Failed);
+                readings.send_replace(Reading::Failed(read_at));
             }
             Err(_) => {
                 mark_down(&hub, "timed out");
                 sluice_core::metric::record_stats_failed();
-                readings.send_replace(Reading::Failed);
+                readings.send_replace(Reading::Failed(read_at));
             }
         }
         hub.poller_running.store(true, Ordering::Relaxed);

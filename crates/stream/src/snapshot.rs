@@ -51,6 +51,7 @@ pub enum Reading {
     None,
     /// The read succeeded.
     Taken(Arc<Snapshot>),
-    /// The read failed or timed out.
-    Failed,
+    /// The read that began at this instant failed or timed out: Redis stopped answering by
+    /// then, which is when an outage is measured from, not when the timeout ran out.
+    Failed(Instant),
 }

@@ -9,7 +9,8 @@
 -- ARGV: holder id, lease length in ms, 'run' or 'release', window width in seconds, worker
 --       heartbeat freshness in ms, one-second points kept, one-minute points kept, longest gap
 --       (seconds) filled with this sample, latency buckets per octave, replicas a push needs
---       (redis.ack_replicas)
+--       (redis.ack_replicas), most seconds since a replica's last acknowledgement for it to
+--       count as in sync
 -- Returns {1, lease length} after an upkeep by this holder, {0, the lease's remaining ms} when
 -- another process holds it, and {0, 0} after a release.
 if ARGV[3] == 'release' then
@@ -104,12 +105,17 @@ local function error_rates()
   return table.concat(parts, ',')
 end
 
--- Replicas of this primary in sync with it: INFO replication's lines 'slaveN:...,state=online'.
+-- Replicas of this primary in sync with it: INFO replication's lines 'slaveN:...,state=online'
+-- whose last acknowledgement ('lag', seconds) is at most ARGV[11] old (a stopped replica stays
+-- online until repl-timeout, but confirms nothing).
 local function replicas_in_sync()
   local count = 0
   for line in string.gmatch(redis.call('INFO', 'replication'), '[^\r\n]+') do
     if string.match(line, '^slave%d+:') and string.find(line, 'state=online', 1, true) then
-      count = count + 1
+      local lag = tonumber(string.match(line, 'lag=(%d+)') or '0')
+      if lag <= tonumber(ARGV[11]) then
+        count = count + 1
+      end
     end
   end
   return count

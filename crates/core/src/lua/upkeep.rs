@@ -51,7 +51,8 @@ impl Script for Upkeep<'_> {
             .arg(HISTORY_1M_POINTS)
             .arg(HISTORY_GAP_FILL_SECS)
             .arg(LATENCY_BUCKETS_PER_OCTAVE)
-            .arg(self.replicas_wanted);
+            .arg(self.replicas_wanted)
+            .arg(crate::settings::limits::REPLICA_LAG_MAX_SECS);
     }
 }
 

@@ -120,8 +120,9 @@ pub struct AlertSettings {
     #[schemars(range(min = 0, max = 86_400))]
     pub worker_late_for_secs: u64,
     /// `worker_lost`: how long a worker must stay lost (presumed dead, or reclaimed and not
-    /// back).
-    #[default(0)]
+    /// back). A worker that beats again within it was not lost: after a Redis outage longer
+    /// than `worker.dead_after_ms` every worker looks dead until its next beat.
+    #[default(2)]
     #[schemars(range(min = 0, max = 86_400))]
     pub worker_lost_for_secs: u64,
     /// `replication_degraded`: how long the primary must have fewer replicas in sync than

@@ -32,6 +32,10 @@ pub const fn heartbeat_period_ms(dead_after_ms: u64) -> u64 {
     }
 }
 
+/// Seconds since a replica's last acknowledgement (`lag` in `INFO replication`) past which it
+/// no longer counts as in sync: replicas acknowledge every second.
+pub const REPLICA_LAG_MAX_SECS: u64 = 2;
+
 /// The heartbeat age past which a worker is late (`dead_after_ms` being when it is presumed
 /// dead): a quarter of `dead_after_ms`, at least two heartbeat periods.
 pub const fn late_after_ms(dead_after_ms: u64) -> u64 {

@@ -61,7 +61,7 @@ impl Alerting {
             let reading = readings.borrow_and_update().clone();
             match reading {
                 Reading::Taken(snapshot) => self.on_reading(&snapshot.stats, &mut conn).await,
-                Reading::Failed => self.on_failure(),
+                Reading::Failed(began) => self.on_failure(began),
                 Reading::None => {}
             }
         }
@@ -109,16 +109,15 @@ impl Alerting {
         }
     }
 
-    /// Evaluates a failed reading: past `redis_down_for_secs`, this gateway's clients hear of
-    /// it directly.
-    pub fn on_failure(&mut self) {
-        let now = Instant::now();
-        let Some(transition) = self.evaluator.evaluate_redis(true, now) else {
+    /// Evaluates a failed reading, the read having begun at `began`: past
+    /// `redis_down_for_secs`, this gateway's clients hear of it directly.
+    pub fn on_failure(&mut self, began: Instant) {
+        let Some(transition) = self.evaluator.evaluate_redis(true, began) else {
             return;
         };
         if let Transition::Fire(rule, check) = &transition {
             // Its start is the first failed read, not this one.
-            let began = self.evaluator.breaching_since(*rule).unwrap_or(now);
+            let began = self.evaluator.breaching_since(*rule).unwrap_or(began);
             let alert = firing(*rule, check, timestamp_of(began));
             tracing::warn!(rule = rule.name(), "alert firing");
             self.publish(&alert);

@@ -278,8 +278,8 @@ fn a_paused_worker_is_late_then_lost_and_both_end_when_it_beats_again() {
     assert_eq!(fired(&t, Rule::WorkerLate), [12]);
     assert_eq!(
         fired(&t, Rule::WorkerLost),
-        [15],
-        "at once: worker_lost_for_secs is 0"
+        [17],
+        "worker_lost_for_secs (2) after 15"
     );
     // Both clear at 40 and resolve resolve_after_secs (3) later (the resolve at 3 is every
     // rule's first, which clears what an earlier gateway may have left firing).

@@ -114,10 +114,18 @@ async fn replication_up(state: &AppState, want: u32) -> Dependency {
     }
 }
 
-/// The replicas `INFO replication` lists as `state=online`.
+/// The replicas `INFO replication` lists as in sync: `state=online`, and their last
+/// acknowledgement at most [`sluice_core::settings::limits::REPLICA_LAG_MAX_SECS`] old (a
+/// replica acknowledges every second; one that is stopped or cut off stays `online` until
+/// `repl-timeout`, 60 s, but its `lag` grows, and it confirms nothing).
 pub fn replicas_online(info: &str) -> usize {
     info.lines()
         .filter(|line| line.starts_with("slave") && line.contains("state=online"))
+        .filter(|line| {
+            let lag = line.split(',').find_map(|field| field.strip_prefix("lag="));
+            lag.and_then(|lag| lag.trim().parse::<u64>().ok())
+                .is_none_or(|lag| lag <= sluice_core::settings::limits::REPLICA_LAG_MAX_SECS)
+        })
         .count()
 }
 

@@ -99,6 +99,10 @@ async fn without_the_replicas_acknowledgements_need_ready_says_not_ready_naming_
 fn replicas_in_sync_are_counted_from_info_replication() {
     let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
                 slave0:ip=10.0.0.2,port=6380,state=online,offset=42,lag=0\r\n\
-                slave1:ip=10.0.0.3,port=6380,state=wait_bgsave,offset=0,lag=0\r\n";
-    assert_eq!(sluice_ingest::routes::health::replicas_online(info), 1);
+                slave1:ip=10.0.0.3,port=6380,state=wait_bgsave,offset=0,lag=0\r\n\
+                slave2:ip=10.0.0.4,port=6380,state=online,offset=40,lag=2\r\n\
+                slave3:ip=10.0.0.5,port=6380,state=online,offset=30,lag=7\r\n";
+    // Online and acknowledging: 0 and 2; the one silent for 7 s (stopped, cut off) confirms
+    // nothing, though Redis lists it online until repl-timeout.
+    assert_eq!(sluice_ingest::routes::health::replicas_online(info), 2);
 }
