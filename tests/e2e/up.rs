@@ -444,7 +444,7 @@ async fn a_worker_that_stops_is_let_go_one_that_crashes_is_restarted_and_the_sta
     let gateway = format!("http://{}", setup.gateway);
     let admin = sluice_client::Client::new(gateway, None, Some(token.to_owned())).expect("client");
     admin
-        .dead_letters(1, 0)
+        .dead_letters(1, 0, None)
         .await
         .expect("the gateway's admin answers");
     let (first, second) = (worker_pid(&logs, 1), worker_pid(&logs, 2));

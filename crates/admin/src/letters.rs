@@ -13,7 +13,7 @@ use crate::Admin;
 use crate::error::AdminError;
 use crate::lua::list_dead::{Entry, ListDead};
 use crate::lua::purge_dead::PurgeDead;
-use crate::lua::purge_unreadable::PurgeUnreadable;
+use crate::lua::purge_some::PurgeSome;
 use crate::lua::requeue_dead::RequeueDead;
 use crate::lua::take_one::{Found, TakeOne};
 use crate::lua::{CHUNK_ENTRIES, Chunk};
@@ -26,12 +26,61 @@ pub const UNREADABLE_SHOWN: usize = 4 * 1024;
 /// What is done in one Redis call, as the logs and the 503 name it.
 const CALL: &str = "dead-letter admin call";
 
+/// Longest reason filter, in bytes.
+pub const REASON_MAX_BYTES: usize = 200;
+
+/// A reason filter as a query gives it: trimmed and lower-cased (a filter matches whatever the
+/// case); empty for none. Refused when longer than [`REASON_MAX_BYTES`] or holding a control
+/// character.
+pub fn parse_reason(raw: Option<&str>) -> Result<String, AdminError> {
+    let reason = raw.unwrap_or_default().trim();
+    if reason.len() > REASON_MAX_BYTES {
+        let why = format!(
+            "must be at most {REASON_MAX_BYTES} bytes, got {}",
+            reason.len()
+        );
+        return Err(AdminError::query("reason", why));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(AdminError::query(
+            "reason",
+            "must not hold control characters".into(),
+        ));
+    }
+    Ok(reason.to_lowercase())
+}
+
+/// Which dead letters a purge deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which<'a> {
+    /// Every one.
+    All,
+    /// Those requeue cannot read.
+    Unreadable,
+    /// Those whose reason contains this (lower-case).
+    Reason(&'a str),
+}
+
 /// A page of dead letters, newest first: at most `limit` from `offset` on, fewer when they
-/// pass [`crate::lua::list_dead::PAGE_BYTES`].
-pub async fn page(admin: &Admin, offset: u64, limit: u64) -> Result<DeadLetterPage, AdminError> {
-    let page = run(admin, &ListDead { offset, limit }).await?;
+/// pass [`crate::lua::list_dead::PAGE_BYTES`]; with a `reason` filter, only the letters whose
+/// reason contains it, among at most [`crate::lua::list_dead::PAGE_EXAMINED`] entries.
+pub async fn page(
+    admin: &Admin,
+    offset: u64,
+    limit: u64,
+    reason: &str,
+) -> Result<DeadLetterPage, AdminError> {
+    let page = run(
+        admin,
+        &ListDead {
+            offset,
+            limit,
+            reason,
+        },
+    )
+    .await?;
     let dead_letters: Vec<_> = page.entries.into_iter().map(listed).collect();
-    let next = offset + dead_letters.len() as u64;
+    let next = offset + page.examined;
     Ok(DeadLetterPage {
         total: page.total,
         offset,
@@ -40,22 +89,28 @@ pub async fn page(admin: &Admin, offset: u64, limit: u64) -> Result<DeadLetterPa
     })
 }
 
-/// Moves the oldest `limit` (all when `None`) dead letters back to the queue, in their order;
-/// returns how many were requeued and how many skipped as unreadable.
-pub async fn requeue(admin: &Admin, limit: Option<u64>) -> Result<(u64, u64), AdminError> {
-    let [requeued, unreadable] = in_chunks(admin, limit, |limit| RequeueDead { limit }).await?;
+/// Moves the oldest `limit` (all when `None`) dead letters, or with a `reason` filter those of
+/// them whose reason contains it, back to the queue, in their order; returns how many were
+/// requeued and how many skipped as unreadable.
+pub async fn requeue(
+    admin: &Admin,
+    limit: Option<u64>,
+    reason: &str,
+) -> Result<(u64, u64), AdminError> {
+    let chunk = |limit| RequeueDead { limit, reason };
+    let [requeued, unreadable] = in_chunks(admin, limit, chunk).await?;
     Ok((requeued, unreadable))
 }
 
-/// Deletes every dead letter, or with `only_unreadable` those requeue cannot read; returns
-/// how many.
-pub async fn purge(admin: &Admin, only_unreadable: bool) -> Result<u64, AdminError> {
-    if only_unreadable {
-        let [purged] = in_chunks(admin, None, |limit| PurgeUnreadable { limit }).await?;
-        Ok(purged)
-    } else {
-        run(admin, &PurgeDead).await
-    }
+/// Deletes the dead letters `which` names; returns how many.
+pub async fn purge(admin: &Admin, which: Which<'_>) -> Result<u64, AdminError> {
+    let reason = match which {
+        Which::All => return run(admin, &PurgeDead).await,
+        Which::Unreadable => "",
+        Which::Reason(reason) => reason,
+    };
+    let [purged] = in_chunks(admin, None, |limit| PurgeSome { limit, reason }).await?;
+    Ok(purged)
 }
 
 /// One script call, within the admin's Redis timeout.

@@ -6,7 +6,7 @@
 
 pub mod list_dead;
 pub mod purge_dead;
-pub mod purge_unreadable;
+pub mod purge_some;
 pub mod requeue_dead;
 pub mod take_one;
 
@@ -17,6 +17,7 @@ use sluice_core::lua::unexpected;
 const DEAD_PAYLOAD: &str = include_str!("lua/dead_payload.lua");
 /// `each_entry(…)`, for the scripts that walk the list.
 const ENTRIES: &str = include_str!("lua/entries.lua");
+const REASON: &str = include_str!("lua/reason.lua");
 
 /// Most entries one call of a chunked script examines.
 pub const CHUNK_ENTRIES: u64 = 500;
@@ -71,14 +72,23 @@ mod tests {
                 &keys,
                 &list_dead::ListDead {
                     offset: 0,
-                    limit: 1
+                    limit: 1,
+                    reason: "",
                 },
                 0
             )
             .is_ok()
         );
-        assert!(eval(&keys, &requeue_dead::RequeueDead { limit: 1 }, 0).is_ok());
-        assert!(eval(&keys, &purge_unreadable::PurgeUnreadable { limit: 1 }, 0).is_ok());
+        let requeue = requeue_dead::RequeueDead {
+            limit: 1,
+            reason: "",
+        };
+        assert!(eval(&keys, &requeue, 0).is_ok());
+        let purge = purge_some::PurgeSome {
+            limit: 1,
+            reason: "x",
+        };
+        assert!(eval(&keys, &purge, 0).is_ok());
         assert!(eval(&keys, &purge_dead::PurgeDead, 0).is_ok());
         assert!(eval(&keys, &one, 0).is_ok());
     }

@@ -10,7 +10,7 @@ use sluice_proto::error::ErrorBody;
 use crate::Admin;
 use crate::audit;
 use crate::error::AdminError;
-use crate::letters::{self, Action};
+use crate::letters::{self, Action, Which};
 
 /// Largest page of `GET /admin/dead-letters`.
 pub const MAX_LIST: usize = 1_000;
@@ -57,12 +57,14 @@ enum OneErrors {
 pub struct PageQuery {
     limit: Option<String>,
     offset: Option<String>,
+    reason: Option<String>,
 }
 
 /// Query of the requeue call.
 #[derive(Debug, Deserialize)]
 pub struct LimitQuery {
     limit: Option<String>,
+    reason: Option<String>,
 }
 
 /// Query of the calls on one dead letter.
@@ -88,12 +90,13 @@ fn parse(name: &str, raw: Option<&str>, min: u64, max: u64) -> Result<Option<u64
         })
 }
 
-/// `GET /admin/dead-letters?limit=100&offset=0`: a page of dead letters, newest first, and how
-/// many there are.
+/// `GET /admin/dead-letters?limit=100&offset=0[&reason=…]`: a page of dead letters, newest
+/// first, and how many there are; with `reason`, only those whose reason contains it.
 #[utoipa::path(get, path = "/admin/dead-letters", tag = "admin", security(("admin_token" = [])),
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Entries to list (default 100)"),
-        ("offset" = Option<u64>, Query, minimum = 0, description = "Newer entries to skip (default 0)"),
+        ("offset" = Option<u64>, Query, minimum = 0, description = "Newer entries to skip (default 0): the previous page's `next_offset`"),
+        ("reason" = Option<String>, Query, max_length = 200, description = "Only the letters whose reason contains this, case aside; a page examines at most 10,000 entries, so a filtered page may be short or empty while `next_offset` says where to go on"),
     ),
     responses(
     (status = 200, description = "A page of dead letters, newest first", body = DeadLetterPage),
@@ -108,15 +111,21 @@ pub async fn list(
     admin.authorize(&req)?;
     let limit = parse("limit", query.limit.as_deref(), 1, MAX_LIST as u64)?.unwrap_or(100);
     let offset = parse("offset", query.offset.as_deref(), 0, i64::MAX as u64)?.unwrap_or(0);
-    Ok(HttpResponse::Ok().json(letters::page(&admin, offset, limit).await?))
+    let reason = letters::parse_reason(query.reason.as_deref())?;
+    let page = letters::page(&admin, offset, limit, &reason).await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
-/// `POST /admin/dead-letters/requeue?limit=N`: moves the oldest N (default: all) dead letters
-/// back to the queue, behind what is already pending, in their original order, in chunks
-/// ([`crate::lua::CHUNK_ENTRIES`], [`crate::lua::CHUNK_BYTES`]). Entries that cannot be read are skipped, moved to the
-/// newest end, and counted in `unreadable`.
+/// `POST /admin/dead-letters/requeue?limit=N[&reason=…]`: moves the oldest N (default: all)
+/// dead letters, or of them those whose reason contains `reason`, back to the queue, behind
+/// what is already pending, in their original order, in chunks ([`crate::lua::CHUNK_ENTRIES`],
+/// [`crate::lua::CHUNK_BYTES`]). Entries that cannot be read are skipped, moved to the newest
+/// end, and counted in `unreadable`.
 #[utoipa::path(post, path = "/admin/dead-letters/requeue", tag = "admin", security(("admin_token" = [])),
-    params(("limit" = Option<u64>, Query, minimum = 1, description = "Oldest entries to requeue (default: all)")),
+    params(
+        ("limit" = Option<u64>, Query, minimum = 1, description = "Oldest entries to examine (default: all)"),
+        ("reason" = Option<String>, Query, max_length = 200, description = "Only the letters whose reason contains this, case aside"),
+    ),
     responses(
     (status = 200, description = "How many were requeued, and how many were skipped because they cannot be read", body = Requeued),
     (status = 400, description = "`limit` is not acceptable", body = ErrorBody),
@@ -129,8 +138,12 @@ pub async fn requeue(
 ) -> Result<HttpResponse, AdminError> {
     let actor = admin.authorize(&req)?;
     let limit = parse("limit", query.limit.as_deref(), 1, i64::MAX as u64)?;
-    let (requeued, unreadable) = letters::requeue(&admin, limit).await?;
-    let target = format!("{requeued} requeued, {unreadable} unreadable skipped");
+    let reason = letters::parse_reason(query.reason.as_deref())?;
+    let (requeued, unreadable) = letters::requeue(&admin, limit, &reason).await?;
+    let mut target = format!("{requeued} requeued, {unreadable} unreadable skipped");
+    if !reason.is_empty() {
+        target.push_str(&format!(" (reason contains {reason:?})"));
+    }
     admin.audit(&actor, audit::Action::Requeued, &target).await;
     Ok(HttpResponse::Ok().json(Requeued {
         requeued,
@@ -142,15 +155,20 @@ pub async fn requeue(
 #[derive(Debug, Deserialize)]
 pub struct PurgeQuery {
     only: Option<String>,
+    reason: Option<String>,
 }
 
-/// `DELETE /admin/dead-letters[?only=unreadable]`: deletes every dead letter (`dead_letters`,
-/// the count ever dead-lettered, is kept), or only those requeue cannot read.
+/// `DELETE /admin/dead-letters[?only=unreadable | ?reason=…]`: deletes every dead letter
+/// (`dead_letters`, the count ever dead-lettered, is kept), or only those requeue cannot read,
+/// or only those whose reason contains `reason`.
 #[utoipa::path(delete, path = "/admin/dead-letters", tag = "admin", security(("admin_token" = [])),
-    params(("only" = Option<String>, Query, description = "`unreadable`: delete only the entries requeue skips")),
+    params(
+        ("only" = Option<String>, Query, description = "`unreadable`: delete only the entries requeue skips"),
+        ("reason" = Option<String>, Query, max_length = 200, description = "Delete only the letters whose reason contains this, case aside"),
+    ),
     responses(
     (status = 200, description = "How many were deleted", body = Purged),
-    (status = 400, description = "`only` is not acceptable", body = ErrorBody),
+    (status = 400, description = "`only` or `reason` is not acceptable, or both are given", body = ErrorBody),
     AdminErrors,
 ))]
 pub async fn purge(
@@ -159,17 +177,26 @@ pub async fn purge(
     admin: web::Data<Admin>,
 ) -> Result<HttpResponse, AdminError> {
     let actor = admin.authorize(&req)?;
-    let only_unreadable = match query.only.as_deref() {
-        None | Some("") => false,
-        Some("unreadable") => true,
-        Some(other) => {
-            let reason = format!("must be \"unreadable\", got {other:?}");
-            return Err(AdminError::query("only", reason));
+    let reason = letters::parse_reason(query.reason.as_deref())?;
+    let which = match (query.only.as_deref(), reason.as_str()) {
+        (None | Some(""), "") => Which::All,
+        (None | Some(""), reason) => Which::Reason(reason),
+        (Some("unreadable"), "") => Which::Unreadable,
+        (Some("unreadable"), _) => {
+            let why = "give only=unreadable or a reason, not both".into();
+            return Err(AdminError::query("reason", why));
+        }
+        (Some(other), _) => {
+            let why = format!("must be \"unreadable\", got {other:?}");
+            return Err(AdminError::query("only", why));
         }
     };
-    let purged = letters::purge(&admin, only_unreadable).await?;
-    let which = if only_unreadable { " unreadable" } else { "" };
-    let target = format!("{purged}{which} deleted");
+    let purged = letters::purge(&admin, which).await?;
+    let target = match which {
+        Which::All => format!("{purged} deleted"),
+        Which::Unreadable => format!("{purged} unreadable deleted"),
+        Which::Reason(reason) => format!("{purged} deleted (reason contains {reason:?})"),
+    };
     admin.audit(&actor, audit::Action::Purged, &target).await;
     Ok(HttpResponse::Ok().json(Purged { purged }))
 }

@@ -102,14 +102,23 @@ pub async fn dead_letters(command: DeadLetters) -> anyhow::Result<()> {
             ingest,
             limit,
             offset,
+            reason,
             json,
         } => {
-            let page = admin(&ingest)?.dead_letters(limit, offset).await?;
+            let page = admin(&ingest)?;
+            let page = page.dead_letters(limit, offset, reason.as_deref()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
             } else {
                 print!("{}", view::dead_letters(&page));
             }
+        }
+        DeadLetters::Requeue { yes: false, .. } => {
+            bail!(
+                "a dead letter failed because of what its message holds: requeued unchanged it \
+                 comes straight back, unless what made it fail was changed since; add --yes to \
+                 requeue anyway"
+            );
         }
         DeadLetters::Requeue {
             ingest,
@@ -130,8 +139,13 @@ pub async fn dead_letters(command: DeadLetters) -> anyhow::Result<()> {
             ingest,
             id: None,
             limit,
+            reason,
+            ..
         } => {
-            let answer = admin(&ingest)?.requeue_dead_letters(limit).await?;
+            let client = admin(&ingest)?;
+            let answer = client
+                .requeue_dead_letters(limit, reason.as_deref())
+                .await?;
             println!("requeued {}", answer.requeued);
             if answer.unreadable > 0 {
                 println!(
@@ -145,17 +159,23 @@ pub async fn dead_letters(command: DeadLetters) -> anyhow::Result<()> {
         DeadLetters::Purge {
             ingest,
             unreadable,
+            reason,
             yes,
         } => {
             if !yes {
-                let what = if unreadable {
-                    "every dead letter that cannot be read"
-                } else {
-                    "every dead letter"
+                let what = match (&reason, unreadable) {
+                    (Some(reason), _) => {
+                        format!("every dead letter whose reason contains {reason:?}")
+                    }
+                    (None, true) => "every dead letter that cannot be read".into(),
+                    (None, false) => "every dead letter".into(),
                 };
                 bail!("purging deletes {what} for good; add --yes to confirm");
             }
-            let purged = admin(&ingest)?.purge_dead_letters(unreadable).await?;
+            let client = admin(&ingest)?;
+            let purged = client
+                .purge_dead_letters(unreadable, reason.as_deref())
+                .await?;
             println!("purged {purged}");
         }
     }

@@ -211,21 +211,34 @@ pub enum DeadLetters {
         /// Newer entries to skip: the `next_offset` a previous page gave.
         #[arg(long, default_value_t = 0)]
         offset: u64,
+        /// Only the letters whose reason contains this, case aside (a page examines at most
+        /// 10,000 entries; the next starts at the `next_offset` it prints).
+        #[arg(long)]
+        reason: Option<String>,
         /// The API's JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
-    /// Put one dead letter (by its id, as listed) or the oldest ones back on the queue, in order.
+    /// Put one dead letter (by its id, as listed), or the oldest ones (those whose reason
+    /// matches --reason), back on the queue, in order. A dead letter failed for a reason that
+    /// is in its message: requeued unchanged it comes straight back, so this asks for --yes.
     Requeue {
         /// The ingest API.
         #[command(flatten)]
         ingest: IngestArgs,
         /// The dead letter's id, as `sluice dead-letters list` prints it (default: the oldest).
-        #[arg(conflicts_with = "limit")]
+        #[arg(conflicts_with_all = ["limit", "reason"])]
         id: Option<String>,
-        /// How many of the oldest (default: all).
+        /// How many of the oldest to look at (default: all).
         #[arg(long)]
         limit: Option<usize>,
+        /// Only the letters whose reason contains this, case aside.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Confirm: the letters go back unchanged, and fail again unless what made them fail
+        /// (a column too short, a constraint) was changed since.
+        #[arg(long)]
+        yes: bool,
     },
     /// Delete one dead letter, by its id as listed.
     Delete {
@@ -238,14 +251,17 @@ pub enum DeadLetters {
         #[arg(long)]
         yes: bool,
     },
-    /// Delete every dead letter.
+    /// Delete every dead letter, or those --reason or --unreadable names.
     Purge {
         /// The ingest API.
         #[command(flatten)]
         ingest: IngestArgs,
         /// Only the entries requeue skips because they cannot be read.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "reason")]
         unreadable: bool,
+        /// Only the letters whose reason contains this, case aside.
+        #[arg(long)]
+        reason: Option<String>,
         /// Confirm: purging cannot be undone.
         #[arg(long)]
         yes: bool,

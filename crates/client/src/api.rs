@@ -230,24 +230,28 @@ impl Client {
         &self,
         limit: usize,
         offset: u64,
+        reason: Option<&str>,
     ) -> Result<DeadLetterPage, ClientError> {
-        self.get(&format!(
-            "/admin/dead-letters?limit={limit}&offset={offset}"
-        ))
-        .await
+        let mut query = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+        query.extend(reason.map(|r| ("reason", r.to_owned())));
+        let request = self.http.get(self.url("/admin/dead-letters")).query(&query);
+        self.call(request).await
     }
 
-    /// `POST /admin/dead-letters/requeue[?limit=…]`: how many went back to the queue, and
-    /// how many were skipped as unreadable.
+    /// `POST /admin/dead-letters/requeue[?limit=…][&reason=…]`: how many went back to the
+    /// queue, and how many were skipped as unreadable.
     pub async fn requeue_dead_letters(
         &self,
         limit: Option<usize>,
+        reason: Option<&str>,
     ) -> Result<Requeued, ClientError> {
-        let path = match limit {
-            Some(n) => format!("/admin/dead-letters/requeue?limit={n}"),
-            None => "/admin/dead-letters/requeue".into(),
-        };
-        self.call(self.http.post(self.url(&path))).await
+        let mut query: Vec<(&str, String)> = limit
+            .map(|n| ("limit", n.to_string()))
+            .into_iter()
+            .collect();
+        query.extend(reason.map(|r| ("reason", r.to_owned())));
+        let request = self.http.post(self.url("/admin/dead-letters/requeue"));
+        self.call(request.query(&query)).await
     }
 
     /// `POST /admin/dead-letters/{id}/requeue`: puts that one back on the queue.
@@ -264,12 +268,21 @@ impl Client {
     }
 
     /// `DELETE /admin/dead-letters[?only=unreadable]`: how many were deleted.
-    pub async fn purge_dead_letters(&self, only_unreadable: bool) -> Result<u64, ClientError> {
-        let path = match only_unreadable {
-            true => "/admin/dead-letters?only=unreadable",
-            false => "/admin/dead-letters",
-        };
-        let answer: Purged = self.call(self.http.delete(self.url(path))).await?;
+    pub async fn purge_dead_letters(
+        &self,
+        only_unreadable: bool,
+        reason: Option<&str>,
+    ) -> Result<u64, ClientError> {
+        let mut query = Vec::new();
+        if only_unreadable {
+            query.push(("only", "unreadable"));
+        }
+        query.extend(reason.map(|r| ("reason", r)));
+        let request = self
+            .http
+            .delete(self.url("/admin/dead-letters"))
+            .query(&query);
+        let answer: Purged = self.call(request).await?;
         Ok(answer.purged)
     }
 

@@ -14,13 +14,19 @@ pub const PAGE_BYTES: u64 = 1 << 20;
 /// page has its size and its first bytes.
 pub const ENTRY_BYTES: u64 = 1 << 20;
 
+/// Most entries one filtered page examines: a filter that matches few entries gives a short
+/// page (or none) and the offset where the next one starts examining.
+pub const PAGE_EXAMINED: u64 = 10_000;
+
 /// One call.
 #[derive(Debug, Clone, Copy)]
-pub struct ListDead {
+pub struct ListDead<'a> {
     /// Newer entries skipped.
     pub offset: u64,
     /// Most entries listed.
     pub limit: u64,
+    /// Only the entries whose reason contains this (lower-case); every entry when empty.
+    pub reason: &'a str,
 }
 
 /// A page as read.
@@ -28,6 +34,8 @@ pub struct ListDead {
 pub struct Page {
     /// Entries in `dead_messages`.
     pub total: u64,
+    /// Entries examined from the offset on (listed or not).
+    pub examined: u64,
     /// The page's entries, newest first.
     pub entries: Vec<Entry>,
 }
@@ -43,12 +51,13 @@ pub struct Entry {
     pub head: Vec<u8>,
 }
 
-impl Script for ListDead {
+impl Script for ListDead<'_> {
     type Reply = Page;
 
     fn script() -> &'static LuaScript {
-        static SCRIPT: LazyLock<LuaScript> =
-            LazyLock::new(|| LuaScript::new(&[super::ENTRIES, include_str!("list_dead.lua")]));
+        static SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| {
+            LuaScript::new(&[super::ENTRIES, super::REASON, include_str!("list_dead.lua")])
+        });
         &SCRIPT
     }
 
@@ -56,7 +65,9 @@ impl Script for ListDead {
         argv.arg(self.offset)
             .arg(self.limit)
             .arg(PAGE_BYTES)
-            .arg(ENTRY_BYTES);
+            .arg(ENTRY_BYTES)
+            .arg(self.reason)
+            .arg(PAGE_EXAMINED);
     }
 }
 
@@ -64,6 +75,7 @@ impl FromRedisValue for Page {
     fn from_redis_value(v: redis::Value) -> Result<Self, redis::ParsingError> {
         let mut values = Vec::<redis::Value>::from_redis_value(v)?.into_iter();
         let total = u64::from_redis_value(values.next().unwrap_or(redis::Value::Nil))?;
+        let examined = u64::from_redis_value(values.next().unwrap_or(redis::Value::Nil))?;
         let mut entries = Vec::with_capacity(values.len() / 3);
         while let Some(id) = values.next() {
             let (Some(size), Some(head)) = (values.next(), values.next()) else {
@@ -75,6 +87,10 @@ impl FromRedisValue for Page {
                 head: Vec::<u8>::from_redis_value(head)?,
             });
         }
-        Ok(Self { total, entries })
+        Ok(Self {
+            total,
+            examined,
+            entries,
+        })
     }
 }

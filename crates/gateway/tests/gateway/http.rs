@@ -271,7 +271,7 @@ async fn the_dead_letter_admin_is_served_here_with_the_gateways_own_token() {
     assert_eq!(r.status(), 401);
     let admin =
         sluice_client::Client::new(g.http(""), None, Some(token.to_owned())).expect("a client");
-    let page = admin.dead_letters(100, 0).await.expect("a page");
+    let page = admin.dead_letters(100, 0, None).await.expect("a page");
     assert_eq!(page.total, 1);
     let id = page.dead_letters[0]["id"].as_str().expect("id");
     let r = http

@@ -66,7 +66,7 @@ async fn dead_letters_are_listed_requeued_and_purged() {
     add_dead_letters(&mut app, &[b"first".as_slice(), b"second", b"third"]).await;
 
     let admin = app.admin(TOKEN);
-    let page = admin.dead_letters(2, 0).await.expect("a page");
+    let page = admin.dead_letters(2, 0, None).await.expect("a page");
     assert_eq!(page.total, 3);
     let payloads: Vec<&str> = page
         .dead_letters
@@ -75,7 +75,10 @@ async fn dead_letters_are_listed_requeued_and_purged() {
         .collect();
     assert_eq!(payloads, ["third", "second"], "newest first");
 
-    let r = admin.requeue_dead_letters(Some(2)).await.expect("requeued");
+    let r = admin
+        .requeue_dead_letters(Some(2), None)
+        .await
+        .expect("requeued");
     assert_eq!(r.requeued, 2);
     assert_eq!(
         app.pending().await,
@@ -83,7 +86,10 @@ async fn dead_letters_are_listed_requeued_and_purged() {
         "oldest first, at the consuming end"
     );
 
-    assert_eq!(admin.purge_dead_letters(false).await.expect("purged"), 1);
+    assert_eq!(
+        admin.purge_dead_letters(false, None).await.expect("purged"),
+        1
+    );
     let r = app
         .http
         .get(app.url("/admin/dead-letters?limit=0"))
@@ -95,13 +101,119 @@ async fn dead_letters_are_listed_requeued_and_purged() {
     app.cleanup().await;
 }
 
+async fn add_with_reason(app: &mut TestApp, payload: &str, reason: &str) {
+    let letter = DeadLetter::new(
+        payload.as_bytes(),
+        reason.into(),
+        chrono::Utc::now(),
+        "w",
+        1 << 14,
+    );
+    let _: () = redis::cmd("LPUSH")
+        .arg(&app.keys.dead_messages)
+        .arg(serde_json::to_string(&letter).expect("json"))
+        .query_async(&mut app.redis)
+        .await
+        .expect("LPUSH");
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_requeued_and_deleted_by_reason() {
+    let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
+    add_with_reason(
+        &mut app,
+        "a",
+        "value too long for type character varying(4000)",
+    )
+    .await;
+    add_with_reason(
+        &mut app,
+        "b",
+        "not a valid envelope: missing field `user_id`",
+    )
+    .await;
+    add_with_reason(&mut app, "c", "Value too long for column content").await;
+    add_with_reason(
+        &mut app,
+        "d",
+        "not a valid envelope: expected value at line 1",
+    )
+    .await;
+    add_dead_letters(&mut app, &[b"\xff\xfe".as_slice()]).await;
+    let admin = app.admin(TOKEN);
+
+    // Case aside, newest first; an unreadable entry matches no reason.
+    let page = admin
+        .dead_letters(20, 0, Some("VALUE TOO LONG"))
+        .await
+        .expect("a page");
+    let payloads: Vec<&str> = page
+        .dead_letters
+        .iter()
+        .map(|d| d["payload"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(payloads, ["c", "a"]);
+    assert_eq!(page.total, 5, "the total is of every entry");
+    assert_eq!(page.next_offset, None, "every entry was examined");
+    // A page of one match ends after it, and the next starts where it stopped examining.
+    let first = admin
+        .dead_letters(1, 0, Some("envelope"))
+        .await
+        .expect("a page");
+    assert_eq!(first.dead_letters[0]["payload"], "d");
+    let next = first.next_offset.expect("more to examine");
+    let second = admin
+        .dead_letters(1, next, Some("envelope"))
+        .await
+        .expect("a page");
+    assert_eq!(second.dead_letters[0]["payload"], "b");
+
+    let r = admin
+        .requeue_dead_letters(None, Some("envelope"))
+        .await
+        .expect("requeued");
+    assert_eq!((r.requeued, r.unreadable), (2, 0));
+    assert_eq!(app.pending().await, ["b", "d"], "in their order");
+    let left = admin.dead_letters(20, 0, None).await.expect("a page");
+    assert_eq!(left.total, 3);
+    assert_eq!(
+        admin
+            .purge_dead_letters(false, Some("too long"))
+            .await
+            .expect("purged"),
+        2
+    );
+    let left = admin.dead_letters(20, 0, None).await.expect("a page");
+    assert_eq!(left.total, 1, "the unreadable one is left");
+
+    for query in [
+        "only=unreadable&reason=x",
+        &format!("reason={}", "x".repeat(201)),
+    ] {
+        let r = app
+            .http
+            .delete(app.url(&format!("/admin/dead-letters?{query}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        assert_error(r, 400, "invalid_query").await;
+    }
+    assert_eq!(
+        admin.dead_letters(20, 0, None).await.expect("a page").total,
+        1,
+        "nothing deleted by a refused call"
+    );
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_dead_letter_that_is_not_utf8_is_requeued_byte_for_byte() {
     let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
     let raw: &[u8] = b"\xff{\"user_id\": \xc3\x28}\x00";
     add_dead_letters(&mut app, &[raw]).await;
     let admin = app.admin(TOKEN);
-    let page = admin.dead_letters(20, 0).await.expect("a page");
+    let page = admin.dead_letters(20, 0, None).await.expect("a page");
     let letter = &page.dead_letters[0];
     assert_eq!(letter["payload_hex"], "ff7b22757365725f6964223a20c3287d00");
     assert!(
@@ -111,7 +223,10 @@ async fn a_dead_letter_that_is_not_utf8_is_requeued_byte_for_byte() {
             .contains('\u{fffd}')
     );
 
-    let r = admin.requeue_dead_letters(None).await.expect("requeued");
+    let r = admin
+        .requeue_dead_letters(None, None)
+        .await
+        .expect("requeued");
     assert_eq!(r.requeued, 1);
     let pending: Vec<Vec<u8>> = redis::cmd("LRANGE")
         .arg(&app.keys.pending_messages)
@@ -146,7 +261,7 @@ async fn a_requeue_of_many_goes_in_chunks_and_keeps_the_order_behind_what_is_pen
 
     let r = app
         .admin(TOKEN)
-        .requeue_dead_letters(None)
+        .requeue_dead_letters(None, None)
         .await
         .expect("requeued");
     assert_eq!((r.requeued, r.unreadable), (1_800, 0));
@@ -178,7 +293,7 @@ async fn unreadable_dead_letters_are_skipped_reported_and_purged_alone() {
     add_dead_letters(&mut app, &[b"kept 1".as_slice(), b"kept 2"]).await;
 
     let admin = app.admin(TOKEN);
-    let requeue_one = || admin.requeue_dead_letters(Some(1));
+    let requeue_one = || admin.requeue_dead_letters(Some(1), None);
     let r = requeue_one().await.expect("requeued");
     assert_eq!((r.requeued, r.unreadable), (0, 1));
     let r = requeue_one().await.expect("requeued");
@@ -192,8 +307,11 @@ async fn unreadable_dead_letters_are_skipped_reported_and_purged_alone() {
     assert_eq!((r.requeued, r.unreadable), (1, 0));
     assert_eq!(app.pending().await, ["kept 1"]);
 
-    assert_eq!(admin.purge_dead_letters(true).await.expect("purged"), 3);
-    let page = admin.dead_letters(20, 0).await.expect("a page");
+    assert_eq!(
+        admin.purge_dead_letters(true, None).await.expect("purged"),
+        3
+    );
+    let page = admin.dead_letters(20, 0, None).await.expect("a page");
     assert_eq!(page.total, 1, "{page:?}");
     assert_eq!(page.dead_letters[0]["payload"], "kept 2");
     let r = app
@@ -219,7 +337,7 @@ async fn requeue_one(app: &TestApp, id: &str) -> reqwest::Response {
 
 /// A page of `limit` dead letters after `offset`, through the typed client, as JSON.
 async fn page(app: &TestApp, limit: usize, offset: u64) -> serde_json::Value {
-    let page = app.admin(TOKEN).dead_letters(limit, offset).await;
+    let page = app.admin(TOKEN).dead_letters(limit, offset, None).await;
     serde_json::to_value(page.expect("a page")).expect("json")
 }
 
@@ -409,7 +527,7 @@ async fn every_entry_is_listed_whatever_its_shape_and_pages_are_bounded_in_bytes
     assert_eq!(last["dead_letters"][0]["payload"], "readable");
     assert!(last["next_offset"].is_null());
     // Requeue takes the letters and leaves the four unreadable entries.
-    let requeued = app.admin(TOKEN).requeue_dead_letters(None).await;
+    let requeued = app.admin(TOKEN).requeue_dead_letters(None, None).await;
     assert_eq!(
         requeued.map(|r| (r.requeued, r.unreadable)).ok(),
         Some((2, 4))
@@ -443,7 +561,7 @@ async fn a_dead_letter_that_kept_only_its_first_bytes_is_listed_but_never_requeu
     );
     let id = shown["id"].as_str().expect("id");
     assert_error(requeue_one(&app, id).await, 409, "dead_letter_unreadable").await;
-    let requeued = app.admin(TOKEN).requeue_dead_letters(None).await;
+    let requeued = app.admin(TOKEN).requeue_dead_letters(None, None).await;
     assert_eq!(requeued.map(|r| r.requeued).ok(), Some(0));
     assert!(
         app.pending().await.is_empty(),
