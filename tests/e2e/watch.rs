@@ -408,10 +408,16 @@ async fn a_dead_letter_fires_its_alert_and_sluice_dead_letters_manages_it() {
         serde_json::from_str::<Value>(&out).expect("json")["total"],
         1
     );
-    // One by its id, as the list prints it first on its line.
+    // One by its id, as the list prints it first on its line: refused without --yes, since
+    // requeued unchanged it comes straight back.
     let id = first_dead_letter_id(&with_token).await;
+    let (ok, _, err) = sluice(&[&["dead-letters", "requeue", &id][..], &with_token].concat()).await;
+    assert!(
+        !ok && err.contains("comes straight back") && err.contains("--yes") && err.lines().count() == 1,
+        "{err}"
+    );
     let (ok, out, err) =
-        sluice(&[&["dead-letters", "requeue", &id][..], &with_token].concat()).await;
+        sluice(&[&["dead-letters", "requeue", &id, "--yes"][..], &with_token].concat()).await;
     assert!(
         ok && out.trim() == format!("requeued 1 ({id})"),
         "{out}{err}"
@@ -420,7 +426,14 @@ async fn a_dead_letter_fires_its_alert_and_sluice_dead_letters_manages_it() {
         (get(&format!("{gateway}/stats")).await["dead_letters"] == 1).then_some(())
     })
     .await;
-    let (ok, out, err) = sluice(&[&["dead-letters", "requeue"][..], &with_token].concat()).await;
+    let (ok, out, err) = sluice(
+        &[
+            &["dead-letters", "requeue", "--reason", "NOT AN ENVELOPE", "--yes"][..],
+            &with_token,
+        ]
+        .concat(),
+    )
+    .await;
     assert!(ok && out.trim() == "requeued 1", "{out}{err}");
     // The worker dead-letters it again.
     eventually(Duration::from_secs(10), "dead again", || async {
