@@ -66,6 +66,15 @@ def test_the_dead_letters_page_pages_inspects_requeues_and_purges(stack, page):
     assert "w-test" in page.inner_text("#inspect-meta") and "row rejected" in page.inner_text("#inspect-meta")
     page.screenshot(path=str(OUT / "dead-letters-inspect.png"), full_page=True)
     ever = stack.counter("dead_letters")
+    # A requeue asks first: the letter goes back unchanged, so unless its cause was fixed it
+    # comes straight back. Dismissed, nothing happens.
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.click("#inspect-requeue")
+    wait_for(lambda: asked, 5, "the confirmation")
+    assert "row rejected by PostgreSQL" in asked[0] and "come straight back" in asked[0], asked
+    assert stack.counter("dead_letters") == ever and page.locator("#inspect").is_visible()
+    page.once("dialog", lambda d: d.accept())
     page.click("#inspect-requeue")
     page.wait_for_selector('#status[data-kind="done"]')
     assert page.inner_text("#status") == "Requeued one dead letter."
@@ -90,6 +99,28 @@ def test_the_dead_letters_page_pages_inspects_requeues_and_purges(stack, page):
     assert "dead_letters.requeue_one" in audit.nth(1).inner_text() and odd in audit.nth(1).inner_text()
     assert "admin token" in audit.nth(0).inner_text()
     page.screenshot(path=str(OUT / "dead-letters.png"), full_page=True)
+
+    # A filter lists the letters whose reason holds it (the whole reason, wrapped), and the
+    # bulk actions then act on those only.
+    dead_letter(stack, "long one", reason="value too long for type character varying(4000) " * 3)
+    page.fill("#filter", "VALUE TOO LONG")
+    page.click("#filter-form button[type=submit]")
+    wait_for(lambda: page.locator("#letters tr").count() == 1, 5, "the filtered list")
+    assert "1 matching among entries" in page.inner_text("#range")
+    reason_cell = page.locator("#letters tr .reason")
+    assert reason_cell.inner_text().count("value too long") == 3, "the whole reason"
+    box = reason_cell.bounding_box()
+    assert box["height"] > 30, f"wrapped, not cut: {box}"
+    assert page.inner_text("#purge") == "Delete matching"
+    page.screenshot(path=str(OUT / "dead-letters-filtered.png"), full_page=True)
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+    page.click("#purge")
+    wait_for(lambda: page.inner_text("#status").startswith("Deleted 1"), 5, "the matching one deleted")
+    assert "value too long" in asked[0].lower(), asked
+    assert int(stack.redis("LLEN", stack.prefix + "dead_messages")) > 1, "the others are kept"
+    page.click("#clear-filter")
+    wait_for(lambda: page.locator("#letters tr").count() > 1, 5, "every letter again")
 
     page.once("dialog", lambda d: d.accept())
     page.click("#purge")

@@ -9,7 +9,7 @@ const TOKEN_KEY = "sluice.admin_token";
 // `next` is where the next (older) page starts: a page ends early once it holds 1 MiB, so it
 // is the server's `next_offset`, not offset + PAGE; `back` holds the offsets of the pages
 // walked through, for "newer".
-const state = { token: sessionStorage.getItem(TOKEN_KEY) ?? "", offset: 0, next: null, back: [], total: 0, letters: [] };
+const state = { token: sessionStorage.getItem(TOKEN_KEY) ?? "", offset: 0, next: null, back: [], total: 0, letters: [], reason: "" };
 const $ = (id) => document.getElementById(id);
 
 function say(text, kind = "") {
@@ -33,7 +33,8 @@ async function call(method, path, params = {}) {
 
 async function show() {
   try {
-    const page = await call("GET", "/admin/dead-letters", { limit: PAGE, offset: state.offset });
+    const filter = state.reason ? { reason: state.reason } : {};
+    const page = await call("GET", "/admin/dead-letters", { limit: PAGE, offset: state.offset, ...filter });
     if (page.total > 0 && state.offset >= page.total) {
       // Entries went (requeued, deleted) since this page was shown: back to the one before.
       state.offset = state.back.pop() ?? 0;
@@ -70,13 +71,37 @@ async function showAudit() {
 }
 
 function render() {
-  const { offset, total, letters } = state;
+  const { offset, total, letters, reason } = state;
   $("total").textContent = `(${format.count(total)})`;
-  $("range").textContent = total ? `${format.count(offset + 1)}–${format.count(offset + letters.length)} of ${format.count(total)}, newest first` : "";
+  $("range").textContent = range();
   $("newer").disabled = offset === 0;
   $("older").disabled = state.next === null;
   $("requeue-all").disabled = $("purge").disabled = total === 0;
-  $("letters").replaceChildren(...letters.map((letter, i) => row(letter, offset + i)));
+  // With a filter, the bulk actions act on the letters it matches, and say so.
+  $("requeue-all").textContent = reason ? "Requeue matching" : "Requeue all";
+  $("purge").textContent = reason ? "Delete matching" : "Purge all";
+  $("clear-filter").hidden = !reason;
+  const rows = letters.map((letter, i) => row(letter, offset + i));
+  if (rows.length === 0 && reason) rows.push(emptyRow(`No letter on this page has “${reason}” in its reason.`));
+  $("letters").replaceChildren(...rows);
+}
+
+// Which entries the page shows: without a filter, their positions; with one, the stretch of
+// the list examined (a filtered page stops examining after 10,000 entries).
+function range() {
+  const { offset, total, letters, reason, next } = state;
+  if (!total) return "";
+  if (!reason) return `${format.count(offset + 1)}–${format.count(offset + letters.length)} of ${format.count(total)}, newest first`;
+  const end = next ?? total;
+  return `${format.count(letters.length)} matching among entries ${format.count(offset + 1)}–${format.count(end)} of ${format.count(total)}`;
+}
+
+function emptyRow(text) {
+  const tr = element("tr");
+  const td = element("td", "muted", text);
+  td.colSpan = 5;
+  tr.append(td);
+  return tr;
 }
 
 function row(letter, position) {
@@ -148,9 +173,16 @@ function inspect(letter, position) {
   $("inspect-text").textContent = text(letter);
   $("inspect-hex").textContent = hex(letter);
   $("inspect-requeue").disabled = !requeueable(letter);
-  $("inspect-requeue").onclick = () => act("POST", `/admin/dead-letters/${letter.id}/requeue`, position, "Requeued one dead letter.");
+  $("inspect-requeue").onclick = () => confirm(unchanged(letter.reason, "it")) && act("POST", `/admin/dead-letters/${letter.id}/requeue`, position, "Requeued one dead letter.");
   $("inspect-delete").onclick = () => confirm("Delete this dead letter? Its message will be lost.") && act("DELETE", `/admin/dead-letters/${letter.id}`, position, "Deleted one dead letter.");
   $("inspect").showModal();
+}
+
+// What a requeue asks first: a letter failed for something its message holds, so requeued as
+// it is it fails again, unless that cause (a column too short, a constraint) was changed.
+function unchanged(reason, what) {
+  const why = reason ? ` It failed with: ${reason}.` : "";
+  return `Requeue ${what} unchanged?${why} Unless that cause was fixed since, ${what === "it" ? "it" : "they"} will come straight back here.`;
 }
 
 async function act(method, path, near, done) {
@@ -197,12 +229,26 @@ $("older").addEventListener("click", () => {
   show();
 });
 $("requeue-all").addEventListener("click", () => {
-  if (!confirm(`Requeue all ${format.count(state.total)} dead letters? They go back to the queue, behind what is pending.`)) return;
-  bulk("POST", "/admin/dead-letters/requeue", (r) => `Requeued ${format.count(r.requeued)}${r.unreadable ? `; ${format.count(r.unreadable)} unreadable left` : ""}.`);
+  const what = state.reason ? `every dead letter whose reason contains “${state.reason}”` : `all ${format.count(state.total)} dead letters`;
+  if (!confirm(`${unchanged("", what)} They go back to the queue, behind what is pending.`)) return;
+  const filter = state.reason ? `?reason=${encodeURIComponent(state.reason)}` : "";
+  bulk("POST", `/admin/dead-letters/requeue${filter}`, (r) => `Requeued ${format.count(r.requeued)}${r.unreadable ? `; ${format.count(r.unreadable)} unreadable left` : ""}.`);
 });
 $("purge").addEventListener("click", () => {
-  if (!confirm(`Delete all ${format.count(state.total)} dead letters? Their messages will be lost.`)) return;
-  bulk("DELETE", "/admin/dead-letters", (r) => `Deleted ${format.count(r.purged)}.`);
+  const what = state.reason ? `every dead letter whose reason contains “${state.reason}”` : `all ${format.count(state.total)} dead letters`;
+  if (!confirm(`Delete ${what}? Their messages will be lost.`)) return;
+  const filter = state.reason ? `?reason=${encodeURIComponent(state.reason)}` : "";
+  bulk("DELETE", `/admin/dead-letters${filter}`, (r) => `Deleted ${format.count(r.purged)}.`);
+});
+$("filter-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  Object.assign(state, { reason: $("filter").value.trim(), offset: 0, back: [] });
+  show();
+});
+$("clear-filter").addEventListener("click", () => {
+  $("filter").value = "";
+  Object.assign(state, { reason: "", offset: 0, back: [] });
+  show();
 });
 $("inspect-close").addEventListener("click", () => $("inspect").close());
 if (state.token) {
