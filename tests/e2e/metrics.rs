@@ -210,6 +210,17 @@ async fn the_rules_config_and_dashboard_are_valid() {
     assert!(ok, "{out}");
     let (ok, out) = promtool(&["test", "rules", &file("rules_test.yml")], None).await;
     assert!(ok, "{out}");
+    // The inhibit rule that holds the anomaly (a symptom) while a cause fires.
+    let amtool = Command::new("amtool")
+        .args(["check-config", &file("alertmanager.yml")])
+        .output()
+        .await
+        .expect("amtool runs (Debian's prometheus-alertmanager; ./scripts/test installs it)");
+    let out = String::from_utf8_lossy(&amtool.stdout);
+    assert!(
+        amtool.status.success() && out.contains("1 inhibit rules"),
+        "{out}"
+    );
 
     // Every query of the Grafana dashboard parses as PromQL: promtool checks them as rules.
     let dashboard: serde_json::Value = serde_json::from_str(

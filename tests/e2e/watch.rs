@@ -413,7 +413,9 @@ async fn a_dead_letter_fires_its_alert_and_sluice_dead_letters_manages_it() {
     let id = first_dead_letter_id(&with_token).await;
     let (ok, _, err) = sluice(&[&["dead-letters", "requeue", &id][..], &with_token].concat()).await;
     assert!(
-        !ok && err.contains("comes straight back") && err.contains("--yes") && err.lines().count() == 1,
+        !ok && err.contains("comes straight back")
+            && err.contains("--yes")
+            && err.lines().count() == 1,
         "{err}"
     );
     let (ok, out, err) =
@@ -428,7 +430,13 @@ async fn a_dead_letter_fires_its_alert_and_sluice_dead_letters_manages_it() {
     .await;
     let (ok, out, err) = sluice(
         &[
-            &["dead-letters", "requeue", "--reason", "NOT AN ENVELOPE", "--yes"][..],
+            &[
+                "dead-letters",
+                "requeue",
+                "--reason",
+                "NOT AN ENVELOPE",
+                "--yes",
+            ][..],
             &with_token,
         ]
         .concat(),

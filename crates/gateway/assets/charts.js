@@ -7,6 +7,8 @@ import windows from "./windows.js";
 
 // Each window's span in seconds, from the server's list of windows.
 const SPANS = Object.fromEntries(windows.windows.map((w) => [w.name, w.span_secs]));
+// And the seconds each of its points stands for.
+const RESOLUTIONS = Object.fromEntries(windows.windows.map((w) => [w.name, w.resolution_secs]));
 const HEIGHT = 180;
 
 function css(name) {
@@ -18,16 +20,30 @@ function timeLabel(seconds, withSeconds) {
   return format.clock(new Date(seconds * 1000).toISOString(), withSeconds);
 }
 
-function axes(charts) {
+// Tick steps of a count axis: whole numbers only (no "0.5 messages").
+const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5, 5e5, 1e6, 2e6, 5e6, 1e7, 1e8, 1e9];
+
+// One number format for every tick of an axis: as many decimals as its step needs (none for a
+// whole step), with thousands separators.
+export function tickLabels(ticks) {
+  const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+  const digits = Number.isInteger(step) ? 0 : Math.min(2, Math.max(1, -Math.floor(Math.log10(step))));
+  const fmt = new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  return ticks.map((v) => fmt.format(v));
+}
+
+function axes(charts, unit) {
   const stroke = css("--muted");
   const grid = { stroke: css("--line"), width: 1 };
+  const y = { stroke, grid, ticks: grid, size: 60, values: (_, ticks) => tickLabels(ticks) };
+  if (unit === "count") y.incrs = COUNT_STEPS;
   return [
     { stroke, grid, ticks: grid, space: 90, values: (_, ticks) => ticks.map((t) => timeLabel(t, charts.span() < 3600)) },
-    { stroke, grid, ticks: grid, size: 60, values: (_, ticks) => ticks.map((v) => format.rate(v)) },
+    y,
   ];
 }
 
-function chart(target, series, charts) {
+function chart(target, series, charts, unit) {
   const options = {
     width: Math.max(200, target.clientWidth),
     height: HEIGHT,
@@ -36,7 +52,7 @@ function chart(target, series, charts) {
       x: { time: true, range: () => charts.range() },
       y: { range: (_, min, max) => [0, Math.max(1, max * 1.1)] },
     },
-    axes: axes(charts),
+    axes: axes(charts, unit),
     series: [
       { label: "time", value: (_, t) => (t == null ? "–" : timeLabel(t, true)) },
       ...series.map(([label, color, dash]) => ({
@@ -46,7 +62,7 @@ function chart(target, series, charts) {
         dash,
         spanGaps: false,
         points: { show: false },
-        value: (_, v) => format.rate(v),
+        value: (_, v) => (unit === "count" ? format.count(v) : format.rate(v)),
       })),
     ],
     hooks: { setCursor: [(u) => showLatestUnlessHovered(u)] },
@@ -79,9 +95,20 @@ export class Charts {
     this.throughput = chart(document.getElementById("chart-throughput"), [
       ["accepted/s", "--accepted", [6, 4]],
       ["persisted/s", "--persisted"],
-    ], this);
-    this.queue = chart(document.getElementById("chart-queue"), [["queue depth", "--queue"]], this);
+    ], this, "rate");
+    this.queue = chart(document.getElementById("chart-queue"), [["queue depth", "--queue"]], this, "count");
     this.draw();
+  }
+
+  // The subtitles say what a point is at this window's resolution.
+  title() {
+    const perSecond = RESOLUTIONS[this.window] === 1;
+    document.getElementById("title-throughput").textContent = perSecond
+      ? "Throughput (msg/s, 10-second averages, a point per second)"
+      : "Throughput (msg/s, each minute's average, a point per minute)";
+    document.getElementById("title-queue").textContent = perSecond
+      ? "Queue depth (messages, a point per second)"
+      : "Queue depth (messages, each minute's highest, a point per minute)";
   }
 
   span() {
@@ -143,6 +170,7 @@ export class Charts {
   }
 
   draw() {
+    this.title();
     const c = this.columns;
     const target = document.getElementById("chart-throughput");
     target.dataset.points = String(c.t.length);

@@ -23,7 +23,8 @@ use sluice_proto::api::Rule;
 use sluice_proto::stats::{NAMED_WORKERS, Stats};
 use tokio::time::Instant;
 
-/// The rules evaluated from readings (all but `redis_down`).
+/// The rules evaluated from readings (all but `redis_down`), the anomaly last: it looks at
+/// the causes' conditions on the same reading.
 pub const READING_RULES: [Rule; 11] = [
     Rule::QueueDepthHigh,
     Rule::QueueGrowing,
@@ -31,11 +32,22 @@ pub const READING_RULES: [Rule; 11] = [
     Rule::DeadLettersIncreased,
     Rule::CommitLatencyHigh,
     Rule::PostgresDown,
-    Rule::ThroughputAnomaly,
     Rule::WorkerLate,
     Rule::WorkerLost,
     Rule::ReplicationDegraded,
     Rule::ErrorRate,
+    Rule::ThroughputAnomaly,
+];
+
+/// The rules whose condition explains a fall of persisted/s: while one holds (or fires),
+/// `throughput_anomaly` does not.
+pub const CAUSES: [Rule; 6] = [
+    Rule::RedisDown,
+    Rule::PostgresDown,
+    Rule::NoLiveWorkers,
+    Rule::WorkerLate,
+    Rule::WorkerLost,
+    Rule::ReplicationDegraded,
 ];
 
 /// A rule's condition on one reading.
@@ -153,6 +165,13 @@ impl Evaluator {
         }
     }
 
+    /// Whether `rule`'s condition holds now, or its alert still fires (it resolves only after
+    /// `resolve_after_secs`).
+    fn holds(&self, rule: Rule) -> bool {
+        let state = &self.states[rule.index()];
+        state.breaching_since.is_some() || state.active == Some(true)
+    }
+
     /// When `rule`'s condition began holding, if it holds: the measured start of an alert.
     pub fn breaching_since(&self, rule: Rule) -> Option<Instant> {
         self.states[rule.index()].breaching_since
@@ -236,7 +255,16 @@ impl Evaluator {
                 let down = stats.workers_postgres_down as f64;
                 check(down > 0.0, down, 0.0, "critical")
             }
-            Rule::ThroughputAnomaly => self.anomaly(stats),
+            Rule::ThroughputAnomaly => {
+                let check = self.anomaly(stats);
+                // A symptom: held while a rule naming its cause holds, as Alertmanager's
+                // inhibit rules would, so one outage pages once.
+                let explained = CAUSES.iter().any(|cause| self.holds(*cause));
+                Check {
+                    breaching: check.breaching && !explained,
+                    ..check
+                }
+            }
             Rule::WorkerLate | Rule::WorkerLost => workers(rule, stats),
             Rule::ReplicationDegraded => replication(stats),
             Rule::ErrorRate => {

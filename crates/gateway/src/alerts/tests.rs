@@ -170,6 +170,30 @@ fn a_steady_noisy_rate_is_no_anomaly_and_a_stall_is_a_high_one() {
 }
 
 #[test]
+fn a_stall_a_cause_explains_is_no_anomaly_but_the_cause_fires() {
+    let mut e = Evaluator::new(AlertSettings {
+        replication_degraded_for_secs: 2,
+        ..settings()
+    });
+    // The same stall, while the primary's only replica is gone: pushes are queued (503
+    // not_replicated) but workers cannot confirm what they take, so nothing is persisted.
+    let rate = |second: i64| {
+        let mut s = reading(second);
+        s.current_rps = if second < 200 { 5_000.0 } else { 0.0 };
+        s.accepted_per_second = 5_000.0;
+        s.replicas_wanted = 1;
+        s.replicas_in_sync = Some(if second < 199 { 1 } else { 0 });
+        s
+    };
+    let t = run(&mut e, Instant::now(), 0..230, rate);
+    assert_eq!(fired(&t, Rule::ReplicationDegraded), [201]);
+    assert!(
+        fired(&t, Rule::ThroughputAnomaly).is_empty(),
+        "one outage pages once"
+    );
+}
+
+#[test]
 fn z_scores_need_a_baseline_and_have_a_deviation_floor() {
     assert_eq!(z_score(10.0, &[1.0; 10], 1.0), None);
     let steady = vec![100.0; 100];
