@@ -70,17 +70,27 @@ pub enum ClientError {
     },
 }
 
-/// What `error` and its causes say, joined, and what to do when a certificate was refused:
-/// reqwest's own line ("error sending request for url") hides the cause.
+/// Why a call got no answer, in a few words a person acts on: the innermost cause of `error`
+/// (reqwest's own lines, "error sending request for url (…)", "client error (Connect)", hide
+/// it), said plainly for the common ones, and what to do when a certificate was refused.
 pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
+    let mut deepest = error;
+    let mut timed_out = false;
+    let mut at = Some(error);
+    while let Some(cause) = at {
+        timed_out |= cause
+            .downcast_ref::<reqwest::Error>()
+            .is_some_and(reqwest::Error::is_timeout);
+        deepest = cause;
+        at = cause.source();
+    }
+    let mut text = match deepest.downcast_ref::<std::io::Error>() {
+        Some(io) => plainly(io),
+        None if timed_out => "no answer in time".to_owned(),
+        None => deepest.to_string(),
+    };
+    if text.contains("failed to lookup address") {
+        text = "no such host (check the name in the address)".into();
     }
     if text.contains("certificate") {
         text.push_str(
@@ -89,6 +99,29 @@ pub fn explain(error: &(dyn std::error::Error + 'static)) -> String {
         );
     }
     text
+}
+
+/// An I/O error as a person reads it: the common kinds in words, the rest without Rust's
+/// `(os error N)`.
+fn plainly(io: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match io.kind() {
+        ErrorKind::ConnectionRefused => {
+            "connection refused (nothing listens there: is the service running, on that port?)"
+                .into()
+        }
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+            "the connection was cut".into()
+        }
+        ErrorKind::TimedOut => "no answer in time".into(),
+        _ => {
+            let text = io.to_string();
+            match text.find(" (os error") {
+                Some(at) => text[..at].to_owned(),
+                None => text,
+            }
+        }
+    }
 }
 
 /// `http://host:port` without a trailing slash; anything else is refused with an error naming
@@ -348,6 +381,29 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request for url (http://127.0.0.1:1/stats)")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn the_innermost_cause_is_said_plainly() {
+        let refused = Wrapper(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(explain(&refused).starts_with("connection refused (nothing listens there"));
+        let other = Wrapper(std::io::Error::other(
+            "failed to lookup address information: x",
+        ));
+        assert_eq!(
+            explain(&other),
+            "no such host (check the name in the address)"
+        );
+        let raw = Wrapper(std::io::Error::from_raw_os_error(113));
+        assert!(!explain(&raw).contains("os error"), "{}", explain(&raw));
+        let tls = Wrapper(std::io::Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert!(explain(&tls).contains("UnknownIssuer") && explain(&tls).contains("--cacert"));
+    }
 
     #[test]
     fn base_urls_are_checked() {

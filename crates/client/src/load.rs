@@ -199,7 +199,7 @@ where
 {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
-        .with_context(|| format!("connecting to {addr}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot reach {addr}: {}", crate::api::explain(&e)))?;
     stream.set_nodelay(true)?;
     let Some(tls) = tls else {
         let (sender, connection) =

@@ -8,11 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Secret, SettingsError, invalid};
 
-/// Who may call the ingest API's data endpoints: `keys` needs an API key with the endpoint's
-/// scope (`messages:write` to post, `messages:read` to read); `auto` (the default), as Redis's
-/// protected mode, serves callers unauthenticated on loopback and refuses to start a server whose
-/// listener is reachable from other machines while nothing authenticates them; `none` serves
-/// them unauthenticated anywhere (a trusted network, or a proxy that authenticates).
+/// Who may call the ingest API's data endpoints ([`AuthSettings::mode`] says how each reads).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
@@ -32,7 +28,12 @@ pub enum AuthMode {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// `auto` (the default), `none` or `keys`.
+    /// Who may call the ingest API's data endpoints: `keys` needs an API key with the endpoint's
+    /// scope (`messages:write` to post, `messages:read` to read); `auto` (the default), as
+    /// Redis's protected mode, serves callers unauthenticated on loopback and refuses to start a
+    /// server whose listener is reachable from other machines while nothing authenticates them;
+    /// `none` serves them unauthenticated anywhere (a trusted network, or a proxy that
+    /// authenticates).
     pub mode: AuthMode,
     /// Tokens (JWT) that the servers accept beside API keys, for organisations that already
     /// issue them; with `auth.mode = keys` only.

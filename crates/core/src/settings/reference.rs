@@ -57,6 +57,8 @@ pub fn leaves(schema: &Value, values: &Value) -> Vec<Setting> {
 }
 
 fn walk(root: &Value, node: &Value, value: &Value, key: &str, out: &mut Vec<Setting>) {
+    // A field's own doc, when it has one, over its type's (an enum's, under its `$ref`).
+    let own = node["description"].as_str();
     let node = resolve(root, node);
     if let Value::Object(fields) = value {
         for (field, child) in fields {
@@ -72,8 +74,8 @@ fn walk(root: &Value, node: &Value, value: &Value, key: &str, out: &mut Vec<Sett
     out.push(Setting {
         key: key.to_owned(),
         value: value.clone(),
-        description: node["description"]
-            .as_str()
+        description: own
+            .or(node["description"].as_str())
             .unwrap_or("")
             .split_whitespace()
             .collect::<Vec<_>>()

@@ -18,6 +18,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
-    /// `pretty` (default) or `json`. Filtering is by `RUST_LOG`.
+    /// `pretty` (the default: one human-readable line per event, in colour only on a terminal
+    /// and without `NO_COLOR`) or `json` (one JSON object per line, with `timestamp`, `level`,
+    /// `message`, `target` and the event's fields, for log shippers). Which events is `RUST_LOG`'s.
     pub format: LogFormat,
 }
