@@ -161,24 +161,30 @@ pub async fn dead_letters(command: DeadLetters) -> anyhow::Result<()> {
             unreadable,
             reason,
             yes,
-        } => {
-            if !yes {
-                let what = match (&reason, unreadable) {
-                    (Some(reason), _) => {
-                        format!("every dead letter whose reason contains {reason:?}")
-                    }
-                    (None, true) => "every dead letter that cannot be read".into(),
-                    (None, false) => "every dead letter".into(),
-                };
-                bail!("purging deletes {what} for good; add --yes to confirm");
-            }
-            let client = admin(&ingest)?;
-            let purged = client
-                .purge_dead_letters(unreadable, reason.as_deref())
-                .await?;
-            println!("purged {purged}");
-        }
+        } => purge(&ingest, unreadable, reason.as_deref(), yes).await?,
     }
+    Ok(())
+}
+
+/// `sluice dead-letters purge`: refused without `--yes`, naming what would go.
+async fn purge(
+    ingest: &IngestArgs,
+    unreadable: bool,
+    reason: Option<&str>,
+    yes: bool,
+) -> anyhow::Result<()> {
+    if !yes {
+        let what = match (reason, unreadable) {
+            (Some(reason), _) => format!("every dead letter whose reason contains {reason:?}"),
+            (None, true) => "every dead letter that cannot be read".into(),
+            (None, false) => "every dead letter".into(),
+        };
+        bail!("purging deletes {what} for good; add --yes to confirm");
+    }
+    let purged = admin(ingest)?
+        .purge_dead_letters(unreadable, reason)
+        .await?;
+    println!("purged {purged}");
     Ok(())
 }
 
