@@ -278,3 +278,40 @@ def test_while_the_gateway_cannot_read_redis_the_page_says_stale_not_live(stack,
     page.screenshot(path=str(OUT / "dashboard-stale.png"), clip={"x": 0, "y": 0, "width": 1280, "height": 300})
     routed["ws"].send('{"type": "status", "redis": "up"}')
     wait_state(page, "live", timeout=5)
+
+
+def y_ticks(page, chart):
+    """The y-axis labels a chart drew (its canvas holds only pixels; it keeps them in data-y-ticks)."""
+    return (page.get_attribute(f"#{chart}", "data-y-ticks") or "").split("|")
+
+
+def test_numbers_sit_under_their_headers_and_charts_say_what_a_point_is(stack, browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(stack.gateway("/"))
+    wait_state(page, "live")
+    wait_for(lambda: page.locator("#workers tr td").count() >= 14, 10, "two workers listed")
+    # Numeric columns: headers aligned as their numbers are, to the right.
+    aligned = page.evaluate(
+        """() => [...document.querySelectorAll('.workers thead th')].map((th) =>
+          [th.textContent, getComputedStyle(th).textAlign])"""
+    )
+    for header, align in aligned:
+        expected = "right" if header in ("In hand", "Persisted/s", "Batches") else "left"
+        assert align == expected, aligned
+    # The queue counts messages: whole numbers on its axis, whatever the scale (an idle queue
+    # once drew 0.0, 0.5, 1.0).
+    counts = y_ticks(page, "chart-queue")
+    assert len(counts) > 1 and all(re.fullmatch(r"[\d,]+", label) for label in counts), counts
+    # One number format per axis.
+    rates = y_ticks(page, "chart-throughput")
+    assert len(rates) > 1 and len({len(label.partition(".")[2]) for label in rates}) == 1, rates
+    # Each window's subtitle says what a point stands for.
+    for window, words in (("1m", "a point per second"), ("1h", "a point per minute"), ("5m", "a point per second")):
+        page.click(f'#windows button[data-window="{window}"]')
+        wait_for(lambda: words in page.inner_text("#title-throughput"), 5, f"{window}'s subtitle")
+        assert ("minute" in words) == ("highest" in page.inner_text("#title-queue")), page.inner_text("#title-queue")
+    # Nothing wider than the phone: tables scroll inside their card, alert cards wrap.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(OUT / "dashboard-phone-charts.png"), full_page=True)
+    context.close()

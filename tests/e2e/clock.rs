@@ -116,8 +116,10 @@ async fn an_ingest_api_two_hours_behind_stamps_the_fleets_time() {
             .json()
             .await
             .expect("json");
+    // What commit_latency_high reads: under its threshold (1 s), where the host's clock would
+    // have made it two hours, firing for the fleet.
     let p99 = stats["commit_latency_ms"]["p99"].as_f64().expect("a p99");
-    assert!(p99 < 60_000.0, "commit p99 {p99} ms: {stats}");
+    assert!(p99 < 1_000.0, "commit p99 {p99} ms: {stats}");
     let logs = stack.ingest.logs();
     assert!(logs.contains("(2.0 h) behind Redis's"), "{logs}");
     stack.stop().await;

@@ -32,10 +32,17 @@ export function tickLabels(ticks) {
   return ticks.map((v) => fmt.format(v));
 }
 
-function axes(charts, unit) {
+// The y labels drawn are also kept on the chart's element (data-y-ticks), where a test or a
+// screen reader finds them: the canvas holds only pixels.
+function axes(charts, unit, target) {
   const stroke = css("--muted");
   const grid = { stroke: css("--line"), width: 1 };
-  const y = { stroke, grid, ticks: grid, size: 60, values: (_, ticks) => tickLabels(ticks) };
+  const values = (_, ticks) => {
+    const labels = tickLabels(ticks);
+    target.dataset.yTicks = labels.join("|");
+    return labels;
+  };
+  const y = { stroke, grid, ticks: grid, size: 60, values };
   if (unit === "count") y.incrs = COUNT_STEPS;
   return [
     { stroke, grid, ticks: grid, space: 90, values: (_, ticks) => ticks.map((t) => timeLabel(t, charts.span() < 3600)) },
@@ -52,7 +59,7 @@ function chart(target, series, charts, unit) {
       x: { time: true, range: () => charts.range() },
       y: { range: (_, min, max) => [0, Math.max(1, max * 1.1)] },
     },
-    axes: axes(charts, unit),
+    axes: axes(charts, unit, target),
     series: [
       { label: "time", value: (_, t) => (t == null ? "–" : timeLabel(t, true)) },
       ...series.map(([label, color, dash]) => ({
