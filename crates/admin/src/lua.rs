@@ -18,6 +18,7 @@ const DEAD_PAYLOAD: &str = include_str!("lua/dead_payload.lua");
 /// `each_entry(…)`, for the scripts that walk the list.
 const ENTRIES: &str = include_str!("lua/entries.lua");
 const REASON: &str = include_str!("lua/reason.lua");
+const OLDEST: &str = include_str!("lua/oldest.lua");
 
 /// Most entries one call of a chunked script examines.
 pub const CHUNK_ENTRIES: u64 = 500;

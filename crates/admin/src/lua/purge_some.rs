@@ -24,7 +24,7 @@ impl Script for PurgeSome<'_> {
     fn script() -> &'static LuaScript {
         static SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| {
             let own = include_str!("purge_some.lua");
-            LuaScript::new(&[super::DEAD_PAYLOAD, super::REASON, own])
+            LuaScript::new(&[super::DEAD_PAYLOAD, super::REASON, super::OLDEST, own])
         });
         &SCRIPT
     }

@@ -3,33 +3,24 @@
 -- head: consumed after what is already pending), in their original order, each as its exact
 -- bytes. One call moves one bounded chunk; the caller calls again for the next, older entries
 -- first, so a requeue of any size keeps the order and never stalls Redis. An entry that does
--- not match, or matches but cannot be read (counted), is moved to the newest end of
+-- not match, or matches but cannot be read (counted), is kept, moved to the newest end of
 -- dead_messages, so it no longer blocks the oldest end; the caller bounds a whole requeue by
--- the entries there were when it began, so each is examined once, and those left are back in
--- their order.
+-- the entries there were when it began, so each is examined once.
 -- KEYS: dead_messages, pending_messages
 -- Returns {requeued, unreadable, examined}.
-local limit = tonumber(ARGV[1])
-local max_bytes = tonumber(ARGV[2])
 local needle = ARGV[3]
-local requeued, unreadable, examined, bytes = 0, 0, 0, 0
-while examined < limit and bytes < max_bytes do
-  local entry = redis.call('RPOP', KEYS[1])
-  if not entry then
-    break
-  end
-  examined = examined + 1
-  bytes = bytes + #entry
+local requeued, unreadable = 0, 0
+local examined = each_oldest(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), function(entry)
   local matches = reason_matches(entry, needle)
   local payload = matches and dead_payload(entry)
   if payload then
     redis.call('LPUSH', KEYS[2], payload)
     requeued = requeued + 1
-  else
-    redis.call('LPUSH', KEYS[1], entry)
-    if matches then
-      unreadable = unreadable + 1
-    end
+    return false
   end
-end
+  if matches then
+    unreadable = unreadable + 1
+  end
+  return true
+end)
 return {requeued, unreadable, examined}

@@ -22,7 +22,7 @@ impl Script for RequeueDead<'_> {
     fn script() -> &'static LuaScript {
         static SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| {
             let own = include_str!("requeue_dead.lua");
-            LuaScript::new(&[super::DEAD_PAYLOAD, super::REASON, own])
+            LuaScript::new(&[super::DEAD_PAYLOAD, super::REASON, super::OLDEST, own])
         });
         &SCRIPT
     }

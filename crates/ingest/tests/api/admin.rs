@@ -8,13 +8,7 @@ const TOKEN: &str = "test-admin-token-0123456789";
 
 async fn add_dead_letters(app: &mut TestApp, payloads: &[&[u8]]) {
     for payload in payloads {
-        let letter = DeadLetter::new(payload, "test".into(), chrono::Utc::now(), "w", 1 << 14);
-        let _: () = redis::cmd("LPUSH")
-            .arg(&app.keys.dead_messages)
-            .arg(serde_json::to_string(&letter).expect("json"))
-            .query_async(&mut app.redis)
-            .await
-            .expect("LPUSH");
+        add_with_reason(app, payload, "test").await;
     }
 }
 
@@ -101,14 +95,8 @@ async fn dead_letters_are_listed_requeued_and_purged() {
     app.cleanup().await;
 }
 
-async fn add_with_reason(app: &mut TestApp, payload: &str, reason: &str) {
-    let letter = DeadLetter::new(
-        payload.as_bytes(),
-        reason.into(),
-        chrono::Utc::now(),
-        "w",
-        1 << 14,
-    );
+async fn add_with_reason(app: &mut TestApp, payload: &[u8], reason: &str) {
+    let letter = DeadLetter::new(payload, reason.into(), chrono::Utc::now(), "w", 1 << 14);
     let _: () = redis::cmd("LPUSH")
         .arg(&app.keys.dead_messages)
         .arg(serde_json::to_string(&letter).expect("json"))
@@ -122,20 +110,20 @@ async fn dead_letters_are_listed_requeued_and_deleted_by_reason() {
     let mut app = spawn_app_with(&[("INGEST__ADMIN_TOKEN", TOKEN)]).await;
     add_with_reason(
         &mut app,
-        "a",
+        b"a",
         "value too long for type character varying(4000)",
     )
     .await;
     add_with_reason(
         &mut app,
-        "b",
+        b"b",
         "not a valid envelope: missing field `user_id`",
     )
     .await;
-    add_with_reason(&mut app, "c", "Value too long for column content").await;
+    add_with_reason(&mut app, b"c", "Value too long for column content").await;
     add_with_reason(
         &mut app,
-        "d",
+        b"d",
         "not a valid envelope: expected value at line 1",
     )
     .await;
