@@ -77,6 +77,9 @@ def jwt(secret, ttl=3600):
 class Stack:
     """The running services; each can be stopped and started again on the same port."""
 
+    # Each service logs to OUT/<log_prefix><name>.log.
+    log_prefix = ""
+
     def __init__(self):
         tag = secrets.token_hex(4)
         # The run's id, as the Rust tests' (tests/src/lib.rs: run_id), so that a cleanup can
@@ -118,7 +121,7 @@ class Stack:
 
     def start(self, name, binary, **env):
         OUT.mkdir(parents=True, exist_ok=True)
-        log = open(OUT / f"{name}.log", "ab")
+        log = open(OUT / f"{self.log_prefix}{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
             [str(BIN / binary)], env=dict(self.env, **env), stdout=log, stderr=log
         )

@@ -39,6 +39,8 @@ REPLICA_STOP_S = 10
 class DayStack(Stack):
     """The browser tests' stack on a Redis primary and replica of its own."""
 
+    log_prefix = "day-"
+
     def __init__(self):
         super().__init__()
         self.folder = tempfile.TemporaryDirectory(prefix="sluice-day-")
@@ -294,6 +296,10 @@ def replica_stopped(day, alerts, pages):
         replica.send_signal(signal.SIGCONT)
     assert watch(alerts, step, 40, lambda: "replication_degraded" not in alerts.active())
     assert ready(day)[0] == 200
+    # The ingest API said so in its log, once per outage, not once per refused push (the primary's
+    # own stop may have made one short spell of its own).
+    said = (OUT / "day-ingest.log").read_text().count("pushes are not confirmed by enough replicas")
+    assert 1 <= said <= 2, said
 
 
 def dead_letter(day, alerts, pages, browser):

@@ -102,6 +102,9 @@ pub struct Config {
     pub retention: Retention,
     /// `redis.ack_replicas` and `redis.ack_timeout_ms`, when acknowledgements are on.
     pub acks: Option<(u32, Duration)>,
+    /// Whether the last group was short of confirmations, shared by every thread, so the log
+    /// says when replication fails and when it is back, once each.
+    pub replication_short: Arc<std::sync::atomic::AtomicBool>,
 }
 
 type Reply = oneshot::Sender<Result<Pushed, ApiError>>;
@@ -229,14 +232,42 @@ async fn send(
         .map(|(_, n)| n)
         .sum();
     metrics::counter!(sluice_core::metric::MESSAGES_ACCEPTED).increment(queued);
-    if let (Some((wanted, _)), Some(confirmed)) = (config.acks, confirmed)
-        && confirmed < u64::from(wanted)
-    {
-        for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
-            *outcome = Err(ApiError::NotReplicated { confirmed, wanted });
+    if let (Some((wanted, wait)), Some(confirmed)) = (config.acks, confirmed) {
+        let short = confirmed < u64::from(wanted);
+        log_replication(&config.replication_short, short, confirmed, wanted, wait);
+        if short {
+            for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                *outcome = Err(ApiError::NotReplicated { confirmed, wanted });
+            }
         }
     }
     outcomes
+}
+
+/// Logs when pushes stop being confirmed by enough replicas, and when they are again: once
+/// per change, whatever the rate.
+fn log_replication(
+    was_short: &std::sync::atomic::AtomicBool,
+    short: bool,
+    confirmed: u64,
+    wanted: u32,
+    wait: Duration,
+) {
+    use std::sync::atomic::Ordering;
+    if was_short.swap(short, Ordering::Relaxed) == short {
+        return;
+    }
+    if short {
+        tracing::warn!(
+            confirmed,
+            wanted,
+            "pushes are not confirmed by enough replicas within {} ms (redis.ack_replicas); \
+             answering 503 not_replicated, and /ready says replication is down, until they are",
+            wait.as_millis()
+        );
+    } else {
+        tracing::info!(wanted, "replicas confirm pushes again");
+    }
 }
 
 /// The group's transactions: one for the plain requests, one per idempotent request.
@@ -506,6 +537,7 @@ mod tests {
                 max_bytes: 1 << 20,
             },
             acks: None,
+            replication_short: Default::default(),
         }
     }
 

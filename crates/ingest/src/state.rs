@@ -56,6 +56,8 @@ pub struct Shared {
     pub limiter: crate::limit::Limiter,
     /// The 5xx answers given, by code, on their way to Redis ([`crate::tally`]).
     pub errors: Arc<crate::tally::ErrorTally>,
+    /// Whether the last push was short of replica confirmations ([`crate::group::Config`]).
+    pub replication_short: Arc<std::sync::atomic::AtomicBool>,
     /// PostgreSQL pool (shared by every worker thread), for the persisted-row checks of a
     /// replayed `Prefer: wait`.
     pub pool: Pool,
@@ -145,6 +147,7 @@ impl Shared {
             prefix_guesses: sluice_admin::throttle::Throttle::per_key(),
             limiter: Default::default(),
             errors: Default::default(),
+            replication_short: Default::default(),
         })
     }
 
@@ -156,6 +159,7 @@ impl Shared {
             timeout: self.redis_timeout,
             retention: self.idempotency,
             acks: self.acks,
+            replication_short: Arc::clone(&self.replication_short),
         }
     }
 
