@@ -434,7 +434,7 @@ async fn a_dead_letter_fires_its_alert_and_sluice_dead_letters_manages_it() {
                 "dead-letters",
                 "requeue",
                 "--reason",
-                "NOT AN ENVELOPE",
+                "NOT A VALID MESSAGE ENVELOPE",
                 "--yes",
             ][..],
             &with_token,
