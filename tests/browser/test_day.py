@@ -168,7 +168,7 @@ def test_a_scripted_day_fires_every_expected_alert_and_no_other(day, browser):
     alerts = Alerts(day)
     sender = None
     try:
-        watch(alerts, "idle", 10)
+        watch(alerts, "idle", 5)
         shoot(pages, "1-idle")
 
         sender = subprocess.Popen(
@@ -187,7 +187,7 @@ def test_a_scripted_day_fires_every_expected_alert_and_no_other(day, browser):
         sender.send_signal(signal.SIGTERM)
         sender.wait(timeout=10)
         sender = None
-        watch(alerts, "load stops", 20)
+        watch(alerts, "load stops", 15)
         shoot(pages, "7-load-stopped")
     finally:
         if sender is not None:
@@ -277,7 +277,7 @@ def redis_stopped(day, alerts, pages):
     print(f"Redis stopped {stopped:.2f} s; redis_down says it lasted {lasted} s: {outage['summary']}")
     assert abs(lasted - REDIS_STOP_S) <= 1.5 and abs(lasted - stopped) <= 1.0, (lasted, stopped, outage)
     # Every worker beats again (a 5-s outage is longer than dead_after): none is lost.
-    watch(alerts, step, 10)
+    watch(alerts, step, 6)
 
 
 def replica_stopped(day, alerts, pages):
