@@ -28,7 +28,10 @@ async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing() {
         },
     )
     .await;
-    let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 100_000, 32));
+    // 40,000 messages: at this machine's rate (about 1,000 a second from 32 debug-build
+    // clients beside the rest of the suite) some 20 kills, each worker several times; what is
+    // tested is the kills, not the count.
+    let producing = tokio::spawn(produce_owned(stack.ingest_url.clone(), 40_000, 32));
     let mut kills = 0;
     while !producing.is_finished() {
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -40,8 +43,8 @@ async fn workers_killed_every_two_seconds_lose_and_duplicate_nothing() {
         kills += 1;
     }
     let accepted = producing.await.expect("producers");
-    assert_eq!(accepted.len(), 100_000);
-    assert!(kills >= 3, "only {kills} kills happened during the load");
+    assert_eq!(accepted.len(), 40_000);
+    assert!(kills >= 6, "only {kills} kills happened during the load");
     stack.assert_exactly_once(&accepted, SETTLE).await;
     stack.stop().await;
 }
