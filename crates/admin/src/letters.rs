@@ -29,8 +29,9 @@ const CALL: &str = "dead-letter admin call";
 /// Longest reason filter, in bytes.
 pub const REASON_MAX_BYTES: usize = 200;
 
-/// A reason filter as a query gives it: trimmed and lower-cased (a filter matches whatever the
-/// case); empty for none. Refused when longer than [`REASON_MAX_BYTES`] or holding a control
+/// A reason filter as a query gives it: trimmed, and A–Z lower-cased as the scripts fold the
+/// reasons they match it against (Lua's `string.lower`; other letters match as written); empty
+/// for none. Refused when longer than [`REASON_MAX_BYTES`] or holding a control
 /// character.
 pub fn parse_reason(raw: Option<&str>) -> Result<String, AdminError> {
     let reason = raw.unwrap_or_default().trim();
@@ -47,7 +48,7 @@ pub fn parse_reason(raw: Option<&str>) -> Result<String, AdminError> {
             "must not hold control characters".into(),
         ));
     }
-    Ok(reason.to_lowercase())
+    Ok(reason.to_ascii_lowercase())
 }
 
 /// Which dead letters a purge deletes.
@@ -260,6 +261,19 @@ fn readable(letter: &serde_json::Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_filter_folds_the_case_the_scripts_fold() {
+        assert_eq!(
+            parse_reason(Some("  Value TOO long ")).ok().as_deref(),
+            Some("value too long")
+        );
+        // Lua's string.lower leaves É alone (folding only A–Z), so the filter must too.
+        assert_eq!(parse_reason(Some("ÉCHEC")).ok().as_deref(), Some("Échec"));
+        assert!(parse_reason(Some("a\u{7}b")).is_err());
+        assert!(parse_reason(Some(&"x".repeat(201))).is_err());
+        assert_eq!(parse_reason(None).ok().as_deref(), Some(""));
+    }
 
     #[test]
     fn an_id_is_the_sha1_of_the_bytes_as_redis_spells_it() {

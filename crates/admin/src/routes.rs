@@ -96,7 +96,7 @@ fn parse(name: &str, raw: Option<&str>, min: u64, max: u64) -> Result<Option<u64
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Entries to list (default 100)"),
         ("offset" = Option<u64>, Query, minimum = 0, description = "Newer entries to skip (default 0): the previous page's `next_offset`"),
-        ("reason" = Option<String>, Query, max_length = 200, description = "Only the letters whose reason contains this, case aside; a page examines at most 10,000 entries, so a filtered page may be short or empty while `next_offset` says where to go on"),
+        ("reason" = Option<String>, Query, max_length = 200, description = "Only the letters whose reason contains this, A–Z case aside; a page examines at most 10,000 entries, so a filtered page may be short or empty while `next_offset` says where to go on"),
     ),
     responses(
     (status = 200, description = "A page of dead letters, newest first", body = DeadLetterPage),
@@ -124,7 +124,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/admin/dead-letters/requeue", tag = "admin", security(("admin_token" = [])),
     params(
         ("limit" = Option<u64>, Query, minimum = 1, description = "Oldest entries to examine (default: all)"),
-        ("reason" = Option<String>, Query, max_length = 200, description = "Only the letters whose reason contains this, case aside"),
+        ("reason" = Option<String>, Query, max_length = 200, description = "Only the letters whose reason contains this, A–Z case aside"),
     ),
     responses(
     (status = 200, description = "How many were requeued, and how many were skipped because they cannot be read", body = Requeued),
@@ -164,7 +164,7 @@ pub struct PurgeQuery {
 #[utoipa::path(delete, path = "/admin/dead-letters", tag = "admin", security(("admin_token" = [])),
     params(
         ("only" = Option<String>, Query, description = "`unreadable`: delete only the entries requeue skips"),
-        ("reason" = Option<String>, Query, max_length = 200, description = "Delete only the letters whose reason contains this, case aside"),
+        ("reason" = Option<String>, Query, max_length = 200, description = "Delete only the letters whose reason contains this, A–Z case aside"),
     ),
     responses(
     (status = 200, description = "How many were deleted", body = Purged),

@@ -211,7 +211,7 @@ pub enum DeadLetters {
         /// Newer entries to skip: the `next_offset` a previous page gave.
         #[arg(long, default_value_t = 0)]
         offset: u64,
-        /// Only the letters whose reason contains this, case aside (a page examines at most
+        /// Only the letters whose reason contains this, A–Z case aside (a page examines at most
         /// 10,000 entries; the next starts at the `next_offset` it prints).
         #[arg(long)]
         reason: Option<String>,
@@ -232,7 +232,7 @@ pub enum DeadLetters {
         /// How many of the oldest to look at (default: all).
         #[arg(long)]
         limit: Option<usize>,
-        /// Only the letters whose reason contains this, case aside.
+        /// Only the letters whose reason contains this, A–Z case aside.
         #[arg(long)]
         reason: Option<String>,
         /// Confirm: the letters go back unchanged, and fail again unless what made them fail
@@ -259,7 +259,7 @@ pub enum DeadLetters {
         /// Only the entries requeue skips because they cannot be read.
         #[arg(long, conflicts_with = "reason")]
         unreadable: bool,
-        /// Only the letters whose reason contains this, case aside.
+        /// Only the letters whose reason contains this, A–Z case aside.
         #[arg(long)]
         reason: Option<String>,
         /// Confirm: purging cannot be undone.

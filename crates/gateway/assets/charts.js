@@ -104,6 +104,7 @@ export class Charts {
       ["persisted/s", "--persisted"],
     ], this, "rate");
     this.queue = chart(document.getElementById("chart-queue"), [["queue depth", "--queue"]], this, "count");
+    this.title();
     this.draw();
   }
 
@@ -138,12 +139,14 @@ export class Charts {
       this.push(columns, t, history.accepted_per_second[i], history.persisted_per_second[i], history.queue_depth[i]);
     });
     this.columns = columns;
+    this.title();
     this.draw();
   }
 
   // Shows `name`'s span at once, before its history arrives.
   selectWindow(name) {
     this.window = name;
+    this.title();
     this.draw();
   }
 
@@ -177,7 +180,6 @@ export class Charts {
   }
 
   draw() {
-    this.title();
     const c = this.columns;
     const target = document.getElementById("chart-throughput");
     target.dataset.points = String(c.t.length);
