@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sluice_bench::cost::Meter;
 use sluice_bench::fanout::{self, FanoutConfig};
 use sluice_bench::pipeline::{self, E2eLoad, Stores};
 use sluice_client::send;
@@ -60,11 +61,29 @@ async fn every_benchmark_scenario_runs() {
         connections: 4,
         batch,
         wait_secs,
+        idempotent: false,
     };
-    let r = pipeline::e2e(&addr, &stores, load(300.0, None, None))
+    // Metered (`cost`): this process, which runs the load and the stack's tasks, and the
+    // PostgreSQL server.
+    let postmaster = pipeline::postgres_server_pid(&stores)
+        .await
+        .expect("the PostgreSQL server's pid");
+    let meter =
+        Meter::new(vec![("tests".into(), vec![std::process::id()])]).with_postgres(postmaster);
+    let r = pipeline::e2e(&addr, &stores, load(300.0, None, None), Some(&meter))
         .await
         .expect("e2e");
     assert!(r.accepted >= 500 && r.failed == 0, "{r:?}");
+    let cost = r.cost.as_ref().expect("a metered run reports its cost");
+    let names: Vec<&str> = cost.parts.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["tests", "PostgreSQL"], "{cost:?}");
+    assert_eq!(cost.messages, r.accepted, "{cost:?}");
+    assert!(
+        cost.parts[0].cpu_seconds > 0.0 && cost.load_tool.cpu_seconds > 0.0,
+        "two seconds of load cost this process CPU: {cost:?}"
+    );
+    let sum: f64 = cost.parts.iter().map(|p| p.us_per_message).sum();
+    assert!((cost.sluice_us_per_message - sum).abs() < 1e-9, "{cost:?}");
     assert!(r.commit_latency_ms.is_some() && r.queue_bounded, "{r:?}");
     // Every accepted message's batch event was heard, and its stages add up: queue and insert
     // cover POST → commit, each at most the whole.
@@ -81,13 +100,24 @@ async fn every_benchmark_scenario_runs() {
         "{stages:?}"
     );
 
-    let r = pipeline::e2e(&addr, &stores, load(2_000.0, Some(20), None))
+    let r = pipeline::e2e(&addr, &stores, load(2_000.0, Some(20), None), None)
         .await
         .expect("e2e with batches");
     assert!(r.accepted >= 3_000 && r.failed == 0, "{r:?}");
+    assert!(r.cost.is_none(), "unmetered");
+
+    // With Idempotency-Keys, as `sluice send` posts.
+    let keyed = E2eLoad {
+        idempotent: true,
+        ..load(300.0, None, None)
+    };
+    let r = pipeline::e2e(&addr, &stores, keyed, None)
+        .await
+        .expect("e2e with Idempotency-Keys");
+    assert!(r.accepted >= 500 && r.failed == 0, "{r:?}");
 
     // Waited requests: every one answered 201 once persisted.
-    let r = pipeline::e2e(&addr, &stores, load(300.0, None, Some(5)))
+    let r = pipeline::e2e(&addr, &stores, load(300.0, None, Some(5)), None)
         .await
         .expect("e2e waiting for persistence");
     assert!(r.accepted >= 500 && r.failed == 0, "{r:?}");

@@ -10,9 +10,11 @@
 //! - [`attacks`]: the hardening attacks at full scale, as figures to compare builds.
 //! - [`stages`]: the per-stage breakdown of `e2e` (queue, insert, record).
 //! - [`redis_cost`]: what a running fleet costs its Redis per second (commands, scripts, CPU).
+//! - [`cost`]: CPU per message, process by process, of an `e2e` run.
 //! - [`process`]: reading a process's memory and CPU from `/proc`.
 
 pub mod attacks;
+pub mod cost;
 pub mod fanout;
 pub mod http_ceiling;
 pub mod pipeline;

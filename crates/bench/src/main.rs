@@ -3,6 +3,13 @@
 
 mod cli;
 
+use sluice_core::memory;
+
+/// jemalloc, as the services have: the load tool's share of the machine is part of every
+/// figure it measures.
+#[global_allocator]
+static ALLOCATOR: memory::Allocator = memory::Allocator;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

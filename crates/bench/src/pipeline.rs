@@ -11,6 +11,7 @@ use sluice_core::Keys;
 use sluice_proto::message::{Envelope, NewMessage};
 use uuid::Uuid;
 
+use crate::cost::{self, CostReport, Meter};
 use crate::stages;
 use sluice_client::load::{self as http, LoadConfig, Progress};
 use sluice_client::sample::{accepted_ids, batch_json, message_json};
@@ -139,6 +140,14 @@ impl Stores {
     }
 }
 
+/// The pid of the services' PostgreSQL server (its postmaster, on this machine): the parent
+/// of a backend, read while the backend lives.
+pub async fn postgres_server_pid(stores: &Stores) -> anyhow::Result<u32> {
+    let db = stores.postgres().await?;
+    let backend: i32 = db.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    cost::parent_of(u32::try_from(backend)?)
+}
+
 /// Result of `drain`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainReport {
@@ -260,6 +269,8 @@ pub struct E2eReport {
     /// From when each request was due until its answer (202, or 201 with `--wait`), in
     /// milliseconds.
     pub answer_latency_ms: Option<LatencyPercentiles>,
+    /// CPU per message, process by process, when measured.
+    pub cost: Option<CostReport>,
 }
 
 /// The load of an `e2e` run.
@@ -275,11 +286,22 @@ pub struct E2eLoad {
     pub batch: Option<usize>,
     /// Send `Prefer: wait=N`: a request succeeds when answered 201 (persisted).
     pub wait_secs: Option<u64>,
+    /// Send each request with an `Idempotency-Key` (and retry a 503 under it), as `sluice
+    /// send` does: the ingest API's idempotent path.
+    pub idempotent: bool,
 }
 
 /// `e2e`: paced POSTs at `rate` messages per second (single messages, or batches of `batch`)
 /// through ingest, workers and PostgreSQL.
-pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E2eReport> {
+///
+/// With a `meter`, each of its processes' CPU is read when the load starts and once every
+/// accepted message is counted: [`E2eReport::cost`].
+pub async fn e2e(
+    addr: &str,
+    stores: &Stores,
+    load: E2eLoad,
+    meter: Option<&Meter>,
+) -> anyhow::Result<E2eReport> {
     let keys = Keys::new(&stores.key_prefix);
     // Every message of this run was created after this (a margin for the ingest host's clock).
     // The checks join the ids (the array appears once in the plan) and are bounded by it, so
@@ -293,6 +315,8 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
     wait_idle(&mut redis, &keys).await?;
     let total_before = total_messages(&mut redis, &keys).await?;
     let listener = stages::Listener::start(&stores.redis_url, &keys.batch_events).await?;
+    let cpu_before = meter.map(Meter::read).transpose()?;
+    let tool_before = cost::load_tool_seconds()?;
     let started = Instant::now();
     let batch = load.batch;
     let result = http::run(
@@ -302,6 +326,7 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
     )
     .await?;
     let seconds = started.elapsed().as_secs_f64();
+    let tool = (tool_before, cost::load_tool_seconds()?);
     let load_ended = Instant::now();
     let total_at_end = total_messages(&mut redis, &keys).await?;
     let (queue_max, queue_at_end) = sampler.finish().await?;
@@ -309,6 +334,12 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
     let accepted = ids.len() as u64;
     wait_counted(&mut redis, &keys, total_before + accepted, load_ended).await?;
     let backlog_secs = load_ended.elapsed().as_secs_f64();
+    let cost = match (meter, cpu_before) {
+        (Some(meter), Some(before)) => {
+            Some(meter.report((&before, &meter.read()?), tool, accepted))
+        }
+        _ => None,
+    };
     let created = persisted_rows(stores, &ids, not_before).await?;
     // The last batch's event follows its count by a moment.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -327,6 +358,7 @@ pub async fn e2e(addr: &str, stores: &Stores, load: E2eLoad) -> anyhow::Result<E
         commit_latency_ms: stages.commit,
         stages_ms: stages,
         answer_latency_ms: LatencyPercentiles::of(&result.latencies_ms),
+        cost,
     })
 }
 
@@ -353,8 +385,9 @@ fn e2e_config(addr: &str, load: &E2eLoad) -> LoadConfig {
             .into_iter()
             .collect(),
         tls: None,
-        // Benchmarks measure raw requests: no keys, no retries.
-        idempotent: None,
+        idempotent: load
+            .idempotent
+            .then(|| format!("bench-{}", Uuid::now_v7().simple())),
     }
 }
 

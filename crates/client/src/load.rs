@@ -251,7 +251,9 @@ impl<F: Fn(u64) -> Bytes> Plan<F> {
                         .latencies_ms
                         .push(due.elapsed().as_secs_f64() * 1000.0);
                     if self.config.keep_bodies {
-                        result.bodies.push(bytes);
+                        // A copy: the body is a slice of the connection's read buffer, and
+                        // keeping it would keep that whole buffer, a new one per answer.
+                        result.bodies.push(Bytes::copy_from_slice(&bytes));
                     }
                 }
                 Ok(_) => {

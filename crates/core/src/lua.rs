@@ -23,6 +23,10 @@ use crate::Keys;
 /// take the upkeep lease: the upkeep's own, and a worker's heartbeat.
 pub const TAKE_LEASE: &str = include_str!("lua/lease.lua");
 
+/// `push_list(list, items)` (see `lua/push_list.lua`): LPUSHes a Lua array in chunks that
+/// `unpack` can hand over, prepended to the ingest API's admit scripts and the worker's take.
+pub const PUSH_LIST: &str = include_str!("lua/push_list.lua");
+
 /// One call of a script: its arguments, and what it answers. Implemented by the arguments
 /// struct in the script's module.
 pub trait Script {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::Args;
+use sluice_bench::cost::{self, CostReport, Meter};
 use sluice_bench::pipeline;
 
 use super::StoreArgs;
@@ -30,6 +31,14 @@ pub struct E2eArgs {
     /// 201 (persisted).
     #[arg(long, value_name = "SECS")]
     wait: Option<u64>,
+    /// Send every request with an `Idempotency-Key`, as `sluice send` does.
+    #[arg(long)]
+    idempotent: bool,
+    /// Measure these processes' CPU per message, `NAME=PID[,PID…]` (e.g. `ingest=812`,
+    /// `workers=813,814`, `redis=790`); the PostgreSQL server and the load tool are then
+    /// measured too.
+    #[arg(long = "process", value_name = "NAME=PIDS", value_parser = cost::parse_part)]
+    processes: Vec<(String, Vec<u32>)>,
     /// Same-run COPY rate, to print the ratio to it.
     #[arg(long)]
     ceiling: Option<f64>,
@@ -45,6 +54,8 @@ impl E2eArgs {
             connections,
             batch_size,
             wait,
+            idempotent,
+            processes,
             ceiling,
         } = self;
         let load = pipeline::E2eLoad {
@@ -53,9 +64,20 @@ impl E2eArgs {
             connections,
             batch: batch_size,
             wait_secs: wait,
+            idempotent,
         };
-        let r = pipeline::e2e(&addr, &stores.stores(), load).await?;
+        let stores = stores.stores();
+        let meter = if processes.is_empty() {
+            None
+        } else {
+            let postmaster = pipeline::postgres_server_pid(&stores).await?;
+            Some(Meter::new(processes).with_postgres(postmaster))
+        };
+        let r = pipeline::e2e(&addr, &stores, load, meter.as_ref()).await?;
         print_e2e(&r, &load);
+        if let Some(cost) = &r.cost {
+            print_cost(cost);
+        }
         let ratio = ratio(r.persisted_per_sec, ceiling, "COPY ceiling");
         json_line("e2e", &r, ratio);
         Ok(())
@@ -64,8 +86,13 @@ impl E2eArgs {
 
 fn print_e2e(r: &pipeline::E2eReport, load: &pipeline::E2eLoad) {
     println!(
-        "e2e: {:.0} msg/s offered{}{}",
+        "e2e: {:.0} msg/s offered{}{}{}",
         load.rate_per_sec,
+        if load.idempotent {
+            ", with Idempotency-Keys"
+        } else {
+            ""
+        },
         load.batch
             .map_or(String::new(), |b| format!(", batches of {b}")),
         load.wait_secs
@@ -101,4 +128,23 @@ fn print_e2e(r: &pipeline::E2eReport, load: &pipeline::E2eLoad) {
             row(&format!("{name} max"), format!("{:.2} ms", l.max));
         }
     }
+}
+
+/// CPU per message, part by part, then Sluice's total and the load tool.
+fn print_cost(cost: &CostReport) {
+    println!("CPU per message ({} messages)", cost.messages);
+    for part in &cost.parts {
+        row(
+            &format!("  {}", part.name),
+            format!("{:.1} µs", part.us_per_message),
+        );
+    }
+    row(
+        "  Sluice's share, total",
+        format!("{:.1} µs", cost.sluice_us_per_message),
+    );
+    row(
+        &format!("  {}", cost.load_tool.name),
+        format!("{:.1} µs", cost.load_tool.us_per_message),
+    );
 }

@@ -3,19 +3,8 @@
 -- then EXEC. The script sees the messages already at the head of pending_messages and keeps
 -- them or takes them out again (LTRIM), before any other client can see the queue: the bound,
 -- the idempotency record and the accepted count are decided in the same atomic step as the push.
+-- `push_list` (putting messages back) is core's `push_list.lua`, prepended before this.
 
--- Most values one `unpack` hands to one LPUSH: Lua's C stack stops near 8,000 values.
-local CHUNK = 1000
-
--- LPUSHes `items` (a Lua array) onto `list` in order, in chunks.
-local function push_list(list, items)
-  for at = 1, #items, CHUNK do
-    redis.call('LPUSH', list, unpack(items, at, math.min(at + CHUNK - 1, #items)))
-  end
-end
-
--- Keeps accepted_window (per-second counts, `window` seconds wide) small even when no upkeep
--- trims it: past four windows' worth of seconds, drops those older than one window.
 local function trim_window(window_key, window, now)
   local held = redis.pcall('HLEN', window_key)
   if type(held) == 'number' and held > 4 * window then

@@ -41,8 +41,13 @@ impl Script for AdmitIdempotent<'_> {
     type Reply = Admitted;
 
     fn script() -> &'static LuaScript {
-        static SCRIPT: LazyLock<LuaScript> =
-            LazyLock::new(|| LuaScript::new(&[super::ADMIT, include_str!("admit_idempotent.lua")]));
+        static SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| {
+            LuaScript::new(&[
+                sluice_core::lua::PUSH_LIST,
+                super::ADMIT,
+                include_str!("admit_idempotent.lua"),
+            ])
+        });
         &SCRIPT
     }
 

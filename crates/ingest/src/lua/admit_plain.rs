@@ -33,8 +33,13 @@ impl Script for AdmitPlain<'_> {
     type Reply = Admitted;
 
     fn script() -> &'static LuaScript {
-        static SCRIPT: LazyLock<LuaScript> =
-            LazyLock::new(|| LuaScript::new(&[super::ADMIT, include_str!("admit_plain.lua")]));
+        static SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| {
+            LuaScript::new(&[
+                sluice_core::lua::PUSH_LIST,
+                super::ADMIT,
+                include_str!("admit_plain.lua"),
+            ])
+        });
         &SCRIPT
     }
 

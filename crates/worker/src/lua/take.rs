@@ -23,8 +23,12 @@ impl Script for Take<'_> {
     type Reply = Vec<Vec<u8>>;
 
     fn script() -> &'static LuaScript {
-        static SCRIPT: LazyLock<LuaScript> =
-            LazyLock::new(|| super::script(&[super::IN_FLIGHT], include_str!("take.lua")));
+        static SCRIPT: LazyLock<LuaScript> = LazyLock::new(|| {
+            super::script(
+                &[sluice_core::lua::PUSH_LIST, super::IN_FLIGHT],
+                include_str!("take.lua"),
+            )
+        });
         &SCRIPT
     }
 

@@ -745,6 +745,55 @@ async fn in_flight_counts_a_batch_from_its_first_message_until_its_commit() {
     sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
 }
 
+/// A take larger than one `LPUSH` chunk of the script (1,000) moves the oldest messages, returns
+/// them oldest first, leaves the processing list as one `LMOVE` each would (so a resumed batch
+/// reads the same), and leaves the rest queued in order.
+#[tokio::test]
+async fn a_large_take_moves_the_oldest_in_order_and_leaves_the_rest() {
+    let prefix = sluice_tests::unique_prefix("bigtake");
+    let settings = sluice_core::settings::RedisSettings {
+        url: sluice_tests::redis_url().into(),
+        key_prefix: prefix.clone(),
+        ..Default::default()
+    };
+    let mut queue =
+        sluice_worker::queue::Queue::new(&settings, "w1", Duration::from_secs(1)).expect("queue");
+    let keys = queue.keys().clone();
+    let mut conn = sluice_tests::redis().await.expect("redis");
+    // Pushed as the ingest API does, at the head: message 0 is the oldest, at the tail.
+    let all: Vec<Vec<u8>> = (0..2_600).map(|i| envelope(i).to_json()).collect();
+    for chunk in all.chunks(500) {
+        let _: () = redis::cmd("LPUSH")
+            .arg(&keys.pending_messages)
+            .arg(chunk)
+            .query_async(&mut conn)
+            .await
+            .expect("LPUSH");
+    }
+    let taken = queue.take(2_500, 0).await.expect("take");
+    assert!(taken == all[..2_500], "the oldest 2,500, oldest first");
+    let in_hand = queue.in_hand().await.expect("in hand");
+    assert!(in_hand == taken, "the processing list reads back the same");
+    let left: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(&keys.pending_messages)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .expect("LRANGE");
+    let newest_first: Vec<Vec<u8>> = all[2_500..].iter().rev().cloned().collect();
+    assert!(left == newest_first, "the 100 newest stay queued, in order");
+    let rest = queue.take(2_500, 0).await.expect("take the rest");
+    assert_eq!(rest.len(), 100);
+    let len: u64 = redis::cmd("LLEN")
+        .arg(&keys.pending_messages)
+        .query_async(&mut conn)
+        .await
+        .expect("LLEN");
+    assert_eq!(len, 0);
+    sluice_tests::delete_prefix(&prefix).await.expect("cleanup");
+}
+
 /// One heartbeat of `worker`, judging peers by the default `dead_after_ms` (10 s): PostgreSQL
 /// `up` or not, and an output.
 async fn beat_as(
