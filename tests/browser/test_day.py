@@ -171,8 +171,10 @@ def test_a_scripted_day_fires_every_expected_alert_and_no_other(day, browser):
         watch(alerts, "idle", 5)
         shoot(pages, "1-idle")
 
+        # 128 connections: each request waits for its group's WAIT on debug builds that share two
+        # cores with Chromium; 32 carried 2,000/s only while answers took under 16 ms.
         sender = subprocess.Popen(
-            [str(BIN / "sluice"), "send", "-n", "100000000", "-c", "32", "--rate", str(RATE), "--ingest", day.ingest("")],
+            [str(BIN / "sluice"), "send", "-n", "100000000", "-c", "128", "--rate", str(RATE), "--ingest", day.ingest("")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         assert watch(alerts, "load", 30, lambda: day.stats()["accepted_per_second"] > 0.8 * RATE), day.stats()

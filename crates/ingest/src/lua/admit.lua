@@ -5,6 +5,8 @@
 -- the idempotency record and the accepted count are decided in the same atomic step as the push.
 -- `push_list` (putting messages back) is core's `push_list.lua`, prepended before this.
 
+-- Keeps accepted_window (per-second counts, `window` seconds wide) small even when no upkeep
+-- trims it: past four windows' worth of seconds, drops those older than one window.
 local function trim_window(window_key, window, now)
   local held = redis.pcall('HLEN', window_key)
   if type(held) == 'number' and held > 4 * window then
