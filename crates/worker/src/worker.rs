@@ -290,9 +290,9 @@ impl Worker {
                     self.log.redis_ok();
                     return Ok(Step::Idle);
                 }
-                Batch::parse(entries, &self.id, false, letter_max)
+                Batch::parse_off_thread(entries, &self.id, false, letter_max).await
             } else {
-                Batch::parse(resumed, &self.id, true, letter_max)
+                Batch::parse_off_thread(resumed, &self.id, true, letter_max).await
             };
             self.log.redis_ok();
             self.in_hand = Some(batch);
