@@ -30,7 +30,9 @@ EXPECTED = [
     ("dead letter", {"dead_letters_increased"}),
     ("load stops", set()),
 ]
-RATE = 2000
+# A steady load the debug builds carry on two cores beside Chromium and the rest of the suite:
+# at 2,000 msg/s the ingest API alone took more than half a core and the step fell short.
+RATE = 1000
 WORKER_PAUSE_S = 10
 REDIS_STOP_S = 5
 REPLICA_STOP_S = 10
@@ -171,8 +173,8 @@ def test_a_scripted_day_fires_every_expected_alert_and_no_other(day, browser):
         watch(alerts, "idle", 5)
         shoot(pages, "1-idle")
 
-        # 128 connections: each request waits for its group's WAIT on debug builds that share two
-        # cores with Chromium; 32 carried 2,000/s only while answers took under 16 ms.
+        # 128 connections: each request waits for its group's WAIT, on debug builds that share
+        # two cores with Chromium.
         sender = subprocess.Popen(
             [str(BIN / "sluice"), "send", "-n", "100000000", "-c", "128", "--rate", str(RATE), "--ingest", day.ingest("")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
