@@ -695,16 +695,20 @@ fn manager() -> sluice_core::connect::RedisConnection {
     sluice_core::connect::redis_manager(&settings).expect("manager")
 }
 
+/// Worker `worker`'s queue on the test Redis, its keys under `prefix`.
+fn queue_of(worker: &str, prefix: &str) -> sluice_worker::queue::Queue {
+    let settings = sluice_core::settings::RedisSettings {
+        url: sluice_tests::redis_url().into(),
+        key_prefix: prefix.to_owned(),
+        ..Default::default()
+    };
+    sluice_worker::queue::Queue::new(&settings, worker, Duration::from_secs(1)).expect("queue")
+}
+
 #[tokio::test]
 async fn in_flight_counts_a_batch_from_its_first_message_until_its_commit() {
     let prefix = sluice_tests::unique_prefix("inflight");
-    let settings = sluice_core::settings::RedisSettings {
-        url: sluice_tests::redis_url().into(),
-        key_prefix: prefix.clone(),
-        ..Default::default()
-    };
-    let mut queue =
-        sluice_worker::queue::Queue::new(&settings, "w1", Duration::from_secs(1)).expect("queue");
+    let mut queue = queue_of("w1", &prefix);
     let keys = queue.keys().clone();
     let mut conn = sluice_tests::redis().await.expect("redis");
     for i in 0..5 {
@@ -751,13 +755,7 @@ async fn in_flight_counts_a_batch_from_its_first_message_until_its_commit() {
 #[tokio::test]
 async fn a_large_take_moves_the_oldest_in_order_and_leaves_the_rest() {
     let prefix = sluice_tests::unique_prefix("bigtake");
-    let settings = sluice_core::settings::RedisSettings {
-        url: sluice_tests::redis_url().into(),
-        key_prefix: prefix.clone(),
-        ..Default::default()
-    };
-    let mut queue =
-        sluice_worker::queue::Queue::new(&settings, "w1", Duration::from_secs(1)).expect("queue");
+    let mut queue = queue_of("w1", &prefix);
     let keys = queue.keys().clone();
     let mut conn = sluice_tests::redis().await.expect("redis");
     // Pushed as the ingest API does, at the head: message 0 is the oldest, at the tail.
