@@ -63,6 +63,9 @@ pub struct Hub {
     /// Wakes the poller: a first client arrived, or one asked for a faster interval.
     pub(crate) wake: Notify,
     pub(crate) poller_running: AtomicBool,
+    /// Whether the log line of the current Redis outage named its cause (a check to make):
+    /// an outage first seen as a bare timeout is logged again once its cause is known.
+    pub(crate) outage_cause_logged: AtomicBool,
     /// The current tick in milliseconds, kept beside the registry so the hot path (every
     /// session, every snapshot) reads it without taking the lock.
     tick_ms: AtomicU64,
@@ -85,6 +88,7 @@ impl Hub {
         let hub = Arc::new(Self {
             snapshots: rx,
             redis_state: watch::Sender::new(RedisState::Unknown),
+            outage_cause_logged: AtomicBool::new(false),
             batches: broadcast::Sender::new(client_queue),
             recent_batches: Mutex::new(VecDeque::with_capacity(RECENT_BATCHES)),
             alerts: broadcast::Sender::new(client_queue),

@@ -80,10 +80,16 @@ fn set_state(hub: &Hub, state: RedisState) -> bool {
     })
 }
 
+/// Logs an outage once, when it starts; and once more if that first line had no cause to
+/// name (a timeout, on a busy host) and a later failure names one (a certificate refused).
 fn mark_down(hub: &Hub, error: &str) {
-    if set_state(hub, RedisState::Down) {
+    let check = sluice_core::connect::redis_hint(error);
+    let started = set_state(hub, RedisState::Down);
+    let cause_now_known = check.is_some() && !hub.outage_cause_logged.load(Ordering::Relaxed);
+    if started || cause_now_known {
+        hub.outage_cause_logged
+            .store(check.is_some(), Ordering::Relaxed);
         let redis = sluice_core::connect::redis_name();
-        let check = sluice_core::connect::redis_hint(error);
         tracing::warn!(
             error,
             check,
