@@ -10,7 +10,8 @@
 //! that follow.
 
 use anyhow::Context;
-use procfs::process::Process;
+
+use crate::process::process;
 use serde::Serialize;
 
 /// The processes to measure, by name.
@@ -123,11 +124,6 @@ fn server_tree_seconds(root: u32) -> anyhow::Result<f64> {
         .map(|s| s.utime + s.stime)
         .sum();
     Ok((own + children as f64) / ticks)
-}
-
-fn process(pid: u32) -> anyhow::Result<Process> {
-    let pid = i32::try_from(pid).context("pid out of range")?;
-    Process::new(pid).with_context(|| format!("no process {pid}"))
 }
 
 /// What the messages of one run cost, part by part.

@@ -32,7 +32,8 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
-fn process(pid: u32) -> anyhow::Result<Process> {
+/// Process `pid`, or an error naming it.
+pub(crate) fn process(pid: u32) -> anyhow::Result<Process> {
     let pid = i32::try_from(pid).context("pid out of range")?;
     Process::new(pid).with_context(|| format!("no process {pid}"))
 }
