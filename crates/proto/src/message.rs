@@ -373,7 +373,15 @@ pub struct Envelope {
     /// `jwt:<sub>`, never the credential; absent where callers are not checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// Whether its sender waits for the commit (`Prefer: wait`): a worker inserts the batch
+    /// holding it without waiting for the batch to fill. Serialized last, and only when true,
+    /// so that [`Envelope::json_is_awaited`] reads it from an entry's last bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaited: bool,
 }
+
+/// How an awaited envelope's JSON ends ([`Envelope::awaited`] is its last field).
+const AWAITED_END: &[u8] = br#","awaited":true}"#;
 
 impl Envelope {
     /// A validated message with its id and `created_at` (messages of one batch share it; their
@@ -387,7 +395,21 @@ impl Envelope {
             content: message.content,
             created_at,
             key_id: None,
+            awaited: false,
         }
+    }
+
+    /// The envelope, its sender waiting for the commit or not.
+    pub fn awaited(mut self, awaited: bool) -> Self {
+        self.awaited = awaited;
+        self
+    }
+
+    /// Whether `json`, an entry of `pending_messages`, is an envelope whose sender waits for
+    /// the commit, read from its last bytes without parsing it. A string field cannot end the
+    /// JSON this way: its quotes would be escaped, and other fields follow it.
+    pub fn json_is_awaited(json: &[u8]) -> bool {
+        json.ends_with(AWAITED_END)
     }
 
     /// The envelope, recording that the credential `key_id` sent it.
@@ -562,6 +584,36 @@ mod tests {
         let back = Envelope::from_json(&e.to_json()).expect("parses");
         assert_eq!(back, e);
         assert_eq!(e.id.get_version_num(), 7);
+    }
+
+    #[test]
+    fn an_awaited_envelope_says_so_in_its_last_bytes_and_no_content_can_fake_it() {
+        let created_at = "2026-12-05T12:00:00.123456Z".parse().expect("a time");
+        let stamp = |content: &str| {
+            let m = parse(json!({"user_id": 3, "channel_id": 4, "content": content}));
+            Envelope::stamped(m.expect("valid"), Uuid::now_v7(), created_at)
+                .sent_by(Some("slk_Ab3dEf9h".into()))
+        };
+        let plain = stamp("hello");
+        assert!(!Envelope::json_is_awaited(&plain.to_json()));
+        assert!(
+            !String::from_utf8(plain.to_json())
+                .expect("utf-8")
+                .contains("awaited")
+        );
+        let awaited = plain.clone().awaited(true);
+        let json = awaited.to_json();
+        assert!(
+            Envelope::json_is_awaited(&json),
+            "{}",
+            String::from_utf8_lossy(&json)
+        );
+        assert_eq!(Envelope::from_json(&json).expect("parses"), awaited);
+        let forged = stamp(r#"x","awaited":true}"#);
+        assert!(!Envelope::json_is_awaited(&forged.to_json()));
+        let mut written = Vec::new();
+        awaited.write_json(&mut written);
+        assert_eq!(written, json);
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! - [`queue`]: Redis: taking messages into the worker's processing list, recording batches.
 //! - [`store`]: PostgreSQL: the leased, idempotent batch insert, one transaction per batch.
 //! - [`batch`]: parsing a batch's raw entries into envelopes and dead letters.
+//! - [`fill`]: how long a batch waits to fill at high intake.
 //! - [`registry`]: heartbeats and the detection of dead peers.
 //! - [`lua`]: the scripts, one module beside each.
 //! - [`maintenance`]: creates the partitions of `messages` ahead, drops them past retention.
 //! - [`http`]: the optional listener for `/metrics`, `/health` and `/ready`.
 
 pub mod batch;
+pub mod fill;
 pub mod http;
 pub mod lua;
 pub mod maintenance;

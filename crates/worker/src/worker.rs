@@ -17,11 +17,13 @@ use sluice_core::settings::{Settings, WorkerSettings};
 use sluice_core::upkeep::Upkeep;
 use sluice_core::{CancellationToken, connect, schema};
 use sluice_proto::backoff::Backoff;
+use sluice_proto::message::Envelope;
 use tokio::time::Instant;
 
 use tokio::sync::watch;
 
 use crate::batch::Batch;
+use crate::fill::Intake;
 use crate::queue::{Queue, Record};
 use crate::registry;
 use crate::store::{self, Lease, StoreError};
@@ -149,6 +151,8 @@ pub struct Worker {
     output_rate: registry::OutputRate,
     /// `redis.ack_replicas` and `redis.ack_timeout_ms`, when acknowledgements are on.
     acks: Option<(u32, Duration)>,
+    /// What this worker takes a second, which decides whether a batch waits to fill.
+    intake: Intake,
 }
 
 impl Worker {
@@ -177,6 +181,7 @@ impl Worker {
             output: Arc::default(),
             output_rate: registry::OutputRate::default(),
             acks: settings.redis.acks(),
+            intake: Intake::default(),
         })
     }
 
@@ -399,13 +404,16 @@ impl Worker {
 
     /// Takes up to `batch_max_size` messages: what is waiting, or else blocks up to
     /// `idle_poll_ms` for the first (at once when the last wait found the queue empty); then
-    /// keeps taking until the batch is full or `batch_max_wait_ms` after the first arrived.
+    /// keeps taking until the batch is full or `batch_max_wait_ms` after the first arrived,
+    /// and, when the intake is fast enough, until it holds `batch_fill_size` (see [`fill`]).
     ///
     /// What is waiting is taken by the take script, not BLMOVE: the script may run when Redis
     /// is full (`allow-oom`), BLMOVE may not, and a full Redis is one whose queue must drain.
     /// The wait for stragglers polls with [`FILL_POLL`] sleeps instead of a short BLMOVE:
     /// Redis only checks blocked-client timeouts about every 100 ms (its `hz`), so a 5 ms
     /// BLMOVE could hold a lone message for 100 ms.
+    ///
+    /// [`fill`]: crate::fill
     async fn collect(&mut self, shutdown: &CancellationToken) -> redis::RedisResult<Vec<Vec<u8>>> {
         let max = self.settings.batch_max_size;
         if shutdown.is_cancelled() {
@@ -421,12 +429,23 @@ impl Worker {
         if entries.is_empty() {
             let wait = Duration::from_millis(self.settings.idle_poll_ms);
             let Some(first) = self.queue.wait_one(wait).await? else {
+                self.intake.record(0, Instant::now());
                 return Ok(Vec::new());
             };
             entries.push(first);
             uncounted = 1;
         }
-        let deadline = Instant::now() + Duration::from_millis(self.settings.batch_max_wait_ms);
+        let start = Instant::now();
+        let fixed = start + Duration::from_millis(self.settings.batch_max_wait_ms);
+        // A sender waiting for its commit (`Prefer: wait`) is not kept waiting for a fill.
+        let awaited = |taken: &[Vec<u8>]| taken.iter().any(|e| Envelope::json_is_awaited(e));
+        let mut fill = self.intake.fill(
+            self.settings.batch_fill_size.min(max),
+            Duration::from_millis(self.settings.batch_fill_max_wait_ms),
+        );
+        if awaited(&entries) {
+            fill = None;
+        }
         while entries.len() < max {
             let want = max - entries.len();
             let more = self
@@ -434,16 +453,29 @@ impl Worker {
                 .take(want, std::mem::take(&mut uncounted))
                 .await?;
             let drained = more.len() < want;
+            if awaited(&more) {
+                fill = None;
+            }
             entries.extend(more);
             if !drained {
                 continue;
             }
             let now = Instant::now();
-            if now >= deadline || shutdown.is_cancelled() {
-                break;
+            // The fixed wait polls every FILL_POLL; the fill, when the rest should be in.
+            let fixed_pause = (now < fixed).then(|| (fixed - now).min(FILL_POLL));
+            let fill_pause = fill
+                .filter(|f| entries.len() < f.size && now < start + f.within)
+                .map(|f| {
+                    f.pause(entries.len(), FILL_POLL)
+                        .min(start + f.within - now)
+                });
+            let pause = [fixed_pause, fill_pause].into_iter().flatten().min();
+            match pause {
+                Some(pause) if !shutdown.is_cancelled() => tokio::time::sleep(pause).await,
+                _ => break,
             }
-            tokio::time::sleep((deadline - now).min(FILL_POLL)).await;
         }
+        self.intake.record(entries.len(), Instant::now());
         Ok(entries)
     }
 

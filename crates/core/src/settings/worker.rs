@@ -25,6 +25,23 @@ pub struct WorkerSettings {
     /// latency for fewer, larger transactions at moderate load.
     #[schemars(range(min = limits::BATCH_MAX_WAIT_MS.0, max = limits::BATCH_MAX_WAIT_MS.1))]
     pub batch_max_wait_ms: u64,
+    /// Under load, the size a batch waits to reach before it is inserted, when this worker's
+    /// own intake brings that many messages within `batch_fill_max_wait_ms`: each batch costs
+    /// PostgreSQL, Redis and the worker a fixed amount besides its rows, so larger ones cost
+    /// less CPU per message. A worker taking 2,500 a second would need 80 ms for 200 and
+    /// inserts at once; from 8,000 a second it waits, at most 25 ms (8 ms at 25,000 a
+    /// second). 0 turns it off. Past `batch_max_size`, that is the size waited for. A batch
+    /// holding a message whose sender waits for its commit (`Prefer: wait`) never waits to
+    /// fill.
+    #[default(200)]
+    #[schemars(range(min = 0, max = limits::BATCH_MAX_SIZE.1))]
+    pub batch_fill_size: usize,
+    /// The longest a batch waits to reach `batch_fill_size`, from its first message: the
+    /// latency load may add. The worker waits only when its intake rate (averaged over the
+    /// last 100 ms) fills the batch in this time.
+    #[default(25)]
+    #[schemars(range(min = 1, max = 1_000))]
+    pub batch_fill_max_wait_ms: u64,
     /// How long one blocking wait for the first message of a batch lasts before the worker
     /// checks for shutdown and takes again what is waiting.
     #[default(1_000)]

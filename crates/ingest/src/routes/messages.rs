@@ -135,7 +135,10 @@ pub async fn post_message(
     if let Some(quota) = caller.quota() {
         quota.admit(&state, 1).await?;
     }
-    let envelope = sluice_core::clock::envelope(message).sent_by(caller.key_id());
+    let wait = wait_preference(&req, state.max_wait);
+    let envelope = sluice_core::clock::envelope(message)
+        .sent_by(caller.key_id())
+        .awaited(wait.is_some());
     let charge = body.parsed(1)?;
     tracing::Span::current().record("message_id", tracing::field::display(envelope.id));
     let answer = Queued {
@@ -146,7 +149,6 @@ pub async fn post_message(
             .to_rfc3339_opts(SecondsFormat::Micros, true),
         persisted_at: None,
     };
-    let wait = wait_preference(&req, state.max_wait);
     let (ids, envelopes) = Queueing::encode(vec![envelope]);
     let queued = Queueing {
         key,
@@ -171,6 +173,7 @@ fn parse_batch(
     body: &[u8],
     max: usize,
     caller: Authorized<Writes>,
+    awaited: bool,
 ) -> Result<ParsedBatch, ApiError> {
     let messages = NewMessage::batch_from_json(body, max)?;
     // All or nothing, as validation: one message the key may not post refuses the batch.
@@ -181,7 +184,11 @@ fn parse_batch(
     let key_id = caller.key_id();
     let envelopes: Vec<Envelope> = messages
         .into_iter()
-        .map(|m| sluice_core::clock::envelope_at(m, created_at).sent_by(key_id.clone()))
+        .map(|m| {
+            sluice_core::clock::envelope_at(m, created_at)
+                .sent_by(key_id.clone())
+                .awaited(awaited)
+        })
         .collect();
     let (ids, envelopes) = Queueing::encode(envelopes);
     Ok(ParsedBatch {
@@ -218,9 +225,13 @@ pub async fn post_batch(
     let body = body::read_limited(&req, payload, state.batch_limits()).await?;
     let (bytes, max) = (body.bytes.clone(), state.batch_max_messages);
     let quota = caller.quota();
+    let wait = wait_preference(&req, state.max_wait);
+    let awaited = wait.is_some();
     let parsed = state
         .parsers
-        .run(bytes.len(), move || parse_batch(&bytes, max, caller))
+        .run(bytes.len(), move || {
+            parse_batch(&bytes, max, caller, awaited)
+        })
         .await?;
     if let Some(quota) = quota {
         quota.admit(&state, parsed.ids.len()).await?;
@@ -236,7 +247,6 @@ pub async fn post_batch(
         persisted_at: None,
         dead_lettered_ids: Vec::new(),
     };
-    let wait = wait_preference(&req, state.max_wait);
     let queued = Queueing {
         key,
         ids: parsed.ids,

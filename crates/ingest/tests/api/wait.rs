@@ -14,7 +14,8 @@ fn message(content: &str) -> Value {
     json!(MessageRequest::new(7, 8, content))
 }
 
-/// Waits for `n` messages in `pending_messages` and returns their ids, oldest first.
+/// Waits for `n` messages in `pending_messages` and returns their ids, oldest first. Each is
+/// marked as awaited, so a worker inserts it without waiting for its batch to fill.
 async fn queued_ids(app: &mut TestApp, n: usize) -> Vec<Uuid> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -22,7 +23,10 @@ async fn queued_ids(app: &mut TestApp, n: usize) -> Vec<Uuid> {
         if pending.len() >= n {
             return pending
                 .iter()
-                .map(|raw| Envelope::from_json(raw.as_bytes()).expect("envelope").id)
+                .map(|raw| {
+                    assert!(Envelope::json_is_awaited(raw.as_bytes()), "{raw}");
+                    Envelope::from_json(raw.as_bytes()).expect("envelope").id
+                })
                 .collect();
         }
         assert!(Instant::now() < deadline, "{n} messages never queued");
@@ -111,6 +115,16 @@ async fn a_wait_that_runs_out_is_the_usual_202_and_the_cap_applies() {
         assert_eq!(response.status().as_u16(), 202, "{prefer}");
         assert!(started.elapsed() < Duration::from_millis(500), "{prefer}");
     }
+    // The first was awaited; nobody waits for the others: a worker may hold them for a
+    // fuller batch.
+    let pending = app.pending().await;
+    assert_eq!(pending.len(), 4);
+    assert!(Envelope::json_is_awaited(pending[0].as_bytes()));
+    assert!(
+        pending[1..]
+            .iter()
+            .all(|raw| !Envelope::json_is_awaited(raw.as_bytes()))
+    );
     app.cleanup().await;
 }
 

@@ -128,6 +128,62 @@ async fn a_batch_waits_for_late_messages_until_the_deadline() {
     t.cleanup().await;
 }
 
+/// Sizes of the batches a worker commits while 10 messages (awaited or not) arrive every
+/// 50 ms for 2.5 s: 200 a second, which brings 50 within 250 ms.
+async fn batches_under_steady_intake(awaited: bool) -> Vec<usize> {
+    let mut t = spawn_worker(&[
+        ("WORKER__BATCH_FILL_SIZE", "50"),
+        ("WORKER__BATCH_FILL_MAX_WAIT_MS", "1000"),
+        ("WORKER__IDLE_POLL_MS", "50"),
+    ])
+    .await;
+    let mut producer = sluice_tests::redis().await.expect("redis");
+    let pending = t.keys.pending_messages.clone();
+    let pushing = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        for round in 0..50 {
+            tick.tick().await;
+            let entries: Vec<Vec<u8>> = (0..10)
+                .map(|i| envelope(round * 10 + i).awaited(awaited).to_json())
+                .collect();
+            let _: () = redis::cmd("LPUSH")
+                .arg(&pending)
+                .arg(entries)
+                .query_async(&mut producer)
+                .await
+                .expect("LPUSH");
+        }
+    });
+    let mut sizes = Vec::new();
+    while !pushing.is_finished() {
+        if let Step::Committed { size, .. } = t.step().await {
+            sizes.push(size);
+        }
+    }
+    while let Step::Committed { size, .. } = t.step().await {
+        sizes.push(size);
+    }
+    assert_eq!(sizes.iter().sum::<usize>(), 500, "{sizes:?}");
+    assert_eq!(t.row_count().await, 500);
+    t.cleanup().await;
+    sizes
+}
+
+#[tokio::test]
+async fn a_steady_intake_fills_batches_unless_a_sender_waits_for_the_commit() {
+    // Once the rate is known (two batches), each batch waits to hold 50, bar the last.
+    let filled = batches_under_steady_intake(false).await;
+    let steady = &filled[2..filled.len() - 1];
+    assert!(
+        !steady.is_empty() && steady.iter().all(|&n| n >= 50),
+        "{filled:?}"
+    );
+    // The same intake, every sender waiting: each batch goes in with what is there.
+    let awaited = batches_under_steady_intake(true).await;
+    assert!(awaited.len() >= 20, "{awaited:?}");
+    assert!(awaited.iter().all(|&n| n < 50), "{awaited:?}");
+}
+
 #[tokio::test]
 async fn idle_step_takes_nothing() {
     let mut t = spawn_worker(&[("WORKER__IDLE_POLL_MS", "50")]).await;
