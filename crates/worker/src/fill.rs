@@ -69,11 +69,13 @@ impl Intake {
     /// `None` (insert at once) when it is slower, unknown, or `size` is 0.
     pub fn fill(&self, size: usize, max_wait: Duration) -> Option<Fill> {
         let rate = self.rate.filter(|r| *r > 0.0)?;
-        if size == 0 {
+        // Compared before dividing: after a long idle spell the rate is tiny, and `size / rate`
+        // no duration at all.
+        if size == 0 || size as f64 > rate * max_wait.as_secs_f64() {
             return None;
         }
         let within = Duration::from_secs_f64(size as f64 / rate);
-        (within <= max_wait).then_some(Fill { size, within, rate })
+        Some(Fill { size, within, rate })
     }
 }
 
@@ -123,6 +125,12 @@ mod tests {
         intake.record(1, later);
         intake.record(1, later + Duration::from_secs(1));
         assert_eq!(intake.fill(200, 25 * MS), None);
+        // Hours of idle polls, a second each: the rate is all but zero, and still no wait.
+        for second in 2..200 {
+            intake.record(0, later + Duration::from_secs(second));
+            assert_eq!(intake.fill(200, 25 * MS), None);
+            assert_eq!(intake.fill(1, Duration::from_secs(1)), None);
+        }
     }
 
     #[test]
