@@ -37,12 +37,12 @@ const AROUND: Duration = Duration::from_millis(500);
 
 /// What PostgreSQL and Redis hold once the pipeline is idle.
 #[derive(Debug)]
-struct Outcome {
-    rows: usize,
-    missing: HashSet<Uuid>,
+pub(crate) struct Outcome {
+    pub(crate) rows: usize,
+    pub(crate) missing: HashSet<Uuid>,
     /// Rows whose id no client was answered 202 for, each with its content.
-    unexpected: Vec<(Uuid, String)>,
-    total_messages: i64,
+    pub(crate) unexpected: Vec<(Uuid, String)>,
+    pub(crate) total_messages: i64,
 }
 
 impl Outcome {
@@ -77,7 +77,7 @@ async fn get(redis: &mut RedisConnection, key: &str) -> i64 {
 /// Waits until nothing is pending or in a processing list and the rows and `total_messages`
 /// have stopped moving (and, when `exact`, agree), then compares the rows with every message
 /// posted so far.
-async fn settle(
+pub(crate) async fn settle(
     stack: &Stack,
     redis: &mut RedisConnection,
     keys: &Keys,
@@ -225,7 +225,7 @@ fn cut(run: usize) -> Option<Duration> {
 }
 
 /// The number of kills: `SLUICE_FAILOVER_RUNS`, or 2.
-fn runs() -> usize {
+pub(crate) fn runs() -> usize {
     std::env::var("SLUICE_FAILOVER_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -372,14 +372,14 @@ async fn graceful_failover(cluster: &RedisCluster, stack: &Stack, keys: &Keys) -
 }
 
 /// Eight clients posting from [`AROUND`] before a failover to [`AROUND`] after it.
-struct Load {
+pub(crate) struct Load {
     running: Arc<AtomicBool>,
     clients: tokio::task::JoinHandle<Vec<Posted>>,
 }
 
 impl Load {
     /// Starts the clients; returns once they have posted for [`AROUND`].
-    async fn start(stack: &Stack, label: &str) -> Self {
+    pub(crate) async fn start(stack: &Stack, label: &str) -> Self {
         let running = Arc::new(AtomicBool::new(true));
         let (url, label, on) = (
             stack.ingest_url.clone(),
@@ -394,7 +394,7 @@ impl Load {
 
     /// Lets the clients post for [`AROUND`] more, then stops them; returns what each message's
     /// client saw.
-    async fn stop(self) -> Vec<Posted> {
+    pub(crate) async fn stop(self) -> Vec<Posted> {
         tokio::time::sleep(AROUND).await;
         self.running.store(false, Ordering::Relaxed);
         self.clients.await.expect("load")
@@ -403,7 +403,7 @@ impl Load {
 
 /// After the kills, `Prefer: wait` still answers 201: the waiting rides the batch events, which
 /// the ingest API's subscription found again on the new primary.
-async fn assert_waits_for_persistence(stack: &Stack) {
+pub(crate) async fn assert_waits_for_persistence(stack: &Stack) {
     let waited = reqwest::Client::new()
         .post(format!("{}/messages", stack.ingest_url))
         .header("prefer", "wait=10")

@@ -15,6 +15,7 @@ mod gateways;
 mod https;
 mod keys;
 mod metrics;
+mod pg_failover;
 mod pipeline;
 mod secrets;
 mod stack;

@@ -12,6 +12,7 @@
 
 pub mod process;
 pub mod servers;
+pub mod standby;
 pub mod tls;
 
 use anyhow::Context;

@@ -36,6 +36,18 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The processes whose parent is `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.filter_map(Result::ok)
+        .filter_map(|p| p.stat().ok())
+        .filter(|stat| stat.ppid == pid)
+        .map(|stat| stat.pid)
+        .collect()
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; the caller binds it right away).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -243,7 +243,8 @@ impl PostgresServer {
         Ok(server)
     }
 
-    async fn init() -> anyhow::Result<Self> {
+    /// A server on a spare port with an empty directory its owner may write, no cluster yet.
+    async fn unmade() -> anyhow::Result<Self> {
         let server = Self {
             port: free_port(),
             dir: scratch_dir("postgres")?,
@@ -256,6 +257,11 @@ impl PostgresServer {
                 .arg(&server.dir))
             .await?;
         }
+        Ok(server)
+    }
+
+    async fn init() -> anyhow::Result<Self> {
+        let server = Self::unmade().await?;
         let data = server.dir.join("data");
         server
             .as_owner(&server.bin.join("initdb"))
@@ -266,6 +272,94 @@ impl PostgresServer {
             .await
             .context("initdb")?;
         Ok(server)
+    }
+
+    /// [`PostgresServer::start`] with `lines` added to `postgresql.conf`.
+    pub async fn start_with(lines: &[String]) -> anyhow::Result<Self> {
+        let server = Self::init().await?;
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(server.dir.join("data").join("postgresql.conf"))?;
+        for line in lines {
+            std::io::Write::write_all(&mut conf, format!("{line}\n").as_bytes())?;
+        }
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    /// A streaming standby of `primary`, on a port of its own, started.
+    pub async fn standby_of(primary: &PostgresServer) -> anyhow::Result<Self> {
+        let mut server = Self::unmade().await?;
+        server.follow(primary).await?;
+        Ok(server)
+    }
+
+    /// Replaces this server's data with a base backup of `primary` (`pg_basebackup -R`: a
+    /// standby streaming from it) and starts it on its port.
+    pub async fn follow(&mut self, primary: &PostgresServer) -> anyhow::Result<()> {
+        let data = self.dir.join("data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        self.as_owner(&self.bin.join("pg_basebackup"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-D")
+            .arg(&data)
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
+            .status_ok()
+            .await
+            .context("pg_basebackup")?;
+        self.start_again().await
+    }
+
+    /// Ends recovery: the standby becomes a primary.
+    pub async fn promote(&self) -> anyhow::Result<()> {
+        self.pg_ctl()
+            .args(["promote", "-w", "-t", "30"])
+            .status_ok()
+            .await
+            .context("pg_ctl promote")
+    }
+
+    /// The pid of a standby's WAL receiver.
+    pub async fn wal_receiver_pid(&self) -> anyhow::Result<Pid> {
+        let admin = crate::connect(&self.admin_url()).await?;
+        for _ in 0..100 {
+            let row = admin
+                .query_opt("SELECT pid FROM pg_stat_wal_receiver", &[])
+                .await?;
+            if let Some(pid) = row.and_then(|r| r.get::<_, Option<i32>>(0)) {
+                return Ok(Pid::from_raw(pid));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("no WAL receiver on {}", self.port)
+    }
+
+    /// SIGKILLs the postmaster and every process it started at once, as a host that dies, and
+    /// waits until they are gone.
+    pub fn kill_all(&self) -> anyhow::Result<()> {
+        let pidfile = std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))?;
+        let postmaster: i32 = pidfile.lines().next().unwrap_or_default().trim().parse()?;
+        let mut doomed = vec![postmaster];
+        doomed.extend(crate::process::children_of(postmaster));
+        for pid in &doomed {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        for _ in 0..200 {
+            if !std::path::Path::new(&format!("/proc/{postmaster}")).exists() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        bail!("the postmaster {postmaster} outlived SIGKILL")
     }
 
     /// The admin URL (`postgres` database).

@@ -457,6 +457,27 @@ pub fn postgres_pool(settings: &PostgresSettings) -> Result<Pool, PoolError> {
     postgres_pool_sized(settings, settings.pool_size, None)
 }
 
+/// After `error` on `client`, a connection of `pool`: when the server refuses writes
+/// (SQLSTATE 25006: a primary demoted to a standby, or a standby promoted in its place while
+/// this connection stayed on the old one), drops `client` and every idle connection, so the
+/// next ones connect anew and, with `target_session_attrs=read-write`, reach the writable
+/// primary. Returns the error, which callers retry like any unavailable database.
+pub fn forget_read_only(
+    pool: &Pool,
+    client: deadpool_postgres::Object,
+    error: tokio_postgres::Error,
+) -> tokio_postgres::Error {
+    if error.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION) {
+        drop(deadpool_postgres::Object::take(client));
+        let dropped = pool.retain(|_, _| false).removed.len();
+        tracing::info!(
+            dropped = dropped + 1,
+            "PostgreSQL refused a write (read-only): reconnecting to find the primary"
+        );
+    }
+    error
+}
+
 /// A pool of `size` connections to `settings.url`, created on demand; with a
 /// `statement_timeout`, PostgreSQL cancels any statement of theirs that runs longer (SQLSTATE
 /// 57014, `query_canceled`). For a pool kept apart from the main one: reads that must not take

@@ -17,6 +17,7 @@
 //!   [`sentinel`]: the primary a majority of the sentinels names.
 //! - [`schema`]: the PostgreSQL schema and its concurrency-safe versioned migrations.
 //! - [`partitions`]: the partitions of `messages`, created ahead and dropped past retention.
+//! - [`primary`]: which PostgreSQL server a service reaches, and when that changed.
 //! - [`telemetry`]: the tracing subscriber.
 //! - [`metric`]: every Prometheus metric name, and the recorder `GET /metrics` renders.
 //! - [`pubsub`]: a Redis subscription that lives as long as the process, resubscribing with
@@ -37,6 +38,7 @@ pub mod memory;
 pub mod metric;
 pub mod outage;
 pub mod partitions;
+pub mod primary;
 pub mod pubsub;
 pub mod schema;
 pub mod sentinel;

@@ -21,6 +21,10 @@ use sluice_proto::stats::Stats;
 pub const MESSAGES_ACCEPTED: &str = "sluice_messages_accepted_total";
 /// Rows the worker's batch inserts added to PostgreSQL. Counter; worker.
 pub const MESSAGES_PERSISTED: &str = "sluice_messages_persisted_total";
+/// Rows a worker inserted again on another PostgreSQL server (after a failover or a restart)
+/// because that server lacked them: commits asynchronous replication lost, restored. Counter;
+/// worker.
+pub const ROWS_RESTORED: &str = "sluice_rows_restored_total";
 /// Entries the worker moved to `dead_messages`. Counter; worker.
 pub const DEAD_LETTERS: &str = "sluice_dead_letters_total";
 /// HTTP requests answered, by `route` (the pattern, or `unmatched`), `method` and `status`.

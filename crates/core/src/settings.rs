@@ -43,7 +43,7 @@ pub use auth::{AuthMode, AuthSettings, JwtSettings};
 pub use gateway::{AlertSettings, GatewaySettings};
 pub use ingest::IngestSettings;
 pub use listener::ListenerTlsSettings;
-pub use postgres::PostgresSettings;
+pub use postgres::{PostgresSettings, Replication};
 pub use redis::{RedisSettings, url_address};
 pub use secret::Secret;
 pub use stream::{StreamAuthSettings, StreamSettings};

@@ -46,6 +46,10 @@ pub struct Readiness {
     /// pushes can be acknowledged; absent without acknowledgements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<Dependency>,
+    /// The PostgreSQL server this service reaches (with a multi-host `postgres.url`, the
+    /// primary), and since when; absent before it reached one, and for the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_primary: Option<sluice_core::primary::PrimaryReport>,
 }
 
 impl Readiness {
@@ -70,6 +74,7 @@ impl Readiness {
             redis,
             postgres,
             replication: None,
+            postgres_primary: None,
         }
     }
 
@@ -79,6 +84,12 @@ impl Readiness {
         if replication == Some(Dependency::Down) {
             self.status = ReadyStatus::NotReady;
         }
+        self
+    }
+
+    /// Says which PostgreSQL server the service reaches.
+    pub fn with_primary(mut self, primary: Option<sluice_core::primary::PrimaryReport>) -> Self {
+        self.postgres_primary = primary;
         self
     }
 

@@ -72,6 +72,8 @@ pub struct Shared {
     pub read_timeout: Duration,
     /// `/ready`'s own connection, so readiness never waits behind reads or writes.
     pub probe: Pool,
+    /// The PostgreSQL server the probe reaches, and since when, for `/ready`.
+    pub primary: sluice_core::primary::PrimaryWatch,
     /// `ingest.max_body_bytes`.
     pub max_body_bytes: usize,
     /// `ingest.max_batch_body_bytes`.
@@ -123,6 +125,7 @@ impl Shared {
             read_permits: Arc::new(tokio::sync::Semaphore::new(ingest.read_concurrency)),
             read_timeout,
             probe: connect::postgres_pool_sized(postgres, 1, Some(PROBE_TIMEOUT))?,
+            primary: sluice_core::primary::PrimaryWatch::default(),
             max_body_bytes: ingest.max_body_bytes,
             max_batch_body_bytes: ingest.max_batch_body_bytes,
             batch_max_messages: ingest.batch_max_messages,

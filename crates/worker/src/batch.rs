@@ -29,6 +29,8 @@ pub struct Batch {
     pub taken_at: DateTime<Utc>,
     /// Set once PostgreSQL has committed the batch: rows to count and when.
     pub committed: Option<(u64, DateTime<Utc>)>,
+    /// The server that committed it.
+    pub committed_on: Option<sluice_core::primary::Server>,
     /// `worker.dead_letter_max_bytes`: most of an entry a dead letter keeps.
     letter_max_bytes: usize,
 }
@@ -92,6 +94,7 @@ impl Batch {
             resumed,
             taken_at: sluice_core::clock::now(),
             committed: None,
+            committed_on: None,
             letter_max_bytes,
         }
     }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, middleware::from_fn, web};
+use sluice_core::primary::PrimaryWatch;
 use sluice_core::settings::WorkerSettings;
 use sluice_core::{CancellationToken, metric};
 use sluice_http::health::{Dependency, Readiness};
@@ -24,6 +25,8 @@ pub struct Status {
     pub redis_up: AtomicBool,
     /// PostgreSQL answered the last probe and the last insert did not fail.
     pub postgres_up: AtomicBool,
+    /// The PostgreSQL server the probes and inserts reach.
+    pub primary: PrimaryWatch,
 }
 
 /// A bound listener; [`Listener::run`] serves until shutdown.
@@ -45,7 +48,11 @@ impl Listener {
         };
         let (listener, port) = sluice_http::bind(addr, "worker.listen")?;
         metric::exporter();
-        sluice_core::metric::register_counters(&[metric::MESSAGES_PERSISTED, metric::DEAD_LETTERS]);
+        sluice_core::metric::register_counters(&[
+            metric::MESSAGES_PERSISTED,
+            metric::DEAD_LETTERS,
+            metric::ROWS_RESTORED,
+        ]);
         let status = web::Data::from(status);
         let edge = EdgeConfig {
             name: "sluice-worker",
@@ -91,5 +98,6 @@ async fn ready(status: web::Data<Status>) -> HttpResponse {
         Dependency::from_up(status.redis_up.load(Ordering::Relaxed)),
         Dependency::from_up(status.postgres_up.load(Ordering::Relaxed)),
     )
+    .with_primary(status.primary.report())
     .respond()
 }

@@ -7,6 +7,7 @@
 //! - [`batch`]: parsing a batch's raw entries into envelopes and dead letters.
 //! - [`fill`]: how long a batch waits to fill at high intake.
 //! - [`registry`]: heartbeats and the detection of dead peers.
+//! - [`recheck`]: the last committed batches, checked again on another PostgreSQL server.
 //! - [`lua`]: the scripts, one module beside each.
 //! - [`maintenance`]: creates the partitions of `messages` ahead, drops them past retention.
 //! - [`http`]: the optional listener for `/metrics`, `/health` and `/ready`.
@@ -17,6 +18,7 @@ pub mod http;
 pub mod lua;
 pub mod maintenance;
 pub mod queue;
+pub mod recheck;
 pub mod registry;
 pub mod store;
 pub mod worker;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use sluice_core::connect::RedisConnection;
 use sluice_core::settings::limits;
 use sluice_core::shutdown::Ticker;
-use sluice_core::{CancellationToken, Keys, lua};
+use sluice_core::{CancellationToken, Keys, lua, primary};
 use sluice_proto::api::WorkerOutput;
 use tokio::sync::watch;
 
@@ -31,26 +31,36 @@ pub fn heartbeat_period(dead_after: Duration) -> Duration {
 /// How often an idle worker checks that PostgreSQL answers, and how long the check may take.
 const POSTGRES_PROBE_PERIOD: Duration = Duration::from_secs(1);
 
-/// How a worker sees PostgreSQL: down when its last insert failed, or when a `SELECT 1` at the
-/// heartbeat fails, so an idle worker notices an outage too.
+/// How a worker sees PostgreSQL: down when its last insert failed, or when the probe at the
+/// heartbeat fails, so an idle worker notices an outage too. The probe asks the server who it
+/// is ([`primary::who`]), so an idle worker also notices a failover, and a server that is a
+/// standby counts as down: it refuses the worker's writes.
 pub struct PostgresView {
     /// The worker's pool.
     pub pool: deadpool_postgres::Pool,
     /// Set by the batching loop while inserts fail.
     pub loop_down: Arc<AtomicBool>,
+    /// Where the server the probe reached is noted.
+    pub status: Arc<crate::http::Status>,
 }
 
 impl PostgresView {
-    /// Whether PostgreSQL answers, within `timeout`.
+    /// Whether PostgreSQL answers as a writable server, within `timeout`.
     pub async fn is_up(&self, timeout: Duration) -> bool {
         if self.loop_down.load(Ordering::Relaxed) {
             return false;
         }
-        let probe = async {
-            let client = self.pool.get().await.ok()?;
-            client.simple_query("SELECT 1").await.ok()
+        let probe = primary::probe(&self.pool);
+        let Ok(Some(found)) = tokio::time::timeout(timeout, probe).await else {
+            return false;
         };
-        matches!(tokio::time::timeout(timeout, probe).await, Ok(Some(_)))
+        if found.in_recovery {
+            return false;
+        }
+        self.status
+            .primary
+            .observe(&found.server, sluice_core::clock::now());
+        true
     }
 
     /// Probes every second until shutdown, keeping `up` current. Runs beside the heartbeat so a

@@ -7,6 +7,9 @@
 //! can commit nothing, so the reclaimer sees every row the peer will ever have inserted.
 
 use deadpool_postgres::Pool;
+use sluice_core::connect;
+use sluice_core::primary::Server;
+use sluice_core::server_columns;
 use sluice_proto::message::Envelope;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -45,7 +48,7 @@ pub struct Lease {
 }
 
 /// What an insert did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inserted {
     /// False when the lease was revoked: nothing was inserted.
     pub leased: bool,
@@ -54,6 +57,8 @@ pub struct Inserted {
     /// Rows of the batch that were already in the table before this statement (only computed
     /// for resumed batches).
     pub existing: u64,
+    /// The server that committed it; `None` when no statement ran (nothing to insert).
+    pub server: Option<Server>,
 }
 
 /// The lease every statement holds `FOR SHARE`.
@@ -108,7 +113,8 @@ const INSERT_FRESH: &str = concat!(
     WHERE EXISTS (SELECT 1 FROM lease)
     RETURNING 1
 )
-SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8"
+SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8, ",
+    server_columns!()
 );
 
 /// Skips ids already in the table: a row goes in only when its id is new to `message_ids`.
@@ -116,7 +122,8 @@ const INSERT: &str = concat!(
     lease_cte!(),
     skipping_inserts!(),
     "
-SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8"
+SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), 0::int8, ",
+    server_columns!()
 );
 
 /// The same, also counting the batch's ids that were already there: for a batch resumed from
@@ -136,8 +143,20 @@ const INSERT_RESUMED: &str = concat!(
 )",
     skipping_inserts!(),
     "
-SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), (SELECT n FROM existing)"
+SELECT EXISTS (SELECT 1 FROM lease), (SELECT count(*) FROM ins), (SELECT n FROM existing), ",
+    server_columns!()
 );
+
+/// Which of the statements an insert runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// [`INSERT_FRESH`], then [`INSERT`] if an id was there already.
+    Fresh,
+    /// [`INSERT_RESUMED`].
+    Resumed,
+    /// [`INSERT`]: rows another server committed, inserted again where missing.
+    Restore,
+}
 
 /// Inserts `envelopes` in one statement under `lease`. Ids already in the table are skipped, so
 /// a message never becomes two rows.
@@ -147,6 +166,29 @@ pub async fn insert(
     lease: &Lease,
     envelopes: &[&Envelope],
     resumed: bool,
+) -> Result<Inserted, StoreError> {
+    let kind = if resumed { Kind::Resumed } else { Kind::Fresh };
+    insert_as(pool, lease, envelopes, kind).await
+}
+
+/// Inserts again, under `lease`, the rows of `envelopes` the server lacks: a batch committed
+/// on a server that another has replaced since (a failover, a restart), which asynchronous
+/// replication or `synchronous_commit = off` may have lost. `inserted` is the rows restored;
+/// they were counted when first committed.
+#[tracing::instrument(name = "postgres.restore_batch", skip_all, fields(size = envelopes.len()), err(level = "debug"))]
+pub async fn restore(
+    pool: &Pool,
+    lease: &Lease,
+    envelopes: &[&Envelope],
+) -> Result<Inserted, StoreError> {
+    insert_as(pool, lease, envelopes, Kind::Restore).await
+}
+
+async fn insert_as(
+    pool: &Pool,
+    lease: &Lease,
+    envelopes: &[&Envelope],
+    kind: Kind,
 ) -> Result<Inserted, StoreError> {
     let n = envelopes.len();
     let mut ids: Vec<Uuid> = Vec::with_capacity(n);
@@ -174,19 +216,9 @@ pub async fn insert(
         &lease.token,
         &senders,
     ];
-    let row = if resumed {
-        let statement = client.prepare_cached(INSERT_RESUMED).await?;
-        client.query_one(&statement, &params).await?
-    } else {
-        let statement = client.prepare_cached(INSERT_FRESH).await?;
-        match client.query_one(&statement, &params).await {
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                tracing::debug!("a redelivered message in a fresh batch; inserting the rest");
-                let statement = client.prepare_cached(INSERT).await?;
-                client.query_one(&statement, &params).await?
-            }
-            other => other?,
-        }
+    let row = match run(&client, kind, &params).await {
+        Ok(row) => row,
+        Err(e) => return Err(connect::forget_read_only(pool, client, e).into()),
     };
     let count =
         |i: usize| -> Result<u64, StoreError> { Ok(row.try_get::<_, i64>(i)?.max(0) as u64) };
@@ -194,7 +226,30 @@ pub async fn insert(
         leased: row.try_get(0)?,
         inserted: count(1)?,
         existing: count(2)?,
+        server: Some(Server::from_row(&row, 3)?),
     })
+}
+
+/// Runs the statement of `kind`.
+async fn run(
+    client: &deadpool_postgres::Client,
+    kind: Kind,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+    let sql = match kind {
+        Kind::Fresh => INSERT_FRESH,
+        Kind::Resumed => INSERT_RESUMED,
+        Kind::Restore => INSERT,
+    };
+    let statement = client.prepare_cached(sql).await?;
+    match client.query_one(&statement, params).await {
+        Err(e) if kind == Kind::Fresh && e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            tracing::debug!("a redelivered message in a fresh batch; inserting the rest");
+            let statement = client.prepare_cached(INSERT).await?;
+            client.query_one(&statement, params).await
+        }
+        other => other,
+    }
 }
 
 /// Inserts like [`insert`], but when PostgreSQL rejects the rows themselves, bisects the batch
@@ -209,6 +264,7 @@ pub async fn insert_isolating(
         leased: true,
         inserted: 0,
         existing: 0,
+        server: None,
     };
     let mut rejected = Vec::new();
     // Work list of slices still to insert; a rejected slice is split in two.
@@ -230,6 +286,7 @@ pub async fn insert_isolating(
                 }
                 total.inserted += done.inserted;
                 total.existing += done.existing;
+                total.server = done.server;
             }
             Err(e) if e.rows_rejected() => {
                 if let [single] = slice {
@@ -267,13 +324,16 @@ pub async fn register(pool: &Pool, worker_id: &str) -> Result<Lease, StoreError>
         token: Uuid::now_v7(),
     };
     let client = pool.get().await?;
-    client
+    let done = client
         .execute(
             "INSERT INTO sluice_worker_leases (worker_id, token) VALUES ($1, $2)
              ON CONFLICT (worker_id) DO UPDATE SET token = EXCLUDED.token, acquired_at = now()",
             &[&lease.worker_id, &lease.token],
         )
-        .await?;
+        .await;
+    if let Err(e) = done {
+        return Err(connect::forget_read_only(pool, client, e).into());
+    }
     Ok(lease)
 }
 
@@ -281,11 +341,14 @@ pub async fn register(pool: &Pool, worker_id: &str) -> Result<Lease, StoreError>
 #[tracing::instrument(name = "postgres.revoke_lease", skip(pool), err(level = "debug"))]
 pub async fn revoke(pool: &Pool, worker_id: &str) -> Result<(), StoreError> {
     let client = pool.get().await?;
-    client
+    let done = client
         .execute(
             "DELETE FROM sluice_worker_leases WHERE worker_id = $1",
             &[&worker_id],
         )
-        .await?;
+        .await;
+    if let Err(e) = done {
+        return Err(connect::forget_read_only(pool, client, e).into());
+    }
     Ok(())
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use sluice_core::metric;
 use sluice_core::partitions::Plan;
-use sluice_core::settings::{Settings, WorkerSettings};
+use sluice_core::primary::{self, Server};
+use sluice_core::settings::{Replication, Settings, WorkerSettings};
 use sluice_core::upkeep::Upkeep;
 use sluice_core::{CancellationToken, connect, schema};
 use sluice_proto::backoff::Backoff;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 use crate::batch::Batch;
 use crate::fill::Intake;
 use crate::queue::{Queue, Record};
+use crate::recheck::Recent;
 use crate::registry;
 use crate::store::{self, Lease, StoreError};
 
@@ -153,6 +155,10 @@ pub struct Worker {
     acks: Option<(u32, Duration)>,
     /// What this worker takes a second, which decides whether a batch waits to fill.
     intake: Intake,
+    /// The batches committed last, checked again on another server.
+    recent: Recent,
+    /// `postgres.replication`, checked against each server reached.
+    replication: Replication,
 }
 
 impl Worker {
@@ -182,6 +188,8 @@ impl Worker {
             output_rate: registry::OutputRate::default(),
             acks: settings.redis.acks(),
             intake: Intake::default(),
+            recent: Recent::new(settings.worker.recheck_max_bytes),
+            replication: settings.postgres.replication,
         })
     }
 
@@ -270,6 +278,7 @@ impl Worker {
             if self.dead_peers.has_changed().unwrap_or(false) {
                 self.reclaim_dead_peers().await?;
             }
+            self.restore_elsewhere().await?;
             let letter_max = self.settings.dead_letter_max_bytes;
             let mut resumed = Vec::new();
             if self.resync {
@@ -307,33 +316,10 @@ impl Worker {
 
     /// Inserts and records the batch in hand, resuming wherever a previous attempt stopped.
     async fn commit_in_hand(&mut self) -> Result<Step, StepError> {
-        if self.in_hand.as_ref().is_some_and(|b| b.committed.is_none()) {
-            // Nothing goes into PostgreSQL that a failover could put back in the queue (the
-            // take), or back in the processing list (the last batch's record).
-            self.confirm_replicated(true).await?;
-            let lease = self.lease().await?;
-            let Some(batch) = self.in_hand.as_mut() else {
-                return Ok(Step::Idle);
-            };
-            let envelopes: Vec<_> = batch.envelopes.iter().collect();
-            let started = std::time::Instant::now();
-            let (done, rejected) =
-                store::insert_isolating(&self.pool, &lease, &envelopes, batch.resumed).await?;
-            metrics::histogram!(metric::BATCH_INSERT_DURATION)
-                .record(started.elapsed().as_secs_f64());
-            self.log.postgres_ok();
-            if !done.leased {
-                tracing::warn!(
-                    worker_id = %self.id,
-                    "a peer presumed this worker dead and took over its batch; registering again"
-                );
-                self.lease = None;
-                self.in_hand = None;
-                self.resync = true;
-                return Ok(Step::Fenced);
-            }
-            batch.reject(rejected, &self.id);
-            batch.committed = Some((done.inserted + done.existing, sluice_core::clock::now()));
+        if self.in_hand.as_ref().is_some_and(|b| b.committed.is_none())
+            && let Some(step) = self.insert_in_hand().await?
+        {
+            return Ok(step);
         }
         let Some(batch) = self.in_hand.as_mut() else {
             return Ok(Step::Idle);
@@ -376,8 +362,139 @@ impl Worker {
         }
         let size = batch.size;
         tracing::debug!(batch_id = %batch.id, size, inserted, "batch committed");
-        self.in_hand = None;
+        if let Some(batch) = self.in_hand.take()
+            && let Some(server) = batch.committed_on
+        {
+            self.recent.keep(server, batch.envelopes);
+        }
         Ok(Step::Committed { size, inserted })
+    }
+
+    /// Inserts the batch in hand into PostgreSQL and marks it committed; `Some` ends the step
+    /// there (fenced, or nothing in hand).
+    async fn insert_in_hand(&mut self) -> Result<Option<Step>, StepError> {
+        // Nothing goes into PostgreSQL that a failover could put back in the queue (the
+        // take), or back in the processing list (the last batch's record).
+        self.confirm_replicated(true).await?;
+        let lease = self.lease().await?;
+        let Some(batch) = self.in_hand.as_ref() else {
+            return Ok(Some(Step::Idle));
+        };
+        let envelopes: Vec<_> = batch.envelopes.iter().collect();
+        let started = std::time::Instant::now();
+        let inserted = store::insert_isolating(&self.pool, &lease, &envelopes, batch.resumed).await;
+        let (done, rejected) = match inserted {
+            Ok(done) => done,
+            Err(e) => {
+                // A statement that failed on its way (the server died, or failed over, during
+                // the commit) may have committed all the same: the retry counts the batch's
+                // rows already there, as for a batch read back.
+                if let (StoreError::Query(_), Some(batch)) = (&e, self.in_hand.as_mut()) {
+                    batch.resumed = true;
+                }
+                return Err(e.into());
+            }
+        };
+        metrics::histogram!(metric::BATCH_INSERT_DURATION).record(started.elapsed().as_secs_f64());
+        self.log.postgres_ok();
+        if let Some(server) = &done.server {
+            self.reached(server).await;
+        }
+        let Some(batch) = self.in_hand.as_mut() else {
+            return Ok(Some(Step::Idle));
+        };
+        if !done.leased {
+            tracing::warn!(
+                worker_id = %self.id,
+                "a peer presumed this worker dead and took over its batch; registering again"
+            );
+            self.lease = None;
+            self.in_hand = None;
+            self.resync = true;
+            return Ok(Some(Step::Fenced));
+        }
+        batch.reject(rejected, &self.id);
+        batch.committed = Some((done.inserted + done.existing, sluice_core::clock::now()));
+        batch.committed_on = done.server;
+        Ok(None)
+    }
+
+    /// Notes the server that committed a batch; when it is another one than before, says
+    /// whether it gives the replication `postgres.replication` wants.
+    async fn reached(&self, server: &Server) {
+        if self
+            .status
+            .primary
+            .observe(server, sluice_core::clock::now())
+            .is_some()
+        {
+            self.check_replication().await;
+        }
+    }
+
+    /// Asks the server what it gives commits and warns when `postgres.replication` wants
+    /// otherwise (or when it is a standby).
+    async fn check_replication(&self) {
+        let found = async {
+            let client = self.pool.get().await.ok()?;
+            primary::who(&client).await.ok()
+        };
+        let Some(found) = found.await else {
+            return;
+        };
+        match primary::judge(self.replication, &found) {
+            Some(warning) => tracing::warn!(server = %found.server, "{warning}"),
+            None if self.replication == Replication::Unchecked => {}
+            None => tracing::info!(
+                server = %found.server,
+                synchronous_commit = %found.synchronous_commit,
+                synchronous_standby_names = %found.synchronous_standby_names,
+                "PostgreSQL replication as postgres.replication wants"
+            ),
+        }
+    }
+
+    /// Once the worker reaches another server than the one that committed some of its last
+    /// batches, inserts each of them again there, skipping what it has (see [`Recent`]).
+    async fn restore_elsewhere(&mut self) -> Result<(), StepError> {
+        let Some(current) = self.status.primary.current() else {
+            return Ok(());
+        };
+        let (mut checked, mut restored) = (0, 0);
+        while let Some(at) = self.recent.first_elsewhere(&current) {
+            let lease = self.lease().await?;
+            let Some((was_on, envelopes)) = self.recent.batch(at) else {
+                break;
+            };
+            let was_on = was_on.clone();
+            let envelopes: Vec<&Envelope> = envelopes.iter().collect();
+            let done = store::restore(&self.pool, &lease, &envelopes).await?;
+            if !done.leased {
+                // Registered again at the next step, which restores then.
+                self.lease = None;
+                return Ok(());
+            }
+            if done.server.as_ref() != Some(&current) {
+                // Another change meanwhile: the next step looks again.
+                break;
+            }
+            checked += envelopes.len();
+            restored += done.inserted;
+            if done.inserted > 0 {
+                tracing::warn!(
+                    from = %was_on,
+                    to = %current,
+                    restored = done.inserted,
+                    "inserted again rows committed on the server before, which this one lacked"
+                );
+            }
+            self.recent.moved(at, &current);
+        }
+        if checked > 0 {
+            metrics::counter!(metric::ROWS_RESTORED).increment(restored);
+            tracing::info!(server = %current, checked, restored, "checked the last batches on the new server");
+        }
+        Ok(())
     }
 
     /// With `redis.ack_replicas`, waits until that many replicas hold every write this worker
@@ -553,6 +670,7 @@ impl Worker {
                 postgres: registry::PostgresView {
                     pool: self.pool.clone(),
                     loop_down: Arc::clone(&self.log.postgres_down),
+                    status: Arc::clone(&self.status),
                 },
                 status: Arc::clone(&self.status),
                 upkeep: upkeep_gate,
@@ -613,6 +731,7 @@ impl Worker {
             tracing::warn!(error = %format!("{e:#}"), "cannot create the partitions of messages yet");
         }
         self.lease().await.context(postgres)?;
+        self.check_replication().await;
         self.heartbeat().await.context(redis)?;
         Ok(())
     }

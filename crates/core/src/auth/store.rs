@@ -119,6 +119,12 @@ fn postgres(e: impl std::fmt::Display) -> KeyError {
     KeyError::Postgres(e.to_string())
 }
 
+/// A write that failed on `client`: a server turned read-only (a demoted primary) loses its
+/// connections first ([`crate::connect::forget_read_only`]), so the retry finds the primary.
+fn written(pool: &Pool, client: deadpool_postgres::Object, e: tokio_postgres::Error) -> KeyError {
+    postgres(crate::connect::forget_read_only(pool, client, e))
+}
+
 /// Checks a request for a new key.
 fn validate(new: &NewKey) -> Result<(), KeyError> {
     let invalid = |field, reason: &str| KeyError::Invalid {
@@ -212,7 +218,7 @@ pub async fn create(pool: &Pool, new: &NewKey) -> Result<CreatedKey, KeyError> {
     let row = client
         .query_opt(&sql, &params)
         .await
-        .map_err(postgres)?
+        .map_err(|e| written(pool, client, e))?
         .ok_or_else(|| KeyError::NameTaken(new.name.clone()))?;
     Ok(CreatedKey {
         key: minted.key,
@@ -238,7 +244,7 @@ pub async fn revoke(pool: &Pool, name: &str) -> Result<KeyInfo, KeyError> {
     let row = client
         .query_opt(&sql, &[&name])
         .await
-        .map_err(postgres)?
+        .map_err(|e| written(pool, client, e))?
         .ok_or_else(|| KeyError::NoSuchKey(name.to_owned()))?;
     Ok(Row::from_sql(&row).info())
 }
@@ -267,6 +273,6 @@ pub async fn mark_used(pool: &Pool, prefixes: &[String]) -> Result<(), KeyError>
             &[&prefixes],
         )
         .await
-        .map_err(postgres)?;
+        .map_err(|e| written(pool, client, e))?;
     Ok(())
 }

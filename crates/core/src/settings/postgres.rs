@@ -15,7 +15,9 @@ pub struct PostgresSettings {
     /// Connection URL, `postgres://user[:password]@host:port/database`, with libpq's TLS
     /// parameters: `sslmode` (`disable`, `allow`, `prefer` (the default), `require`,
     /// `verify-ca`, `verify-full`), `sslrootcert` (a CA file, or `system`), `sslcert` and
-    /// `sslkey`.
+    /// `sslkey`. A primary with standbys: list them all, with
+    /// `target_session_attrs=read-write` (`postgres://u@db1:5432,db2:5432/sluice?target_session_attrs=read-write`),
+    /// and each new connection goes to whichever is the writable primary.
     #[default("postgres://postgres@127.0.0.1:5432/sluice".into())]
     pub url: Secret,
     /// Connections in each process's pool.
@@ -43,6 +45,26 @@ pub struct PostgresSettings {
     /// 0 (the default) keeps every row forever.
     #[schemars(range(min = 0, max = 100_000))]
     pub retention_days: u64,
+    /// The guarantee this deployment wants when the primary fails over. The workers check it
+    /// against what the server reports (`synchronous_commit`, `synchronous_standby_names`) at
+    /// start and whenever they reach another server, and warn when they disagree.
+    pub replication: Replication,
+}
+
+/// [`PostgresSettings::replication`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Replication {
+    /// No check (the default): a single server, or a deployment that says nothing.
+    #[default]
+    Unchecked,
+    /// A commit PostgreSQL acknowledges is on a synchronous standby: `synchronous_standby_names`
+    /// names one and `synchronous_commit` is `on` or `remote_apply`. A failover to that
+    /// standby loses no row a worker counted.
+    Synchronous,
+    /// Standbys may lag: a failover can lose the last commits. The workers re-check their last
+    /// batches on the new primary and insert again what it lacks (`worker.recheck_max_bytes`).
+    Asynchronous,
 }
 
 impl PostgresSettings {

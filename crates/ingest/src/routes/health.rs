@@ -98,6 +98,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     };
     Readiness::of(redis, postgres)
         .with_replication(replication)
+        .with_primary(state.primary.report())
         .respond()
 }
 
@@ -144,15 +145,19 @@ async fn redis_up(state: &AppState) -> Dependency {
     }
 }
 
-/// `SELECT 1` on the probe's own connection: readiness says whether PostgreSQL answers, not
-/// whether this process has a connection to spare.
+/// Asks the server who it is on the probe's own connection: readiness says whether
+/// PostgreSQL answers, not whether this process has a connection to spare, and which server
+/// that is. A standby is down: it refuses the writes of the keys' store. One that refuses
+/// a connection with `target_session_attrs=read-write` never answers here.
 async fn postgres_up(state: &AppState) -> Dependency {
-    let check = async {
-        let client = state.probe.get().await.ok()?;
-        client.simple_query("SELECT 1").await.ok()
-    };
+    let check = sluice_core::primary::probe(&state.probe);
     match tokio::time::timeout(crate::state::PROBE_TIMEOUT, check).await {
-        Ok(Some(_)) => Dependency::Up,
+        Ok(Some(found)) if !found.in_recovery => {
+            state
+                .primary
+                .observe(&found.server, sluice_core::clock::now());
+            Dependency::Up
+        }
         _ => Dependency::Down,
     }
 }

@@ -5,3 +5,4 @@ mod batching;
 mod helpers;
 mod lifecycle;
 mod migrations;
+mod servers;
