@@ -8,8 +8,9 @@ import secrets
 import signal
 import subprocess
 import time
+import urllib.parse
 
-from conftest import ADMIN_TOKEN, OUT, REDIS_URL, Sender, free_port, http_json, wait_for
+from conftest import ADMIN_TOKEN, OUT, POSTGRES_URL, REDIS_URL, Sender, free_port, http_json, wait_for
 
 TIME = re.compile(r"^\d\d:\d\d:\d\d$")
 
@@ -185,6 +186,10 @@ def test_a_late_worker_is_marked_with_its_age_before_it_is_presumed_dead(stack, 
         )
         rates = page.eval_on_selector_all("#workers tr[data-state=up] td:nth-child(5)", "(ns) => ns.map((n) => n.textContent)")
         assert all(re.match(r"^[\d,.]+$", r) for r in rates), rates
+        # Each worker names the PostgreSQL server it writes to, and since when.
+        port = urllib.parse.urlsplit(POSTGRES_URL).port or 5432
+        servers = page.eval_on_selector_all("#workers tr[data-state=up] td:nth-child(7)", "(ns) => ns.map((n) => n.textContent)")
+        assert servers and all(re.match(rf"^up · \S+:{port} since \d\d:\d\d:\d\d$", s) for s in servers), servers
         worker = stack.processes["worker-1"]
         worker.send_signal(signal.SIGSTOP)
         try:

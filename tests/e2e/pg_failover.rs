@@ -142,6 +142,20 @@ async fn kill_loop(synchronous: bool) {
         address.as_str(),
         "{ready}"
     );
+    // So does every worker, in the list the dashboard shows.
+    let workers: serde_json::Value = reqwest::get(format!("{}/workers", stack.gateway_url))
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let servers: Vec<&str> = workers["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter_map(|w| w["postgres_server"].as_str())
+        .collect();
+    assert_eq!(servers, [address.as_str(); 2], "{workers}");
     assert_waits_for_persistence(&stack).await;
     stack.stop().await;
 }

@@ -489,6 +489,8 @@ mod tests {
                 alive: true,
                 late: true,
                 postgres: "up".into(),
+                postgres_server: Some("10.0.0.12:5432".into()),
+                postgres_server_since: None,
                 batches: Some(12),
                 persisted: Some(1_200),
                 persisted_per_second: None,

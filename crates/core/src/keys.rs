@@ -102,6 +102,10 @@ keys! {
     commit_latency,
     /// Hash of each live worker's view of PostgreSQL: field = worker id, value = `up` or `down`.
     workers_postgres,
+    /// Hash of the PostgreSQL server each live worker reaches (its last insert or probe): field =
+    /// worker id, value = `<since, ms, Redis clock> <address>`, the address `host:port` or `a
+    /// local socket`. With a multi-host `postgres.url`, the primary; written when it changes.
+    workers_postgres_server,
     /// Hash of what each live worker has done since it started, as its last full heartbeat said:
     /// field = worker id, value = `<batches> <rows persisted> <rows per second, last 10 s>`.
     workers_output,

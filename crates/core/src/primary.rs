@@ -195,6 +195,19 @@ impl PrimaryWatch {
         state.as_ref().map(|reached| reached.server.clone())
     }
 
+    /// The server reached last as `workers_postgres_server` holds it: `<since ms> <address>`;
+    /// empty before any.
+    pub fn registry_field(&self) -> String {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.as_ref().map_or_else(String::new, |reached| {
+            format!(
+                "{} {}",
+                reached.since.timestamp_millis(),
+                reached.server.address
+            )
+        })
+    }
+
     /// The server reached last, for `/ready`; `None` before any.
     pub fn report(&self) -> Option<PrimaryReport> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -228,9 +228,23 @@ function workerRow(worker) {
     element("td", "num", format.count(worker.in_hand)),
     element("td", "num", rate == null ? "unknown" : format.rate(rate)),
     element("td", "num", format.count(worker.batches)),
-    element("td", worker.postgres === "down" ? "down" : null, worker.postgres),
+    postgresCell(worker),
   );
   return row;
+}
+
+// PostgreSQL as the worker sees it, and the server it writes to (the primary, with a
+// multi-host URL) since when: after a failover every worker names the new one.
+function postgresCell(worker) {
+  const cell = element("td", worker.postgres === "down" ? "down" : null, worker.postgres);
+  if (worker.postgres_server) {
+    cell.append(" · ", element("span", "server", worker.postgres_server));
+    if (worker.postgres_server_since) {
+      cell.title = `${worker.postgres_server} since ${format.day(worker.postgres_server_since)} ${format.clock(worker.postgres_server_since)}`;
+      cell.append(element("span", "muted since", ` since ${format.clock(worker.postgres_server_since)}`));
+    }
+  }
+  return cell;
 }
 
 function goneRow(worker) {

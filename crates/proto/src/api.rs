@@ -238,6 +238,15 @@ pub struct WorkerInfo {
     pub late: bool,
     /// PostgreSQL as the worker last saw it: `up`, `down`, or `unknown`.
     pub postgres: String,
+    /// The PostgreSQL server it writes to, as its last insert or probe reached it: `host:port`
+    /// (the server's own address) or `a local socket`; with a multi-host `postgres.url`, the
+    /// primary. Absent before it reached one, and from a worker that does not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_server: Option<String>,
+    /// Since when it reaches that server (RFC 3339, UTC): after a failover, when it found the
+    /// new primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_server_since: Option<String>,
     /// Batches it recorded since it started; `None` from a worker that does not report it.
     #[serde(default)]
     pub batches: Option<u64>,

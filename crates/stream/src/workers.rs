@@ -40,7 +40,13 @@ fn describe(registry: Registry, dead_after_ms: u64) -> WorkerList {
             let state = WorkerState::of(age, late_after_ms, dead_after_ms);
             let output = WorkerOutput::from_field(&w.output);
             let up = state == WorkerState::Up;
+            let (since, server) = match w.postgres_server.split_once(' ') {
+                Some((since, server)) => (since.parse::<u64>().ok().map(rfc3339), Some(server)),
+                None => (None, None),
+            };
             WorkerInfo {
+                postgres_server: server.map(str::to_owned),
+                postgres_server_since: since,
                 last_heartbeat: rfc3339(w.seen_ms),
                 heartbeat_age_ms: age,
                 in_hand: w.in_hand,
@@ -110,15 +116,18 @@ mod tests {
             "up",
             "4 1200 40.5",
             "38.20",
+            "1700000002000 10.0.0.12:5432",
             "w3",
             "1700000007000",
             "0",
             "up",
             "1 10 0.0",
             "5.00",
+            "1700000002000 a local socket",
             "w2",
             "1700000000000",
             "3",
+            "",
             "",
             "",
             "",
@@ -126,6 +135,7 @@ mod tests {
             "1700000009900",
             "0",
             "up",
+            "",
             "",
             "",
             "w5",
@@ -164,7 +174,13 @@ mod tests {
         assert_eq!((w1.heartbeat_age_ms, w1.in_hand), (500, 12));
         assert_eq!(w1.last_heartbeat, "2023-11-14T22:13:29.500Z");
         assert!(w1.alive && !w1.late);
+        assert_eq!(w1.postgres_server.as_deref(), Some("10.0.0.12:5432"));
+        assert_eq!(
+            w1.postgres_server_since.as_deref(),
+            Some("2023-11-14T22:13:22.000Z")
+        );
         let late = &list.workers[1];
+        assert_eq!(late.postgres_server.as_deref(), Some("a local socket"));
         assert_eq!(
             late.persisted_per_second, None,
             "a late worker's rate is unknown"
@@ -174,6 +190,10 @@ mod tests {
         assert_eq!(dead.persisted_per_second, None);
         assert!(!dead.alive && !dead.late);
         assert_eq!(dead.postgres, "unknown");
+        assert_eq!(
+            (&dead.postgres_server, &dead.postgres_server_since),
+            (&None, &None)
+        );
         assert_eq!(dead.batches, None, "a worker that does not report it");
         assert_eq!(
             list.workers[3].persisted_per_second,

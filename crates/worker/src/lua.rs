@@ -75,6 +75,7 @@ mod tests {
             dead_after_ms: 1_000,
             postgres_up: true,
             output: "0 0 0",
+            postgres_server: "",
         };
         assert!(eval(&keys, &take, 0).is_ok());
         assert!(eval(&keys, &commit, 0).is_ok());

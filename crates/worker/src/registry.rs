@@ -178,6 +178,7 @@ pub async fn beat_periodically(
             dead_after_ms: dead_after.as_millis() as u64,
             postgres_up,
             output: &report,
+            postgres_server: &status.primary.registry_field(),
         };
         match beat(&mut redis, &keys, &said).await {
             Ok(reply) => {

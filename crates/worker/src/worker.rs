@@ -216,6 +216,7 @@ impl Worker {
             dead_after_ms: self.settings.dead_after_ms,
             postgres_up: !self.log.postgres_down.load(Ordering::Relaxed),
             output: &output,
+            postgres_server: &self.status.primary.registry_field(),
         };
         let reply = registry::beat(&mut conn, self.queue.keys(), &beat).await?;
         self.dead_peers_tx.send_replace(reply.dead_peers.clone());

@@ -44,6 +44,8 @@ pub struct Listed {
     pub output: String,
     /// Its rows per second over the window of `current_rps`, when it persisted any in it.
     pub rate: Option<f64>,
+    /// The PostgreSQL server it reaches, `workers_postgres_server`'s field, or empty.
+    pub postgres_server: String,
 }
 
 /// One departure as read.
@@ -82,10 +84,10 @@ impl FromRedisValue for Registry {
             return Err(bad());
         };
         let listed: usize = listed.parse().map_err(|_| bad())?;
-        let (registry, gone) = rest.split_at_checked(listed * 6).ok_or_else(bad)?;
+        let (registry, gone) = rest.split_at_checked(listed * 7).ok_or_else(bad)?;
         let ms = |s: &str| s.parse::<f64>().map_or(0, |ms| ms as u64);
         let workers = registry
-            .chunks_exact(6)
+            .chunks_exact(7)
             .map(|w| Listed {
                 id: w[0].clone(),
                 seen_ms: ms(&w[1]),
@@ -93,6 +95,7 @@ impl FromRedisValue for Registry {
                 postgres: w[3].clone(),
                 output: w[4].clone(),
                 rate: w[5].parse().ok(),
+                postgres_server: w[6].clone(),
             })
             .collect();
         let gone = gone

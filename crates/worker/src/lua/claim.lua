@@ -4,7 +4,7 @@
 -- in exactly one list, and only one claimer gets it.
 -- KEYS: workers, workers_heartbeat_ms, workers_postgres, workers_postgres_down, workers_output,
 --       dead_processing (the dead worker's list), processing (the claimer's), in_flight,
---       in_flight_by_worker, workers_gone, workers_gone_how
+--       in_flight_by_worker, workers_gone, workers_gone_how, workers_postgres_server
 -- ARGV: dead worker id, dead-after in milliseconds, claimer id, heartbeats missed before dead,
 --       ms a departure is remembered, most departures remembered
 -- Returns the number of messages moved, or -1 when the worker has come back.
@@ -15,7 +15,7 @@ if seen and not presumed_dead(KEYS[2], ARGV[1], tonumber(seen), now, tonumber(AR
     tonumber(ARGV[4])) then
   return -1
 end
-forget_worker({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]}, ARGV[1])
+forget_worker({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[12]}, ARGV[1])
 if seen then
   -- Presumed dead and taken out of the registry here: remembered as reclaimed, by this claimer.
   record_departure(KEYS[10], KEYS[11], ARGV[1], now, 'reclaimed ' .. ARGV[3], tonumber(ARGV[5]),

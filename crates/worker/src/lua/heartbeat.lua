@@ -1,14 +1,15 @@
--- Records a worker's heartbeat at the Redis clock, with its period and its view of PostgreSQL
--- (each written only when it changed) and its output; recounts its share of in_flight, takes
+-- Records a worker's heartbeat at the Redis clock, with its period, its view of PostgreSQL and
+-- the server it reaches (each written only when it changed) and its output; recounts its share of in_flight, takes
 -- the upkeep lease when nobody holds it, and lists the peers silent for too long. Everything
 -- here is O(1) but the list of the dead, so a worker's cost does not grow with the fleet.
 -- KEYS: workers, workers_postgres, workers_postgres_down, processing, in_flight,
 --       in_flight_by_worker, upkeep_lease, workers_output, workers_heartbeat_ms, workers_gone,
---       workers_gone_how
+--       workers_gone_how, workers_postgres_server
 -- ARGV: worker id, dead-after in milliseconds, 'up' or 'down' (PostgreSQL as this worker sees
 --       it), upkeep lease length in milliseconds, this worker's output
 --       ('<batches> <rows> <rows/s>'), its heartbeat period in milliseconds, heartbeats a peer
---       may miss before it is presumed dead
+--       may miss before it is presumed dead, the PostgreSQL server it reaches
+--       ('<since ms> <address>', or '' before it reached one)
 -- Returns {1 when this worker holds the upkeep lease, else 0; then the ids of the other workers
 -- presumed dead}.
 local t = redis.call('TIME')
@@ -27,6 +28,9 @@ if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then
   if ARGV[3] ~= 'down' then
     redis.call('ZREM', KEYS[3], ARGV[1])
   end
+end
+if ARGV[8] ~= '' and redis.call('HGET', KEYS[12], ARGV[1]) ~= ARGV[8] then
+  redis.call('HSET', KEYS[12], ARGV[1], ARGV[8])
 end
 if redis.call('HGET', KEYS[9], ARGV[1]) ~= ARGV[6] then
   redis.call('HSET', KEYS[9], ARGV[1], ARGV[6])

@@ -21,6 +21,8 @@ pub struct Beat<'a> {
     pub postgres_up: bool,
     /// Its output, `'<batches> <rows> <rows/s>'`.
     pub output: &'a str,
+    /// The PostgreSQL server it reaches, `'<since ms> <address>'`, or empty.
+    pub postgres_server: &'a str,
 }
 
 /// What one heartbeat found.
@@ -54,7 +56,8 @@ impl Script for Beat<'_> {
             .arg(LEASE.as_millis() as u64)
             .arg(self.output)
             .arg(limits::heartbeat_period_ms(self.dead_after_ms))
-            .arg(limits::HEARTBEATS_MISSED);
+            .arg(limits::HEARTBEATS_MISSED)
+            .arg(self.postgres_server);
     }
 }
 

@@ -166,13 +166,18 @@ async fn a_reclaimed_batch_committed_before_its_worker_died_is_counted_once() {
         .query_async(&mut t.redis)
         .await
         .expect("ZADD");
-    let _: () = redis::cmd("HSET")
-        .arg(&t.keys.workers_output)
-        .arg("ghost")
-        .arg("9 99 9.9")
-        .query_async(&mut t.redis)
-        .await
-        .expect("HSET");
+    for (key, value) in [
+        (&t.keys.workers_output, "9 99 9.9"),
+        (&t.keys.workers_postgres_server, "1 10.0.0.9:5432"),
+    ] {
+        let _: () = redis::cmd("HSET")
+            .arg(key)
+            .arg("ghost")
+            .arg(value)
+            .query_async(&mut t.redis)
+            .await
+            .expect("HSET");
+    }
     let client = t.db.client().await.expect("client");
     for e in &envelopes[..3] {
         client
@@ -217,6 +222,14 @@ async fn a_reclaimed_batch_committed_before_its_worker_died_is_counted_once() {
         .expect("HGETALL");
     let reports: Vec<&str> = output.values().map(String::as_str).collect();
     assert_eq!(reports.len(), 1, "the ghost's report is gone: {reports:?}");
+    // The ghost's server is forgotten; the live worker names the one its batch committed on.
+    let servers: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&t.keys.workers_postgres_server)
+        .query_async(&mut t.redis)
+        .await
+        .expect("HGETALL");
+    let servers: Vec<&String> = servers.keys().collect();
+    assert_eq!(servers, [t.worker.id()], "the ghost's server is gone");
     let report = reports[0]
         .strip_prefix("1 5 ")
         .expect("one batch of 5 rows");
@@ -818,6 +831,7 @@ async fn beat_judging(
         dead_after_ms,
         postgres_up,
         output: "3 120 12.5",
+        postgres_server: "",
     };
     beat(redis, keys, &said).await.expect("beat")
 }
