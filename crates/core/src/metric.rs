@@ -162,6 +162,10 @@ fn describe() {
     );
     describe_counter!(DEAD_LETTERS, "Entries moved to the dead_messages list.");
     describe_counter!(
+        ROWS_RESTORED,
+        "Rows inserted again on a new PostgreSQL server that lacked them."
+    );
+    describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests answered, by route, method and status."
     );
