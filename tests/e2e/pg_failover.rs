@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use sluice_core::connect;
 use sluice_core::settings::RedisSettings;
+use sluice_tests::process::Service;
 use sluice_tests::standby::PostgresPair;
 
 use crate::failover::{Load, Outcome, assert_waits_for_persistence, runs, settle};
@@ -168,4 +169,50 @@ async fn postgres_kills_with_a_synchronous_standby_lose_nothing() {
 #[tokio::test]
 async fn postgres_kills_with_an_asynchronous_standby_are_repaired() {
     kill_loop(false).await;
+}
+
+/// A worker told to expect a synchronous standby, against a server that has none (the shared
+/// one), says so at start; told nothing, it says nothing.
+#[tokio::test]
+async fn a_worker_warns_when_the_server_does_not_give_the_replication_wanted() {
+    let wanted = [("POSTGRES__REPLICATION", "synchronous")];
+    let options = Options {
+        extra: &wanted,
+        ..Options::default()
+    };
+    let stack = Stack::start_with("pg_replication_wanted", 1, options).await;
+    let says = "postgres.replication is synchronous, but";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !stack.workers[0].logs().contains(says) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no warning: {}",
+            stack.workers[0].logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stack.workers[0]
+            .logs()
+            .contains("synchronous_standby_names = ''")
+    );
+    let env: Vec<_> = stack
+        .env
+        .iter()
+        .filter(|(key, _)| key != "SLUICE__POSTGRES__REPLICATION")
+        .cloned()
+        .collect();
+    let unchecked = Service::start("sluice-worker", &env, &[]).expect("starts");
+    // Its first probe comes after the start-up check.
+    while !unchecked.logs().contains("PostgreSQL server reached") {
+        assert!(tokio::time::Instant::now() < deadline + Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !unchecked.logs().contains("postgres.replication"),
+        "{}",
+        unchecked.logs()
+    );
+    drop(unchecked);
+    stack.stop().await;
 }
