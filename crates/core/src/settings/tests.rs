@@ -591,3 +591,31 @@ fn a_redis_url_whose_path_is_not_a_database_number_names_its_setting() {
         assert!(load(&[("SLUICE__REDIS__URL", fine)]).is_ok(), "{fine}");
     }
 }
+
+#[test]
+fn a_primary_with_standbys_is_one_multi_host_url() {
+    let url = "postgres://sluice@db1:5432,db2:5433/sluice?target_session_attrs=read-write";
+    let s = load(&[
+        ("SLUICE__POSTGRES__URL", url),
+        (
+            "SLUICE__POSTGRES__READ_URL",
+            "postgres://r@db2:5433,db3/sluice?sslmode=disable",
+        ),
+        ("SLUICE__POSTGRES__REPLICATION", "synchronous"),
+    ])
+    .expect("valid");
+    assert_eq!(s.postgres.replication, Replication::Synchronous);
+    let target = crate::tls::postgres::target(s.postgres.url.expose()).expect("parsed");
+    assert_eq!(target.config.get_hosts().len(), 2);
+    assert_eq!(target.config.get_ports(), [5432, 5433]);
+    assert_eq!(
+        target.config.get_target_session_attrs(),
+        tokio_postgres::config::TargetSessionAttrs::ReadWrite
+    );
+    let reader = s.postgres.reader().expect("a read replica");
+    let target = crate::tls::postgres::target(reader.url.expose()).expect("parsed");
+    assert_eq!(target.config.get_hosts().len(), 2);
+    assert_eq!(Replication::default(), Replication::Unchecked);
+    let err = load(&[("SLUICE__POSTGRES__REPLICATION", "sometimes")]).expect_err("invalid");
+    assert!(err.to_string().contains("replication"), "{err}");
+}
