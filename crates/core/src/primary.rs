@@ -9,6 +9,7 @@
 //! server changes; `/ready` says which server answers and since when.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -153,6 +154,9 @@ pub struct PrimaryReport {
 #[derive(Debug, Default)]
 pub struct PrimaryWatch {
     state: Mutex<Option<Reached>>,
+    /// Servers reached so far: how a caller that looks at every step learns of a change
+    /// without taking the lock.
+    changes: AtomicU64,
 }
 
 /// The server reached last, since when, and the one before it.
@@ -186,7 +190,21 @@ impl PrimaryWatch {
             since: now,
             previous: previous.clone(),
         });
+        self.changes.fetch_add(1, Ordering::Release);
         previous
+    }
+
+    /// How many servers were reached so far (the first, and each change since).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// Whether `server` is the one reached last.
+    pub fn is_current(&self, server: &Server) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .as_ref()
+            .is_some_and(|reached| &reached.server == server)
     }
 
     /// The server reached last; `None` before any.
@@ -241,6 +259,8 @@ mod tests {
             watch.observe(&first, t0 + chrono::Duration::seconds(5)),
             None
         );
+        assert_eq!(watch.changes(), 1);
+        assert!(watch.is_current(&first));
         let report = watch.report().expect("reached");
         assert_eq!(report.address, "10.0.0.1:5432");
         assert_eq!(
@@ -253,6 +273,8 @@ mod tests {
         let promoted = server("10.0.0.2:5432", 3);
         let later = t0 + chrono::Duration::seconds(60);
         assert_eq!(watch.observe(&promoted, later), Some(restarted));
+        assert_eq!(watch.changes(), 3);
+        assert!(!watch.is_current(&first));
         let report = watch.report().expect("reached");
         assert_eq!(report.address, "10.0.0.2:5432");
         assert_eq!(report.previous.as_deref(), Some("10.0.0.1:5432"));

@@ -8,6 +8,7 @@
 //! has, and so restores what was lost. The restored rows were counted when first committed.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use sluice_core::primary::Server;
 use sluice_proto::message::Envelope;
@@ -72,21 +73,44 @@ impl Recent {
         });
     }
 
-    /// The index of the oldest batch another server than `server` committed.
-    pub fn first_elsewhere(&self, server: &Server) -> Option<usize> {
-        self.batches.iter().position(|b| &b.server != server)
+    /// Batches kept.
+    pub fn len(&self) -> usize {
+        self.batches.len()
     }
 
-    /// Batch `at`'s envelopes and its server.
-    pub fn batch(&self, at: usize) -> Option<(&Server, &[Envelope])> {
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// The batches from `at` on that another server than `server` committed, one after the
+    /// other, holding at most `max` messages together (one batch at least); empty when batch
+    /// `at` is on `server`.
+    pub fn run_elsewhere(&self, at: usize, server: &Server, max: usize) -> Range<usize> {
+        let mut end = at;
+        let mut messages = 0;
+        for batch in self.batches.range(at..) {
+            if &batch.server == server || (end > at && messages + batch.envelopes.len() > max) {
+                break;
+            }
+            messages += batch.envelopes.len();
+            end += 1;
+        }
+        at..end
+    }
+
+    /// The envelopes of the batches in `run`.
+    pub fn envelopes(&self, run: Range<usize>) -> Vec<&Envelope> {
         self.batches
-            .get(at)
-            .map(|b| (&b.server, b.envelopes.as_slice()))
+            .range(run)
+            .flat_map(|b| b.envelopes.iter())
+            .collect()
     }
 
-    /// Notes that batch `at` is on `server` now (checked, and restored where needed).
-    pub fn moved(&mut self, at: usize, server: &Server) {
-        if let Some(batch) = self.batches.get_mut(at) {
+    /// Notes that the batches in `run` are on `server` now (checked, and restored where
+    /// needed).
+    pub fn moved(&mut self, run: Range<usize>, server: &Server) {
+        for batch in self.batches.range_mut(run) {
             batch.server = server.clone();
         }
     }
@@ -129,12 +153,32 @@ mod tests {
         assert_eq!(recent.bytes(), 20 * per);
         recent.keep(b.clone(), batch(10, 40));
         assert_eq!(recent.bytes(), 20 * per, "the oldest batch made room");
-        assert_eq!(recent.first_elsewhere(&b), Some(0));
-        assert_eq!(recent.first_elsewhere(&a), Some(1));
-        recent.moved(0, &b);
-        assert_eq!(recent.first_elsewhere(&b), None);
-        let (on, envelopes) = recent.batch(1).expect("kept");
-        assert_eq!((on, envelopes.len()), (&b, 10));
+        assert_eq!(recent.len(), 2);
+        assert_eq!(recent.run_elsewhere(0, &b, 100), 0..1);
+        assert_eq!(recent.run_elsewhere(1, &b, 100), 1..1, "on b already");
+        assert_eq!(recent.run_elsewhere(0, &a, 100), 0..0);
+        assert_eq!(recent.run_elsewhere(1, &a, 100), 1..2);
+        recent.moved(0..1, &b);
+        assert_eq!(recent.run_elsewhere(0, &b, 100), 0..0);
+        assert_eq!(recent.envelopes(0..2).len(), 20);
+    }
+
+    #[test]
+    fn consecutive_batches_elsewhere_go_together_up_to_the_most_messages() {
+        let mut recent = Recent::new(1 << 20);
+        let (a, b) = (server("a:1"), server("b:1"));
+        for _ in 0..5 {
+            recent.keep(a.clone(), batch(3, 10));
+        }
+        recent.keep(b.clone(), batch(3, 10));
+        recent.keep(a.clone(), batch(3, 10));
+        assert_eq!(recent.run_elsewhere(0, &b, 7), 0..2, "6 of at most 7");
+        assert_eq!(
+            recent.run_elsewhere(2, &b, 100),
+            2..5,
+            "up to the batch on b"
+        );
+        assert_eq!(recent.run_elsewhere(6, &b, 1), 6..7, "one batch at least");
     }
 
     #[test]
@@ -144,16 +188,13 @@ mod tests {
         let whole = batch(64, 10);
         let newest = whole[whole.len() - 1].id;
         recent.keep(server("a:1"), whole);
-        let (_, kept) = recent.batch(0).expect("kept");
+        assert_eq!(recent.len(), 1);
+        let kept = recent.envelopes(0..1);
         assert!(kept.len() <= 10 && !kept.is_empty(), "{}", kept.len());
         assert_eq!(kept[kept.len() - 1].id, newest);
         assert!(recent.bytes() <= 10 * per);
         let mut off = Recent::new(0);
         off.keep(server("a:1"), batch(3, 10));
-        assert_eq!(
-            (off.bytes(), off.batch(0).is_none()),
-            (0, true),
-            "0 keeps nothing"
-        );
+        assert_eq!((off.bytes(), off.is_empty()), (0, true), "0 keeps nothing");
     }
 }

@@ -159,6 +159,9 @@ pub struct Worker {
     recent: Recent,
     /// `postgres.replication`, checked against each server reached.
     replication: Replication,
+    /// The count of servers reached ([`primary::PrimaryWatch::changes`]) when every batch of
+    /// `recent` was last known to be on the current one: until it moves, a step need not look.
+    recent_checked_at: u64,
 }
 
 impl Worker {
@@ -190,6 +193,7 @@ impl Worker {
             intake: Intake::default(),
             recent: Recent::new(settings.worker.recheck_max_bytes),
             replication: settings.postgres.replication,
+            recent_checked_at: 0,
         })
     }
 
@@ -366,6 +370,10 @@ impl Worker {
         if let Some(batch) = self.in_hand.take()
             && let Some(server) = batch.committed_on
         {
+            if !self.status.primary.is_current(&server) {
+                // Committed on a server the probe has already left: look at the next step.
+                self.recent_checked_at = u64::MAX;
+            }
             self.recent.keep(server, batch.envelopes);
         }
         Ok(Step::Committed { size, inserted })
@@ -456,43 +464,48 @@ impl Worker {
     }
 
     /// Once the worker reaches another server than the one that committed some of its last
-    /// batches, inserts each of them again there, skipping what it has (see [`Recent`]).
+    /// batches, inserts them again there, skipping what it has (see [`Recent`]): consecutive
+    /// batches together, up to `batch_max_size` messages a statement. Looks only when the
+    /// count of servers reached moved since it last found every batch on the current one.
     async fn restore_elsewhere(&mut self) -> Result<(), StepError> {
+        let changes = self.status.primary.changes();
+        if changes == self.recent_checked_at {
+            return Ok(());
+        }
         let Some(current) = self.status.primary.current() else {
             return Ok(());
         };
-        let (mut checked, mut restored) = (0, 0);
-        while let Some(at) = self.recent.first_elsewhere(&current) {
+        let (mut at, mut checked, mut restored) = (0, 0, 0);
+        while at < self.recent.len() {
+            let run = self
+                .recent
+                .run_elsewhere(at, &current, self.settings.batch_max_size);
+            if run.is_empty() {
+                at += 1;
+                continue;
+            }
             let lease = self.lease().await?;
-            let Some((was_on, envelopes)) = self.recent.batch(at) else {
-                break;
-            };
-            let was_on = was_on.clone();
-            let envelopes: Vec<&Envelope> = envelopes.iter().collect();
+            let envelopes = self.recent.envelopes(run.clone());
             let done = store::restore(&self.pool, &lease, &envelopes).await?;
             if !done.leased {
-                // Registered again at the next step, which restores then.
+                // Registered again at the next step, which looks again.
                 self.lease = None;
                 return Ok(());
             }
             if done.server.as_ref() != Some(&current) {
                 // Another change meanwhile: the next step looks again.
-                break;
+                return Ok(());
             }
             checked += envelopes.len();
             restored += done.inserted;
-            if done.inserted > 0 {
-                tracing::warn!(
-                    from = %was_on,
-                    to = %current,
-                    restored = done.inserted,
-                    "inserted again rows committed on the server before, which this one lacked"
-                );
-            }
-            self.recent.moved(at, &current);
+            self.recent.moved(run.clone(), &current);
+            at = run.end;
         }
-        if checked > 0 {
-            metrics::counter!(metric::ROWS_RESTORED).increment(restored);
+        self.recent_checked_at = changes;
+        metrics::counter!(metric::ROWS_RESTORED).increment(restored);
+        if restored > 0 {
+            tracing::warn!(server = %current, checked, restored, "checked the last batches on the new server: inserted again the rows it lacked");
+        } else if checked > 0 {
             tracing::info!(server = %current, checked, restored, "checked the last batches on the new server");
         }
         Ok(())
