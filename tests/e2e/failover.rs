@@ -30,7 +30,7 @@ use uuid::Uuid;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::stack::{Options, Posted, Stack, produce_posted};
+use crate::stack::{Options, Posted, Stack, get_json, produce_posted};
 
 /// How long clients post before each kill, and after the failover.
 const AROUND: Duration = Duration::from_millis(500);
@@ -413,13 +413,7 @@ pub(crate) async fn assert_waits_for_persistence(stack: &Stack) {
         .expect("sent");
     assert_eq!(waited.status().as_u16(), 201, "persisted, and told so");
     // The gateway reads the same counters through its own connection.
-    let stats: serde_json::Value =
-        reqwest::get(format!("http://127.0.0.1:{}/stats", stack.gateway_port))
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+    let stats = get_json(&format!("http://127.0.0.1:{}/stats", stack.gateway_port)).await;
     assert!(
         stats["total_messages"].as_i64().is_some_and(|n| n > 0),
         "{stats}"

@@ -666,12 +666,7 @@ async fn a_full_redis_refuses_with_503_and_keeps_everything_it_acknowledged() {
         }
     }
     assert_eq!(refused, Some((503, "redis_full".to_owned())));
-    let health: serde_json::Value = reqwest::get(format!("{}/health", stack.ingest_url))
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
+    let health = crate::stack::get_json(&format!("{}/health", stack.ingest_url)).await;
     assert_eq!(
         health["redis"], "up",
         "a full Redis is not a Redis that is down"

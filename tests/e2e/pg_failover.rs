@@ -20,7 +20,7 @@ use sluice_tests::process::Service;
 use sluice_tests::standby::PostgresPair;
 
 use crate::failover::{Load, Outcome, assert_waits_for_persistence, runs, settle};
-use crate::stack::{Options, Posted, Stack};
+use crate::stack::{Options, Posted, Stack, get_json};
 
 /// How long the standby is cut off before a kill.
 const CUT: Duration = Duration::from_millis(300);
@@ -131,12 +131,7 @@ async fn kill_loop(synchronous: bool) {
         );
     }
     // Every service says which server it reaches now.
-    let ready: serde_json::Value = reqwest::get(format!("{}/ready", stack.ingest_url))
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let ready = get_json(&format!("{}/ready", stack.ingest_url)).await;
     let address = format!("127.0.0.1:{}", pair.primary.port);
     assert_eq!(
         ready["postgres_primary"]["address"],
@@ -144,12 +139,7 @@ async fn kill_loop(synchronous: bool) {
         "{ready}"
     );
     // So does every worker, in the list the dashboard shows.
-    let workers: serde_json::Value = reqwest::get(format!("{}/workers", stack.gateway_url))
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let workers = get_json(&format!("{}/workers", stack.gateway_url)).await;
     let servers: Vec<&str> = workers["workers"]
         .as_array()
         .expect("workers")

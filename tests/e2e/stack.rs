@@ -307,6 +307,16 @@ pub struct Posted {
     pub retried: bool,
 }
 
+/// The JSON body `url` answers with, whatever its status.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url)
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// Like [`produce_while`], with each message's content and whether it was retried.
 pub async fn produce_posted(
     ingest_url: &str,

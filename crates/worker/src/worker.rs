@@ -444,11 +444,7 @@ impl Worker {
     /// Asks the server what it gives commits and warns when `postgres.replication` wants
     /// otherwise (or when it is a standby).
     async fn check_replication(&self) {
-        let found = async {
-            let client = self.pool.get().await.ok()?;
-            primary::who(&client).await.ok()
-        };
-        let Some(found) = found.await else {
+        let Some(found) = primary::probe(&self.pool).await else {
             return;
         };
         match primary::judge(self.replication, &found) {
